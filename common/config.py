@@ -1,0 +1,192 @@
+"""Node configuration: the ccoin seed's `ccoin.json` shape, extended.
+
+```
+{
+  "app": {"base_path": "~/.ccoin"},                  # the data dir
+  "client": {"account_address": "<40 hex>"},         # the node's own account
+  "discovery_service": {"host": "127.0.0.1", "port": 4444, "proto": "http"},
+  "genesis": "genesis.json",                          # relative to the config file
+  "api": {"host": "127.0.0.1", "port": 8000, "workers": 1, "admin_token": ""},
+  "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": []},
+  "keystore": {"password_file": "password.txt"},    # or $CCOIN_PASSWORD
+  "mining": {"autostart": true},
+  "endpoints": {"state": "...", "events": "...", "miner": "..."}   # default ipc:// in run/
+}
+```
+Unknown sections or fields are errors; everything but `app.base_path` has a default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.errors import Malformed
+
+
+class ConfigError(Malformed):
+    """node config is invalid"""
+
+
+_SECTIONS: dict[str, set[str]] = {
+    "app": {"base_path"},
+    "client": {"account_address"},
+    "discovery_service": {"host", "port", "proto"},
+    "genesis": set(),
+    "api": {"host", "port", "workers", "admin_token", "cors_origins"},
+    "p2p": {"host", "port", "bootnodes"},
+    "keystore": {"password_file"},
+    "mining": {"autostart"},
+    "endpoints": {"state", "events", "miner", "p2p"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    base_path: Path
+    account_address: bytes = b""
+    genesis_path: Path | None = None
+    discovery: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 1
+    admin_token: str = ""
+    cors_origins: tuple[str, ...] = ()
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = 30333
+    bootnodes: tuple[str, ...] = ()
+    password_file: Path | None = None
+    mining_autostart: bool = True
+    endpoint_overrides: dict[str, str] = field(default_factory=dict)
+    config_path: Path | None = None
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.base_path / "chain"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.base_path / "keystore"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.base_path / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.base_path / "logs"
+
+    def endpoint(self, name: str) -> str:
+        """Bus endpoint of a service (`state`, `events`, `miner`, `p2p`)."""
+        return self.endpoint_overrides.get(name) or f"ipc://{self.run_dir / name}.sock"
+
+    def genesis_file(self) -> Path:
+        return self.genesis_path or self.base_path / "genesis.json"
+
+    def password(self) -> str:
+        """The keystore password: $CCOIN_PASSWORD, else the configured password file."""
+        env = os.environ.get("CCOIN_PASSWORD")
+        if env is not None:
+            return env
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().rstrip("\n")
+            except OSError as exc:
+                raise ConfigError(f"cannot read password file {self.password_file}: "
+                                  f"{exc.strerror}") from None
+        raise ConfigError("no keystore password: set CCOIN_PASSWORD or keystore.password_file")
+
+
+def _hex_address(value: Any, where: str) -> bytes:
+    if value in ("", None):
+        return b""
+    try:
+        raw = bytes.fromhex(str(value).removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 20:
+        raise ConfigError(f"{where}: {value!r} is not a 40-hex-character address")
+    return raw
+
+
+def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
+    if not isinstance(doc, dict):
+        raise ConfigError("config must be a JSON object")
+    for key, value in doc.items():
+        if key not in _SECTIONS:
+            raise ConfigError(f"unknown config section {key!r}")
+        if key != "genesis":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {key!r} must be an object")
+            unknown = set(value) - _SECTIONS[key]
+            if unknown:
+                raise ConfigError(f"{key}: unknown field(s) {', '.join(sorted(unknown))}")
+    here = config_path.parent if config_path else Path.cwd()
+
+    def path(value: Any, where: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a path")
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else (here / p).resolve()
+
+    def integer(value: Any, where: str, lo: int, hi: int) -> int:
+        if type(value) is not int or not lo <= value <= hi:
+            raise ConfigError(f"{where} must be an integer in [{lo}, {hi}]")
+        return value
+
+    app = doc.get("app", {})
+    if "base_path" not in app:
+        raise ConfigError("app.base_path is required")
+    api, p2p = doc.get("api", {}), doc.get("p2p", {})
+    disc = doc.get("discovery_service", {})
+    ks, mining = doc.get("keystore", {}), doc.get("mining", {})
+    endpoints = doc.get("endpoints", {})
+    if not all(isinstance(v, str) for v in endpoints.values()):
+        raise ConfigError("endpoints must be strings")
+    bootnodes = p2p.get("bootnodes", [])
+    if not isinstance(bootnodes, list) or not all(isinstance(b, str) for b in bootnodes):
+        raise ConfigError("p2p.bootnodes must be a list of endpoints")
+    origins = api.get("cors_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError("api.cors_origins must be a list of origins")
+    discovery = ""
+    if disc:
+        discovery = (f"{disc.get('proto', 'http')}://{disc.get('host', '127.0.0.1')}:"
+                     f"{integer(disc.get('port', 4444), 'discovery_service.port', 1, 65535)}")
+    autostart = mining.get("autostart", True)
+    if type(autostart) is not bool:
+        raise ConfigError("mining.autostart must be true or false")
+    return NodeConfig(
+        base_path=path(app["base_path"], "app.base_path"),
+        account_address=_hex_address(doc.get("client", {}).get("account_address"),
+                                     "client.account_address"),
+        genesis_path=path(doc["genesis"], "genesis") if "genesis" in doc else None,
+        discovery=discovery,
+        api_host=str(api.get("host", "127.0.0.1")),
+        api_port=integer(api.get("port", 8000), "api.port", 0, 65535),
+        api_workers=integer(api.get("workers", 1), "api.workers", 1, 64),
+        admin_token=str(api.get("admin_token", "")),
+        cors_origins=tuple(origins),
+        p2p_host=str(p2p.get("host", "127.0.0.1")),
+        p2p_port=integer(p2p.get("port", 30333), "p2p.port", 0, 65535),
+        bootnodes=tuple(bootnodes),
+        password_file=path(ks["password_file"], "keystore.password_file")
+        if "password_file" in ks else None,
+        mining_autostart=autostart,
+        endpoint_overrides=dict(endpoints),
+        config_path=config_path,
+    )
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    p = Path(path).resolve()
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    return parse_config(doc, p)

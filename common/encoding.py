@@ -1,0 +1,47 @@
+"""Canonical msgpack: the one place bytes are produced from and parsed into values.
+
+Every value is encoded as msgpack with `use_bin_type=True` (bytes as bin, str as str) and
+domain objects as fixed-order arrays. msgpack accepts several byte forms of one value
+(non-minimal integer widths, float32 vs float64, ...), so decoding re-encodes and compares:
+only the canonical form is accepted, and a hash of the bytes is a hash of the value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from common.errors import Malformed, TooLarge
+
+MAX_FRAME = 16 * 1024 * 1024
+
+
+def pack(value: Any) -> bytes:
+    try:
+        return msgpack.packb(value, use_bin_type=True)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise Malformed(f"cannot encode: {exc}") from None
+
+
+def unpack(data: bytes, max_size: int = MAX_FRAME) -> Any:
+    """Decode untrusted bytes (tuples for arrays); any failure is `Malformed`/`TooLarge`."""
+    if len(data) > max_size:
+        raise TooLarge(f"{len(data)} bytes exceeds {max_size}")
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=False,
+            strict_map_key=True,
+        )
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError, UnicodeDecodeError) as exc:
+        raise Malformed(f"undecodable msgpack: {exc.__class__.__name__}") from None
+
+
+def unpack_canonical(data: bytes, max_size: int = MAX_FRAME) -> Any:
+    value = unpack(data, max_size)
+    if pack(value) != data:
+        raise Malformed("non-canonical encoding")
+    return value

@@ -1,0 +1,343 @@
+"""The bus message catalogue: every request, reply and event that crosses ZeroMQ.
+
+Each message is a frozen, slotted dataclass registered under a short type name; on the wire
+it is the canonical msgpack array `[type, [field, ...]]` in declaration order. Decoding
+checks every field against its annotation (int is never bool, bytes is never str, tuples
+have the declared element type), so a handler only ever sees a well-typed message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, ClassVar, TypeVar
+
+from common.encoding import pack, unpack
+from common.errors import CcoinError, Malformed, error_from_code
+
+CATALOGUE: dict[str, type[Message]] = {}
+_CHECKERS: dict[type, list[tuple[str, Any]]] = {}
+M = TypeVar("M", bound="Message")
+
+
+class Message:
+    """Base of all bus messages."""
+
+    TYPE: ClassVar[str]
+    __slots__ = ()
+
+
+@typing.dataclass_transform(frozen_default=True)
+def message(type_name: str) -> typing.Callable[[type[M]], type[M]]:
+    """Class decorator: make a frozen slotted dataclass and register it under `type_name`."""
+
+    def wrap(cls: type[M]) -> type[M]:
+        if type_name in CATALOGUE:
+            raise ValueError(f"message type {type_name} registered twice")
+        dc = dataclasses.dataclass(frozen=True, slots=True)(cls)
+        dc.TYPE = type_name
+        CATALOGUE[type_name] = dc
+        return dc
+
+    return wrap
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, Message):
+        names = [f.name for f in dataclasses.fields(value)]  # type: ignore[arg-type]
+        return [_to_wire(getattr(value, n)) for n in names]
+    if isinstance(value, tuple):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def encode(msg: Message) -> bytes:
+    return pack([msg.TYPE, _to_wire(msg)])
+
+
+def _check(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is int:
+        if type(value) is not int:
+            raise Malformed(f"{where}: expected int")
+        return value
+    if tp in (bool, bytes, str):
+        if type(value) is not tp:
+            raise Malformed(f"{where}: expected {tp.__name__}")
+        return value
+    if tp is type(None):
+        if value is not None:
+            raise Malformed(f"{where}: expected nil")
+        return None
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _check(value, option, where)
+            except Malformed:
+                continue
+        raise Malformed(f"{where}: no alternative of {tp} matches")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if type(value) is not tuple:
+            raise Malformed(f"{where}: expected array")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check(v, args[0], f"{where}[]") for v in value)
+        if len(args) != len(value):
+            raise Malformed(f"{where}: expected {len(args)} items")
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_check(v, a, f"{where}[{i}]") for i, (a, v) in pairs)
+    if isinstance(tp, type) and issubclass(tp, Message):
+        return _from_wire(tp, value, where)
+    raise TypeError(f"unsupported field type {tp!r}")  # a bug in the catalogue, not input
+
+
+def _from_wire(cls: type[M], value: Any, where: str) -> M:
+    checkers = _CHECKERS.get(cls)
+    if checkers is None:
+        hints = typing.get_type_hints(cls)
+        checkers = [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        _CHECKERS[cls] = checkers
+    if type(value) is not tuple or len(value) != len(checkers):
+        raise Malformed(f"{where}: expected {len(checkers)} fields")
+    args = [_check(v, tp, f"{where}.{name}") for (name, tp), v in zip(checkers, value, strict=True)]
+    return cls(*args)
+
+
+def decode(data: bytes, max_size: int = 64 * 1024 * 1024) -> Message:
+    value = unpack(data, max_size)
+    if type(value) is not tuple or len(value) != 2 or type(value[0]) is not str:
+        raise Malformed("message must be [type, fields]")
+    cls = CATALOGUE.get(value[0])
+    if cls is None:
+        raise Malformed(f"unknown message type {value[0]!r}")
+    return _from_wire(cls, value[1], value[0])
+
+
+# --- generic replies -------------------------------------------------------------------------
+
+
+@message("err")
+class ErrorReply(Message):
+    """A typed failure: `code` is one of DESIGN §6's error codes."""
+
+    code: str
+    message: str
+
+    def to_exception(self) -> CcoinError:
+        return error_from_code(self.code, self.message)
+
+    @staticmethod
+    def of(exc: CcoinError) -> ErrorReply:
+        return ErrorReply(exc.code, exc.message)
+
+
+@message("ok")
+class Ok(Message):
+    pass
+
+
+@message("ping")
+class Ping(Message):
+    pass
+
+
+@message("pong")
+class Pong(Message):
+    service: str
+    version: str
+
+
+# --- state service ---------------------------------------------------------------------------
+
+
+@message("get_status")
+class GetStatus(Message):
+    pass
+
+
+@message("status")
+class Status(Message):
+    network_id: int
+    genesis: bytes
+    height: int
+    head: bytes
+    head_timestamp: int
+    total_weight: int
+    state_root: bytes
+    mempool_count: int
+    mempool_bytes: int
+    ready_count: int
+    poa: bool
+    miners: tuple[bytes, ...]
+    recent_signers: tuple[bytes, ...]
+    difficulty: int
+
+
+@message("get_block")
+class GetBlock(Message):
+    """By height (`hash` empty) or by hash."""
+
+    height: int
+    hash: bytes
+
+
+@message("block")
+class BlockReply(Message):
+    block: bytes
+    total_weight: int
+    confirmations: int
+    on_main_chain: bool
+
+
+@message("get_blocks")
+class GetBlocks(Message):
+    """Main-chain blocks: `start` (-1 = head) downwards when `newest_first`, else upwards."""
+
+    start: int
+    limit: int
+    newest_first: bool
+
+
+@message("blocks")
+class BlocksReply(Message):
+    blocks: tuple[bytes, ...]
+    height: int
+
+
+@message("get_tx")
+class GetTx(Message):
+    id: bytes
+
+
+@message("tx")
+class TxReply(Message):
+    """`status`: pending | queued | confirmed."""
+
+    tx: bytes
+    status: str
+    block_hash: bytes
+    height: int
+    index: int
+    confirmations: int
+
+
+@message("get_account")
+class GetAccount(Message):
+    address: bytes
+
+
+@message("account")
+class AccountReply(Message):
+    address: bytes
+    balance: int
+    nonce: int
+    pending_nonce: int
+
+
+@message("submit_txs")
+class SubmitTxs(Message):
+    """Signature-checked transactions (api and p2p verify before sending)."""
+
+    txs: tuple[bytes, ...]
+
+
+@message("tx_result")
+class TxResult(Message):
+    """`code` empty when accepted (or already known), else the error code."""
+
+    id: bytes
+    code: str
+    message: str
+
+
+@message("submit_result")
+class SubmitResult(Message):
+    results: tuple[TxResult, ...]
+
+
+@message("get_mempool")
+class GetMempool(Message):
+    offset: int
+    limit: int
+
+
+@message("mempool")
+class MempoolReply(Message):
+    count: int
+    size: int
+    txs: tuple[bytes, ...]
+
+
+@message("get_template")
+class GetTemplate(Message):
+    coinbase: bytes
+    timestamp: int
+    extra: bytes
+
+
+@message("template")
+class Template(Message):
+    """An unsealed header (state root computed) and its transactions."""
+
+    header: bytes
+    txs: tuple[bytes, ...]
+
+
+@message("submit_block")
+class SubmitBlock(Message):
+    block: bytes
+
+
+@message("block_result")
+class BlockResult(Message):
+    """`status`: head | side | known."""
+
+    status: str
+    hash: bytes
+    height: int
+
+
+# --- miner control ---------------------------------------------------------------------------
+
+
+@message("get_mining")
+class GetMining(Message):
+    pass
+
+
+@message("set_mining")
+class SetMining(Message):
+    enabled: bool
+
+
+@message("mining")
+class MiningStatus(Message):
+    enabled: bool
+    address: bytes
+    blocks_sealed: int
+    last_block: bytes
+    last_sealed_ms: int
+
+
+# --- events (PUB) ----------------------------------------------------------------------------
+
+
+@message("ev_head")
+class HeadEvent(Message):
+    height: int
+    hash: bytes
+    total_weight: int
+    tx_count: int
+    timestamp: int
+
+
+@message("ev_txs")
+class TxsEvent(Message):
+    ids: tuple[bytes, ...]
+
+
+@message("ev_reorg")
+class ReorgEvent(Message):
+    disconnected: tuple[bytes, ...]
+    connected: tuple[bytes, ...]
