@@ -1,0 +1,4 @@
+from common.service import run_service
+from services.state.service import main
+
+run_service("state", main)

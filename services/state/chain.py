@@ -1,0 +1,391 @@
+"""The chain: block import, fork choice and reorgs, block templates, and queries.
+
+`Chain` owns the store and the mempool and is driven by the state service; it does I/O
+only through the store, and every consensus decision is a call into `common`. One block
+import (or one whole reorg) is one WriteBatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from common import consensus, errors
+from common.encoding import pack
+from common.genesis import Genesis, genesis_block
+from common.ledger import (
+    Overlay,
+    StateChanges,
+    apply_block,
+    apply_transaction,
+    credit_coinbase,
+    finish,
+)
+from common.merkle import merkle_root
+from common.types import Account, Block, BlockHeader, Transaction
+from services.state import schema
+from services.state.mempool import Mempool, Removed
+from services.state.store import Batch, BlockMeta, Store, StoreError, initial_genesis_commit
+
+log = logging.getLogger("ccoin.state.chain")
+
+HEADER_CACHE = 4096
+TEMPLATE_CACHE = 8
+DEFAULT_MAX_REORG = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    status: str  # head | side | known
+    block: Block
+    connected: tuple[Block, ...] = ()
+    disconnected: tuple[Block, ...] = ()
+    removed: tuple[Removed, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    header: BlockHeader
+    meta: BlockMeta
+
+
+class Chain:
+    def __init__(self, store: Store, genesis: Genesis, max_reorg: int = DEFAULT_MAX_REORG,
+                 mempool: Mempool | None = None) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.max_reorg = max_reorg
+        self.mempool = mempool or Mempool(genesis.network_id)
+        gblock = genesis_block(genesis)
+        existing = store.metadata("genesis")
+        if existing is None:
+            initial_genesis_commit(store, genesis, gblock)
+        elif existing != gblock.hash:
+            raise StoreError("the chain database holds another chain than this genesis file")
+        self.genesis_hash = gblock.hash
+        self._headers: dict[bytes, BlockHeader] = {}
+        self._templates: dict[tuple[bytes, bytes, bytes], tuple[tuple[Transaction, ...],
+                                                                StateChanges]] = {}
+        self.head = self._load_head()
+        self._restore_journal()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _load_head(self) -> Head:
+        head_hash = self.store.metadata("head")
+        assert head_hash is not None
+        header, meta = self.header(head_hash), self.store.meta(head_hash)
+        if header is None or meta is None:
+            raise StoreError("head block missing from the database")
+        return Head(header, meta)
+
+    def header(self, block_hash: bytes) -> BlockHeader | None:
+        header = self._headers.get(block_hash)
+        if header is None:
+            header = self.store.header(block_hash)
+            if header is not None:
+                if len(self._headers) >= HEADER_CACHE:
+                    self._headers.clear()
+                self._headers[block_hash] = header
+        return header
+
+    def account(self, address: bytes) -> Account:
+        return self.store.account(address)
+
+    def is_main(self, header: BlockHeader) -> bool:
+        return self.store.hash_at(header.height) == header.hash
+
+    def ancestors(self, header: BlockHeader, count: int) -> list[BlockHeader]:
+        """Up to `count` headers before `header`, nearest last."""
+        out: list[BlockHeader] = []
+        cur = header
+        while len(out) < count and cur.height > 0:
+            parent = self.header(cur.parent)
+            if parent is None:
+                break
+            out.append(parent)
+            cur = parent
+        out.reverse()
+        return out
+
+    def recent_signers(self, parent: BlockHeader) -> list[bytes]:
+        """Coinbases of the recency window ending at `parent` (for the child's check)."""
+        window = consensus.recency_window(self.genesis)
+        if not self.genesis.is_poa or window == 0:
+            return []
+        chain = [*self.ancestors(parent, window - 1), parent]
+        return [h.coinbase for h in chain if h.height > 0][-window:]
+
+    def anchor_timestamp(self, parent: BlockHeader) -> int | None:
+        height = consensus.retarget_anchor_height(self.genesis, parent.height + 1)
+        if height is None:
+            return None
+        cur: BlockHeader | None = parent
+        while cur is not None and cur.height > height:
+            cur = self.header(cur.parent)
+        return cur.timestamp if cur is not None else None
+
+    def next_difficulty(self, parent: BlockHeader) -> int:
+        return consensus.next_difficulty(self.genesis, parent, self.anchor_timestamp(parent))
+
+    # --- importing ----------------------------------------------------------------------
+
+    def validate_header(self, header: BlockHeader, now_ms: int) -> BlockHeader:
+        parent = self.header(header.parent)
+        if parent is None:
+            raise errors.UnknownParent(f"unknown parent {header.parent.hex()}")
+        consensus.validate_header(
+            self.genesis, parent, header, now_ms=now_ms,
+            recent_signers=self.recent_signers(parent),
+            anchor_timestamp=self.anchor_timestamp(parent))
+        return parent
+
+    def import_block(self, block: Block, now_ms: int) -> ImportResult:
+        """Validate and store `block`; make it head (possibly through a reorg) when its
+        branch is strictly heavier. Transaction signatures are not checked here: api and
+        p2p verify them before anything reaches state."""
+        h = block.hash
+        if self.store.get(schema.meta_key(h)) is not None:
+            return ImportResult("known", block)
+        reason = self.store.invalid(h)
+        if reason is not None:
+            raise errors.InvalidBlock(f"block {h.hex()[:16]} is known to be invalid: {reason}")
+        parent = self.validate_header(block.header, now_ms)
+        # A body that does not match its header's tx_root may be a mutated copy of a valid
+        # block (CVE-2012-2459): reject this copy without condemning the header's hash.
+        consensus.validate_body(self.genesis, block, verify_signatures=False)
+        parent_meta = self.store.meta(parent.hash)
+        assert parent_meta is not None
+        weight = parent_meta.total_weight + consensus.block_weight(self.genesis, block.header)
+        if parent.hash == self.head.header.hash:
+            try:
+                changes = self._changes_for(block, parent_meta)
+            except errors.InvalidBlock as exc:
+                self._mark_invalid(h, exc)
+                raise
+            meta = BlockMeta(weight, changes.state_value)
+            batch = Batch()
+            self.store.write_block(batch, block, meta)
+            self._connect(batch, block, changes)
+            removed = self._commit_head(batch, block.header, meta, [block], [], changes.after)
+            return ImportResult("head", block, (block,), (), tuple(removed))
+        if not consensus.is_heavier(weight, self.head.meta.total_weight):
+            batch = Batch()
+            # side branch: state is computed only if it ever becomes the main chain
+            self.store.write_block(batch, block, BlockMeta(weight, 0))
+            self.store.commit(batch)
+            return ImportResult("side", block)
+        return self._reorg(block, weight)
+
+    def _changes_for(self, block: Block, parent_meta: BlockMeta) -> StateChanges:
+        key = (block.header.parent, block.header.coinbase, block.header.tx_root)
+        cached = self._templates.pop(key, None)
+        if cached is not None and cached[1].state_root == block.header.state_root:
+            return cached[1]  # our own template: already applied once
+        return apply_block(self.account, parent_meta.state_value, block,
+                           self.genesis.network_id, self.genesis.reward)
+
+    def _mark_invalid(self, block_hash: bytes, exc: errors.CcoinError) -> None:
+        batch = Batch()
+        batch.put(schema.invalid_key(block_hash), exc.code.encode())
+        self.store.commit(batch, sync=False)
+
+    def _connect(self, batch: Batch, block: Block, changes: StateChanges) -> None:
+        h = block.hash
+        batch.put(schema.height_key(block.height), h)
+        for index, tx in enumerate(block.txs):
+            batch.put(schema.tx_key(tx.id), pack([h, index]))
+            batch.delete(schema.journal_key(tx.id))
+        batch.put(schema.undo_key(h), pack([[a, acc.balance, acc.nonce]
+                                            for a, acc in changes.before.items()]))
+        for address, account in changes.after.items():
+            batch.put_account(address, account)
+
+    def _commit_head(self, batch: Batch, header: BlockHeader, meta: BlockMeta,
+                     connected: list[Block], disconnected: list[Block],
+                     accounts: dict[bytes, Account]) -> list[Removed]:
+        batch.put(schema.metadata_key("head"), header.hash)
+        included = {tx.id for b in connected for tx in b.txs}
+        removed = self.mempool.on_accounts_changed(accounts, included)
+        for r in removed:
+            batch.delete(schema.journal_key(r.tx.id))
+        returned = [tx for b in disconnected for tx in b.txs if tx.id not in included]
+        self.store.commit(batch)
+        self.head = Head(header, meta)
+        self._templates.clear()
+        if returned:
+            failed = self.mempool.restore(returned, self.account)
+            keep = Batch()
+            failed_ids = {tx.id for tx, _ in failed}
+            for tx in returned:
+                if tx.id not in failed_ids:
+                    keep.put(schema.journal_key(tx.id), tx.raw)
+            self.store.commit(keep)
+        return removed
+
+    def _reorg(self, tip: Block, weight: int) -> ImportResult:
+        """Switch to the heavier branch ending at `tip`, atomically."""
+        branch = [tip]
+        cur = tip.header
+        while True:
+            parent = self.header(cur.parent)
+            if parent is None:
+                raise errors.UnknownParent("branch does not reach the main chain")
+            if self.is_main(parent):
+                fork = parent
+                break
+            blk = self.store.block(parent.hash)
+            if blk is None:
+                raise errors.UnknownParent("branch block body missing")
+            branch.append(blk)
+            cur = parent
+        branch.reverse()
+        depth = self.head.header.height - fork.height
+        if depth > self.max_reorg:
+            raise errors.InvalidBlock(f"reorg of depth {depth} exceeds the limit "
+                                      f"{self.max_reorg}")
+        working: dict[bytes, Account] = {}
+
+        def view(address: bytes) -> Account:
+            acc = working.get(address)
+            return acc if acc is not None else self.store.account(address)
+
+        batch = Batch()
+        disconnected: list[Block] = []
+        for height in range(self.head.header.height, fork.height, -1):
+            bhash = self.store.hash_at(height)
+            assert bhash is not None
+            blk = self.store.block(bhash)
+            assert blk is not None
+            working.update(self.store.undo(bhash))
+            for tx in blk.txs:
+                batch.delete(schema.tx_key(tx.id))
+            batch.delete(schema.height_key(height))
+            disconnected.append(blk)
+        fork_meta = self.store.meta(fork.hash)
+        assert fork_meta is not None
+        state_value = fork_meta.state_value
+        total = fork_meta.total_weight
+        meta = fork_meta
+        for blk in branch:
+            try:
+                changes = apply_block(view, state_value, blk, self.genesis.network_id,
+                                      self.genesis.reward)
+            except errors.InvalidBlock as exc:
+                self._mark_invalid(blk.hash, exc)
+                log.warning("reorg aborted: block %s invalid: %s", blk.hash.hex()[:16], exc)
+                raise
+            working.update(changes.after)
+            state_value = changes.state_value
+            total += consensus.block_weight(self.genesis, blk.header)
+            meta = BlockMeta(total, state_value)
+            self.store.write_block(batch, blk, meta)
+            self._connect(batch, blk, changes)
+        for address, account in working.items():
+            batch.put_account(address, account)
+        assert total == weight
+        removed = self._commit_head(batch, tip.header, meta, branch, disconnected, working)
+        log.info("reorg: %d block(s) out, %d in, new head %d", len(disconnected), len(branch),
+                 tip.height)
+        return ImportResult("head", tip, tuple(branch), tuple(disconnected), tuple(removed))
+
+    # --- mempool ------------------------------------------------------------------------
+
+    def add_transactions(self, txs: list[Transaction]) -> tuple[list[errors.CcoinError | None],
+                                                               list[Transaction]]:
+        """Admit verified transactions; journal the accepted ones in one synced batch
+        before anyone is told they were accepted. Already-known ones count as accepted."""
+        results: list[errors.CcoinError | None] = []
+        accepted: list[Transaction] = []
+        batch = Batch()
+        for tx in txs:
+            if tx.id in self.mempool or self.store.tx_location(tx.id) is not None:
+                results.append(None)  # idempotent: a resent transaction is recognised
+                continue
+            try:
+                for r in self.mempool.add(tx, self.account(tx.sender)):
+                    batch.delete(schema.journal_key(r.tx.id))
+            except errors.CcoinError as exc:
+                results.append(exc)
+                continue
+            batch.put(schema.journal_key(tx.id), tx.raw)
+            accepted.append(tx)
+            results.append(None)
+        if accepted or batch.deletes:
+            self.store.commit(batch)
+        return results, accepted
+
+    def _restore_journal(self) -> None:
+        txs = []
+        for raw in self.store.journal():
+            try:
+                txs.append(Transaction.decode(raw))
+            except errors.CcoinError:
+                continue
+        failed = self.mempool.restore(txs, self.account)
+        if failed:
+            batch = Batch()
+            for tx, _ in failed:
+                batch.delete(schema.journal_key(tx.id))
+            self.store.commit(batch)
+        if txs:
+            log.info("mempool journal: %d restored, %d dropped", len(txs) - len(failed),
+                     len(failed))
+
+    # --- templates ----------------------------------------------------------------------
+
+    def template(self, coinbase: bytes, timestamp: int, extra: bytes) -> Block:
+        """An unsealed block on the head: the best ready transactions that apply, the state
+        root after them. Transactions that no longer apply are dropped from the pool."""
+        parent = self.head.header
+        state = Overlay(self.account)
+        chosen: list[Transaction] = []
+        stale: list[Transaction] = []
+        fees = 0
+        gen = self.mempool.select(self.genesis.max_bound)
+        ok: bool | None = None
+        while True:
+            try:
+                tx = gen.send(ok) if ok is not None else next(gen)
+            except StopIteration:
+                break
+            try:
+                apply_transaction(state, tx, self.genesis.network_id)
+            except errors.InvalidTransaction:
+                stale.append(tx)
+                ok = False
+                continue
+            chosen.append(tx)
+            fees += tx.fee
+            ok = True
+        for tx in stale:
+            self.mempool.remove(tx)
+        if stale:
+            batch = Batch()
+            for tx in stale:
+                batch.delete(schema.journal_key(tx.id))
+            self.store.commit(batch, sync=False)
+        credit_coinbase(state, coinbase, self.genesis.reward + fees)
+        changes = finish(state, fees, self.head.meta.state_value)
+        tx_root = merkle_root([tx.id for tx in chosen])
+        header = BlockHeader(
+            height=parent.height + 1, parent=parent.hash,
+            timestamp=max(timestamp, parent.timestamp + 1), coinbase=coinbase,
+            tx_root=tx_root, state_root=changes.state_root,
+            difficulty=self.next_difficulty(parent), nonce=0, extra=extra)
+        if len(self._templates) >= TEMPLATE_CACHE:
+            self._templates.clear()
+        self._templates[(parent.hash, coinbase, tx_root)] = (tuple(chosen), changes)
+        return Block(header, tuple(chosen))
+
+    # --- queries ------------------------------------------------------------------------
+
+    def block_at(self, height: int) -> bytes | None:
+        h = self.store.hash_at(height)
+        return self.store.block_raw(h) if h is not None else None
+
+    def state_value_from_scratch(self) -> int:
+        from common.statehash import from_scratch
+
+        return from_scratch(self.store.all_accounts())
+

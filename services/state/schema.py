@@ -1,0 +1,74 @@
+"""Every LevelDB key the state service writes, built in one place (py-evm's schema.py).
+
+| prefix | key                         | value                                           |
+|--------|-----------------------------|-------------------------------------------------|
+| `H`    | block hash                  | header raw                                      |
+| `b`    | block hash                  | block raw (header + transactions)               |
+| `m`    | block hash                  | BlockMeta: [total_weight, state_value(384 B)]   |
+| `n`    | height (8 B big-endian)     | main-chain block hash at that height            |
+| `t`    | txid                        | [block hash, index] of a main-chain transaction |
+| `a`    | address                     | [balance, nonce] at the head                    |
+| `u`    | block hash                  | undo: [[address, balance, nonce], ...] before    |
+| `p`    | txid                        | mempool journal: raw transaction                |
+| `i`    | block hash                  | known-invalid block: error code                 |
+| `M`    | name                        | metadata (`head`, `genesis`, `version`)          |
+"""
+
+from __future__ import annotations
+
+import struct
+
+_U64 = struct.Struct(">Q")
+
+HEADER = b"H"
+BLOCK = b"b"
+META = b"m"
+HEIGHT = b"n"
+TX_INDEX = b"t"
+ACCOUNT = b"a"
+UNDO = b"u"
+JOURNAL = b"p"
+INVALID = b"i"
+METADATA = b"M"
+
+SCHEMA_VERSION = b"1"
+
+
+def header_key(block_hash: bytes) -> bytes:
+    return HEADER + block_hash
+
+
+def block_key(block_hash: bytes) -> bytes:
+    return BLOCK + block_hash
+
+
+def meta_key(block_hash: bytes) -> bytes:
+    return META + block_hash
+
+
+def height_key(height: int) -> bytes:
+    return HEIGHT + _U64.pack(height)
+
+
+def tx_key(txid: bytes) -> bytes:
+    return TX_INDEX + txid
+
+
+def account_key(address: bytes) -> bytes:
+    return ACCOUNT + address
+
+
+def undo_key(block_hash: bytes) -> bytes:
+    return UNDO + block_hash
+
+
+def journal_key(txid: bytes) -> bytes:
+    return JOURNAL + txid
+
+
+def invalid_key(block_hash: bytes) -> bytes:
+    return INVALID + block_hash
+
+
+def metadata_key(name: str) -> bytes:
+    return METADATA + name.encode()

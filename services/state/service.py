@@ -1,0 +1,189 @@
+"""The state service: serves the chain over the bus and publishes what it commits.
+
+A thin shell around `Chain`: a dispatch table from request type to handler, each handler
+converting between wire messages and chain calls. Events go out only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq.asyncio
+
+from common import messages as m
+from common.bus import Publisher, Server
+from common.config import NodeConfig
+from common.errors import CcoinError, Malformed, NotFound
+from common.genesis import Genesis, load_genesis
+from common.service import now_ms
+from common.types import Block, Transaction
+from services.state.chain import Chain, ImportResult
+from services.state.store import Store
+
+log = logging.getLogger("ccoin.state")
+
+MAX_PAGE = 1000
+
+
+class StateService:
+    def __init__(self, chain: Chain, publisher: Publisher | None = None) -> None:
+        self.chain = chain
+        self.pub = publisher
+
+    def handlers(self) -> dict[type[m.Message], object]:
+        return {
+            m.GetStatus: self.status,
+            m.GetBlock: self.get_block,
+            m.GetBlocks: self.get_blocks,
+            m.GetTx: self.get_tx,
+            m.GetAccount: self.get_account,
+            m.SubmitTxs: self.submit_txs,
+            m.GetMempool: self.get_mempool,
+            m.GetTemplate: self.get_template,
+            m.SubmitBlock: self.submit_block,
+        }
+
+    # --- reads --------------------------------------------------------------------------
+
+    def status(self, _: m.GetStatus) -> m.Status:
+        c = self.chain
+        head = c.head.header
+        return m.Status(
+            network_id=c.genesis.network_id, genesis=c.genesis_hash, height=head.height,
+            head=head.hash, head_timestamp=head.timestamp,
+            total_weight=c.head.meta.total_weight, state_root=head.state_root,
+            mempool_count=len(c.mempool), mempool_bytes=c.mempool.size,
+            ready_count=c.mempool.ready_count(), poa=c.genesis.is_poa,
+            miners=c.genesis.miners, recent_signers=tuple(c.recent_signers(head)),
+            difficulty=c.next_difficulty(head))
+
+    def get_block(self, req: m.GetBlock) -> m.BlockReply:
+        c = self.chain
+        if req.hash:
+            raw = c.store.block_raw(req.hash)
+        else:
+            raw = c.block_at(req.height) if req.height >= 0 else None
+        if raw is None:
+            raise NotFound("no such block")
+        block = Block.decode(raw)
+        meta = c.store.meta(block.hash)
+        main = c.is_main(block.header)
+        conf = c.head.header.height - block.height + 1 if main else 0
+        return m.BlockReply(raw, meta.total_weight if meta else 0, conf, main)
+
+    def get_blocks(self, req: m.GetBlocks) -> m.BlocksReply:
+        c = self.chain
+        if req.limit < 0:
+            raise Malformed("limit must not be negative")
+        limit = min(req.limit, MAX_PAGE)
+        top = c.head.header.height
+        start = top if req.start < 0 else min(req.start, top)
+        if req.newest_first:
+            heights = range(start, max(start - limit, -1), -1)
+        else:
+            heights = range(max(req.start, 0), min(max(req.start, 0) + limit, top + 1))
+        blocks = tuple(raw for h in heights if (raw := c.block_at(h)) is not None)
+        return m.BlocksReply(blocks, top)
+
+    def get_tx(self, req: m.GetTx) -> m.TxReply:
+        c = self.chain
+        tx = c.mempool.get(req.id)
+        if tx is not None:
+            status = "pending" if c.mempool.is_ready(tx) else "queued"
+            return m.TxReply(tx.raw, status, b"", -1, -1, 0)
+        loc = c.store.tx_location(req.id)
+        if loc is None:
+            raise NotFound("no such transaction")
+        block_hash, index = loc
+        block = c.store.block(block_hash)
+        assert block is not None
+        return m.TxReply(block.txs[index].raw, "confirmed", block_hash, block.height, index,
+                         c.head.header.height - block.height + 1)
+
+    def get_account(self, req: m.GetAccount) -> m.AccountReply:
+        if len(req.address) != 20:
+            raise Malformed("address must be 20 bytes")
+        acc = self.chain.account(req.address)
+        return m.AccountReply(req.address, acc.balance, acc.nonce,
+                              self.chain.mempool.pending_nonce(req.address, acc))
+
+    def get_mempool(self, req: m.GetMempool) -> m.MempoolReply:
+        if req.offset < 0 or req.limit < 0:
+            raise Malformed("offset and limit must not be negative")
+        pool = self.chain.mempool
+        txs = pool.page(req.offset, min(req.limit, MAX_PAGE))
+        return m.MempoolReply(len(pool), pool.size, tuple(tx.raw for tx in txs))
+
+    # --- writes -------------------------------------------------------------------------
+
+    def submit_txs(self, req: m.SubmitTxs) -> m.SubmitResult:
+        decoded: list[Transaction | CcoinError] = []
+        for raw in req.txs:
+            try:
+                decoded.append(Transaction.decode(raw))
+            except CcoinError as exc:
+                decoded.append(exc)
+        txs = [t for t in decoded if isinstance(t, Transaction)]
+        outcomes, accepted = self.chain.add_transactions(txs)
+        it = iter(outcomes)
+        results = []
+        for item in decoded:
+            if isinstance(item, CcoinError):
+                results.append(m.TxResult(b"", item.code, item.message))
+                continue
+            err = next(it)
+            results.append(m.TxResult(item.id, "", "") if err is None
+                           else m.TxResult(item.id, err.code, err.message))
+        if accepted and self.pub is not None:
+            self.pub.publish(b"txs", m.TxsEvent(tuple(tx.id for tx in accepted)))
+        return m.SubmitResult(tuple(results))
+
+    def get_template(self, req: m.GetTemplate) -> m.Template:
+        if len(req.coinbase) != 20:
+            raise Malformed("coinbase must be 20 bytes")
+        block = self.chain.template(req.coinbase, req.timestamp, req.extra)
+        return m.Template(block.header.raw, tuple(tx.raw for tx in block.txs))
+
+    def submit_block(self, req: m.SubmitBlock) -> m.BlockResult:
+        block = Block.decode(req.block)
+        result = self.chain.import_block(block, now_ms())
+        if result.status == "head":
+            self._publish_head(result)
+        return m.BlockResult(result.status, block.hash, block.height)
+
+    def _publish_head(self, result: ImportResult) -> None:
+        head = result.block.header
+        log.info("head %d %s txs=%d", head.height, head.hash.hex()[:16], len(result.block.txs))
+        if self.pub is None:
+            return
+        if result.disconnected:
+            self.pub.publish(b"reorg", m.ReorgEvent(
+                tuple(b.hash for b in result.disconnected),
+                tuple(b.hash for b in result.connected)))
+        self.pub.publish(b"head", m.HeadEvent(
+            head.height, head.hash, self.chain.head.meta.total_weight, len(result.block.txs),
+            head.timestamp))
+
+
+def open_chain(config: NodeConfig, genesis: Genesis | None = None) -> Chain:
+    genesis = genesis or load_genesis(config.genesis_file())
+    return Chain(Store(config.chain_dir), genesis)
+
+
+async def main(config: NodeConfig) -> None:
+    chain = open_chain(config)
+    ctx = zmq.asyncio.Context()
+    pub = Publisher(ctx, config.endpoint("events"))
+    service = StateService(chain, pub)
+    server = Server(ctx, config.endpoint("state"), "state", service.handlers())  # type: ignore[arg-type]
+    log.info("state ready: height %d head %s genesis %s", chain.head.header.height,
+             chain.head.header.hash.hex()[:16], chain.genesis_hash.hex()[:16])
+    try:
+        await server.serve_forever()
+    finally:
+        server.close()
+        pub.close()
+        chain.store.close()
+        ctx.term()
+
+
