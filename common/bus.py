@@ -12,8 +12,9 @@ remembers recent replies by request id, so a retried request is answered from th
 instead of being executed twice: every request is idempotent across retries.
 
 Events are published as `[topic, seq, message]` after the change they describe has been
-committed; `seq` rises by one per event so a subscriber can tell it missed one (PUB drops
-silently at its high-water mark) and ask the service for the current state instead.
+committed; `seq` rises by one per event of that topic (as in Bitcoin Core's ZMQ
+notifications), so a subscriber can tell it missed one (PUB drops silently at its
+high-water mark) and ask the service for the current state instead.
 """
 
 from __future__ import annotations
@@ -243,7 +244,7 @@ class SyncClient:
 
 
 class Publisher:
-    """PUB socket that numbers its events; publish only after the change is committed."""
+    """PUB socket that numbers each topic's events; publish only after the commit."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
         self.sock = ctx.socket(zmq.PUB)
@@ -251,12 +252,12 @@ class Publisher:
         self.sock.setsockopt(zmq.SNDHWM, 100_000)
         prepare_endpoint(endpoint)
         self.sock.bind(endpoint)
-        self.seq = 0
+        self.seq: dict[bytes, int] = {}
 
     def publish(self, topic: bytes, event: Message) -> None:
-        self.seq += 1
+        seq = self.seq[topic] = self.seq.get(topic, 0) + 1
         try:
-            self.sock.send_multipart([topic, _SEQ.pack(self.seq), messages.encode(event)],
+            self.sock.send_multipart([topic, _SEQ.pack(seq), messages.encode(event)],
                                      flags=zmq.NOBLOCK)
         except zmq.Again:
             pass  # at HWM PUB drops; subscribers see the sequence gap

@@ -1,0 +1,351 @@
+"""The miner: asks state for a block template, seals it, submits it; sleeps in between.
+
+Timing policy (`plan`), with `interval` = genesis `interval_ms` and `parent` = the head:
+
+- slot = parent.timestamp + interval. In PoA the in-turn authority (`miners[h % n]` for the
+  new height h) seals at the slot; an out-of-turn authority adds a delay of interval/2 +
+  random(0, interval/2), drawn once per head (Clique's wiggle), and never seals while its
+  address is among the last floor(n/2) coinbases (the recency rule). PoW has no turns.
+- Before the slot, a full pool (ready >= `max_bound`) is sealed at once (out-of-turn: once its
+  delay after the parent has passed).
+- At the slot: seal if ready >= `min_bound` (ready > 0), or an empty block if ready == 0 and
+  `allow_empty`; if 0 < ready < `min_bound`, wait until slot + interval and seal anyway (no
+  transaction waits forever); if ready == 0 and not `allow_empty`, wait for a transaction.
+- Empty blocks carry `extra` = the genesis placeholder; timestamp = max(now, parent + 1 ms).
+
+The miner never spins: it sleeps until its next decision time, wakes on a `head` event or a
+control request, and while waiting polls `GetStatus` at most every 200 ms (to see the pool
+fill). The HashCash search runs in chunks of `CHUNK` nonces, yielding to the event loop
+between chunks, and is dropped when a new head arrives or mining is switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import zmq
+import zmq.asyncio
+
+from common import bus, consensus, messages
+from common.config import NodeConfig
+from common.crypto import Signer
+from common.encoding import pack, unpack_canonical
+from common.errors import CcoinError, Unavailable
+from common.genesis import Genesis, load_genesis
+from common.keystore import Keystore
+from common.service import now_ms
+from common.types import ZERO_ADDRESS, BlockHeader
+
+log = logging.getLogger("ccoin.miner")
+
+CHUNK = 20_000  # nonces per proof-search slice: ~20-40 ms of hashing between yields
+POLL_MS = 200  # longest sleep while waiting: how often the pool size is looked at
+BACKOFF_MIN_S = 0.25
+BACKOFF_MAX_S = 5.0
+STATUS_TIMEOUT_S = 1.0
+TEMPLATE_TIMEOUT_S = 10.0
+SUBMIT_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do for the current head: seal now, or look again at `wake_ms`.
+
+    `wake_ms` is None when only a new head or a change in the pool can change the answer."""
+
+    seal: bool
+    wake_ms: int | None
+    reason: str
+
+
+def plan(genesis: Genesis, status: messages.Status, address: bytes, now: int,
+         delay_ms: int) -> Plan:
+    """The timing policy of the module docstring, as a pure function.
+
+    `delay_ms` is this node's out-of-turn delay for the current head (ignored when in turn
+    and in PoW)."""
+    interval = genesis.interval_ms
+    parent_ts = status.head_timestamp
+    extra_delay = 0
+    if genesis.is_poa:
+        if address not in genesis.miners:
+            return Plan(False, None, "not an authority")
+        if address in status.recent_signers:
+            return Plan(False, None, "sealed one of the last floor(n/2) blocks")
+        if consensus.in_turn_signer(genesis, status.height + 1) != address:
+            extra_delay = delay_ms
+    elif address in (b"", ZERO_ADDRESS):
+        return Plan(False, None, "no coinbase address")
+    ready = status.ready_count
+    if ready >= genesis.max_bound:
+        earliest = parent_ts + extra_delay
+        if now >= earliest:
+            return Plan(True, None, "full block")
+        return Plan(False, earliest, "full block after the out-of-turn delay")
+    slot = parent_ts + interval + extra_delay
+    if now < slot:
+        return Plan(False, slot, "waiting for the slot")
+    if ready == 0:
+        if genesis.allow_empty:
+            return Plan(True, None, "empty block at the slot")
+        return Plan(False, None, "no transactions and empty blocks are not allowed")
+    if ready >= genesis.min_bound:
+        return Plan(True, None, "block at the slot")
+    late = slot + interval
+    if now >= late:
+        return Plan(True, None, f"{ready} < min_bound transactions waited an interval")
+    return Plan(False, late, f"{ready} < min_bound transactions, sealing anyway at slot+interval")
+
+
+def out_of_turn_delay(genesis: Genesis, rng: random.Random) -> int:
+    """Clique's wiggle: interval/2 + random(0, interval/2)."""
+    half = genesis.interval_ms // 2
+    return half + rng.randint(0, half)
+
+
+def block_bytes(header: BlockHeader, raw_txs: tuple[bytes, ...]) -> bytes:
+    """The canonical block encoding (`Block(header, txs).raw`) straight from the template's
+    raw transactions: they came canonical from state, so nothing is decoded again."""
+    return pack([header.fields(), list(raw_txs)])
+
+
+class Miner:
+    """One node's miner: the control server, the head subscriber and the sealing loop."""
+
+    def __init__(self, config: NodeConfig, genesis: Genesis, signer: Signer | None,
+                 ctx: zmq.asyncio.Context, *, clock: Callable[[], int] = now_ms,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.signer = signer
+        self.address = signer.address if signer is not None else config.account_address
+        self.ctx = ctx
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.enabled = config.mining_autostart
+        self.idle_reason = self._idle_reason()
+        self.blocks_sealed = 0
+        self.last_block = b""
+        self.last_sealed_ms = 0
+        self.state = bus.Client(config.endpoint("state"), ctx)
+        self.server = bus.Server(ctx, config.endpoint("miner"), "miner", {
+            messages.GetMining: self.get_mining,
+            messages.SetMining: self.set_mining,
+        })
+        self._wake = asyncio.Event()
+        self._head_events = 0
+        self._event_head = b""
+        self._delay: tuple[bytes, int] = (b"", 0)
+        self._last_reason = ""
+
+    # --- identity and control ----------------------------------------------------------------
+
+    def _idle_reason(self) -> str:
+        """Why this node can never seal on this chain ("" when it can)."""
+        if self.address in (b"", ZERO_ADDRESS):
+            return "no client.account_address configured"
+        if self.genesis.is_poa:
+            if self.address not in self.genesis.miners:
+                return f"{self.address.hex()} is not an authority of this chain"
+            if self.signer is None:
+                return "no validator key loaded"
+        return ""
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and not self.idle_reason
+
+    def status(self) -> messages.MiningStatus:
+        """`enabled` is true only when the node is really mining (switched on and allowed)."""
+        return messages.MiningStatus(self.active, self.address, self.blocks_sealed,
+                                     self.last_block, self.last_sealed_ms)
+
+    def get_mining(self, _: messages.GetMining) -> messages.MiningStatus:
+        return self.status()
+
+    def set_mining(self, request: messages.SetMining) -> messages.MiningStatus:
+        if request.enabled != self.enabled:
+            log.info("mining %s", "started" if request.enabled else "stopped")
+        if request.enabled and self.idle_reason:
+            log.warning("cannot mine: %s", self.idle_reason)
+        self.enabled = request.enabled
+        self._wake.set()
+        return self.status()
+
+    # --- main loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.idle_reason:
+            log.warning("miner idle: %s (still answering control requests)", self.idle_reason)
+        else:
+            mode = "PoA authority" if self.genesis.is_poa else "PoW"
+            log.info("mining as %s %s, %s", mode, self.address.hex(),
+                     "enabled" if self.enabled else "disabled until started")
+        tasks = [asyncio.create_task(self.server.serve_forever(), name="miner-control"),
+                 asyncio.create_task(self._listen(), name="miner-events"),
+                 asyncio.create_task(self._mine_forever(), name="miner-loop")]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a crashed task is a bug: surface it
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.state.close()
+            self.server.close()
+
+    async def _listen(self) -> None:
+        """Head events wake the loop; stale work is dropped by comparing heads.
+
+        A lost event (PUB drops at its high-water mark) costs at most one status poll, so
+        sequence gaps need no handling here."""
+        sock = bus.subscriber(self.ctx, self.config.endpoint("events"), (b"head",))
+        try:
+            while True:
+                frames = await sock.recv_multipart()
+                try:
+                    _, _, event = bus.parse_event(frames)
+                except CcoinError as exc:
+                    log.warning("bad event: %s", exc)
+                    continue
+                if isinstance(event, messages.HeadEvent):
+                    self._event_head = event.hash
+                    self._head_events += 1
+                self._wake.set()
+        finally:
+            sock.close(0)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`; a head event or a control request ends it early."""
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), seconds)
+            except TimeoutError:
+                pass
+
+    async def _mine_forever(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            self._wake.clear()
+            if not self.active:
+                await self._wake.wait()
+                continue
+            try:
+                status = await self.state.request(messages.GetStatus(), messages.Status,
+                                                  timeout=STATUS_TIMEOUT_S, retries=0)
+                now = self.clock()
+                decision = plan(self.genesis, status, self.address, now, self._delay_for(status))
+                if decision.seal:
+                    sealed = await self._seal(status, decision)
+                    backoff = BACKOFF_MIN_S
+                    if not sealed:
+                        await self._sleep(POLL_MS / 1000)
+                    continue
+                self._note(decision, status)
+                wait_ms = POLL_MS if decision.wake_ms is None else decision.wake_ms - now
+                backoff = BACKOFF_MIN_S
+                await self._sleep(min(max(wait_ms, 1), POLL_MS) / 1000)
+            except Unavailable as exc:
+                log.warning("state unavailable (%s); retrying in %.2f s", exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except CcoinError as exc:
+                log.warning("rejected by state: %s: %s; re-planning in %.2f s",
+                            exc.code, exc.message, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except Exception:
+                log.exception("mining round failed; retrying in %.2f s", backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _delay_for(self, status: messages.Status) -> int:
+        """The out-of-turn delay for this head, drawn once per head."""
+        if self._delay[0] != status.head:
+            self._delay = (status.head, out_of_turn_delay(self.genesis, self.rng))
+        return self._delay[1]
+
+    def _note(self, decision: Plan, status: messages.Status) -> None:
+        """Log a waiting reason once per change, not once per poll."""
+        if decision.reason != self._last_reason:
+            self._last_reason = decision.reason
+            log.debug("height %d: %s (ready %d)", status.height + 1, decision.reason,
+                      status.ready_count)
+
+    def _stale(self, status: messages.Status, since: int) -> bool:
+        if not self.active:
+            return True
+        return self._head_events != since and self._event_head != status.head
+
+    # --- sealing -------------------------------------------------------------------------
+
+    async def _seal(self, status: messages.Status, decision: Plan) -> bool:
+        """Build, seal and submit one block on `status.head`; False when the work was dropped."""
+        since = self._head_events
+        self._last_reason = ""
+        placeholder = self.genesis.placeholder_extra()
+        timestamp = max(self.clock(), status.head_timestamp + 1)
+        extra = placeholder if status.ready_count == 0 else b""
+        template = await self.state.request(
+            messages.GetTemplate(self.address, timestamp, extra), messages.Template,
+            timeout=TEMPLATE_TIMEOUT_S, retries=1)
+        header = BlockHeader.from_fields(unpack_canonical(template.header))
+        if header.parent != status.head or header.height != status.height + 1:
+            log.debug("template is not on head %s: re-planning", status.head.hex()[:12])
+            return False
+        if not template.txs:
+            if not self.genesis.allow_empty:
+                log.debug("pool emptied before the template; waiting")
+                return False
+            if not header.extra:
+                header = header.replace(extra=placeholder)
+        if self.signer is not None and self.genesis.is_poa:
+            header = consensus.with_signer(header, self.signer)
+        solved = consensus.solve_proof(header, CHUNK)
+        while solved is None:
+            await asyncio.sleep(0)
+            if self._stale(status, since):
+                log.info("dropping work on height %d: new head or mining stopped",
+                         header.height)
+                return False
+            header = header.replace(nonce=(header.nonce + CHUNK) % 2**64)
+            solved = consensus.solve_proof(header, CHUNK)
+        header = solved
+        if self.signer is not None and self.genesis.is_poa:
+            header = consensus.sign_header(header, self.signer)
+        if self._stale(status, since):
+            log.info("dropping sealed block %d: new head or mining stopped", header.height)
+            return False
+        result = await self.state.request(
+            messages.SubmitBlock(block_bytes(header, template.txs)), messages.BlockResult,
+            timeout=SUBMIT_TIMEOUT_S, retries=2)
+        self.blocks_sealed += 1
+        self.last_block = result.hash
+        self.last_sealed_ms = self.clock()
+        log.info("sealed block %d (%s, %d txs): %s", result.height, decision.reason,
+                 len(template.txs), result.status,
+                 extra={"height": result.height, "hash": result.hash.hex()})
+        return True
+
+
+def load_signer(config: NodeConfig, genesis: Genesis) -> Signer | None:
+    """The validator key, when this node may seal PoA blocks (PoW needs only the address)."""
+    if not genesis.is_poa or config.account_address not in genesis.miners:
+        return None
+    key = Keystore(config.keystore_dir).load(config.account_address, config.password())
+    return Signer(key)
+
+
+async def main(config: NodeConfig) -> None:
+    genesis = load_genesis(config.genesis_file())
+    signer = load_signer(config, genesis)
+    ctx = zmq.asyncio.Context()
+    try:
+        await Miner(config, genesis, signer, ctx).run()
+    finally:
+        ctx.destroy(linger=0)
