@@ -114,8 +114,20 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
-def _reject_float(value: str) -> Any:
-    raise GenesisError(f"numbers must be integers, got {value}")
+class _Float(str):
+    """A JSON number with a fraction or exponent, kept as its text until `_reject_floats`
+    can name the field it sits in (json's parse_float hook cannot)."""
+
+
+def _reject_floats(value: Any, where: str) -> None:
+    if isinstance(value, _Float):
+        raise GenesisError(f"{where}: numbers must be integers, got {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_floats(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_floats(item, f"{where}[{i}]")
 
 
 def _obj(value: Any, where: str, required: set[str], optional: set[str]) -> dict[str, Any]:
@@ -153,9 +165,10 @@ def _address(value: Any, where: str, allow_empty: bool = False) -> bytes:
 
 def parse_genesis(text: str) -> Genesis:
     try:
-        doc = json.loads(strip_comments(text), parse_float=_reject_float)
+        doc = json.loads(strip_comments(text), parse_float=_Float)
     except json.JSONDecodeError as exc:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from None
+    _reject_floats(doc, "genesis")
     top = _obj(doc, "genesis", {"network_id", "miners", "block_mining", "genesis_block", "alloc"},
                {"max_peers"})
     bm = _obj(top["block_mining"], "block_mining",

@@ -90,6 +90,8 @@ class Transaction:
         _bytes("data", self.data, 0, MAX_TX_DATA)
         _bytes("signature", self.signature, 0, crypto.RSA_MAX_SIGNATURE_LEN)
         raw = pack(self.fields())
+        if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
+            raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
         set_ = object.__setattr__
         set_(self, "raw", raw)
         set_(self, "id", crypto.sha256(raw))
@@ -210,6 +212,8 @@ class Block:
         if len(self.txs) > MAX_BLOCK_TXS:
             raise TooLarge("too many transactions in a block")
         raw = pack([self.header.fields(), [tx.raw for tx in self.txs]])
+        if len(raw) > MAX_BLOCK_BYTES:  # decode() refuses it: peers could not read it
+            raise TooLarge(f"block encodes to {len(raw)} bytes > {MAX_BLOCK_BYTES}")
         object.__setattr__(self, "raw", raw)
 
     @property

@@ -1,0 +1,91 @@
+"""MuHash3072: the incremental, order-independent state commitment."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from common.encoding import pack
+from common.statehash import PRIME, MuHash, element, from_scratch, root_of, update
+from common.types import Account
+
+
+def addr(i: int) -> bytes:
+    return hashlib.sha256(b"addr" + bytes([i])).digest()[:20]
+
+
+STATE = {addr(i): Account(1000 + i, i % 3) for i in range(12)}
+
+
+def test_element_construction() -> None:
+    a, acc = addr(1), Account(5, 2)
+    digest = hashlib.shake_256(pack([a, 5, 2])).digest(384)
+    assert element(a, acc) == int.from_bytes(digest, "big") % PRIME
+    assert 1 <= element(a, acc) < PRIME
+    assert element(a, acc) != element(a, Account(5, 3)) != element(addr(2), acc)
+
+
+def test_prime_and_root() -> None:
+    assert PRIME == 2**3072 - 1103717
+    assert root_of(1) == hashlib.sha256((1).to_bytes(384, "big")).digest()
+    assert from_scratch([]) == 1
+    assert MuHash().root() == root_of(1)
+
+
+def test_order_independence() -> None:
+    items = list(STATE.items())
+    reference = from_scratch(items)
+    rng = random.Random(1)
+    for _ in range(5):
+        rng.shuffle(items)
+        assert from_scratch(items) == reference
+
+
+def test_incremental_update_equals_from_scratch() -> None:
+    state = dict(STATE)
+    value = from_scratch(state.items())
+    rng = random.Random(2)
+    for step in range(20):
+        a = addr(rng.randrange(16))  # some existing, some new accounts
+        old = state.get(a, Account())
+        new = Account(rng.randrange(0, 3) and rng.randrange(1, 10**6), old.nonce + step % 2)
+        value = update(value, [(a, old, new)])
+        if new.is_empty():
+            state.pop(a, None)
+        else:
+            state[a] = new
+        assert value == from_scratch(state.items()), step
+
+
+def test_empty_accounts_are_not_in_the_set() -> None:
+    value = from_scratch(STATE.items())
+    with_empty = from_scratch([*STATE.items(), (addr(99), Account())])
+    assert with_empty == value
+    assert update(value, [(addr(99), Account(), Account())]) == value
+
+
+def test_remove_then_readd_is_identity() -> None:
+    value = from_scratch(STATE.items())
+    acc = MuHash(value)
+    for a, account in STATE.items():
+        acc.remove(a, account)
+    assert acc.value() == 1  # the empty set
+    for a, account in STATE.items():
+        acc.add(a, account)
+    assert acc.value() == value
+    a, account = next(iter(STATE.items()))
+    acc.remove(a, account)
+    assert acc.value() != value
+    acc.add(a, account)
+    assert acc.value() == value
+
+
+def test_numerator_denominator_bookkeeping() -> None:
+    acc = MuHash()
+    acc.add(addr(1), Account(1))
+    assert acc.denominator == 1
+    acc.remove(addr(2), Account(2))
+    assert acc.denominator != 1
+    expected = element(addr(1), Account(1)) * pow(element(addr(2), Account(2)), -1, PRIME) % PRIME
+    assert acc.value() == expected
+    assert acc.root() == root_of(expected)
