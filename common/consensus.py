@@ -55,9 +55,9 @@ def next_difficulty(genesis: Genesis, parent: BlockHeader, anchor_timestamp: int
     """Difficulty the child of `parent` must carry.
 
     PoA: the genesis `difficulty`, always. PoW: unchanged except at each multiple of
-    `retarget_blocks`, where the time the last window took (anchor = timestamp of the block
-    `retarget_blocks` below the child) is compared with the target: under half, +1; over
-    double, -1 (sosocoin's rule)."""
+    `retarget_blocks` K, where the time the last K intervals took (from the anchor, the
+    block K+1 below the child, to the parent) is compared with K intervals: under half,
+    +1; over double, -1 (sosocoin's rule)."""
     if genesis.is_poa:
         return genesis.difficulty
     height = parent.height + 1
@@ -77,10 +77,14 @@ def next_difficulty(genesis: Genesis, parent: BlockHeader, anchor_timestamp: int
 
 
 def retarget_anchor_height(genesis: Genesis, height: int) -> int | None:
-    """Height whose timestamp `next_difficulty` needs for a block at `height`, if any."""
+    """Height whose timestamp `next_difficulty` needs for a block at `height`, if any.
+
+    The anchor is never the genesis block: its timestamp is a constant of the genesis file
+    (0 by default), not a mining time, so the first window that would reach it is skipped."""
     if genesis.is_poa or height <= 1 or height % genesis.retarget_blocks:
         return None
-    return max(height - genesis.retarget_blocks, 0)
+    anchor = height - genesis.retarget_blocks - 1
+    return anchor if anchor >= 1 else None
 
 
 def check_proof(header: BlockHeader) -> None:
@@ -91,7 +95,7 @@ def check_proof(header: BlockHeader) -> None:
 def check_seal(genesis: Genesis, header: BlockHeader) -> None:
     """PoA: signed by an authority whose address is the coinbase. PoW: no seal."""
     if not genesis.is_poa:
-        if header.signer_public_key or header.signature:
+        if header.signer_key_type or header.signer_public_key or header.signature:
             raise errors.BadSeal("a PoW block carries no seal")
         return
     if not header.signer_public_key or not header.signature:
@@ -107,8 +111,8 @@ def check_seal(genesis: Genesis, header: BlockHeader) -> None:
 
 def check_recency(genesis: Genesis, header: BlockHeader, recent_signers: Sequence[bytes]) -> None:
     """`recent_signers`: coinbases of the `recency_window` blocks before this one."""
-    if genesis.is_poa and header.coinbase in recent_signers[-recency_window(genesis):] \
-            and recency_window(genesis):
+    window = recency_window(genesis)
+    if genesis.is_poa and window and header.coinbase in recent_signers[-window:]:
         raise errors.SignerTooRecent(f"{header.coinbase.hex()} sealed a recent block")
 
 

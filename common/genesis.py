@@ -172,8 +172,10 @@ def parse_genesis(text: str) -> Genesis:
     top = _obj(doc, "genesis", {"network_id", "miners", "block_mining", "genesis_block", "alloc"},
                {"max_peers"})
     bm = _obj(top["block_mining"], "block_mining",
-              {"interval", "max_bound", "min_bound", "reward", "difficulty"},
-              {"allow_empty", "placeholder_data", "retarget_blocks", "interval_ms"})
+              {"max_bound", "min_bound", "reward", "difficulty"},
+              {"interval", "allow_empty", "placeholder_data", "retarget_blocks", "interval_ms"})
+    if "interval" not in bm and "interval_ms" not in bm:
+        raise GenesisError("block_mining: missing field(s) interval")
     gb = _obj(top["genesis_block"], "genesis_block", set(),
               {"coinbase", "coinbase_reward", "difficulty", "timestamp"})
     if not isinstance(top["miners"], list):

@@ -18,6 +18,7 @@ from common.crypto import KeyType, PrivateKey
 from common.errors import CcoinError, Malformed
 
 SCRYPT_N = 2**15
+MAX_SCRYPT_N = 2**20  # a key file is input too: an edited `n` must not exhaust memory
 
 
 class WrongPassword(CcoinError):
@@ -46,7 +47,10 @@ def decrypt_key(doc: dict[str, Any], password: str) -> PrivateKey:
         c = doc["crypto"]
         key_type = KeyType(doc["key_type"])
         aad = f"{doc['address']}:{int(key_type)}".encode()
-        key = _kdf(password, bytes.fromhex(c["salt"]), int(c["n"]))
+        n = int(c["n"])
+        if not 2 <= n <= MAX_SCRYPT_N or n & (n - 1):
+            raise Malformed(f"key file scrypt n={n} is not a power of two up to 2^20")
+        key = _kdf(password, bytes.fromhex(c["salt"]), n)
         secret = AESGCM(key).decrypt(bytes.fromhex(c["nonce"]), bytes.fromhex(c["ciphertext"]),
                                      aad)
     except InvalidTag:

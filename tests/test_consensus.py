@@ -347,8 +347,9 @@ def test_first_block_takes_the_genesis_difficulty() -> None:
 
 def test_retarget_anchor_height() -> None:
     g = pow_genesis()
-    assert consensus.retarget_anchor_height(g, 10) == 0
-    assert consensus.retarget_anchor_height(g, 20) == 10
+    assert consensus.retarget_anchor_height(g, 10) is None  # would reach the genesis block
+    assert consensus.retarget_anchor_height(g, 20) == 9  # 10 intervals: blocks 9..19
+    assert consensus.retarget_anchor_height(g, 30) == 19
     assert consensus.retarget_anchor_height(g, 1) is None
     assert consensus.retarget_anchor_height(poa_genesis(), 10) is None
 
@@ -362,10 +363,15 @@ def test_pow_chain_retargets_through_validation() -> None:
     chain = Chain(make_genesis(difficulty=2, retarget_blocks=4, interval_ms=10_000))
     for _ in range(3):  # blocks 1..3, 1 ms apart: far too fast
         chain.build_and_apply(timestamp=chain.tip.timestamp + 1)
-    block = chain.build(timestamp=chain.tip.timestamp + 1)  # height 4: retarget
+    first = chain.build(timestamp=chain.tip.timestamp + 1)  # height 4: window reaches genesis
+    assert first.header.difficulty == 2
+    chain.apply(first)
+    for _ in range(3):  # blocks 5..7
+        chain.build_and_apply(timestamp=chain.tip.timestamp + 1)
+    block = chain.build(timestamp=chain.tip.timestamp + 1)  # height 8: retarget over 3..7
     assert block.header.difficulty == 3
     chain.apply(block)
-    kept = chain.build(timestamp=chain.tip.timestamp + 1)  # height 5: mid-window, keeps 3
+    kept = chain.build(timestamp=chain.tip.timestamp + 1)  # height 9: mid-window, keeps 3
     assert kept.header.difficulty == 3
     chain.apply(kept)
     wrong = chain.build(difficulty=2)

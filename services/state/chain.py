@@ -22,7 +22,7 @@ from common.ledger import (
     finish,
 )
 from common.merkle import merkle_root
-from common.types import Account, Block, BlockHeader, Transaction
+from common.types import MAX_BLOCK_BYTES, Account, Block, BlockHeader, Transaction
 from services.state import schema
 from services.state.mempool import Mempool, Removed
 from services.state.store import Batch, BlockMeta, Store, StoreError, initial_genesis_commit
@@ -342,12 +342,15 @@ class Chain:
         chosen: list[Transaction] = []
         stale: list[Transaction] = []
         fees = 0
+        room = MAX_BLOCK_BYTES - 64 * 1024  # header and framing; a block peers can decode
         gen = self.mempool.select(self.genesis.max_bound)
         ok: bool | None = None
         while True:
             try:
                 tx = gen.send(ok) if ok is not None else next(gen)
             except StopIteration:
+                break
+            if len(tx.raw) > room:
                 break
             try:
                 apply_transaction(state, tx, self.genesis.network_id)
@@ -357,6 +360,7 @@ class Chain:
                 continue
             chosen.append(tx)
             fees += tx.fee
+            room -= len(tx.raw) + 3
             ok = True
         for tx in stale:
             self.mempool.remove(tx)
