@@ -158,7 +158,15 @@ def test_missing_fields(path: tuple[str, ...]) -> None:
     for p in path[:-1]:
         target = target[p]
     del target[path[-1]]
+    if path[-1] == "interval":
+        del target["interval_ms"]  # either one gives the interval
     expect_error(doc, "missing", path[-1])
+
+
+def test_interval_ms_alone_gives_the_interval() -> None:
+    doc = genesis_doc(interval_ms=250)
+    del doc["block_mining"]["interval"]
+    assert parse_genesis(json.dumps(doc)).interval_ms == 250
 
 
 def test_missing_alloc_balance() -> None:
