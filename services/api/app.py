@@ -1,0 +1,577 @@
+"""The REST gateway (DESIGN §6): FastAPI routes over the state and miner services.
+
+The gateway is stateless: each process holds one bus `Client` for state (concurrent HTTP
+requests are multiplexed over it by request id), one short-timeout `Client` for the miner,
+and the node wallet's key. It does the stateless half of every submission itself (strict
+JSON validation, chain id, signature) so that state only ever sees verified transactions,
+and so that running more gateways adds verification capacity.
+
+Routes read raw bodies and answer with `orjson`; every failure, including FastAPI's own
+404/405/validation errors and bodies over the size limit, is `{"error": {"code",
+"message"}}` with the status of `schema.HTTP_STATUS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal, NoReturn, TypeVar
+
+import zmq.asyncio
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from common import __version__, messages
+from common.bus import Client
+from common.config import NodeConfig, load_config
+from common.errors import CcoinError, Malformed, TooLarge, Unavailable, error_from_code
+from common.genesis import load_genesis
+from common.messages import Message
+from common.types import MAX_AMOUNT, Block, Transaction
+from services.api import models, schema
+from services.api.admin import check_admin
+from services.api.schema import NotAValidator
+from services.api.wallet import NodeWallet
+
+log = logging.getLogger("ccoin.api")
+
+MAX_BODY = 4 * 1024 * 1024
+READ_TIMEOUT = 3.0  # per attempt, and one retry (Lazy Pirate): a read fails within ~6 s
+SUBMIT_TIMEOUT = 10.0  # per attempt; a 5000-transaction batch must fit
+STATE_RETRIES = 1
+HEALTH_TIMEOUT = READ_TIMEOUT  # a shorter one would reset the shared socket under load
+MINER_TIMEOUT = 0.5
+MINER_CACHE_S = 1.0
+NO_MINER_CACHE_S = 5.0
+THREAD_PARSE_BYTES = 64 * 1024  # batches above this are validated off the event loop
+CONFIG_ENV = "CCOIN_API_CONFIG"
+R = TypeVar("R", bound=Message)
+
+
+class Internal(CcoinError):
+    """the node answered with something the gateway cannot read"""
+
+    code = "internal"
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return schema.dumps(content)
+
+
+def error_response(code: str, message: str, status: int | None = None) -> JSONResponse:
+    status = status or schema.http_status(code)
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return JSONResponse(schema.error_body(code, message), status_code=status, headers=headers)
+
+
+# --- the per-process link to the node --------------------------------------------------------
+
+
+class Gateway:
+    """What one gateway process holds: its bus clients, the chain id and the node wallet."""
+
+    def __init__(self, config: NodeConfig, chain_id: int) -> None:
+        self.config = config
+        self.chain_id = chain_id
+        self.wallet = NodeWallet(config.account_address, None, "wallet not loaded yet")
+        self.ctx: zmq.asyncio.Context | None = None
+        self._state: Client | None = None
+        self._miner: Client | None = None
+        self._send_lock: asyncio.Lock | None = None
+        self._singles: list[tuple[Transaction, asyncio.Future[messages.TxResult]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._mining: tuple[float, messages.MiningStatus | None] | None = None
+
+    async def start(self) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self._state = Client(self.config.endpoint("state"), self.ctx, timeout=READ_TIMEOUT,
+                             retries=STATE_RETRIES)
+        self._miner = Client(self.config.endpoint("miner"), self.ctx, timeout=MINER_TIMEOUT,
+                             retries=0)
+        self._send_lock = asyncio.Lock()
+        self.wallet = await asyncio.to_thread(NodeWallet.load, self.config)
+
+    async def close(self) -> None:
+        for client in (self._state, self._miner):
+            if client is not None:
+                client.close()
+        if self.ctx is not None:
+            self.ctx.destroy(linger=0)
+            self.ctx = None
+
+    @property
+    def state(self) -> Client:
+        if self._state is None:
+            raise Unavailable("gateway is not started")
+        return self._state
+
+    async def ask(self, msg: Message, expect: type[R], timeout: float = READ_TIMEOUT,
+                  retries: int | None = None) -> R:
+        return await self.state.request(msg, expect, timeout=timeout, retries=retries)
+
+    async def submit(self, txs: list[Transaction]) -> tuple[messages.TxResult, ...]:
+        if not txs:
+            return ()
+        reply = await self.ask(messages.SubmitTxs(tuple(tx.raw for tx in txs)),
+                               messages.SubmitResult, timeout=SUBMIT_TIMEOUT)
+        if len(reply.results) != len(txs):
+            raise Internal(f"state answered {len(reply.results)} results for {len(txs)} txs")
+        return reply.results
+
+    async def submit_one(self, tx: Transaction) -> messages.TxResult:
+        """Submit one transaction, sharing a `SubmitTxs` with the other single submissions
+        that arrive in the same event-loop iteration (one bus round trip for all of them)."""
+        fut: asyncio.Future[messages.TxResult] = asyncio.get_running_loop().create_future()
+        self._singles.append((tx, fut))
+        if len(self._singles) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_singles)
+        return await fut
+
+    def _flush_singles(self) -> None:
+        batch, self._singles = self._singles, []
+        task = asyncio.get_running_loop().create_task(self._submit_singles(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _submit_singles(self, batch: list[tuple[Transaction, asyncio.Future[Any]]],
+                              ) -> None:
+        try:
+            results = await self.submit([tx for tx, _ in batch])
+        except Exception as exc:
+            for _, fut in batch:
+                if not fut.done():  # a client that went away cancelled its future
+                    fut.set_exception(exc)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    # miner
+
+    def _miner_absent(self) -> bool:
+        """An ipc endpoint with no socket file: no miner runs here (a basic node)."""
+        endpoint = self.config.endpoint("miner")
+        return endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists()
+
+    async def mining_status(self, fresh: bool = False) -> messages.MiningStatus | None:
+        """The miner's status, or None when no miner answers; cached briefly so that a
+        basic node's status route does not wait for a miner that is not there."""
+        now = time.monotonic()
+        cached = self._mining
+        if cached is not None and not fresh:
+            ttl = MINER_CACHE_S if cached[1] is not None else NO_MINER_CACHE_S
+            if now - cached[0] < ttl:
+                return cached[1]
+        status = await self._ask_miner(messages.GetMining()) if not self._miner_absent() \
+            else None
+        self._mining = (now, status)
+        return status
+
+    async def _ask_miner(self, msg: Message) -> messages.MiningStatus | None:
+        assert self._miner is not None
+        try:
+            return await self._miner.request(msg, messages.MiningStatus, retries=0)
+        except Unavailable:
+            return None
+
+    async def set_mining(self, enabled: bool) -> messages.MiningStatus:
+        status = None if self._miner_absent() else \
+            await self._ask_miner(messages.SetMining(enabled))
+        self._mining = (time.monotonic(), status)
+        if status is None:
+            raise NotAValidator("no miner answers on this node (a basic node runs none)")
+        return status
+
+    # wallet
+
+    async def send(self, req: schema.SendRequest) -> Transaction:
+        """Sign a transfer from the node account at its pending nonce and submit it.
+
+        Sends from this process are serialised; if another gateway process took the same
+        nonce meanwhile, state refuses the second and the send is retried once."""
+        signer = self.wallet.require_signer()
+        assert self._send_lock is not None
+        async with self._send_lock:
+            for attempt in range(2):
+                account = await self.ask(messages.GetAccount(signer.address),
+                                         messages.AccountReply)
+                tx = Transaction.create(signer, chain_id=self.chain_id,
+                                        nonce=account.pending_nonce, to=req.to,
+                                        amount=req.amount, fee=req.fee, data=req.data)
+                result = await self.submit_one(tx)
+                if not result.code:
+                    return tx
+                if attempt or result.code not in ("nonce_too_low", "duplicate", "underpriced"):
+                    raise_code(result.code, result.message)
+        raise Internal("unreachable")
+
+
+def raise_code(code: str, message: str) -> NoReturn:
+    """Raise the typed error of a code state sent back."""
+    raise error_from_code(code, message)
+
+
+def _block(raw: bytes) -> Block:
+    try:
+        return Block.decode(raw)
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable block: {exc.message}") from None
+
+
+def _tx_item(outcome: Transaction | schema.Rejected, result: messages.TxResult | None,
+             ) -> dict[str, Any]:
+    if isinstance(outcome, schema.Rejected):
+        body = schema.error_body(outcome.error.code, outcome.error.message)
+        return {"id": outcome.id.hex(), **body} if outcome.id else body
+    assert result is not None
+    if result.code:
+        return {"id": outcome.id.hex(), **schema.error_body(result.code, result.message)}
+    return {"id": outcome.id.hex(), "status": "accepted"}
+
+
+# --- middleware and error handlers -----------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+                   Awaitable[None]]
+
+
+class BodyTooLarge(TooLarge):
+    """request body exceeds the gateway's limit"""
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413 `too_large`: at once when the
+    Content-Length says so (nothing more is read), else as soon as the bytes received
+    exceed it (chunked uploads)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    await error_response("malformed", "bad Content-Length")(scope, receive, send)
+                    return
+                if int(value) > self.limit:
+                    await error_response("too_large", f"body of {int(value)} bytes exceeds "
+                                         f"{self.limit}")(scope, receive, send)
+                    return
+        received = 0
+        limit = self.limit
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(f"body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CcoinError)
+    async def ccoin_error(_: Request, exc: CcoinError) -> Response:
+        if exc.code == "internal" or schema.http_status(exc.code) >= 500 \
+                and exc.code not in ("unavailable", "pool_full", "wallet_unavailable"):
+            log.error("%s: %s", exc.code, exc.message)
+        return error_response(exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return error_response("malformed", "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {400: "malformed", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        response = error_response(code, message, exc.status_code)
+        if exc.headers:
+            response.headers.update(exc.headers)  # e.g. Allow on 405
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unhandled %s", exc.__class__.__name__, exc_info=exc)
+        return error_response("internal", "internal error")
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """Add the request-body models (read by hand, so FastAPI cannot see them) to the
+    OpenAPI components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version,
+                              description=app.description, routes=app.routes)
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            for model in models.REQUEST_MODELS:
+                schema_ = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(schema_.pop("$defs", {}))
+                components[model.__name__] = schema_
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorOut} for status in (400, 404, 409, 413, 503)
+}
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 403: {"model": models.ErrorOut}}
+
+
+def _gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def gateway(request: Request) -> Gateway:
+    # async: FastAPI runs a plain-def dependency in a worker thread, for every request
+    return _gateway(request)
+
+
+async def require_admin(request: Request) -> None:
+    gw = _gateway(request)
+    check_admin(request, gw.config.admin_token, gw.config.cors_origins)
+
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+admin = APIRouter(prefix="/api/v1", responses=ADMIN_ERRORS, dependencies=[Depends(require_admin)],
+                  tags=["admin"])
+GW = Depends(gateway)
+
+
+async def _read_json(request: Request) -> Any:
+    return schema.loads(await request.body())
+
+
+@router.get("/status", response_model=models.StatusOut, tags=["chain"])
+async def status(gw: Gateway = GW) -> Response:
+    st, mining = await asyncio.gather(gw.ask(messages.GetStatus(), messages.Status),
+                                      gw.mining_status())
+    return JSONResponse(schema.status_json(st, mining=bool(mining and mining.enabled),
+                                           version=__version__))
+
+
+@router.get("/blocks/count", response_model=models.CountOut, tags=["chain"])
+async def block_count(gw: Gateway = GW) -> Response:
+    st = await gw.ask(messages.GetStatus(), messages.Status)
+    return JSONResponse({"count": st.height + 1})
+
+
+@router.get("/blocks", response_model=models.BlocksOut, tags=["chain"])
+async def blocks(
+    gw: Gateway = GW,
+    start: int | None = Query(None, ge=0, le=MAX_AMOUNT,
+                              description="first height of the page (default: the head, or 0 "
+                                          "with order=asc)"),
+    limit: int = Query(20, ge=1, le=schema.MAX_PAGE),
+    order: Literal["desc", "asc"] = Query("desc", description="desc: newest first"),
+    full: bool = Query(False, description="whole transactions instead of their ids"),
+) -> Response:
+    newest_first = order == "desc"
+    first = start if start is not None else (-1 if newest_first else 0)
+    reply = await gw.ask(messages.GetBlocks(first, limit, newest_first), messages.BlocksReply)
+    out = []
+    for raw in reply.blocks:
+        block = _block(raw)
+        out.append(schema.block_json(block, full=full,
+                                     confirmations=reply.height - block.height + 1))
+    return JSONResponse({"height": reply.height, "blocks": out})
+
+
+@router.get("/blocks/{ref}", response_model=models.BlockOut, tags=["chain"])
+async def block(ref: str, gw: Gateway = GW) -> Response:
+    height, hash_ = schema.parse_block_ref(ref)
+    reply = await gw.ask(messages.GetBlock(height, hash_), messages.BlockReply)
+    return JSONResponse(schema.block_json(_block(reply.block), total_weight=reply.total_weight,
+                                          confirmations=reply.confirmations,
+                                          on_main_chain=reply.on_main_chain))
+
+
+@router.get("/txs/{tx_id}", response_model=models.TxStatusOut, tags=["transactions"])
+async def get_tx(tx_id: str, gw: Gateway = GW) -> Response:
+    reply = await gw.ask(messages.GetTx(schema.parse_hash(tx_id, "transaction id")),
+                         messages.TxReply)
+    try:
+        return JSONResponse(schema.tx_reply_json(reply))
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable transaction: {exc.message}") from None
+
+
+@router.post("/txs", status_code=202, response_model=models.IdOut, tags=["transactions"],
+             openapi_extra=models.body((models.TxIn, models.RawTxIn)))
+async def submit_tx(request: Request, gw: Gateway = GW) -> Response:
+    tx = schema.parse_submission(await _read_json(request), gw.chain_id)
+    result = await gw.submit_one(tx)
+    if result.code:
+        raise_code(result.code, result.message)
+    return JSONResponse({"id": tx.id.hex()}, status_code=202)
+
+
+@router.post("/txs/batch", response_model=models.BatchOut, tags=["transactions"],
+             openapi_extra=models.body(models.BatchIn))
+async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
+    body = await request.body()
+    if len(body) > THREAD_PARSE_BYTES:
+        outcomes = await asyncio.to_thread(schema.parse_batch, body, gw.chain_id)
+    else:
+        outcomes = schema.parse_batch(body, gw.chain_id)
+    valid = [o for o in outcomes if isinstance(o, Transaction)]
+    results = iter(await gw.submit(valid))
+    items = [_tx_item(o, next(results) if isinstance(o, Transaction) else None)
+             for o in outcomes]
+    accepted = sum(1 for item in items if "status" in item)
+    return JSONResponse({"results": items, "accepted": accepted})
+
+
+@router.get("/accounts/{address}", response_model=models.AccountOut, tags=["accounts"])
+async def account(address: str, gw: Gateway = GW) -> Response:
+    reply = await gw.ask(messages.GetAccount(schema.parse_address(address)),
+                         messages.AccountReply)
+    return JSONResponse(schema.account_json(reply))
+
+
+@router.get("/mempool", response_model=models.MempoolOut, tags=["transactions"])
+async def mempool(gw: Gateway = GW, offset: int = Query(0, ge=0, le=MAX_AMOUNT),
+                  limit: int = Query(100, ge=0, le=schema.MAX_MEMPOOL_PAGE)) -> Response:
+    reply = await gw.ask(messages.GetMempool(offset, limit), messages.MempoolReply)
+    try:
+        txs = [schema.tx_json(Transaction.decode(raw)) for raw in reply.txs]
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable transaction: {exc.message}") from None
+    return JSONResponse({"count": reply.count, "bytes": reply.size, "offset": offset,
+                         "limit": limit, "txs": txs})
+
+
+@router.get("/mining", response_model=models.MiningOut, tags=["mining"])
+async def mining(gw: Gateway = GW) -> Response:
+    return JSONResponse(schema.mining_json(await gw.mining_status(fresh=True)))
+
+
+@admin.post("/mining/start", response_model=models.MiningOut, tags=["mining"])
+async def mining_start(gw: Gateway = GW) -> Response:
+    return JSONResponse(schema.mining_json(await gw.set_mining(True)))
+
+
+@admin.post("/mining/stop", response_model=models.MiningOut, tags=["mining"])
+async def mining_stop(gw: Gateway = GW) -> Response:
+    return JSONResponse(schema.mining_json(await gw.set_mining(False)))
+
+
+@admin.get("/wallet", response_model=models.WalletOut, tags=["wallet"])
+async def wallet(gw: Gateway = GW) -> Response:
+    address = gw.wallet.require_address()
+    reply = await gw.ask(messages.GetAccount(address), messages.AccountReply)
+    public_key = gw.wallet.public_key
+    return JSONResponse({**schema.account_json(reply), "key_type": gw.wallet.key_type,
+                         "public_key": public_key.hex() if public_key is not None else None,
+                         "can_sign": gw.wallet.can_sign})
+
+
+@admin.post("/wallet/send", status_code=202, response_model=models.SendOut, tags=["wallet"],
+            openapi_extra=models.body(models.SendIn))
+async def wallet_send(request: Request, gw: Gateway = GW) -> Response:
+    req = schema.parse_send(await _read_json(request))
+    tx = await gw.send(req)
+    return JSONResponse({"id": tx.id.hex(), "nonce": tx.nonce, "from": tx.sender.hex()},
+                        status_code=202)
+
+
+async def health(request: Request) -> Response:
+    gw = _gateway(request)
+    try:
+        await gw.ask(messages.Ping(), messages.Pong, timeout=HEALTH_TIMEOUT, retries=0)
+    except CcoinError as exc:
+        return JSONResponse({"status": "unavailable", "gateway": "ok", "state": "unavailable",
+                             "version": __version__,
+                             **schema.error_body("unavailable", exc.message)},
+                            status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse({"status": "ok", "gateway": "ok", "state": "ok",
+                         "version": __version__})
+
+
+# --- the application -------------------------------------------------------------------------
+
+
+def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY) -> FastAPI:
+    """The gateway app for one node; `chain_id` is the genesis `network_id`."""
+    gw = Gateway(config, chain_id)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gw.start()
+        log.info("api gateway for chain %d, state at %s, wallet %r", chain_id,
+                 config.endpoint("state"), gw.wallet)
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    app = FastAPI(title="ccoin node API", version=__version__, lifespan=lifespan,
+                  description="REST gateway of a ccoin node (DESIGN §6). Amounts are "
+                              "integers, bytes are hex, errors are "
+                              '`{"error": {"code", "message"}}`.')
+    app.state.gateway = gw
+    app.add_api_route("/health", health, methods=["GET"], response_model=models.Health,
+                      tags=["node"], responses={503: {"model": models.Health}})
+    app.include_router(router)
+    app.include_router(admin)
+    _install_error_handlers(app)
+    _install_openapi(app)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, limit=body_limit)
+    return app
+
+
+def app_from_config(path: str | Path) -> FastAPI:
+    config = load_config(path)
+    return create_app(config, load_genesis(config.genesis_file()).network_id)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn workers (`services.api.app:app_from_env`, factory=True):
+    each worker process builds its own app, and so its own bus clients."""
+    from common.service import setup_logging
+
+    setup_logging("api", os.environ.get("CCOIN_API_LOG_LEVEL", "INFO"))
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise Malformed(f"{CONFIG_ENV} is not set")
+    return app_from_config(path)
+
