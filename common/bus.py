@@ -134,6 +134,7 @@ class Client:
         self.pending: dict[bytes, asyncio.Future[bytes]] = {}
         self.sock: zmq.asyncio.Socket | None = None
         self.reader: asyncio.Task[None] | None = None
+        self.last_reply = 0.0  # monotonic time of the last frame received
 
     def _open(self) -> zmq.asyncio.Socket:
         if self.sock is None:
@@ -157,6 +158,7 @@ class Client:
         try:
             while True:
                 frames = await sock.recv_multipart()
+                self.last_reply = time.monotonic()
                 if len(frames) != 2:
                     continue
                 fut = self.pending.get(frames[0])
@@ -178,11 +180,14 @@ class Client:
                 fut: asyncio.Future[bytes] = loop.create_future()
                 self.pending[request_id] = fut
                 sock = self._open()
+                sent = time.monotonic()
                 await sock.send_multipart([request_id, payload])
                 try:
                     raw = await asyncio.wait_for(fut, wait)
                 except TimeoutError:
-                    if self.sock is sock:
+                    # Reset only a socket that went silent: if other replies arrived meanwhile
+                    # the link is fine and only this request was slow or lost.
+                    if self.sock is sock and self.last_reply < sent:
                         self._reset()
                     continue
                 return _expect(messages.decode(raw), expect)

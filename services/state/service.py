@@ -23,6 +23,7 @@ from services.state.store import Store
 log = logging.getLogger("ccoin.state")
 
 MAX_PAGE = 1000
+MAX_PAGE_BYTES = 16 * 1024 * 1024  # well under the bus's MAXMSGSIZE, past which ZMQ disconnects
 
 
 class StateService:
@@ -82,8 +83,17 @@ class StateService:
             heights = range(start, max(start - limit, -1), -1)
         else:
             heights = range(max(req.start, 0), min(max(req.start, 0) + limit, top + 1))
-        blocks = tuple(raw for h in heights if (raw := c.block_at(h)) is not None)
-        return m.BlocksReply(blocks, top)
+        blocks: list[bytes] = []
+        size = 0
+        for h in heights:
+            raw = c.block_at(h)
+            if raw is None:
+                continue
+            if blocks and size + len(raw) > MAX_PAGE_BYTES:
+                break  # a shorter page: the caller asks again from where it stopped
+            blocks.append(raw)
+            size += len(raw)
+        return m.BlocksReply(tuple(blocks), top)
 
     def get_tx(self, req: m.GetTx) -> m.TxReply:
         c = self.chain
