@@ -1,0 +1,97 @@
+"""The `ccoin` command line (DESIGN §7).
+
+    ccoin account new|list            keys in the encrypted keystore
+    ccoin genesis init                build and store the genesis block
+    ccoin node start|status|stop|restart
+    ccoin quickstart                  what `make run` does
+    ccoin status|balance|block|tx|send   a node's REST API
+    ccoin bench                       the benchmark (services.bench)
+
+Every failure is one line on stderr (`error: ...`) and a non-zero exit status: 1 when the
+command failed, 2 when the command line is wrong, 130 on Ctrl-C. Set CCOIN_DEBUG=1 to see
+the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import traceback
+from typing import Any, NoReturn
+
+from common.errors import CcoinError
+
+PROG = "ccoin"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus a hint), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from services.cli import account, client, genesis, node
+
+    parser = Parser(prog=PROG, description="ccoin: a PoA/PoW cryptocurrency node")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=Parser)
+    account.register(sub)
+    genesis.register(sub)
+    node.register(sub)
+    client.register(sub)
+    sub.add_parser("bench", help="run the benchmark (ccoin bench --help)", add_help=False)
+    return parser
+
+
+def run_bench(argv: list[str]) -> int:
+    """`ccoin bench ...` is `services.bench.main(argv)`, once that module exists."""
+    if importlib.util.find_spec("services.bench") is None:
+        raise CcoinError("bench is not available in this installation yet")
+    import services.bench as bench
+
+    entry: Any = bench.main  # returns None or an exit status
+    return int(entry(argv) or 0)
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] == "bench":
+        return run_bench(argv[1:])
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(argv)
+    except CcoinError as exc:
+        code = getattr(exc, "code", "")
+        # API errors carry their code in their text ("nonce_too_low: ..."); local errors
+        # read better without one
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if code == "usage" else 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `ccoin account list | head`: the reader left; not an error worth a message
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        except OSError:
+            pass
+        return 1
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no trace
+        if os.environ.get("CCOIN_DEBUG"):
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc} (CCOIN_DEBUG=1 shows details)",
+              file=sys.stderr)
+        return 1
