@@ -149,6 +149,8 @@ def test_health_and_status_shape(node: Node) -> None:
     assert st["authorities"] == [node.chain.validator.address.hex()]
     assert st["mining"] is HAS_MINER
     assert set(st["mempool"]) == {"count", "bytes", "ready"}
+    root = node.http.get("/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/docs"
 
 
 @needs_miner

@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from common import __version__, messages
 from common.bus import Client
@@ -548,6 +548,9 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY)
     app.state.gateway = gw
     app.add_api_route("/health", health, methods=["GET"], response_model=models.Health,
                       tags=["node"], responses={503: {"model": models.Health}})
+    # the web dashboard will live at `/`; until it does, show the API's own documentation
+    app.add_api_route("/", lambda: RedirectResponse("/docs"), methods=["GET"],
+                      include_in_schema=False)
     app.include_router(router)
     app.include_router(admin)
     _install_error_handlers(app)
