@@ -212,7 +212,9 @@ class GetTx(Message):
 
 @message("tx")
 class TxReply(Message):
-    """`status`: pending | queued | confirmed."""
+    """`status`: pending | queued (`expected_nonce` is the sender's next nonce) | confirmed
+    (`block_hash`, `height`, `index`, `confirmations`) | rejected (`reason` is the error
+    code) | replaced (`replaced_by`) | dropped (`reason`: evicted | stale)."""
 
     tx: bytes
     status: str
@@ -220,6 +222,9 @@ class TxReply(Message):
     height: int
     index: int
     confirmations: int
+    reason: str = ""
+    replaced_by: bytes = b""
+    expected_nonce: int = -1
 
 
 @message("get_account")
@@ -258,8 +263,12 @@ class SubmitResult(Message):
 
 @message("get_mempool")
 class GetMempool(Message):
+    """A page of the pool in arrival order; `sender` (20 bytes) narrows it to one account,
+    in nonce order."""
+
     offset: int
     limit: int
+    sender: bytes = b""
 
 
 @message("mempool")
@@ -296,6 +305,197 @@ class BlockResult(Message):
     status: str
     hash: bytes
     height: int
+
+
+@message("get_account_txs")
+class GetAccountTxs(Message):
+    """An account's confirmed transactions, newest first."""
+
+    address: bytes
+    offset: int
+    limit: int
+
+
+@message("account_tx")
+class AccountTx(Message):
+    """`direction`: in | out | self."""
+
+    id: bytes
+    height: int
+    index: int
+    direction: str
+
+
+@message("account_txs")
+class AccountTxsReply(Message):
+    total: int
+    items: tuple[AccountTx, ...]
+
+
+@message("get_tx_proof")
+class GetTxProof(Message):
+    id: bytes
+
+
+@message("proof_step")
+class ProofStep(Message):
+    """A sibling on the path to the root; `left` when the sibling is on the left."""
+
+    left: bool
+    hash: bytes
+
+
+@message("tx_proof")
+class TxProofReply(Message):
+    id: bytes
+    block_hash: bytes
+    height: int
+    index: int
+    tx_root: bytes
+    steps: tuple[ProofStep, ...]
+
+
+@message("get_tips")
+class GetTips(Message):
+    pass
+
+
+@message("chain_tip")
+class ChainTip(Message):
+    """`status`: active (the head) | valid-fork (stored, lighter) | invalid."""
+
+    hash: bytes
+    height: int
+    total_weight: int
+    branch_length: int
+    status: str
+
+
+@message("tips")
+class TipsReply(Message):
+    tips: tuple[ChainTip, ...]
+
+
+@message("get_signers")
+class GetSigners(Message):
+    """PoA health over the last `window` blocks."""
+
+    window: int
+
+
+@message("signer_info")
+class SignerInfo(Message):
+    address: bytes
+    last_height: int
+    sealed: int
+    missed: int
+
+
+@message("signers")
+class SignersReply(Message):
+    in_turn: bytes
+    next_height: int
+    signers: tuple[SignerInfo, ...]
+
+
+# --- state service: sync support for p2p ------------------------------------------------------
+
+
+@message("get_locator")
+class GetLocator(Message):
+    """Block locator of the main chain: head, then exponentially sparser, then genesis."""
+
+    pass
+
+
+@message("locator")
+class LocatorReply(Message):
+    hashes: tuple[bytes, ...]
+
+
+@message("get_blocks_after")
+class GetBlocksAfter(Message):
+    """Main-chain blocks after the first `locator` hash found on the main chain, oldest
+    first, at most `limit` of them and about `max_bytes`."""
+
+    locator: tuple[bytes, ...]
+    limit: int
+    max_bytes: int
+
+
+@message("has_blocks")
+class HasBlocks(Message):
+    hashes: tuple[bytes, ...]
+
+
+@message("has_blocks_reply")
+class HasBlocksReply(Message):
+    known: tuple[bool, ...]
+
+
+@message("submit_blocks")
+class SubmitBlocks(Message):
+    """Blocks whose seals and transaction signatures p2p has verified, parents first."""
+
+    blocks: tuple[bytes, ...]
+
+
+@message("block_outcome")
+class BlockOutcome(Message):
+    """`status`: head | side | known | error (`code`, `message`)."""
+
+    hash: bytes
+    height: int
+    status: str
+    code: str
+    message: str
+
+
+@message("submit_blocks_result")
+class SubmitBlocksResult(Message):
+    outcomes: tuple[BlockOutcome, ...]
+
+
+# --- p2p control (served by p2p on endpoint "p2p") --------------------------------------------
+
+
+@message("get_peers")
+class GetPeers(Message):
+    pass
+
+
+@message("peer_info")
+class PeerInfo(Message):
+    """`direction`: inbound | outbound."""
+
+    node_id: bytes
+    endpoint: str
+    direction: str
+    height: int
+    head: bytes
+    total_weight: int
+    score: int
+    latency_ms: int
+    connected_ms: int
+
+
+@message("peers")
+class PeersReply(Message):
+    peers: tuple[PeerInfo, ...]
+    syncing: bool
+    sync_target: int
+    node_id: bytes
+    banned: int
+
+
+@message("add_peer")
+class AddPeer(Message):
+    endpoint: str
+
+
+@message("sync_now")
+class SyncNow(Message):
+    pass
 
 
 # --- miner control ---------------------------------------------------------------------------
@@ -341,3 +541,12 @@ class TxsEvent(Message):
 class ReorgEvent(Message):
     disconnected: tuple[bytes, ...]
     connected: tuple[bytes, ...]
+
+
+@message("ev_txs_removed")
+class TxsRemovedEvent(Message):
+    """Transactions that left the pool other than by inclusion; `reasons[i]` is one of
+    replaced | evicted | stale | reorg-conflict."""
+
+    ids: tuple[bytes, ...]
+    reasons: tuple[str, ...]
