@@ -10,6 +10,8 @@
   "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": []},
   "keystore": {"password_file": "password.txt"},    # or $CCOIN_PASSWORD
   "mining": {"autostart": true},
+  "mempool": {"max_count": 200000, "max_future": 64},   # pool size; nonces held past a gap
+  "chain": {"max_reorg": 1000},                          # deepest reorg applied
   "endpoints": {"state": "...", "events": "...", "miner": "..."}   # default ipc:// in run/
 }
 ```
@@ -40,6 +42,8 @@ _SECTIONS: dict[str, set[str]] = {
     "p2p": {"host", "port", "bootnodes"},
     "keystore": {"password_file"},
     "mining": {"autostart"},
+    "mempool": {"max_count", "max_future"},
+    "chain": {"max_reorg"},
     "endpoints": {"state", "events", "miner", "p2p"},
 }
 
@@ -60,6 +64,9 @@ class NodeConfig:
     bootnodes: tuple[str, ...] = ()
     password_file: Path | None = None
     mining_autostart: bool = True
+    mempool_max_count: int = 200_000
+    mempool_max_future: int = 64
+    max_reorg: int = 1000
     endpoint_overrides: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
 
@@ -159,6 +166,7 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
     autostart = mining.get("autostart", True)
     if type(autostart) is not bool:
         raise ConfigError("mining.autostart must be true or false")
+    pool, chain = doc.get("mempool", {}), doc.get("chain", {})
     return NodeConfig(
         base_path=path(app["base_path"], "app.base_path"),
         account_address=_hex_address(doc.get("client", {}).get("account_address"),
@@ -176,6 +184,10 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         password_file=path(ks["password_file"], "keystore.password_file")
         if "password_file" in ks else None,
         mining_autostart=autostart,
+        mempool_max_count=integer(pool.get("max_count", 200_000), "mempool.max_count", 1,
+                                  10_000_000),
+        mempool_max_future=integer(pool.get("max_future", 64), "mempool.max_future", 1, 10_000),
+        max_reorg=integer(chain.get("max_reorg", 1000), "chain.max_reorg", 1, 1_000_000),
         endpoint_overrides=dict(endpoints),
         config_path=config_path,
     )
