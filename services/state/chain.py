@@ -8,6 +8,7 @@ import (or one whole reorg) is one WriteBatch.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from common import consensus, errors
@@ -21,7 +22,7 @@ from common.ledger import (
     credit_coinbase,
     finish,
 )
-from common.merkle import merkle_root
+from common.merkle import merkle_proof, merkle_root
 from common.types import MAX_BLOCK_BYTES, Account, Block, BlockHeader, Transaction
 from services.state import schema
 from services.state.mempool import Mempool, Removed
@@ -30,6 +31,7 @@ from services.state.store import Batch, BlockMeta, Store, StoreError, initial_ge
 log = logging.getLogger("ccoin.state.chain")
 
 HEADER_CACHE = 4096
+FATE_MEMORY = 100_000  # explained statuses are kept in memory, for this many transactions
 TEMPLATE_CACHE = 8
 DEFAULT_MAX_REORG = 1000
 
@@ -41,6 +43,16 @@ class ImportResult:
     connected: tuple[Block, ...] = ()
     disconnected: tuple[Block, ...] = ()
     removed: tuple[Removed, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TxFate:
+    """What became of a transaction that is neither pending nor confirmed."""
+
+    status: str  # rejected | replaced | dropped
+    reason: str  # the error code, or evicted | stale | reorg-conflict
+    by: bytes  # the replacing transaction
+    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,8 @@ class Chain:
         self._headers: dict[bytes, BlockHeader] = {}
         self._templates: dict[tuple[bytes, bytes, bytes], tuple[tuple[Transaction, ...],
                                                                 StateChanges]] = {}
+        self.fates: OrderedDict[bytes, TxFate] = OrderedDict()
+        self.removals: list[Removed] = []  # drained by the service into events
         self.head = self._load_head()
         self._restore_journal()
 
@@ -165,14 +179,14 @@ class Chain:
                 raise
             meta = BlockMeta(weight, changes.state_value)
             batch = Batch()
-            self.store.write_block(batch, block, meta)
+            self._store_new(batch, block, meta)
             self._connect(batch, block, changes)
             removed = self._commit_head(batch, block.header, meta, [block], [], changes.after)
             return ImportResult("head", block, (block,), (), tuple(removed))
         if not consensus.is_heavier(weight, self.head.meta.total_weight):
             batch = Batch()
             # side branch: state is computed only if it ever becomes the main chain
-            self.store.write_block(batch, block, BlockMeta(weight, 0))
+            self._store_new(batch, block, BlockMeta(weight, 0))
             self.store.commit(batch)
             return ImportResult("side", block)
         return self._reorg(block, weight)
@@ -185,6 +199,12 @@ class Chain:
         return apply_block(self.account, parent_meta.state_value, block,
                            self.genesis.network_id, self.genesis.reward)
 
+    def _store_new(self, batch: Batch, block: Block, meta: BlockMeta) -> None:
+        """A block seen for the first time: stored, and the tip of its branch."""
+        self.store.write_block(batch, block, meta)
+        batch.delete(schema.tip_key(block.header.parent))
+        batch.put(schema.tip_key(block.hash), b"")
+
     def _mark_invalid(self, block_hash: bytes, exc: errors.CcoinError) -> None:
         batch = Batch()
         batch.put(schema.invalid_key(block_hash), exc.code.encode())
@@ -193,9 +213,15 @@ class Chain:
     def _connect(self, batch: Batch, block: Block, changes: StateChanges) -> None:
         h = block.hash
         batch.put(schema.height_key(block.height), h)
+        height = block.height
         for index, tx in enumerate(block.txs):
             batch.put(schema.tx_key(tx.id), pack([h, index]))
             batch.delete(schema.journal_key(tx.id))
+            if tx.sender == tx.to:
+                batch.put(schema.history_key(tx.sender, height, index), pack([tx.id, "self"]))
+            else:
+                batch.put(schema.history_key(tx.sender, height, index), pack([tx.id, "out"]))
+                batch.put(schema.history_key(tx.to, height, index), pack([tx.id, "in"]))
         batch.put(schema.undo_key(h), pack([[a, acc.balance, acc.nonce]
                                             for a, acc in changes.before.items()]))
         for address, account in changes.after.items():
@@ -213,6 +239,7 @@ class Chain:
         self.store.commit(batch)
         self.head = Head(header, meta)
         self._templates.clear()
+        self._note(removed)
         if returned:
             failed = self.mempool.restore(returned, self.account)
             keep = Batch()
@@ -221,7 +248,28 @@ class Chain:
                 if tx.id not in failed_ids:
                     keep.put(schema.journal_key(tx.id), tx.raw)
             self.store.commit(keep)
+            self._note([Removed(tx, "reorg-conflict") for tx, _ in failed])
         return removed
+
+    def _note(self, removed: list[Removed]) -> None:
+        """Remember why transactions left the pool (not by inclusion), for status queries
+        and `txs_removed` events."""
+        for r in removed:
+            if r.reason == "included":
+                continue
+            status = "replaced" if r.reason == "replaced" else "dropped"
+            self._remember(r.tx.id, TxFate(status, r.reason, r.by, r.tx.raw))
+            self.removals.append(r)
+
+    def _remember(self, txid: bytes, fate: TxFate) -> None:
+        self.fates[txid] = fate
+        self.fates.move_to_end(txid)
+        if len(self.fates) > FATE_MEMORY:
+            self.fates.popitem(last=False)
+
+    def drain_removals(self) -> list[Removed]:
+        out, self.removals = self.removals, []
+        return out
 
     def _reorg(self, tip: Block, weight: int) -> ImportResult:
         """Switch to the heavier branch ending at `tip`, atomically."""
@@ -258,8 +306,10 @@ class Chain:
             blk = self.store.block(bhash)
             assert blk is not None
             working.update(self.store.undo(bhash))
-            for tx in blk.txs:
+            for index, tx in enumerate(blk.txs):
                 batch.delete(schema.tx_key(tx.id))
+                batch.delete(schema.history_key(tx.sender, height, index))
+                batch.delete(schema.history_key(tx.to, height, index))
             batch.delete(schema.height_key(height))
             disconnected.append(blk)
         fork_meta = self.store.meta(fork.hash)
@@ -279,7 +329,10 @@ class Chain:
             state_value = changes.state_value
             total += consensus.block_weight(self.genesis, blk.header)
             meta = BlockMeta(total, state_value)
-            self.store.write_block(batch, blk, meta)
+            if blk is tip:
+                self._store_new(batch, blk, meta)
+            else:
+                self.store.write_block(batch, blk, meta)
             self._connect(batch, blk, changes)
         for address, account in working.items():
             batch.put_account(address, account)
@@ -303,11 +356,15 @@ class Chain:
                 results.append(None)  # idempotent: a resent transaction is recognised
                 continue
             try:
-                for r in self.mempool.add(tx, self.account(tx.sender)):
-                    batch.delete(schema.journal_key(r.tx.id))
+                displaced = self.mempool.add(tx, self.account(tx.sender))
             except errors.CcoinError as exc:
                 results.append(exc)
+                self._remember(tx.id, TxFate("rejected", exc.code, b"", tx.raw))
                 continue
+            for r in displaced:
+                batch.delete(schema.journal_key(r.tx.id))
+            self._note(displaced)
+            self.fates.pop(tx.id, None)
             batch.put(schema.journal_key(tx.id), tx.raw)
             accepted.append(tx)
             results.append(None)
@@ -364,6 +421,7 @@ class Chain:
             ok = True
         for tx in stale:
             self.mempool.remove(tx)
+        self._note([Removed(tx, "stale") for tx in stale])
         if stale:
             batch = Batch()
             for tx in stale:
@@ -383,6 +441,94 @@ class Chain:
         return Block(header, tuple(chosen))
 
     # --- queries ------------------------------------------------------------------------
+
+    def locator(self) -> list[bytes]:
+        """Main-chain hashes from the head back: ten dense, then doubling steps, then the
+        genesis (Bitcoin's block locator), so a peer finds the fork point in one round."""
+        hashes: list[bytes] = []
+        height, step = self.head.header.height, 1
+        while height > 0:
+            h = self.store.hash_at(height)
+            assert h is not None
+            hashes.append(h)
+            if len(hashes) >= 10:
+                step *= 2
+            height -= step
+        hashes.append(self.genesis_hash)
+        return hashes
+
+    def blocks_after(self, locator: tuple[bytes, ...], limit: int, max_bytes: int,
+                     ) -> list[bytes]:
+        """Main-chain blocks after the newest locator hash we have on the main chain."""
+        start = 1
+        for h in locator:
+            header = self.header(h)
+            if header is not None and self.is_main(header):
+                start = header.height + 1
+                break
+        out: list[bytes] = []
+        size = 0
+        for height in range(start, min(start + limit, self.head.header.height + 1)):
+            raw = self.block_at(height)
+            assert raw is not None
+            if out and size + len(raw) > max_bytes:
+                break
+            out.append(raw)
+            size += len(raw)
+        return out
+
+    def signers(self, window: int) -> tuple[bytes, int, list[tuple[bytes, int, int, int]]]:
+        """PoA health over the last `window` main-chain blocks: the next in-turn signer,
+        the next height, and per authority (address, last sealed height or -1, blocks
+        sealed, in-turn slots missed)."""
+        g = self.genesis
+        next_height = self.head.header.height + 1
+        if not g.is_poa:
+            return b"", next_height, []
+        stats = {a: [-1, 0, 0] for a in g.miners}
+        header: BlockHeader | None = self.head.header
+        seen = 0
+        while header is not None and header.height > 0 and seen < window:
+            in_turn = consensus.in_turn_signer(g, header.height)
+            if header.coinbase in stats:
+                s = stats[header.coinbase]
+                s[0] = max(s[0], header.height)
+                s[1] += 1
+            if header.coinbase != in_turn:
+                stats[in_turn][2] += 1
+            header = self.header(header.parent)
+            seen += 1
+        return (consensus.in_turn_signer(g, next_height), next_height,
+                [(a, v[0], v[1], v[2]) for a, v in stats.items()])
+
+    def tips(self) -> list[tuple[bytes, int, int, int, str]]:
+        """Known branch tips: (hash, height, total weight, branch length, status)."""
+        out = []
+        for h in self.store.tips():
+            header, meta = self.header(h), self.store.meta(h)
+            if header is None or meta is None:
+                continue
+            if h == self.head.header.hash:
+                out.append((h, header.height, meta.total_weight, 0, "active"))
+                continue
+            length = 0
+            cur: BlockHeader | None = header
+            while cur is not None and not self.is_main(cur) and length < self.max_reorg:
+                length += 1
+                cur = self.header(cur.parent)
+            out.append((h, header.height, meta.total_weight, length, "valid-fork"))
+        for h, _code in self.store.invalid_blocks(100):
+            header = self.header(h)
+            out.append((h, header.height if header else -1, 0, 0, "invalid"))
+        return out
+
+    def tx_proof(self, txid: bytes) -> tuple[Block, int, list[tuple[bool, bytes]]]:
+        loc = self.store.tx_location(txid)
+        if loc is None:
+            raise errors.NotFound("no confirmed transaction with this id")
+        block = self.store.block(loc[0])
+        assert block is not None
+        return block, loc[1], merkle_proof([tx.id for tx in block.txs], loc[1])
 
     def block_at(self, height: int) -> bytes | None:
         h = self.store.hash_at(height)

@@ -69,10 +69,12 @@ class SenderQueue:
 
 @dataclass(frozen=True, slots=True)
 class Removed:
-    """A transaction the pool let go, and why (`included`, `replaced`, `evicted`, `stale`)."""
+    """A transaction the pool let go, and why (`included`, `replaced`, `evicted`, `stale`);
+    `by` is the replacing transaction's id."""
 
     tx: Transaction
     reason: str
+    by: bytes = b""
 
 
 class Mempool:
@@ -140,7 +142,7 @@ class Mempool:
             if tx.fee <= old.fee:
                 raise errors.Underpriced(f"replacing nonce {tx.nonce} needs a fee above {old.fee}")
             self._drop(old)
-            removed.append(Removed(old, "replaced"))
+            removed.append(Removed(old, "replaced", tx.id))
         elif len(self.by_id) >= self.max_count:
             victim = self._cheapest_tail(exclude=tx.sender)
             if victim is None or victim.fee >= tx.fee:
@@ -223,7 +225,12 @@ class Mempool:
             if nxt is not None:
                 heapq.heappush(heap, (-nxt.fee, self.arrival[nxt.id], sender, nxt.nonce))
 
-    def page(self, offset: int, limit: int) -> list[Transaction]:
+    def page(self, offset: int, limit: int, sender: bytes = b"") -> list[Transaction]:
+        """Arrival order, or one sender's transactions in nonce order."""
+        if sender:
+            queue = self.senders.get(sender)
+            txs = [queue.txs[n] for n in sorted(queue.txs)] if queue else []
+            return txs[offset:offset + limit]
         return list(itertools.islice(self.by_id.values(), offset, offset + limit))
 
     def restore(self, txs: list[Transaction], account_of: Callable[[bytes], Account],

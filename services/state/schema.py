@@ -11,6 +11,8 @@
 | `u`    | block hash                  | undo: [[address, balance, nonce], ...] before    |
 | `p`    | txid                        | mempool journal: raw transaction                |
 | `i`    | block hash                  | known-invalid block: error code                 |
+| `x`    | address, height, index      | [txid, direction] of a main-chain transaction   |
+| `T`    | block hash                  | (empty) a chain tip: a stored block, no child   |
 | `M`    | name                        | metadata (`head`, `genesis`, `version`)          |
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import struct
 
 _U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
 
 HEADER = b"H"
 BLOCK = b"b"
@@ -30,6 +33,8 @@ UNDO = b"u"
 JOURNAL = b"p"
 INVALID = b"i"
 METADATA = b"M"
+HISTORY = b"x"
+TIP = b"T"
 
 SCHEMA_VERSION = b"1"
 
@@ -72,3 +77,20 @@ def invalid_key(block_hash: bytes) -> bytes:
 
 def metadata_key(name: str) -> bytes:
     return METADATA + name.encode()
+
+
+def history_prefix(address: bytes) -> bytes:
+    return HISTORY + address
+
+
+def history_key(address: bytes, height: int, index: int) -> bytes:
+    """Sorted by height then index, so a reverse scan of the prefix is newest first."""
+    return HISTORY + address + _U64.pack(height) + _U32.pack(index)
+
+
+def parse_history_key(key: bytes) -> tuple[int, int]:
+    return _U64.unpack_from(key, 21)[0], _U32.unpack_from(key, 29)[0]
+
+
+def tip_key(block_hash: bytes) -> bytes:
+    return TIP + block_hash

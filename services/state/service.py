@@ -18,6 +18,7 @@ from common.genesis import Genesis, load_genesis
 from common.service import now_ms
 from common.types import Block, Transaction
 from services.state.chain import Chain, ImportResult
+from services.state.mempool import Mempool
 from services.state.store import Store
 
 log = logging.getLogger("ccoin.state")
@@ -42,6 +43,14 @@ class StateService:
             m.GetMempool: self.get_mempool,
             m.GetTemplate: self.get_template,
             m.SubmitBlock: self.submit_block,
+            m.GetAccountTxs: self.get_account_txs,
+            m.GetTxProof: self.get_tx_proof,
+            m.GetTips: self.get_tips,
+            m.GetSigners: self.get_signers,
+            m.GetLocator: self.get_locator,
+            m.GetBlocksAfter: self.get_blocks_after,
+            m.HasBlocks: self.has_blocks,
+            m.SubmitBlocks: self.submit_blocks,
         }
 
     # --- reads --------------------------------------------------------------------------
@@ -99,11 +108,17 @@ class StateService:
         c = self.chain
         tx = c.mempool.get(req.id)
         if tx is not None:
-            status = "pending" if c.mempool.is_ready(tx) else "queued"
-            return m.TxReply(tx.raw, status, b"", -1, -1, 0)
+            if c.mempool.is_ready(tx):
+                return m.TxReply(tx.raw, "pending", b"", -1, -1, 0)
+            expected = c.mempool.pending_nonce(tx.sender, c.account(tx.sender))
+            return m.TxReply(tx.raw, "queued", b"", -1, -1, 0, expected_nonce=expected)
         loc = c.store.tx_location(req.id)
         if loc is None:
-            raise NotFound("no such transaction")
+            fate = c.fates.get(req.id)
+            if fate is None:
+                raise NotFound("no such transaction")
+            return m.TxReply(fate.raw, fate.status, b"", -1, -1, 0, reason=fate.reason,
+                             replaced_by=fate.by)
         block_hash, index = loc
         block = c.store.block(block_hash)
         assert block is not None
@@ -121,7 +136,9 @@ class StateService:
         if req.offset < 0 or req.limit < 0:
             raise Malformed("offset and limit must not be negative")
         pool = self.chain.mempool
-        txs = pool.page(req.offset, min(req.limit, MAX_PAGE))
+        if req.sender and len(req.sender) != 20:
+            raise Malformed("sender must be 20 bytes")
+        txs = pool.page(req.offset, min(req.limit, MAX_PAGE), req.sender)
         return m.MempoolReply(len(pool), pool.size, tuple(tx.raw for tx in txs))
 
     # --- writes -------------------------------------------------------------------------
@@ -146,20 +163,91 @@ class StateService:
                            else m.TxResult(item.id, err.code, err.message))
         if accepted and self.pub is not None:
             self.pub.publish(b"txs", m.TxsEvent(tuple(tx.id for tx in accepted)))
+        self._publish_removals()
         return m.SubmitResult(tuple(results))
+
+    def _publish_removals(self) -> None:
+        removed = self.chain.drain_removals()
+        if removed and self.pub is not None:
+            self.pub.publish(b"txs_removed", m.TxsRemovedEvent(
+                tuple(r.tx.id for r in removed), tuple(r.reason for r in removed)))
 
     def get_template(self, req: m.GetTemplate) -> m.Template:
         if len(req.coinbase) != 20:
             raise Malformed("coinbase must be 20 bytes")
         block = self.chain.template(req.coinbase, req.timestamp, req.extra)
+        self._publish_removals()
         return m.Template(block.header.raw, tuple(tx.raw for tx in block.txs))
 
     def submit_block(self, req: m.SubmitBlock) -> m.BlockResult:
         block = Block.decode(req.block)
-        result = self.chain.import_block(block, now_ms())
+        try:
+            result = self.chain.import_block(block, now_ms())
+        finally:
+            self._publish_removals()
         if result.status == "head":
             self._publish_head(result)
         return m.BlockResult(result.status, block.hash, block.height)
+
+    def submit_blocks(self, req: m.SubmitBlocks) -> m.SubmitBlocksResult:
+        """Import in order; a failure does not stop the rest (each gets its outcome)."""
+        outcomes = []
+        for raw in req.blocks:
+            try:
+                block = Block.decode(raw)
+            except CcoinError as exc:
+                outcomes.append(m.BlockOutcome(b"", -1, "error", exc.code, exc.message))
+                continue
+            try:
+                result = self.chain.import_block(block, now_ms())
+            except CcoinError as exc:
+                outcomes.append(m.BlockOutcome(block.hash, block.height, "error", exc.code,
+                                               exc.message))
+                continue
+            finally:
+                self._publish_removals()
+            if result.status == "head":
+                self._publish_head(result)
+            outcomes.append(m.BlockOutcome(block.hash, block.height, result.status, "", ""))
+        return m.SubmitBlocksResult(tuple(outcomes))
+
+    def get_account_txs(self, req: m.GetAccountTxs) -> m.AccountTxsReply:
+        if len(req.address) != 20 or req.offset < 0 or req.limit < 0:
+            raise Malformed("address must be 20 bytes, offset and limit not negative")
+        total, items = self.chain.store.history(req.address, req.offset,
+                                                min(req.limit, MAX_PAGE))
+        return m.AccountTxsReply(total, tuple(m.AccountTx(*item) for item in items))
+
+    def get_tx_proof(self, req: m.GetTxProof) -> m.TxProofReply:
+        block, index, steps = self.chain.tx_proof(req.id)
+        return m.TxProofReply(req.id, block.hash, block.height, index, block.header.tx_root,
+                              tuple(m.ProofStep(left, h) for left, h in steps))
+
+    def get_tips(self, _: m.GetTips) -> m.TipsReply:
+        return m.TipsReply(tuple(m.ChainTip(*tip) for tip in self.chain.tips()))
+
+    def get_signers(self, req: m.GetSigners) -> m.SignersReply:
+        if not 0 < req.window <= 10_000:
+            raise Malformed("window must be in 1..10000")
+        in_turn, next_height, stats = self.chain.signers(req.window)
+        return m.SignersReply(in_turn, next_height,
+                              tuple(m.SignerInfo(*row) for row in stats))
+
+    def get_locator(self, _: m.GetLocator) -> m.LocatorReply:
+        return m.LocatorReply(tuple(self.chain.locator()))
+
+    def get_blocks_after(self, req: m.GetBlocksAfter) -> m.BlocksReply:
+        if req.limit < 0 or req.max_bytes < 0 or len(req.locator) > 200:
+            raise Malformed("limit and max_bytes must not be negative; locator <= 200")
+        blocks = self.chain.blocks_after(req.locator, min(req.limit, MAX_PAGE),
+                                         min(req.max_bytes, MAX_PAGE_BYTES))
+        return m.BlocksReply(tuple(blocks), self.chain.head.header.height)
+
+    def has_blocks(self, req: m.HasBlocks) -> m.HasBlocksReply:
+        if len(req.hashes) > 10_000:
+            raise Malformed("at most 10000 hashes")
+        return m.HasBlocksReply(tuple(self.chain.store.meta(h) is not None
+                                      for h in req.hashes))
 
     def _publish_head(self, result: ImportResult) -> None:
         head = result.block.header
@@ -177,7 +265,8 @@ class StateService:
 
 def open_chain(config: NodeConfig, genesis: Genesis | None = None) -> Chain:
     genesis = genesis or load_genesis(config.genesis_file())
-    return Chain(Store(config.chain_dir), genesis)
+    pool = Mempool(genesis.network_id, config.mempool_max_count, config.mempool_max_future)
+    return Chain(Store(config.chain_dir), genesis, max_reorg=config.max_reorg, mempool=pool)
 
 
 async def main(config: NodeConfig) -> None:

@@ -141,6 +141,33 @@ class Store:
         for key, value in self.db.iterator(prefix=schema.ACCOUNT):
             yield key[1:], Account(*unpack(value))
 
+    def history(self, address: bytes, offset: int, limit: int,
+                ) -> tuple[int, list[tuple[bytes, int, int, str]]]:
+        """(total, [(txid, height, index, direction)]) newest first."""
+        prefix = schema.history_prefix(address)
+        total = sum(1 for _ in self.db.iterator(prefix=prefix, include_value=False))
+        items: list[tuple[bytes, int, int, str]] = []
+        for n, (key, value) in enumerate(self.db.iterator(prefix=prefix, reverse=True)):
+            if n < offset:
+                continue
+            if len(items) >= limit:
+                break
+            txid, direction = unpack(value)
+            height, index = schema.parse_history_key(key)
+            items.append((txid, height, index, direction))
+        return total, items
+
+    def tips(self) -> list[bytes]:
+        return [key[1:] for key in self.db.iterator(prefix=schema.TIP, include_value=False)]
+
+    def invalid_blocks(self, limit: int) -> list[tuple[bytes, str]]:
+        out = []
+        for key, value in self.db.iterator(prefix=schema.INVALID):
+            out.append((key[1:], value.decode()))
+            if len(out) >= limit:
+                break
+        return out
+
     def invalid(self, block_hash: bytes) -> str | None:
         raw = self.db.get(schema.invalid_key(block_hash))
         return raw.decode() if raw is not None else None
@@ -185,6 +212,7 @@ def initial_genesis_commit(store: Store, genesis: Genesis, block: Block) -> None
     batch = Batch()
     store.write_block(batch, block, BlockMeta(0, from_scratch(accounts.items())))
     batch.put(schema.height_key(0), block.hash)
+    batch.put(schema.tip_key(block.hash), b"")
     for address, account in accounts.items():
         batch.put_account(address, account)
     batch.put(schema.undo_key(block.hash), pack([]))
