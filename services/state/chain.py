@@ -67,7 +67,7 @@ class Chain:
         self.store = store
         self.genesis = genesis
         self.max_reorg = max_reorg
-        self.mempool = mempool or Mempool(genesis.network_id)
+        self.mempool = mempool if mempool is not None else Mempool(genesis.network_id)
         gblock = genesis_block(genesis)
         existing = store.metadata("genesis")
         if existing is None:
