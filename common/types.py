@@ -8,11 +8,12 @@ the rules in `common.rules`. Encodings are msgpack arrays in the field order giv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from common import crypto
-from common.encoding import pack, unpack_canonical
+from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
 
 MAX_AMOUNT = 2**63 - 1
@@ -109,10 +110,13 @@ class Transaction:
     def decode(raw: bytes) -> Transaction:
         if len(raw) > MAX_TX_BYTES:
             raise TooLarge("transaction too large")
-        value = unpack_canonical(raw, MAX_TX_BYTES)
+        value = unpack(raw, MAX_TX_BYTES)
         if type(value) is not tuple or len(value) != 9:
             raise Malformed("transaction must be an array of 9 fields")
-        return Transaction(*value)
+        tx = Transaction(*value)
+        if tx.raw != raw:  # construction re-encodes: only the canonical form round-trips
+            raise Malformed("non-canonical encoding")
+        return tx
 
     @staticmethod
     def create(signer: crypto.Signer, *, chain_id: int, nonce: int, to: bytes, amount: int,
@@ -225,8 +229,13 @@ class Block:
         return self.header.height
 
     @staticmethod
-    def decode(raw: bytes) -> Block:
-        value = unpack_canonical(raw, MAX_BLOCK_BYTES)
+    def decode(raw: bytes, known: Callable[[bytes], Transaction | None] | None = None,
+               ) -> Block:
+        """Decode a block; `known(txid)` may offer already-decoded transactions (the pool),
+        which are used only when their bytes are exactly the block's bytes."""
+        if len(raw) > MAX_BLOCK_BYTES:
+            raise TooLarge("block too large")
+        value = unpack(raw, MAX_BLOCK_BYTES)
         if type(value) is not tuple or len(value) != 2 or type(value[1]) is not tuple:
             raise Malformed("block must be [header, [tx...]]")
         header = BlockHeader.from_fields(value[0])
@@ -234,5 +243,9 @@ class Block:
         for item in value[1]:
             if type(item) is not bytes:
                 raise Malformed("block transactions must be bin")
-            txs.append(Transaction.decode(item))
-        return Block(header, tuple(txs))
+            tx = known(crypto.sha256(item)) if known is not None else None
+            txs.append(tx if tx is not None and tx.raw == item else Transaction.decode(item))
+        block = Block(header, tuple(txs))
+        if block.raw != raw:
+            raise Malformed("non-canonical encoding")
+        return block

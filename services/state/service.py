@@ -180,7 +180,7 @@ class StateService:
         return m.Template(block.header.raw, tuple(tx.raw for tx in block.txs))
 
     def submit_block(self, req: m.SubmitBlock) -> m.BlockResult:
-        block = Block.decode(req.block)
+        block = Block.decode(req.block, self.chain.mempool.get)
         try:
             result = self.chain.import_block(block, now_ms())
         finally:
@@ -194,7 +194,7 @@ class StateService:
         outcomes = []
         for raw in req.blocks:
             try:
-                block = Block.decode(raw)
+                block = Block.decode(raw, self.chain.mempool.get)
             except CcoinError as exc:
                 outcomes.append(m.BlockOutcome(b"", -1, "error", exc.code, exc.message))
                 continue
