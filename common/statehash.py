@@ -21,11 +21,26 @@ from common.types import Account
 
 PRIME = 2**3072 - 1103717
 _BYTES = 384
+_BITS = 3072
+_MASK = 2**3072 - 1
+_C = 1103717  # PRIME = 2^3072 - _C
+
+
+def mulmod(a: int, b: int) -> int:
+    """a*b mod PRIME for a, b < PRIME. Since 2^3072 = _C (mod PRIME), the high half folds
+    down with a shift and a small multiplication: ~10x faster than Python's generic `%`
+    on 6144-bit numbers, and the hot spot of a block's state root."""
+    x = a * b
+    x = (x & _MASK) + (x >> _BITS) * _C  # < 2^3072 + 2^3093
+    x = (x & _MASK) + (x >> _BITS) * _C  # < 2^3072 + 2^42
+    return x - PRIME if x >= PRIME else x
 
 
 def element(address: bytes, account: Account) -> int:
     digest = hashlib.shake_256(pack([address, account.balance, account.nonce])).digest(_BYTES)
-    value = int.from_bytes(digest, "big") % PRIME
+    value = int.from_bytes(digest, "big")
+    if value >= PRIME:
+        value -= PRIME
     return value or 1  # 0 has no inverse; hitting it by chance is ~2^-3072
 
 
@@ -45,16 +60,16 @@ class MuHash:
 
     def add(self, address: bytes, account: Account) -> None:
         if not account.is_empty():
-            self.numerator = self.numerator * element(address, account) % PRIME
+            self.numerator = mulmod(self.numerator, element(address, account))
 
     def remove(self, address: bytes, account: Account) -> None:
         if not account.is_empty():
-            self.denominator = self.denominator * element(address, account) % PRIME
+            self.denominator = mulmod(self.denominator, element(address, account))
 
     def value(self) -> int:
         if self.denominator == 1:
             return self.numerator
-        return self.numerator * pow(self.denominator, -1, PRIME) % PRIME
+        return mulmod(self.numerator, pow(self.denominator, -1, PRIME))
 
     def root(self) -> bytes:
         return root_of(self.value())

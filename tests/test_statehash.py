@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import random
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common import statehash
 from common.encoding import pack
 from common.statehash import PRIME, MuHash, element, from_scratch, root_of, update
 from common.types import Account
@@ -89,3 +93,14 @@ def test_numerator_denominator_bookkeeping() -> None:
     expected = element(addr(1), Account(1)) * pow(element(addr(2), Account(2)), -1, PRIME) % PRIME
     assert acc.value() == expected
     assert acc.root() == root_of(expected)
+
+
+@given(st.integers(0, statehash.PRIME - 1), st.integers(0, statehash.PRIME - 1))
+def test_mulmod_equals_the_generic_reduction(a: int, b: int) -> None:
+    assert statehash.mulmod(a, b) == a * b % statehash.PRIME
+
+
+def test_mulmod_at_the_edges() -> None:
+    top = statehash.PRIME - 1
+    for a, b in ((top, top), (top, 1), (0, top), (2**3071, 2**3071), (top, 2)):
+        assert statehash.mulmod(a, b) == a * b % statehash.PRIME
