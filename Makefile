@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean-data
+.PHONY: run test bench lint clean-data browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ run: $(STAMP)
 	$(BIN)/ccoin quickstart --data $(DATA)
 
 ## test: install what the suite needs and run it
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+## browser: Debian's Chromium for the dashboard's browser tests (installed when root; without
+## it those tests skip and say why). Playwright drives it; its own browser download is not used.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "note: /usr/bin/chromium is missing and we are not root: the browser tests will skip"; fi
 
 ## bench: run the benchmark and write docs/benchmarks.md
 bench: $(STAMP)

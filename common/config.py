@@ -6,8 +6,11 @@
   "client": {"account_address": "<40 hex>"},         # the node's own account
   "discovery_service": {"host": "127.0.0.1", "port": 4444, "proto": "http"},
   "genesis": "genesis.json",                          # relative to the config file
-  "api": {"host": "127.0.0.1", "port": 8000, "workers": 1, "admin_token": ""},
-  "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": []},
+  "api": {"host": "127.0.0.1", "port": 8000, "workers": 1, "admin_token": "",
+          "cors_origins": [], "rate_limit": 200, "rate_burst": 400,   # per client IP
+          "rate_limit_loopback": false},                             # loopback exempt
+  "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": [],
+          "max_peers": 0, "curve": false, "allow_list": "", "ban_seconds": 600},
   "keystore": {"password_file": "password.txt"},    # or $CCOIN_PASSWORD
   "mining": {"autostart": true},
   "mempool": {"max_count": 200000, "max_future": 64},   # pool size; nonces held past a gap
@@ -38,8 +41,9 @@ _SECTIONS: dict[str, set[str]] = {
     "client": {"account_address"},
     "discovery_service": {"host", "port", "proto"},
     "genesis": set(),
-    "api": {"host", "port", "workers", "admin_token", "cors_origins"},
-    "p2p": {"host", "port", "bootnodes"},
+    "api": {"host", "port", "workers", "admin_token", "cors_origins", "rate_limit", "rate_burst",
+            "rate_limit_loopback"},
+    "p2p": {"host", "port", "bootnodes", "max_peers", "curve", "allow_list", "ban_seconds"},
     "keystore": {"password_file"},
     "mining": {"autostart"},
     "mempool": {"max_count", "max_future"},
@@ -59,9 +63,16 @@ class NodeConfig:
     api_workers: int = 1
     admin_token: str = ""
     cors_origins: tuple[str, ...] = ()
+    rate_limit: int = 200  # requests/s per client IP (token bucket); 0: no limit
+    rate_burst: int = 400
+    rate_limit_loopback: bool = False  # loopback clients are exempt unless true
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 30333
     bootnodes: tuple[str, ...] = ()
+    p2p_max_peers: int = 0  # 0: the genesis max_peers (itself 0: 25)
+    p2p_curve: bool = False  # CurveZMQ on node-to-node links
+    p2p_allow_list: Path | None = None  # Curve client keys allowed in (one hex key a line)
+    p2p_ban_seconds: int = 600
     password_file: Path | None = None
     mining_autostart: bool = True
     mempool_max_count: int = 200_000
@@ -117,6 +128,12 @@ def _hex_address(value: Any, where: str) -> bytes:
     if len(raw) != 20:
         raise ConfigError(f"{where}: {value!r} is not a 40-hex-character address")
     return raw
+
+
+def _flag(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        raise ConfigError(f"{where} must be true or false")
+    return value
 
 
 def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
@@ -178,9 +195,18 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         api_workers=integer(api.get("workers", 1), "api.workers", 1, 64),
         admin_token=str(api.get("admin_token", "")),
         cors_origins=tuple(origins),
+        rate_limit=integer(api.get("rate_limit", 200), "api.rate_limit", 0, 10**6),
+        rate_burst=integer(api.get("rate_burst", 400), "api.rate_burst", 1, 10**7),
+        rate_limit_loopback=_flag(api.get("rate_limit_loopback", False),
+                                  "api.rate_limit_loopback"),
         p2p_host=str(p2p.get("host", "127.0.0.1")),
         p2p_port=integer(p2p.get("port", 30333), "p2p.port", 0, 65535),
         bootnodes=tuple(bootnodes),
+        p2p_max_peers=integer(p2p.get("max_peers", 0), "p2p.max_peers", 0, 10_000),
+        p2p_curve=_flag(p2p.get("curve", False), "p2p.curve"),
+        p2p_allow_list=path(p2p["allow_list"], "p2p.allow_list")
+        if p2p.get("allow_list") else None,
+        p2p_ban_seconds=integer(p2p.get("ban_seconds", 600), "p2p.ban_seconds", 0, 10**7),
         password_file=path(ks["password_file"], "keystore.password_file")
         if "password_file" in ks else None,
         mining_autostart=autostart,

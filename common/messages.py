@@ -227,6 +227,20 @@ class TxReply(Message):
     expected_nonce: int = -1
 
 
+@message("get_txs")
+class GetTxs(Message):
+    """Pool transactions by id (for relaying); at most 10,000 ids."""
+
+    ids: tuple[bytes, ...]
+
+
+@message("txs")
+class TxsReply(Message):
+    """`txs[i]` is the raw transaction with `ids[i]`, or empty if it is not in the pool."""
+
+    txs: tuple[bytes, ...]
+
+
 @message("get_account")
 class GetAccount(Message):
     address: bytes

@@ -34,7 +34,6 @@ from common.genesis import load_genesis
 from common.ledger import apply_block
 from common.statehash import from_scratch, root_of
 from common.types import Account, Transaction
-from services.node.devchain import create_dev_chain
 
 CHAIN_ID = 1337
 
@@ -118,6 +117,14 @@ class Result:
     verify_2: float
     replay_ok: bool
     wall: float
+    sync_txs: int = 0
+    sync_blocks: int = 0
+    sync_seconds: float = 0.0
+    prop_blocks: int = 0
+    prop_p50: float = 0.0
+    prop_p99: float = 0.0
+    spread_p50: float = 0.0
+    spread_p99: float = 0.0
 
 
 def wait_health(api: str, timeout: float = 60) -> None:
@@ -222,61 +229,170 @@ def replay_from_genesis(chain_dir: Path, genesis_path: Path) -> bool:
         store.close()
 
 
-def run(n_txs: int, n_accounts: int, workdir: Path) -> Result:
+def start_node(config: Path, node_type: str) -> subprocess.Popen[bytes]:
+    """`ccoin node start`, the way a user starts a node (supervisord in the foreground)."""
+    cmd = [sys.executable, "-c", "from services.cli import main; main()", "node", "start",
+           "--config", str(config), "--type", node_type]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop_node(node: subprocess.Popen[bytes]) -> None:
+    node.send_signal(signal.SIGTERM)
+    try:
+        node.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+
+
+def height_of(api: str) -> int:
+    return int(httpx.get(f"{api}/api/v1/status", timeout=10).json()["height"])
+
+
+def confirm(api: str, txs: list[Transaction], sent_at: dict[bytes, float],
+            confirmed_at: dict[bytes, float], errors: list[str]) -> int:
+    """Submit `txs` and follow blocks until all are confirmed; returns blocks seen."""
+    want = {t.id for t in txs}
+    seen: list[int] = []
+    follower = threading.Thread(target=lambda: seen.append(
+        follow_blocks(api, want, confirmed_at, timeout=300)))
+    follower.start()
+    submit_all(api, txs, 1000, sent_at, errors)
+    follower.join()
+    return seen[0] if seen else 0
+
+
+def watch_heads(endpoint: str, seen: dict[bytes, float], stop: threading.Event) -> None:
+    """Record when this node's state published each new head (wall clock, seconds)."""
+    import zmq
+
+    from common.bus import parse_event
+    from common.messages import HeadEvent
+
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, b"head")
+    sock.connect(endpoint)
+    try:
+        while not stop.is_set():
+            if sock.poll(100):
+                _, _, event = parse_event(sock.recv_multipart())
+                if isinstance(event, HeadEvent):
+                    seen.setdefault(event.hash, time.time())
+    finally:
+        sock.close(0)
+
+
+def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: Path) -> Result:
+    from common.config import load_config
+    from services.node.devnet import create_devnet
+
     signers = [bench_key(i + 1) for i in range(n_accounts)]
     print("bench: measuring Ed25519 verification (1 and 2 processes)...", file=sys.stderr)
     v1 = verify_rate(1)
     v2 = verify_rate(2)
-    print(f"bench: pre-signing {n_txs} transfers among {n_accounts} accounts...",
+    total = max(n_txs, sync_txs)
+    print(f"bench: pre-signing {total} transfers among {n_accounts} accounts...",
           file=sys.stderr)
-    txs = presign(n_txs, n_accounts, signers)
-    port = free_port()
-    dev = create_dev_chain(workdir, api_port=port, interval_ms=1000, max_bound=4000,
-                           network_id=CHAIN_ID,
-                           extra_alloc={s.address: 10**12 for s in signers})
-    api = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-c", "from services.cli import main; main()", "node", "start",
-           "--config", str(dev.config_path), "--type", "validator"]
-    node = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    txs = presign(total, n_accounts, signers)
+    base_port = 20_000 + random.randrange(0, 20_000, 300)
+    net = create_devnet(workdir, nodes=4 if prop_blocks else 2 if sync_txs else 1,
+                        validators=1, base_port=base_port, interval_ms=1000, max_bound=4000,
+                        network_id=CHAIN_ID, extra_alloc={s.address: 10**12 for s in signers})
+    one = net.nodes[0]
+    api = one.api_url
+    nodes = [start_node(one.config_path, "validator")]
+    sent_at: dict[bytes, float] = {}
+    confirmed_at: dict[bytes, float] = {}
+    errors: list[str] = []
+    result: Result
     try:
         wait_health(api)
-        print(f"bench: node up at {api}; submitting...", file=sys.stderr)
-        sent_at: dict[bytes, float] = {}
-        confirmed_at: dict[bytes, float] = {}
-        errors: list[str] = []
-        want = {t.id for t in txs}
+        print(f"bench: node up at {api}; submitting {n_txs}...", file=sys.stderr)
         t0 = time.monotonic()
-        follower_blocks: list[int] = []
-        follower = threading.Thread(target=lambda: follower_blocks.append(
-            follow_blocks(api, want, confirmed_at, timeout=300)))
-        follower.start()
-        submit_all(api, txs, 1000, sent_at, errors)
-        t_submitted = time.monotonic()
-        follower.join()
-        t_end = max(confirmed_at.values(), default=time.monotonic())
-        peak = process_tree_peak_kib(node.pid)
+        stage = txs[:n_txs]
+        blocks = confirm(api, stage, sent_at, confirmed_at, errors)
+        want = {t.id for t in stage}
+        t_end = max((confirmed_at[i] for i in want if i in confirmed_at),
+                    default=time.monotonic())
+        t_submitted = max((sent_at[i] for i in want if i in sent_at), default=t_end)
+        peak = process_tree_peak_kib(nodes[0].pid)
+        lat = sorted(confirmed_at[i] - sent_at[i] for i in want
+                     if i in confirmed_at and i in sent_at)
+        wall = t_end - t0
+        result = Result(
+            n_txs=n_txs, n_accounts=n_accounts, tps=len(confirmed_at.keys() & want) / wall,
+            submit_tps=len(want & sent_at.keys()) / max(t_submitted - t0, 1e-9),
+            p50=statistics.median(lat) if lat else 0,
+            p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0,
+            blocks=blocks, peak_kib=peak, verify_1=v1, verify_2=v2, replay_ok=False, wall=wall)
+        if sync_txs > n_txs:
+            print(f"bench: growing the chain to {sync_txs} transfers...", file=sys.stderr)
+            confirm(api, txs[n_txs:], sent_at, confirmed_at, errors)
+        if sync_txs:
+            target = height_of(api)
+            print(f"bench: a fresh node syncs {target} blocks...", file=sys.stderr)
+            nodes.append(start_node(net.nodes[1].config_path, "basic"))
+            wait_health(net.nodes[1].api_url)
+            t_sync = time.monotonic()
+            while height_of(net.nodes[1].api_url) < target:
+                if time.monotonic() - t_sync > 600:
+                    raise SystemExit("bench: sync did not finish in 10 minutes")
+                time.sleep(0.05)
+            result.sync_seconds = time.monotonic() - t_sync
+            result.sync_blocks, result.sync_txs = target, total
+        if prop_blocks:
+            print(f"bench: propagation over {prop_blocks} blocks on 4 nodes...",
+                  file=sys.stderr)
+            for node in net.nodes[2:]:
+                nodes.append(start_node(node.config_path, "basic"))
+            for node in net.nodes[2:]:
+                wait_health(node.api_url)
+            top = height_of(api)
+            while min(height_of(n.api_url) for n in net.nodes) < top:
+                time.sleep(0.2)
+            stop = threading.Event()
+            seen: list[dict[bytes, float]] = [{} for _ in net.nodes]
+            watchers = [threading.Thread(target=watch_heads, args=(
+                load_config(n.config_path).endpoint("events"), seen[k], stop))
+                for k, n in enumerate(net.nodes)]
+            for w in watchers:
+                w.start()
+            start_height = height_of(api)
+            while height_of(api) < start_height + prop_blocks + 1:
+                time.sleep(0.2)
+            time.sleep(1.0)
+            stop.set()
+            for w in watchers:
+                w.join()
+            prop, spread = [], []
+            with httpx.Client(timeout=10) as http:
+                for h in seen[0]:
+                    if not all(h in s for s in seen):
+                        continue
+                    block = http.get(f"{api}/api/v1/blocks/{h.hex()}").json()
+                    sealed = block["header"]["timestamp"] / 1000
+                    times = [s[h] for s in seen]
+                    prop.append(max(times) - sealed)
+                    spread.append(max(times) - min(times))
+            prop.sort()
+            spread.sort()
+            if prop:
+                result.prop_blocks = len(prop)
+                result.prop_p50 = statistics.median(prop)
+                result.prop_p99 = prop[min(len(prop) - 1, int(len(prop) * 0.99))]
+                result.spread_p50 = statistics.median(spread)
+                result.spread_p99 = spread[min(len(spread) - 1, int(len(spread) * 0.99))]
     finally:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
+        for proc in reversed(nodes):
+            stop_node(proc)
     if errors:
         print(f"bench: {len(errors)} submission errors, first: {errors[0]}", file=sys.stderr)
-    missing = want - confirmed_at.keys()
+    missing = {t.id for t in txs[:max(n_txs, sync_txs)]} - confirmed_at.keys()
     if missing:
         print(f"bench: {len(missing)} transfers never confirmed", file=sys.stderr)
-    lat = sorted(confirmed_at[i] - sent_at[i] for i in want
-                 if i in confirmed_at and i in sent_at)
-    replay_ok = replay_from_genesis(dev.base_path / "chain", dev.genesis_path)
-    wall = t_end - t0
-    return Result(
-        n_txs=n_txs, n_accounts=n_accounts, tps=len(confirmed_at.keys() & want) / wall,
-        submit_tps=len(sent_at) / (t_submitted - t0), p50=statistics.median(lat) if lat else 0,
-        p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0,
-        blocks=follower_blocks[0] if follower_blocks else 0, peak_kib=peak, verify_1=v1,
-        verify_2=v2, replay_ok=replay_ok and not missing and not errors, wall=wall)
+    replay_ok = replay_from_genesis(one.base_path / "chain", net.base_path / "genesis.json")
+    result.replay_ok = replay_ok and not missing and not errors
+    return result
 
 
 def machine() -> str:
@@ -291,6 +407,42 @@ def machine() -> str:
         mem_kib = 0
     return (f"{model}, {os.cpu_count()} cores, {mem_kib / 2**20:.1f} GiB RAM, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def network_section(r: Result) -> str:
+    if not r.sync_blocks:
+        return ""
+    sync_tps = r.sync_txs / r.sync_seconds
+    text = f"""
+## Network (issue 3)
+
+Same run, same chain: a second node (basic) is started empty with the first as bootnode,
+after the chain holds {r.sync_txs:,} transfers; timed from its API answering to its height
+reaching the first node's.
+
+| figure | value |
+|---|---|
+| sync: blocks / s | {r.sync_blocks / r.sync_seconds:,.0f} \
+({r.sync_blocks} blocks in {r.sync_seconds:.1f} s) |
+| sync: transfers / s | **{sync_tps:,.0f}** |
+| sync rate / single-node end-to-end rate | **{sync_tps / r.tps:.1f}x** (target ≥ 3x) |
+"""
+    if r.prop_blocks:
+        text += f"""
+Block propagation on 4 nodes (1 validator, 3 basic; node 1 is each other node's bootnode),
+loopback, 1 s blocks: from the header's timestamp (the sealer's clock, at template time)
+to the moment the last of the 4 nodes' state services published it as head, over
+{r.prop_blocks} blocks; "spread" is first node to last node.
+
+| figure | p50 | p99 |
+|---|---|---|
+| seal → head on all 4 nodes | {r.prop_p50 * 1000:,.0f} ms | {r.prop_p99 * 1000:,.0f} ms |
+| spread, first → last node | {r.spread_p50 * 1000:,.0f} ms | {r.spread_p99 * 1000:,.0f} ms |
+
+With 50 ms netem latency between namespaces: not measured, this kernel has no netem qdisc
+(`tc` answers "Specified qdisc kind is unknown"); `tests/netns.py` has the hook.
+"""
+    return text
 
 
 def report(r: Result) -> str:
@@ -332,13 +484,18 @@ max_bound 4,000.
 
 Target (issue 2): ≥ 2,000 confirmed transfers/s with every transfer confirmed and the state
 root agreeing with a replay. Goal beyond it: 0.5 of the two-process verification rate.
-"""
+{network_section(r)}"""
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ccoin bench")
     parser.add_argument("--txs", type=int, default=20_000)
     parser.add_argument("--accounts", type=int, default=1_000)
+    parser.add_argument("--sync-txs", type=int, default=50_000,
+                        help="grow the chain to this many transfers, then time a fresh node "
+                             "syncing it (0: skip)")
+    parser.add_argument("--propagation-blocks", type=int, default=15,
+                        help="measure propagation on 4 nodes over this many blocks (0: skip)")
     parser.add_argument("--out", help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the bench data dir")
     args = parser.parse_args(argv)
@@ -346,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--txs must be >= 1 and --accounts >= 2")
     workdir = Path(tempfile.mkdtemp(prefix="ccoin-bench-"))
     try:
-        result = run(args.txs, args.accounts, workdir / "node")
+        result = run(args.txs, args.accounts, args.sync_txs, args.propagation_blocks,
+                     workdir / "net")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

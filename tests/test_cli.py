@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 import services.bench
+from common import client as client_mod
+from common.client import ApiError, Client, TxTimeout, sign_transfer, tx_to_json
 from common.crypto import KeyType, PrivateKey, Signer
 from common.keystore import Keystore
 from services import cli
 from services.api import schema
-from services.node import client as client_mod
-from services.node.client import ApiError, Client, TxTimeout, sign_transfer, tx_to_json
 from tests.harness import ROOT, free_port
 
 # The ccoin seed's genesis.json example, exactly as its README prints it (comments and all);
@@ -320,7 +320,9 @@ class FakeNode:
         path, method = request.url.path, request.method
         self.requests.append((method, path))
         if path == "/api/v1/status":
-            return httpx.Response(200, json={"network_id": self.chain_id, "height": 3})
+            return httpx.Response(200, json={"network_id": self.chain_id, "height": 3,
+                                             "genesis": "00" * 32, "head": "cd" * 32,
+                                             "total_weight": 6})
         if path.startswith("/api/v1/accounts/"):
             addr = path.rsplit("/", 1)[1]
             a = self.accounts.get(addr, {"balance": 0, "nonce": 0})
@@ -493,12 +495,13 @@ def test_quickstart_creates_then_resumes(run: Run) -> None:
         assert config["api"]["port"] == port
 
         # a second run resumes the same chain; a new --port is remembered
-        code, out, err = run("quickstart", "--data", str(data), "--port", str(port + 1),
+        port2 = free_port()  # not port + 1: that one may be taken
+        code, out, err = run("quickstart", "--data", str(data), "--port", str(port2),
                              "--dry-run")
         assert code == 0, err
         assert "resuming" in out and "Genesis block" not in err
         assert (data / "genesis.json").read_text() == genesis
-        assert json.loads((data / "node.json").read_text())["api"]["port"] == port + 1
+        assert json.loads((data / "node.json").read_text())["api"]["port"] == port2
 
         # a directory that is not a ccoin data dir is left alone
         other = base / "other"

@@ -158,3 +158,13 @@ def test_registering_a_type_twice_is_refused() -> None:
         @messages.message("ping")
         class Again(Message):
             pass
+
+
+def test_every_bus_message_is_in_the_protocol_spec() -> None:
+    """docs/protocol.md §11 lists the catalogue; a message added without it fails here."""
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    missing = [f"{name} ({cls.__name__})" for name, cls in messages.CATALOGUE.items()
+               if f"| `{name}` | {cls.__name__} |" not in spec]
+    assert not missing, f"add to docs/protocol.md §11: {', '.join(missing)}"

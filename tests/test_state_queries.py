@@ -134,3 +134,14 @@ def test_locator_and_blocks_after_find_the_fork(tmp_path: Path) -> None:
     mixed = peer_svc.submit_blocks(m.SubmitBlocks((b"\xc1", orphan, ref.blocks[23].raw)))
     assert [(o.status, o.code) for o in mixed.outcomes] == [
         ("error", "malformed"), ("error", "unknown_parent"), ("head", "")]
+
+
+def test_get_txs_returns_pool_transactions_by_id(tmp_path: Path) -> None:
+    svc, _ = service(tmp_path)
+    a = rh.transfer(1, rh.address(9), 1, nonce=0)
+    b = rh.transfer(2, rh.address(9), 1, nonce=0)
+    svc.submit_txs(m.SubmitTxs((a.raw, b.raw)))
+    reply = svc.get_txs(m.GetTxs((b.id, b"\x00" * 32, a.id)))
+    assert reply.txs == (b.raw, b"", a.raw)
+    with pytest.raises(errors.Malformed):
+        svc.get_txs(m.GetTxs((b"\x00" * 32,) * 10_001))

@@ -126,7 +126,7 @@ def test_start_preflight_errors(short_tmp: Path) -> None:
         node_cmd.prepare_start(load_config(config_path), "validator", None)
     # ... which a basic node does not need
     assert node_cmd.prepare_start(load_config(config_path), "basic", None)[1] == [
-        "state", "api"]
+        "state", "api", "p2p"]
 
     # the right validator, the wrong password
     doc["client"]["account_address"] = config.account_address.hex()

@@ -3,7 +3,9 @@
 uvicorn runs with uvloop and httptools (DESIGN §1) and with `proxy_headers=False`, so that
 `request.client` is the real socket peer and the admin check cannot be fooled by an
 `X-Forwarded-For` sent through a local proxy (DESIGN §10). With `api.workers` > 1 the
-workers are separate processes built from an app factory, each with its own bus clients.
+workers are separate processes built from an app factory, each with its own bus clients,
+and Prometheus metrics run in multiprocess mode (a fresh `run/prometheus-api/` directory).
+WebSockets (`/api/v1/ws`) are served by the sans-I/O `websockets` implementation.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -21,6 +24,7 @@ from common.errors import CcoinError
 from common.genesis import load_genesis
 from common.service import setup_logging
 from services.api.app import CONFIG_ENV, create_app
+from services.api.metrics import MULTIPROC_ENV
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     settings: dict[str, Any] = dict(
         host=config.api_host, port=config.api_port, loop="uvloop", http="httptools",
-        ws="none", lifespan="on", proxy_headers=False, server_header=False,
+        ws="websockets-sansio", lifespan="on", proxy_headers=False, server_header=False,
         log_config=None, log_level=args.log_level.lower(), access_log=False,
         timeout_graceful_shutdown=5,
     )
@@ -45,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         "serving on %s:%d with %d worker(s)", config.api_host, config.api_port,
         config.api_workers)
     if config.api_workers > 1:
+        metrics_dir = config.run_dir / "prometheus-api"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # the last run's workers are gone
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
         os.environ[CONFIG_ENV] = str(config.config_path or args.config)
         os.environ["CCOIN_API_LOG_LEVEL"] = args.log_level
         uvicorn.run("services.api.app:app_from_env", factory=True,

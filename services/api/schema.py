@@ -25,7 +25,18 @@ import orjson
 from common import crypto
 from common.consensus import verify_transaction_signature
 from common.errors import CcoinError, Duplicate, Malformed, TooLarge, WrongChain
-from common.messages import AccountReply, MiningStatus, Status, TxReply
+from common.messages import (
+    AccountReply,
+    AccountTx,
+    ChainTip,
+    MiningStatus,
+    PeerInfo,
+    PeersReply,
+    SignersReply,
+    Status,
+    TxProofReply,
+    TxReply,
+)
 from common.types import MAX_AMOUNT, MAX_TX_BYTES, MAX_TX_DATA, Block, BlockHeader, Transaction
 
 MAX_BATCH = 5000
@@ -46,6 +57,8 @@ _SEND_ALLOWED = frozenset({"to", "amount", "fee", "data"})
 
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+# tcp://host:port, optionally #<the peer's CurveZMQ server key, 64 hex>
+_ENDPOINT = re.compile(r"tcp://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}(#[0-9a-fA-F]{64})?")
 
 
 # --- HTTP status of every error code ---------------------------------------------------------
@@ -68,10 +81,12 @@ HTTP_STATUS: dict[str, int] = {
     "not_a_validator": 409,
     "no_wallet": 409,
     "too_large": 413,
+    "rate_limited": 429,
     # the node cannot take it right now: retry later
     "pool_full": 503,
     "unavailable": 503,
     "wallet_unavailable": 503,
+    "p2p_unavailable": 503,
     "internal": 500,
 }
 
@@ -89,6 +104,12 @@ class NotAValidator(CcoinError):
     """this node runs no miner"""
 
     code = "not_a_validator"
+
+
+class P2PUnavailable(CcoinError):
+    """no p2p service answers on this node"""
+
+    code = "p2p_unavailable"
 
 
 class NoWallet(CcoinError):
@@ -354,16 +375,124 @@ def block_json(block: Block, *, full: bool = True, **extra: Any) -> dict[str, An
     }
 
 
+TX_STATUSES = ("pending", "queued", "confirmed", "rejected", "replaced", "dropped")
+DROP_REASONS = {
+    "evicted": "evicted from the full pool by transactions paying higher fees",
+    "stale": "no longer valid after a new block (its nonce was used or its sender cannot "
+             "pay any more)",
+    "reorg-conflict": "returned to the pool by a reorg but no longer valid on the new chain",
+}
+
+
+def explain(reply: TxReply, tx: Transaction) -> str:
+    """One sentence saying what a transaction's status means and what happens next."""
+    if reply.status == "pending":
+        return "in the pool, ready for the next block"
+    if reply.status == "queued":
+        return (f"in the pool, waiting for nonce {reply.expected_nonce} of its sender "
+                f"before nonce {tx.nonce} can be mined")
+    if reply.status == "confirmed":
+        return f"in block {reply.height} with {reply.confirmations} confirmation(s)"
+    if reply.status == "rejected":
+        return f"refused by the node's pool: {reply.reason}"
+    if reply.status == "replaced":
+        return (f"replaced by {reply.replaced_by.hex()}, which has the same sender and nonce "
+                f"and pays a higher fee")
+    if reply.status == "dropped":
+        return "dropped from the pool: " + DROP_REASONS.get(reply.reason, reply.reason)
+    return reply.status
+
+
 def tx_reply_json(reply: TxReply) -> dict[str, Any]:
+    """A transaction with its explained status (GET /txs/{id}); fields that do not apply to
+    the status are null."""
+    tx = Transaction.decode(reply.tx)
     confirmed = reply.status == "confirmed"
     return {
-        **tx_json(Transaction.decode(reply.tx)),
+        **tx_json(tx),
         "status": reply.status,
+        "explanation": explain(reply, tx),
         "block": reply.block_hash.hex() if confirmed else None,
         "height": reply.height if confirmed else None,
         "index": reply.index if confirmed else None,
         "confirmations": reply.confirmations if confirmed else 0,
+        "expected_nonce": reply.expected_nonce if reply.status == "queued" else None,
+        "reason": reply.reason if reply.status in ("rejected", "dropped") else None,
+        "replaced_by": reply.replaced_by.hex() if reply.status == "replaced" else None,
     }
+
+
+def proof_json(reply: TxProofReply) -> dict[str, Any]:
+    return {
+        "id": reply.id.hex(),
+        "block": reply.block_hash.hex(),
+        "height": reply.height,
+        "index": reply.index,
+        "tx_root": reply.tx_root.hex(),
+        "steps": [{"left": s.left, "hash": s.hash.hex()} for s in reply.steps],
+    }
+
+
+def history_item_json(item: AccountTx, tx: TxReply | None) -> dict[str, Any]:
+    """A history entry; the transaction's fields when state still serves it."""
+    out: dict[str, Any] = {"id": item.id.hex(), "height": item.height, "index": item.index,
+                           "direction": item.direction}
+    if tx is not None and tx.tx:
+        t = Transaction.decode(tx.tx)
+        out.update({"from": t.sender.hex(), "to": t.to.hex(), "amount": t.amount,
+                    "fee": t.fee, "nonce": t.nonce, "data": t.data.hex(),
+                    "block": tx.block_hash.hex() if tx.block_hash else None,
+                    "confirmations": tx.confirmations})
+    return out
+
+
+def tip_json(tip: ChainTip) -> dict[str, Any]:
+    return {"hash": tip.hash.hex(), "height": tip.height, "total_weight": tip.total_weight,
+            "branch_length": tip.branch_length, "status": tip.status}
+
+
+def consensus_json(status: Status, signers: SignersReply, window: int) -> dict[str, Any]:
+    return {
+        "consensus": "poa" if status.poa else "pow",
+        "authorities": [a.hex() for a in status.miners],
+        "in_turn": signers.in_turn.hex() if signers.in_turn else None,
+        "next_height": signers.next_height,
+        "window": window,
+        "recent_signers": [s.hex() for s in status.recent_signers],
+        "difficulty": status.difficulty,
+        "signers": [{"address": s.address.hex(),
+                     "last_height": s.last_height if s.last_height >= 0 else None,
+                     "sealed": s.sealed, "missed": s.missed} for s in signers.signers],
+    }
+
+
+def peer_json(p: PeerInfo) -> dict[str, Any]:
+    return {"node_id": p.node_id.hex(), "endpoint": p.endpoint, "direction": p.direction,
+            "height": p.height, "head": p.head.hex(), "total_weight": p.total_weight,
+            "score": p.score, "latency_ms": p.latency_ms, "connected_ms": p.connected_ms}
+
+
+def peers_json(reply: PeersReply | None) -> dict[str, Any]:
+    """GET /peers; `None` is a node where no p2p service answers."""
+    if reply is None:
+        return {"p2p": False, "peers": [], "syncing": False, "sync_target": None,
+                "node_id": None, "banned": 0}
+    return {"p2p": True, "peers": [peer_json(p) for p in reply.peers],
+            "syncing": reply.syncing,
+            "sync_target": reply.sync_target if reply.syncing else None,
+            "node_id": reply.node_id.hex(), "banned": reply.banned}
+
+
+def parse_endpoint(value: Any) -> str:
+    """Body of POST /peers: `{"endpoint": "tcp://host:port"}`."""
+    doc = _object(value, "peer", frozenset({"endpoint"}))
+    endpoint = doc.get("endpoint")
+    if type(endpoint) is not str:
+        raise Malformed('peer must be {"endpoint": "tcp://host:port"}')
+    if len(endpoint) > 256 or not _ENDPOINT.fullmatch(endpoint):
+        raise Malformed("endpoint must look like tcp://host:port (or tcp://host:port#<curve "
+                        "key, 64 hex>)")
+    return endpoint
 
 
 def account_json(reply: AccountReply) -> dict[str, Any]:
@@ -382,7 +511,8 @@ def mining_json(status: MiningStatus | None) -> dict[str, Any]:
             "last_sealed_ms": status.last_sealed_ms or None}
 
 
-def status_json(status: Status, *, mining: bool, version: str) -> dict[str, Any]:
+def status_json(status: Status, *, mining: bool, version: str, peers: int = 0,
+                syncing: bool = False) -> dict[str, Any]:
     return {
         "network_id": status.network_id,
         "genesis": status.genesis.hex(),
@@ -391,8 +521,8 @@ def status_json(status: Status, *, mining: bool, version: str) -> dict[str, Any]
         "head_timestamp": status.head_timestamp,
         "total_weight": status.total_weight,
         "state_root": status.state_root.hex(),
-        "peers": 0,  # until the p2p service exists
-        "syncing": False,
+        "peers": peers,
+        "syncing": syncing,
         "mining": mining,
         "version": version,
         "consensus": "poa" if status.poa else "pow",

@@ -1,10 +1,13 @@
 """The `ccoin` command line (DESIGN §7).
 
-    ccoin account new|list            keys in the encrypted keystore
+    ccoin account new|list|import|export   keys in the encrypted keystore
     ccoin genesis init                build and store the genesis block
     ccoin node start|status|stop|restart
+    ccoin discovery                   the discovery service (HTTP)
+    ccoin devnet                      discovery plus N local nodes, in the foreground
     ccoin quickstart                  what `make run` does
     ccoin status|balance|block|tx|send   a node's REST API
+    ccoin history|mempool|watch       an account's history, the pool, live events
     ccoin bench                       the benchmark (services.bench)
 
 Every failure is one line on stderr (`error: ...`) and a non-zero exit status: 1 when the
@@ -36,6 +39,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from services.cli import account, client, genesis, node
+    from services.cli import devnet as devnet_cmd
+    from services.cli import discovery as discovery_cmd
 
     parser = Parser(prog=PROG, description="ccoin: a PoA/PoW cryptocurrency node")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
@@ -44,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     genesis.register(sub)
     node.register(sub)
     client.register(sub)
+    discovery_cmd.register(sub)
+    devnet_cmd.register(sub)
     sub.add_parser("bench", help="run the benchmark (ccoin bench --help)", add_help=False)
     return parser
 

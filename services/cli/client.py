@@ -1,12 +1,17 @@
-"""Client commands over a node's REST API: `ccoin status|balance|block|tx|send`."""
+"""Client commands over a node's REST API (`common.client`): `ccoin status|balance|block|tx|
+send|history|mempool|watch`. Human-readable by default, `--json` for scripts."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
+from common.client import Client, Event, TxInfo, parse_address, parse_hex
 from common.crypto import Signer
+from common.errors import CcoinError
 from common.keystore import Keystore
 from services.cli.util import (
     CliError,
@@ -18,7 +23,8 @@ from services.cli.util import (
     print_fields,
     print_json,
 )
-from services.node.client import Client, parse_address, parse_hex
+
+EVENT_TYPES = ("head", "reorg", "txs_added", "txs_removed")
 
 
 def add_api_args(p: argparse.ArgumentParser) -> None:
@@ -41,15 +47,45 @@ def register(sub: Any) -> None:
     add_api_args(balance)
     balance.set_defaults(func=cmd_balance)
 
+    history = sub.add_parser("history", help="an account's confirmed transactions, newest "
+                                             "first")
+    history.add_argument("address")
+    history.add_argument("--offset", type=positive_int, default=0, metavar="N",
+                         help="skip the N newest (default 0)")
+    history.add_argument("--limit", type=positive_int, default=20, metavar="N",
+                         help="at most N entries (1..100, default 20)")
+    add_api_args(history)
+    history.set_defaults(func=cmd_history)
+
     block = sub.add_parser("block", help="one block by height or hash")
     block.add_argument("ref", metavar="HEIGHT|HASH")
     add_api_args(block)
     block.set_defaults(func=cmd_block)
 
-    tx = sub.add_parser("tx", help="one transaction by id")
+    tx = sub.add_parser("tx", help="one transaction by id, and what became of it")
     tx.add_argument("id")
+    tx.add_argument("--proof", action="store_true",
+                    help="also fetch and check its Merkle proof against the block header")
     add_api_args(tx)
     tx.set_defaults(func=cmd_tx)
+
+    mempool = sub.add_parser("mempool", help="the pool: size and a page of transactions")
+    mempool.add_argument("--sender", metavar="ADDR", help="only this sender's, in nonce order")
+    mempool.add_argument("--offset", type=positive_int, default=0, metavar="N")
+    mempool.add_argument("--limit", type=positive_int, default=20, metavar="N")
+    add_api_args(mempool)
+    mempool.set_defaults(func=cmd_mempool)
+
+    watch = sub.add_parser("watch", help="follow the node's events live (heads, reorgs, "
+                                         "pool changes)")
+    watch.add_argument("--since", type=positive_int, metavar="SEQ",
+                       help="replay kept events after this sequence number first")
+    watch.add_argument("--types", metavar="LIST",
+                       help=f"comma-separated subset of {','.join(EVENT_TYPES)}")
+    watch.add_argument("--count", type=positive_int, metavar="N",
+                       help="stop after N events (default: until Ctrl-C)")
+    add_api_args(watch)
+    watch.set_defaults(func=cmd_watch)
 
     send = sub.add_parser("send", help="sign a transfer locally and submit it")
     send.add_argument("--to", required=True, metavar="ADDR", help="recipient address")
@@ -78,9 +114,20 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(api_url(args))
 
 
+def _address(text: str, what: str = "address") -> str:
+    try:
+        return parse_address(text, what).hex()
+    except CcoinError as exc:
+        raise CliError(exc.message) from None
+
+
+def _short(value: str | None, n: int = 16) -> str:
+    return "-" if not value else value if len(value) <= n else value[:n] + "…"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        st: dict[str, Any] = dict(c.status())
+        st = c.status().doc
     if args.json:
         print_json(st)
         return 0
@@ -95,15 +142,48 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
-    address = parse_address(args.address).hex()
+    address = _address(args.address)
     with _client(args) as c:
         acct = c.account(address)
     if args.json:
-        print_json(acct)
+        print_json(acct.doc)
     else:
-        print_fields([("address", acct["address"]), ("balance", acct["balance"]),
-                      ("nonce", acct["nonce"]), ("pending nonce", acct["pending_nonce"])])
+        print_fields([("address", acct.address), ("balance", acct.balance),
+                      ("nonce", acct.nonce), ("pending nonce", acct.pending_nonce)])
     return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    address = _address(args.address)
+    if not 1 <= args.limit <= 100:
+        raise CliError("--limit must be in 1..100")
+    with _client(args) as c:
+        page = c.history(address, offset=args.offset, limit=args.limit)
+    if args.json:
+        print_json(page.doc)
+        return 0
+    if not page.items:
+        note(f"no confirmed transactions for {address}"
+             + (f" past the first {args.offset}" if args.offset else ""))
+        return 0
+    rows = [("height", "dir", "amount", "fee", "counterparty", "id")]
+    for item in page.items:
+        other = item.to if item.direction == "out" else item.sender
+        sign = {"in": "+", "out": "-", "self": " "}.get(item.direction, "?")
+        rows.append((str(item.height), item.direction, f"{sign}{item.amount}", str(item.fee),
+                     other if item.direction != "self" else "(self)", item.id))
+    _table(rows)
+    shown = args.offset + len(page.items)
+    if shown < page.total:
+        note(f"{len(page.items)} of {page.total} shown; more with --offset {shown}")
+    return 0
+
+
+def _table(rows: Iterable[tuple[str, ...]]) -> None:
+    rows = list(rows)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
 def cmd_block(args: argparse.Namespace) -> int:
@@ -115,17 +195,20 @@ def cmd_block(args: argparse.Namespace) -> int:
     with _client(args) as c:
         block = c.block(ref)
     if args.json:
-        print_json(block)
+        print_json(block.doc)
         return 0
-    h = block.get("header", {})
-    rows: list[tuple[str, Any]] = [("hash", block.get("hash"))]
+    h = block.doc.get("header", {})
+    rows: list[tuple[str, Any]] = [("hash", block.hash)]
     rows += [(k, h.get(k)) for k in ("height", "parent", "timestamp", "coinbase", "signer",
                                      "tx_root", "state_root", "difficulty", "nonce", "extra")
              if k in h]
-    txs = block.get("txs", [])
-    rows.append(("transactions", len(txs)))
+    if "confirmations" in block.doc:
+        rows.append(("confirmations", block.confirmations))
+    if "on_main_chain" in block.doc:
+        rows.append(("main chain", block.on_main_chain))
+    rows.append(("transactions", len(block.txs)))
     print_fields(rows)
-    for tx in txs:
+    for tx in block.txs:
         if isinstance(tx, dict):
             print(f"  {tx.get('id')}  {tx.get('from')} -> {tx.get('to')}  "
                   f"amount {tx.get('amount')} fee {tx.get('fee')}")
@@ -134,18 +217,120 @@ def cmd_block(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tx(args: argparse.Namespace) -> int:
-    tx_id = parse_hex(args.id, "transaction id").hex()
+def _tx_rows(tx: TxInfo) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [("id", tx.id), ("status", tx.status)]
+    if tx.explanation:
+        rows.append(("", tx.explanation))
+    rows += [("from", tx.sender), ("to", tx.to), ("amount", tx.amount), ("fee", tx.fee),
+             ("nonce", tx.nonce)]
+    if tx.data:
+        rows.append(("data", tx.data))
+    if tx.status == "confirmed":
+        rows += [("height", tx.height), ("block", tx.block), ("index", tx.index),
+                 ("confirmations", tx.confirmations)]
+    elif tx.status == "queued":
+        rows.append(("expected nonce", tx.expected_nonce))
+    elif tx.status in ("rejected", "dropped"):
+        rows.append(("reason", tx.reason))
+    elif tx.status == "replaced":
+        rows.append(("replaced by", tx.replaced_by))
+    return rows
+
+
+def _tx_id(text: str) -> str:
+    tx_id = parse_hex(text, "transaction id").hex()
     if len(tx_id) != 64:
-        raise CliError(f"{args.id!r} is not a 64-hex-character transaction id")
+        raise CliError(f"{text!r} is not a 64-hex-character transaction id")
+    return tx_id
+
+
+def cmd_tx(args: argparse.Namespace) -> int:
+    tx_id = _tx_id(args.id)
     with _client(args) as c:
         tx = c.tx(tx_id)
+        proof_doc: dict[str, Any] | None = None
+        rows = _tx_rows(tx)
+        if args.proof:
+            if tx.status != "confirmed":
+                raise CliError(f"transaction {tx_id} is {tx.status}: no inclusion proof yet")
+            proof = c.tx_proof(tx_id)
+            header_root = c.block(proof.block).tx_root
+            ok = proof.verify(header_root)
+            proof_doc = {**proof.doc, "verified": ok, "header_tx_root": header_root}
+            rows.append(("proof", f"{len(proof.steps)} step(s), "
+                                  f"{'verifies against' if ok else 'DOES NOT verify against'} "
+                                  f"the header's tx_root {header_root}"))
+            if not ok:
+                raise CliError(f"the Merkle proof of {tx_id} does not verify")
     if args.json:
-        print_json(tx)
+        print_json({**tx.doc, "proof": proof_doc} if proof_doc else tx.doc)
         return 0
-    keys = ["id", "status", "from", "to", "amount", "fee", "nonce", "data", "height", "block",
-            "index", "confirmations"]
-    print_fields([(k, tx[k]) for k in keys if k in tx])
+    print_fields(rows)
+    return 0
+
+
+def cmd_mempool(args: argparse.Namespace) -> int:
+    sender = _address(args.sender, "--sender") if args.sender else None
+    with _client(args) as c:
+        page = c.mempool(offset=args.offset, limit=args.limit, sender=sender)
+    if args.json:
+        print_json(page.doc)
+        return 0
+    print(f"{page.count} transactions, {page.bytes} bytes in the pool")
+    for tx in page.txs:
+        print(f"  {tx.id}  {tx.sender} nonce {tx.nonce} -> {tx.to}  amount {tx.amount} "
+              f"fee {tx.fee}")
+    return 0
+
+
+def describe_event(event: Event) -> str:
+    """One human line for a live event."""
+    d = event.data
+    if event.type == "head":
+        return (f"#{event.seq} head {d.get('height')} {_short(d.get('hash'))} "
+                f"txs={d.get('tx_count')} weight={d.get('total_weight')}")
+    if event.type == "reorg":
+        return (f"#{event.seq} reorg: {len(d.get('disconnected', []))} block(s) out, "
+                f"{len(d.get('connected', []))} in")
+    if event.type == "txs_added":
+        ids = d.get("ids", [])
+        shown = " ".join(_short(i, 12) for i in ids[:3]) + (" …" if len(ids) > 3 else "")
+        return f"#{event.seq} pool +{len(ids)}: {shown}"
+    if event.type == "txs_removed":
+        pairs = list(zip(d.get("ids", []), d.get("reasons", [])))
+        shown = " ".join(f"{_short(i, 12)} ({r})" for i, r in pairs[:3])
+        return f"#{event.seq} pool -{len(pairs)}: {shown}" + (" …" if len(pairs) > 3 else "")
+    if event.type == "resync":
+        return f"#{event.seq} resync: {d.get('reason')} (some events were lost: re-read state)"
+    return f"#{event.seq} {event.type} {json.dumps(d)}"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    types: list[str] = []
+    if args.types:
+        types = [t.strip() for t in args.types.split(",") if t.strip()]
+        unknown = sorted(set(types) - set(EVENT_TYPES))
+        if unknown:
+            raise CliError(f"unknown event type(s) {', '.join(unknown)}; choose from "
+                           f"{', '.join(EVENT_TYPES)}")
+    seen = 0
+    last: int | None = None
+    with _client(args) as c:
+        if not args.json:
+            note(f"following events of {c.base_url} (Ctrl-C stops)")
+        for event in c.events(since=args.since, types=types,
+                              on_reconnect=lambda why: note(f"stream lost ({why}); "
+                                                            "reconnecting…")):
+            if last is not None and event.type != "resync" and event.seq != last + 1:
+                note(f"events {last + 1}..{event.seq - 1} skipped (filtered or lost)")
+            last = event.seq
+            if args.json:
+                print(json.dumps(event.data), flush=True)
+            else:
+                print(describe_event(event), flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
     return 0
 
 
@@ -170,10 +355,10 @@ class _Progress:
 
     def __call__(self, status: str, elapsed: float) -> None:
         if self.tty:
-            print(f"\rwaiting for confirmation: {status} ({elapsed:.0f}s)   ", end="",
+            print(f"\r\x1b[Kwaiting for confirmation ({elapsed:.0f}s): {status}", end="",
                   file=sys.stderr, flush=True)
         elif status != self.last[0] or elapsed - self.last[1] >= 10:
-            note(f"waiting for confirmation: {status} ({elapsed:.0f}s)")
+            note(f"waiting for confirmation ({elapsed:.0f}s): {status}")
             self.last = (status, elapsed)
 
     def done(self) -> None:
@@ -209,8 +394,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         finally:
             progress.done()
     if args.json:
-        print_json(info)
+        print_json(info.doc)
     else:
         print(tx_id)
-        note(f"confirmed in block {info.get('height')} ({info.get('block')})")
+        note(f"confirmed in block {info.height} ({info.block})")
     return 0

@@ -147,7 +147,8 @@ def start_node(config: NodeConfig, node_type: str, port: int | None,
         print(conf)
         return 0
     if "api" in names:
-        note(f"API: {api_url_of(config)}/api/v1  (OpenAPI at /docs)")
+        note(f"dashboard: {api_url_of(config)}/  API: {api_url_of(config)}/api/v1  "
+             "(OpenAPI at /docs)")
     note(f"starting {node_type} node ({', '.join(names)}) under supervisord; "
          f"logs in {config.log_dir}; Ctrl-C stops it")
     sv.exec_supervisord(conf)
@@ -223,6 +224,7 @@ def _banner(config: NodeConfig, data_arg: str, developer: str, funds: int | None
     lines = [
         "",
         f"  ccoin local validator node ({'new chain' if created else 'resuming'} in {d})",
+        f"  Dashboard         {url}/",
         f"  API               {url}/api/v1   (OpenAPI: {url}/docs)",
         f"  validator         {config.account_address.hex()}",
     ]

@@ -50,6 +50,33 @@ def genesis_doc(*, network_id: int, miners: list[bytes], alloc: dict[bytes, int]
     }
 
 
+def write_password(base: Path, password: str) -> Path:
+    """`base/password.txt`, readable by its owner only (what `keystore.password_file` names)."""
+    pw_file = base / "password.txt"
+    pw_file.write_text(password + "\n")
+    pw_file.chmod(0o600)
+    return pw_file
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def node_config_doc(base: Path, *, account: bytes, genesis_path: Path, api_port: int,
+                    password_file: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A node.json document; `sections` adds more (`p2p`, `discovery_service`, ...)."""
+    return {
+        "app": {"base_path": str(base)},
+        "client": {"account_address": account.hex()},
+        "genesis": str(genesis_path),
+        "api": {"host": "127.0.0.1", "port": api_port, "workers": 1},
+        "keystore": {"password_file": str(password_file)},
+        "mining": {"autostart": True},
+        **sections,
+    }
+
+
 def create_dev_chain(base_path: str | Path, *, api_port: int = 8000, interval_ms: int = 2000,
                      max_bound: int = 5000, min_bound: int = 0, allow_empty: bool = True,
                      extra_alloc: dict[bytes, int] | None = None, network_id: int = 1337,
@@ -64,24 +91,14 @@ def create_dev_chain(base_path: str | Path, *, api_port: int = 8000, interval_ms
     store = Keystore(base / "keystore")
     store.save(validator, password, scrypt_n)
     store.save(developer, password, scrypt_n)
-    pw_file = base / "password.txt"
-    pw_file.write_text(password + "\n")
-    pw_file.chmod(0o600)
+    pw_file = write_password(base, password)
     alloc = {developer.address: DEV_FUNDS, **(extra_alloc or {})}
     genesis = genesis_doc(network_id=network_id, miners=[validator.address] if poa else [],
                           alloc=alloc, interval_ms=interval_ms, max_bound=max_bound,
                           min_bound=min_bound, allow_empty=allow_empty, difficulty=difficulty)
-    genesis_path = base / "genesis.json"
-    genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
-    config = {
-        "app": {"base_path": str(base)},
-        "client": {"account_address": validator.address.hex()},
-        "genesis": str(genesis_path),
-        "api": {"host": "127.0.0.1", "port": api_port, "workers": 1},
-        "keystore": {"password_file": str(pw_file)},
-        "mining": {"autostart": True},
-    }
-    config_path = base / "node.json"
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    genesis_path = write_json(base / "genesis.json", genesis)
+    config = node_config_doc(base, account=validator.address, genesis_path=genesis_path,
+                             api_port=api_port, password_file=pw_file)
+    config_path = write_json(base / "node.json", config)
     (base / "developer.txt").write_text(developer.address.hex() + "\n")
     return DevChain(base, config_path, genesis_path, validator, developer, password, api_port)

@@ -38,6 +38,7 @@ class StateService:
             m.GetBlock: self.get_block,
             m.GetBlocks: self.get_blocks,
             m.GetTx: self.get_tx,
+            m.GetTxs: self.get_txs,
             m.GetAccount: self.get_account,
             m.SubmitTxs: self.submit_txs,
             m.GetMempool: self.get_mempool,
@@ -124,6 +125,13 @@ class StateService:
         assert block is not None
         return m.TxReply(block.txs[index].raw, "confirmed", block_hash, block.height, index,
                          c.head.header.height - block.height + 1)
+
+    def get_txs(self, req: m.GetTxs) -> m.TxsReply:
+        if len(req.ids) > 10_000:
+            raise Malformed("at most 10000 ids")
+        pool = self.chain.mempool
+        return m.TxsReply(tuple(tx.raw if (tx := pool.get(i)) is not None else b""
+                                for i in req.ids))
 
     def get_account(self, req: m.GetAccount) -> m.AccountReply:
         if len(req.address) != 20:

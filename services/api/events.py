@@ -1,0 +1,214 @@
+"""Live events for HTTP clients: the gateway's own numbered stream of the node's events.
+
+Each gateway process subscribes to the state service's PUB socket (`[topic, seq, body]`,
+docs/zmq.md) and renumbers what it receives into one gap-free sequence of its own, so an
+HTTP client needs one number to tell whether it missed something and to resume: the
+`id:` of a server-sent event, `"seq"` in every event's JSON. The last events are kept in
+a ring bounded by count and by bytes; a client that reconnects with `Last-Event-ID: N`
+(or `?since=N`) gets every kept event after N, then the live ones.
+
+Two things cannot be replayed, and both are said out loud with a `resync` event (re-read
+`/api/v1/status` and whatever else you keep, then carry on):
+- the gateway itself lost events from state: state's per-topic `seq` jumped (PUB drops at
+  its high-water mark) or went back (state restarted). This `resync` is a numbered event in
+  the ring, seen by every client.
+- a client asks for a sequence number the ring no longer holds (it was away too long) or
+  never issued (the gateway restarted, or the reconnect reached another worker process).
+  That `resync` goes to this client only and carries the number the stream resumes after.
+
+The JSON of each type (`seq` and `type` in every one):
+    head         height, hash, total_weight, tx_count, timestamp (ms)
+    reorg        disconnected (from the old head down), connected (from the fork up),
+                 depth (blocks disconnected)
+    txs_added    ids (transactions accepted into the pool)
+    txs_removed  ids, reasons (replaced | evicted | stale | reorg-conflict), parallel lists
+    resync       reason
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+import zmq
+import zmq.asyncio
+
+from common import messages as m
+from common.bus import parse_event, subscriber
+from common.errors import CcoinError
+from services.api import metrics
+
+log = logging.getLogger("ccoin.api.events")
+
+KEEP_EVENTS = 4096
+KEEP_BYTES = 16 * 1024 * 1024
+HEARTBEAT_S = 15.0
+TYPES = ("head", "reorg", "txs_added", "txs_removed", "resync")
+
+
+def event_fields(msg: m.Message) -> tuple[str, dict[str, Any]] | None:
+    """The JSON type and fields of a bus event; None for a message that is not one."""
+    if isinstance(msg, m.HeadEvent):
+        return "head", {"height": msg.height, "hash": msg.hash.hex(),
+                        "total_weight": msg.total_weight, "tx_count": msg.tx_count,
+                        "timestamp": msg.timestamp}
+    if isinstance(msg, m.ReorgEvent):
+        return "reorg", {"disconnected": [h.hex() for h in msg.disconnected],
+                         "connected": [h.hex() for h in msg.connected],
+                         "depth": len(msg.disconnected)}
+    if isinstance(msg, m.TxsEvent):
+        return "txs_added", {"ids": [i.hex() for i in msg.ids]}
+    if isinstance(msg, m.TxsRemovedEvent):
+        return "txs_removed", {"ids": [i.hex() for i in msg.ids], "reasons": list(msg.reasons)}
+    return None
+
+
+class EventHub:
+    """The numbered stream and its replay ring (one per gateway process)."""
+
+    def __init__(self, keep_events: int = KEEP_EVENTS, keep_bytes: int = KEEP_BYTES) -> None:
+        self.keep_events = keep_events
+        self.keep_bytes = keep_bytes
+        self.seq = 0  # the last number issued
+        self.ring: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self.ring_bytes = 0
+        self.topic_seq: dict[bytes, int] = {}  # state's last seq per topic
+        self.lost = 0  # state events this gateway knows it missed
+        self._changed = asyncio.Event()
+        self._last_head_ts: int | None = None
+
+    @property
+    def oldest(self) -> int:
+        """The oldest sequence number still kept (seq + 1 when none is)."""
+        return next(iter(self.ring)) if self.ring else self.seq + 1
+
+    def publish(self, type_: str, fields: dict[str, Any]) -> int:
+        self.seq += 1
+        data = orjson.dumps({"seq": self.seq, "type": type_, **fields})
+        self.ring[self.seq] = (type_, data)
+        self.ring_bytes += len(data)
+        while len(self.ring) > 1 and (len(self.ring) > self.keep_events
+                                      or self.ring_bytes > self.keep_bytes):
+            _, (_, old) = self.ring.popitem(last=False)
+            self.ring_bytes -= len(old)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return self.seq
+
+    def on_bus(self, topic: bytes, seq: int, msg: m.Message) -> None:
+        """One event from state's PUB socket: check its topic's sequence, then number it."""
+        last = self.topic_seq.get(topic)
+        self.topic_seq[topic] = seq
+        name = topic.decode("ascii", "replace")
+        if last is not None and seq != last + 1:
+            if seq <= last:
+                reason = f"state restarted: its {name} events are numbered from {seq} again"
+            else:
+                self.lost += seq - last - 1
+                metrics.EVENTS_LOST.inc(seq - last - 1)
+                reason = f"lost {seq - last - 1} {name} event(s) from state"
+            log.warning("event stream: %s", reason)
+            self.publish("resync", {"reason": reason})
+        converted = event_fields(msg)
+        if converted is None:
+            return
+        type_, fields = converted
+        metrics.EVENTS.labels(type_).inc()
+        if isinstance(msg, m.HeadEvent):
+            now_ms = time.time() * 1000
+            metrics.HEAD_DELAY.observe(max(0.0, now_ms - msg.timestamp) / 1000)
+            if self._last_head_ts is not None and msg.timestamp > self._last_head_ts:
+                metrics.BLOCK_INTERVAL.observe((msg.timestamp - self._last_head_ts) / 1000)
+            self._last_head_ts = msg.timestamp
+        elif isinstance(msg, m.TxsRemovedEvent):
+            for reason in msg.reasons:
+                metrics.TXS_REMOVED.labels(reason).inc()
+        elif isinstance(msg, m.ReorgEvent):
+            metrics.REORG_DEPTH.observe(len(msg.disconnected))
+        self.publish(type_, fields)
+
+    def read(self, after: int) -> tuple[list[tuple[int, str, bytes]], int, str]:
+        """Kept events after `after`: (events, cursor, resync reason). The cursor is the
+        last number covered; the reason is non-empty when some could not be replayed."""
+        if after > self.seq:
+            return [], self.seq, (f"sequence {after} was not issued by this gateway process "
+                                  f"(it restarted, or this is another worker); last is "
+                                  f"{self.seq}")
+        reason = ""
+        first = after + 1
+        if first < self.oldest:
+            reason = (f"events {first}..{self.oldest - 1} are no longer kept; "
+                      f"replaying from {self.oldest}")
+            first = self.oldest
+        out = [(s, *self.ring[s]) for s in range(first, self.seq + 1) if s in self.ring]
+        return out, self.seq, reason
+
+    async def wait_after(self, after: int, timeout: float) -> None:
+        """Return when an event after `after` exists, or after `timeout`."""
+        if self.seq > after:
+            return
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def follow(self, after: int, types: frozenset[str] = frozenset(),
+                     heartbeat: float = HEARTBEAT_S,
+                     ) -> AsyncGenerator[tuple[int, bytes] | None, None]:
+        """Events after `after` as (seq, JSON) forever, with None as a heartbeat when
+        nothing happened for `heartbeat` seconds; a resync notice is produced when events
+        cannot be replayed."""
+        cursor = after
+        while True:
+            events, new_cursor, reason = self.read(cursor)
+            if reason:
+                resume = new_cursor if not events else events[0][0] - 1
+                yield resume, orjson.dumps({"seq": resume, "type": "resync", "reason": reason})
+            for seq, type_, data in events:
+                if not types or type_ in types or type_ == "resync":
+                    yield seq, data
+            cursor = new_cursor
+            before = self.seq
+            await self.wait_after(cursor, heartbeat)
+            if self.seq == before:
+                yield None
+
+    async def run(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+        """Subscribe to state's events and number them, until cancelled."""
+        sock = subscriber(ctx, endpoint)
+        log.info("following node events at %s", endpoint)
+        try:
+            while True:
+                frames = await sock.recv_multipart()
+                try:
+                    topic, seq, msg = parse_event(frames)
+                except CcoinError as exc:
+                    log.warning("unreadable event from state: %s", exc.message)
+                    continue
+                self.on_bus(topic, seq, msg)
+        finally:
+            sock.close(0)
+
+
+def parse_since(last_event_id: str | None, since: int | None) -> int | None:
+    """Where a client resumes: the `Last-Event-ID` header (what a browser's EventSource
+    sends on reconnect) wins over `?since=`; None means "only new events"."""
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    return since
+
+
+def sse_frame(seq: int, data: bytes) -> bytes:
+    return b"id: %d\ndata: %s\n\n" % (seq, data)
+
+
+SSE_HEADER = b"retry: 2000\n\n"
+SSE_EXAMPLE = ('id: 7\ndata: {"seq":7,"type":"head","height":42,"hash":"5e...","total_weight":84,'
+               '"tx_count":3,"timestamp":1767225600000}\n\n'
+               'id: 8\ndata: {"seq":8,"type":"txs_added","ids":["9c..."]}\n\n')
+SSE_HEARTBEAT = b": keep-alive\n\n"

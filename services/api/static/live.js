@@ -1,0 +1,208 @@
+// What the page knows about the chain, kept current from the node's event stream.
+//
+// Events only say that something changed; the data comes from the REST routes, fetched at
+// most once per MIN_GAP_MS however fast blocks come, one request at a time, and not at all
+// while the tab is hidden. Without a stream (an older node answers 404, or it broke), the
+// page polls /api/v1/status every POLL_MS and tries the stream again now and then.
+
+import { get } from './api.js';
+
+export const WINDOW = 50; // blocks kept for the charts and the live list
+const MIN_GAP_MS = 1000;
+const POLL_MS = 5000;
+const SSE_RETRY_MS = 60000;
+const EVENT_TYPES = ['head', 'reorg', 'txs_added', 'txs_removed', 'resync'];
+
+export class Live extends EventTarget {
+  constructor() {
+    super();
+    this.status = null;
+    this.blocks = []; // block summaries, newest first
+    this.mempool = []; // [{x: height, y: pool count}] samples, oldest first
+    this.mode = 'connecting';
+    this.error = null;
+    this.lastSeq = null;
+    this.timer = null;
+    this.running = false;
+    this.dirty = false;
+    this.reload = false;
+    this.lastRun = 0;
+    this.source = null;
+    this.poller = null;
+    this.retry = null;
+  }
+
+  start() {
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && this.dirty) this.refresh();
+    });
+    this.connect();
+    this.refresh({ reload: true });
+  }
+
+  setMode(mode) {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    this.dispatchEvent(new CustomEvent('mode', { detail: mode }));
+  }
+
+  // --- the event stream, or polling -------------------------------------------------------
+
+  connect() {
+    clearTimeout(this.retry);
+    if (!('EventSource' in window)) {
+      this.startPolling();
+      return;
+    }
+    const source = new EventSource('/api/v1/events');
+    this.source = source;
+    source.onopen = () => {
+      this.stopPolling();
+      this.setMode('live');
+      this.refresh(); // whatever happened while we were not listening
+    };
+    source.onmessage = (e) => this.onEvent(e);
+    for (const type of EVENT_TYPES) source.addEventListener(type, (e) => this.onEvent(e));
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // refused (e.g. 404: this node has no event stream): poll, try again later
+        this.source = null;
+        this.startPolling();
+        this.retry = setTimeout(() => this.connect(), SSE_RETRY_MS);
+      } else {
+        this.setMode('reconnecting'); // the browser reconnects by itself, with Last-Event-ID
+        this.startPolling();
+      }
+    };
+  }
+
+  startPolling() {
+    if (this.mode !== 'offline' && this.mode !== 'reconnecting') this.setMode('polling');
+    if (this.poller) return;
+    this.poller = setInterval(() => this.refresh(), POLL_MS);
+  }
+
+  stopPolling() {
+    clearInterval(this.poller);
+    this.poller = null;
+  }
+
+  onEvent(e) {
+    let doc;
+    try {
+      doc = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    const seq = Number(doc.seq ?? e.lastEventId);
+    let gap = false;
+    if (Number.isSafeInteger(seq)) {
+      gap = this.lastSeq !== null && seq > this.lastSeq + 1;
+      this.lastSeq = seq;
+    }
+    const type = String(doc.type || e.type);
+    if (gap || type === 'reorg' || type === 'resync') this.refresh({ reload: true });
+    else if (type === 'head' || type.startsWith('txs')) this.refresh();
+    this.dispatchEvent(new CustomEvent('event', { detail: doc }));
+  }
+
+  // --- refreshing -------------------------------------------------------------------------
+
+  /** Ask for fresh data: coalesced, at most one run per MIN_GAP_MS, one at a time. */
+  refresh({ reload = false } = {}) {
+    if (reload) this.reload = true;
+    this.dirty = true;
+    if (this.running || this.timer) return;
+    const wait = Math.max(0, this.lastRun + MIN_GAP_MS - Date.now());
+    this.timer = setTimeout(() => this.run(), wait);
+  }
+
+  async run() {
+    this.timer = null;
+    if (document.hidden) return; // stays dirty: refreshed when the tab is shown again
+    this.running = true;
+    this.dirty = false;
+    this.lastRun = Date.now();
+    const reload = this.reload;
+    this.reload = false;
+    let detail = { headChanged: false, poolChanged: false };
+    try {
+      detail = await this.load(reload);
+      this.error = null;
+      if (this.mode === 'offline') this.setMode(this.source ? 'live' : 'polling');
+    } catch (err) {
+      this.error = err;
+      if (!this.source || this.mode !== 'live') this.setMode('offline');
+    } finally {
+      this.running = false;
+    }
+    this.dispatchEvent(new CustomEvent('update', { detail }));
+    if (this.dirty) this.refresh();
+  }
+
+  async load(reload) {
+    const prev = this.status;
+    const status = await get('/api/v1/status');
+    const headChanged = !prev || prev.head !== status.head;
+    if (reload || headChanged || !this.blocks.length) await this.loadBlocks(status, reload);
+    this.status = status;
+    const count = Number(status.mempool?.count ?? 0);
+    const last = this.mempool.at(-1);
+    if (last && last.x === status.height) last.y = count;
+    else this.mempool.push({ x: status.height, y: count });
+    if (this.mempool.length > WINDOW) this.mempool.splice(0, this.mempool.length - WINDOW);
+    const poolChanged = headChanged || !prev || prev.mempool?.count !== status.mempool?.count;
+    return { headChanged, poolChanged };
+  }
+
+  async loadBlocks(status, reload) {
+    const top = this.blocks[0];
+    const missing = top ? status.height - top.header.height : WINDOW;
+    if (reload || !top || missing <= 0 || missing >= WINDOW) {
+      const page = await get(`/api/v1/blocks?start=${status.height}&limit=${WINDOW}`);
+      this.blocks = page.blocks;
+      return;
+    }
+    // the new blocks and the old top again, to check that they link up
+    const page = await get(`/api/v1/blocks?start=${status.height}&limit=${missing + 1}`);
+    const overlap = page.blocks.at(-1);
+    if (!overlap || overlap.hash !== top.hash) {
+      await this.loadBlocks(status, true); // the chain moved under us: start over
+      return;
+    }
+    this.blocks = [...page.blocks.slice(0, -1), ...this.blocks].slice(0, WINDOW);
+  }
+
+  /** Chart series over the blocks held, oldest first. */
+  series() {
+    const asc = [...this.blocks].reverse();
+    const intervals = [];
+    for (let i = 1; i < asc.length; i += 1) {
+      const a = asc[i - 1].header;
+      const b = asc[i].header;
+      // genesis carries a fixed timestamp, not a sealing time
+      if (a.height > 0 && b.height === a.height + 1) intervals.push({ x: b.height, y: (b.timestamp - a.timestamp) / 1000 });
+    }
+    const txs = asc.map((b) => ({ x: b.header.height, y: b.tx_count ?? b.txs.length }));
+    return { intervals, txs, mempool: this.mempool };
+  }
+}
+
+/** Run fn at most once per `ms`, the last call winning (for per-view extra fetches). */
+export function throttle(fn, ms) {
+  let last = 0;
+  let timer = null;
+  return (...args) => {
+    const wait = last + ms - Date.now();
+    clearTimeout(timer);
+    if (wait <= 0) {
+      last = Date.now();
+      fn(...args);
+    } else {
+      timer = setTimeout(() => {
+        last = Date.now();
+        fn(...args);
+      }, wait);
+    }
+  };
+}

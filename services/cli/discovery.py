@@ -1,0 +1,38 @@
+"""`ccoin discovery --host H --port P`: run the discovery service in the foreground (the
+seed's `twistd discovery -p 4444 -h 0.0.0.0`)."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+from services.cli.util import CliError, note
+
+
+def register(sub: Any) -> None:
+    from services.discovery.__main__ import add_arguments
+
+    p = sub.add_parser("discovery", help="run the discovery service (HTTP, default port 4444)")
+    add_arguments(p)
+    p.set_defaults(func=cmd_discovery)
+
+
+def check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def cmd_discovery(args: argparse.Namespace) -> int:
+    from services.discovery.__main__ import serve
+
+    check_port_free(args.host, args.port)
+    note(f"discovery service on http://{args.host}:{args.port} "
+         f"(nodes expire after {args.ttl:g} s); Ctrl-C stops it")
+    serve(args)
+    return 0
