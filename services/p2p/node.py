@@ -31,6 +31,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import zmq
@@ -49,7 +50,7 @@ from services.p2p.identity import load_allow_list, load_curve_keys, load_node_ke
 from services.p2p.peer import Peer
 from services.p2p.scoring import BanList, LruDict, LruSet
 from services.p2p.sync import BATCH_BLOCKS, BATCH_BYTES, Syncer
-from services.p2p.verify import Verifier
+from services.p2p.verify import Verifier, bad_signature_in, first_bad_signature
 
 log = logging.getLogger("ccoin.p2p")
 
@@ -76,6 +77,8 @@ SUBMIT_CHUNK = 100  # blocks per SubmitBlocks request, and at most about
 SUBMIT_CHUNK_BYTES = 2 * 1024 * 1024  # so state answers other clients in between
 STATE_TIMEOUT_S = 10.0
 SUBMIT_TIMEOUT_S = 30.0
+VERIFY_THREADS = 2
+PARALLEL_VERIFY_MIN = 64  # fewer signatures than this are not worth a thread hand-off
 
 HEAVY = (wire.Txs, wire.NewBlock, wire.GetBlocks)
 HANDSHAKE = (wire.Hello, wire.HelloAck, wire.Bye)
@@ -119,6 +122,9 @@ class P2PNode:
         self.listen = ""  # set once bound
         self.state = bus.Client(config.endpoint("state"), ctx, timeout=STATE_TIMEOUT_S)
         self.verifier = Verifier(genesis)
+        # libsodium releases the GIL: block signatures are verified on these threads,
+        # which also keeps the event loop (pings, other peers) responsive meanwhile
+        self.verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
         self.bans = BanList(config.p2p_ban_seconds)
         self.book = AddressBook()
         self.inbound: dict[bytes, Peer] = {}  # routing id -> link
@@ -194,6 +200,7 @@ class P2PNode:
             for task in [control, *self._tasks]:
                 task.cancel()
             await asyncio.gather(control, *self._tasks, return_exceptions=True)
+            self.verify_pool.shutdown(wait=False, cancel_futures=True)
             if self.guard is not None:
                 self.guard.stop()
             if self.router is not None:
@@ -664,34 +671,54 @@ class P2PNode:
 
     async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
         """Verify a batch from `peer` and import it in order; the last block's hash when the
-        whole batch was accepted, None when it stopped at a bad block."""
-        good: list[bytes] = []
+        whole batch was accepted, None when it stopped at a bad block.
+
+        A two-stage pipeline: while state imports one chunk (its CPU), this process verifies
+        the next (ours), so sync uses both cores. Chunks are submitted strictly in order,
+        each after the previous one was accepted, so a block never reaches state before its
+        parent and an honest peer is never blamed for an orphan we made."""
+        chunk: list[bytes] = []
+        size = 0
         last = b""
-        for i, raw in enumerate(raws):
-            block = self._check_block(peer, raw)
+        previous: asyncio.Task[bool] | None = None
+        complete = True
+        for raw in raws:
+            block = await self._check_block(peer, raw)
             if block is None:
+                complete = False
                 break
-            good.append(raw)
+            chunk.append(raw)
+            size += len(raw)
             last = block.hash
             peer.known_blocks.add(block.hash)
-            if i % 16 == 15:
-                await asyncio.sleep(0)  # keep pings and other peers flowing
-        for chunk in _chunks(good, SUBMIT_CHUNK, SUBMIT_CHUNK_BYTES):
-            result = await self.state.request(messages.SubmitBlocks(chunk),
-                                              messages.SubmitBlocksResult,
-                                              timeout=SUBMIT_TIMEOUT_S, retries=2)
-            for outcome in result.outcomes:
-                if outcome.status == "error":
-                    self._punish(peer, scoring.block_penalty(outcome.code),
-                                 f"block {outcome.height} rejected: {outcome.code}: "
-                                 f"{outcome.message}")
-                    return None
-                self.seen_blocks.add(outcome.hash)
-        return last if len(good) == len(raws) else None
+            if len(chunk) >= SUBMIT_CHUNK or size >= SUBMIT_CHUNK_BYTES:
+                previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
+                chunk, size = [], 0
+            await asyncio.sleep(0)  # let the submission go out; keep pings flowing
+        if chunk:
+            previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
+        accepted = await previous if previous is not None else True
+        return last if accepted and complete else None
 
-    def _check_block(self, peer: Peer, raw: bytes) -> Block | None:
+    async def _submit_after(self, peer: Peer, chunk: tuple[bytes, ...],
+                            previous: asyncio.Task[bool] | None) -> bool:
+        if previous is not None and not await previous:
+            return False
+        result = await self.state.request(messages.SubmitBlocks(chunk),
+                                          messages.SubmitBlocksResult,
+                                          timeout=SUBMIT_TIMEOUT_S, retries=2)
+        for outcome in result.outcomes:
+            if outcome.status == "error":
+                self._punish(peer, scoring.block_penalty(outcome.code),
+                             f"block {outcome.height} rejected: {outcome.code}: "
+                             f"{outcome.message}")
+                return False
+            self.seen_blocks.add(outcome.hash)
+        return True
+
+    async def _check_block(self, peer: Peer, raw: bytes) -> Block | None:
         try:
-            return self.verifier.check_block(raw)
+            return await self._verify_block(raw)
         except InvalidBlock as exc:
             self._punish(peer, scoring.block_penalty(exc.code), f"invalid block: {exc.code}: "
                                                                 f"{exc}")
@@ -699,10 +726,28 @@ class P2PNode:
             self._punish(peer, scoring.MALFORMED, f"undecodable block: {exc}")
         return None
 
+    async def _verify_block(self, raw: bytes) -> Block:
+        """`Verifier.check_block`, with the signatures split over the verify threads."""
+        block, todo = self.verifier.check_block_shape(raw)
+        if len(todo) < PARALLEL_VERIFY_MIN:
+            parts = [todo] if todo else []
+        else:
+            step = -(-len(todo) // VERIFY_THREADS)
+            parts = [todo[i:i + step] for i in range(0, len(todo), step)]
+        loop = asyncio.get_running_loop()
+        found = await asyncio.gather(*(loop.run_in_executor(self.verify_pool,
+                                                            first_bad_signature, part)
+                                       for part in parts))
+        for part, bad in zip(parts, found, strict=True):
+            if bad is not None:
+                raise bad_signature_in(block, part[bad])
+        self.verifier.remember(todo)
+        return block
+
     # --- blocks -----------------------------------------------------------------------------------
 
     async def on_BLK(self, peer: Peer, msg: wire.NewBlock) -> None:
-        block = self._check_block(peer, msg.block)
+        block = await self._check_block(peer, msg.block)
         if block is None:
             return
         h = block.hash
@@ -957,20 +1002,6 @@ class P2PNode:
     def sync_now(self, _: messages.SyncNow) -> messages.Ok:
         self.syncer.force()
         return messages.Ok()
-
-
-def _chunks(items: list[bytes], count: int, size: int) -> Iterable[tuple[bytes, ...]]:
-    """`items` in order, in runs of at most `count` items and about `size` bytes."""
-    run: list[bytes] = []
-    total = 0
-    for item in items:
-        if run and (len(run) >= count or total + len(item) > size):
-            yield tuple(run)
-            run, total = [], 0
-        run.append(item)
-        total += len(item)
-    if run:
-        yield tuple(run)
 
 
 async def main(config: NodeConfig) -> None:
