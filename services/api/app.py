@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
@@ -39,7 +39,6 @@ from common.errors import (
     CcoinError,
     Malformed,
     NotFound,
-    TooLarge,
     Unavailable,
     error_from_code,
 )
@@ -51,6 +50,7 @@ from services.api.admin import check_admin
 from services.api.edge import Edge, install_log_request_id
 from services.api.schema import NotAValidator, P2PUnavailable
 from services.api.wallet import NodeWallet
+from services.web import BodyLimit
 
 log = logging.getLogger("ccoin.api")
 
@@ -311,54 +311,7 @@ def _tx_item(outcome: Transaction | schema.Rejected, result: messages.TxResult |
     return {"id": outcome.id.hex(), "status": "accepted"}
 
 
-# --- middleware and error handlers -----------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-                   Awaitable[None]]
-
-
-class BodyTooLarge(TooLarge):
-    """request body exceeds the gateway's limit"""
-
-
-class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413 `too_large`: at once when the
-    Content-Length says so (nothing more is read), else as soon as the bytes received
-    exceed it (chunked uploads)."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    await error_response("malformed", "bad Content-Length")(scope, receive, send)
-                    return
-                if int(value) > self.limit:
-                    await error_response("too_large", f"body of {int(value)} bytes exceeds "
-                                         f"{self.limit}")(scope, receive, send)
-                    return
-        received = 0
-        limit = self.limit
-
-        async def limited() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(f"body exceeds {limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
+# --- error handlers --------------------------------------------------------------------------
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods the API documents for `path` (for `Allow` on a 405): those of the
@@ -922,7 +875,7 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"])
-    app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(BodyLimit, limit=body_limit, reject=error_response)
     app.add_middleware(Edge, rate=config.rate_limit, burst=config.rate_burst,
                        limit_loopback=config.rate_limit_loopback)
     return app

@@ -34,7 +34,7 @@ import asyncio
 import ipaddress
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -43,7 +43,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from common.errors import CcoinError, Malformed, TooLarge
+from common.errors import CcoinError, Malformed
 from services.discovery.registry import (
     DEFAULT_MAX_NETWORKS,
     DEFAULT_MAX_NODES,
@@ -51,6 +51,7 @@ from services.discovery.registry import (
     Registration,
     Registry,
 )
+from services.web import ASGIApp, BodyLimit
 
 log = logging.getLogger("ccoin.discovery")
 
@@ -180,49 +181,6 @@ def parse_nodes_query(params: list[tuple[str, str]]) -> tuple[int, str | None]:
     return network_id, genesis
 
 
-# --- ASGI plumbing ---------------------------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Any]]
-Send = Callable[[Any], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class BodyLimit:
-    """413 `too_large` for a body over `limit` bytes: at once from Content-Length, else as
-    soon as the received bytes pass it (chunked uploads)."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    await error_response("malformed", "bad Content-Length")(scope, receive, send)
-                    return
-                if int(value) > self.limit:
-                    await error_response("too_large", f"body of {int(value)} bytes exceeds "
-                                         f"{self.limit}")(scope, receive, send)
-                    return
-        received = 0
-        limit = self.limit
-
-        async def limited() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise TooLarge(f"body exceeds {limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CcoinError)
@@ -300,7 +258,7 @@ def create_app(registry: Registry | None = None) -> ASGIApp:
         return JSONResponse({"status": "ok", "networks": reg.network_count,
                              "nodes": reg.node_count, "ttl_ms": reg.ttl_ms})
 
-    return BodyLimit(app)
+    return BodyLimit(app, MAX_BODY, error_response)
 
 
 def make_registry(ttl_ms: int = DEFAULT_TTL_MS, max_nodes: int = DEFAULT_MAX_NODES,
