@@ -145,3 +145,13 @@ def test_get_txs_returns_pool_transactions_by_id(tmp_path: Path) -> None:
     assert reply.txs == (b.raw, b"", a.raw)
     with pytest.raises(errors.Malformed):
         svc.get_txs(m.GetTxs((b"\x00" * 32,) * 10_001))
+
+
+def test_a_transaction_that_no_longer_applies_is_dropped_as_stale(tmp_path: Path) -> None:
+    svc, chain = service(tmp_path)
+    poor = rh.transfer(30, rh.address(9), 1, nonce=0)  # address(30) has no funds
+    chain.mempool.add(poor, chain.account(rh.address(1)))  # admitted when it looked funded
+    svc.get_template(m.GetTemplate(rh.address(100), rh.GENESIS_TIME + 1, b""))
+    status = svc.get_tx(m.GetTx(poor.id))
+    assert (status.status, status.reason, status.tx) == ("dropped", "stale", poor.raw)
+    assert poor.id not in chain.mempool
