@@ -125,3 +125,17 @@ def test_password_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     missing = NodeConfig(base_path=tmp_path, password_file=tmp_path / "nope")
     with pytest.raises(ConfigError, match="cannot read"):
         missing.password()
+
+
+def test_the_readme_config_example_loads() -> None:
+    """The example a user copies from the README is a config the parser accepts."""
+    import json
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("### Node config")[1].split("```json")[1].split("```")[0]
+    config = parse_config(json.loads(example))
+    assert config.base_path == Path("/var/lib/ccoin")
+    assert config.account_address == bytes.fromhex("968414d67505a526b6b34614d354d34546734584")
+    assert config.bootnodes == ("tcp://10.0.0.2:30333",) and not config.p2p_curve
+    assert (config.mempool_max_count, config.max_reorg) == (200_000, 1000)
