@@ -40,6 +40,12 @@ class Forbidden(CcoinError):
     code = "forbidden"
 
 
+class Refused(CcoinError):
+    """understood, but this node will not do it (e.g. dial itself or a banned peer)"""
+
+    code = "refused"
+
+
 class Unavailable(CcoinError):
     """a service did not answer in time"""
 

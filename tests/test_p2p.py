@@ -28,8 +28,8 @@ from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import (
     BadSignature,
     BlockTransactionInvalid,
-    Forbidden,
     Malformed,
+    Refused,
     WrongChain,
 )
 from common.genesis import Genesis, load_genesis
@@ -408,7 +408,7 @@ def test_control_requests(net: Net) -> None:
         p2p.request(m.AddPeer("not an endpoint"), m.Ok)
     with pytest.raises(Malformed):
         p2p.request(m.AddPeer("tcp://127.0.0.1:99999"), m.Ok)
-    with pytest.raises(Forbidden):
+    with pytest.raises(Refused, match="is this node"):
         p2p.request(m.AddPeer(b.p2p_endpoint), m.Ok)  # ourselves
     assert isinstance(p2p.request(m.AddPeer(net.a.p2p_endpoint), m.Ok), m.Ok)  # already there
     rounds = b.log("p2p").count("syncing from")

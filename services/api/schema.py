@@ -80,6 +80,7 @@ HTTP_STATUS: dict[str, int] = {
     "underpriced": 409,
     "not_a_validator": 409,
     "no_wallet": 409,
+    "refused": 409,
     "too_large": 413,
     "rate_limited": 429,
     # the node cannot take it right now: retry later

@@ -40,7 +40,7 @@ import zmq.asyncio
 from common import __version__, bus, messages, wire
 from common.config import ConfigError, NodeConfig
 from common.crypto import Signer
-from common.errors import CcoinError, Forbidden, InvalidBlock, Malformed, NotFound
+from common.errors import CcoinError, InvalidBlock, Malformed, NotFound, Refused
 from common.genesis import Genesis, load_genesis
 from common.types import Block, Transaction
 from services.p2p import curve, scoring
@@ -987,12 +987,12 @@ class P2PNode:
     def add_peer(self, req: messages.AddPeer) -> messages.Ok:
         endpoint, key = wire.parse_peer_uri(req.endpoint)
         if endpoint in self.self_endpoints:
-            raise Forbidden(f"refused: {endpoint} is this node")
+            raise Refused(f"{endpoint} is this node")
         if self.bans.banned(("endpoint", endpoint)):
-            raise Forbidden(f"refused: {endpoint} is banned")
+            raise Refused(f"{endpoint} is banned")
         entry = self.book.add(endpoint, curve_key=key, source="manual")
         if entry is None:
-            raise Forbidden("refused: the address book is full")
+            raise Refused("the address book is full")
         self.book.reset(endpoint)
         if endpoint not in self.outbound and len(self.by_id) < self.max_peers:
             self.book.hold(endpoint, HANDSHAKE_TIMEOUT_S)
