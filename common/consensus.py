@@ -46,9 +46,17 @@ def block_weight(genesis: Genesis, header: BlockHeader) -> int:
     return 2**header.difficulty
 
 
-def is_heavier(candidate_weight: int, current_weight: int) -> bool:
-    """Fork choice: switch only to strictly more total weight (ties keep the first seen)."""
-    return candidate_weight > current_weight
+def is_better_tip(genesis: Genesis, candidate_weight: int, candidate_hash: bytes,
+                  current_weight: int, current_hash: bytes) -> bool:
+    """Fork choice: strictly more total weight wins. At equal weight, PoW keeps the tip it
+    saw first (Bitcoin's rule, which does not reward withholding blocks); PoA takes the
+    lower block hash. Two out-of-turn authorities sealing the same height make forks of
+    equal weight, and with first-seen each side keeps its own and Clique stalls until some
+    heavier block happens to arrive (EIP-3436); a total order every node computes alike
+    makes them agree as soon as they have seen both blocks."""
+    if candidate_weight != current_weight:
+        return candidate_weight > current_weight
+    return genesis.is_poa and candidate_hash < current_hash
 
 
 def next_difficulty(genesis: Genesis, parent: BlockHeader, anchor_timestamp: int | None) -> int:

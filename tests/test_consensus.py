@@ -99,10 +99,15 @@ def test_block_weight_pow(pow_chain: Chain) -> None:
         assert consensus.block_weight(g, h) == 2**bits
 
 
-def test_fork_choice_ties_keep_the_first_seen() -> None:
-    assert consensus.is_heavier(5, 4)
-    assert not consensus.is_heavier(4, 4)
-    assert not consensus.is_heavier(3, 4)
+def test_fork_choice_weight_first_then_ties() -> None:
+    low, high = b"\x01" * 32, b"\x02" * 32
+    for g in (poa_genesis(), make_genesis()):
+        assert consensus.is_better_tip(g, 5, high, 4, low)  # more weight wins
+        assert not consensus.is_better_tip(g, 3, low, 4, high)
+        assert not consensus.is_better_tip(g, 4, high, 4, low)  # a tie never moves up
+    # equal weight: PoA takes the lower hash (both sides agree), PoW keeps the first seen
+    assert consensus.is_better_tip(poa_genesis(), 4, low, 4, high)
+    assert not consensus.is_better_tip(make_genesis(), 4, low, 4, high)
 
 
 # --- invalid PoA blocks -----------------------------------------------------------------------

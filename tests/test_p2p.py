@@ -498,3 +498,33 @@ def _http_ok(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_equal_weight_tips_converge_on_the_lower_hash(tmp_path: Path) -> None:
+    """Two nodes that each hold a different block at the same height (equal total weight)
+    agree as soon as they link, on the lower-hash tip (PoA fork choice), instead of each
+    keeping the block it saw first: the Clique stall of equal-weight forks."""
+    dev, port_c = first_node(tmp_path / "c")
+    set_p2p(dev.config_path, port=port_c, mining=False)
+    builder = ChainBuilder(load_genesis(dev.genesis_path), Signer(dev.validator))
+    common_part = builder.extend(3)
+    ours, theirs = builder.fork(), builder.fork()
+    tip_c, tip_d = ours.next(extra=b"c"), theirs.next(extra=b"d")
+    assert ours.weight == theirs.weight
+    winner = min(tip_c, tip_d, key=lambda b: b.hash)
+    c = TestNode(dev.config_path, "c")
+    d = TestNode(peer_dir(dev, tmp_path / "d", p2p_port=free_port(),
+                          bootnodes=(f"tcp://127.0.0.1:{port_c}",)), "d")
+    try:
+        c.start("state")
+        d.start("state")
+        submit_blocks(c, [*common_part, tip_c])
+        submit_blocks(d, [*common_part, tip_d])
+        assert c.status().head == tip_c.hash and d.status().head == tip_d.hash
+        c.start("p2p")
+        d.start("p2p")
+        wait_until(lambda: c.status().head == d.status().head == winner.hash, 30,
+                   "both nodes on the lower-hash tip")
+    finally:
+        d.stop()
+        c.stop()

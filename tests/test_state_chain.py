@@ -171,3 +171,22 @@ def test_second_process_cannot_open_the_database(tmp_path: Path) -> None:
     finally:
         store.close()
     assert schema.height_key(1) == b"n" + (1).to_bytes(8, "big")
+
+
+def test_equal_weight_poa_forks_converge_whatever_the_arrival_order(tmp_path: Path) -> None:
+    """Two out-of-turn authorities seal the same height (weight 1 each). With first-seen
+    ties each node would keep the block it saw first and a chain that seals no empty blocks
+    would never agree (the Clique stall); the lower hash wins everywhere."""
+    g = rh.poa_genesis(n_miners=3)
+    in_turn = g.miners[1 % 3]
+    outs = [i for i in range(3) if rh.address(100 + i) != in_turn]
+    x = rh.Chain(g).build([], sealer=rh.signer(100 + outs[0]))
+    y = rh.Chain(g).build([], sealer=rh.signer(100 + outs[1]))
+    winner = min(x, y, key=lambda b: b.hash)
+    for name, order in (("xy", (x, y)), ("yx", (y, x))):
+        chain = open_chain(tmp_path / name, g)
+        results = [chain.import_block(b, NOW).status for b in order]
+        assert chain.head.header.hash == winner.hash, name
+        assert results[0] == "head"
+        assert results[1] == ("head" if order[1] is winner else "side")
+        assert root_of(chain.state_value_from_scratch()) == winner.header.state_root

@@ -32,12 +32,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from common import __version__, bus, messages, wire
+from common import __version__, bus, consensus, messages, wire
 from common.config import ConfigError, NodeConfig
 from common.crypto import Signer
 from common.errors import CcoinError, InvalidBlock, Malformed, NotFound, Refused
@@ -148,7 +149,8 @@ class P2PNode:
         self.guard: curve.CurveGuard | None = None
         self.discovery: DiscoveryClient | None = None
         self.syncer = Syncer(self.ready_peers, lambda: self.tip, self._locator,
-                             self.import_blocks, self.refresh_tip, self._punish)
+                             self.import_blocks, self.refresh_tip, self._punish,
+                             partial(consensus.is_better_tip, genesis))
         self.control = bus.Server(ctx, config.endpoint("p2p"), "p2p", {
             messages.GetPeers: self.get_peers,
             messages.AddPeer: self.add_peer,

@@ -1,6 +1,8 @@
 """The sync state machine (ccoin feature 17): idle → syncing from the best peer → idle.
 
-A round starts when a peer shows more total weight than our head (in its hello, a ping, a
+A round starts when a peer's tip is better than ours by the fork-choice rule
+(`consensus.is_better_tip`: more total weight; in PoA a lower hash at equal weight) — in its
+hello, a ping, a
 block announce), when a block arrives whose parent we lack (an orphan: its sender is asked
 first), or when `SyncNow` forces one. The syncer then repeatedly asks that peer for the
 blocks after a locator (`GBL`), has each batch verified and imported, and stops when the
@@ -48,13 +50,15 @@ class Syncer:
                  locator: Callable[[], Awaitable[tuple[bytes, ...]]],
                  import_blocks: Callable[[Peer, tuple[bytes, ...]], Awaitable[bytes | None]],
                  refresh_tip: Callable[[], Awaitable[None]],
-                 punish: Callable[[Peer, int, str], None]) -> None:
+                 punish: Callable[[Peer, int, str], None],
+                 better: Callable[[int, bytes, int, bytes], bool]) -> None:
         self._peers = peers
         self._tip = tip
         self._locator = locator
         self._import = import_blocks
         self._refresh_tip = refresh_tip
         self._punish = punish
+        self._better = better  # (their weight, their head, our weight, our head)
         self.state = "idle"
         self.target: Peer | None = None
         self.rounds = 0
@@ -109,9 +113,8 @@ class Syncer:
         orphan, self._orphan_from = self._orphan_from, None
         if orphan is not None and orphan in ready and now - orphan.sync_failed_at > FAILED_PAUSE_S:
             return orphan
-        ours = self._tip()[2]
         heavier = [p for p in ready
-                   if p.total_weight > ours and p.total_weight != p.sync_exhausted_at
+                   if self._ahead(p) and p.total_weight != p.sync_exhausted_at
                    and now - p.sync_failed_at > FAILED_PAUSE_S]
         if not heavier and self._forced:
             heavier = ready
@@ -119,6 +122,11 @@ class Syncer:
         if not heavier:
             return None
         return max(heavier, key=lambda p: (p.total_weight, -p.latency_ms))
+
+    def _ahead(self, peer: Peer) -> bool:
+        """Whether `peer`'s tip is better than ours by the fork-choice rule."""
+        _, head, weight = self._tip()
+        return self._better(peer.total_weight, peer.head, weight, head)
 
     async def run(self) -> None:
         while True:
@@ -168,7 +176,7 @@ class Syncer:
                     peer.sync_failed_at = time.monotonic()
                     break  # a bad batch: the peer has been penalized
                 cursor = last
-                if last == reply.head or self._tip()[2] >= peer.total_weight:
+                if last == reply.head or not self._ahead(peer):
                     break
         finally:
             self.state, self.target = "idle", None

@@ -183,7 +183,8 @@ class Chain:
             self._connect(batch, block, changes)
             removed = self._commit_head(batch, block.header, meta, [block], [], changes.after)
             return ImportResult("head", block, (block,), (), tuple(removed))
-        if not consensus.is_heavier(weight, self.head.meta.total_weight):
+        if not consensus.is_better_tip(self.genesis, weight, h, self.head.meta.total_weight,
+                                       self.head.header.hash):
             batch = Batch()
             # side branch: state is computed only if it ever becomes the main chain
             self._store_new(batch, block, BlockMeta(weight, 0))
