@@ -448,9 +448,16 @@ def test_pow_devnet_mines_retargets_and_converges() -> None:
         wait_connected(apis)
         wait_for(lambda: min(a.height() for a in apis) >= 35, 240,
                  "35 PoW blocks on every node", interval=1.0)
-        log_step("stopping the miners (POST /api/v1/mining/stop)")
-        for a in apis:
+        # PoW keeps the first-seen tip on a tie, so stopping every miner at once can leave
+        # equal-weight tips that nothing would ever settle; as in any PoW network the next
+        # block does: node 1 mines on alone until its branch is strictly heavier
+        log_step("stopping the miners of nodes 2..N (POST /api/v1/mining/stop)")
+        for a in apis[1:]:
             a.http.post("/api/v1/mining/stop").raise_for_status()
+        top = max(a.height() for a in apis)
+        wait_for(lambda: min(a.height() for a in apis) >= top + 2, 120,
+                 "two more blocks from node 1 on every node", interval=0.5)
+        apis[0].http.post("/api/v1/mining/stop").raise_for_status()
         wait_for(lambda: same_head(apis), 90, "all PoW nodes converge on one head",
                  interval=0.5)
         chain = assert_one_chain(apis, apis[0].height())
