@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from services.node.devnet import DISCOVERY_OFFSET, P2P_OFFSET, Devnet, load_devnet
-from tests.harness import ROOT
+from tests.harness import ROOT, processes_using
 
 CCOIN_SCRIPT = Path(sys.executable).parent / "ccoin"
 
@@ -72,22 +72,6 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
             last = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} (last error: {last!r})" if last else what)
-
-
-def processes_using(marker: str) -> list[int]:
-    """Pids of live processes whose command line mentions `marker` (a test's data dir)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            out.append(int(entry))
-    return out
 
 
 def kill_leftovers(marker: str) -> list[int]:

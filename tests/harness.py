@@ -88,3 +88,19 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+
+def processes_using(marker: str) -> list[int]:
+    """Pids of live processes (zombies excluded) whose command line mentions `marker`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z":
+            out.append(int(entry))
+    return out

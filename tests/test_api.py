@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Transaction
 from services.node.devchain import DEV_FUNDS, DevChain, create_dev_chain
+from tests.apinode import start_api, wait_for
 from tests.harness import ROOT, ServiceProcess, free_port
 
 CHAIN = 1337
@@ -47,32 +48,6 @@ def _record(response: httpx.Response) -> None:
     SEEN.append(response.content)
 
 
-def _wait(what: str, predicate: Callable[[], Any], timeout: float = 30.0,
-          every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _start_api(config_path: Any, url: str) -> ServiceProcess:
-    api = ServiceProcess("api", config_path).start()
-
-    def healthy() -> bool:
-        if api.proc is not None and api.proc.poll() is not None:
-            raise RuntimeError(f"api exited: {api.tail()}")
-        try:
-            return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    _wait("the api gateway to be healthy", healthy, timeout=30.0)
-    return api
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     batcher = Signer(PrivateKey.generate(KeyType.ED25519))
@@ -89,7 +64,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             processes["miner"] = ServiceProcess("miner", chain.config_path).start()
             processes["miner"].wait_ready()
         url = f"http://127.0.0.1:{chain.api_port}"
-        processes["api"] = _start_api(chain.config_path, url)
+        processes["api"] = start_api(chain.config_path, url)
         with httpx.Client(base_url=url, timeout=20.0,
                           event_hooks={"response": [_record]}) as http:
             yield Node(chain, url, http, batcher, processes)
@@ -122,7 +97,7 @@ def confirmed(node: Node, tx_id: str, timeout: float = 30.0) -> dict[str, Any]:
         doc = node.http.get(f"/api/v1/txs/{tx_id}").json()
         return doc if doc.get("status") == "confirmed" else None
 
-    doc: dict[str, Any] = _wait(f"transaction {tx_id[:16]} to be confirmed", check, timeout)
+    doc: dict[str, Any] = wait_for(f"transaction {tx_id[:16]} to be confirmed", check, timeout)
     return doc
 
 
@@ -155,7 +130,7 @@ def test_health_and_status_shape(node: Node) -> None:
 
 @needs_miner
 def test_blocks_appear_and_read_back(node: Node) -> None:
-    _wait("3 blocks", lambda: height(node) >= 3)
+    wait_for("3 blocks", lambda: height(node) >= 3)
     count = node.http.get("/api/v1/blocks/count").json()["count"]
     assert count >= 4
     page = node.http.get("/api/v1/blocks", params={"limit": 3}).json()
@@ -403,7 +378,7 @@ def test_admin_routes_accept_loopback_and_the_token(node: Node) -> None:
 
 @needs_miner
 def test_wallet_send(node: Node) -> None:
-    _wait("the validator to earn rewards",
+    wait_for("the validator to earn rewards",
           lambda: account(node, node.chain.validator.address)["balance"] >= 1000)
     to = os.urandom(20)
     r = node.http.post("/api/v1/wallet/send", json={"to": to.hex(), "amount": 250, "fee": 3,
@@ -439,7 +414,7 @@ def test_mining_control(node: Node) -> None:
         stopped = node.http.post("/api/v1/mining/stop")
         assert stopped.status_code == 200 and stopped.json()["mining"] is False
         assert node.http.get("/api/v1/mining").json()["mining"] is False
-        _wait("status to show mining stopped",
+        wait_for("status to show mining stopped",
               lambda: node.http.get("/api/v1/status").json()["mining"] is False, 5)
         h = height(node)
         time.sleep(1.5)
@@ -449,7 +424,7 @@ def test_mining_control(node: Node) -> None:
                                  headers={"Authorization": f"Bearer {TOKEN}"})
     assert started.status_code == 200 and started.json()["mining"] is True
     h = height(node)
-    _wait("blocks again", lambda: height(node) > h)
+    wait_for("blocks again", lambda: height(node) > h)
 
 
 def test_second_gateway_with_workers(node: Node, tmp_path_factory: pytest.TempPathFactory,
@@ -461,7 +436,7 @@ def test_second_gateway_with_workers(node: Node, tmp_path_factory: pytest.TempPa
     path = node.chain.base_path / "node-api2.json"
     path.write_text(json.dumps(doc))
     url = f"http://127.0.0.1:{port}"
-    api2 = _start_api(path, url)
+    api2 = start_api(path, url)
     try:
         with httpx.Client(base_url=url, timeout=20.0, event_hooks={"response": [_record]}) as c:
             statuses = [c.get("/api/v1/status").json()["network_id"] for _ in range(10)]

@@ -27,7 +27,7 @@ import pytest
 from common.crypto import PrivateKey, Signer
 from common.keystore import Keystore
 from services.node.client import sign_transfer, tx_to_json
-from tests.harness import ROOT, free_port
+from tests.harness import ROOT, free_port, processes_using
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -62,22 +62,6 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(what)
-
-
-def processes_using(marker: str) -> list[int]:
-    """Pids of live processes whose command line mentions `marker` (our data dir)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            out.append(int(entry))
-    return out
 
 
 @dataclass
