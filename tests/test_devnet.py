@@ -2,7 +2,9 @@
 
 Creation is checked file by file (one genesis, distinct ports, each authority key in its
 own validator's keystore and nowhere else); the command is started and stopped the way a
-user does (Ctrl-C, SIGTERM) and must leave no process behind."""
+user does (Ctrl-C, SIGTERM) and must leave no process behind. A `--curve --private` devnet
+links its nodes over CurveZMQ from the first start and refuses a key not on its
+allow-list."""
 
 from __future__ import annotations
 
@@ -13,20 +15,28 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import zmq
+from zmq.utils import z85
 
+from common import wire
 from common.config import load_config
+from common.crypto import PrivateKey, Signer
 from common.genesis import genesis_block, load_genesis
 from common.keystore import Keystore
+from common.types import Transaction
 from services.node import supervisor as sv
 from services.node.devchain import DEV_FUNDS
 from services.node.devnet import (
     DISCOVERY_OFFSET,
+    MANIFEST,
     P2P_OFFSET,
     DevnetError,
     create_devnet,
     load_devnet,
 )
+from services.p2p.identity import key_dir, load_allow_list, load_curve_keys
 from tests.devnet_helpers import (
     api_get,
     ccoin,
@@ -36,6 +46,7 @@ from tests.devnet_helpers import (
     teardown_devnet,
     wait_for,
 )
+from tests.p2p_harness import ScriptedPeer
 
 
 @pytest.fixture
@@ -106,6 +117,44 @@ def test_per_node_hosts_for_namespaces(short_tmp: Path) -> None:
     assert second.discovery == f"http://10.9.0.254:{23000 + DISCOVERY_OFFSET}"
 
 
+def test_curve_devnet_keys_exist_before_the_first_start(short_tmp: Path) -> None:
+    """Every node's Curve pair is written where the p2p service loads it, node 1's bootnode
+    address names its key, and `private` allow-lists exactly the devnet's keys."""
+    devnet = create_devnet(short_tmp / "c", nodes=3, private=True, base_port=24000)
+    assert devnet.curve and devnet.private
+    configs = [load_config(n.config_path) for n in devnet.nodes]
+    keys = [load_curve_keys(key_dir(c.base_path))[0] for c in configs]  # as p2p loads them
+    assert [n.curve_key for n in devnet.nodes] == keys and len(set(keys)) == 3
+    assert all(c.p2p_curve for c in configs)
+    first = devnet.nodes[0]
+    assert configs[0].bootnodes == ()
+    for c in configs[1:]:
+        assert c.bootnodes == (f"{first.p2p_endpoint}#{keys[0].hex()}",)
+        assert wire.parse_peer_uri(c.bootnodes[0]) == (first.p2p_endpoint, keys[0])
+    assert {c.p2p_allow_list for c in configs} == {devnet.allow_list_path}
+    assert load_allow_list(devnet.allow_list_path) == frozenset(keys)
+    for c in configs:
+        assert (key_dir(c.base_path) / "curve.key_secret").stat().st_mode & 0o077 == 0
+    assert load_devnet(devnet.base_path) == devnet
+
+    curve_only = create_devnet(short_tmp / "o", nodes=2, curve=True, base_port=24500)
+    second = load_config(curve_only.node(2).config_path)
+    assert second.p2p_curve and second.p2p_allow_list is None
+    assert second.bootnodes == (curve_only.node(1).p2p_address,)
+    assert not curve_only.private and not curve_only.allow_list_path.exists()
+    # a manifest from before --curve reads as a plain devnet
+    plain = create_devnet(short_tmp / "p", nodes=2, base_port=25000)
+    doc = json.loads((plain.base_path / MANIFEST).read_text())
+    for key in ("curve", "private"):
+        assert doc.pop(key) is False
+    for entry in doc["nodes"]:
+        assert entry.pop("curve_key") == ""
+    (plain.base_path / MANIFEST).write_text(json.dumps(doc))
+    assert load_devnet(plain.base_path) == plain
+    assert not load_config(plain.node(1).config_path).p2p_curve
+    assert not (key_dir(plain.node(1).base_path) / "curve.key").exists()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"nodes": 0}, "--nodes"),
     ({"nodes": 65}, "--nodes"),
@@ -143,7 +192,9 @@ def test_command_line_errors_are_one_line(short_tmp: Path) -> None:
     bad = ccoin("devnet", "--nodes", "2", "--validators", "1", "--pow", "--data",
                 str(short_tmp / "p"), check=False)
     assert bad.returncode == 1 and "PoA only" in bad.stderr
-    for proc in (empty, junk, other, bad):
+    plain = ccoin("devnet", "--curve", "--data", str(short_tmp / "d"), check=False)
+    assert plain.returncode == 1 and "--curve differs" in plain.stderr
+    for proc in (empty, junk, other, bad, plain):
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
@@ -195,5 +246,69 @@ def test_ccoin_devnet_starts_and_stops_cleanly(short_tmp: Path) -> None:
             assert not processes_using(str(data)), processes_using(str(data))
         finally:
             teardown_devnet(net2)
+    finally:
+        teardown_devnet(net)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_private_curve_devnet_links_confirms_and_refuses_strangers(short_tmp: Path) -> None:
+    """`ccoin devnet --private`: the two nodes link over CurveZMQ on their first start (the
+    bootnode address carries node 1's key), a transfer sent to the basic node is sealed by
+    the validator and confirmed on both, and a Curve client whose key is not on the
+    allow-list (or a plain, unencrypted one) gets nothing from node 1."""
+    data = short_tmp / "curve"
+    net = start_devnet(data, "--nodes", "2", "--validators", "1", "--private",
+                       "--base-port", str(free_base_port(2)), "--interval-ms", "300")
+    try:
+        net.wait_up()
+        devnet = net.manifest()
+        assert devnet.curve and devnet.private
+        assert "CurveZMQ-encrypted, private" in net.output()
+        validator, basic = devnet.nodes
+        wait_for(lambda: all(api_get(n.api_url, "/api/v1/status")["peers"] >= 1
+                             for n in devnet.nodes), 30, "the nodes link over Curve")
+        for n in devnet.nodes:
+            assert "CurveZMQ" in (n.base_path / "logs" / "p2p.log").read_text()
+
+        signer = Signer(Keystore(basic.base_path / "keystore").load(devnet.developer,
+                                                                   devnet.password()))
+        to = PrivateKey.generate().address
+        tx = Transaction.create(signer, chain_id=devnet.network_id, nonce=0, to=to,
+                                amount=777, fee=1)
+        r = httpx.post(f"{basic.api_url}/api/v1/txs/batch",
+                       json={"txs": [{"raw": tx.raw.hex()}]}, timeout=10)
+        assert r.json()["results"][0]["status"] == "accepted", r.text
+        wait_for(lambda: all(api_get(n.api_url, f"/api/v1/txs/{tx.id.hex()}")["status"]
+                             == "confirmed" for n in devnet.nodes), 30,
+                 "the transfer confirmed on both nodes", interval=0.3)
+        for n in devnet.nodes:
+            assert api_get(n.api_url, f"/api/v1/accounts/{to.hex()}")["balance"] == 777
+
+        status = api_get(validator.api_url, "/api/v1/status")
+        genesis = bytes.fromhex(status["genesis"])
+        public, secret = zmq.curve_keypair()
+        stranger = ScriptedPeer(validator.p2p_endpoint, network_id=devnet.network_id,
+                                genesis=genesis, curve=(validator.curve_key, z85.decode(public),
+                                                        z85.decode(secret)))
+        plain = ScriptedPeer(validator.p2p_endpoint, network_id=devnet.network_id,
+                             genesis=genesis)
+        try:
+            stranger.hello()
+            plain.hello()
+            assert stranger.recv(1.5) is None  # ZAP refused the key
+            assert plain.recv(0.5) is None  # no Curve handshake, no link
+        finally:
+            stranger.close()
+            plain.close()
+        log = (validator.base_path / "logs" / "p2p.log").read_text()
+        assert "not on the allow-list" in log
+        assert api_get(validator.api_url, "/api/v1/status")["peers"] == 1
+
+        assert net.stop(signal.SIGINT) == 0
+        assert not processes_using(str(data)), processes_using(str(data))
+    except BaseException:
+        print(net.tail(("p2p", "state")))
+        raise
     finally:
         teardown_devnet(net)

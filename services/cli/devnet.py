@@ -1,4 +1,5 @@
-"""`ccoin devnet --nodes N [--validators K] [--pow]`: a local network in one command.
+"""`ccoin devnet --nodes N [--validators K] [--pow] [--curve] [--private]`: a local network
+in one command.
 
 Creates the devnet in `--data DIR` the first time (`services.node.devnet`), resumes it
 afterwards, then runs, in the foreground:
@@ -8,6 +9,10 @@ afterwards, then runs, in the foreground:
 - every node under its own supervisord, exactly what `ccoin node start --config
   DIR/nodeI/node.json --type validator|basic` runs (each with its own supervisord socket in
   DIR/nodeI/run/), so `ccoin node status|stop|restart --data DIR/nodeI` works on any of them.
+
+`--curve` makes every node-to-node link CurveZMQ-encrypted (each node's key pair is created
+with the devnet, so node 1's bootnode address can carry its key); `--private` (implies
+`--curve`) also makes each node admit only the devnet's own keys (DIR/allow_list.txt).
 
 Ctrl-C or SIGTERM stops every node (also one restarted by hand with `ccoin node start`)
 and discovery, and waits until each has exited. A node stopped by hand while the devnet
@@ -64,6 +69,10 @@ def register(sub: Any) -> None:
                    help="PoA authorities among them: nodes 1..K (default: all)")
     p.add_argument("--pow", action="store_true", default=None,
                    help="open Proof-of-Work instead of PoA: every node mines")
+    p.add_argument("--curve", action="store_true", default=None,
+                   help="encrypt every node-to-node link with CurveZMQ")
+    p.add_argument("--private", action="store_true", default=None,
+                   help="with --curve (implied): nodes admit only the devnet's own keys")
     p.add_argument("--data", metavar="DIR", default="devnet",
                    help="devnet directory (default devnet)")
     p.add_argument("--base-port", type=port_number, metavar="P",
@@ -91,9 +100,11 @@ def _check_resume(devnet: Devnet, args: argparse.Namespace) -> None:
     validators = len(devnet.validators)
     have = {"--nodes": len(devnet.nodes), "--validators": validators,
             "--pow": devnet.pow, "--base-port": devnet.base_port,
-            "--interval-ms": devnet.interval_ms}
+            "--interval-ms": devnet.interval_ms, "--curve": devnet.curve,
+            "--private": devnet.private}
     given = {"--nodes": args.nodes, "--validators": args.validators, "--pow": args.pow,
-             "--base-port": args.base_port, "--interval-ms": args.interval_ms}
+             "--base-port": args.base_port, "--interval-ms": args.interval_ms,
+             "--curve": args.curve, "--private": args.private}
     for option, value in given.items():
         if value is not None and value != have[option]:
             kind = "PoW" if devnet.pow else f"PoA, {validators} validator(s)"
@@ -148,7 +159,8 @@ def create_or_resume(args: argparse.Namespace) -> tuple[Devnet, bool]:
     devnet = create_devnet(
         data, nodes=args.nodes, validators=args.validators, pow=bool(args.pow),
         base_port=base_port, interval_ms=args.interval_ms or DEFAULT_INTERVAL_MS,
-        difficulty=4 if args.difficulty is None else args.difficulty, scrypt_n=SCRYPT_N)
+        difficulty=4 if args.difficulty is None else args.difficulty, scrypt_n=SCRYPT_N,
+        curve=bool(args.curve), private=bool(args.private))
     return devnet, True
 
 
@@ -325,6 +337,16 @@ def _developer_balance(devnet: Devnet) -> int | None:
         return None
 
 
+def links(devnet: Devnet, data_arg: str) -> str:
+    """How the nodes talk to each other, for the banner."""
+    if devnet.private:
+        return (f"CurveZMQ-encrypted, private: only the devnet's {len(devnet.nodes)} node "
+                f"key(s) may connect ({data_arg}/{devnet.allow_list_path.name})")
+    if devnet.curve:
+        return "CurveZMQ-encrypted; any node with the devnet's genesis may connect"
+    return "plain TCP, not encrypted (--curve when creating encrypts them)"
+
+
 def banner(devnet: Devnet, data_arg: str, created: bool, balance: int | None) -> str:
     d = data_arg
     kind = ("PoW, every node mines" if devnet.pow
@@ -332,11 +354,12 @@ def banner(devnet: Devnet, data_arg: str, created: bool, balance: int | None) ->
     lines = ["", f"  ccoin devnet: {len(devnet.nodes)} node(s), {kind}, "
              f"{'new' if created else 'resumed'} in {d}",
              f"  genesis {devnet.genesis_hash.hex()}  network id {devnet.network_id}",
-             f"  discovery {devnet.discovery_url}", ""]
+             f"  discovery {devnet.discovery_url}",
+             f"  p2p links: {links(devnet, d)}", ""]
     width = max(len(n.name) for n in devnet.nodes)
     for n in devnet.nodes:
         lines.append(f"  {n.name:<{width}}  {n.node_type:<9} API {n.api_url}/api/v1   "
-                     f"dashboard {n.api_url}/   p2p {n.p2p_endpoint}   "
+                     f"dashboard {n.api_url}/   p2p {n.p2p_address}   "
                      f"account {n.account.hex()}")
     funds = balance if balance is not None else (DEV_FUNDS if created else None)
     last = devnet.nodes[-1]

@@ -8,8 +8,10 @@ Layout of a devnet directory `DIR`:
     DIR/password.txt    the keystore password of every node (a throwaway dev password)
     DIR/developer.txt   the funded developer account (its key is in every node's keystore)
     DIR/discovery.log   the discovery service's log (while `ccoin devnet` runs it)
+    DIR/allow_list.txt  with `private`: every node's Curve public key, one a line
     DIR/nodeI/          node I's data dir: node.json, password.txt, keystore/, chain/, logs/,
-                        run/ (its own supervisord socket and config)
+                        run/ (its own supervisord socket and config), and with `curve`
+                        p2p/curve.key and curve.key_secret (its CurveZMQ key pair)
 
 Nodes 1..K are validators, K+1..N basic nodes. In PoA (the default) validator I is the
 authority `miners[I-1]` of the genesis and holds that key, and only that authority key, in
@@ -20,13 +22,24 @@ Ports, from a base port P: node I serves its REST API on P+I-1 and its p2p socke
 P+100+I-1; discovery listens on P+200. Every node but node 1 lists node 1's p2p endpoint as
 its bootnode, and every node registers with the devnet's discovery service.
 
+With `curve=True` every node-to-node link is CurveZMQ (`p2p.curve`). A Curve client must
+know the server's public key before it dials, and a node's pair is otherwise created on its
+first start, so the devnet creates every node's pair up front, in the files and format the
+p2p service loads (`services.p2p.identity`), and writes node 1's bootnode address as
+`tcp://host:port#<hex key>`. With `private=True` (which implies `curve`) each node also
+admits only the devnet's own keys: `p2p.allow_list` names DIR/allow_list.txt.
+
 The manifest, `devnet.json`:
 
     {"version": 1, "network_id": 1337, "consensus": "poa" | "pow", "interval_ms": 2000,
      "base_port": 8100, "genesis_hash": "<64 hex>", "developer": "<40 hex>",
-     "discovery": {"host": "127.0.0.1", "port": 8300},
+     "discovery": {"host": "127.0.0.1", "port": 8300}, "curve": false, "private": false,
      "nodes": [{"name": "node1", "type": "validator", "dir": "node1", "account": "<40 hex>",
-                "api_port": 8100, "p2p_host": "127.0.0.1", "p2p_port": 8200}, ...]}
+                "api_port": 8100, "p2p_host": "127.0.0.1", "p2p_port": 8200,
+                "curve_key": "<64 hex>" | ""}, ...]}
+
+`curve`, `private` and `curve_key` may be missing (a manifest written before they
+existed): false, false and "".
 """
 
 from __future__ import annotations
@@ -50,6 +63,7 @@ from services.node.devchain import (
     write_json,
     write_password,
 )
+from services.p2p import identity
 
 MANIFEST = "devnet.json"
 MANIFEST_VERSION = 1
@@ -59,6 +73,7 @@ DEFAULT_NETWORK_ID = 1337
 MAX_NODES = 64
 P2P_OFFSET = 100
 DISCOVERY_OFFSET = 200
+ALLOW_LIST = "allow_list.txt"
 
 
 class DevnetError(CcoinError):
@@ -76,6 +91,7 @@ class DevnetNode:
     api_port: int
     p2p_host: str
     p2p_port: int
+    curve_key: bytes = b""  # its CurveZMQ public key, on a `curve` devnet
 
     @property
     def name(self) -> str:
@@ -94,6 +110,13 @@ class DevnetNode:
         return f"tcp://{self.p2p_host}:{self.p2p_port}"
 
     @property
+    def p2p_address(self) -> str:
+        """What a peer dials: the endpoint, with `#<hex key>` on a Curve devnet."""
+        if self.curve_key:
+            return f"{self.p2p_endpoint}#{self.curve_key.hex()}"
+        return self.p2p_endpoint
+
+    @property
     def is_validator(self) -> bool:
         return self.node_type == "validator"
 
@@ -110,6 +133,8 @@ class Devnet:
     discovery_host: str
     discovery_port: int
     nodes: tuple[DevnetNode, ...]
+    curve: bool = False  # CurveZMQ on every node-to-node link
+    private: bool = False  # and each node admits only the devnet's own Curve keys
 
     @property
     def genesis_path(self) -> Path:
@@ -118,6 +143,10 @@ class Devnet:
     @property
     def password_file(self) -> Path:
         return self.base_path / "password.txt"
+
+    @property
+    def allow_list_path(self) -> Path:
+        return self.base_path / ALLOW_LIST
 
     @property
     def discovery_url(self) -> str:
@@ -143,10 +172,13 @@ class Devnet:
             "genesis_hash": self.genesis_hash.hex(),
             "developer": self.developer.hex(),
             "discovery": {"host": self.discovery_host, "port": self.discovery_port},
+            "curve": self.curve,
+            "private": self.private,
             "nodes": [{"name": n.name, "type": n.node_type,
                        "dir": str(n.base_path.relative_to(self.base_path)),
                        "account": n.account.hex(), "api_port": n.api_port,
-                       "p2p_host": n.p2p_host, "p2p_port": n.p2p_port} for n in self.nodes],
+                       "p2p_host": n.p2p_host, "p2p_port": n.p2p_port,
+                       "curve_key": n.curve_key.hex()} for n in self.nodes],
         }
 
 
@@ -180,13 +212,15 @@ def create_devnet(base_path: str | Path, *, nodes: int, validators: int | None =
                   retarget_blocks: int | None = None, network_id: int = DEFAULT_NETWORK_ID,
                   scrypt_n: int = TEST_SCRYPT_N, password: str | None = None,
                   p2p_hosts: Sequence[str] | None = None, discovery_host: str = "127.0.0.1",
-                  extra_alloc: dict[bytes, int] | None = None) -> Devnet:
+                  extra_alloc: dict[bytes, int] | None = None, curve: bool = False,
+                  private: bool = False) -> Devnet:
     """Write a new devnet under `base_path` (which must not hold one): keys, the genesis,
     every node's data dir and node.json, and the manifest.
 
     `p2p_hosts[I-1]` is the address node I's p2p socket binds and advertises (default
     127.0.0.1 for all: one machine); the tests give each node its own network namespace and
-    address this way."""
+    address this way. `curve` encrypts every p2p link; `private` (implies `curve`) also
+    restricts each node to the devnet's own keys."""
     validators = check_shape(nodes, validators, pow, base_port)
     if p2p_hosts is not None and len(p2p_hosts) != nodes:
         raise DevnetError("p2p_hosts must name one address per node")
@@ -212,29 +246,43 @@ def create_devnet(base_path: str | Path, *, nodes: int, validators: int | None =
 
     api_ports, p2p_ports, discovery_port = ports(base_port, nodes)
     hosts = list(p2p_hosts) if p2p_hosts is not None else ["127.0.0.1"] * nodes
+    curve = curve or private
+    dirs = [base / f"node{i + 1}" for i in range(nodes)]
+    # the pairs the p2p service would create on first start, created now: a bootnode
+    # address must name its node's server key before that node ever ran
+    curve_keys = [identity.load_curve_keys(identity.key_dir(d))[0] if curve else b""
+                  for d in dirs]
     members = tuple(
         DevnetNode(index=i + 1, node_type="validator" if i < validators else "basic",
-                   base_path=base / f"node{i + 1}", account=keys[i].address,
-                   api_port=api_ports[i], p2p_host=hosts[i], p2p_port=p2p_ports[i])
+                   base_path=dirs[i], account=keys[i].address, api_port=api_ports[i],
+                   p2p_host=hosts[i], p2p_port=p2p_ports[i], curve_key=curve_keys[i])
         for i in range(nodes))
+    p2p_extra: dict[str, Any] = {"curve": True} if curve else {}
+    if private:
+        allow = identity.write_allow_list(
+            base / ALLOW_LIST, [(n.name, n.curve_key) for n in members],
+            header="the devnet's nodes: only these Curve keys may connect (p2p.allow_list)")
+        p2p_extra["allow_list"] = str(allow)
     for node, key in zip(members, keys, strict=True):
         node.base_path.mkdir(parents=True, exist_ok=True)
         store = Keystore(node.base_path / "keystore")
         store.save(key, password, scrypt_n)
         store.save(developer, password, scrypt_n)
         node_pw = write_password(node.base_path, password)
-        bootnodes = [] if node.index == 1 else [members[0].p2p_endpoint]
+        bootnodes = [] if node.index == 1 else [members[0].p2p_address]
         config = node_config_doc(
             node.base_path, account=node.account, genesis_path=genesis_path,
             api_port=node.api_port, password_file=node_pw,
-            p2p={"host": node.p2p_host, "port": node.p2p_port, "bootnodes": bootnodes},
+            p2p={"host": node.p2p_host, "port": node.p2p_port, "bootnodes": bootnodes,
+                 **p2p_extra},
             discovery_service={"host": discovery_host, "port": discovery_port,
                                "proto": "http"})
         write_json(node.config_path, config)
     devnet = Devnet(base_path=base, network_id=network_id, pow=pow, interval_ms=interval_ms,
                     base_port=base_port, genesis_hash=genesis_hash,
                     developer=developer.address, discovery_host=discovery_host,
-                    discovery_port=discovery_port, nodes=members)
+                    discovery_port=discovery_port, nodes=members, curve=curve,
+                    private=private)
     tmp = base / (MANIFEST + ".tmp")
     write_json(tmp, devnet.manifest())
     tmp.replace(base / MANIFEST)  # last: a devnet.json means a complete devnet
@@ -242,7 +290,11 @@ def create_devnet(base_path: str | Path, *, nodes: int, validators: int | None =
     return devnet
 
 
-def _field(doc: dict[str, Any], key: str, kind: type, where: str) -> Any:
+def _field(doc: dict[str, Any], key: str, kind: type, where: str,
+           default: Any = None) -> Any:
+    """`doc[key]`, of type `kind`; missing, `default` if one is given."""
+    if key not in doc and default is not None:
+        return default
     value = doc.get(key)
     if type(value) is not kind:
         raise DevnetError(f"{where}: {key} missing or not a {kind.__name__}")
@@ -270,6 +322,9 @@ def load_devnet(base_path: str | Path) -> Devnet:
             if not isinstance(entry, dict):
                 raise DevnetError(f"{w} must be an object")
             node_type = _field(entry, "type", str, w)
+            curve_key = bytes.fromhex(_field(entry, "curve_key", str, w, ""))
+            if len(curve_key) not in (0, 32):
+                raise DevnetError(f"{w}: curve_key must be 64 hex characters or empty")
             if node_type not in ("validator", "basic"):
                 raise DevnetError(f"{w}: unknown type {node_type!r}")
             members.append(DevnetNode(
@@ -278,7 +333,8 @@ def load_devnet(base_path: str | Path) -> Devnet:
                 account=bytes.fromhex(_field(entry, "account", str, w)),
                 api_port=_field(entry, "api_port", int, w),
                 p2p_host=_field(entry, "p2p_host", str, w),
-                p2p_port=_field(entry, "p2p_port", int, w)))
+                p2p_port=_field(entry, "p2p_port", int, w),
+                curve_key=curve_key))
         consensus = _field(doc, "consensus", str, where)
         if consensus not in ("poa", "pow"):
             raise DevnetError(f"{where}: consensus must be poa or pow")
@@ -290,7 +346,8 @@ def load_devnet(base_path: str | Path) -> Devnet:
             developer=bytes.fromhex(_field(doc, "developer", str, where)),
             discovery_host=_field(disc, "host", str, f"{where}: discovery"),
             discovery_port=_field(disc, "port", int, f"{where}: discovery"),
-            nodes=tuple(members))
+            nodes=tuple(members), curve=_field(doc, "curve", bool, where, False),
+            private=_field(doc, "private", bool, where, False))
     except ValueError as exc:
         raise DevnetError(f"{where}: {exc}") from None
     if not devnet.nodes:

@@ -1,15 +1,19 @@
-"""A node's long-lived p2p keys, kept under `<base_path>/p2p/`.
+"""A node's long-lived p2p keys, kept under `<base_path>/p2p/` (`key_dir`).
 
 - `node_key`: the hex Ed25519 seed whose public key is the node id (hello, PEX, bans);
   generated on first start, mode 0600.
 - `curve.key` / `curve.key_secret`: the CurveZMQ key pair (pyzmq's certificate format),
   used as the server key of the bound socket and the client key of outbound links; its
   public half is advertised in hello and to discovery.
+
+`ccoin devnet --curve` creates the Curve pairs ahead of the first start with these same
+functions, so that bootnode addresses can name the server key (`tcp://host:port#<hex>`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import zmq.auth
@@ -24,6 +28,11 @@ def _write_secret(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def key_dir(base_path: Path) -> Path:
+    """Where a node with data dir `base_path` keeps its p2p keys."""
+    return base_path / "p2p"
 
 
 def load_node_key(directory: Path) -> Signer:
@@ -66,3 +75,15 @@ def load_allow_list(path: Path) -> frozenset[bytes]:
             raise ValueError(f"{path}:{number}: not a curve public key")
         keys.add(key)
     return frozenset(keys)
+
+
+def write_allow_list(path: Path, keys: Iterable[tuple[str, bytes]], header: str = "") -> Path:
+    """Write an allow-list `load_allow_list` reads: one `(label, public key)` a line, as
+    `<64 hex>  # label`, under an optional `# header` comment."""
+    lines = [f"# {header}"] if header else []
+    for label, key in keys:
+        if len(key) != 32:
+            raise ValueError(f"{label or 'key'}: not a 32-byte curve public key")
+        lines.append(f"{key.hex()}  # {label}" if label else key.hex())
+    path.write_text("\n".join(lines) + "\n")
+    return path
