@@ -17,6 +17,7 @@ from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
 
 MAX_AMOUNT = 2**63 - 1
+MAX_CHAIN_ID = 2**32 - 1
 MAX_TX_DATA = 1024
 MAX_EXTRA = 64
 MAX_TX_BYTES = 2048
@@ -77,7 +78,35 @@ class Transaction:
     sender: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _int("chain_id", self.chain_id, 0, 2**32 - 1)
+        # Every transaction of every block is built here (twice on sync: in p2p and in
+        # state), so the common case is one conjunction of the checks below; only a value
+        # that fails it goes through them one by one to say which field is wrong.
+        chain_id, nonce, key_type, public_key = (self.chain_id, self.nonce, self.key_type,
+                                                 self.public_key)
+        to, amount, fee, data, signature = self.to, self.amount, self.fee, self.data, \
+            self.signature
+        if not (type(chain_id) is int and 0 <= chain_id <= MAX_CHAIN_ID
+                and type(nonce) is int and 0 <= nonce <= MAX_AMOUNT
+                and type(key_type) is int and type(public_key) is bytes
+                and ((key_type == 0 and len(public_key) == crypto.ED25519_PUBLIC_LEN)
+                     or (key_type == 1 and 0 < len(public_key) <= crypto.RSA_MAX_PUBLIC_LEN))
+                and type(to) is bytes and len(to) == crypto.ADDRESS_LEN
+                and type(amount) is int and 1 <= amount <= MAX_AMOUNT
+                and type(fee) is int and 0 <= fee <= MAX_AMOUNT
+                and type(data) is bytes and len(data) <= MAX_TX_DATA
+                and type(signature) is bytes and len(signature) <= crypto.RSA_MAX_SIGNATURE_LEN):
+            self._check_fields()
+        raw = pack([chain_id, nonce, key_type, public_key, to, amount, fee, data, signature])
+        if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
+            raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
+        set_ = object.__setattr__
+        set_(self, "raw", raw)
+        set_(self, "id", crypto.sha256(raw))
+        set_(self, "sender", crypto.address_of(key_type, public_key))
+
+    def _check_fields(self) -> None:
+        """Raise `Malformed`/`TooLarge` naming the first field that is out of range."""
+        _int("chain_id", self.chain_id, 0, MAX_CHAIN_ID)
         _int("nonce", self.nonce, 0, MAX_AMOUNT)
         _int("key_type", self.key_type, 0, 255)
         if self.key_type not in (crypto.KeyType.ED25519, crypto.KeyType.RSA):
@@ -90,13 +119,6 @@ class Transaction:
         _int("fee", self.fee, 0, MAX_AMOUNT)
         _bytes("data", self.data, 0, MAX_TX_DATA)
         _bytes("signature", self.signature, 0, crypto.RSA_MAX_SIGNATURE_LEN)
-        raw = pack(self.fields())
-        if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
-            raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
-        set_ = object.__setattr__
-        set_(self, "raw", raw)
-        set_(self, "id", crypto.sha256(raw))
-        set_(self, "sender", crypto.address_of(self.key_type, self.public_key))
 
     def fields(self) -> list[Any]:
         return [self.chain_id, self.nonce, self.key_type, self.public_key, self.to,

@@ -182,3 +182,61 @@ def test_transaction_bytes_are_canonical(fields: tuple, data: st.DataObject) -> 
     except errors.Malformed:
         return
     assert decoded.raw == bytes(raw) and pack(decoded.fields()) == bytes(raw)
+
+
+# values at, inside and just past every field's bounds, and of the wrong type
+_EDGES = [-1, 0, 1, 2, 255, 256, 2**32 - 1, 2**32, 2**63 - 1, 2**63, True, 1.0, None, "text",
+          b"", bytes(19), bytes(20), bytes(21), bytes(32), bytes(33), bytes(600), bytes(601),
+          bytes(1024), bytes(1025)]
+_VALID = (1337, 3, 0, bytes(32), bytes(20), 10, 1, b"", bytes(64))
+_NAMES = ("chain_id", "nonce", "key_type", "public_key", "to", "amount", "fee", "data",
+          "signature")
+
+
+def _constructor_agrees_with_field_checks(values: list) -> None:
+    """The constructor's one-line fast check must never let through a value that the
+    field-by-field checks (`_check_fields`, which name the bad field) refuse, nor refuse
+    one they accept."""
+    try:
+        tx = Transaction(*values)
+    except (errors.Malformed, errors.TooLarge):
+        built = False
+    else:
+        built = True
+    shell = object.__new__(Transaction)
+    for name, value in zip(_NAMES, values, strict=True):
+        object.__setattr__(shell, name, value)
+    try:
+        shell._check_fields()
+        fields_ok = True
+    except (errors.Malformed, errors.TooLarge):
+        fields_ok = False
+    if built:
+        assert fields_ok and tx.fields() == values, values
+    else:
+        assert not fields_ok or len(pack(values)) > 2048, values  # refused for its size only
+
+
+def test_transaction_constructor_agrees_with_field_checks_on_every_edge() -> None:
+    for index in range(len(_VALID)):
+        for edge in _EDGES:
+            values = list(_VALID)
+            values[index] = edge
+            _constructor_agrees_with_field_checks(values)
+    for key_type, public_key in ((1, b""), (1, bytes(1)), (1, bytes(600)), (1, bytes(32)),
+                                 (0, bytes(600)), (2, bytes(32))):
+        values = list(_VALID)
+        values[2:4] = [key_type, public_key]
+        _constructor_agrees_with_field_checks(values)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(0, 8), st.one_of(st.sampled_from(_EDGES),
+                                                       st.binary(max_size=40),
+                                                       st.integers(-2**64, 2**64))),
+                max_size=3))
+def test_transaction_constructor_agrees_with_field_checks(changes: list) -> None:
+    values = list(_VALID)
+    for index, value in changes:
+        values[index] = value
+    _constructor_agrees_with_field_checks(values)
