@@ -8,15 +8,22 @@
 - `ScriptedPeer` speaks the wire protocol from a plain DEALER socket: a correct handshake
   with its own node key, or any frame at all (garbage, oversized, wrong network, invalid
   blocks, floods), for the tests that check a node's discipline.
+- `python -m tests.p2p_harness peer ENDPOINT ...` runs a scripted peer as its own process,
+  so a test can start it inside a network namespace (another source IP address): it
+  handshakes, or (`--misbehave`) handshakes, sends garbage until it is banned and comes
+  back under new node keys on new sockets; it prints one JSON line of what happened.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +41,7 @@ from common.merkle import merkle_root
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader, Transaction
 from services.node.devchain import DevChain, create_dev_chain
-from tests.harness import ServiceProcess, free_port
+from tests.harness import ROOT, ServiceProcess, free_port
 
 W = TypeVar("W", bound=wire.WireMessage)
 R = TypeVar("R", bound=m.Message)
@@ -110,6 +117,25 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str,
     raise TimeoutError(f"{what} not reached in {timeout:g} s" + (f" ({last})" if last else ""))
 
 
+class PrefixedProcess(ServiceProcess):
+    """A service started under a command prefix: `ip netns exec NS` runs it inside a network
+    namespace (`netns.Lab.argv(i, [])`). `ip netns exec` execs the command, so the process
+    the test stops is the service itself."""
+
+    def __init__(self, name: str, config_path: Path, prefix: Sequence[str]) -> None:
+        super().__init__(name, config_path)
+        self.prefix = list(prefix)
+
+    def start(self) -> ServiceProcess:
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", f"services.{self.name}", "--config",
+                 str(self.config_path)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        return self
+
+
 class TestNode:
     """One node's processes (state, p2p, optionally miner) over a node.json."""
 
@@ -121,9 +147,13 @@ class TestNode:
         self.procs: dict[str, ServiceProcess] = {}
         self._clients: dict[str, SyncClient] = {}
 
-    def start(self, *services: str) -> TestNode:
+    def start(self, *services: str, prefix: Sequence[str] = ()) -> TestNode:
+        """Start `services` (under the command `prefix`, when given) and wait until each
+        answers on the bus."""
         for service in services:
-            self.procs[service] = ServiceProcess(service, self.config_path).start()
+            proc = (PrefixedProcess(service, self.config_path, prefix) if prefix
+                    else ServiceProcess(service, self.config_path))
+            self.procs[service] = proc.start()
         for service in services:
             self.procs[service].wait_ready()
         return self
@@ -337,3 +367,94 @@ def submit_blocks(node: TestNode, blocks: list[Block], chunk: int = 100) -> None
                                               timeout=60)
         bad = [o for o in result.outcomes if o.status == "error"]
         assert not bad, bad[0]
+
+
+# --- a scripted peer as a process (`python -m tests.p2p_harness peer`) -----------------------
+
+
+def _misbehave(peer: ScriptedPeer, wait: float) -> wire.Bye | None:
+    """Send undecodable frames (a malformed PNG costs 20) until the node says `BYE banned`."""
+    deadline = time.monotonic() + 3 * wait
+    while time.monotonic() < deadline:
+        for _ in range(10):
+            peer.send_raw(b"PNG\xc1")
+        end = min(deadline, time.monotonic() + wait)
+        while (left := end - time.monotonic()) > 0:
+            msg = peer.recv(left)
+            if isinstance(msg, wire.Bye) and msg.code == "banned":
+                return msg
+    return None
+
+
+def run_peer(endpoint: str, *, network_id: int, genesis: bytes, misbehave: bool, attempts: int,
+             wait: float) -> dict[str, Any]:
+    """What `python -m tests.p2p_harness peer` reports (see `main`)."""
+    report: dict[str, Any] = {}
+    if misbehave:
+        hostile = ScriptedPeer(endpoint, network_id=network_id, genesis=genesis)
+        try:
+            try:
+                hostile.handshake()
+                report["first_acked"] = True
+            except TimeoutError:
+                report["first_acked"] = False
+            bye = _misbehave(hostile, wait) if report["first_acked"] else None
+            report["banned"] = bye is not None
+            report["bye_reason"] = bye.reason if bye is not None else ""
+        finally:
+            hostile.close()
+    # fresh node keys on fresh sockets (new routing ids), all at once
+    peers = [ScriptedPeer(endpoint, network_id=network_id, genesis=genesis)
+             for _ in range(attempts)]
+    try:
+        for p in peers:
+            p.hello()
+        deadline = time.monotonic() + wait
+        answered: list[ScriptedPeer] = []
+        for p in peers:
+            try:
+                p.expect(wire.HelloAck, max(0.0, deadline - time.monotonic()))
+                answered.append(p)
+            except TimeoutError:
+                continue
+        ready = 0
+        for p in answered:  # complete the handshake; the node then sends GPX on a new link
+            theirs = next(x for x in p.received if isinstance(x, wire.Hello))
+            p.send(wire.HelloAck(p.signer.sign(wire.ack_payload(theirs.nonce, p.sent_hello))))
+            try:
+                p.expect(wire.GetPeerAddrs, wait)
+                ready += 1
+            except TimeoutError:
+                pass
+        report.update(acked=len(answered), ready=ready, node_ids=[p.node_id.hex() for p in peers])
+    finally:
+        for p in peers:
+            p.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.p2p_harness")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    peer = sub.add_parser("peer", help="a scripted peer; prints one JSON line: acked and "
+                          "ready (how many of the fresh peers got the node's ACK, and then "
+                          "its GPX), node_ids; with --misbehave also first_acked, banned, "
+                          "bye_reason")
+    peer.add_argument("endpoint", help="tcp://HOST:PORT of the node")
+    peer.add_argument("--network-id", type=int, required=True)
+    peer.add_argument("--genesis", required=True, help="the genesis hash, hex")
+    peer.add_argument("--misbehave", action="store_true",
+                      help="first handshake and send garbage until banned")
+    peer.add_argument("--attempts", type=int, default=1,
+                      help="fresh peers (new node key, new socket) that then say hello")
+    peer.add_argument("--wait", type=float, default=5.0,
+                      help="seconds to wait for each answer")
+    args = parser.parse_args(argv)
+    report = run_peer(args.endpoint, network_id=args.network_id,
+                      genesis=bytes.fromhex(args.genesis), misbehave=args.misbehave,
+                      attempts=args.attempts, wait=args.wait)
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,8 @@ batches. What peers send is checked statelessly first (`verify.py`), then handed
 Discipline (`scoring.py`): per-peer, per-type rate limits before decoding; a score that
 bad frames, invalid blocks and transactions, floods and protocol violations lower; at the
 floor `BYE banned`, disconnect, and a ban of the node id (and dialed endpoint, routing id,
-curve key) for `p2p.ban_seconds`.
+curve key, and an inbound peer's IP address unless it is loopback) for `p2p.ban_seconds`. A
+new inbound connection from a banned IP address is ignored from its first frame on.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from common.crypto import Signer
 from common.errors import CcoinError, InvalidBlock, Malformed, NotFound, Refused
 from common.genesis import Genesis, load_genesis
 from common.types import Block, Transaction
-from services.p2p import curve, scoring
+from services.p2p import curve, identity, scoring
 from services.p2p.book import AddressBook
 from services.p2p.discovery import DiscoveryClient
 from services.p2p.identity import load_allow_list, load_curve_keys, load_node_key
@@ -63,6 +64,7 @@ PEER_TIMEOUT_S = 30.0
 TICK_S = 0.5
 RELISTEN_S = 10
 STABLE_LINK_S = 60.0
+IP_LOG_INTERVAL_S = 60.0  # at most one line this often about connections from banned IPs
 PEX_INTERVAL_S = 60.0
 SLOW_DROPS = 200  # sends dropped at its high-water mark within one tick: disconnect it
 MAX_OUTBOUND = 8
@@ -74,8 +76,11 @@ TX_QUEUE = 50_000
 TX_RELAY_BYTES = 1024 * 1024
 RECENT_BLOCKS = 32
 RECENT_BLOCK_MAX = 4 * 1024 * 1024
-SUBMIT_CHUNK = 100  # blocks per SubmitBlocks request, and at most about
-SUBMIT_CHUNK_BYTES = 2 * 1024 * 1024  # so state answers other clients in between
+# A SubmitBlocks request holds at most this many blocks and about this many bytes: small
+# enough that state answers other clients in between, and that the pipeline's last stage
+# (state importing the final chunk while p2p has nothing left to verify) is short.
+SUBMIT_CHUNK = 100
+SUBMIT_CHUNK_BYTES = 512 * 1024
 STATE_TIMEOUT_S = 10.0
 SUBMIT_TIMEOUT_S = 30.0
 VERIFY_THREADS = 2
@@ -93,6 +98,15 @@ def _tune(sock: zmq.Socket[Any]) -> None:
     # ZMTP heartbeats notice a dead TCP connection without waiting for our pings
     sock.setsockopt(zmq.HEARTBEAT_IVL, 5_000)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15_000)
+
+
+def _frame_property(frame: zmq.Frame, name: str) -> str:
+    """A ZeroMQ message property ("Peer-Address", "User-Id") of a received frame, "" when
+    the transport has none."""
+    try:
+        return str(frame.get(name) or "")
+    except zmq.ZMQError:
+        return ""
 
 
 def advertised_host(host: str) -> str:
@@ -133,6 +147,9 @@ class P2PNode:
         self.by_id: dict[bytes, Peer] = {}  # node id -> the ready link
         self.closed_rids: LruDict[bytes, int] = LruDict(4096)  # routing id -> its last score
         self.banned_rids: LruSet[bytes] = LruSet(4096)
+        self.ip_refused = 0  # inbound connections ignored because their IP address is banned
+        self._ip_refused_logged = 0
+        self._ip_logged_at = -IP_LOG_INTERVAL_S
         self.self_endpoints: set[str] = set()
         self.network_id = genesis.network_id
         self.genesis_hash = b""
@@ -330,25 +347,41 @@ class P2PNode:
             if peer is None:
                 if rid in self.banned_rids:
                     continue
-                peer = self._new_inbound(rid, frames[-1])
+                remote = _frame_property(frames[-1], "Peer-Address")
+                ip = scoring.bannable_ip(remote)
+                if ip is not None and self.bans.banned(("ip", ip)):
+                    self.banned_rids.add(rid)  # its later frames are dropped unread
+                    self._refused_ip(ip)
+                    continue
+                peer = self._new_inbound(rid, frames[-1], remote)
             if len(frames) != 2:
                 self._punish(peer, scoring.MALFORMED, "multi-part frame")
                 continue
             self.on_frame(peer, frames[1].bytes)
 
-    def _new_inbound(self, rid: bytes, frame: zmq.Frame) -> Peer:
+    def _refused_ip(self, ip: str) -> None:
+        """Count a new connection from a banned IP address, which gets no answer at all. The
+        first is logged, then at most one line every `IP_LOG_INTERVAL_S` with how many came
+        since: a banned host reconnecting in a loop must not flood the log."""
+        self.ip_refused += 1
+        now = time.monotonic()
+        if now - self._ip_logged_at < IP_LOG_INTERVAL_S:
+            return
+        log.warning("ignoring a new connection from %s: its IP address is banned (%d such "
+                    "connection(s) since the last report, %d in all; %d IP address(es) banned)",
+                    ip, self.ip_refused - self._ip_refused_logged, self.ip_refused,
+                    self.bans.count("ip"))
+        self._ip_logged_at = now
+        self._ip_refused_logged = self.ip_refused
+
+    def _new_inbound(self, rid: bytes, frame: zmq.Frame, remote: str) -> Peer:
         pending = [p for p in self.inbound.values() if not p.ready]
         if len(pending) >= MAX_PENDING_INBOUND:
             self.close(min(pending, key=lambda p: p.created), "handshake", "too many pending")
-        remote = user = ""
-        try:
-            remote = str(frame.get("Peer-Address") or "")
-            if self.use_curve:
-                user = str(frame.get("User-Id") or "")
-        except zmq.ZMQError:
-            pass
+        user = _frame_property(frame, "User-Id") if self.use_curve else ""
+        # `remote`, the source IP address, is what an IP ban of this peer bans
         peer = Peer("inbound", router=self.router, routing_id=rid,
-                    curve_key=curve.user_key(user), remote=str(remote))
+                    curve_key=curve.user_key(user), remote=remote)
         peer.score = self.closed_rids.get(rid) or 0  # a closed link does not reset its debt
         self.inbound[rid] = peer
         return peer
@@ -426,8 +459,13 @@ class P2PNode:
 
     def ban(self, peer: Peer, why: str) -> None:
         """Disconnect and ban what identifies the peer: its node id only when it proved
-        the key, its endpoint only when we dialed it (an announced one may be a victim's)."""
+        the key, its endpoint only when we dialed it (an announced one may be a victim's),
+        the IP address it connected from when it is inbound and not on loopback (a fresh
+        node key and socket from the same host must not buy a fresh start)."""
         keys: list[tuple[str, object]] = []
+        ip = None if peer.outbound else scoring.bannable_ip(peer.remote)
+        if ip is not None:
+            keys.append(("ip", ip))
         if peer.acked:
             keys.append(("node", peer.node_id))
         if peer.outbound:
@@ -438,8 +476,10 @@ class P2PNode:
         self.bans.ban(keys)
         if not peer.outbound:
             self.banned_rids.add(peer.routing_id)
-        log.warning("banning peer %s for %d s: %s (score %d)", peer.label, self.bans.seconds,
-                    why, peer.score, extra={"peer": peer.label})
+        also = "" if ip is None else (f"; its IP address {ip} too "
+                                      f"({self.bans.count('ip')} IP address(es) banned)")
+        log.warning("banning peer %s for %d s: %s (score %d)%s", peer.label, self.bans.seconds,
+                    why, peer.score, also, extra={"peer": peer.label})
         self.close(peer, "banned", why)
 
     # --- dispatch -------------------------------------------------------------------------------
@@ -1008,7 +1048,7 @@ class P2PNode:
 
 async def main(config: NodeConfig) -> None:
     genesis = load_genesis(config.genesis_file())
-    key_dir = config.base_path / "p2p"
+    key_dir = identity.key_dir(config.base_path)
     try:
         node_key = load_node_key(key_dir)
         curve_keys = load_curve_keys(key_dir) if config.p2p_curve else None

@@ -2,14 +2,16 @@
 
 A peer starts at score 0 and regains one point every `RECOVERY_S` seconds up to 0; every
 offence subtracts its penalty, and a peer at or below `BAN_FLOOR` is sent `BYE banned`,
-disconnected and banned (node id, endpoint, curve key) for the configured time. Penalties
-are sized so that an honest peer's accidents (a late block, a transaction that lost a race)
-cost nothing, a buggy peer is dropped after a handful of bad frames, and a provably invalid
-block (a bad seal, a wrong state root) bans at once: no honest node relays one.
+disconnected and banned (node id, endpoint, curve key, and an inbound peer's IP address unless
+it is loopback) for the configured time. Penalties are sized so that an honest peer's
+accidents (a late block, a transaction that lost a race) cost nothing, a buggy peer is
+dropped after a handful of bad frames, and a provably invalid block (a bad seal, a wrong
+state root) bans at once: no honest node relays one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -56,6 +58,26 @@ def decode_penalty(exc: Exception) -> int:
     if isinstance(exc, TooLarge):
         return TOO_LARGE
     return MALFORMED
+
+
+def bannable_ip(remote: str) -> str | None:
+    """The key to ban for an inbound peer's source address `remote` (ZeroMQ's "Peer-Address"),
+    or None when that address must not be banned.
+
+    Loopback is never banned (127.0.0.0/8, ::1, ::ffff:127.x.y.z): every node of one machine,
+    a devnet's for instance, connects from it, so an IP ban there would cut honest local
+    nodes (Bitcoin Core likewise disconnects but never discourages local peers). Anything
+    that is not an IP address (an ipc:// peer, no property) is not banned either. An
+    IPv4-mapped IPv6 address folds to its IPv4 form, so one host has one key."""
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(remote)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return None
+    return str(ip)
 
 
 # --- rate limits -------------------------------------------------------------------------------
@@ -175,7 +197,8 @@ class LruDict(Generic[K, V]):
 
 
 class BanList:
-    """Banned keys (("node", id), ("endpoint", uri), ("curve", key), ...) until a time."""
+    """Banned keys (("node", id), ("endpoint", uri), ("curve", key), ("ip", address)) until
+    a time."""
 
     MAX = 10_000
 
