@@ -51,7 +51,10 @@ class Syncer:
                  import_blocks: Callable[[Peer, tuple[bytes, ...]], Awaitable[bytes | None]],
                  refresh_tip: Callable[[], Awaitable[None]],
                  punish: Callable[[Peer, int, str], None],
-                 better: Callable[[int, bytes, int, bytes], bool]) -> None:
+                 better: Callable[[int, bytes, int, bytes], bool], *,
+                 reply_timeout: float = REPLY_TIMEOUT_S) -> None:
+        """`reply_timeout`: how long a round waits for a peer's `BLS` before it gives up on
+        that peer (the protocol's 15 s; tests of the machine alone pass less)."""
         self._peers = peers
         self._tip = tip
         self._locator = locator
@@ -59,6 +62,7 @@ class Syncer:
         self._refresh_tip = refresh_tip
         self._punish = punish
         self._better = better  # (their weight, their head, our weight, our head)
+        self.reply_timeout = reply_timeout
         self.state = "idle"
         self.target: Peer | None = None
         self.rounds = 0
@@ -191,8 +195,11 @@ class Syncer:
         self._pending = (peer, self._seq, fut)
         try:
             if not peer.send(wire.GetBlocks(self._seq, locator, BATCH_BLOCKS)):
+                # its link is full or gone: pause it, or the next round picks it again at
+                # once, and as nothing in that loop waits the event loop itself would spin
+                peer.sync_failed_at = time.monotonic()
                 return None
-            return await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
+            return await asyncio.wait_for(fut, self.reply_timeout)
         except TimeoutError:
             self._punish(peer, scoring.SYNC_TIMEOUT, "no blocks in time")
             peer.sync_failed_at = time.monotonic()
