@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 import pytest
 
+from common.crypto import Signer
+from common.types import Transaction
 from services.node.devchain import DevChain, create_dev_chain
 from tests import browser as br
 from tests.harness import ROOT, ServiceProcess, free_port
@@ -408,6 +410,43 @@ def test_send_from_the_wallet_form(node: Node, desktop: Page) -> None:
     secrets = [node.chain.validator.secret.hex(), node.chain.developer.secret.hex(),
                node.chain.password]
     assert seen and not any(s.encode() in body for body in seen for s in secrets)
+
+
+@needs_miner
+def test_account_history_turns_pages(node: Node, desktop: Page) -> None:
+    """An account with more history than one page: the pager says which entries show, and
+    Older/Newer walk the whole history, newest first."""
+    dev = Signer(node.chain.developer)
+    to = os.urandom(20)
+    count = 57  # a page of 50 and one of 7
+    nonce = node.http.get(f"/api/v1/accounts/{dev.address.hex()}").json()["pending_nonce"]
+    chain_id = node.http.get("/api/v1/status").json()["network_id"]
+    txs = [Transaction.create(dev, chain_id=chain_id, nonce=nonce + i, to=to, amount=i + 1)
+           for i in range(count)]
+    reply = node.http.post("/api/v1/txs/batch", json={"txs": [
+        {"chain_id": t.chain_id, "nonce": t.nonce, "key_type": "ed25519",
+         "public_key": t.public_key.hex(), "to": t.to.hex(), "amount": t.amount, "fee": t.fee,
+         "data": "", "signature": t.signature.hex()} for t in txs]})
+    assert reply.status_code == 200 and not [r for r in reply.json()["results"] if "error" in r]
+    total = count * (count + 1) // 2
+    wait_for("every transfer confirmed", lambda: balance(node, to.hex()) == total)
+    goto(desktop, node.url, f"#/account/{to.hex()}")
+    desktop.wait_for_selector("#history-range:has-text('1–50 of 57')", timeout=WAIT)
+    pager = "nav[aria-label='History pages']"
+    newer, older = f"{pager} button:has-text('Newer')", f"{pager} button:has-text('Older')"
+    assert desktop.is_disabled(newer) and desktop.is_enabled(older)
+
+    def amounts() -> list[str]:
+        return desktop.locator("main table tbody tr td:nth-child(6)").all_inner_texts()
+    assert amounts() == [f"+{a}" for a in range(count, 7, -1)]  # newest first: 57 … 8
+    desktop.click(older)
+    desktop.wait_for_selector("#history-range:has-text('51–57 of 57')", timeout=WAIT)
+    assert amounts() == [f"+{a}" for a in range(7, 0, -1)]
+    assert desktop.is_enabled(newer) and desktop.is_disabled(older)
+    br.screenshot(desktop, "account-history-page-2-desktop")
+    desktop.click(newer)
+    desktop.wait_for_selector("#history-range:has-text('1–50 of 57')", timeout=WAIT)
+    assert amounts()[0] == f"+{count}"
 
 
 @needs_miner

@@ -201,8 +201,10 @@ class StateService:
         """Import in order; a failure does not stop the rest (each gets its outcome)."""
         outcomes = []
         for raw in req.blocks:
+            # an empty pool (a node syncing) has nothing to offer: skip a hash per transaction
+            known = self.chain.mempool.get if len(self.chain.mempool) else None
             try:
-                block = Block.decode(raw, self.chain.mempool.get)
+                block = Block.decode(raw, known)
             except CcoinError as exc:
                 outcomes.append(m.BlockOutcome(b"", -1, "error", exc.code, exc.message))
                 continue

@@ -495,8 +495,21 @@ export async function account(main, [raw], ctx) {
   const address = strip0x(raw).toLowerCase();
   const summary = h('div', {}, h('p', { class: 'muted', text: 'Loading…' }));
   const history = h('div', {}, h('p', { class: 'muted', text: 'Loading…' }));
-  clear(main, heading('Account'), h('p', {}, hexBlock(address)), summary, panel('History', history));
+  const HISTORY_PAGE = 50;
+  let offset = 0; // entries skipped, newest first: stays put as new blocks arrive
+  const newer = h('button', { type: 'button', class: 'secondary', text: '← Newer', onclick: () => turn(-HISTORY_PAGE) });
+  const olderBtn = h('button', { type: 'button', class: 'secondary', text: 'Older →', onclick: () => turn(HISTORY_PAGE) });
+  const range = h('span', { class: 'muted', id: 'history-range' });
+  const pager = h('nav', { class: 'pager', 'aria-label': 'History pages', hidden: true }, newer, range, olderBtn);
+  clear(main, heading('Account'), h('p', {}, hexBlock(address)), summary,
+    panel('History', h('div', {}, history, pager)));
   let historyMissing = false;
+
+  function turn(step) {
+    offset = Math.max(0, offset + step);
+    newer.disabled = olderBtn.disabled = true; // until this page is drawn
+    load();
+  }
 
   async function load() {
     try {
@@ -511,9 +524,18 @@ export async function account(main, [raw], ctx) {
     }
     if (historyMissing) return;
     try {
-      const doc = await get(`/api/v1/accounts/${address}/txs?limit=50`);
+      const doc = await get(`/api/v1/accounts/${address}/txs?offset=${offset}&limit=${HISTORY_PAGE}`);
       if (!ctx.alive()) return;
       const items = historyItems(doc);
+      const total = doc.total ?? items.length;
+      if (offset > 0 && offset >= total) { // the history shrank (a reorg): back to a page that exists
+        offset = Math.max(0, Math.floor((total - 1) / HISTORY_PAGE) * HISTORY_PAGE);
+        return load();
+      }
+      pager.hidden = total <= HISTORY_PAGE && offset === 0;
+      range.textContent = items.length ? `${int(offset + 1)}–${int(offset + items.length)} of ${int(total)}` : '';
+      newer.disabled = offset === 0;
+      olderBtn.disabled = offset + items.length >= total;
       clear(history, table({ text: 'Transactions of this account', hidden: true }, [
         { title: 'Transaction' }, { title: 'Status' }, { title: 'Block', cls: 'num' },
         { title: 'Direction' }, { title: 'Counterparty' }, { title: 'Amount', cls: 'num' }, { title: 'Fee', cls: 'num' },
