@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import plyvel
 import pytest
 
 from common import errors
 from common import messages as m
 from common.genesis import Genesis
 from common.merkle import verify_proof
+from services.state import schema
 from services.state.chain import Chain
 from services.state.mempool import Mempool
 from services.state.service import StateService
-from services.state.store import Store
+from services.state.store import Store, StoreError
 from tests import rules_helpers as rh
 
 NOW = 2**62
@@ -155,3 +157,55 @@ def test_a_transaction_that_no_longer_applies_is_dropped_as_stale(tmp_path: Path
     status = svc.get_tx(m.GetTx(poor.id))
     assert (status.status, status.reason, status.tx) == ("dropped", "stale", poor.raw)
     assert poor.id not in chain.mempool
+
+
+def _scanned_history_totals(store: Store) -> dict[bytes, int]:
+    """Each address's history entries counted the slow way, by scanning them."""
+    counts: dict[bytes, int] = {}
+    for key in store.db.iterator(prefix=schema.HISTORY, include_value=False):
+        counts[key[1:21]] = counts.get(key[1:21], 0) + 1
+    return counts
+
+
+def test_history_totals_follow_reorgs_and_survive_an_upgrade(tmp_path: Path) -> None:
+    g = rh.make_genesis(difficulty=0)
+    svc, chain = service(tmp_path, g)
+    first, heavier = rh.Chain(g), rh.Chain(g)
+    x, y, z = rh.address(1), rh.address(2), rh.address(9)
+
+    def totals() -> dict[bytes, int]:
+        return {who: svc.get_account_txs(m.GetAccountTxs(who, 0, 1)).total for who in (x, y, z)}
+
+    chain.import_block(first.build_and_apply(
+        [rh.transfer(1, z, 5, nonce=0), rh.transfer(2, z, 1, nonce=0)],
+        coinbase=rh.address(20)), NOW)
+    assert totals() == {x: 1, y: 1, z: 2}
+    # a heavier branch replaces that block: x pays itself (one entry), then y pays x
+    chain.import_block(heavier.build_and_apply([rh.transfer(1, x, 1, nonce=0)],
+                                               coinbase=rh.address(21)), NOW)
+    chain.import_block(heavier.build_and_apply([rh.transfer(2, x, 2, nonce=0)],
+                                               coinbase=rh.address(21)), NOW)
+    assert chain.head.header.hash == heavier.tip.hash
+    assert totals() == {x: 2, y: 1, z: 0}
+    assert _scanned_history_totals(chain.store) == {x: 2, y: 1}
+    assert chain.store.get(schema.history_count_key(z)) is None  # no entry, no count
+    path = tmp_path
+    chain.store.close()
+
+    # a database written before the counts existed (schema 1) is counted once on open
+    db = plyvel.DB(str(path))
+    for key in db.iterator(prefix=schema.HISTORY_COUNT, include_value=False):
+        db.delete(key)
+    db.put(schema.metadata_key("version"), b"1")
+    db.close()
+    store = Store(path)
+    assert store.metadata("version") == schema.SCHEMA_VERSION
+    assert {a: store.history(a, 0, 1)[0] for a in (x, y, z)} == {x: 2, y: 1, z: 0}
+    store.close()
+
+    # one written by a newer ccoin is refused, not misread
+    db = plyvel.DB(str(path))
+    db.put(schema.metadata_key("version"), b"99")
+    db.close()
+    with pytest.raises(StoreError, match="schema version '99'"):
+        Store(path)

@@ -215,18 +215,42 @@ class Chain:
         h = block.hash
         batch.put(schema.height_key(block.height), h)
         height = block.height
+        entries: dict[bytes, int] = {}
         for index, tx in enumerate(block.txs):
             batch.put(schema.tx_key(tx.id), pack([h, index]))
             batch.delete(schema.journal_key(tx.id))
-            if tx.sender == tx.to:
-                batch.put(schema.history_key(tx.sender, height, index), pack([tx.id, "self"]))
+            sender, to = tx.sender, tx.to
+            entries[sender] = entries.get(sender, 0) + 1
+            if sender == to:
+                batch.put(schema.history_key(sender, height, index), pack([tx.id, "self"]))
             else:
-                batch.put(schema.history_key(tx.sender, height, index), pack([tx.id, "out"]))
-                batch.put(schema.history_key(tx.to, height, index), pack([tx.id, "in"]))
+                batch.put(schema.history_key(sender, height, index), pack([tx.id, "out"]))
+                batch.put(schema.history_key(to, height, index), pack([tx.id, "in"]))
+                entries[to] = entries.get(to, 0) + 1
+        self._count_history(batch, entries)
         batch.put(schema.undo_key(h), pack([[a, acc.balance, acc.nonce]
                                             for a, acc in changes.before.items()]))
         for address, account in changes.after.items():
             batch.put_account(address, account)
+
+    def _count_history(self, batch: Batch, deltas: dict[bytes, int]) -> None:
+        """Keep each address's count of history entries (the total `Store.history` reports
+        without scanning them) in step with the entries this batch adds or removes."""
+        for address, delta in deltas.items():
+            key = schema.history_count_key(address)
+            if key in batch.puts:
+                current = schema.decode_count(batch.puts[key])
+            elif key in batch.deletes:
+                current = 0
+            else:
+                current = schema.decode_count(self.store.get(key))
+            n = current + delta
+            if n < 0:
+                raise StoreError(f"history count of {address.hex()} would go below zero")
+            if n:
+                batch.put(key, schema.encode_count(n))
+            else:
+                batch.delete(key)
 
     def _commit_head(self, batch: Batch, header: BlockHeader, meta: BlockMeta,
                      connected: list[Block], disconnected: list[Block],
@@ -307,10 +331,15 @@ class Chain:
             blk = self.store.block(bhash)
             assert blk is not None
             working.update(self.store.undo(bhash))
+            unlisted: dict[bytes, int] = {}
             for index, tx in enumerate(blk.txs):
                 batch.delete(schema.tx_key(tx.id))
                 batch.delete(schema.history_key(tx.sender, height, index))
                 batch.delete(schema.history_key(tx.to, height, index))
+                unlisted[tx.sender] = unlisted.get(tx.sender, 0) - 1
+                if tx.to != tx.sender:
+                    unlisted[tx.to] = unlisted.get(tx.to, 0) - 1
+            self._count_history(batch, unlisted)
             batch.delete(schema.height_key(height))
             disconnected.append(blk)
         fork_meta = self.store.meta(fork.hash)

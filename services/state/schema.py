@@ -12,6 +12,7 @@
 | `p`    | txid                        | mempool journal: raw transaction                |
 | `i`    | block hash                  | known-invalid block: error code                 |
 | `x`    | address, height, index      | [txid, direction] of a main-chain transaction   |
+| `c`    | address                     | how many `x` entries it has (8 B big-endian)    |
 | `T`    | block hash                  | (empty) a chain tip: a stored block, no child   |
 | `M`    | name                        | metadata (`head`, `genesis`, `version`)          |
 """
@@ -34,9 +35,11 @@ JOURNAL = b"p"
 INVALID = b"i"
 METADATA = b"M"
 HISTORY = b"x"
+HISTORY_COUNT = b"c"
 TIP = b"T"
 
-SCHEMA_VERSION = b"1"
+# 2: `c` history counts (a version-1 database gets them counted once when it is opened)
+SCHEMA_VERSION = b"2"
 
 
 def header_key(block_hash: bytes) -> bytes:
@@ -90,6 +93,18 @@ def history_key(address: bytes, height: int, index: int) -> bytes:
 
 def parse_history_key(key: bytes) -> tuple[int, int]:
     return _U64.unpack_from(key, 21)[0], _U32.unpack_from(key, 29)[0]
+
+
+def history_count_key(address: bytes) -> bytes:
+    return HISTORY_COUNT + address
+
+
+def encode_count(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def decode_count(raw: bytes | None) -> int:
+    return _U64.unpack(raw)[0] if raw is not None else 0
 
 
 def tip_key(block_hash: bytes) -> bytes:

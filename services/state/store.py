@@ -80,6 +80,26 @@ class Store:
             raise StoreError(f"cannot open chain database {path}: {exc} "
                              "(is another node using this data dir?)") from None
         self.accounts: dict[bytes, Account] = {}
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a database written by an older ccoin to `schema.SCHEMA_VERSION`, in one
+        atomic write; refuse one written by a newer ccoin."""
+        version = self.db.get(schema.metadata_key("version"))
+        if version is None or version == schema.SCHEMA_VERSION:
+            return  # new (the genesis commit writes the version) or current
+        if version != b"1":
+            self.db.close()
+            raise StoreError(f"the chain database has schema version {version.decode()!r}; "
+                             f"this ccoin reads {schema.SCHEMA_VERSION.decode()!r} and older")
+        counts: dict[bytes, int] = {}
+        for key in self.db.iterator(prefix=schema.HISTORY, include_value=False):
+            address = key[1:1 + 20]
+            counts[address] = counts.get(address, 0) + 1
+        with self.db.write_batch(transaction=True, sync=True) as wb:
+            for address, n in counts.items():
+                wb.put(schema.history_count_key(address), schema.encode_count(n))
+            wb.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)
 
     def close(self) -> None:
         self.db.close()
@@ -145,7 +165,7 @@ class Store:
                 ) -> tuple[int, list[tuple[bytes, int, int, str]]]:
         """(total, [(txid, height, index, direction)]) newest first."""
         prefix = schema.history_prefix(address)
-        total = sum(1 for _ in self.db.iterator(prefix=prefix, include_value=False))
+        total = schema.decode_count(self.db.get(schema.history_count_key(address)))
         items: list[tuple[bytes, int, int, str]] = []
         for n, (key, value) in enumerate(self.db.iterator(prefix=prefix, reverse=True)):
             if n < offset:
