@@ -303,14 +303,14 @@ class PoaNet:
     apis: list[Api]
 
 
-@pytest.fixture(scope="module")
-def poa() -> Iterator[PoaNet]:
-    if _missing():
-        pytest.skip(str(_missing()))
-    base = Path(tempfile.mkdtemp(prefix="ccnet-", dir="/tmp"))
+@contextlib.contextmanager
+def devnet_up(prefix: str, *args: str) -> Iterator[tuple[RunningDevnet, Devnet, list[Api]]]:
+    """`ccoin devnet ARGS` started the way the README says, every node linked. On the way
+    out it is stopped with Ctrl-C, which must exit 0 and leave no process behind; whatever
+    happened, its output is shown on failure and its files are removed."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     data = base / "net"
-    net = start_devnet(data, "--nodes", "4", "--validators", "3", "--base-port",
-                       str(free_base_port(4)), "--interval-ms", str(POA_INTERVAL_MS))
+    net = start_devnet(data, *args)
     apis: list[Api] = []
     try:
         net.wait_up()
@@ -318,7 +318,7 @@ def poa() -> Iterator[PoaNet]:
         apis = [Api(n.name, n.api_url) for n in devnet.nodes]
         log_step(f"devnet up in {data}: " + ", ".join(n.api_url for n in devnet.nodes))
         wait_connected(apis)
-        yield PoaNet(net, devnet, apis)
+        yield net, devnet, apis
         log_step("stopping the devnet with Ctrl-C")
         assert net.stop(signal.SIGINT) == 0
         assert not processes_using(str(data)), processes_using(str(data))
@@ -330,6 +330,16 @@ def poa() -> Iterator[PoaNet]:
             a.close()
         teardown_devnet(net)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def poa() -> Iterator[PoaNet]:
+    if _missing():
+        pytest.skip(str(_missing()))
+    with devnet_up("ccnet-", "--nodes", "4", "--validators", "3", "--base-port",
+                   str(free_base_port(4)), "--interval-ms", str(POA_INTERVAL_MS),
+                   ) as (net, devnet, apis):
+        yield PoaNet(net, devnet, apis)
 
 
 @requires_p2p
@@ -435,17 +445,10 @@ def test_a_node_down_for_hundreds_of_blocks_catches_up(poa: PoaNet) -> None:
 
 @requires_p2p
 def test_pow_devnet_mines_retargets_and_converges() -> None:
-    base = Path(tempfile.mkdtemp(prefix="ccpow-", dir="/tmp"))
-    data = base / "pow"
     start_difficulty = 19
-    net = start_devnet(data, "--nodes", "3", "--pow", "--base-port", str(free_base_port(3)),
-                       "--interval-ms", "150", "--difficulty", str(start_difficulty))
-    apis: list[Api] = []
-    try:
-        net.wait_up()
-        devnet = net.manifest()
-        apis = [Api(n.name, n.api_url) for n in devnet.nodes]
-        wait_connected(apis)
+    with devnet_up("ccpow-", "--nodes", "3", "--pow", "--base-port", str(free_base_port(3)),
+                   "--interval-ms", "150", "--difficulty", str(start_difficulty),
+                   ) as (_, devnet, apis):
         wait_for(lambda: min(a.height() for a in apis) >= 35, 240,
                  "35 PoW blocks on every node", interval=1.0)
         # PoW keeps the first-seen tip on a tie, so stopping every miner at once can leave
@@ -473,16 +476,6 @@ def test_pow_devnet_mines_retargets_and_converges() -> None:
         assert all(h % retarget == 0 for h in changes), changes
         log_step(f"PoW chain of {len(chain)} blocks from {len(coinbases)} miners; "
                  f"difficulty {diffs[0]} -> {diffs[-1]} at heights {changes}")
-        assert net.stop(signal.SIGINT) == 0
-        assert not processes_using(str(data))
-    except BaseException:
-        print(net.tail())
-        raise
-    finally:
-        for a in apis:
-            a.close()
-        teardown_devnet(net)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- partition and heal in network namespaces ------------------------------------------------
