@@ -108,12 +108,7 @@ async def _silent_then_honest(reply_timeout: float) -> None:
                 await asyncio.wait_for(_until(lambda: bool(imported)), 10)
         await asyncio.wait_for(_until(lambda: syncer.state == "idle"), 10)
     finally:
-        machine.cancel()
-        await asyncio.gather(machine, return_exceptions=True)
-        for sock in (network, silent.sock, honest.sock):
-            assert sock is not None
-            sock.close(0)
-        ctx.term()
+        await _shut(machine, ctx, network, silent, honest)
 
     # the heaviest claim was asked first, once (checked as they came); the next one only
     # after the timeout
@@ -186,15 +181,20 @@ async def _unsendable_then_honest() -> None:
                                                     honest.head, 2))
         await asyncio.wait_for(_until(lambda: ours[0][2] == 2 and syncer.state == "idle"), 10)
     finally:
-        machine.cancel()
-        await asyncio.gather(machine, return_exceptions=True)
-        for s in (network, stuck.sock, honest.sock):
-            assert s is not None
-            s.close(0)
-        ctx.term()
+        await _shut(machine, ctx, network, stuck, honest)
     assert started < stuck.sync_failed_at  # paused for FAILED_PAUSE_S
     assert punished == []  # a full link is no offence
     assert len(locators) == 2  # one round for the stuck peer, one for the honest one
+
+
+async def _shut(machine: asyncio.Task[None], ctx: zmq.asyncio.Context,
+                network: zmq.asyncio.Socket, *peers: Peer) -> None:
+    machine.cancel()
+    await asyncio.gather(machine, return_exceptions=True)
+    for sock in (network, *(p.sock for p in peers)):
+        assert sock is not None
+        sock.close(0)
+    ctx.term()
 
 
 async def _until(pred: Callable[[], bool]) -> None:
