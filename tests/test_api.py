@@ -69,8 +69,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                           event_hooks={"response": [_record]}) as http:
             yield Node(chain, url, http, batcher, processes)
     finally:
-        for proc in reversed(processes.values()):
-            proc.stop()
+        codes = {name: proc.stop() for name, proc in reversed(processes.items())}
+    assert codes.get("api") == 0, f"the gateway's exit status on SIGTERM: {codes}"
 
 
 def tx_doc(tx: Transaction) -> dict[str, Any]:

@@ -372,9 +372,10 @@ def service() -> Iterator[str]:
 
 
 def stopped_cleanly(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM: uvicorn shuts down gracefully, then re-raises the signal (status -15)."""
+    """SIGTERM: uvicorn shuts down gracefully and the process exits 0 (a stop is no failure:
+    supervisord would otherwise report "terminated by SIGTERM")."""
     proc.terminate()
-    assert proc.wait(10) in (0, -15)
+    assert proc.wait(10) == 0
     assert proc.stdout is not None
     assert b"Application shutdown complete" in proc.stdout.read()
 

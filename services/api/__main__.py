@@ -25,6 +25,7 @@ from common.genesis import load_genesis
 from common.service import setup_logging
 from services.api.app import CONFIG_ENV, create_app
 from services.api.metrics import MULTIPROC_ENV
+from services.web import exit_zero_on_sigterm
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None, log_level=args.log_level.lower(), access_log=False,
         timeout_graceful_shutdown=5,
     )
+    exit_zero_on_sigterm()
     logging.getLogger("ccoin.api").info(
         "serving on %s:%d with %d worker(s)", config.api_host, config.api_port,
         config.api_workers)

@@ -14,6 +14,7 @@ import uvicorn
 from common.service import setup_logging
 from services.discovery.app import create_app, make_registry
 from services.discovery.registry import DEFAULT_MAX_NETWORKS, DEFAULT_MAX_NODES, DEFAULT_TTL_MS
+from services.web import exit_zero_on_sigterm
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 4444
@@ -71,6 +72,7 @@ def serve(args: argparse.Namespace) -> None:
     logging.getLogger("ccoin.discovery").info(
         "discovery on %s:%d (ttl %g s, at most %d nodes per network)", args.host, args.port,
         args.ttl, args.max_nodes)
+    exit_zero_on_sigterm()
     # h11 rather than httptools: a heartbeat every few seconds per node needs no speed, and
     # h11 bounds a request's headers (16 KiB here), so no request grows without limit
     uvicorn.run(create_app(registry), host=args.host, port=args.port, loop="uvloop",
