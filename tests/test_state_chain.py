@@ -133,6 +133,24 @@ def test_accepted_transactions_survive_a_restart(tmp_path: Path) -> None:
     assert resent == [None] and new == []  # idempotent: recognised, not added twice
 
 
+def test_unreadable_journal_entries_are_removed_misfiled_ones_refiled(tmp_path: Path) -> None:
+    g = rh.poa_genesis(n_miners=1)
+    chain = open_chain(tmp_path, g)
+    good = rh.transfer(1, rh.address(9), 1, nonce=0)
+    chain.add_transactions([good])
+    other = rh.transfer(2, rh.address(9), 1, nonce=0)
+    batch = Batch()
+    batch.put(schema.journal_key(b"\x01" * 32), b"\xc1 not a transaction")
+    batch.put(schema.journal_key(b"\x02" * 32), other.raw)  # under another id's key
+    chain.store.commit(batch)
+    chain.store.close()
+    again = open_chain(tmp_path, g)
+    # the garbage is gone; the misfiled transaction is kept (it was accepted), under its id
+    assert len(again.mempool) == 2 and again.mempool.get(other.id) == other
+    assert sorted(key for key, _ in again.store.journal()) == sorted(
+        schema.journal_key(t.id) for t in (good, other))
+
+
 def test_template_is_a_valid_block_and_skips_stale_transactions(tmp_path: Path) -> None:
     g = rh.poa_genesis(n_miners=1)
     chain = open_chain(tmp_path, g)

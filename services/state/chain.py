@@ -404,20 +404,31 @@ class Chain:
 
     def _restore_journal(self) -> None:
         txs = []
-        for raw in self.store.journal():
+        stale_keys: list[bytes] = []  # unreadable, or not under its own id: never deleted
+        for key, raw in self.store.journal():  # by the pool's removals, so removed here
             try:
-                txs.append(Transaction.decode(raw))
+                tx = Transaction.decode(raw)
             except errors.CcoinError:
+                stale_keys.append(key)
                 continue
+            if schema.journal_key(tx.id) != key:
+                stale_keys.append(key)  # a readable transaction is kept, under its own id
+            txs.append(tx)
         failed = self.mempool.restore(txs, self.account)
-        if failed:
+        if failed or stale_keys:
             batch = Batch()
-            for tx, _ in failed:
-                batch.delete(schema.journal_key(tx.id))
+            for key in stale_keys:
+                batch.delete(key)
+            failed_ids = {tx.id for tx, _ in failed}
+            for tx in txs:
+                if tx.id in failed_ids:
+                    batch.delete(schema.journal_key(tx.id))
+                else:
+                    batch.put(schema.journal_key(tx.id), tx.raw)
             self.store.commit(batch)
-        if txs:
-            log.info("mempool journal: %d restored, %d dropped", len(txs) - len(failed),
-                     len(failed))
+        if txs or stale_keys:
+            log.info("mempool journal: %d restored, %d dropped, %d misfiled entries removed",
+                     len(txs) - len(failed), len(failed), len(stale_keys))
 
     # --- templates ----------------------------------------------------------------------
 

@@ -153,9 +153,9 @@ class Store:
     def metadata(self, name: str) -> bytes | None:
         return self.db.get(schema.metadata_key(name))
 
-    def journal(self) -> Iterator[bytes]:
-        for _, value in self.db.iterator(prefix=schema.JOURNAL):
-            yield value
+    def journal(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, raw transaction) of each pool transaction saved in the journal."""
+        yield from self.db.iterator(prefix=schema.JOURNAL)
 
     def all_accounts(self) -> Iterator[tuple[bytes, Account]]:
         for key, value in self.db.iterator(prefix=schema.ACCOUNT):
