@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from common import messages as m
+from common.errors import Refused
 from services.p2p import scoring
 from tests import netns
 from tests.harness import ROOT
@@ -48,6 +50,14 @@ def test_loopback_and_non_ip_addresses_are_never_ip_banned() -> None:
     assert bans.banned(("ip", "192.0.2.7"), now=now + 9)
     assert not bans.banned(("ip", "192.0.2.8"), now=now)
     assert bans.count("ip") == 1 and bans.count("node") == 1
+
+
+def test_the_ip_an_endpoint_dials() -> None:
+    assert scoring.endpoint_ip("tcp://10.231.7.2:8200") == "10.231.7.2"
+    assert scoring.endpoint_ip("tcp://[2001:db8::1]:8200") == "2001:db8::1"
+    for endpoint in ("tcp://127.0.0.1:8200", "tcp://[::1]:8200", "tcp://node1.example:8200",
+                     "tcp://localhost:8200", "garbage"):
+        assert scoring.endpoint_ip(endpoint) is None, endpoint
 
 
 def _peer(lab: netns.Lab, ns: int, endpoint: str, status: Any, *flags: str) -> dict[str, Any]:
@@ -100,6 +110,8 @@ def test_a_banned_host_cannot_return_under_a_new_node_key(tmp_path: Path) -> Non
         assert text.count("ignoring a new connection from") == 1, "the refusals flood the log"
         assert "its IP address 127." not in text and "its IP address ::" not in text
         assert node.peers().banned >= 2  # both hostile node ids
+        with pytest.raises(Refused, match="is banned"):  # nor is the banned host dialed
+            node.request("p2p", m.AddPeer(f"tcp://{hostile_ip}:{port + 1}"), m.Ok)
 
         log.info("an honest peer from %s still gets in", lab.addr(3))
         honest = _peer(lab, 3, f"tcp://{lab.addr(1)}:{port}", status)

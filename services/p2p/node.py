@@ -359,6 +359,13 @@ class P2PNode:
                 continue
             self.on_frame(peer, frames[1].bytes)
 
+    def _endpoint_banned(self, endpoint: str) -> bool:
+        """Whether `endpoint` must not be dialed: banned itself, or on a banned IP address
+        (a banned host must not get back in by being dialed at another port)."""
+        ip = scoring.endpoint_ip(endpoint)
+        return self.bans.banned(("endpoint", endpoint)) or (
+            ip is not None and self.bans.banned(("ip", ip)))
+
     def _refused_ip(self, ip: str) -> None:
         """Count a new connection from a banned IP address, which gets no answer at all. The
         first is logged, then at most one line every `IP_LOG_INTERVAL_S` with how many came
@@ -992,7 +999,7 @@ class P2PNode:
                 continue
             if addr.node_id and (addr.node_id in self.by_id or addr.node_id == self.node_id):
                 continue
-            if self.bans.banned(("endpoint", addr.endpoint)) or (
+            if self._endpoint_banned(addr.endpoint) or (
                     addr.node_id and self.bans.banned(("node", addr.node_id))):
                 continue
             # A failed or refused dial pushes next_try forward; this stops a tight loop
@@ -1030,7 +1037,7 @@ class P2PNode:
         endpoint, key = wire.parse_peer_uri(req.endpoint)
         if endpoint in self.self_endpoints:
             raise Refused(f"{endpoint} is this node")
-        if self.bans.banned(("endpoint", endpoint)):
+        if self._endpoint_banned(endpoint):
             raise Refused(f"{endpoint} is banned")
         entry = self.book.add(endpoint, curve_key=key, source="manual")
         if entry is None:

@@ -80,6 +80,13 @@ def bannable_ip(remote: str) -> str | None:
     return str(ip)
 
 
+def endpoint_ip(endpoint: str) -> str | None:
+    """The bannable IP address an endpoint `tcp://host:port` dials (None for a host name,
+    loopback, or anything else `bannable_ip` would not ban)."""
+    host = endpoint.removeprefix("tcp://").rpartition(":")[0]
+    return bannable_ip(host.removeprefix("[").removesuffix("]"))
+
+
 # --- rate limits -------------------------------------------------------------------------------
 # messages per second and burst, per peer and message type; over it a message is dropped
 RATE_LIMITS: dict[bytes, tuple[float, float]] = {
