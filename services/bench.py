@@ -321,7 +321,8 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     print(f"bench: pre-signing {total} transfers among {n_accounts} accounts...",
           file=sys.stderr)
     txs = presign(total, n_accounts, signers)
-    base_port = 20_000 + random.randrange(0, 20_000, 300)
+    # below Linux's ephemeral range (32768 up), which outbound connections draw from
+    base_port = 20_000 + random.randrange(0, 12_000, 300)
     net = create_devnet(workdir, nodes=4 if prop_blocks else 2 if sync_txs else 1,
                         validators=1, base_port=base_port, interval_ms=1000, max_bound=4000,
                         network_id=CHAIN_ID, extra_alloc={s.address: 10**12 for s in signers})

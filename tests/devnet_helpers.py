@@ -48,11 +48,22 @@ def _free(port: int) -> bool:
     return True
 
 
+def ephemeral_ports_start() -> int:
+    """The first port the kernel hands out to outbound connections (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(nodes: int) -> int:
-    """A base port whose whole devnet range (API, p2p, discovery) is free right now."""
+    """A base port whose whole devnet range (API, p2p, discovery) is free right now, below
+    the ephemeral range: a port free when checked there can still be taken by any outbound
+    connection (another test's client) before the devnet binds it."""
     rng = random.Random(os.getpid() ^ time.time_ns())
+    top = max(ephemeral_ports_start(), 12_000) - DISCOVERY_OFFSET - 1
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - DISCOVERY_OFFSET)
+        base = rng.randrange(10_000, top)
         wanted = [base + i for i in range(nodes)] + [base + P2P_OFFSET + i for i in range(nodes)]
         if all(_free(p) for p in [*wanted, base + DISCOVERY_OFFSET]):
             return base
