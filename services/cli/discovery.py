@@ -4,10 +4,9 @@ seed's `twistd discovery -p 4444 -h 0.0.0.0`)."""
 from __future__ import annotations
 
 import argparse
-import socket
 from typing import Any
 
-from services.cli.util import CliError, note
+from services.cli.util import check_port_free, note
 
 
 def register(sub: Any) -> None:
@@ -18,20 +17,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_discovery)
 
 
-def check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-
-
 def cmd_discovery(args: argparse.Namespace) -> int:
     from services.discovery.__main__ import serve
 
-    check_port_free(args.host, args.port)
+    check_port_free(args.host, args.port, "listen")
     note(f"discovery service on http://{args.host}:{args.port} "
          f"(nodes expire after {args.ttl:g} s); Ctrl-C stops it")
     serve(args)

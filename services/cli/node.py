@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from services.cli.util import (
     CliError,
     Location,
     api_url_of,
+    check_port_free,
     note,
     port_number,
     print_json,
@@ -78,18 +78,6 @@ def register(sub: Any) -> None:
 # --- start ----------------------------------------------------------------------------------
 
 
-def _check_port_free(host: str, port: int) -> None:
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise CliError(f"cannot serve the API on {host}:{port}: {exc.strerror}") from None
-
-
 def _check_validator(config: NodeConfig, genesis: Genesis) -> None:
     """Fail here, in one line, rather than with a miner that supervisord marks FATAL."""
     if not config.account_address:
@@ -131,7 +119,8 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
     if "miner" in names:
         _check_validator(config, genesis)
     if "api" in names:
-        _check_port_free(config.api_host, port if port is not None else config.api_port)
+        check_port_free(config.api_host, port if port is not None else config.api_port,
+                        "serve the API")
     effective = sv.effective_config(config, paths, port)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override
@@ -259,7 +248,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             raise CliError(f"{data} exists but has no {NODE_CONFIG}: not a ccoin data dir "
                            "(remove it or pick another --data)")
         sv.check_socket_path(sv.Paths(data / "run", data / "logs"))
-        _check_port_free("127.0.0.1", args.port or 8000)
+        check_port_free("127.0.0.1", args.port or 8000, "serve the API")
         note(f"creating a new local chain in {data} ...")
         create_dev_chain(data, api_port=args.port or 8000,
                          interval_ms=QUICKSTART_INTERVAL_MS, scrypt_n=SCRYPT_N)

@@ -7,6 +7,7 @@ import argparse
 import getpass
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +172,18 @@ def port_number(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number")
     return value
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """`CliError` ("cannot <what> on host:port: <reason>") unless the port can be bound now:
+    a one-line refusal before anything starts, not a service dying in its log. Port 0
+    (any free port) always passes."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot {what} on {host}:{port}: {exc.strerror}") from None
