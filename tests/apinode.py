@@ -7,7 +7,6 @@ it needs, with the config changes it needs."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import httpx
 
 from common.client import Client
 from services.node.devchain import DevChain, create_dev_chain
-from tests.harness import ServiceProcess, free_port
+from tests.harness import ServiceProcess, free_port, poll
 
 
 @dataclass
@@ -39,13 +38,7 @@ class RunningNode:
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 30.0,
              every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll(predicate, timeout, what, interval=every)
 
 
 def start_api(config_path: Path, url: str) -> ServiceProcess:

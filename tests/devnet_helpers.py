@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from services.node.devnet import DISCOVERY_OFFSET, P2P_OFFSET, Devnet, load_devnet
-from tests.harness import ROOT, processes_using
+from tests.harness import ROOT, poll, processes_using
 
 CCOIN_SCRIPT = Path(sys.executable).parent / "ccoin"
 
@@ -71,18 +71,9 @@ def free_base_port(nodes: int) -> int:
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `pred` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = pred()
-            if value:
-                return value
-        except (AssertionError, httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} (last error: {last!r})" if last else what)
+    """`poll` in which HTTP errors, failed assertions and unexpected JSON count as not yet."""
+    return poll(pred, timeout, what, interval=interval,
+                ignore=(AssertionError, httpx.HTTPError, KeyError, ValueError, TypeError))
 
 
 def kill_leftovers(marker: str) -> list[int]:

@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import messages
 from common.bus import SyncClient
@@ -19,6 +21,25 @@ from common.config import NodeConfig, load_config
 from common.errors import CcoinError
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def poll(pred: Callable[[], Any], timeout: float, what: str, *, interval: float = 0.2,
+         ignore: tuple[type[BaseException], ...] = ()) -> Any:
+    """Call `pred` every `interval` s until it returns something truthy, and return that. An
+    exception of a type in `ignore` counts as "not yet"; any other propagates at once. After
+    `timeout` s, `TimeoutError` naming `what` and the last ignored error."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = pred()
+            if value:
+                return value
+        except ignore as exc:
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}"
+                       + (f" (last error: {last!r})" if last else ""))
 
 
 def free_port() -> int:

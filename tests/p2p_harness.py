@@ -41,7 +41,7 @@ from common.merkle import merkle_root
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader, Transaction
 from services.node.devchain import DevChain, create_dev_chain
-from tests.harness import ROOT, ServiceProcess, free_port
+from tests.harness import ROOT, ServiceProcess, free_port, poll
 
 W = TypeVar("W", bound=wire.WireMessage)
 R = TypeVar("R", bound=m.Message)
@@ -103,18 +103,8 @@ def first_node(base: Path, *, interval_ms: int = 200, bootnodes: tuple[str, ...]
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str,
                interval: float = 0.1) -> Any:
-    """Poll `pred` until it returns something truthy (bus errors count as not yet)."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = pred()
-            if value:
-                return value
-        except CcoinError as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not reached in {timeout:g} s" + (f" ({last})" if last else ""))
+    """`poll` in which bus errors count as not yet."""
+    return poll(pred, timeout, what, interval=interval, ignore=(CcoinError,))
 
 
 class PrefixedProcess(ServiceProcess):

@@ -33,7 +33,7 @@ from common.crypto import Signer
 from common.types import Transaction
 from services.node.devchain import DevChain, create_dev_chain
 from tests import browser as br
-from tests.harness import ROOT, ServiceProcess, free_port
+from tests.harness import ROOT, ServiceProcess, free_port, poll
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
@@ -62,13 +62,7 @@ class Node:
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll(predicate, timeout, what)
 
 
 def start_node(base: Path, *, token: str = "", interval_ms: int = 500,
