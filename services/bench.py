@@ -311,7 +311,7 @@ def watch_heads(endpoint: str, seen: dict[bytes, float], stop: threading.Event) 
 
 def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: Path) -> Result:
     from common.config import load_config
-    from services.node.devnet import create_devnet
+    from services.node.devnet import create_devnet, free_base_port
 
     signers = [bench_key(i + 1) for i in range(n_accounts)]
     print("bench: measuring Ed25519 verification (1 and 2 processes)...", file=sys.stderr)
@@ -321,11 +321,10 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     print(f"bench: pre-signing {total} transfers among {n_accounts} accounts...",
           file=sys.stderr)
     txs = presign(total, n_accounts, signers)
-    # below Linux's ephemeral range (32768 up), which outbound connections draw from
-    base_port = 20_000 + random.randrange(0, 12_000, 300)
-    net = create_devnet(workdir, nodes=4 if prop_blocks else 2 if sync_txs else 1,
-                        validators=1, base_port=base_port, interval_ms=1000, max_bound=4000,
-                        network_id=CHAIN_ID, extra_alloc={s.address: 10**12 for s in signers})
+    n_nodes = 4 if prop_blocks else 2 if sync_txs else 1
+    net = create_devnet(workdir, nodes=n_nodes, validators=1, base_port=free_base_port(n_nodes),
+                        interval_ms=1000, max_bound=4000, network_id=CHAIN_ID,
+                        extra_alloc={s.address: 10**12 for s in signers})
     one = net.nodes[0]
     api = one.api_url
     nodes = [start_node(one.config_path, "validator")]

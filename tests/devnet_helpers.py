@@ -4,12 +4,9 @@ node's REST API and bus, waiting, and making sure nothing outlives a test."""
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from services.node.devnet import DISCOVERY_OFFSET, P2P_OFFSET, Devnet, load_devnet
+from services.node.devnet import Devnet, load_devnet
+from services.node.devnet import free_base_port as free_base_port  # re-exported for the tests
 from tests.harness import ROOT, poll, processes_using
 
 CCOIN_SCRIPT = Path(sys.executable).parent / "ccoin"
@@ -37,37 +35,6 @@ def ccoin(*args: str, timeout: float = 120, check: bool = True,
     if check:
         assert proc.returncode == 0, f"ccoin {' '.join(args)}: {proc.stderr}"
     return proc
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def ephemeral_ports_start() -> int:
-    """The first port the kernel hands out to outbound connections (Linux default 32768)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port whose whole devnet range (API, p2p, discovery) is free right now, below
-    the ephemeral range: a port free when checked there can still be taken by any outbound
-    connection (another test's client) before the devnet binds it."""
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    top = max(ephemeral_ports_start(), 12_000) - DISCOVERY_OFFSET - 1
-    for _ in range(200):
-        base = rng.randrange(10_000, top)
-        wanted = [base + i for i in range(nodes)] + [base + P2P_OFFSET + i for i in range(nodes)]
-        if all(_free(p) for p in [*wanted, base + DISCOVERY_OFFSET]):
-            return base
-    raise RuntimeError("no free port range")
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:

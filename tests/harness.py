@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from common import messages
 from common.bus import SyncClient
 from common.config import NodeConfig, load_config
 from common.errors import CcoinError
+from services.ports import free_port as free_port  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,12 +40,6 @@ def poll(pred: Callable[[], Any], timeout: float, what: str, *, interval: float 
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}"
                        + (f" (last error: {last!r})" if last else ""))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceProcess:

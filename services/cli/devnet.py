@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -54,7 +53,9 @@ from services.node.devnet import (
     check_shape,
     create_devnet,
     load_devnet,
+    ports,
 )
+from services.ports import is_free
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
@@ -115,21 +116,11 @@ def _check_resume(devnet: Devnet, args: argparse.Namespace) -> None:
         raise CliError("--difficulty applies only when the devnet is created")
 
 
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _check_ports(devnet: Devnet) -> None:
     wanted = [("discovery", devnet.discovery_port)]
     for n in devnet.nodes:
         wanted += [(f"{n.name} API", n.api_port), (f"{n.name} p2p", n.p2p_port)]
-    busy = [f"{what} {port}" for what, port in wanted if not _port_free(port)]
+    busy = [f"{what} {port}" for what, port in wanted if not is_free(port)]
     if busy:
         raise CliError(f"port(s) in use: {', '.join(busy)} (another devnet or node? "
                        f"pick another --base-port when creating)")
@@ -151,8 +142,8 @@ def create_or_resume(args: argparse.Namespace) -> tuple[Devnet, bool]:
     for i in range(1, args.nodes + 1):
         sv.check_socket_path(sv.Paths(data / f"node{i}" / "run", data / f"node{i}" / "logs"))
     # the same checks as a resume, before any file is written
-    probe = [base_port + off + i for off in (0, 100) for i in range(args.nodes)]
-    busy = [str(p) for p in [*probe, base_port + 200] if not _port_free(p)]
+    api, p2p, discovery = ports(base_port, args.nodes)
+    busy = [str(p) for p in [*api, *p2p, discovery] if not is_free(p)]
     if busy:
         raise CliError(f"port(s) in use: {', '.join(busy)}; pick another --base-port")
     note(f"creating a devnet of {args.nodes} node(s) in {data} ...")

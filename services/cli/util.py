@@ -7,7 +7,6 @@ import argparse
 import getpass
 import json
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from common.config import NodeConfig, load_config
 from common.errors import CcoinError
+from services.ports import bind_error
 
 DEFAULT_DATA = "~/.ccoin"
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -178,12 +178,5 @@ def check_port_free(host: str, port: int, what: str) -> None:
     """`CliError` ("cannot <what> on host:port: <reason>") unless the port can be bound now:
     a one-line refusal before anything starts, not a service dying in its log. Port 0
     (any free port) always passes."""
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise CliError(f"cannot {what} on {host}:{port}: {exc.strerror}") from None
+    if port and (reason := bind_error(host, port)) is not None:
+        raise CliError(f"cannot {what} on {host}:{port}: {reason}")

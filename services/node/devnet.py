@@ -64,6 +64,7 @@ from services.node.devchain import (
     write_password,
 )
 from services.p2p import identity
+from services.ports import free_base
 
 MANIFEST = "devnet.json"
 MANIFEST_VERSION = 1
@@ -187,6 +188,13 @@ def ports(base_port: int, nodes: int) -> tuple[list[int], list[int], int]:
     api = [base_port + i for i in range(nodes)]
     p2p = [base_port + P2P_OFFSET + i for i in range(nodes)]
     return api, p2p, base_port + DISCOVERY_OFFSET
+
+
+def free_base_port(nodes: int) -> int:
+    """A base port at which a devnet of `nodes` nodes finds all its ports free right now,
+    below the kernel's ephemeral range (see `services.ports`)."""
+    api, p2p, discovery = ports(0, nodes)
+    return free_base([*api, *p2p, discovery])
 
 
 def check_shape(nodes: int, validators: int | None, pow: bool, base_port: int) -> int:
