@@ -539,11 +539,15 @@ class MiningStatus(Message):
 
 @message("ev_head")
 class HeadEvent(Message):
+    """A block became the head; `pool_count` is the pool's size right after (so a chart of
+    pool size per block needs no extra request)."""
+
     height: int
     hash: bytes
     total_weight: int
     tx_count: int
     timestamp: int
+    pool_count: int
 
 
 @message("ev_txs")

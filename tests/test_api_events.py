@@ -32,7 +32,8 @@ SENDER = Signer(PrivateKey.generate(KeyType.ED25519))
 
 
 def head(height: int) -> m.HeadEvent:
-    return m.HeadEvent(height, bytes([height % 256]) * 32, 2 * height, 0, 1000 * height)
+    return m.HeadEvent(height, bytes([height % 256]) * 32, 2 * height, 0, 1000 * height,
+                       height % 7)
 
 
 def test_hub_numbers_every_event_and_converts_each_kind() -> None:
@@ -47,7 +48,7 @@ def test_hub_numbers_every_event_and_converts_each_kind() -> None:
     docs = [json.loads(data) for _, _, data in got]
     assert [d["seq"] for d in docs] == [1, 2, 3, 4]
     assert docs[0] == {"seq": 1, "type": "head", "height": 1, "hash": "01" * 32,
-                       "total_weight": 2, "tx_count": 0, "timestamp": 1000}
+                       "total_weight": 2, "tx_count": 0, "timestamp": 1000, "pool_count": 1}
     assert docs[1] == {"seq": 2, "type": "txs_added", "ids": ["01" * 32]}
     assert docs[2] == {"seq": 3, "type": "reorg", "disconnected": ["02" * 32],
                        "connected": ["03" * 32, "04" * 32], "depth": 1}
@@ -231,3 +232,34 @@ def test_client_reconnects_and_is_told_to_resync(node: RunningNode) -> None:
     assert after and notes
     wait_for("a head after the restart", lambda: next(stream).type == "head", timeout=10)
     stream.close()
+
+
+def test_heads_carry_the_pool_size_and_the_gateway_keeps_the_last_ones(node: RunningNode,
+                                                                       ) -> None:
+    """What the dashboard's pool chart starts from: each head says how big the pool was
+    right after it, and GET /mempool/history returns those samples, ordered by height."""
+    nonce = node.client.account(SENDER.address).pending_nonce
+    to = os.urandom(20)
+    # a nonce gap keeps these in the pool across blocks
+    queued = [Transaction.create(SENDER, chain_id=CHAIN, nonce=nonce + 1 + i, to=to, amount=1)
+              for i in range(3)]
+    start = read_events(node.url, 1)[0].seq
+    for tx in queued:
+        node.client.submit_tx(tx)
+    heads = read_events(node.url, 50, params={"since": str(start), "types": "head"},
+                        until=lambda evs: sum(e.data["pool_count"] >= 3 for e in evs) >= 2)
+    full = [e for e in heads if e.data["pool_count"] >= 3]
+    assert len(full) >= 2
+    samples = node.http.get("/api/v1/mempool/history").json()["samples"]
+    heights = [s["height"] for s in samples]
+    assert heights == sorted(set(heights)) and len(samples) <= events.POOL_SAMPLES
+    by_height = {s["height"]: s["count"] for s in samples}
+    for e in full:  # the same numbers as the events said
+        assert by_height[e.data["height"]] == e.data["pool_count"]
+    assert min(heights) < full[0].data["height"]  # heads from before the submission, too
+    # fill the gap: every queued one is mined, and the samples show the pool draining
+    node.client.submit_tx(Transaction.create(SENDER, chain_id=CHAIN, nonce=nonce, to=to,
+                                             amount=1))
+    node.client.wait_confirmed(queued[-1].id.hex(), timeout=20, poll=0.1)
+    wait_for("a head with the pool empty again", lambda: node.http.get(
+        "/api/v1/mempool/history").json()["samples"][-1]["count"] == 0, 10)

@@ -44,6 +44,7 @@ HAS_MINER = (ROOT / "services" / "miner" / "__main__.py").exists()
 HAS_P2P = (ROOT / "services" / "p2p" / "__main__.py").exists()
 STATIC = ROOT / "services" / "api" / "static"
 WAIT = 20_000  # ms, for the page to show something
+WINDOW = 50  # blocks the page's charts hold (static/live.js)
 # page functions, not expressions: the page's CSP forbids eval, and Playwright evaluates a
 # bare expression string with it
 HASH_IS = "h => location.hash === h"
@@ -298,6 +299,26 @@ def test_overview_is_live_without_a_polling_storm(node: Node, desktop: Page) -> 
 
 
 @needs_miner
+def test_the_pool_chart_starts_from_the_nodes_samples(node: Node, desktop: Page) -> None:
+    """A page opened on a quiet chain draws the pool's size over the last blocks at once,
+    from the gateway's samples, instead of waiting for new blocks to sample."""
+    wait_for("a few blocks", lambda: height(node) >= 4)
+    mining(node, False)
+    try:
+        wait_for("the last block sealed", lambda: node.http.get(
+            "/api/v1/mempool/history").json()["samples"][-1]["height"] == height(node))
+        samples = node.http.get("/api/v1/mempool/history").json()["samples"][-WINDOW:]
+        assert len(samples) >= 3
+        goto(desktop, node.url)
+        desktop.wait_for_selector("#chart-mempool svg", timeout=WAIT)
+        label = desktop.get_attribute("#chart-mempool svg", "aria-label") or ""
+        first, last = samples[0]["height"], samples[-1]["height"]
+        assert label.startswith(f"Pool size over blocks {first} to {last}:"), label
+    finally:
+        mining(node, True)
+
+
+@needs_miner
 def test_mine_and_see_the_reward(node: Node, desktop: Page) -> None:
     """sosocoin flow 2 from the Operate page: stop mining, start it again, watch blocks
     grow and the validator's balance with them."""
@@ -478,9 +499,9 @@ def test_search_box_takes_every_kind_of_key(node: Node, desktop: Page) -> None:
     desktop.wait_for_selector("main:has-text('no block at height 99999999')", timeout=WAIT)
 
 
-# routes of issue 4 that an older gateway lacks (it answers 404 "no route ...")
-NEWER_ROUTES = re.compile(r"/api/v1/(events|consensus|peers)$|/api/v1/accounts/[0-9a-f]+/txs\?|"
-                          r"/api/v1/txs/[0-9a-f]+/proof$")
+# routes of issue 4 (and later) that an older gateway lacks (it answers 404 "no route ...")
+NEWER_ROUTES = re.compile(r"/api/v1/(events|consensus|peers|mempool/history)$|"
+                          r"/api/v1/accounts/[0-9a-f]+/txs\?|/api/v1/txs/[0-9a-f]+/proof$")
 
 
 @needs_miner

@@ -168,7 +168,7 @@ class ScriptedState:
         self.height += 1
         self.head, self.head_ts = head, ts
         assert self.pub is not None
-        self.pub.publish(b"head", messages.HeadEvent(self.height, head, 0, 0, ts))
+        self.pub.publish(b"head", messages.HeadEvent(self.height, head, 0, 0, ts, 0))
 
 
 async def _with_miner(dev: DevChain, state: ScriptedState,

@@ -603,6 +603,14 @@ async def mempool(gw: Gateway = GW, offset: int = Query(0, ge=0, le=MAX_AMOUNT),
                          "limit": limit, "sender": who.hex() or None, "txs": txs})
 
 
+@router.get("/mempool/history", response_model=models.PoolHistoryOut, tags=["transactions"])
+async def mempool_history(gw: Gateway = GW) -> Response:
+    """The pool's size right after each of the last heads (up to 120), oldest first: what
+    the dashboard's pool chart starts from."""
+    return JSONResponse({"samples": [{"height": h, "count": c}
+                                     for h, c in gw.hub.pool_samples]})
+
+
 @router.get("/chain/tips", response_model=models.TipsOut, tags=["chain"])
 async def chain_tips(gw: Gateway = GW) -> Response:
     """Every known branch tip: the head (`active`), stored lighter forks (`valid-fork`,

@@ -17,7 +17,7 @@ Two things cannot be replayed, and both are said out loud with a `resync` event 
   That `resync` goes to this client only and carries the number the stream resumes after.
 
 The JSON of each type (`seq` and `type` in every one):
-    head         height, hash, total_weight, tx_count, timestamp (ms)
+    head         height, hash, total_weight, tx_count, timestamp (ms), pool_count
     reorg        disconnected (from the old head down), connected (from the fork up),
                  depth (blocks disconnected)
     txs_added    ids (transactions accepted into the pool)
@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -46,6 +46,7 @@ from services.api import metrics
 log = logging.getLogger("ccoin.api.events")
 
 KEEP_EVENTS = 4096
+POOL_SAMPLES = 120  # (height, pool size) at the last heads, for a chart that starts filled
 KEEP_BYTES = 16 * 1024 * 1024
 HEARTBEAT_S = 15.0
 TYPES = ("head", "reorg", "txs_added", "txs_removed", "resync")
@@ -56,7 +57,7 @@ def event_fields(msg: m.Message) -> tuple[str, dict[str, Any]] | None:
     if isinstance(msg, m.HeadEvent):
         return "head", {"height": msg.height, "hash": msg.hash.hex(),
                         "total_weight": msg.total_weight, "tx_count": msg.tx_count,
-                        "timestamp": msg.timestamp}
+                        "timestamp": msg.timestamp, "pool_count": msg.pool_count}
     if isinstance(msg, m.ReorgEvent):
         return "reorg", {"disconnected": [h.hex() for h in msg.disconnected],
                          "connected": [h.hex() for h in msg.connected],
@@ -81,6 +82,7 @@ class EventHub:
         self.lost = 0  # state events this gateway knows it missed
         self._changed = asyncio.Event()
         self._last_head_ts: int | None = None
+        self.pool_samples: deque[tuple[int, int]] = deque(maxlen=POOL_SAMPLES)
 
     @property
     def oldest(self) -> int:
@@ -125,12 +127,20 @@ class EventHub:
             if self._last_head_ts is not None and msg.timestamp > self._last_head_ts:
                 metrics.BLOCK_INTERVAL.observe((msg.timestamp - self._last_head_ts) / 1000)
             self._last_head_ts = msg.timestamp
+            self._sample_pool(msg.height, msg.pool_count)
         elif isinstance(msg, m.TxsRemovedEvent):
             for reason in msg.reasons:
                 metrics.TXS_REMOVED.labels(reason).inc()
         elif isinstance(msg, m.ReorgEvent):
             metrics.REORG_DEPTH.observe(len(msg.disconnected))
         self.publish(type_, fields)
+
+    def _sample_pool(self, height: int, count: int) -> None:
+        # after a reorg to a lower or equal height the samples above it describe blocks that
+        # are no longer on the chain; the series stays ordered by height
+        while self.pool_samples and self.pool_samples[-1][0] >= height:
+            self.pool_samples.pop()
+        self.pool_samples.append((height, count))
 
     def read(self, after: int) -> tuple[list[tuple[int, str, bytes]], int, str]:
         """Kept events after `after`: (events, cursor, resync reason). The cursor is the
@@ -209,6 +219,7 @@ def sse_frame(seq: int, data: bytes) -> bytes:
 
 SSE_HEADER = b"retry: 2000\n\n"
 SSE_EXAMPLE = ('id: 7\ndata: {"seq":7,"type":"head","height":42,"hash":"5e...","total_weight":84,'
-               '"tx_count":3,"timestamp":1767225600000}\n\n'
+               '"tx_count":3,"timestamp":1767225600000,'
+               '"pool_count":12}\n\n'
                'id: 8\ndata: {"seq":8,"type":"txs_added","ids":["9c..."]}\n\n')
 SSE_HEARTBEAT = b": keep-alive\n\n"

@@ -304,6 +304,21 @@ class MempoolOut(_Doc):
     txs: list[TxOut] = Field(description="arrival order; one sender's in nonce order")
 
 
+class PoolSampleOut(_Doc):
+    height: int = Field(description="the block that became the head")
+    count: int = Field(description="transactions in the pool right after")
+
+
+class PoolHistoryOut(_Doc):
+    """The pool's size at each of the last heads this gateway saw (since it started), oldest
+    first; after a reorg, the samples of the abandoned blocks are gone."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"samples": [{"height": 41, "count": 12}, {"height": 42, "count": 3}]}]})
+
+    samples: list[PoolSampleOut]
+
+
 class ProofStepOut(_Doc):
     left: bool = Field(description="the sibling is on the left: node = H(0x01 || sibling || "
                                    "acc); else H(0x01 || acc || sibling)")

@@ -270,7 +270,7 @@ class StateService:
                 tuple(b.hash for b in result.connected)))
         self.pub.publish(b"head", m.HeadEvent(
             head.height, head.hash, self.chain.head.meta.total_weight, len(result.block.txs),
-            head.timestamp))
+            head.timestamp, len(self.chain.mempool)))
 
 
 def open_chain(config: NodeConfig, genesis: Genesis | None = None) -> Chain:

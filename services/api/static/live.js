@@ -5,7 +5,7 @@
 // while the tab is hidden. Without a stream (an older node answers 404, or it broke), the
 // page polls /api/v1/status every POLL_MS and tries the stream again now and then.
 
-import { get } from './api.js';
+import { get, isMissing } from './api.js';
 
 export const WINDOW = 50; // blocks kept for the charts and the live list
 const MIN_GAP_MS = 1000;
@@ -145,6 +145,7 @@ export class Live extends EventTarget {
     const status = await get('/api/v1/status');
     const headChanged = !prev || prev.head !== status.head;
     if (reload || headChanged || !this.blocks.length) await this.loadBlocks(status, reload);
+    if (reload || !prev) await this.loadPoolHistory(status);
     this.status = status;
     const count = Number(status.mempool?.count ?? 0);
     const last = this.mempool.at(-1);
@@ -153,6 +154,21 @@ export class Live extends EventTarget {
     if (this.mempool.length > WINDOW) this.mempool.splice(0, this.mempool.length - WINDOW);
     const poolChanged = headChanged || !prev || prev.mempool?.count !== status.mempool?.count;
     return { headChanged, poolChanged };
+  }
+
+  /** The pool's size after each recent head, as the node saw it: the chart starts filled. */
+  async loadPoolHistory(status) {
+    let samples;
+    try {
+      samples = (await get('/api/v1/mempool/history')).samples;
+    } catch (err) {
+      if (isMissing(err)) return; // an older node: sample from now on
+      throw err;
+    }
+    this.mempool = samples
+      .filter((s) => s.height <= status.height)
+      .map((s) => ({ x: s.height, y: s.count }))
+      .slice(-WINDOW);
   }
 
   async loadBlocks(status, reload) {
