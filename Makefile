@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## test: install what the suite needs and run it
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 ## browser: Debian's Chromium for the dashboard's browser tests (installed when root; without
 ## it those tests skip and say why). Playwright drives it; its own browser download is not used.
