@@ -8,6 +8,7 @@
     ccoin quickstart                  what `make run` does
     ccoin status|balance|block|tx|send   a node's REST API
     ccoin history|mempool|watch       an account's history, the pool, live events
+    ccoin peers|sync|mining|consensus   the node's network, miner and PoA health
     ccoin bench                       the benchmark (services.bench)
 
 Every failure is one line on stderr (`error: ...`) and a non-zero exit status: 1 when the
@@ -38,7 +39,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from services.cli import account, client, genesis, node
+    from services.cli import account, client, genesis, network, node
     from services.cli import devnet as devnet_cmd
     from services.cli import discovery as discovery_cmd
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     genesis.register(sub)
     node.register(sub)
     client.register(sub)
+    network.register(sub)
     discovery_cmd.register(sub)
     devnet_cmd.register(sub)
     sub.add_parser("bench", help="run the benchmark (ccoin bench --help)", add_help=False)

@@ -27,14 +27,20 @@ from services.cli.util import (
 EVENT_TYPES = ("head", "reorg", "txs_added", "txs_removed")
 
 
-def add_api_args(p: argparse.ArgumentParser) -> None:
+def add_api_args(p: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """--api, --config/--data and --json. `inherited`: on a subcommand's parser whose parent
+    has them too, so they may come before or after the subcommand; without defaults of its
+    own, the subparser does not overwrite what the parent parsed."""
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if inherited else {}
     p.add_argument("--api", metavar="URL",
                    help="node API (default: from --config/--data, $CCOIN_API, or "
-                        "http://127.0.0.1:8000)")
+                        "http://127.0.0.1:8000)", **unset)
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--config", metavar="FILE", help="node config (its API and keys)")
-    where.add_argument("--data", metavar="DIR", help="node data dir (its API and keys)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    where.add_argument("--config", metavar="FILE", help="node config (its API and keys)",
+                       **unset)
+    where.add_argument("--data", metavar="DIR", help="node data dir (its API and keys)",
+                       **unset)
+    p.add_argument("--json", action="store_true", help="print JSON", **unset)
 
 
 def register(sub: Any) -> None:
@@ -121,7 +127,7 @@ def _address(text: str, what: str = "address") -> str:
         raise CliError(exc.message) from None
 
 
-def _short(value: str | None, n: int = 16) -> str:
+def short(value: str | None, n: int = 16) -> str:
     return "-" if not value else value if len(value) <= n else value[:n] + "…"
 
 
@@ -172,14 +178,14 @@ def cmd_history(args: argparse.Namespace) -> int:
         sign = {"in": "+", "out": "-", "self": " "}.get(item.direction, "?")
         rows.append((str(item.height), item.direction, f"{sign}{item.amount}", str(item.fee),
                      other if item.direction != "self" else "(self)", item.id))
-    _table(rows)
+    table(rows)
     shown = args.offset + len(page.items)
     if shown < page.total:
         note(f"{len(page.items)} of {page.total} shown; more with --offset {shown}")
     return 0
 
 
-def _table(rows: Iterable[tuple[str, ...]]) -> None:
+def table(rows: Iterable[tuple[str, ...]]) -> None:
     rows = list(rows)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -287,18 +293,18 @@ def describe_event(event: Event) -> str:
     """One human line for a live event."""
     d = event.data
     if event.type == "head":
-        return (f"#{event.seq} head {d.get('height')} {_short(d.get('hash'))} "
+        return (f"#{event.seq} head {d.get('height')} {short(d.get('hash'))} "
                 f"txs={d.get('tx_count')} weight={d.get('total_weight')}")
     if event.type == "reorg":
         return (f"#{event.seq} reorg: {len(d.get('disconnected', []))} block(s) out, "
                 f"{len(d.get('connected', []))} in")
     if event.type == "txs_added":
         ids = d.get("ids", [])
-        shown = " ".join(_short(i, 12) for i in ids[:3]) + (" …" if len(ids) > 3 else "")
+        shown = " ".join(short(i, 12) for i in ids[:3]) + (" …" if len(ids) > 3 else "")
         return f"#{event.seq} pool +{len(ids)}: {shown}"
     if event.type == "txs_removed":
         pairs = list(zip(d.get("ids", []), d.get("reasons", [])))
-        shown = " ".join(f"{_short(i, 12)} ({r})" for i, r in pairs[:3])
+        shown = " ".join(f"{short(i, 12)} ({r})" for i, r in pairs[:3])
         return f"#{event.seq} pool -{len(pairs)}: {shown}" + (" …" if len(pairs) > 3 else "")
     if event.type == "resync":
         return f"#{event.seq} resync: {d.get('reason')} (some events were lost: re-read state)"

@@ -9,10 +9,7 @@ import argparse
 import logging
 import sys
 
-import uvicorn
-
 from common.service import setup_logging
-from services.discovery.app import create_app, make_registry
 from services.discovery.registry import DEFAULT_MAX_NETWORKS, DEFAULT_MAX_NODES, DEFAULT_TTL_MS
 from services.web import exit_zero_on_sigterm
 
@@ -67,6 +64,12 @@ def _count(text: str) -> int:
 
 def serve(args: argparse.Namespace) -> None:
     """Run the service in the foreground until SIGINT/SIGTERM."""
+    # here, not at the top: `ccoin` builds its parser from `add_arguments` for every command,
+    # and fastapi and uvicorn take most of a second to import
+    import uvicorn
+
+    from services.discovery.app import create_app, make_registry
+
     setup_logging("discovery", args.log_level)
     registry = make_registry(int(args.ttl * 1000), args.max_nodes, args.max_networks)
     logging.getLogger("ccoin.discovery").info(
