@@ -11,6 +11,12 @@ number of retries with the same request id, and a fresh socket after a failure. 
 remembers recent replies by request id, so a retried request is answered from that memory
 instead of being executed twice: every request is idempotent across retries.
 
+A request made while serving an HTTP request carries that request's id (`REQUEST_ID`, the
+gateway's `X-Request-ID`) as an optional third frame, `[request_id, message, trace]`; the
+serving side sets `REQUEST_ID` while it handles it, so the log lines an operator's action
+causes in every service name the same id (`request_id` in the JSON logs). Like
+jupyter_client's message header, it is context, never part of what is asked.
+
 Events are published as `[topic, seq, message]` after the change they describe has been
 committed; `seq` rises by one per event of that topic (as in Bitcoin Core's ZMQ
 notifications), so a subscriber can tell it missed one (PUB drops silently at its
@@ -20,8 +26,10 @@ high-water mark) and ask the service for the current state instead.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
+import re
 import struct
 import time
 from collections import OrderedDict
@@ -46,6 +54,15 @@ MAX_MESSAGE = 64 * 1024 * 1024
 REPLY_MEMORY = 4096
 HWM = 10_000
 _SEQ = struct.Struct(">Q")
+# the id of the request being handled in this context ("" when none): set by the gateway per
+# HTTP request and by `Server` per bus request; sent along by `Client` and `SyncClient`
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
+
+
+def _trace_frames() -> list[bytes]:
+    rid = REQUEST_ID.get()
+    return [rid.encode("ascii")] if rid else []
 
 
 def _tune(sock: zmq.Socket[Any]) -> None:
@@ -105,12 +122,19 @@ class Server:
     async def serve_forever(self) -> None:
         while True:
             frames = await self.sock.recv_multipart(copy=True)
-            if len(frames) != 3:
+            if len(frames) not in (3, 4):
                 continue  # not our framing: nothing to answer to
-            identity, request_id, payload = frames
+            identity, request_id, payload = frames[:3]
+            trace = frames[3] if len(frames) == 4 else b""
             cached = self.replies.get(request_id)
             if cached is None:
-                reply = await self.handle(payload)
+                # an unreadable trace is dropped, not refused: it is only context for logs
+                token = REQUEST_ID.set(trace.decode("ascii")
+                                       if VALID_REQUEST_ID.fullmatch(trace) else "")
+                try:
+                    reply = await self.handle(payload)
+                finally:
+                    REQUEST_ID.reset(token)
                 cached = messages.encode(reply)
                 self.replies[request_id] = cached
                 if len(self.replies) > REPLY_MEMORY:
@@ -172,6 +196,7 @@ class Client:
         """Send `msg`, return the typed reply; raise its typed error, or `Unavailable`."""
         request_id = os.urandom(12)
         payload = messages.encode(msg)
+        trace = _trace_frames()
         attempts = 1 + (self.retries if retries is None else retries)
         wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
@@ -181,7 +206,7 @@ class Client:
                 self.pending[request_id] = fut
                 sock = self._open()
                 sent = time.monotonic()
-                await sock.send_multipart([request_id, payload])
+                await sock.send_multipart([request_id, payload, *trace])
                 try:
                     raw = await asyncio.wait_for(fut, wait)
                 except TimeoutError:
@@ -224,13 +249,14 @@ class SyncClient:
     def request(self, msg: Message, expect: type[R], timeout: float | None = None) -> R:
         request_id = os.urandom(12)
         payload = messages.encode(msg)
+        trace = _trace_frames()
         wait_ms = int(1000 * (self.timeout if timeout is None else timeout))
         for _ in range(1 + self.retries):
             if self.sock is None:
                 self.sock = self.ctx.socket(zmq.DEALER)
                 _tune(self.sock)
                 self.sock.connect(self.endpoint)
-            self.sock.send_multipart([request_id, payload])
+            self.sock.send_multipart([request_id, payload, *trace])
             deadline = time.monotonic() + wait_ms / 1000
             while (left := deadline - time.monotonic()) > 0:
                 if not self.sock.poll(int(left * 1000) + 1):

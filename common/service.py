@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from common.bus import REQUEST_ID
 from common.config import NodeConfig, load_config
 from common.errors import CcoinError
 
@@ -42,7 +43,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+_request_ids_logged = False
+
+
+def log_request_ids() -> None:
+    """Make every log record carry the id of the request being handled, if any (`request_id`
+    in the JSON log); once per process."""
+    global _request_ids_logged
+    if _request_ids_logged:
+        return
+    _request_ids_logged = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        rid = REQUEST_ID.get()
+        if rid and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def setup_logging(service: str, level: str = "INFO") -> None:
+    log_request_ids()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -7,6 +7,7 @@ reached from this machine's non-loopback address for the admin rule and rate lim
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -75,6 +76,18 @@ def test_status_request_id_and_no_p2p(node: RunningNode) -> None:
     log = node.processes["api"].log_path
     wait_for("the request id in the log", lambda: '"request_id": "find-me-in-log"'
              in log.read_text(), timeout=5)
+    # ... and it crosses the bus: the miner's log line of an operator's stop carries it
+    try:
+        r = node.http.post("/api/v1/mining/stop", headers={"X-Request-ID": "op-stop-7",
+                                                           "Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200, r.text
+    finally:
+        node.http.post("/api/v1/mining/start", headers={"Authorization": f"Bearer {TOKEN}"})
+    miner_log = node.processes["miner"].log_path
+    lines = wait_for("the stop in the miner's log", lambda: [
+        json.loads(line) for line in miner_log.read_text().splitlines()
+        if '"mining stopped"' in line], timeout=5)
+    assert lines[-1]["request_id"] == "op-stop-7"
 
 
 def test_blocks_paging_by_height_range(node: RunningNode) -> None:

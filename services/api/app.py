@@ -44,10 +44,11 @@ from common.errors import (
 )
 from common.genesis import load_genesis
 from common.messages import Message
+from common.service import log_request_ids
 from common.types import MAX_AMOUNT, Block, Transaction
 from services.api import dashboard, events, metrics, models, schema
 from services.api.admin import check_admin
-from services.api.edge import Edge, install_log_request_id
+from services.api.edge import Edge
 from services.api.schema import NotAValidator, P2PUnavailable
 from services.api.wallet import NodeWallet
 from services.web import BodyLimit
@@ -865,7 +866,7 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY)
             await gw.close()
             metrics.worker_exit(os.getpid())
 
-    install_log_request_id()
+    log_request_ids()
     app = FastAPI(title="ccoin node API", version=__version__, lifespan=lifespan,
                   description=DESCRIPTION, openapi_tags=TAGS)
     app.state.gateway = gw

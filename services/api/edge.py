@@ -18,15 +18,14 @@ numbers and log line it leaves behind.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from common.bus import REQUEST_ID, VALID_REQUEST_ID
 from services.api import metrics, schema
 from services.api.admin import is_loopback_ip
 
@@ -36,34 +35,11 @@ Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("ccoin.api.access")
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-_VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
 MAX_BUCKETS = 100_000
 
 
 def new_request_id() -> str:
     return os.urandom(8).hex()
-
-
-_installed = False
-
-
-def install_log_request_id() -> None:
-    """Make every log record carry the current request id (once per process)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        rid = REQUEST_ID.get()
-        if rid and not hasattr(record, "request_id"):
-            record.request_id = rid
-        return record
-
-    logging.setLogRecordFactory(factory)
 
 
 class RateLimiter:
@@ -118,7 +94,7 @@ class Edge:
         rid = ""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                rid = value.decode("ascii") if _VALID_ID.fullmatch(value) else ""
+                rid = value.decode("ascii") if VALID_REQUEST_ID.fullmatch(value) else ""
                 break
         rid = rid or new_request_id()
         token = REQUEST_ID.set(rid)

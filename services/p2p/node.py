@@ -1043,12 +1043,14 @@ class P2PNode:
         if entry is None:
             raise Refused("the address book is full")
         self.book.reset(endpoint)
+        log.info("peer %s added by the operator", endpoint)
         if endpoint not in self.outbound and len(self.by_id) < self.max_peers:
             self.book.hold(endpoint, HANDSHAKE_TIMEOUT_S)
             self.dial(endpoint, entry.curve_key)
         return messages.Ok()
 
     def sync_now(self, _: messages.SyncNow) -> messages.Ok:
+        log.info("sync requested by the operator")
         self.syncer.force()
         return messages.Ok()
 
