@@ -327,12 +327,15 @@ class History:
     offset: int
     items: tuple[HistoryItem, ...]
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    next: str | None = None  # `before=` of the next (older) page; None on the last one
 
     @classmethod
     def from_json(cls, value: Any) -> History:
         d = _doc(value, "history")
+        more = d.get("next")
         return cls(_get(d, "address", str), _get(d, "total", int), _opt(d, "offset", int, 0),
-                   tuple(HistoryItem.from_json(i) for i in _get(d, "items", list)), d)
+                   tuple(HistoryItem.from_json(i) for i in _get(d, "items", list)), d,
+                   more if isinstance(more, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,10 +555,24 @@ class Client:
     def account(self, address: str | bytes) -> Account:
         return Account.from_json(self.request("GET", f"/api/v1/accounts/{_hex(address)}"))
 
-    def history(self, address: str | bytes, offset: int = 0, limit: int = 20) -> History:
+    def history(self, address: str | bytes, offset: int = 0, limit: int = 20,
+                before: str | None = None) -> History:
+        """One page, newest first; pass the previous page's `next` as `before` to go on."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if before is not None:
+            params["before"] = before
         return History.from_json(self.request(
-            "GET", f"/api/v1/accounts/{_hex(address)}/txs",
-            params={"offset": offset, "limit": limit}))
+            "GET", f"/api/v1/accounts/{_hex(address)}/txs", params=params))
+
+    def full_history(self, address: str | bytes, page: int = 100) -> Iterator[HistoryItem]:
+        """Every confirmed transaction of the account, newest first, page by page."""
+        before: str | None = None
+        while True:
+            got = self.history(address, limit=page, before=before)
+            yield from got.items
+            if got.next is None:
+                return
+            before = got.next
 
     def mempool(self, offset: int = 0, limit: int = 100,
                 sender: str | bytes | None = None) -> MempoolPage:

@@ -323,11 +323,14 @@ class BlockResult(Message):
 
 @message("get_account_txs")
 class GetAccountTxs(Message):
-    """An account's confirmed transactions, newest first."""
+    """An account's confirmed transactions, newest first: those older than the position
+    `before` = (height, index) when it is given, else from the newest; `offset` of them
+    skipped."""
 
     address: bytes
     offset: int
     limit: int
+    before: tuple[int, ...] = ()
 
 
 @message("account_tx")
@@ -342,8 +345,11 @@ class AccountTx(Message):
 
 @message("account_txs")
 class AccountTxsReply(Message):
+    """`more`: older entries follow the last item."""
+
     total: int
     items: tuple[AccountTx, ...]
+    more: bool = False
 
 
 @message("get_tx_proof")

@@ -261,6 +261,17 @@ def test_explained_statuses_history_and_proof(node: RunningNode) -> None:
     assert by_id[b.id.hex()].to == to.hex() and by_id[b.id.hex()].sender == S1.address.hex()
     second = node.client.history(S1.address, offset=1, limit=1)
     assert second.total == 3 and [i.id for i in second.items] == [hist.items[1].id]
+    # by cursor: `next` leads page by page to the end, where it is null
+    first = node.client.history(S1.address, limit=2)
+    assert first.next == f"{first.items[-1].height}:{first.items[-1].index}"
+    rest = node.client.history(S1.address, limit=2, before=first.next)
+    assert [i.id for i in first.items + rest.items] == [i.id for i in hist.items]
+    assert rest.next is None and rest.doc["before"] == first.next
+    assert [i.id for i in node.client.full_history(S1.address, page=1)] == \
+        [i.id for i in hist.items]
+    for bad in ("1", "a:b", "1:2:3", "99999999999999999999:0"):
+        assert_error(node.http.get(f"/api/v1/accounts/{S1.address.hex()}/txs",
+                                   params={"before": bad}), 400, "malformed")
     received = node.client.history(to)
     assert [(i.id, i.direction, i.amount) for i in received.items] == [(b.id.hex(), "in", 20)]
     assert node.client.account(to).balance == 20

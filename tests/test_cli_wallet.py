@@ -186,6 +186,13 @@ def test_wallet_end_to_end(run: Run, node: RunningNode, tmp_path: Path) -> None:
     assert lines[0].split() == ["height", "dir", "amount", "fee", "counterparty", "id"]
     assert "out" in lines[1] and "-1200" in lines[1] and b in lines[1]
     assert "in" in lines[2] and "+5000" in lines[2] and dev in lines[2]
+    # one at a time: the footer names the position to go on from, which leads to the rest
+    code, out, err = run("history", a, "--limit", "1", *api)
+    assert code == 0 and out.strip().splitlines()[1] == lines[1], err
+    cursor = err.strip().rsplit(" ", 1)[-1]
+    assert err.strip() == f"1 of 2 shown; older ones with --before {cursor}"
+    code, out, err = run("history", a, "--limit", "1", "--before", cursor, *api)
+    assert code == 0 and out.strip().splitlines()[1] == lines[2] and err == "", err
     code, out, _ = run("history", b, "--json", *api)
     hist = json.loads(out)
     assert hist["total"] == 1 and hist["items"][0]["direction"] == "in"

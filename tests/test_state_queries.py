@@ -53,6 +53,45 @@ def test_history_proof_and_status_of_confirmed(tmp_path: Path) -> None:
         svc.get_tx_proof(m.GetTxProof(b"\x00" * 32))
 
 
+def test_history_cursor_walks_every_entry_once_while_new_ones_arrive(tmp_path: Path) -> None:
+    """Pages by `before` cover the history exactly, newest first, even when new blocks add
+    entries at the top between pages (offset pages would repeat entries then)."""
+    svc, chain = service(tmp_path)
+    ref = rh.Chain(chain.genesis)
+    a, b = rh.address(1), rh.address(2)
+    nonce = {1: 0, 2: 0}
+
+    def block_of(n: int) -> list[bytes]:
+        txs = []
+        for k in range(n):
+            who = 1 if k % 2 == 0 else 2
+            txs.append(rh.transfer(who, b if who == 1 else a, 1, nonce=nonce[who]))
+            nonce[who] += 1
+        chain.import_block(ref.build_and_apply(txs), NOW)
+        return [t.id for t in txs]
+
+    for n in (3, 1, 4, 2, 5):
+        block_of(n)
+    everything = [i.id for i in svc.get_account_txs(m.GetAccountTxs(a, 0, 1000)).items]
+    assert len(everything) == 15
+    walked: list[bytes] = []
+    before: tuple[int, ...] = ()
+    while True:
+        page = svc.get_account_txs(m.GetAccountTxs(a, 0, 4, before))
+        walked += [i.id for i in page.items]
+        if not page.more:
+            break
+        last = page.items[-1]
+        before = (last.height, last.index)
+        block_of(2)  # new entries at the top do not disturb the walk
+    assert walked == everything
+    assert svc.get_account_txs(m.GetAccountTxs(a, 0, 4, (1, 0))).items == ()
+    with pytest.raises(errors.Malformed):
+        svc.get_account_txs(m.GetAccountTxs(a, 0, 4, (1,)))
+    with pytest.raises(errors.Malformed):
+        svc.get_account_txs(m.GetAccountTxs(a, 0, 4, (2**64, 0)))
+
+
 def test_explained_statuses(tmp_path: Path) -> None:
     svc, chain = service(tmp_path, max_count=2)
     to = rh.address(9)

@@ -438,6 +438,7 @@ GW = Depends(gateway)
 # the patterns document the shapes; the routes check them (with clearer messages)
 HASH_PATTERN = "^(0x)?[0-9a-fA-F]{64}$"
 ADDRESS_PATTERN = "^(0x)?[0-9a-fA-F]{40}$"
+HISTORY_CURSOR = re.compile(r"^[0-9]{1,20}:[0-9]{1,10}$")
 BLOCK_REF_PATTERN = "^(0|[1-9][0-9]{0,17}|(0x)?[0-9a-fA-F]{64})$"
 TX_ID = PathParam(description="transaction id (64 hex)", examples=["9c" * 32],
                   json_schema_extra={"pattern": HASH_PATTERN})
@@ -571,18 +572,34 @@ async def _tx_or_none(gw: Gateway, tx_id: bytes) -> messages.TxReply | None:
 async def account_txs(address: str = ADDRESS, gw: Gateway = GW,
                       offset: int = Query(0, ge=0, le=MAX_AMOUNT,
                                           description="entries to skip, newest first"),
-                      limit: int = Query(20, ge=1, le=schema.MAX_PAGE)) -> Response:
+                      limit: int = Query(20, ge=1, le=schema.MAX_PAGE),
+                      before: str | None = Query(
+                          None, pattern=HISTORY_CURSOR.pattern, examples=["42:0"],
+                          description="only entries older than this position "
+                                      "(`height:index`, the `next` of the previous page)"),
+                      ) -> Response:
     """The account's confirmed transactions, newest first, sent (`out`), received (`in`)
-    or both (`self`), with their amounts and fees."""
+    or both (`self`), with their amounts and fees. To walk a long history, follow `next`
+    with `?before=`: each page costs the same, and new transactions arriving at the top do
+    not shift the pages (as they do with `offset`)."""
     addr = schema.parse_address(address)
-    reply = await gw.ask(messages.GetAccountTxs(addr, offset, limit), messages.AccountTxsReply)
+    position: tuple[int, ...] = ()
+    if before is not None:
+        height, index = (int(part) for part in before.split(":"))
+        if height >= 2**64 or index >= 2**32:
+            raise Malformed("before: height or index out of range")
+        position = (height, index)
+    reply = await gw.ask(messages.GetAccountTxs(addr, offset, limit, position),
+                         messages.AccountTxsReply)
     txs = await asyncio.gather(*(_tx_or_none(gw, item.id) for item in reply.items))
     try:
         items = [schema.history_item_json(item, tx) for item, tx in zip(reply.items, txs)]
     except CcoinError as exc:
         raise Internal(f"state sent an undecodable transaction: {exc.message}") from None
+    last = reply.items[-1] if reply.items else None
+    more = f"{last.height}:{last.index}" if reply.more and last is not None else None
     return JSONResponse({"address": addr.hex(), "total": reply.total, "offset": offset,
-                         "limit": limit, "items": items})
+                         "limit": limit, "before": before, "next": more, "items": items})
 
 
 @router.get("/mempool", response_model=models.MempoolOut, tags=["transactions"])

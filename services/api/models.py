@@ -358,7 +358,8 @@ class HistoryItemOut(_Doc):
 
 class HistoryOut(_Doc):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "address": "11" * 20, "total": 1, "offset": 0, "limit": 20, "items": [{
+        "address": "11" * 20, "total": 1, "offset": 0, "limit": 20, "before": None,
+        "next": None, "items": [{
             "id": "9c" * 32, "height": 42, "index": 0, "direction": "in", "from": "3f" * 20,
             "to": "11" * 20, "amount": 1000, "fee": 1, "nonce": 7, "data": "",
             "block": "5e" * 32, "confirmations": 3}]}]})
@@ -367,6 +368,9 @@ class HistoryOut(_Doc):
     total: int = Field(description="confirmed transactions of the account")
     offset: int
     limit: int
+    before: str | None = Field(description="the position this page starts below, if given")
+    next: str | None = Field(description="older entries follow: pass this as `?before=` for "
+                                         "the next page; null on the last page")
     items: list[HistoryItemOut] = Field(description="newest first")
 
 

@@ -60,6 +60,9 @@ def register(sub: Any) -> None:
                          help="skip the N newest (default 0)")
     history.add_argument("--limit", type=positive_int, default=20, metavar="N",
                          help="at most N entries (1..100, default 20)")
+    history.add_argument("--before", metavar="HEIGHT:INDEX",
+                         help="only entries older than this position (the previous page "
+                              "says which to pass)")
     add_api_args(history)
     history.set_defaults(func=cmd_history)
 
@@ -164,13 +167,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 100:
         raise CliError("--limit must be in 1..100")
     with _client(args) as c:
-        page = c.history(address, offset=args.offset, limit=args.limit)
+        page = c.history(address, offset=args.offset, limit=args.limit, before=args.before)
     if args.json:
         print_json(page.doc)
         return 0
     if not page.items:
         note(f"no confirmed transactions for {address}"
-             + (f" past the first {args.offset}" if args.offset else ""))
+             + (f" past the first {args.offset}" if args.offset else "")
+             + (f" before {args.before}" if args.before else ""))
         return 0
     rows = [("height", "dir", "amount", "fee", "counterparty", "id")]
     for item in page.items:
@@ -179,9 +183,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         rows.append((str(item.height), item.direction, f"{sign}{item.amount}", str(item.fee),
                      other if item.direction != "self" else "(self)", item.id))
     table(rows)
-    shown = args.offset + len(page.items)
-    if shown < page.total:
-        note(f"{len(page.items)} of {page.total} shown; more with --offset {shown}")
+    if page.next is not None:
+        note(f"{len(page.items)} of {page.total} shown; older ones with --before {page.next}")
     return 0
 
 

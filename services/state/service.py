@@ -224,9 +224,17 @@ class StateService:
     def get_account_txs(self, req: m.GetAccountTxs) -> m.AccountTxsReply:
         if len(req.address) != 20 or req.offset < 0 or req.limit < 0:
             raise Malformed("address must be 20 bytes, offset and limit not negative")
-        total, items = self.chain.store.history(req.address, req.offset,
-                                                min(req.limit, MAX_PAGE))
-        return m.AccountTxsReply(total, tuple(m.AccountTx(*item) for item in items))
+        before: tuple[int, int] | None = None
+        if req.before:
+            if len(req.before) != 2 or not (0 <= req.before[0] < 2**64
+                                            and 0 <= req.before[1] < 2**32):
+                raise Malformed("before must be (height, index) within u64 and u32")
+            before = (req.before[0], req.before[1])
+        limit = min(req.limit, MAX_PAGE)
+        # one more than asked tells whether older entries follow
+        total, items = self.chain.store.history(req.address, req.offset, limit + 1, before)
+        return m.AccountTxsReply(total, tuple(m.AccountTx(*item) for item in items[:limit]),
+                                 len(items) > limit)
 
     def get_tx_proof(self, req: m.GetTxProof) -> m.TxProofReply:
         block, index, steps = self.chain.tx_proof(req.id)

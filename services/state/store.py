@@ -162,12 +162,19 @@ class Store:
             yield key[1:], Account(*unpack(value))
 
     def history(self, address: bytes, offset: int, limit: int,
+                before: tuple[int, int] | None = None,
                 ) -> tuple[int, list[tuple[bytes, int, int, str]]]:
-        """(total, [(txid, height, index, direction)]) newest first."""
+        """(total, [(txid, height, index, direction)]) newest first; with `before` =
+        (height, index), only entries older than that position (a seek, not a skip)."""
         prefix = schema.history_prefix(address)
         total = schema.decode_count(self.db.get(schema.history_count_key(address)))
         items: list[tuple[bytes, int, int, str]] = []
-        for n, (key, value) in enumerate(self.db.iterator(prefix=prefix, reverse=True)):
+        if before is None:
+            entries = self.db.iterator(prefix=prefix, reverse=True)
+        else:
+            entries = self.db.iterator(start=prefix, stop=schema.history_key(address, *before),
+                                       reverse=True)
+        for n, (key, value) in enumerate(entries):
             if n < offset:
                 continue
             if len(items) >= limit:
