@@ -103,11 +103,11 @@ def test_a_banned_host_cannot_return_under_a_new_node_key(tmp_path: Path) -> Non
                         "--attempts", "3", "--wait", "3")
         assert hostile["first_acked"] and hostile["banned"], hostile
         assert hostile["acked"] == 0, f"a fresh node key from a banned IP got in: {hostile}"
-        wait_until(lambda: f"ignoring a new connection from {hostile_ip}" in p2p_log(), 15,
+        wait_until(lambda: f"refused a new connection from {hostile_ip}" in p2p_log(), 15,
                    "the node logging the banned IP's new connections")
         text = p2p_log()
         assert f"its IP address {hostile_ip} too" in text
-        assert text.count("ignoring a new connection from") == 1, "the refusals flood the log"
+        assert text.count("refused a new connection from") == 1, "the refusals flood the log"
         assert "its IP address 127." not in text and "its IP address ::" not in text
         assert node.peers().banned >= 2  # both hostile node ids
         with pytest.raises(Refused, match="is banned"):  # nor is the banned host dialed

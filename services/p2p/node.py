@@ -45,7 +45,7 @@ from common.crypto import Signer
 from common.errors import CcoinError, InvalidBlock, Malformed, NotFound, Refused
 from common.genesis import Genesis, load_genesis
 from common.types import Block, Transaction
-from services.p2p import curve, identity, scoring
+from services.p2p import curve, identity, scoring, zap
 from services.p2p.book import AddressBook
 from services.p2p.discovery import DiscoveryClient
 from services.p2p.identity import load_allow_list, load_curve_keys, load_node_key
@@ -109,6 +109,10 @@ def _frame_property(frame: zmq.Frame, name: str) -> str:
         return ""
 
 
+def _zap_user_id(req: zap.ZapRequest) -> str:
+    return curve.user_id(req.curve_key) if req.curve_key else ""
+
+
 def advertised_host(host: str) -> str:
     """The address peers can reach us on when we bind every interface."""
     if host not in ("0.0.0.0", "*", "::", ""):
@@ -163,7 +167,7 @@ class P2PNode:
         self._tx_out_ready = asyncio.Event()
         self._head_changed = asyncio.Event()
         self.router: zmq.asyncio.Socket | None = None
-        self.guard: curve.CurveGuard | None = None
+        self.gatekeeper: zap.Gatekeeper | None = None
         self.discovery: DiscoveryClient | None = None
         self.syncer = Syncer(self.ready_peers, lambda: self.tip, self._locator,
                              self.import_blocks, self.refresh_tip, self._punish,
@@ -220,8 +224,8 @@ class P2PNode:
                 task.cancel()
             await asyncio.gather(control, *self._tasks, return_exceptions=True)
             self.verify_pool.shutdown(wait=False, cancel_futures=True)
-            if self.guard is not None:
-                self.guard.stop()
+            if self.gatekeeper is not None:
+                self.gatekeeper.stop()
             if self.router is not None:
                 self.router.close(linger=200)
             self.control.close()
@@ -248,9 +252,11 @@ class P2PNode:
         router = self.ctx.socket(zmq.ROUTER)
         _tune(router)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # every new connection, plain or Curve, is put to `_admit` during its handshake
+        self.gatekeeper = zap.Gatekeeper(self.ctx, self._admit, _zap_user_id)
+        self.gatekeeper.start()
+        router.setsockopt(zmq.ZAP_DOMAIN, zap.DOMAIN)
         if self.use_curve:
-            self.guard = curve.CurveGuard(self.ctx, self.allow_list, self._curve_banned)
-            self.guard.start()
             curve.make_server(router, self.curve_public, self.curve_secret)
         self.router = router
         self._try_listen()
@@ -281,8 +287,20 @@ class P2PNode:
         self._listen_failed = False
         return True
 
-    def _curve_banned(self, key: bytes) -> bool:
-        return self.bans.banned(("curve", key))
+    def _admit(self, req: zap.ZapRequest) -> str | None:
+        """Whether a new inbound connection may exist (None) or why not: not from a banned IP
+        address, and with Curve, not with a banned or (private network) unlisted key."""
+        ip = scoring.bannable_ip(req.address)
+        if ip is not None and self.bans.banned(("ip", ip)):
+            self._refused_ip(ip)
+            return "banned address"
+        if req.mechanism == b"CURVE":
+            key = req.curve_key
+            why = curve.refusal(key, self.allow_list, self.bans.banned(("curve", key)))
+            if why is not None:
+                log.info("refused curve key %s from %s: %s", key.hex()[:16], req.address, why)
+            return why
+        return None
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -374,7 +392,7 @@ class P2PNode:
         now = time.monotonic()
         if now - self._ip_logged_at < IP_LOG_INTERVAL_S:
             return
-        log.warning("ignoring a new connection from %s: its IP address is banned (%d such "
+        log.warning("refused a new connection from %s: its IP address is banned (%d such "
                     "connection(s) since the last report, %d in all; %d IP address(es) banned)",
                     ip, self.ip_refused - self._ip_refused_logged, self.ip_refused,
                     self.bans.count("ip"))
