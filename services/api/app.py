@@ -48,7 +48,7 @@ from common.service import log_request_ids
 from common.types import MAX_AMOUNT, Block, Transaction
 from services.api import dashboard, events, metrics, models, schema
 from services.api.admin import check_admin
-from services.api.edge import Edge
+from services.api.edge import OPERATOR_ACTION, Edge
 from services.api.schema import NotAValidator, P2PUnavailable
 from services.api.wallet import NodeWallet
 from services.web import BodyLimit
@@ -429,6 +429,7 @@ async def gateway(request: Request) -> Gateway:
 async def require_admin(request: Request) -> None:
     gw = _gateway(request)
     check_admin(request, gw.config.admin_token, gw.config.cors_origins)
+    request.scope[OPERATOR_ACTION] = request.method not in ("GET", "HEAD")
 
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)

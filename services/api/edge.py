@@ -36,6 +36,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("ccoin.api.access")
 MAX_BUCKETS = 100_000
+OPERATOR_ACTION = "ccoin.operator_action"  # scope key: an admin route that changes something
 
 
 def new_request_id() -> str:
@@ -135,7 +136,10 @@ class Edge:
             method = scope["method"]
             metrics.REQUESTS.labels(route, method, str(status)).inc()
             metrics.LATENCY.labels(route, method).observe(elapsed)
-            level = logging.DEBUG if status < 400 else logging.INFO \
+            # an operator's action (mining, peers, sync, wallet) is worth a line even when
+            # it succeeds; reads and transaction submissions are too many to log
+            ok = logging.INFO if scope.get(OPERATOR_ACTION) else logging.DEBUG
+            level = ok if status < 400 else logging.INFO \
                 if status < 500 or status == 503 else logging.WARNING
             if log.isEnabledFor(level):
                 log.log(level, "%s %s %d %.1fms", method, scope.get("path", ""), status,

@@ -1,4 +1,4 @@
-"""`ccoin node start|status|stop|restart` (the seed's cnode, under supervisord) and
+"""`ccoin node start|status|stop|restart|logs` (the seed's cnode, under supervisord) and
 `ccoin quickstart` (what `make run` calls)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from common.errors import CcoinError
 from common.genesis import Genesis, load_genesis
 from common.keystore import SCRYPT_N, Keystore
 from services.cli.genesis import init_genesis
+from services.cli.logs import SOURCES, cmd_logs, level_arg
 from services.cli.util import (
     NODE_CONFIG,
     CliError,
@@ -21,6 +22,7 @@ from services.cli.util import (
     check_port_free,
     note,
     port_number,
+    positive_int,
     print_json,
     require_config,
 )
@@ -65,6 +67,23 @@ def register(sub: Any) -> None:
     restart.add_argument("service", nargs="?")
     add_config_args(restart)
     restart.set_defaults(func=cmd_restart)
+
+    logs = nsub.add_parser("logs", help="the services' logs, merged by time (-f follows them)")
+    logs.add_argument("services", nargs="*", metavar="SERVICE",
+                      help=f"whose logs: {', '.join(SOURCES)} (default all)")
+    add_config_args(logs)
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing new lines until Ctrl-C")
+    logs.add_argument("-n", "--lines", type=positive_int, default=50, metavar="N",
+                      help="show the last N lines first (default 50)")
+    logs.add_argument("--level", type=level_arg, metavar="LEVEL",
+                      help="this level and above: debug, info, warning, error, critical")
+    logs.add_argument("--grep", metavar="TEXT",
+                      help="only messages containing TEXT (case-insensitive)")
+    logs.add_argument("--request-id", metavar="ID",
+                      help="only lines of the request with this X-Request-ID")
+    logs.add_argument("--json", action="store_true", help="print the JSON lines themselves")
+    logs.set_defaults(func=cmd_logs)
 
     quick = sub.add_parser("quickstart",
                            help="create (first time) and start a local validator node")
