@@ -26,6 +26,7 @@ from services.cli import node as node_cmd
 from services.cli.util import CliError, api_url_of
 from services.node import supervisor as sv
 from services.node.devchain import create_dev_chain
+from services.ports import free_port
 
 
 @pytest.fixture
@@ -91,25 +92,27 @@ def test_socket_path_too_long(short_tmp: Path) -> None:
         sv.write_conf(sv.Paths(base / "run", base / "logs"), [])
 
 
-def dev_config(short_tmp: Path, port: int = 8000) -> Path:
-    return create_dev_chain(short_tmp / "n", api_port=port).config_path
+def dev_config(short_tmp: Path, port: int | None = None) -> Path:
+    """A dev chain whose API port is free (not 8000: a node the user runs may hold it)."""
+    return create_dev_chain(short_tmp / "n", api_port=port or free_port()).config_path
 
 
 def test_port_override_writes_an_effective_config(short_tmp: Path) -> None:
     config_path = dev_config(short_tmp)
     config = load_config(config_path)
-    conf = node_cmd.prepare_start(config, "validator", 18123)[0]
+    override = free_port()
+    conf = node_cmd.prepare_start(config, "validator", override)[0]
     effective = config.run_dir / "node.json"
     cmd = parse_conf(conf).process_group_configs[0].process_configs[0].command
     assert str(effective) in cmd
     again = load_config(effective)
-    assert again.api_port == 18123
+    assert again.api_port == override
     assert (again.base_path, again.genesis_file(), again.password_file) == (
         config.base_path, config.genesis_file(), config.password_file)
-    assert api_url_of(config) == "http://127.0.0.1:18123"
+    assert api_url_of(config) == f"http://127.0.0.1:{override}"
     # a later start without --port drops the override
     node_cmd.prepare_start(config, "validator", None)
-    assert not effective.exists() and api_url_of(config) == "http://127.0.0.1:8000"
+    assert not effective.exists() and api_url_of(config) == f"http://127.0.0.1:{config.api_port}"
 
 
 def test_start_preflight_errors(short_tmp: Path) -> None:
