@@ -1,8 +1,17 @@
-"""Suite-wide setup."""
+"""Suite-wide setup, and the in-process `ccoin` runner the CLI tests share."""
 
 from __future__ import annotations
 
+import io
 import signal
+from collections.abc import Callable
+
+import pytest
+
+from services import cli
+
+# `run("balance", addr, stdin=...)` -> (exit status, stdout, stderr)
+Run = Callable[..., tuple[int, str, str]]
 
 # A suite started in the background of a non-interactive shell (`bash .ci/run &`, nohup)
 # inherits SIGINT ignored, and so would every node and devnet it starts: Python keeps an
@@ -11,3 +20,24 @@ import signal
 # children then start with SIGINT at its default again.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Run `ccoin ARGS` in process, with no password or API from the environment; return
+    (exit status, stdout, stderr). `stdin=` feeds standard input."""
+    monkeypatch.delenv("CCOIN_PASSWORD", raising=False)
+    monkeypatch.delenv("CCOIN_API", raising=False)
+
+    def go(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return go

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from common import client as client_mod
 from common.client import ApiError, Client, TxTimeout, sign_transfer, tx_to_json
 from common.crypto import KeyType, PrivateKey, Signer
 from common.keystore import Keystore
-from services import cli
 from services.api import schema
+from tests.conftest import Run
 from tests.harness import ROOT, free_port
 
 # The ccoin seed's genesis.json example, exactly as its README prints it (comments and all);
@@ -60,25 +59,6 @@ SEED_GENESIS = "\n".join([
     "",
 ])
 
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run `ccoin ARGS` in process; return (exit status, stdout, stderr)."""
-    monkeypatch.delenv("CCOIN_PASSWORD", raising=False)
-    monkeypatch.delenv("CCOIN_API", raising=False)
-
-    def go(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return go
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:

@@ -14,13 +14,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services import cli
 from services.cli.logs import (
     BLOCK,
     Entry,
@@ -34,10 +33,10 @@ from services.cli.logs import (
     tail_file,
 )
 from tests.apinode import RunningNode, running_node, wait_for
+from tests.conftest import Run
 from tests.devnet_helpers import ccoin, ccoin_argv
 from tests.harness import ROOT
 
-Run = Callable[..., tuple[int, str, str]]
 TRACEBACK = ["Traceback (most recent call last):",
              '  File "/x/services/state/__main__.py", line 4, in <module>',
              "ModuleNotFoundError: No module named 'plyvel'"]
@@ -81,22 +80,6 @@ class Lines:
 
     def next(self, timeout: float = 10.0) -> str:
         return self.queue.get(timeout=timeout)
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run `ccoin ARGS` in process; return (exit status, stdout, stderr)."""
-
-    def go(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return go
 
 
 @pytest.fixture

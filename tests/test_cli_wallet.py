@@ -5,39 +5,16 @@ every failure one line with a non-zero exit."""
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from common.crypto import KeyType, PrivateKey
 from common.keystore import Keystore
-from services import cli
 from tests.apinode import RunningNode, running_node
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run `ccoin ARGS` in process; return (exit status, stdout, stderr)."""
-    monkeypatch.delenv("CCOIN_PASSWORD", raising=False)
-    monkeypatch.delenv("CCOIN_API", raising=False)
-
-    def go(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        capsys.readouterr()
-        if stdin is not None:
-            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return go
+from tests.conftest import Run
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:
