@@ -9,18 +9,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 import services.bench
-from common import client as client_mod
 from common.client import ApiError, Client, TxTimeout, sign_transfer, tx_to_json
 from common.crypto import KeyType, PrivateKey, Signer
 from common.keystore import Keystore
 from services.api import schema
+from tests.apinode import RunningNode, running_node, wait_for
 from tests.conftest import Run
 from tests.harness import ROOT, free_port
 
@@ -282,123 +282,81 @@ def test_real_console_script_prints_one_line(tmp_path: Path) -> None:
     one_line_error(proc.returncode, proc.stderr, "missing field")
 
 
-# --- the REST client, against a fake node that uses the api's own request parser --------------
+# --- the REST client commands, against a real node (state, miner, api) -----------------------
+
+REAL_CHAIN = 1337
+SENDER = PrivateKey.generate()
+RICH_AT_42 = "42" * 20  # an account the genesis gives 42
 
 
-class FakeNode:
-    """Answers like services.api does, and parses what it is sent with services.api.schema,
-    so the client and the gateway are held to the same wire format."""
-
-    def __init__(self, chain_id: int = 77) -> None:
-        self.chain_id = chain_id
-        self.accounts: dict[str, dict[str, int]] = {}
-        self.txs: dict[str, dict[str, Any]] = {}
-        self.polls_until_confirmed = 2
-        self.requests: list[tuple[str, str]] = []
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path, method = request.url.path, request.method
-        self.requests.append((method, path))
-        if path == "/api/v1/status":
-            return httpx.Response(200, json={"network_id": self.chain_id, "height": 3,
-                                             "genesis": "00" * 32, "head": "cd" * 32,
-                                             "total_weight": 6})
-        if path.startswith("/api/v1/accounts/"):
-            addr = path.rsplit("/", 1)[1]
-            a = self.accounts.get(addr, {"balance": 0, "nonce": 0})
-            return httpx.Response(200, json={"address": addr, **a,
-                                             "pending_nonce": a["nonce"]})
-        if path == "/api/v1/txs" and method == "POST":
-            try:
-                tx = schema.parse_submission(schema.loads(request.content), self.chain_id)
-            except Exception as exc:  # noqa: BLE001
-                code = getattr(exc, "code", "malformed")
-                return httpx.Response(schema.http_status(code),
-                                      json=schema.error_body(code, str(exc)))
-            sender = tx.sender.hex()
-            acct = self.accounts.setdefault(sender, {"balance": 0, "nonce": 0})
-            if tx.nonce != acct["nonce"]:
-                return httpx.Response(409, json=schema.error_body(
-                    "nonce_too_low", f"nonce {tx.nonce} is below {acct['nonce']}"))
-            acct["nonce"] += 1
-            self.txs[tx.id.hex()] = {**schema.tx_json(tx), "status": "pending"}
-            return httpx.Response(202, json={"id": tx.id.hex()})
-        if path.startswith("/api/v1/txs/"):
-            tx_id = path.rsplit("/", 1)[1]
-            if tx_id not in self.txs:
-                return httpx.Response(404, json=schema.error_body("not_found", "no such tx"))
-            self.polls_until_confirmed -= 1
-            if self.polls_until_confirmed <= 0:
-                self.txs[tx_id].update(status="confirmed", height=4, block="ab" * 32)
-            return httpx.Response(200, json=self.txs[tx_id])
-        if path.startswith("/api/v1/blocks/"):
-            return httpx.Response(200, json={"hash": "cd" * 32, "header": {"height": 1},
-                                             "txs": []})
-        return httpx.Response(404, json={"detail": "Not Found"})
+@pytest.fixture(scope="module")
+def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    with running_node(tmp_path_factory.mktemp("cli-node"), interval_ms=300,
+                      extra_alloc={SENDER.address: 10**6, bytes.fromhex(RICH_AT_42): 42}) as n:
+        yield n
 
 
 @pytest.fixture
-def fake_node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
-    node = FakeNode()
-    real = Client
-
-    def factory(url: str, **kw: Any) -> Client:
-        return real(url, transport=httpx.MockTransport(node.handler), **kw)
-
-    monkeypatch.setattr("services.cli.client.Client", factory)
-    monkeypatch.setattr(client_mod.time, "sleep", lambda _: None)
-    return node
+def sender_keystore(tmp_path: Path) -> Path:
+    ks = tmp_path / "keystore"
+    Keystore(ks).save(SENDER, "correct horse", 2**10)
+    return ks
 
 
-def test_send_signs_locally_and_waits(run: Run, fake_node: FakeNode,
-                                      keystore: tuple[Path, bytes], pwfile: Path) -> None:
-    data, address = keystore
-    argv = ["send", "--data", str(data), "--from", address.hex(), "--to", "11" * 20,
-            "--amount", "5", "--fee", "2", "--payload", "cafe", "--password-file",
-            str(pwfile), "--api", "http://node.test"]
-    code, out, err = run(*argv, "--wait")
+def test_send_signs_locally_and_waits(run: Run, real_node: RunningNode, sender_keystore: Path,
+                                      pwfile: Path) -> None:
+    start = real_node.client.account(SENDER.address).pending_nonce
+    argv = ["send", "--keystore", str(sender_keystore), "--from", SENDER.address.hex(),
+            "--to", "11" * 20, "--amount", "5", "--fee", "2", "--payload", "cafe",
+            "--password-file", str(pwfile), "--api", real_node.url]
+    code, out, err = run(*argv, "--wait", "--timeout", "30")
     assert code == 0, err
     tx_id = out.strip()
-    sent = fake_node.txs[tx_id]
-    assert (sent["from"], sent["to"], sent["amount"], sent["fee"], sent["data"],
-            sent["chain_id"], sent["nonce"]) == (address.hex(), "11" * 20, 5, 2, "cafe", 77, 0)
-    assert "waiting for confirmation" in err and "confirmed in block 4" in err
+    sent = real_node.client.tx(tx_id)  # what the node holds is what was signed
+    assert (sent.sender, sent.to, sent.amount, sent.fee, sent.doc["data"],
+            sent.doc["chain_id"], sent.nonce) == (SENDER.address.hex(), "11" * 20, 5, 2,
+                                                  "cafe", REAL_CHAIN, start)
+    assert sent.status == "confirmed" and f"confirmed in block {sent.height}" in err
     # the next send takes the next nonce from the node
     code, out, err = run(*argv, "--json")
     assert code == 0, err
-    assert json.loads(out)["nonce"] == 1
-    # an explicit stale nonce gets the node's error, as one line
-    code, _, err = run(*argv, "--nonce", "0")
-    assert one_line_error(code, err) == "error: nonce_too_low: nonce 0 is below 2"
+    assert json.loads(out)["nonce"] == start + 1
+    # resending the very same transaction is recognised (idempotent) ...
+    code, out, err = run(*argv, "--nonce", str(start))
+    assert code == 0 and out.strip() == tx_id, err
+    # ... while another one with a used nonce gets the node's error, as one line
+    code, _, err = run(*argv, "--nonce", str(start), "--amount", "6")
+    one_line_error(code, err, "nonce_too_low")
 
 
-def test_send_wait_times_out(run: Run, fake_node: FakeNode, keystore: tuple[Path, bytes],
+def test_send_wait_times_out(run: Run, real_node: RunningNode, sender_keystore: Path,
                              pwfile: Path) -> None:
-    fake_node.polls_until_confirmed = 10**9
-    data, address = keystore
-    code, out, err = run("send", "--data", str(data), "--from", address.hex(), "--to",
-                         "11" * 20, "--amount", "5", "--password-file", str(pwfile),
-                         "--api", "http://node.test", "--wait", "--timeout", "0")
+    gap = real_node.client.account(SENDER.address).pending_nonce + 5  # queued: never mined
+    code, out, err = run("send", "--keystore", str(sender_keystore), "--from",
+                         SENDER.address.hex(), "--to", "11" * 20, "--amount", "5",
+                         "--nonce", str(gap), "--password-file", str(pwfile),
+                         "--api", real_node.url, "--wait", "--timeout", "0")
     assert out == ""
     assert err.strip().splitlines()[-1].startswith("error: transaction ")
-    assert "not confirmed after 0s" in err
+    assert "not confirmed after 0s" in err and "queued" in err
     assert code == 1
 
 
-def test_client_commands_print_data(run: Run, fake_node: FakeNode) -> None:
-    fake_node.accounts["11" * 20] = {"balance": 42, "nonce": 3}
-    code, out, _ = run("balance", "0x" + "11" * 20, "--api", "http://node.test", "--json")
+def test_client_commands_print_data(run: Run, real_node: RunningNode) -> None:
+    api = ["--api", real_node.url]
+    code, out, _ = run("balance", "0x" + RICH_AT_42, *api, "--json")
     assert code == 0
-    assert json.loads(out) == {"address": "11" * 20, "balance": 42, "nonce": 3,
-                               "pending_nonce": 3}
-    code, out, _ = run("balance", "11" * 20, "--api", "http://node.test")
+    assert json.loads(out) == {"address": RICH_AT_42, "balance": 42, "nonce": 0,
+                               "pending_nonce": 0}
+    code, out, _ = run("balance", RICH_AT_42, *api)
     assert "balance        42" in out
-    code, out, _ = run("status", "--api", "http://node.test", "--json")
-    assert json.loads(out)["network_id"] == 77
-    code, out, _ = run("block", "1", "--api", "http://node.test")
-    assert code == 0 and "cd" * 32 in out
-    code, _, err = run("tx", "ab" * 32, "--api", "http://node.test")
-    assert one_line_error(code, err) == "error: not_found: no such tx"
+    code, out, _ = run("status", *api, "--json")
+    assert json.loads(out)["network_id"] == REAL_CHAIN
+    wait_for("block 1", lambda: real_node.client.status().height >= 1)
+    code, out, _ = run("block", "1", *api)
+    assert code == 0 and real_node.client.block(1).hash in out
+    code, _, err = run("tx", "ab" * 32, *api)
+    one_line_error(code, err, "not_found")
 
 
 def test_client_error_shapes() -> None:
