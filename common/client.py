@@ -613,6 +613,11 @@ class Client:
     def sync(self) -> None:
         self.request("POST", "/api/v1/sync")
 
+    def set_mining(self, enabled: bool) -> dict[str, Any]:
+        """Switch the node's miner on or off (admin); the miner's status after."""
+        return _doc(self.request("POST", f"/api/v1/mining/{'start' if enabled else 'stop'}"),
+                    "mining")
+
     def wallet_send(self, to: str, amount: int, fee: int | None = None,
                     data: str = "") -> str:
         """Send from the node's own account (admin route: the node signs)."""

@@ -243,7 +243,9 @@ def test_bad_arguments_are_one_line(run: Run, tmp_path: Path, argv: list[str],
 
 
 @pytest.mark.parametrize("argv", [[], ["account"], ["send", "--to", "x"], ["frobnicate"],
-                                  ["balance", "--amount", "x"]])
+                                  ["balance", "--amount", "x"],
+                                  ["sync", "--wait", "--timeout", "-5"],
+                                  ["send", "--to", "11" * 20, "--timeout", "nan"]])
 def test_usage_errors_exit_2_in_one_line(run: Run, argv: list[str]) -> None:
     code, _, err = run(*argv)
     assert code == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from services.cli.util import (
     positive_int,
     print_fields,
     print_json,
+    seconds,
 )
 
 EVENT_TYPES = ("head", "reorg", "txs_added", "txs_removed")
@@ -113,14 +115,26 @@ def register(sub: Any) -> None:
                       help="keystore password file (else $CCOIN_PASSWORD, the config's, "
                            "or a prompt)")
     send.add_argument("--wait", action="store_true", help="wait until it is in a block")
-    send.add_argument("--timeout", type=float, default=120.0, metavar="S",
+    send.add_argument("--timeout", type=seconds, default=120.0, metavar="S",
                       help="how long --wait waits (default 120)")
     add_api_args(send)
     send.set_defaults(func=cmd_send)
 
 
-def _client(args: argparse.Namespace) -> Client:
-    return Client(api_url(args))
+TOKEN_ENV = "CCOIN_ADMIN_TOKEN"
+
+
+def node_client(args: argparse.Namespace, *, admin: bool = False) -> Client:
+    """The REST client of the node the options name. `admin`: with the bearer token of
+    $CCOIN_ADMIN_TOKEN, else the `api.admin_token` of the --config/--data node config (a
+    node answers admin routes without one only on its own machine)."""
+    token = ""
+    if admin:
+        token = os.environ.get(TOKEN_ENV, "")
+        if not token and (getattr(args, "config", None) or getattr(args, "data", None)):
+            config = locate(args).config
+            token = config.admin_token if config is not None else ""
+    return Client(api_url(args), token=token)
 
 
 def _address(text: str, what: str = "address") -> str:
@@ -135,7 +149,7 @@ def short(value: str | None, n: int = 16) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with node_client(args) as c:
         st = c.status().doc
     if args.json:
         print_json(st)
@@ -152,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_balance(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    with _client(args) as c:
+    with node_client(args) as c:
         acct = c.account(address)
     if args.json:
         print_json(acct.doc)
@@ -166,7 +180,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     address = _address(args.address)
     if not 1 <= args.limit <= 100:
         raise CliError("--limit must be in 1..100")
-    with _client(args) as c:
+    with node_client(args) as c:
         page = c.history(address, offset=args.offset, limit=args.limit, before=args.before)
     if args.json:
         print_json(page.doc)
@@ -201,7 +215,7 @@ def cmd_block(args: argparse.Namespace) -> int:
         if len(ref) != 64:
             raise CliError(f"{args.ref!r} is neither a height nor a 64-hex-character hash")
         parse_hex(ref, "block hash")
-    with _client(args) as c:
+    with node_client(args) as c:
         block = c.block(ref)
     if args.json:
         print_json(block.doc)
@@ -255,7 +269,7 @@ def _tx_id(text: str) -> str:
 
 def cmd_tx(args: argparse.Namespace) -> int:
     tx_id = _tx_id(args.id)
-    with _client(args) as c:
+    with node_client(args) as c:
         tx = c.tx(tx_id)
         proof_doc: dict[str, Any] | None = None
         rows = _tx_rows(tx)
@@ -280,7 +294,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
 
 def cmd_mempool(args: argparse.Namespace) -> int:
     sender = _address(args.sender, "--sender") if args.sender else None
-    with _client(args) as c:
+    with node_client(args) as c:
         page = c.mempool(offset=args.offset, limit=args.limit, sender=sender)
     if args.json:
         print_json(page.doc)
@@ -324,7 +338,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                            f"{', '.join(EVENT_TYPES)}")
     seen = 0
     last: int | None = None
-    with _client(args) as c:
+    with node_client(args) as c:
         if not args.json:
             note(f"following events of {c.base_url} (Ctrl-C stops)")
         for event in c.events(since=args.since, types=types,
@@ -386,7 +400,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not store.path_of(sender).is_file():
         raise CliError(f"no key for {sender.hex()} in {store.dir}")
     key = store.load(sender, password(args, loc))
-    with _client(args) as c:
+    with node_client(args) as c:
         tx = c.send(Signer(key), to=to, amount=args.amount, fee=args.fee, data=payload,
                     nonce=args.nonce)
         tx_id = tx.id.hex()

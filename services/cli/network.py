@@ -10,23 +10,15 @@ Anyone else gets one `forbidden` line."""
 from __future__ import annotations
 
 import argparse
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from common.client import ApiError, Client, Status
-from services.cli.client import add_api_args, short, table
-from services.cli.util import (
-    CliError,
-    api_url,
-    locate,
-    note,
-    positive_int,
-    print_fields,
-    print_json,
-)
+from services.cli.client import TOKEN_ENV, add_api_args, node_client, short, table
+from services.cli.util import CliError, note, positive_int, print_fields, print_json, seconds
 
-TOKEN_ENV = "CCOIN_ADMIN_TOKEN"
 ADMIN_NOTE = (f"An admin command: the node answers it on its own machine, or with ${TOKEN_ENV} "
               "(else the --config/--data node config's api.admin_token) as bearer token.")
 
@@ -47,7 +39,7 @@ def register(sub: Any) -> None:
                           description=ADMIN_NOTE)
     sync.add_argument("--wait", action="store_true",
                       help="then wait until the node is no longer syncing")
-    sync.add_argument("--timeout", type=float, default=120.0, metavar="S",
+    sync.add_argument("--timeout", type=seconds, default=120.0, metavar="S",
                       help="how long --wait waits (default 120)")
     add_api_args(sync)
     sync.set_defaults(func=cmd_sync)
@@ -71,22 +63,16 @@ def register(sub: Any) -> None:
     cons.set_defaults(func=cmd_consensus)
 
 
-def _client(args: argparse.Namespace, *, admin: bool = False) -> Client:
-    token = ""
-    if admin:
-        token = os.environ.get(TOKEN_ENV, "")
-        if not token and (getattr(args, "config", None) or getattr(args, "data", None)):
-            config = locate(args).config
-            token = config.admin_token if config is not None else ""
-    return Client(api_url(args), token=token)
-
-
-def _admin_error(exc: ApiError) -> CliError | ApiError:
+@contextmanager
+def _admin_call() -> Iterator[None]:
     """A refused admin call says how to get through."""
-    if exc.code == "forbidden":
-        return CliError(f"forbidden: {exc.args[0]} (run it on the node's machine, or set "
-                        f"${TOKEN_ENV} to its api.admin_token)")
-    return exc
+    try:
+        yield
+    except ApiError as exc:
+        if exc.code != "forbidden":
+            raise
+        raise CliError(f"forbidden: {exc.args[0]} (run it on the node's machine, or set "
+                       f"${TOKEN_ENV} to its api.admin_token)") from None
 
 
 def _ms(value: int) -> str:
@@ -104,7 +90,7 @@ def _ago(epoch_ms: int | None) -> str | None:
 
 
 def cmd_peers(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with node_client(args) as c:
         peers = c.peers()
     if args.json:
         print_json(peers.doc)
@@ -127,11 +113,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
 
 def cmd_peers_add(args: argparse.Namespace) -> int:
     endpoint = args.endpoint.strip()
-    with _client(args, admin=True) as c:
-        try:
-            c.add_peer(endpoint)
-        except ApiError as exc:
-            raise _admin_error(exc) from None
+    with node_client(args, admin=True) as c, _admin_call():
+        c.add_peer(endpoint)
     if args.json:
         print_json({"ok": True, "endpoint": endpoint})
     else:
@@ -143,11 +126,9 @@ def cmd_peers_add(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    with _client(args, admin=True) as c:
-        try:
+    with node_client(args, admin=True) as c:
+        with _admin_call():
             c.sync()
-        except ApiError as exc:
-            raise _admin_error(exc) from None
         if not args.wait:
             if args.json:
                 print_json({"ok": True, "requested": "sync"})
@@ -192,7 +173,7 @@ def _mining_rows(doc: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def cmd_mining(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with node_client(args) as c:
         doc = c.mining()
     if args.json:
         print_json(doc)
@@ -204,12 +185,8 @@ def cmd_mining(args: argparse.Namespace) -> int:
 
 
 def cmd_mining_switch(args: argparse.Namespace) -> int:
-    path = f"/api/v1/mining/{'start' if args.enable else 'stop'}"
-    with _client(args, admin=True) as c:
-        try:
-            doc = c.request("POST", path)
-        except ApiError as exc:
-            raise _admin_error(exc) from None
+    with node_client(args, admin=True) as c, _admin_call():
+        doc = c.set_mining(args.enable)
     if args.json:
         print_json(doc)
     else:
@@ -224,7 +201,7 @@ def cmd_mining_switch(args: argparse.Namespace) -> int:
 def cmd_consensus(args: argparse.Namespace) -> int:
     if not 1 <= args.window <= 10_000:
         raise CliError("--window must be in 1..10000")
-    with _client(args) as c:
+    with node_client(args) as c:
         cons = c.consensus(args.window)
     if args.json:
         print_json(cons.doc)

@@ -167,6 +167,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """A duration on the command line: a non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative number of seconds")
+    return value
+
+
 def port_number(text: str) -> int:
     value = positive_int(text)
     if not 1 <= value <= 65535:
