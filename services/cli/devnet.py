@@ -244,7 +244,7 @@ class Network:
                 node = self.devnet.node(index)
                 proc = self.supervisors[index]
                 if proc.poll() is not None:
-                    log = self.configs[index].run_dir / "supervisord.log"
+                    log = sv.Paths.of(self.configs[index]).log
                     raise CliError(f"{node.name} exited while starting (status "
                                    f"{proc.returncode}): {_tail(log)}")
                 if self.api_up(node):

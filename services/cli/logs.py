@@ -38,6 +38,7 @@ from typing import Any, BinaryIO, Literal
 
 from common.config import NodeConfig
 from services.cli.util import CliError, UsageError, note, require_config
+from services.node import supervisor as sv
 
 SERVICES = ("state", "p2p", "miner", "api", "discovery")
 SUPERVISORD = "supervisord"
@@ -390,9 +391,8 @@ def select_sources(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def log_path(config: NodeConfig, source: str) -> Path:
-    if source == SUPERVISORD:
-        return config.run_dir / "supervisord.log"
-    return config.log_dir / f"{source}.log"
+    paths = sv.Paths.of(config)
+    return paths.log if source == SUPERVISORD else paths.program_log(source)
 
 
 def _write(lines: Iterable[str]) -> None:

@@ -82,6 +82,10 @@ class Paths:
     def log(self) -> Path:
         return self.run_dir / "supervisord.log"
 
+    def program_log(self, name: str) -> Path:
+        """Where supervisord writes program `name`'s output (the service's JSON log)."""
+        return self.log_dir / f"{name}.log"
+
     @property
     def effective_config(self) -> Path:
         return self.run_dir / "node.json"
@@ -192,7 +196,7 @@ def render_conf(paths: Paths, progs: list[Program], *, directory: Path = PACKAGE
             # uvicorn workers and any other children go down with their service
             "stopasgroup=true",
             "killasgroup=true",
-            f"stdout_logfile={_value(str(paths.log_dir / f'{p.name}.log'), 2)}",
+            f"stdout_logfile={_value(str(paths.program_log(p.name)), 2)}",
             "stdout_logfile_maxbytes=50MB",
             "stdout_logfile_backups=5",
             "redirect_stderr=true",
