@@ -367,6 +367,8 @@ class P2PNode:
                     continue
                 remote = _frame_property(frames[-1], "Peer-Address")
                 ip = scoring.bannable_ip(remote)
+                # ZAP refuses new connections from a banned IP; this catches a connection
+                # opened before the ban whose peer we closed (a ROUTER cannot hang up)
                 if ip is not None and self.bans.banned(("ip", ip)):
                     self.banned_rids.add(rid)  # its later frames are dropped unread
                     self._refused_ip(ip)
