@@ -404,15 +404,19 @@ class Chain:
 
     def _restore_journal(self) -> None:
         txs = []
-        stale_keys: list[bytes] = []  # unreadable, or not under its own id: never deleted
-        for key, raw in self.store.journal():  # by the pool's removals, so removed here
+        # entries the pool's removals would never delete (they are keyed by id): unreadable
+        # ones, and readable ones filed under another key, which are kept under their own
+        stale_keys: list[bytes] = []
+        refile: list[Transaction] = []
+        for key, raw in self.store.journal():
             try:
                 tx = Transaction.decode(raw)
             except errors.CcoinError:
                 stale_keys.append(key)
                 continue
             if schema.journal_key(tx.id) != key:
-                stale_keys.append(key)  # a readable transaction is kept, under its own id
+                stale_keys.append(key)
+                refile.append(tx)
             txs.append(tx)
         failed = self.mempool.restore(txs, self.account)
         if failed or stale_keys:
@@ -420,11 +424,11 @@ class Chain:
             for key in stale_keys:
                 batch.delete(key)
             failed_ids = {tx.id for tx, _ in failed}
-            for tx in txs:
-                if tx.id in failed_ids:
-                    batch.delete(schema.journal_key(tx.id))
-                else:
+            for tx in refile:
+                if tx.id not in failed_ids:
                     batch.put(schema.journal_key(tx.id), tx.raw)
+            for tx_id in failed_ids:
+                batch.delete(schema.journal_key(tx_id))
             self.store.commit(batch)
         if txs or stale_keys:
             log.info("mempool journal: %d restored, %d dropped, %d misfiled entries removed",
