@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from common.bus import VALID_REQUEST_ID
 from common.config import NodeConfig
 from services.cli.util import CliError, UsageError, note, require_config
 from services.node import supervisor as sv
@@ -57,7 +58,6 @@ POLL_INTERVAL = 0.2
 _SUPERVISORD_LINE = re.compile(
     r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ([A-Z]{4}) (.*)", re.DOTALL)
 
-_VALID_ID = re.compile(r"[A-Za-z0-9._:-]+")
 
 Kind = Literal["json", "supervisord", "raw"]
 
@@ -255,8 +255,8 @@ def tail_file(f: BinaryIO, source: str, n: int, filt: Filter, end: int, mtime: f
         return found
     # a line without the request id's text cannot carry it: skip it unparsed (the id, as
     # the gateway accepts it, needs no escaping in JSON; a raw line never matches an id)
-    quick = filt.request_id if filt.request_id and _VALID_ID.fullmatch(filt.request_id) \
-        else None
+    rid = filt.request_id or ""
+    quick = rid if rid.isascii() and VALID_REQUEST_ID.fullmatch(rid.encode()) else None
     lines = reverse_lines(f, end, block)
     try:
         for text in lines:
