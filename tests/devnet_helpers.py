@@ -3,17 +3,23 @@ node's REST API and bus, waiting, and making sure nothing outlives a test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from common.types import Transaction
 from services.node.devnet import Devnet, load_devnet
 from services.node.devnet import free_base_port as free_base_port  # re-exported for the tests
 from tests.harness import ROOT, poll, processes_using
@@ -150,3 +156,135 @@ def teardown_devnet(net: RunningDevnet) -> None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
         kill_leftovers(str(net.data))
+
+
+# --- a network of nodes started with `ccoin devnet`, and each node's REST API -----------
+
+
+def p2p_missing() -> str | None:
+    """Why this checkout cannot run a network yet (None: it can)."""
+    if not (ROOT / "services" / "p2p" / "__main__.py").is_file():
+        return "services/p2p is not part of this checkout yet"
+    if "GetBlocksAfter" not in (ROOT / "services" / "state" / "service.py").read_text():
+        return "the state service has no sync support (GetBlocksAfter) yet"
+    return None
+
+
+requires_p2p = pytest.mark.skipif(p2p_missing() is not None, reason=str(p2p_missing()))
+
+
+def log_step(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class Api:
+    """One node's REST API, over TCP or (for a node in another network namespace) over a
+    unix socket forwarded into that namespace."""
+
+    def __init__(self, name: str, url: str | None = None, uds: str | None = None) -> None:
+        self.name = name
+        transport = httpx.HTTPTransport(uds=uds) if uds else None
+        self.http = httpx.Client(base_url=url or "http://node", transport=transport,
+                                 timeout=10)
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = self.http.get(path, params=params or None)
+        r.raise_for_status()
+        return r.json()
+
+    def up(self) -> bool:
+        try:
+            return self.http.get("/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.get("/api/v1/status"))
+
+    def height(self) -> int:
+        return int(self.status()["height"])
+
+    def block(self, ref: int | str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v1/blocks/{ref}"))
+
+    def tx_status(self, tx_id: str) -> dict[str, Any] | None:
+        r = self.http.get(f"/api/v1/txs/{tx_id}")
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        return dict(r.json())
+
+    def confirmed(self, tx_id: str) -> bool:
+        doc = self.tx_status(tx_id)
+        return doc is not None and doc.get("status") == "confirmed"
+
+    def balance(self, address: bytes) -> int:
+        return int(self.get(f"/api/v1/accounts/{address.hex()}")["balance"])
+
+    def pending_nonce(self, address: bytes) -> int:
+        return int(self.get(f"/api/v1/accounts/{address.hex()}")["pending_nonce"])
+
+    def submit(self, txs: Sequence[Transaction]) -> list[dict[str, Any]]:
+        r = self.http.post("/api/v1/txs/batch", json={"txs": [{"raw": t.raw.hex()}
+                                                               for t in txs]})
+        r.raise_for_status()
+        return list(r.json()["results"])
+
+    def chain(self, upto: int) -> list[dict[str, Any]]:
+        """Main-chain blocks 1..upto (headers only), oldest first."""
+        out: list[dict[str, Any]] = []
+        start = 1
+        while start <= upto:
+            page = self.get("/api/v1/blocks", start=start, limit=min(100, upto - start + 1),
+                            order="asc")["blocks"]
+            if not page:
+                break
+            out.extend(page)
+            start = out[-1]["header"]["height"] + 1
+        return out[:upto]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def wait_connected(apis: Sequence[Api], timeout: float = 90) -> None:
+    """Every node has a peer and all agree on a recent block."""
+    def connected() -> bool:
+        statuses = [a.status() for a in apis]
+        if min(s["peers"] for s in statuses) < 1:
+            return False
+        low = min(s["height"] for s in statuses)
+        if low < 1:
+            return False
+        return len({a.block(low)["hash"] for a in apis}) == 1
+
+    wait_for(connected, timeout, "the nodes connect and agree", interval=0.5)
+
+
+@contextlib.contextmanager
+def devnet_up(prefix: str, *args: str) -> Iterator[tuple[RunningDevnet, Devnet, list[Api]]]:
+    """`ccoin devnet ARGS` started the way the README says, every node linked. On the way
+    out it is stopped with Ctrl-C, which must exit 0 and leave no process behind; whatever
+    happened, its output is shown on failure and its files are removed."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    data = base / "net"
+    net = start_devnet(data, *args)
+    apis: list[Api] = []
+    try:
+        net.wait_up()
+        devnet = net.manifest()
+        apis = [Api(n.name, n.api_url) for n in devnet.nodes]
+        log_step(f"devnet up in {data}: " + ", ".join(n.api_url for n in devnet.nodes))
+        wait_connected(apis)
+        yield net, devnet, apis
+        log_step("stopping the devnet with Ctrl-C")
+        assert net.stop(signal.SIGINT) == 0
+        assert not processes_using(str(data)), processes_using(str(data))
+    except BaseException:
+        print(net.tail())
+        raise
+    finally:
+        for a in apis:
+            a.close()
+        teardown_devnet(net)
+        shutil.rmtree(base, ignore_errors=True)

@@ -21,9 +21,16 @@ import pytest
 
 from services.node.devnet import Devnet
 from tests.apinode import running_node
-from tests.devnet_helpers import api_get, ccoin, free_base_port, wait_for
+from tests.devnet_helpers import (
+    Api,
+    api_get,
+    ccoin,
+    devnet_up,
+    free_base_port,
+    requires_p2p,
+    wait_for,
+)
 from tests.test_cli import one_line_error
-from tests.test_network_e2e import Api, devnet_up, requires_p2p
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180), requires_p2p]
 

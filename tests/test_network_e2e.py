@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import zmq
 
@@ -48,14 +47,16 @@ from common.types import Transaction
 from services.node.devnet import Devnet, create_devnet
 from tests import netns
 from tests.devnet_helpers import (
+    Api,
     RunningDevnet,
     ccoin,
     ccoin_argv,
+    devnet_up,
     free_base_port,
     kill_leftovers,
-    processes_using,
-    start_devnet,
-    teardown_devnet,
+    log_step,
+    p2p_missing,
+    requires_p2p,
     wait_for,
 )
 from tests.harness import ROOT
@@ -63,95 +64,11 @@ from tests.harness import ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
-def _missing() -> str | None:
-    if not (ROOT / "services" / "p2p" / "__main__.py").is_file():
-        return "services/p2p is not part of this checkout yet"
-    if "GetBlocksAfter" not in (ROOT / "services" / "state" / "service.py").read_text():
-        return "the state service has no sync support (GetBlocksAfter) yet"
-    return None
-
-
-requires_p2p = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
-
 POA_INTERVAL_MS = 150
 CATCH_UP_BLOCKS = 250
 
 
-def log_step(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
 # --- a node's REST API ----------------------------------------------------------------------
-
-
-class Api:
-    """One node's REST API, over TCP or (for a node in another network namespace) over a
-    unix socket forwarded into that namespace."""
-
-    def __init__(self, name: str, url: str | None = None, uds: str | None = None) -> None:
-        self.name = name
-        transport = httpx.HTTPTransport(uds=uds) if uds else None
-        self.http = httpx.Client(base_url=url or "http://node", transport=transport,
-                                 timeout=10)
-
-    def get(self, path: str, **params: Any) -> Any:
-        r = self.http.get(path, params=params or None)
-        r.raise_for_status()
-        return r.json()
-
-    def up(self) -> bool:
-        try:
-            return self.http.get("/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def status(self) -> dict[str, Any]:
-        return dict(self.get("/api/v1/status"))
-
-    def height(self) -> int:
-        return int(self.status()["height"])
-
-    def block(self, ref: int | str) -> dict[str, Any]:
-        return dict(self.get(f"/api/v1/blocks/{ref}"))
-
-    def tx_status(self, tx_id: str) -> dict[str, Any] | None:
-        r = self.http.get(f"/api/v1/txs/{tx_id}")
-        if r.status_code == 404:
-            return None
-        r.raise_for_status()
-        return dict(r.json())
-
-    def confirmed(self, tx_id: str) -> bool:
-        doc = self.tx_status(tx_id)
-        return doc is not None and doc.get("status") == "confirmed"
-
-    def balance(self, address: bytes) -> int:
-        return int(self.get(f"/api/v1/accounts/{address.hex()}")["balance"])
-
-    def pending_nonce(self, address: bytes) -> int:
-        return int(self.get(f"/api/v1/accounts/{address.hex()}")["pending_nonce"])
-
-    def submit(self, txs: Sequence[Transaction]) -> list[dict[str, Any]]:
-        r = self.http.post("/api/v1/txs/batch", json={"txs": [{"raw": t.raw.hex()}
-                                                               for t in txs]})
-        r.raise_for_status()
-        return list(r.json()["results"])
-
-    def chain(self, upto: int) -> list[dict[str, Any]]:
-        """Main-chain blocks 1..upto (headers only), oldest first."""
-        out: list[dict[str, Any]] = []
-        start = 1
-        while start <= upto:
-            page = self.get("/api/v1/blocks", start=start, limit=min(100, upto - start + 1),
-                            order="asc")["blocks"]
-            if not page:
-                break
-            out.extend(page)
-            start = out[-1]["header"]["height"] + 1
-        return out[:upto]
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def submit_all(api: Api, txs: Sequence[Transaction]) -> None:
@@ -197,20 +114,6 @@ def wait_caught_up(laggard: Api, others: Sequence[Api], timeout: float) -> int:
 
     wait_for(done, timeout, f"{laggard.name} catches up to height {target}", interval=0.5)
     return target
-
-
-def wait_connected(apis: Sequence[Api], timeout: float = 90) -> None:
-    """Every node has a peer and all agree on a recent block."""
-    def connected() -> bool:
-        statuses = [a.status() for a in apis]
-        if min(s["peers"] for s in statuses) < 1:
-            return False
-        low = min(s["height"] for s in statuses)
-        if low < 1:
-            return False
-        return len({a.block(low)["hash"] for a in apis}) == 1
-
-    wait_for(connected, timeout, "the nodes connect and agree", interval=0.5)
 
 
 def developer_signer(devnet: Devnet) -> Signer:
@@ -303,39 +206,10 @@ class PoaNet:
     apis: list[Api]
 
 
-@contextlib.contextmanager
-def devnet_up(prefix: str, *args: str) -> Iterator[tuple[RunningDevnet, Devnet, list[Api]]]:
-    """`ccoin devnet ARGS` started the way the README says, every node linked. On the way
-    out it is stopped with Ctrl-C, which must exit 0 and leave no process behind; whatever
-    happened, its output is shown on failure and its files are removed."""
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    data = base / "net"
-    net = start_devnet(data, *args)
-    apis: list[Api] = []
-    try:
-        net.wait_up()
-        devnet = net.manifest()
-        apis = [Api(n.name, n.api_url) for n in devnet.nodes]
-        log_step(f"devnet up in {data}: " + ", ".join(n.api_url for n in devnet.nodes))
-        wait_connected(apis)
-        yield net, devnet, apis
-        log_step("stopping the devnet with Ctrl-C")
-        assert net.stop(signal.SIGINT) == 0
-        assert not processes_using(str(data)), processes_using(str(data))
-    except BaseException:
-        print(net.tail())
-        raise
-    finally:
-        for a in apis:
-            a.close()
-        teardown_devnet(net)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def poa() -> Iterator[PoaNet]:
-    if _missing():
-        pytest.skip(str(_missing()))
+    if p2p_missing():
+        pytest.skip(str(p2p_missing()))
     with devnet_up("ccnet-", "--nodes", "4", "--validators", "3", "--base-port",
                    str(free_base_port(4)), "--interval-ms", str(POA_INTERVAL_MS),
                    ) as (net, devnet, apis):
