@@ -41,3 +41,15 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return code, out, err
 
     return go
+
+
+def one_line_error(code: int, err: str, *needles: str) -> str:
+    """A failed `ccoin` run said so in one `error: ...` line (containing each needle)."""
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

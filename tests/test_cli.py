@@ -21,7 +21,7 @@ from common.crypto import KeyType, PrivateKey, Signer
 from common.keystore import Keystore
 from services.api import schema
 from tests.apinode import RunningNode, running_node, wait_for
-from tests.conftest import Run
+from tests.conftest import Run, one_line_error
 from tests.harness import ROOT, free_port
 
 # The ccoin seed's genesis.json example, exactly as its README prints it (comments and all);
@@ -59,17 +59,6 @@ SEED_GENESIS = "\n".join([
     "",
 ])
 
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 
 from services.node.devnet import Devnet
 from tests.apinode import running_node
+from tests.conftest import one_line_error
 from tests.devnet_helpers import (
     Api,
     api_get,
@@ -30,7 +31,6 @@ from tests.devnet_helpers import (
     requires_p2p,
     wait_for,
 )
-from tests.test_cli import one_line_error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180), requires_p2p]
 

@@ -14,16 +14,7 @@ import pytest
 from common.crypto import KeyType, PrivateKey
 from common.keystore import Keystore
 from tests.apinode import RunningNode, running_node
-from tests.conftest import Run
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+from tests.conftest import Run, one_line_error
 
 
 def write(path: Path, text: str) -> Path:
