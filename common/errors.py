@@ -1,55 +1,211 @@
-"""The typed error tree. Every error carries the wire/HTTP `code` of DESIGN §6."""
+"""The typed error tree, and its registry: one class per failure a caller can tell apart.
+
+Every error that crosses a boundary (the bus, the REST API, the p2p wire) is defined here, so
+it is importable from one place whichever side raised it. Each class declares its wire
+`code` (DESIGN §6) and the HTTP status the gateway answers with; declaring a `code` is what
+registers the class, so `error_from_code` rebuilds exactly the type that was raised, whether
+it came back over the bus (`ErrorReply`) or over HTTP (`client.Client`), as httpx maps
+transport failures to its own exception types. A catch of `NonceTooLow` works on both.
+
+A code this process does not know (a newer peer's) becomes a plain `CcoinError` that keeps
+the code and status it came with.
+"""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+REGISTRY: dict[str, type[CcoinError]] = {}
+
 
 class CcoinError(Exception):
-    """Base of every expected failure; `code` is what crosses the bus and the REST API."""
+    """Base of every expected failure; `code` is what crosses the bus and the REST API.
 
-    code = "error"
+    `remote` is true when the error was rebuilt from what another process sent (a bus
+    `ErrorReply` or an HTTP error body), so a command line can say it came from the node."""
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.__class__.__doc__ or self.code)
+        self.remote = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return  # an intermediate class sharing its parent's code
+        known = REGISTRY.get(cls.code)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"error code {cls.code!r} of {cls.__qualname__} is already "
+                            f"{known.__qualname__}'s")
+        REGISTRY[cls.code] = cls
 
     @property
     def message(self) -> str:
-        return str(self)
+        return str(self.args[0]) if self.args else ""
+
+
+REGISTRY["error"] = CcoinError
+
+
+def error_class(code: str) -> type[CcoinError] | None:
+    """The class registered for `code`, if any."""
+    return REGISTRY.get(code)
+
+
+def error_from_code(code: str, message: str, status: int | None = None) -> CcoinError:
+    """Rebuild a typed error from what crossed the bus or HTTP (`remote` is set)."""
+    cls = REGISTRY.get(code)
+    if cls is None:
+        err = CcoinError(message)
+        # an unknown code (a newer peer's, or a proxy's HTTP failure): keep what it said
+        err.code = code  # type: ignore[misc]
+        err.http_status = status or 500  # type: ignore[misc]
+    else:
+        err = cls.__new__(cls)
+        CcoinError.__init__(err, message)
+    err.remote = True
+    return err
+
+
+def http_status(code: str) -> int:
+    """The HTTP status for an error code; an unknown code is a server-side failure (500)."""
+    cls = REGISTRY.get(code)
+    return cls.http_status if cls is not None else 500
+
+
+# --- the request itself is wrong: it will never succeed as sent --------------------------------
 
 
 class Malformed(CcoinError):
     """input is not a well-formed value of the expected shape"""
 
     code = "malformed"
+    http_status = 400
 
 
 class TooLarge(Malformed):
     """input exceeds a size bound"""
 
     code = "too_large"
+    http_status = 413
+
+
+class UnknownMessage(Malformed):
+    """frame header names no message of this protocol"""
+
+    code = "unknown_message"
+
+
+class VersionMismatch(CcoinError):
+    """the other side speaks another version of the bus protocol (restart both from one
+    installation)"""
+
+    code = "version_mismatch"
+    http_status = 500
 
 
 class NotFound(CcoinError):
     """no such object"""
 
     code = "not_found"
+    http_status = 404
 
 
 class Forbidden(CcoinError):
     """admin route: loopback or bearer token required"""
 
     code = "forbidden"
+    http_status = 403
+
+
+class MethodNotAllowed(CcoinError):
+    """this path does not take that HTTP method"""
+
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class RateLimited(CcoinError):
+    """too many requests from this address; slow down"""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+# --- it conflicts with what the node is or holds: may succeed after a change ------------------
 
 
 class Refused(CcoinError):
     """understood, but this node will not do it (e.g. dial itself or a banned peer)"""
 
     code = "refused"
+    http_status = 409
+
+
+class NotAValidator(CcoinError):
+    """this node runs no miner"""
+
+    code = "not_a_validator"
+    http_status = 409
+
+
+class NoWallet(CcoinError):
+    """no node account is configured (client.account_address)"""
+
+    code = "no_wallet"
+    http_status = 409
+
+
+class WrongPassword(CcoinError):
+    """wrong password for this key file"""
+
+    code = "wrong_password"
+    http_status = 400
+
+
+class Full(CcoinError):
+    """the registry holds as many networks or nodes as it may"""
+
+    code = "full"
+    http_status = 429
+
+
+# --- the node cannot do it right now: retry later ---------------------------------------------
 
 
 class Unavailable(CcoinError):
     """a service did not answer in time"""
 
     code = "unavailable"
+    http_status = 503
+
+
+class P2PUnavailable(Unavailable):
+    """no p2p service answers on this node"""
+
+    code = "p2p_unavailable"
+
+
+class WalletUnavailable(Unavailable):
+    """the node account's key could not be loaded"""
+
+    code = "wallet_unavailable"
+
+
+class Internal(CcoinError):
+    """a service failed in a way it did not expect (a bug: see its log)"""
+
+    code = "internal"
+    http_status = 500
+
+
+class StoreError(CcoinError):
+    """the chain database cannot be used"""
+
+    code = "store_error"
+    http_status = 500
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -59,6 +215,7 @@ class InvalidTransaction(CcoinError):
     """transaction is invalid"""
 
     code = "invalid_transaction"
+    http_status = 400
 
 
 class BadSignature(InvalidTransaction):
@@ -77,12 +234,14 @@ class NonceTooLow(InvalidTransaction):
     """nonce already used"""
 
     code = "nonce_too_low"
+    http_status = 409
 
 
 class NonceGap(InvalidTransaction):
     """nonce is ahead of the sender's next nonce"""
 
     code = "nonce_gap"
+    http_status = 409
 
 
 class InsufficientFunds(InvalidTransaction):
@@ -95,18 +254,21 @@ class Duplicate(CcoinError):
     """already known"""
 
     code = "duplicate"
+    http_status = 409
 
 
 class Underpriced(CcoinError):
     """replacement or admission needs a higher fee"""
 
     code = "underpriced"
+    http_status = 409
 
 
 class PoolFull(CcoinError):
     """mempool is full and the fee does not beat the cheapest pending transaction"""
 
     code = "pool_full"
+    http_status = 503
 
 
 # --- blocks ---------------------------------------------------------------------------------
@@ -116,6 +278,7 @@ class InvalidBlock(CcoinError):
     """block is invalid"""
 
     code = "invalid_block"
+    http_status = 400
 
 
 class UnknownParent(InvalidBlock):
@@ -196,22 +359,22 @@ class BlockTransactionInvalid(InvalidBlock):
     code = "invalid_block_transaction"
 
 
-ALL_CODES: dict[str, type[CcoinError]] = {}
+# --- what a client of the REST API waits for ---------------------------------------------------
 
 
-def _collect(cls: type[CcoinError]) -> None:
-    ALL_CODES[cls.code] = cls
-    for sub in cls.__subclasses__():
-        _collect(sub)
+class TxTimeout(CcoinError):
+    """transaction was not confirmed in time"""
+
+    code = "timeout"
+    http_status = 504
 
 
-_collect(CcoinError)
+class TxFailed(CcoinError):
+    """the transaction will never be confirmed (rejected, replaced or dropped)"""
 
+    code = "tx_failed"
+    http_status = 409
 
-def error_from_code(code: str, message: str) -> CcoinError:
-    """Rebuild a typed error from what crossed the bus."""
-    cls = ALL_CODES.get(code, CcoinError)
-    err = cls(message)
-    if cls is CcoinError:
-        err.code = code  # type: ignore[misc]  # unknown code from a newer peer: keep it
-    return err
+    def __init__(self, message: str = "", info: Any = None) -> None:
+        super().__init__(message)
+        self.info = info

@@ -138,12 +138,12 @@ class Ok(Message):
 
 
 @message("ping")
-class Ping(Message):
+class ServicePing(Message):
     pass
 
 
 @message("pong")
-class Pong(Message):
+class ServicePong(Message):
     service: str
     version: str
 
@@ -157,7 +157,7 @@ class GetStatus(Message):
 
 
 @message("status")
-class Status(Message):
+class StatusReply(Message):
     network_id: int
     genesis: bytes
     height: int
@@ -191,7 +191,7 @@ class BlockReply(Message):
 
 
 @message("get_blocks")
-class GetBlocks(Message):
+class GetBlockRange(Message):
     """Main-chain blocks: `start` (-1 = head) downwards when `newest_first`, else upwards."""
 
     start: int
@@ -200,7 +200,7 @@ class GetBlocks(Message):
 
 
 @message("blocks")
-class BlocksReply(Message):
+class BlockRangeReply(Message):
     blocks: tuple[bytes, ...]
     height: int
 
@@ -300,7 +300,7 @@ class GetTemplate(Message):
 
 
 @message("template")
-class Template(Message):
+class TemplateReply(Message):
     """An unsealed header (state root computed) and its transactions."""
 
     header: bytes
@@ -334,7 +334,7 @@ class GetAccountTxs(Message):
 
 
 @message("account_tx")
-class AccountTx(Message):
+class HistoryEntry(Message):
     """`direction`: in | out | self."""
 
     id: bytes
@@ -348,7 +348,7 @@ class AccountTxsReply(Message):
     """`more`: older entries follow the last item."""
 
     total: int
-    items: tuple[AccountTx, ...]
+    items: tuple[HistoryEntry, ...]
     more: bool = False
 
 
@@ -381,7 +381,7 @@ class GetTips(Message):
 
 
 @message("chain_tip")
-class ChainTip(Message):
+class TipEntry(Message):
     """`status`: active (the head) | valid-fork (stored, lighter) | invalid."""
 
     hash: bytes
@@ -393,7 +393,7 @@ class ChainTip(Message):
 
 @message("tips")
 class TipsReply(Message):
-    tips: tuple[ChainTip, ...]
+    tips: tuple[TipEntry, ...]
 
 
 @message("get_signers")
@@ -404,7 +404,7 @@ class GetSigners(Message):
 
 
 @message("signer_info")
-class SignerInfo(Message):
+class SignerEntry(Message):
     address: bytes
     last_height: int
     sealed: int
@@ -415,7 +415,7 @@ class SignerInfo(Message):
 class SignersReply(Message):
     in_turn: bytes
     next_height: int
-    signers: tuple[SignerInfo, ...]
+    signers: tuple[SignerEntry, ...]
 
 
 # --- state service: sync support for p2p ------------------------------------------------------
@@ -485,7 +485,7 @@ class GetPeers(Message):
 
 
 @message("peer_info")
-class PeerInfo(Message):
+class PeerEntry(Message):
     """`direction`: inbound | outbound."""
 
     node_id: bytes
@@ -501,7 +501,7 @@ class PeerInfo(Message):
 
 @message("peers")
 class PeersReply(Message):
-    peers: tuple[PeerInfo, ...]
+    peers: tuple[PeerEntry, ...]
     syncing: bool
     sync_target: int
     node_id: bytes
@@ -532,7 +532,7 @@ class SetMining(Message):
 
 
 @message("mining")
-class MiningStatus(Message):
+class MiningReply(Message):
     enabled: bool
     address: bytes
     blocks_sealed: int

@@ -23,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from common import crypto
 from common.encoding import pack, unpack_canonical
-from common.errors import Malformed, TooLarge
+from common.errors import Malformed, TooLarge, UnknownMessage
 from common.types import MAX_BLOCK_BYTES, MAX_TX_BYTES
 
 PROTOCOL_VERSION = 1
@@ -62,11 +63,6 @@ ACK_DOMAIN = "ccoin/p2p-hello"
 # "tcp://host:port": host a DNS name, an IPv4 address or a bracketed IPv6 address.
 _ENDPOINT = re.compile(r"tcp://([A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})")
 
-
-class UnknownMessage(Malformed):
-    """frame header names no message of this protocol"""
-
-    code = "unknown_message"
 
 
 # --- field checks -----------------------------------------------------------------------------
@@ -453,7 +449,7 @@ class PeerAddrs(WireMessage):
 
 @wire_message("BYE", _SMALL_BODY)
 class Bye(WireMessage):
-    """The sender closes the link; `code` says why (see `BYE_CODES`)."""
+    """The sender closes the link; `code` says why (a `ByeCode`)."""
 
     code: str
     reason: str
@@ -463,15 +459,17 @@ class Bye(WireMessage):
         _str("reason", self.reason, MAX_REASON)
 
 
-BYE_CODES = (
-    "wrong_network",  # another network id or genesis hash
-    "version",        # incompatible protocol version
-    "self",           # connected to itself
-    "duplicate",      # already connected to this node
-    "too_many_peers",
-    "banned",         # score fell below the floor, or still banned
-    "handshake",      # a message before the handshake, a bad ack, or a timeout
-    "timeout",        # nothing received for a while
-    "slow",           # it does not read what we send
-    "shutdown",
-)
+class ByeCode(StrEnum):
+    """Why a link is closed (`Bye.code`). A code not listed here, from a newer peer, is still
+    a valid `Bye`: the field is a string so that it can say something we do not know yet."""
+
+    WRONG_NETWORK = "wrong_network"  # another network id or genesis hash
+    VERSION = "version"  # incompatible protocol version
+    SELF = "self"  # connected to itself
+    DUPLICATE = "duplicate"  # already connected to this node
+    TOO_MANY_PEERS = "too_many_peers"
+    BANNED = "banned"  # score fell below the floor, or still banned
+    HANDSHAKE = "handshake"  # a message before the handshake, a bad ack, or a timeout
+    TIMEOUT = "timeout"  # nothing received for a while
+    SLOW = "slow"  # it does not read what we send
+    SHUTDOWN = "shutdown"

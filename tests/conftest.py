@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from services import cli
+from tools import cli
 
 # `run("balance", addr, stdin=...)` -> (exit status, stdout, stderr)
 Run = Callable[..., tuple[int, str, str]]

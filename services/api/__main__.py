@@ -19,13 +19,13 @@ from typing import Any
 
 import uvicorn
 
-from common.config import load_config
 from common.errors import CcoinError
 from common.genesis import load_genesis
-from common.service import setup_logging
+from runtime.config import load_config
+from runtime.http_edge import exit_zero_on_sigterm
+from runtime.service import setup_logging
 from services.api.app import CONFIG_ENV, create_app
 from services.api.metrics import MULTIPROC_ENV
-from services.web import exit_zero_on_sigterm
 
 
 def main(argv: list[str] | None = None) -> None:

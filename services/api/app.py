@@ -1,14 +1,14 @@
 """The REST gateway (DESIGN §6): FastAPI routes over the state and miner services.
 
-The gateway is stateless: each process holds one bus `Client` for state (concurrent HTTP
-requests are multiplexed over it by request id), one short-timeout `Client` for the miner,
+The gateway is stateless: each process holds one bus `BusClient` for state (concurrent HTTP
+requests are multiplexed over it by request id), one short-timeout `BusClient` for the miner,
 and the node wallet's key. It does the stateless half of every submission itself (strict
 JSON validation, chain id, signature) so that state only ever sees verified transactions,
 and so that running more gateways adds verification capacity.
 
 Routes read raw bodies and answer with `orjson`; every failure, including FastAPI's own
 404/405/validation errors and bodies over the size limit, is `{"error": {"code",
-"message"}}` with the status of `schema.HTTP_STATUS`.
+"message"}}` with the status its error class declares (`common.errors`).
 """
 
 from __future__ import annotations
@@ -33,25 +33,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
 from common import __version__, messages
-from common.bus import Client
-from common.config import NodeConfig, load_config
 from common.errors import (
     CcoinError,
+    Internal,
     Malformed,
+    NotAValidator,
     NotFound,
+    P2PUnavailable,
+    PoolFull,
     Unavailable,
     error_from_code,
+    http_status,
 )
 from common.genesis import load_genesis
 from common.messages import Message
-from common.service import log_request_ids
 from common.types import MAX_AMOUNT, Block, Transaction
+from runtime.bus import BusClient
+from runtime.config import NodeConfig, load_config
+from runtime.http_edge import BodyLimit
+from runtime.service import log_request_ids
 from services.api import dashboard, events, metrics, models, schema
 from services.api.admin import check_admin
 from services.api.edge import OPERATOR_ACTION, Edge
-from services.api.schema import NotAValidator, P2PUnavailable
 from services.api.wallet import NodeWallet
-from services.web import BodyLimit
 
 log = logging.getLogger("ccoin.api")
 
@@ -73,11 +77,6 @@ METRICS_EXAMPLE = "# TYPE ccoin_chain_height gauge\nccoin_chain_height 42.0\n"
 R = TypeVar("R", bound=Message)
 
 
-class Internal(CcoinError):
-    """the node answered with something the gateway cannot read"""
-
-    code = "internal"
-
 
 class JSONResponse(Response):
     media_type = "application/json"
@@ -87,7 +86,7 @@ class JSONResponse(Response):
 
 
 def error_response(code: str, message: str, status: int | None = None) -> JSONResponse:
-    status = status or schema.http_status(code)
+    status = status or http_status(code)
     headers = {"Retry-After": "1"} if status in (429, 503) else None
     return JSONResponse(schema.error_body(code, message), status_code=status, headers=headers)
 
@@ -103,24 +102,24 @@ class Gateway:
         self.chain_id = chain_id
         self.wallet = NodeWallet(config.account_address, None, "wallet not loaded yet")
         self.ctx: zmq.asyncio.Context | None = None
-        self._state: Client | None = None
-        self._miner: Client | None = None
-        self._p2p: Client | None = None
+        self._state: BusClient | None = None
+        self._miner: BusClient | None = None
+        self._p2p: BusClient | None = None
         self._send_lock: asyncio.Lock | None = None
         self._singles: list[tuple[Transaction, asyncio.Future[messages.TxResult]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
-        self._mining: tuple[float, messages.MiningStatus | None] | None = None
+        self._mining: tuple[float, messages.MiningReply | None] | None = None
         self._peers: tuple[float, messages.PeersReply | None] | None = None
         self.hub = events.EventHub()
         self._follow: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.ctx = zmq.asyncio.Context()
-        self._state = Client(self.config.endpoint("state"), self.ctx, timeout=READ_TIMEOUT,
+        self._state = BusClient(self.config.endpoint("state"), self.ctx, timeout=READ_TIMEOUT,
                              retries=STATE_RETRIES)
-        self._miner = Client(self.config.endpoint("miner"), self.ctx, timeout=MINER_TIMEOUT,
+        self._miner = BusClient(self.config.endpoint("miner"), self.ctx, timeout=MINER_TIMEOUT,
                              retries=0)
-        self._p2p = Client(self.config.endpoint("p2p"), self.ctx, timeout=P2P_TIMEOUT,
+        self._p2p = BusClient(self.config.endpoint("p2p"), self.ctx, timeout=P2P_TIMEOUT,
                            retries=0)
         self._send_lock = asyncio.Lock()
         self._follow = asyncio.get_running_loop().create_task(
@@ -143,7 +142,7 @@ class Gateway:
             self.ctx = None
 
     @property
-    def state(self) -> Client:
+    def state(self) -> BusClient:
         if self._state is None:
             raise Unavailable("gateway is not started")
         return self._state
@@ -197,7 +196,7 @@ class Gateway:
         endpoint = self.config.endpoint("miner")
         return endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists()
 
-    async def mining_status(self, fresh: bool = False) -> messages.MiningStatus | None:
+    async def mining_status(self, fresh: bool = False) -> messages.MiningReply | None:
         """The miner's status, or None when no miner answers; cached briefly so that a
         basic node's status route does not wait for a miner that is not there."""
         now = time.monotonic()
@@ -211,14 +210,14 @@ class Gateway:
         self._mining = (now, status)
         return status
 
-    async def _ask_miner(self, msg: Message) -> messages.MiningStatus | None:
+    async def _ask_miner(self, msg: Message) -> messages.MiningReply | None:
         assert self._miner is not None
         try:
-            return await self._miner.request(msg, messages.MiningStatus, retries=0)
+            return await self._miner.request(msg, messages.MiningReply, retries=0)
         except Unavailable:
             return None
 
-    async def set_mining(self, enabled: bool) -> messages.MiningStatus:
+    async def set_mining(self, enabled: bool) -> messages.MiningReply:
         status = None if self._miner_absent() else \
             await self._ask_miner(messages.SetMining(enabled))
         self._mining = (time.monotonic(), status)
@@ -339,11 +338,9 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CcoinError)
     async def ccoin_error(_: Request, exc: CcoinError) -> Response:
-        if exc.code == "internal" or schema.http_status(exc.code) >= 500 \
-                and exc.code not in ("unavailable", "pool_full", "wallet_unavailable",
-                                 "p2p_unavailable"):
-            log.error("%s: %s", exc.code, exc.message)
-        return error_response(exc.code, exc.message)
+        if exc.http_status >= 500 and not isinstance(exc, (Unavailable, PoolFull)):
+            log.error("%s: %s", exc.code, exc.message)  # a fault, not a busy node
+        return error_response(exc.code, exc.message, exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
@@ -453,7 +450,7 @@ async def _read_json(request: Request) -> Any:
 
 @router.get("/status", response_model=models.StatusOut, tags=["chain"])
 async def status(gw: Gateway = GW) -> Response:
-    st, mining, peers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.Status),
+    st, mining, peers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.StatusReply),
                                              gw.mining_status(), gw.peers_status())
     return JSONResponse(schema.status_json(
         st, mining=bool(mining and mining.enabled), version=__version__,
@@ -462,7 +459,7 @@ async def status(gw: Gateway = GW) -> Response:
 
 @router.get("/blocks/count", response_model=models.CountOut, tags=["chain"])
 async def block_count(gw: Gateway = GW) -> Response:
-    st = await gw.ask(messages.GetStatus(), messages.Status)
+    st = await gw.ask(messages.GetStatus(), messages.StatusReply)
     return JSONResponse({"count": st.height + 1})
 
 
@@ -478,7 +475,8 @@ async def blocks(
 ) -> Response:
     newest_first = order == "desc"
     first = start if start is not None else (-1 if newest_first else 0)
-    reply = await gw.ask(messages.GetBlocks(first, limit, newest_first), messages.BlocksReply)
+    reply = await gw.ask(messages.GetBlockRange(first, limit, newest_first),
+                         messages.BlockRangeReply)
     out = []
     for raw in reply.blocks:
         block = _block(raw)
@@ -645,7 +643,7 @@ async def consensus(gw: Gateway = GW,
                     ) -> Response:
     """Proof-of-Authority health: the authorities, whose turn it is, and per signer its
     last sealed block, how many it sealed and how many of its turns others took."""
-    st, signers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.Status),
+    st, signers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.StatusReply),
                                        gw.ask(messages.GetSigners(window),
                                               messages.SignersReply))
     return JSONResponse(schema.consensus_json(st, signers, window))
@@ -794,7 +792,8 @@ async def wallet_send(request: Request, gw: Gateway = GW) -> Response:
 async def health(request: Request) -> Response:
     gw = _gateway(request)
     try:
-        await gw.ask(messages.Ping(), messages.Pong, timeout=HEALTH_TIMEOUT, retries=0)
+        await gw.ask(messages.ServicePing(), messages.ServicePong, timeout=HEALTH_TIMEOUT,
+                     retries=0)
     except CcoinError as exc:
         return JSONResponse({"status": "unavailable", "gateway": "ok", "state": "unavailable",
                              "version": __version__,
@@ -807,9 +806,9 @@ async def health(request: Request) -> Response:
 async def metrics_route(request: Request) -> Response:
     """Prometheus text format: node-wide figures read now, and this gateway's counters."""
     gw = _gateway(request)
-    state: messages.Status | None
+    state: messages.StatusReply | None
     try:
-        state = await gw.ask(messages.GetStatus(), messages.Status, retries=0)
+        state = await gw.ask(messages.GetStatus(), messages.StatusReply, retries=0)
     except CcoinError:
         state = None
     peers, mining = await asyncio.gather(gw.peers_status(), gw.mining_status())
@@ -916,7 +915,7 @@ def app_from_config(path: str | Path) -> FastAPI:
 def app_from_env() -> FastAPI:
     """App factory for uvicorn workers (`services.api.app:app_from_env`, factory=True):
     each worker process builds its own app, and so its own bus clients."""
-    from common.service import setup_logging
+    from runtime.service import setup_logging
 
     setup_logging("api", os.environ.get("CCOIN_API_LOG_LEVEL", "INFO"))
     path = os.environ.get(CONFIG_ENV)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from common.bus import REQUEST_ID, VALID_REQUEST_ID
+from runtime.bus import REQUEST_ID, VALID_REQUEST_ID
 from services.api import metrics, schema
 from services.api.admin import is_loopback_ip
 

@@ -39,8 +39,8 @@ import zmq
 import zmq.asyncio
 
 from common import messages as m
-from common.bus import parse_event, subscriber
 from common.errors import CcoinError
+from runtime.bus import parse_event, subscriber
 from services.api import metrics
 
 log = logging.getLogger("ccoin.api.events")

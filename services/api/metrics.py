@@ -83,8 +83,8 @@ class _Families(Collector):
         return iter(self.families)
 
 
-def node_families(status: m.Status | None, peers: m.PeersReply | None, p2p_up: bool,
-                  mining: m.MiningStatus | None, topic_seq: dict[bytes, int],
+def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_up: bool,
+                  mining: m.MiningReply | None, topic_seq: dict[bytes, int],
                   version: str) -> list[Any]:
     """The node-wide series, from what the services answered just now."""
     out: list[Any] = []

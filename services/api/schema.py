@@ -6,7 +6,7 @@ string), hex only where bytes are expected (even length, no whitespace, optional
 lengths bounded before anything is decoded, unknown fields refused. A transaction is then
 built as a `common.types.Transaction`, whose constructor enforces every range, and checked
 for its chain id and its signature. Every failure is a `CcoinError` whose `code` is what the
-client sees; `http_status` maps codes to HTTP statuses in one table.
+client sees (its class in `common.errors` declares the HTTP status).
 
 These are plain functions over `orjson`-parsed values (no pydantic per item) so that the
 batch route can validate thousands of transactions per second per worker; the pydantic
@@ -24,16 +24,22 @@ import orjson
 
 from common import crypto
 from common.consensus import verify_transaction_signature
-from common.errors import CcoinError, Duplicate, Malformed, TooLarge, WrongChain
+from common.errors import (
+    CcoinError,
+    Duplicate,
+    Malformed,
+    TooLarge,
+    WrongChain,
+)
 from common.messages import (
     AccountReply,
-    AccountTx,
-    ChainTip,
-    MiningStatus,
-    PeerInfo,
+    HistoryEntry,
+    MiningReply,
+    PeerEntry,
     PeersReply,
     SignersReply,
-    Status,
+    StatusReply,
+    TipEntry,
     TxProofReply,
     TxReply,
 )
@@ -61,68 +67,12 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _ENDPOINT = re.compile(r"tcp://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}(#[0-9a-fA-F]{64})?")
 
 
-# --- HTTP status of every error code ---------------------------------------------------------
-
-HTTP_STATUS: dict[str, int] = {
-    # the request itself is wrong: it will never succeed as sent
-    "malformed": 400,
-    "bad_signature": 400,
-    "wrong_chain": 400,
-    "invalid_transaction": 400,
-    "insufficient_funds": 400,
-    "forbidden": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    # it conflicts with the current state: may succeed after the state changes
-    "duplicate": 409,
-    "nonce_too_low": 409,
-    "nonce_gap": 409,
-    "underpriced": 409,
-    "not_a_validator": 409,
-    "no_wallet": 409,
-    "refused": 409,
-    "too_large": 413,
-    "rate_limited": 429,
-    # the node cannot take it right now: retry later
-    "pool_full": 503,
-    "unavailable": 503,
-    "wallet_unavailable": 503,
-    "p2p_unavailable": 503,
-    "internal": 500,
-}
-
-
-def http_status(code: str) -> int:
-    """HTTP status for an error code; an unknown code from state is a server-side failure."""
-    return HTTP_STATUS.get(code, 500)
-
-
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-class NotAValidator(CcoinError):
-    """this node runs no miner"""
-
-    code = "not_a_validator"
 
 
-class P2PUnavailable(CcoinError):
-    """no p2p service answers on this node"""
-
-    code = "p2p_unavailable"
-
-
-class NoWallet(CcoinError):
-    """no node account is configured (client.account_address)"""
-
-    code = "no_wallet"
-
-
-class WalletUnavailable(CcoinError):
-    """the node account's key could not be loaded"""
-
-    code = "wallet_unavailable"
 
 
 # --- scalar parsers --------------------------------------------------------------------------
@@ -434,7 +384,7 @@ def proof_json(reply: TxProofReply) -> dict[str, Any]:
     }
 
 
-def history_item_json(item: AccountTx, tx: TxReply | None) -> dict[str, Any]:
+def history_item_json(item: HistoryEntry, tx: TxReply | None) -> dict[str, Any]:
     """A history entry; the transaction's fields when state still serves it."""
     out: dict[str, Any] = {"id": item.id.hex(), "height": item.height, "index": item.index,
                            "direction": item.direction}
@@ -447,12 +397,12 @@ def history_item_json(item: AccountTx, tx: TxReply | None) -> dict[str, Any]:
     return out
 
 
-def tip_json(tip: ChainTip) -> dict[str, Any]:
+def tip_json(tip: TipEntry) -> dict[str, Any]:
     return {"hash": tip.hash.hex(), "height": tip.height, "total_weight": tip.total_weight,
             "branch_length": tip.branch_length, "status": tip.status}
 
 
-def consensus_json(status: Status, signers: SignersReply, window: int) -> dict[str, Any]:
+def consensus_json(status: StatusReply, signers: SignersReply, window: int) -> dict[str, Any]:
     return {
         "consensus": "poa" if status.poa else "pow",
         "authorities": [a.hex() for a in status.miners],
@@ -467,7 +417,7 @@ def consensus_json(status: Status, signers: SignersReply, window: int) -> dict[s
     }
 
 
-def peer_json(p: PeerInfo) -> dict[str, Any]:
+def peer_json(p: PeerEntry) -> dict[str, Any]:
     return {"node_id": p.node_id.hex(), "endpoint": p.endpoint, "direction": p.direction,
             "height": p.height, "head": p.head.hex(), "total_weight": p.total_weight,
             "score": p.score, "latency_ms": p.latency_ms, "connected_ms": p.connected_ms}
@@ -501,7 +451,7 @@ def account_json(reply: AccountReply) -> dict[str, Any]:
             "pending_nonce": reply.pending_nonce}
 
 
-def mining_json(status: MiningStatus | None) -> dict[str, Any]:
+def mining_json(status: MiningReply | None) -> dict[str, Any]:
     """Miner status; `None` is a node without a miner (a basic node)."""
     if status is None:
         return {"mining": False, "validator": False, "address": None, "blocks_sealed": 0,
@@ -512,7 +462,7 @@ def mining_json(status: MiningStatus | None) -> dict[str, Any]:
             "last_sealed_ms": status.last_sealed_ms or None}
 
 
-def status_json(status: Status, *, mining: bool, version: str, peers: int = 0,
+def status_json(status: StatusReply, *, mining: bool, version: str, peers: int = 0,
                 syncing: bool = False) -> dict[str, Any]:
     return {
         "network_id": status.network_id,

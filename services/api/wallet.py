@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from common.config import NodeConfig
 from common.crypto import KeyType, Signer
-from common.errors import CcoinError
-from common.keystore import Keystore
-from services.api.schema import NoWallet, WalletUnavailable
+from common.errors import CcoinError, NoWallet, WalletUnavailable
+from runtime.config import NodeConfig
+from runtime.keystore import Keystore
 
 log = logging.getLogger("ccoin.api.wallet")
 

@@ -9,9 +9,9 @@ import argparse
 import logging
 import sys
 
-from common.service import setup_logging
+from runtime.http_edge import exit_zero_on_sigterm
+from runtime.service import setup_logging
 from services.discovery.registry import DEFAULT_MAX_NETWORKS, DEFAULT_MAX_NODES, DEFAULT_TTL_MS
-from services.web import exit_zero_on_sigterm
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 4444

@@ -44,6 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from common.errors import CcoinError, Malformed
+from runtime.http_edge import ASGIApp, BodyLimit
 from services.discovery.registry import (
     DEFAULT_MAX_NETWORKS,
     DEFAULT_MAX_NODES,
@@ -51,7 +52,6 @@ from services.discovery.registry import (
     Registration,
     Registry,
 )
-from services.web import ASGIApp, BodyLimit
 
 log = logging.getLogger("ccoin.discovery")
 

@@ -21,17 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import CcoinError
+from common.errors import Full
 
 DEFAULT_TTL_MS = 30_000
 DEFAULT_MAX_NODES = 1000  # per network
 DEFAULT_MAX_NETWORKS = 100
 
-
-class Full(CcoinError):
-    """the registry holds as many networks or nodes as it may"""
-
-    code = "full"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """`python -m services.miner --config node.json`: the block sealer (see `miner.py`)."""
 
-from common.service import run_service
+from runtime.service import run_service
 from services.miner.miner import main
 
 if __name__ == "__main__":

@@ -30,15 +30,16 @@ from dataclasses import dataclass
 import zmq
 import zmq.asyncio
 
-from common import bus, consensus, messages
-from common.config import NodeConfig
+from common import consensus, messages
 from common.crypto import Signer
 from common.encoding import pack, unpack_canonical
 from common.errors import CcoinError, Unavailable
 from common.genesis import Genesis, load_genesis
-from common.keystore import Keystore
-from common.service import now_ms
 from common.types import ZERO_ADDRESS, BlockHeader
+from runtime import bus
+from runtime.config import NodeConfig
+from runtime.keystore import Keystore
+from runtime.service import now_ms
 
 log = logging.getLogger("ccoin.miner")
 
@@ -62,7 +63,7 @@ class Plan:
     reason: str
 
 
-def plan(genesis: Genesis, status: messages.Status, address: bytes, now: int,
+def plan(genesis: Genesis, status: messages.StatusReply, address: bytes, now: int,
          delay_ms: int) -> Plan:
     """The timing policy of the module docstring, as a pure function.
 
@@ -131,7 +132,7 @@ class Miner:
         self.blocks_sealed = 0
         self.last_block = b""
         self.last_sealed_ms = 0
-        self.state = bus.Client(config.endpoint("state"), ctx)
+        self.state = bus.BusClient(config.endpoint("state"), ctx)
         self.server = bus.Server(ctx, config.endpoint("miner"), "miner", {
             messages.GetMining: self.get_mining,
             messages.SetMining: self.set_mining,
@@ -159,15 +160,15 @@ class Miner:
     def active(self) -> bool:
         return self.enabled and not self.idle_reason
 
-    def status(self) -> messages.MiningStatus:
+    def status(self) -> messages.MiningReply:
         """`enabled` is true only when the node is really mining (switched on and allowed)."""
-        return messages.MiningStatus(self.active, self.address, self.blocks_sealed,
+        return messages.MiningReply(self.active, self.address, self.blocks_sealed,
                                      self.last_block, self.last_sealed_ms)
 
-    def get_mining(self, _: messages.GetMining) -> messages.MiningStatus:
+    def get_mining(self, _: messages.GetMining) -> messages.MiningReply:
         return self.status()
 
-    def set_mining(self, request: messages.SetMining) -> messages.MiningStatus:
+    def set_mining(self, request: messages.SetMining) -> messages.MiningReply:
         if request.enabled != self.enabled:
             log.info("mining %s", "started" if request.enabled else "stopped")
         if request.enabled and self.idle_reason:
@@ -236,7 +237,7 @@ class Miner:
                 await self._wake.wait()
                 continue
             try:
-                status = await self.state.request(messages.GetStatus(), messages.Status,
+                status = await self.state.request(messages.GetStatus(), messages.StatusReply,
                                                   timeout=STATUS_TIMEOUT_S, retries=0)
                 now = self.clock()
                 decision = plan(self.genesis, status, self.address, now, self._delay_for(status))
@@ -264,27 +265,27 @@ class Miner:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    def _delay_for(self, status: messages.Status) -> int:
+    def _delay_for(self, status: messages.StatusReply) -> int:
         """The out-of-turn delay for this head, drawn once per head."""
         if self._delay[0] != status.head:
             self._delay = (status.head, out_of_turn_delay(self.genesis, self.rng))
         return self._delay[1]
 
-    def _note(self, decision: Plan, status: messages.Status) -> None:
+    def _note(self, decision: Plan, status: messages.StatusReply) -> None:
         """Log a waiting reason once per change, not once per poll."""
         if decision.reason != self._last_reason:
             self._last_reason = decision.reason
             log.debug("height %d: %s (ready %d)", status.height + 1, decision.reason,
                       status.ready_count)
 
-    def _stale(self, status: messages.Status, since: int) -> bool:
+    def _stale(self, status: messages.StatusReply, since: int) -> bool:
         if not self.active:
             return True
         return self._head_events != since and self._event_head != status.head
 
     # --- sealing -------------------------------------------------------------------------
 
-    async def _seal(self, status: messages.Status, decision: Plan) -> bool:
+    async def _seal(self, status: messages.StatusReply, decision: Plan) -> bool:
         """Build, seal and submit one block on `status.head`; False when the work was dropped."""
         since = self._head_events
         self._last_reason = ""
@@ -292,7 +293,7 @@ class Miner:
         timestamp = max(self.clock(), status.head_timestamp + 1)
         extra = placeholder if status.ready_count == 0 else b""
         template = await self.state.request(
-            messages.GetTemplate(self.address, timestamp, extra), messages.Template,
+            messages.GetTemplate(self.address, timestamp, extra), messages.TemplateReply,
             timeout=TEMPLATE_TIMEOUT_S, retries=1)
         header = BlockHeader.from_fields(unpack_canonical(template.header))
         if header.parent != status.head or header.height != status.height + 1:

@@ -1,4 +1,4 @@
-from common.service import run_service
+from runtime.service import run_service
 from services.p2p.node import main
 
 run_service("p2p", main)

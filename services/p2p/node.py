@@ -39,12 +39,13 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from common import __version__, bus, consensus, messages, wire
-from common.config import ConfigError, NodeConfig
+from common import __version__, consensus, messages, wire
 from common.crypto import Signer
 from common.errors import CcoinError, InvalidBlock, Malformed, NotFound, Refused
 from common.genesis import Genesis, load_genesis
 from common.types import Block, Transaction
+from runtime import bus
+from runtime.config import ConfigError, NodeConfig
 from services.p2p import curve, identity, scoring, zap
 from services.p2p.book import AddressBook
 from services.p2p.discovery import DiscoveryClient
@@ -139,7 +140,7 @@ class P2PNode:
         self.max_peers = config.p2p_max_peers or genesis.max_peers or DEFAULT_MAX_PEERS
         self.max_outbound = min(MAX_OUTBOUND, self.max_peers)
         self.listen = ""  # set once bound
-        self.state = bus.Client(config.endpoint("state"), ctx, timeout=STATE_TIMEOUT_S)
+        self.state = bus.BusClient(config.endpoint("state"), ctx, timeout=STATE_TIMEOUT_S)
         self.verifier = Verifier(genesis)
         # libsodium releases the GIL: block signatures are verified on these threads,
         # which also keeps the event loop (pings, other peers) responsive meanwhile
@@ -235,7 +236,7 @@ class P2PNode:
         delay = 0.25
         while True:
             try:
-                status = await self.state.request(messages.GetStatus(), messages.Status,
+                status = await self.state.request(messages.GetStatus(), messages.StatusReply,
                                                   timeout=2.0, retries=0)
                 break
             except CcoinError as exc:
@@ -305,7 +306,7 @@ class P2PNode:
     # --- state ----------------------------------------------------------------------------------
 
     async def refresh_tip(self) -> None:
-        status = await self.state.request(messages.GetStatus(), messages.Status)
+        status = await self.state.request(messages.GetStatus(), messages.StatusReply)
         self._set_tip(status.height, status.head, status.total_weight)
 
     def _set_tip(self, height: int, head: bytes, weight: int) -> None:
@@ -733,7 +734,7 @@ class P2PNode:
     async def on_GBL(self, peer: Peer, msg: wire.GetBlocks) -> None:
         reply = await self.state.request(
             messages.GetBlocksAfter(msg.locator, min(msg.limit, BATCH_BLOCKS), BATCH_BYTES),
-            messages.BlocksReply)
+            messages.BlockRangeReply)
         height, head, weight = self.tip
         peer.send(wire.Blocks(msg.request, reply.blocks[:wire.MAX_BLOCKS_PER_MESSAGE],
                               height, head, weight))

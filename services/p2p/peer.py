@@ -158,8 +158,8 @@ class Peer:
     def below_floor(self) -> bool:
         return self.score <= scoring.BAN_FLOOR
 
-    def info(self) -> messages.PeerInfo:
-        return messages.PeerInfo(
+    def info(self) -> messages.PeerEntry:
+        return messages.PeerEntry(
             node_id=self.node_id, endpoint=self.endpoint or self.remote,
             direction=self.direction, height=self.height, head=self.head,
             total_weight=self.total_weight, score=self.current_score(),

@@ -1,4 +1,4 @@
-from common.service import run_service
+from runtime.service import run_service
 from services.state.service import main
 
 run_service("state", main)

@@ -11,12 +11,12 @@ import logging
 import zmq.asyncio
 
 from common import messages as m
-from common.bus import Publisher, Server
-from common.config import NodeConfig
 from common.errors import CcoinError, Malformed, NotFound
 from common.genesis import Genesis, load_genesis
-from common.service import now_ms
 from common.types import Block, Transaction
+from runtime.bus import Publisher, Server
+from runtime.config import NodeConfig
+from runtime.service import now_ms
 from services.state.chain import Chain, ImportResult
 from services.state.mempool import Mempool
 from services.state.store import Store
@@ -36,7 +36,7 @@ class StateService:
         return {
             m.GetStatus: self.status,
             m.GetBlock: self.get_block,
-            m.GetBlocks: self.get_blocks,
+            m.GetBlockRange: self.get_blocks,
             m.GetTx: self.get_tx,
             m.GetTxs: self.get_txs,
             m.GetAccount: self.get_account,
@@ -56,10 +56,10 @@ class StateService:
 
     # --- reads --------------------------------------------------------------------------
 
-    def status(self, _: m.GetStatus) -> m.Status:
+    def status(self, _: m.GetStatus) -> m.StatusReply:
         c = self.chain
         head = c.head.header
-        return m.Status(
+        return m.StatusReply(
             network_id=c.genesis.network_id, genesis=c.genesis_hash, height=head.height,
             head=head.hash, head_timestamp=head.timestamp,
             total_weight=c.head.meta.total_weight, state_root=head.state_root,
@@ -82,7 +82,7 @@ class StateService:
         conf = c.head.header.height - block.height + 1 if main else 0
         return m.BlockReply(raw, meta.total_weight if meta else 0, conf, main)
 
-    def get_blocks(self, req: m.GetBlocks) -> m.BlocksReply:
+    def get_blocks(self, req: m.GetBlockRange) -> m.BlockRangeReply:
         c = self.chain
         if req.limit < 0:
             raise Malformed("limit must not be negative")
@@ -103,7 +103,7 @@ class StateService:
                 break  # a shorter page: the caller asks again from where it stopped
             blocks.append(raw)
             size += len(raw)
-        return m.BlocksReply(tuple(blocks), top)
+        return m.BlockRangeReply(tuple(blocks), top)
 
     def get_tx(self, req: m.GetTx) -> m.TxReply:
         c = self.chain
@@ -180,12 +180,12 @@ class StateService:
             self.pub.publish(b"txs_removed", m.TxsRemovedEvent(
                 tuple(r.tx.id for r in removed), tuple(r.reason for r in removed)))
 
-    def get_template(self, req: m.GetTemplate) -> m.Template:
+    def get_template(self, req: m.GetTemplate) -> m.TemplateReply:
         if len(req.coinbase) != 20:
             raise Malformed("coinbase must be 20 bytes")
         block = self.chain.template(req.coinbase, req.timestamp, req.extra)
         self._publish_removals()
-        return m.Template(block.header.raw, tuple(tx.raw for tx in block.txs))
+        return m.TemplateReply(block.header.raw, tuple(tx.raw for tx in block.txs))
 
     def submit_block(self, req: m.SubmitBlock) -> m.BlockResult:
         block = Block.decode(req.block, self.chain.mempool.get)
@@ -233,7 +233,7 @@ class StateService:
         limit = min(req.limit, MAX_PAGE)
         # one more than asked tells whether older entries follow
         total, items = self.chain.store.history(req.address, req.offset, limit + 1, before)
-        return m.AccountTxsReply(total, tuple(m.AccountTx(*item) for item in items[:limit]),
+        return m.AccountTxsReply(total, tuple(m.HistoryEntry(*item) for item in items[:limit]),
                                  len(items) > limit)
 
     def get_tx_proof(self, req: m.GetTxProof) -> m.TxProofReply:
@@ -242,24 +242,24 @@ class StateService:
                               tuple(m.ProofStep(left, h) for left, h in steps))
 
     def get_tips(self, _: m.GetTips) -> m.TipsReply:
-        return m.TipsReply(tuple(m.ChainTip(*tip) for tip in self.chain.tips()))
+        return m.TipsReply(tuple(m.TipEntry(*tip) for tip in self.chain.tips()))
 
     def get_signers(self, req: m.GetSigners) -> m.SignersReply:
         if not 0 < req.window <= 10_000:
             raise Malformed("window must be in 1..10000")
         in_turn, next_height, stats = self.chain.signers(req.window)
         return m.SignersReply(in_turn, next_height,
-                              tuple(m.SignerInfo(*row) for row in stats))
+                              tuple(m.SignerEntry(*row) for row in stats))
 
     def get_locator(self, _: m.GetLocator) -> m.LocatorReply:
         return m.LocatorReply(tuple(self.chain.locator()))
 
-    def get_blocks_after(self, req: m.GetBlocksAfter) -> m.BlocksReply:
+    def get_blocks_after(self, req: m.GetBlocksAfter) -> m.BlockRangeReply:
         if req.limit < 0 or req.max_bytes < 0 or len(req.locator) > 200:
             raise Malformed("limit and max_bytes must not be negative; locator <= 200")
         blocks = self.chain.blocks_after(req.locator, min(req.limit, MAX_PAGE),
                                          min(req.max_bytes, MAX_PAGE_BYTES))
-        return m.BlocksReply(tuple(blocks), self.chain.head.header.height)
+        return m.BlockRangeReply(tuple(blocks), self.chain.head.header.height)
 
     def has_blocks(self, req: m.HasBlocks) -> m.HasBlocksReply:
         if len(req.hashes) > 10_000:

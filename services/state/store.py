@@ -15,7 +15,7 @@ from pathlib import Path
 import plyvel
 
 from common.encoding import pack, unpack
-from common.errors import CcoinError
+from common.errors import StoreError
 from common.genesis import Genesis, genesis_block
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader
@@ -24,11 +24,6 @@ from services.state import schema
 STATE_VALUE_BYTES = 384
 ACCOUNT_CACHE_LIMIT = 2_000_000
 
-
-class StoreError(CcoinError):
-    """the chain database cannot be used"""
-
-    code = "store_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,342 @@
+"""What the REST client returns: frozen dataclasses read from the node's JSON (DESIGN §6).
+
+Each result keeps the whole JSON object in `doc` (for `--json` output and for fields newer
+than this client); required fields are checked for their JSON type (a bool is never an int)
+and a reply of the wrong shape is `Malformed`. Statuses are the `common.status` enums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from client.transactions import as_hex
+from common.errors import Malformed
+from common.merkle import verify_proof
+from common.status import TxStatus
+
+T = TypeVar("T")
+
+
+def _get(doc: Mapping[str, Any], key: str, kind: type[T]) -> T:
+    """A required field of the node's JSON, of the given type (bool is never an int)."""
+    value = doc.get(key)
+    if kind is int and type(value) is not int or not isinstance(value, kind):
+        raise Malformed(f"the node's reply has no {kind.__name__} {key!r}")
+    return value
+
+
+def _opt(doc: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
+    value = doc.get(key, default)
+    return value if isinstance(value, kind) and not (kind is int and type(value) is bool) \
+        else default
+
+
+def _doc(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"the node's {what} reply is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    network_id: int
+    genesis: str
+    height: int
+    head: str
+    total_weight: int
+    peers: int
+    syncing: bool
+    mining: bool
+    version: str
+    consensus: str = ""
+    mempool_count: int = 0
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> NodeStatus:
+        d = _doc(value, "status")
+        pool = d.get("mempool")
+        pool = pool if isinstance(pool, dict) else {}
+        return cls(_get(d, "network_id", int), _get(d, "genesis", str), _get(d, "height", int),
+                   _get(d, "head", str), _get(d, "total_weight", int), _opt(d, "peers", int, 0),
+                   _opt(d, "syncing", bool, False), _opt(d, "mining", bool, False),
+                   _opt(d, "version", str, ""), _opt(d, "consensus", str, ""),
+                   _opt(pool, "count", int, 0), d)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    address: str
+    balance: int
+    nonce: int
+    pending_nonce: int
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> AccountInfo:
+        d = _doc(value, "account")
+        return cls(_get(d, "address", str), _get(d, "balance", int), _get(d, "nonce", int),
+                   _get(d, "pending_nonce", int), d)
+
+
+@dataclass(frozen=True, slots=True)
+class TxInfo:
+    """A transaction and what became of it. `status`: pending | queued (waits for
+    `expected_nonce`) | confirmed (`block`, `height`, `index`, `confirmations`) | rejected
+    (`reason` is the error code) | replaced (`replaced_by`) | dropped (`reason`: evicted,
+    stale or reorg-conflict)."""
+
+    id: str
+    sender: str
+    to: str
+    amount: int
+    fee: int
+    nonce: int
+    data: str
+    status: str
+    block: str | None = None
+    height: int | None = None
+    index: int | None = None
+    confirmations: int = 0
+    reason: str | None = None
+    replaced_by: str | None = None
+    expected_nonce: int | None = None
+    explanation: str = ""
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> TxInfo:
+        d = _doc(value, "transaction")
+        return cls(
+            _get(d, "id", str), _get(d, "from", str), _get(d, "to", str),
+            _get(d, "amount", int), _get(d, "fee", int), _get(d, "nonce", int),
+            _opt(d, "data", str, ""), _opt(d, "status", str, "pending"),
+            d.get("block"), d.get("height"), d.get("index"),
+            _opt(d, "confirmations", int, 0), d.get("reason"), d.get("replaced_by"),
+            d.get("expected_nonce"), _opt(d, "explanation", str, ""), d)
+
+    @property
+    def final(self) -> bool:
+        """True when the status can no longer become `confirmed` by waiting."""
+        return self.status in (TxStatus.REJECTED, TxStatus.REPLACED, TxStatus.DROPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    hash: str
+    height: int
+    parent: str
+    timestamp: int
+    coinbase: str
+    signer: str
+    tx_root: str
+    state_root: str
+    tx_count: int
+    txs: tuple[dict[str, Any] | str, ...]
+    confirmations: int = 0
+    on_main_chain: bool = True
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> BlockInfo:
+        d = _doc(value, "block")
+        h = _doc(d.get("header"), "block header")
+        txs = tuple(d.get("txs") or ())
+        return cls(_get(d, "hash", str), _get(h, "height", int), _opt(h, "parent", str, ""),
+                   _opt(h, "timestamp", int, 0), _opt(h, "coinbase", str, ""),
+                   _opt(h, "signer", str, ""), _opt(h, "tx_root", str, ""),
+                   _opt(h, "state_root", str, ""), _opt(d, "tx_count", int, len(txs)), txs,
+                   _opt(d, "confirmations", int, 0), _opt(d, "on_main_chain", bool, True), d)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPage:
+    height: int
+    blocks: tuple[BlockInfo, ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> BlockPage:
+        d = _doc(value, "blocks")
+        return cls(_get(d, "height", int),
+                   tuple(BlockInfo.from_json(b) for b in _get(d, "blocks", list)), d)
+
+
+@dataclass(frozen=True, slots=True)
+class TxProof:
+    """A Merkle inclusion proof: `steps` lead from the transaction's leaf to `tx_root`,
+    the root in the header of block `block`."""
+
+    id: str
+    block: str
+    height: int
+    index: int
+    tx_root: str
+    steps: tuple[tuple[bool, str], ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> TxProof:
+        d = _doc(value, "proof")
+        steps = tuple((bool(_get(s, "left", bool)), _get(s, "hash", str))
+                      for s in _get(d, "steps", list))
+        return cls(_get(d, "id", str), _get(d, "block", str), _get(d, "height", int),
+                   _get(d, "index", int), _get(d, "tx_root", str), steps, d)
+
+    def verify(self, tx_root: str | bytes | None = None) -> bool:
+        """Check the proof against `tx_root` (the header's, fetched separately to trust
+        it) or, by default, against the root the proof names."""
+        root = as_hex(tx_root) if tx_root is not None else self.tx_root
+        try:
+            path = [(left, bytes.fromhex(h)) for left, h in self.steps]
+            return verify_proof(bytes.fromhex(self.id), path, bytes.fromhex(root))
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One confirmed transaction of an account; `direction`: in | out | self."""
+
+    id: str
+    height: int
+    index: int
+    direction: str
+    sender: str
+    to: str
+    amount: int
+    fee: int
+    nonce: int
+
+    @classmethod
+    def from_json(cls, value: Any) -> HistoryItem:
+        d = _doc(value, "history item")
+        return cls(_get(d, "id", str), _get(d, "height", int), _get(d, "index", int),
+                   _get(d, "direction", str), _opt(d, "from", str, ""), _opt(d, "to", str, ""),
+                   _opt(d, "amount", int, 0), _opt(d, "fee", int, 0), _opt(d, "nonce", int, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    address: str
+    total: int
+    offset: int
+    items: tuple[HistoryItem, ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    next: str | None = None  # `before=` of the next (older) page; None on the last one
+
+    @classmethod
+    def from_json(cls, value: Any) -> HistoryPage:
+        d = _doc(value, "history")
+        more = d.get("next")
+        return cls(_get(d, "address", str), _get(d, "total", int), _opt(d, "offset", int, 0),
+                   tuple(HistoryItem.from_json(i) for i in _get(d, "items", list)), d,
+                   more if isinstance(more, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolPage:
+    count: int
+    bytes: int
+    offset: int
+    txs: tuple[TxInfo, ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> MempoolPage:
+        d = _doc(value, "mempool")
+        return cls(_get(d, "count", int), _get(d, "bytes", int), _opt(d, "offset", int, 0),
+                   tuple(TxInfo.from_json(t) for t in _get(d, "txs", list)), d)
+
+
+@dataclass(frozen=True, slots=True)
+class TipInfo:
+    """`status`: active (the head) | valid-fork | invalid."""
+
+    hash: str
+    height: int
+    total_weight: int
+    branch_length: int
+    status: str
+
+    @classmethod
+    def from_json(cls, value: Any) -> TipInfo:
+        d = _doc(value, "tip")
+        return cls(_get(d, "hash", str), _get(d, "height", int), _get(d, "total_weight", int),
+                   _get(d, "branch_length", int), _get(d, "status", str))
+
+
+@dataclass(frozen=True, slots=True)
+class SignerHealth:
+    address: str
+    last_height: int | None
+    sealed: int
+    missed: int
+
+    @classmethod
+    def from_json(cls, value: Any) -> SignerHealth:
+        d = _doc(value, "signer")
+        return cls(_get(d, "address", str), d.get("last_height"), _get(d, "sealed", int),
+                   _get(d, "missed", int))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusInfo:
+    consensus: str
+    authorities: tuple[str, ...]
+    in_turn: str | None
+    next_height: int
+    window: int
+    signers: tuple[SignerHealth, ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> ConsensusInfo:
+        d = _doc(value, "consensus")
+        return cls(_get(d, "consensus", str), tuple(_get(d, "authorities", list)),
+                   d.get("in_turn"), _get(d, "next_height", int), _get(d, "window", int),
+                   tuple(SignerHealth.from_json(s) for s in _get(d, "signers", list)), d)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    node_id: str
+    endpoint: str
+    direction: str
+    height: int
+    head: str
+    total_weight: int
+    score: int
+    latency_ms: int
+    connected_ms: int
+
+    @classmethod
+    def from_json(cls, value: Any) -> PeerInfo:
+        d = _doc(value, "peer")
+        return cls(_get(d, "node_id", str), _get(d, "endpoint", str), _get(d, "direction", str),
+                   _get(d, "height", int), _get(d, "head", str), _get(d, "total_weight", int),
+                   _get(d, "score", int), _get(d, "latency_ms", int),
+                   _get(d, "connected_ms", int))
+
+
+@dataclass(frozen=True, slots=True)
+class PeersInfo:
+    """`p2p` is false when no p2p service answers on this node (then `peers` is empty)."""
+
+    p2p: bool
+    peers: tuple[PeerInfo, ...]
+    syncing: bool
+    sync_target: int | None
+    node_id: str | None
+    banned: int
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> PeersInfo:
+        d = _doc(value, "peers")
+        peers = tuple(PeerInfo.from_json(p) for p in _get(d, "peers", list))
+        return cls(_get(d, "p2p", bool), peers,
+                   _opt(d, "syncing", bool, False), d.get("sync_target"), d.get("node_id"),
+                   _opt(d, "banned", int, 0), d)

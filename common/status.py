@@ -1,0 +1,68 @@
+"""The named states and reasons that cross the bus and the REST API.
+
+Each is a `StrEnum`, so its members are the very strings the bus, the JSON and the docs
+carry (`TxStatus.CONFIRMED == "confirmed"`), while code names a state instead of spelling
+it. Decoding a message or a reply turns the string back into the member and refuses any
+other value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TxStatus(StrEnum):
+    """What became of a transaction (`GET /txs/{id}`)."""
+
+    PENDING = "pending"  # in the pool, executable
+    QUEUED = "queued"  # in the pool, waiting for an earlier nonce
+    CONFIRMED = "confirmed"  # in a main-chain block
+    REJECTED = "rejected"  # refused at submission; the reason is the error code
+    REPLACED = "replaced"  # a same-nonce transaction with a higher fee took its place
+    DROPPED = "dropped"  # left the pool without being confirmed (a `RemovalReason`)
+
+    @property
+    def final(self) -> bool:
+        """True when waiting can no longer make it `confirmed`."""
+        return self in (TxStatus.REJECTED, TxStatus.REPLACED, TxStatus.DROPPED)
+
+
+class RemovalReason(StrEnum):
+    """Why a transaction left the pool other than by inclusion in a block."""
+
+    REPLACED = "replaced"
+    EVICTED = "evicted"  # the pool was full and a better-paying transaction came
+    STALE = "stale"  # a block made its nonce or balance impossible
+    REORG_CONFLICT = "reorg-conflict"  # a reorg brought back a transaction it conflicts with
+
+
+class BlockStatus(StrEnum):
+    """Where a submitted block landed."""
+
+    HEAD = "head"  # it is the new head
+    SIDE = "side"  # stored on a lighter branch
+    KNOWN = "known"  # we had it already
+    ERROR = "error"  # refused (the outcome carries the error code)
+
+
+class TipStatus(StrEnum):
+    """A known chain tip (`GET /chain/tips`)."""
+
+    ACTIVE = "active"  # the head
+    VALID_FORK = "valid-fork"  # a stored, lighter branch
+    INVALID = "invalid"
+
+
+class Direction(StrEnum):
+    """A history entry, seen from the account."""
+
+    IN = "in"
+    OUT = "out"
+    SELF = "self"
+
+
+class PeerDirection(StrEnum):
+    """Who opened a p2p link."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"

@@ -1,0 +1,314 @@
+"""ZeroMQ plumbing shared by every service: the request server, the client, the publisher.
+
+Requests travel DEALER -> ROUTER as frames `[request_id, message]` and replies come back as
+`[request_id, reply]`, so many requests can be in flight on one socket (pipelining, which
+is what lets bulk work reach tens of thousands of messages per second). Every request gets
+a reply: a handler's typed error becomes an `ErrorReply`, an unexpected exception becomes
+an `internal` error reply and is logged, undecodable input a `malformed` one.
+
+Clients follow the ZeroMQ guide's Lazy Pirate pattern: a timeout per attempt, a bounded
+number of retries with the same request id, and a fresh socket after a failure. The server
+remembers recent replies by request id, so a retried request is answered from that memory
+instead of being executed twice: every request is idempotent across retries.
+
+A request made while serving an HTTP request carries that request's id (`REQUEST_ID`, the
+gateway's `X-Request-ID`) as an optional third frame, `[request_id, message, trace]`; the
+serving side sets `REQUEST_ID` while it handles it, so the log lines an operator's action
+causes in every service name the same id (`request_id` in the JSON logs). Like
+jupyter_client's message header, it is context, never part of what is asked.
+
+Events are published as `[topic, seq, message]` after the change they describe has been
+committed; `seq` rises by one per event of that topic (as in Bitcoin Core's ZMQ
+notifications), so a subscriber can tell it missed one (PUB drops silently at its
+high-water mark) and ask the service for the current state instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import re
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import zmq
+import zmq.asyncio
+
+from common import messages
+from common.errors import CcoinError, Malformed, Unavailable
+from common.messages import ErrorReply, Message
+
+log = logging.getLogger("ccoin.bus")
+
+Handler = Callable[[Any], "Message | Awaitable[Message]"]
+R = TypeVar("R", bound=Message)
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 3
+MAX_MESSAGE = 64 * 1024 * 1024
+REPLY_MEMORY = 4096
+HWM = 10_000
+_SEQ = struct.Struct(">Q")
+# the id of the request being handled in this context ("" when none): set by the gateway per
+# HTTP request and by `Server` per bus request; sent along by `BusClient` and `SyncBusClient`
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
+
+
+def _trace_frames() -> list[bytes]:
+    rid = REQUEST_ID.get()
+    return [rid.encode("ascii")] if rid else []
+
+
+def _tune(sock: zmq.Socket[Any]) -> None:
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    sock.setsockopt(zmq.SNDHWM, HWM)
+    sock.setsockopt(zmq.RCVHWM, HWM)
+
+
+def prepare_endpoint(endpoint: str) -> None:
+    """Make the directory of an ipc:// endpoint exist and remove a stale socket file."""
+    if endpoint.startswith("ipc://"):
+        path = endpoint[len("ipc://"):]
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class Server:
+    """Serves typed requests on a ROUTER socket through a dispatch table."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, name: str,
+                 handlers: dict[type[Message], Handler]) -> None:
+        self.name = name
+        self.handlers: dict[type[Message], Handler] = {messages.ServicePing: self._ping, **handlers}
+        self.sock = ctx.socket(zmq.ROUTER)
+        _tune(self.sock)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        prepare_endpoint(endpoint)
+        self.sock.bind(endpoint)
+        self.replies: OrderedDict[bytes, bytes] = OrderedDict()
+        self.requests_served = 0
+
+    def _ping(self, _: messages.ServicePing) -> messages.ServicePong:
+        from common import __version__
+
+        return messages.ServicePong(self.name, __version__)
+
+    async def handle(self, payload: bytes) -> Message:
+        try:
+            request = messages.decode(payload)
+            handler = self.handlers.get(type(request))
+            if handler is None:
+                raise Malformed(f"{self.name} does not serve {request.TYPE}")
+            result = handler(request)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result  # type: ignore[return-value]
+        except CcoinError as exc:
+            return ErrorReply.of(exc)
+        except Exception as exc:  # a bug must not leave the client without a reply
+            log.exception("%s: handler failed", self.name)
+            return ErrorReply("internal", f"{exc.__class__.__name__}: {exc}")
+
+    async def serve_forever(self) -> None:
+        while True:
+            frames = await self.sock.recv_multipart(copy=True)
+            if len(frames) not in (3, 4):
+                continue  # not our framing: nothing to answer to
+            identity, request_id, payload = frames[:3]
+            trace = frames[3] if len(frames) == 4 else b""
+            cached = self.replies.get(request_id)
+            if cached is None:
+                # an unreadable trace is dropped, not refused: it is only context for logs
+                token = REQUEST_ID.set(trace.decode("ascii")
+                                       if VALID_REQUEST_ID.fullmatch(trace) else "")
+                try:
+                    reply = await self.handle(payload)
+                finally:
+                    REQUEST_ID.reset(token)
+                cached = messages.encode(reply)
+                self.replies[request_id] = cached
+                if len(self.replies) > REPLY_MEMORY:
+                    self.replies.popitem(last=False)
+            self.requests_served += 1
+            await self.sock.send_multipart([identity, request_id, cached])
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+class BusClient:
+    """asyncio client for one service; any number of concurrent requests."""
+
+    def __init__(self, endpoint: str, ctx: zmq.asyncio.Context | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES) -> None:
+        self.endpoint = endpoint
+        self.ctx = ctx or zmq.asyncio.Context.instance()
+        self.timeout = timeout
+        self.retries = retries
+        self.pending: dict[bytes, asyncio.Future[bytes]] = {}
+        self.sock: zmq.asyncio.Socket | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.last_reply = 0.0  # monotonic time of the last frame received
+
+    def _open(self) -> zmq.asyncio.Socket:
+        if self.sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            _tune(sock)
+            sock.connect(self.endpoint)
+            self.sock = sock
+            self.reader = asyncio.get_running_loop().create_task(self._read(sock))
+        return self.sock
+
+    def _reset(self) -> None:
+        """Lazy Pirate: abandon the socket after a timeout; in-flight requests retry."""
+        if self.reader is not None:
+            self.reader.cancel()
+            self.reader = None
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+    async def _read(self, sock: zmq.asyncio.Socket) -> None:
+        try:
+            while True:
+                frames = await sock.recv_multipart()
+                self.last_reply = time.monotonic()
+                if len(frames) != 2:
+                    continue
+                fut = self.pending.get(frames[0])
+                if fut is not None and not fut.done():
+                    fut.set_result(frames[1])
+        except (asyncio.CancelledError, zmq.ZMQError):
+            pass
+
+    async def request(self, msg: Message, expect: type[R], timeout: float | None = None,
+                      retries: int | None = None) -> R:
+        """Send `msg`, return the typed reply; raise its typed error, or `Unavailable`."""
+        request_id = os.urandom(12)
+        payload = messages.encode(msg)
+        trace = _trace_frames()
+        attempts = 1 + (self.retries if retries is None else retries)
+        wait = self.timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        try:
+            for _ in range(attempts):
+                fut: asyncio.Future[bytes] = loop.create_future()
+                self.pending[request_id] = fut
+                sock = self._open()
+                sent = time.monotonic()
+                await sock.send_multipart([request_id, payload, *trace])
+                try:
+                    raw = await asyncio.wait_for(fut, wait)
+                except TimeoutError:
+                    # Reset only a socket that went silent: if other replies arrived meanwhile
+                    # the link is fine and only this request was slow or lost.
+                    if self.sock is sock and self.last_reply < sent:
+                        self._reset()
+                    continue
+                return _expect(messages.decode(raw), expect)
+        finally:
+            self.pending.pop(request_id, None)
+        raise Unavailable(f"no reply from {self.endpoint} to {msg.TYPE} "
+                          f"after {attempts} attempts")
+
+    def close(self) -> None:
+        self._reset()
+        for fut in self.pending.values():
+            fut.cancel()
+
+
+def _expect(reply: Message, expect: type[R]) -> R:
+    if isinstance(reply, ErrorReply):
+        raise reply.to_exception()
+    if not isinstance(reply, expect):
+        raise Malformed(f"expected {expect.TYPE}, got {reply.TYPE}")
+    return reply
+
+
+class SyncBusClient:
+    """Blocking client for the CLI and tests; same framing, retries and typed errors."""
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = DEFAULT_RETRIES) -> None:
+        self.endpoint = endpoint
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.timeout = timeout
+        self.retries = retries
+        self.sock: zmq.Socket[bytes] | None = None
+
+    def request(self, msg: Message, expect: type[R], timeout: float | None = None) -> R:
+        request_id = os.urandom(12)
+        payload = messages.encode(msg)
+        trace = _trace_frames()
+        wait_ms = int(1000 * (self.timeout if timeout is None else timeout))
+        for _ in range(1 + self.retries):
+            if self.sock is None:
+                self.sock = self.ctx.socket(zmq.DEALER)
+                _tune(self.sock)
+                self.sock.connect(self.endpoint)
+            self.sock.send_multipart([request_id, payload, *trace])
+            deadline = time.monotonic() + wait_ms / 1000
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.sock.poll(int(left * 1000) + 1):
+                    break
+                frames = self.sock.recv_multipart()
+                if len(frames) == 2 and frames[0] == request_id:
+                    return _expect(messages.decode(frames[1]), expect)
+            self.sock.close(0)
+            self.sock = None
+        raise Unavailable(f"no reply from {self.endpoint} to {msg.TYPE}")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+
+class Publisher:
+    """PUB socket that numbers each topic's events; publish only after the commit."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+        self.sock = ctx.socket(zmq.PUB)
+        _tune(self.sock)
+        self.sock.setsockopt(zmq.SNDHWM, 100_000)
+        prepare_endpoint(endpoint)
+        self.sock.bind(endpoint)
+        self.seq: dict[bytes, int] = {}
+
+    def publish(self, topic: bytes, event: Message) -> None:
+        seq = self.seq[topic] = self.seq.get(topic, 0) + 1
+        try:
+            self.sock.send_multipart([topic, _SEQ.pack(seq), messages.encode(event)],
+                                     flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # at HWM PUB drops; subscribers see the sequence gap
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+def subscriber(ctx: zmq.asyncio.Context, endpoint: str, topics: tuple[bytes, ...] = (b"",),
+               ) -> zmq.asyncio.Socket:
+    sock = ctx.socket(zmq.SUB)
+    _tune(sock)
+    sock.setsockopt(zmq.RCVHWM, 100_000)
+    for topic in topics:
+        sock.setsockopt(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint)
+    return sock
+
+
+def parse_event(frames: list[bytes]) -> tuple[bytes, int, Message]:
+    if len(frames) != 3 or len(frames[1]) != 8:
+        raise Malformed("event must be [topic, seq, message]")
+    return frames[0], _SEQ.unpack(frames[1])[0], messages.decode(frames[2])

@@ -1,0 +1,118 @@
+"""What every ccoin service process shares: argument parsing, JSON logs, signal handling.
+
+A service's `__main__` is `run_service("state", main)` where `main(config)` is a coroutine
+that runs until cancelled. SIGTERM/SIGINT cancel it, so `finally` blocks run (sockets
+closed, LevelDB closed) before the process exits 0, which is what supervisord expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from common.errors import CcoinError
+from runtime.bus import REQUEST_ID
+from runtime.config import NodeConfig, load_config
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("request_id", "peer", "height", "hash"):
+            if hasattr(record, key):
+                doc[key] = getattr(record, key)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+_request_ids_logged = False
+
+
+def log_request_ids() -> None:
+    """Make every log record carry the id of the request being handled, if any (`request_id`
+    in the JSON log); once per process."""
+    global _request_ids_logged
+    if _request_ids_logged:
+        return
+    _request_ids_logged = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        rid = REQUEST_ID.get()
+        if rid and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    log_request_ids()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def now_ms() -> int:
+    """Wall clock in milliseconds: the only clock read consensus inputs come from."""
+    return time.time_ns() // 1_000_000
+
+
+def run_service(name: str, main: Callable[[NodeConfig], Coroutine[Any, Any, None]],
+                argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"ccoin-{name}")
+    parser.add_argument("--config", required=True, help="node config file (ccoin.json)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    setup_logging(name, args.log_level)
+    log = logging.getLogger(f"ccoin.{name}")
+    try:
+        config = load_config(args.config)
+    except CcoinError as exc:
+        print(f"ccoin-{name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        log.info("starting", extra={})
+        try:
+            await main(config)
+        except asyncio.CancelledError:
+            log.info("stopping")
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(runner())
+    except CcoinError as exc:
+        log.error("fatal: %s", exc)
+        sys.exit(1)

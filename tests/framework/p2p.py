@@ -1,0 +1,450 @@
+"""What the p2p tests share: nodes on one genesis, their processes, and a scripted peer.
+
+- `peer_dir` makes a second (third...) data dir on the genesis of an existing dev chain
+  (`create_dev_chain` makes a new random genesis on every call): same genesis.json, keystore
+  and password, its own ports and bootnodes.
+- `TestNode` starts a node's state/p2p/miner processes (tests.framework.process.ServiceProcess) and
+  talks to them over the real bus.
+- `ScriptedPeer` speaks the wire protocol from a plain DEALER socket: a correct handshake
+  with its own node key, or any frame at all (garbage, oversized, wrong network, invalid
+  blocks, floods), for the tests that check a node's discipline.
+- `python -m tests.framework.p2p peer ENDPOINT ...` runs a scripted peer as its own process,
+  so a test can start it inside a network namespace (another source IP address): it
+  handshakes, or (`--misbehave`) handshakes, sends garbage until it is banned and comes
+  back under new node keys on new sockets; it prints one JSON line of what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import zmq
+from zmq.utils import z85
+
+from common import consensus, wire
+from common import messages as m
+from common.crypto import KeyType, PrivateKey, Signer
+from common.errors import CcoinError
+from common.genesis import Genesis, genesis_block
+from common.ledger import Overlay, apply_transactions, credit_coinbase, finish
+from common.merkle import merkle_root
+from common.statehash import from_scratch
+from common.types import Account, Block, BlockHeader, Transaction
+from runtime.bus import SyncBusClient
+from tests.framework.process import ROOT, ServiceProcess, free_port, poll
+from tools.devchain import DevChain, create_dev_chain
+
+W = TypeVar("W", bound=wire.WireMessage)
+R = TypeVar("R", bound=m.Message)
+
+
+def set_p2p(config_path: Path, *, port: int, bootnodes: tuple[str, ...] = (),
+            api_port: int | None = None, base_path: Path | None = None,
+            mining: bool | None = None, discovery_port: int | None = None,
+            **p2p: Any) -> Path:
+    """Rewrite a node.json's p2p section (and optionally its api port, data dir, mining,
+    discovery service on 127.0.0.1)."""
+    doc = json.loads(config_path.read_text())
+    doc["p2p"] = {"host": "127.0.0.1", "port": port, "bootnodes": list(bootnodes), **p2p}
+    if discovery_port is not None:
+        doc["discovery_service"] = {"host": "127.0.0.1", "port": discovery_port,
+                                    "proto": "http"}
+    if api_port is not None:
+        doc.setdefault("api", {})["port"] = api_port
+    if base_path is not None:
+        doc["app"]["base_path"] = str(base_path)
+    if mining is not None:
+        doc.setdefault("mining", {})["autostart"] = mining
+    config_path.write_text(json.dumps(doc, indent=2) + "\n")
+    return config_path
+
+
+def peer_dir(src: DevChain, dst: Path, *, p2p_port: int, bootnodes: tuple[str, ...] = (),
+             api_port: int | None = None, **p2p: Any) -> Path:
+    """A data dir for another node of `src`'s chain; returns its node.json.
+
+    It shares the genesis file, keystore and password (so it could also seal), but has its
+    own chain database, run/ sockets, p2p identity and ports."""
+    dst = dst.resolve()
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src.genesis_path, dst / "genesis.json")
+    shutil.copytree(src.base_path / "keystore", dst / "keystore", dirs_exist_ok=True)
+    pw = dst / "password.txt"
+    shutil.copy(src.base_path / "password.txt", pw)
+    pw.chmod(0o600)
+    doc = json.loads(src.config_path.read_text())
+    doc["app"]["base_path"] = str(dst)
+    doc["genesis"] = str(dst / "genesis.json")
+    doc["keystore"] = {"password_file": str(pw)}
+    doc.setdefault("api", {})["port"] = api_port or free_port()
+    doc.pop("endpoints", None)
+    config = dst / "node.json"
+    config.write_text(json.dumps(doc, indent=2) + "\n")
+    return set_p2p(config, port=p2p_port, bootnodes=bootnodes, **p2p)
+
+
+def first_node(base: Path, *, interval_ms: int = 200, bootnodes: tuple[str, ...] = (),
+               **chain: Any) -> tuple[DevChain, int]:
+    """A new dev chain in `base` with a p2p port of its own: (chain, p2p port)."""
+    dev = create_dev_chain(base, interval_ms=interval_ms, api_port=free_port(), **chain)
+    port = free_port()
+    set_p2p(dev.config_path, port=port, bootnodes=bootnodes)
+    return dev, port
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str,
+               interval: float = 0.1) -> Any:
+    """`poll` in which bus errors count as not yet."""
+    return poll(pred, timeout, what, interval=interval, ignore=(CcoinError,))
+
+
+class PrefixedProcess(ServiceProcess):
+    """A service started under a command prefix: `ip netns exec NS` runs it inside a network
+    namespace (`netns.Lab.argv(i, [])`). `ip netns exec` execs the command, so the process
+    the test stops is the service itself."""
+
+    def __init__(self, name: str, config_path: Path, prefix: Sequence[str]) -> None:
+        super().__init__(name, config_path)
+        self.prefix = list(prefix)
+
+    def start(self) -> ServiceProcess:
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", f"services.{self.name}", "--config",
+                 str(self.config_path)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        return self
+
+
+class TestNode:
+    """One node's processes (state, p2p, optionally miner) over a node.json."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, config_path: Path, name: str = "node") -> None:
+        self.name = name
+        self.config_path = config_path
+        self.procs: dict[str, ServiceProcess] = {}
+        self._clients: dict[str, SyncBusClient] = {}
+
+    def start(self, *services: str, prefix: Sequence[str] = ()) -> TestNode:
+        """Start `services` (under the command `prefix`, when given) and wait until each
+        answers on the bus."""
+        for service in services:
+            proc = (PrefixedProcess(service, self.config_path, prefix) if prefix
+                    else ServiceProcess(service, self.config_path))
+            self.procs[service] = proc.start()
+        for service in services:
+            self.procs[service].wait_ready()
+        return self
+
+    def stop(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        for name in ("miner", "p2p", "api", "state"):
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                proc.stop()
+
+    def client(self, service: str) -> SyncBusClient:
+        if service not in self._clients:
+            config = next(iter(self.procs.values())).config if self.procs else None
+            assert config is not None, "start the node first"
+            self._clients[service] = SyncBusClient(config.endpoint(service), timeout=5)
+        return self._clients[service]
+
+    def request(self, service: str, msg: m.Message, expect: type[R]) -> R:
+        return self.client(service).request(msg, expect)
+
+    def status(self) -> m.StatusReply:
+        return self.request("state", m.GetStatus(), m.StatusReply)
+
+    def peers(self) -> m.PeersReply:
+        return self.request("p2p", m.GetPeers(), m.PeersReply)
+
+    @property
+    def p2p_endpoint(self) -> str:
+        config = self.procs["p2p"].config
+        return f"tcp://{config.p2p_host}:{config.p2p_port}"
+
+    def log(self, service: str) -> str:
+        return self.procs[service].log_path.read_text(errors="replace")
+
+
+class ScriptedPeer:
+    """A wire-protocol peer under the test's control, on one DEALER socket."""
+
+    def __init__(self, endpoint: str, *, network_id: int, genesis: bytes,
+                 key: PrivateKey | None = None, listen: str = "",
+                 curve: tuple[bytes, bytes, bytes] | None = None) -> None:
+        """`curve`: (the node's server key, our public key, our secret key), raw bytes."""
+        self.endpoint = endpoint
+        self.curve = curve
+        self.network_id = network_id
+        self.genesis = genesis
+        self.signer = Signer(key or PrivateKey.generate(KeyType.ED25519))
+        self.listen = listen
+        self.nonce = os.urandom(wire.NONCE_LEN)
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.sock = self._open()
+        self.received: list[wire.WireMessage] = []
+
+    @property
+    def node_id(self) -> bytes:
+        return self.signer.public_key
+
+    def _open(self) -> zmq.Socket[bytes]:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            server, public, secret = (z85.encode(k) for k in self.curve)
+            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+        sock.connect(self.endpoint)
+        return sock
+
+    def reconnect(self) -> None:
+        """A fresh DEALER: the node sees a new routing id (a new connection)."""
+        self.sock.close(0)
+        self.sock = self._open()
+        self.nonce = os.urandom(wire.NONCE_LEN)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+    # --- raw frames -----------------------------------------------------------------------
+
+    def send_raw(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def send(self, msg: wire.WireMessage) -> bytes:
+        frame = wire.encode(msg)
+        self.sock.send(frame)
+        return frame
+
+    def recv(self, timeout: float = 2.0) -> wire.WireMessage | None:
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        msg = wire.decode(self.sock.recv())
+        self.received.append(msg)
+        return msg
+
+    def expect(self, kind: type[W], timeout: float = 5.0) -> W:
+        """The next message of `kind` (others are kept in `received` and skipped)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.recv(left)
+            if isinstance(msg, kind):
+                return msg
+        raise TimeoutError(f"no {kind.__name__} within {timeout:g} s; got "
+                           f"{[type(x).__name__ for x in self.received[-5:]]}")
+
+    # --- protocol -------------------------------------------------------------------------
+
+    def hello(self, *, network_id: int | None = None, genesis: bytes | None = None,
+              height: int = 0, head: bytes = bytes(32), total_weight: int = 0,
+              version: int = wire.PROTOCOL_VERSION) -> bytes:
+        curve_key = self.curve[1] if self.curve is not None else b""
+        msg = wire.Hello(version, self.network_id if network_id is None else network_id,
+                         self.genesis if genesis is None else genesis, head, height,
+                         total_weight, self.node_id, self.listen, curve_key, self.nonce,
+                         "scripted/1")
+        self.sent_hello = self.send(msg)
+        return self.sent_hello
+
+    def handshake(self, **hello: Any) -> wire.Hello:
+        """Hello, the node's hello and ack, our ack: a complete handshake."""
+        self.hello(**hello)
+        theirs = self.expect(wire.Hello)
+        their_frame = wire.encode(theirs)
+        ack = self.expect(wire.HelloAck)
+        assert wire.verify_ack(ack, theirs.node_id, self.nonce, their_frame), "bad node ack"
+        self.send(wire.HelloAck(self.signer.sign(wire.ack_payload(theirs.nonce,
+                                                                  self.sent_hello))))
+        return theirs
+
+    def serve_blocks(self, chain: ChainBuilder, until: Callable[[], bool],
+                     timeout: float = 20.0) -> int:
+        """Answer the node's block requests from `chain` (and its pings) until `until()`;
+        returns how many GBL were answered."""
+        index = {chain.genesis_hash: 0}
+        index.update({b.hash: i + 1 for i, b in enumerate(chain.blocks)})
+        answered = 0
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, "the node did not fetch the chain in time"
+            msg = self.recv(0.2)
+            if isinstance(msg, wire.GetBlocks):
+                start = next((index[h] for h in msg.locator if h in index), 0)
+                blocks = chain.blocks[start:start + msg.limit]
+                self.send(wire.Blocks(msg.request, tuple(b.raw for b in blocks),
+                                      chain.head.height, chain.head.hash, chain.weight))
+                answered += 1
+            elif isinstance(msg, wire.Ping):
+                self.send(wire.Pong(msg.nonce, chain.head.height, chain.head.hash,
+                                    chain.weight))
+        return answered
+
+
+class ChainBuilder:
+    """Sealed blocks of a PoA dev chain, built in the test process with the very rules state
+    applies (common.ledger), so a test can make a long chain, a fork, or a block broken in
+    one precise way, without waiting for a miner."""
+
+    def __init__(self, genesis: Genesis, signer: Signer) -> None:
+        self.genesis = genesis
+        self.signer = signer
+        self.accounts: dict[bytes, Account] = dict(genesis.initial_accounts())
+        self.value = from_scratch(self.accounts.items())
+        self.head: BlockHeader = genesis_block(genesis).header
+        self.genesis_hash = self.head.hash
+        self.blocks: list[Block] = []
+        self.weight = 0  # total weight of the chain up to `head`
+
+    def fork(self) -> ChainBuilder:
+        """A builder continuing from this one's head (a side branch from here)."""
+        other = ChainBuilder.__new__(ChainBuilder)
+        other.genesis, other.signer = self.genesis, self.signer
+        other.accounts, other.value = dict(self.accounts), self.value
+        other.head, other.blocks = self.head, list(self.blocks)
+        other.genesis_hash, other.weight = self.genesis_hash, self.weight
+        return other
+
+    def next(self, txs: tuple[Transaction, ...] = (), *, timestamp: int | None = None,
+             extra: bytes = b"") -> Block:
+        parent = self.head
+        ts = timestamp if timestamp is not None else max(parent.timestamp + 1,
+                                                         int(time.time() * 1000) - 60_000)
+        overlay = Overlay(lambda a: self.accounts.get(a, Account()))
+        fees = apply_transactions(overlay, txs, self.genesis.network_id)
+        credit_coinbase(overlay, self.signer.address, self.genesis.reward + fees)
+        changes = finish(overlay, fees, self.value)
+        header = BlockHeader(parent.height + 1, parent.hash, ts, self.signer.address,
+                             merkle_root([t.id for t in txs]), changes.state_root,
+                             self.genesis.difficulty, 0, extra)
+        header = consensus.with_signer(header, self.signer)
+        solved = consensus.solve_proof(header, 1 << 24)
+        assert solved is not None
+        block = Block(consensus.sign_header(solved, self.signer), txs)
+        self.accounts.update(changes.after)
+        self.value = changes.state_value
+        self.head = block.header
+        self.blocks.append(block)
+        self.weight += consensus.block_weight(self.genesis, block.header)
+        return block
+
+    def extend(self, count: int) -> list[Block]:
+        return [self.next() for _ in range(count)]
+
+
+def submit_blocks(node: TestNode, blocks: list[Block], chunk: int = 100) -> None:
+    """Import blocks into a node's state directly (as p2p would after verifying them)."""
+    for start in range(0, len(blocks), chunk):
+        part = tuple(b.raw for b in blocks[start:start + chunk])
+        result = node.client("state").request(m.SubmitBlocks(part), m.SubmitBlocksResult,
+                                              timeout=60)
+        bad = [o for o in result.outcomes if o.status == "error"]
+        assert not bad, bad[0]
+
+
+# --- a scripted peer as a process (`python -m tests.framework.p2p peer`) -----------------------
+
+
+def _misbehave(peer: ScriptedPeer, wait: float) -> wire.Bye | None:
+    """Send undecodable frames (a malformed PNG costs 20) until the node says `BYE banned`."""
+    deadline = time.monotonic() + 3 * wait
+    while time.monotonic() < deadline:
+        for _ in range(10):
+            peer.send_raw(b"PNG\xc1")
+        end = min(deadline, time.monotonic() + wait)
+        while (left := end - time.monotonic()) > 0:
+            msg = peer.recv(left)
+            if isinstance(msg, wire.Bye) and msg.code == "banned":
+                return msg
+    return None
+
+
+def run_peer(endpoint: str, *, network_id: int, genesis: bytes, misbehave: bool, attempts: int,
+             wait: float) -> dict[str, Any]:
+    """What `python -m tests.framework.p2p peer` reports (see `main`)."""
+    report: dict[str, Any] = {}
+    if misbehave:
+        hostile = ScriptedPeer(endpoint, network_id=network_id, genesis=genesis)
+        try:
+            try:
+                hostile.handshake()
+                report["first_acked"] = True
+            except TimeoutError:
+                report["first_acked"] = False
+            bye = _misbehave(hostile, wait) if report["first_acked"] else None
+            report["banned"] = bye is not None
+            report["bye_reason"] = bye.reason if bye is not None else ""
+        finally:
+            hostile.close()
+    # fresh node keys on fresh sockets (new routing ids), all at once
+    peers = [ScriptedPeer(endpoint, network_id=network_id, genesis=genesis)
+             for _ in range(attempts)]
+    try:
+        for p in peers:
+            p.hello()
+        deadline = time.monotonic() + wait
+        answered: list[ScriptedPeer] = []
+        for p in peers:
+            try:
+                p.expect(wire.HelloAck, max(0.0, deadline - time.monotonic()))
+                answered.append(p)
+            except TimeoutError:
+                continue
+        ready = 0
+        for p in answered:  # complete the handshake; the node then sends GPX on a new link
+            theirs = next(x for x in p.received if isinstance(x, wire.Hello))
+            p.send(wire.HelloAck(p.signer.sign(wire.ack_payload(theirs.nonce, p.sent_hello))))
+            try:
+                p.expect(wire.GetPeerAddrs, wait)
+                ready += 1
+            except TimeoutError:
+                pass
+        report.update(acked=len(answered), ready=ready, node_ids=[p.node_id.hex() for p in peers])
+    finally:
+        for p in peers:
+            p.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.framework.p2p")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    peer = sub.add_parser("peer", help="a scripted peer; prints one JSON line: acked and "
+                          "ready (how many of the fresh peers got the node's ACK, and then "
+                          "its GPX), node_ids; with --misbehave also first_acked, banned, "
+                          "bye_reason")
+    peer.add_argument("endpoint", help="tcp://HOST:PORT of the node")
+    peer.add_argument("--network-id", type=int, required=True)
+    peer.add_argument("--genesis", required=True, help="the genesis hash, hex")
+    peer.add_argument("--misbehave", action="store_true",
+                      help="first handshake and send garbage until banned")
+    peer.add_argument("--attempts", type=int, default=1,
+                      help="fresh peers (new node key, new socket) that then say hello")
+    peer.add_argument("--wait", type=float, default=5.0,
+                      help="seconds to wait for each answer")
+    args = parser.parse_args(argv)
+    report = run_peer(args.endpoint, network_id=args.network_id,
+                      genesis=bytes.fromhex(args.genesis), misbehave=args.misbehave,
+                      attempts=args.attempts, wait=args.wait)
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Operator commands over a node's network, mining and consensus routes (`client.http`):
+`ccoin peers [add ENDPOINT]|sync|mining [start|stop]|consensus`. Human-readable by default,
+`--json` for scripts.
+
+`peers add`, `sync` and `mining start|stop` use admin routes (DESIGN §6): the node answers
+them for a client on its own machine, or for one with its bearer token, taken from
+$CCOIN_ADMIN_TOKEN or else the `api.admin_token` of the node config named by --config/--data.
+Anyone else gets one `forbidden` line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from client import Client, NodeStatus
+from common.errors import Forbidden
+from tools.cli.client import TOKEN_ENV, add_api_args, node_client, short, table
+from tools.cli.util import CliError, note, positive_int, print_fields, print_json, seconds
+
+ADMIN_NOTE = (f"An admin command: the node answers it on its own machine, or with ${TOKEN_ENV} "
+              "(else the --config/--data node config's api.admin_token) as bearer token.")
+
+
+def register(sub: Any) -> None:
+    peers = sub.add_parser("peers", help="the node's peers; `peers add ENDPOINT` links one")
+    add_api_args(peers)
+    peers.set_defaults(func=cmd_peers)
+    psub = peers.add_subparsers(dest="peers_cmd", metavar="COMMAND")
+    add = psub.add_parser("add", help="ask the node to connect to a peer (admin)",
+                          description=ADMIN_NOTE)
+    add.add_argument("endpoint", metavar="ENDPOINT",
+                     help="the peer's p2p address: tcp://host:port[#curve key]")
+    add_api_args(add, inherited=True)
+    add.set_defaults(func=cmd_peers_add)
+
+    sync = sub.add_parser("sync", help="ask the node to sync from its best peer now",
+                          description=ADMIN_NOTE)
+    sync.add_argument("--wait", action="store_true",
+                      help="then wait until the node is no longer syncing")
+    sync.add_argument("--timeout", type=seconds, default=120.0, metavar="S",
+                      help="how long --wait waits (default 120)")
+    add_api_args(sync)
+    sync.set_defaults(func=cmd_sync)
+
+    mining = sub.add_parser("mining", help="the node's miner; `mining start|stop` "
+                                           "switches it")
+    add_api_args(mining)
+    mining.set_defaults(func=cmd_mining)
+    msub = mining.add_subparsers(dest="mining_cmd", metavar="COMMAND")
+    for action, text in (("start", "let the miner seal blocks again (admin)"),
+                         ("stop", "stop the miner sealing blocks (admin)")):
+        p = msub.add_parser(action, help=text, description=ADMIN_NOTE)
+        add_api_args(p, inherited=True)
+        p.set_defaults(func=cmd_mining_switch, enable=action == "start")
+
+    cons = sub.add_parser("consensus", help="PoA health: the authorities, whose turn, who "
+                                            "sealed and missed what")
+    cons.add_argument("--window", type=positive_int, default=100, metavar="N",
+                      help="look at the N newest blocks (1..10000, default 100)")
+    add_api_args(cons)
+    cons.set_defaults(func=cmd_consensus)
+
+
+@contextmanager
+def _admin_call() -> Iterator[None]:
+    """A refused admin call says how to get through."""
+    try:
+        yield
+    except Forbidden as exc:
+        raise CliError(f"forbidden: {exc.args[0]} (run it on the node's machine, or set "
+                       f"${TOKEN_ENV} to its api.admin_token)") from None
+
+
+def _ms(value: int) -> str:
+    return f"{value} ms" if value < 10_000 else f"{value / 1000:.0f} s"
+
+
+def _ago(epoch_ms: int | None) -> str | None:
+    if not epoch_ms:
+        return None
+    seconds = max(0.0, time.time() - epoch_ms / 1000)
+    return f"{seconds:.1f}s ago" if seconds < 60 else f"{seconds / 60:.0f} min ago"
+
+
+# --- peers -----------------------------------------------------------------------------------
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    with node_client(args) as c:
+        peers = c.peers()
+    if args.json:
+        print_json(peers.doc)
+        return 0
+    if not peers.p2p:
+        print("no p2p service answers on this node: it has no peers")
+        return 0
+    if peers.peers:
+        rows = [("node id", "endpoint", "dir", "height", "score", "latency")]
+        rows += [(short(p.node_id), p.endpoint, p.direction, str(p.height), str(p.score),
+                  _ms(p.latency_ms)) for p in peers.peers]
+        table(rows)
+    sync = (f"syncing to height {peers.sync_target}" if peers.sync_target is not None
+            else "syncing") if peers.syncing else "in sync"
+    count = len(peers.peers)
+    print(f"{count} peer{'s' if count != 1 else ''}, {peers.banned} banned, {sync}; "
+          f"this node is {peers.node_id or '-'}")
+    return 0
+
+
+def cmd_peers_add(args: argparse.Namespace) -> int:
+    endpoint = args.endpoint.strip()
+    with node_client(args, admin=True) as c, _admin_call():
+        c.add_peer(endpoint)
+    if args.json:
+        print_json({"ok": True, "endpoint": endpoint})
+    else:
+        print(f"asked the node to connect to {endpoint} (`ccoin peers` shows the link)")
+    return 0
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with node_client(args, admin=True) as c:
+        with _admin_call():
+            c.sync()
+        if not args.wait:
+            if args.json:
+                print_json({"ok": True, "requested": "sync"})
+            else:
+                print(f"sync requested: {c.base_url} syncs from its best peer now")
+            return 0
+        note(f"sync requested; waiting until {c.base_url} is in sync")
+        st = _wait_in_sync(c, args.timeout)
+    if args.json:
+        print_json(st.doc)
+    else:
+        print(f"in sync at height {st.height} ({short(st.head)}, {st.peers} "
+              f"peer{'s' if st.peers != 1 else ''})")
+    return 0
+
+
+def _wait_in_sync(c: Client, timeout: float, poll: float = 0.5) -> NodeStatus:
+    """Poll the status until `syncing` is false; progress on stderr when the height moves."""
+    start = time.monotonic()
+    time.sleep(min(poll, timeout))  # let p2p take the request up before the first look
+    shown = -1
+    while True:
+        st = c.status()
+        if not st.syncing:
+            return st
+        if st.height != shown:
+            note(f"syncing: height {st.height}")
+            shown = st.height
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout:
+            raise CliError(f"still syncing after {timeout:g}s (height {st.height})")
+        time.sleep(min(poll, max(0.0, timeout - elapsed)))
+
+
+# --- mining ----------------------------------------------------------------------------------
+
+
+def _mining_rows(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [("mining", doc.get("mining")), ("address", doc.get("address")),
+            ("blocks sealed", doc.get("blocks_sealed")), ("last block", doc.get("last_block")),
+            ("last sealed", _ago(doc.get("last_sealed_ms")))]
+
+
+def cmd_mining(args: argparse.Namespace) -> int:
+    with node_client(args) as c:
+        doc = c.mining()
+    if args.json:
+        print_json(doc)
+    elif not doc.get("validator"):
+        print("no miner runs on this node (a basic node): it does not mine")
+    else:
+        print_fields(_mining_rows(doc))
+    return 0
+
+
+def cmd_mining_switch(args: argparse.Namespace) -> int:
+    with node_client(args, admin=True) as c, _admin_call():
+        doc = c.set_mining(args.enable)
+    if args.json:
+        print_json(doc)
+    else:
+        state = "on: it seals blocks" if doc.get("mining") else "off: it seals no blocks"
+        print(f"mining {state} ({doc.get('blocks_sealed', 0)} sealed so far)")
+    return 0
+
+
+# --- consensus -------------------------------------------------------------------------------
+
+
+def cmd_consensus(args: argparse.Namespace) -> int:
+    if not 1 <= args.window <= 10_000:
+        raise CliError("--window must be in 1..10000")
+    with node_client(args) as c:
+        cons = c.consensus(args.window)
+    if args.json:
+        print_json(cons.doc)
+        return 0
+    if cons.consensus != "poa":
+        print(f"proof of work: no authorities, any miner may seal block {cons.next_height} "
+              f"(difficulty {cons.doc.get('difficulty', '-')})")
+        return 0
+    n = len(cons.authorities)
+    print(f"proof of authority: {n} authorit{'y' if n == 1 else 'ies'}; block "
+          f"{cons.next_height} is {cons.in_turn or '-'}'s turn")
+    rows = [("", "authority", "sealed", "last block", "missed turns")]
+    by_address = {s.address: s for s in cons.signers}
+    for address in cons.authorities:
+        s = by_address.get(address)
+        rows.append(("*" if address == cons.in_turn else "", address,
+                     str(s.sealed) if s else "-",
+                     str(s.last_height) if s and s.last_height is not None else "-",
+                     str(s.missed) if s else "-"))
+    table(rows)
+    note(f"over the {cons.window} newest blocks; * is in turn next")
+    return 0

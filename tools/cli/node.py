@@ -1,0 +1,306 @@
+"""`ccoin node start|status|stop|restart|logs` (the seed's cnode, under supervisord) and
+`ccoin quickstart` (what `make run` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from common.errors import CcoinError
+from common.genesis import Genesis, load_genesis
+from runtime.config import NodeConfig, load_config
+from runtime.keystore import SCRYPT_N, Keystore
+from tools import supervisor as sv
+from tools.cli.genesis import init_genesis
+from tools.cli.logs import SOURCES, cmd_logs, level_arg
+from tools.cli.util import (
+    NODE_CONFIG,
+    CliError,
+    Location,
+    api_url_of,
+    check_port_free,
+    note,
+    port_number,
+    positive_int,
+    print_json,
+    require_config,
+)
+
+QUICKSTART_INTERVAL_MS = 2000
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--config", metavar="FILE", help="node config (node.json)")
+    where.add_argument("--data", metavar="DIR", help="node data dir holding node.json")
+
+
+def register(sub: Any) -> None:
+    node = sub.add_parser("node", help="run and control a node (supervisord)")
+    nsub = node.add_subparsers(dest="node_cmd", metavar="COMMAND", required=True)
+
+    start = nsub.add_parser("start", help="start the node in the foreground")
+    add_config_args(start)
+    start.add_argument("--type", dest="node_type", choices=sv.NODE_TYPES, default="basic",
+                       help="validator also runs the miner (default basic)")
+    start.add_argument("--port", type=port_number, help="API port (overrides the config)")
+    start.add_argument("--services", metavar="LIST",
+                       help="comma-separated subset to run on this host, e.g. api")
+    start.add_argument("--dry-run", action="store_true",
+                       help="write run/supervisord.conf, print its path, start nothing")
+    start.set_defaults(func=cmd_start)
+
+    status = nsub.add_parser("status", help="state of each service")
+    status.add_argument("service", nargs="?")
+    add_config_args(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    stop = nsub.add_parser("stop", help="stop the node (or one service)")
+    stop.add_argument("service", nargs="?")
+    add_config_args(stop)
+    stop.set_defaults(func=cmd_stop)
+
+    restart = nsub.add_parser("restart", help="restart one service (or all)")
+    restart.add_argument("service", nargs="?")
+    add_config_args(restart)
+    restart.set_defaults(func=cmd_restart)
+
+    logs = nsub.add_parser("logs", help="the services' logs, merged by time (-f follows them)")
+    logs.add_argument("services", nargs="*", metavar="SERVICE",
+                      help=f"whose logs: {', '.join(SOURCES)} (default all)")
+    add_config_args(logs)
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing new lines until Ctrl-C")
+    logs.add_argument("-n", "--lines", type=positive_int, default=50, metavar="N",
+                      help="show the last N lines first (default 50)")
+    logs.add_argument("--level", type=level_arg, metavar="LEVEL",
+                      help="this level and above: debug, info, warning, error, critical")
+    logs.add_argument("--grep", metavar="TEXT",
+                      help="only messages containing TEXT (case-insensitive)")
+    logs.add_argument("--request-id", metavar="ID",
+                      help="only lines of the request with this X-Request-ID")
+    logs.add_argument("--json", action="store_true", help="print the JSON lines themselves")
+    logs.set_defaults(func=cmd_logs)
+
+    quick = sub.add_parser("quickstart",
+                           help="create (first time) and start a local validator node")
+    quick.add_argument("--data", metavar="DIR", default="data", help="data dir (default data)")
+    quick.add_argument("--port", type=port_number,
+                       help="API port (default 8000 for a new chain, else the config's)")
+    quick.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
+    quick.set_defaults(func=cmd_quickstart)
+
+
+# --- start ----------------------------------------------------------------------------------
+
+
+def _check_validator(config: NodeConfig, genesis: Genesis) -> None:
+    """Fail here, in one line, rather than with a miner that supervisord marks FATAL."""
+    if not config.account_address:
+        raise CliError("a validator needs client.account_address in the node config")
+    address = config.account_address.hex()
+    if genesis.is_poa:
+        if config.account_address not in genesis.miners:
+            raise CliError(f"{address} is not an authority of this chain (genesis miners)")
+        store = Keystore(config.keystore_dir)
+        if not store.path_of(config.account_address).is_file():
+            raise CliError(f"no key for {address} in {config.keystore_dir}")
+        store.load(config.account_address, config.password())
+
+
+def _refuse_running(paths: sv.Paths, base: Path) -> None:
+    control = sv.Control(paths, timeout=2.0)
+    if control.is_running():
+        pid = control.pidfile_pid()
+        raise CliError(f"a node is already running on {base}"
+                       + (f" (supervisord pid {pid})" if pid else "")
+                       + "; stop it with `ccoin node stop`")
+
+
+def prepare_start(config: NodeConfig, node_type: str, port: int | None,
+                  only: tuple[str, ...] = ()) -> tuple[Path, list[str]]:
+    """Every check a start needs, then write run/supervisord.conf; return it and the
+    services it runs."""
+    names = sv.select_services(node_type, only)
+    paths = sv.Paths.of(config)
+    sv.check_socket_path(paths)
+    _refuse_running(paths, config.base_path)
+    assert config.config_path is not None
+    left = sv.leftover_services([config.config_path, paths.effective_config])
+    if left:
+        raise CliError("services of an earlier run of this node are still running ("
+                       + ", ".join(f"{name} pid {pid}" for pid, name in left)
+                       + "); stop them first")
+    genesis = load_genesis(config.genesis_file())
+    if "miner" in names:
+        _check_validator(config, genesis)
+    if "api" in names:
+        check_port_free(config.api_host, port if port is not None else config.api_port,
+                        "serve the API")
+    effective = sv.effective_config(config, paths, port)
+    if effective == config.config_path:
+        paths.effective_config.unlink(missing_ok=True)  # a stale --port override
+    progs = sv.programs(effective, names)
+    conf = sv.write_conf(paths, progs, identifier=f"ccoin:{config.base_path}")
+    return conf, names
+
+
+def start_node(config: NodeConfig, node_type: str, port: int | None,
+               only: tuple[str, ...] = (), dry_run: bool = False) -> int:
+    conf, names = prepare_start(config, node_type, port, only)
+    if dry_run:
+        print(conf)
+        return 0
+    if "api" in names:
+        note(f"dashboard: {api_url_of(config)}/  API: {api_url_of(config)}/api/v1  "
+             "(OpenAPI at /docs)")
+    note(f"starting {node_type} node ({', '.join(names)}) under supervisord; "
+         f"logs in {config.log_dir}; Ctrl-C stops it")
+    sv.exec_supervisord(conf)
+    return 0  # not reached
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = require_config(args)
+    only = tuple(s.strip() for s in args.services.split(",") if s.strip()) \
+        if args.services else ()
+    return start_node(config, args.node_type, args.port, only, args.dry_run)
+
+
+# --- control --------------------------------------------------------------------------------
+
+
+def _control(args: argparse.Namespace) -> sv.Control:
+    return sv.Control(sv.Paths.of(require_config(args)))
+
+
+def _uptime(seconds: int) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02}:{s:02}"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    infos = _control(args).status(args.service)
+    if args.json:
+        print_json([i.as_json() for i in infos])
+        return 0
+    width = max(len(i.name) for i in infos) if infos else 0
+    for i in infos:
+        if i.state == "RUNNING":
+            detail = f"pid {i.pid}, uptime {_uptime(i.uptime)}"
+        else:
+            detail = i.description
+        print(f"{i.name:<{width}}  {i.state:<9} {detail}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    control = _control(args)
+    if args.service:
+        control.stop(args.service)
+        note(f"{args.service} stopped")
+    else:
+        pid = control.shutdown()
+        note(f"node stopped (supervisord pid {pid})")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    control = _control(args)
+    control.restart(args.service)
+    note(f"{args.service or 'all services'} restarted")
+    return 0
+
+
+# --- quickstart ------------------------------------------------------------------------------
+
+
+def _set_config_port(config_path: Path, port: int) -> None:
+    doc = json.loads(config_path.read_text())
+    doc.setdefault("api", {})["port"] = port
+    config_path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _banner(config: NodeConfig, data_arg: str, developer: str, funds: int | None,
+            created: bool) -> None:
+    url = api_url_of(config)
+    d = data_arg
+    lines = [
+        "",
+        f"  ccoin local validator node ({'new chain' if created else 'resuming'} in {d})",
+        f"  Dashboard         {url}/",
+        f"  API               {url}/api/v1   (OpenAPI: {url}/docs)",
+        f"  validator         {config.account_address.hex()}",
+    ]
+    if developer:
+        lines.append(f"  developer account {developer}"
+                     + (f" (genesis balance {funds})" if funds is not None else ""))
+        lines += [
+            "",
+            "  Send coins (signs locally with the developer key, waits for the block):",
+            f"    ccoin send --data {d} --from {developer} \\",
+            "               --to <40-hex address> --amount 100 --wait",
+            f"  New account:   ccoin account new --data {d}",
+            f"  Balance:       ccoin balance --data {d} <address>",
+        ]
+    lines += [
+        f"  Node status:   ccoin node status --data {d}",
+        "  Stop: Ctrl-C.  Forget this chain: make clean-data",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from tools.devchain import DEV_FUNDS, create_dev_chain
+
+    data = Path(args.data).expanduser().resolve()
+    config_path = data / NODE_CONFIG
+    _refuse_running(sv.Paths(data / "run", data / "logs"), data)
+    created = False
+    if not config_path.is_file():
+        if data.exists() and any(data.iterdir()):
+            raise CliError(f"{data} exists but has no {NODE_CONFIG}: not a ccoin data dir "
+                           "(remove it or pick another --data)")
+        sv.check_socket_path(sv.Paths(data / "run", data / "logs"))
+        check_port_free("127.0.0.1", args.port or 8000, "serve the API")
+        note(f"creating a new local chain in {data} ...")
+        create_dev_chain(data, api_port=args.port or 8000,
+                         interval_ms=QUICKSTART_INTERVAL_MS, scrypt_n=SCRYPT_N)
+        created = True
+    elif args.port is not None:
+        config = load_config(config_path)
+        if config.api_port != args.port:
+            _set_config_port(config_path, args.port)
+    config = load_config(config_path)
+    loc = Location(config.base_path, config, config.keystore_dir)
+    try:
+        block, genesis, _ = init_genesis(loc, None)
+    except CcoinError:
+        if created:
+            note(f"(the new chain's files are in {data}; `make clean-data` removes them)")
+        raise
+    if created:
+        h = block.header
+        note(f"Genesis block has been mined: nonce={h.nonce}, pow_hash={h.seal_hash.hex()}, "
+             f"hash={block.hash.hex()}")
+    dev_file = data / "developer.txt"
+    developer = dev_file.read_text().strip() if dev_file.is_file() else ""
+    funds = dict((a.hex(), b) for a, b in genesis.alloc).get(developer)
+    if funds is None and developer:
+        funds = DEV_FUNDS if created else None
+    # the banner comes before the services start, and before any failure to start them
+    conf, names = prepare_start(config, "validator", None)
+    _banner(config, args.data, developer, funds, created)
+    if args.dry_run:
+        print(conf)
+        return 0
+    note(f"starting validator node ({', '.join(names)}) under supervisord; "
+         f"logs in {config.log_dir}; Ctrl-C stops it")
+    sv.exec_supervisord(conf)
+    return 0  # not reached
+
