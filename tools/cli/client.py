@@ -1,4 +1,4 @@
-"""Client commands over a node's REST API (`client.http`): `ccoin status|balance|block|tx|
+"""Client commands over a node's REST API (`client`): `ccoin status|balance|block|tx|
 send|history|mempool|watch`. Human-readable by default, `--json` for scripts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Operator commands over a node's network, mining and consensus routes (`client.http`):
+"""Operator commands over a node's network, mining and consensus routes (`client`):
 `ccoin peers [add ENDPOINT]|sync|mining [start|stop]|consensus`. Human-readable by default,
 `--json` for scripts.
 
