@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.crypto import KeyType, Signer
+from common.crypto import KeyType, Signer, address_from_hex
 from common.errors import Malformed
 from common.types import Transaction
 
@@ -14,12 +14,8 @@ KEY_TYPE_NAMES = {KeyType.ED25519: "ed25519", KeyType.RSA: "rsa"}
 
 def parse_address(text: str, what: str = "address") -> bytes:
     """A 40-hex-character address (an optional 0x is accepted) as 20 bytes."""
-    raw = text.strip().removeprefix("0x")
-    try:
-        value = bytes.fromhex(raw)
-    except ValueError:
-        value = b""
-    if len(value) != 20:
+    value = address_from_hex(text)
+    if value is None:
         raise Malformed(f"{what} {text!r} is not a 40-hex-character address")
     return value
 

@@ -41,6 +41,16 @@ def address_of(key_type: int, public_key: bytes) -> bytes:
     return hashlib.sha256(bytes((key_type,)) + public_key).digest()[:ADDRESS_LEN]
 
 
+def address_from_hex(text: str) -> bytes | None:
+    """The 20-byte address written as 40 hex characters (an optional `0x` and surrounding
+    whitespace are accepted), or None when `text` is not one: the caller says what it was."""
+    try:
+        raw = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        return None
+    return raw if len(raw) == ADDRESS_LEN else None
+
+
 def check_public_key_shape(key_type: int, public_key: bytes) -> bool:
     """Cheap structural check used when decoding (no curve/RSA math)."""
     if key_type == KeyType.ED25519:

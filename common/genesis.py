@@ -151,14 +151,8 @@ def _int(value: Any, where: str, lo: int = 0, hi: int = MAX_AMOUNT) -> int:
 def _address(value: Any, where: str, allow_empty: bool = False) -> bytes:
     if allow_empty and value in ("", None):
         return ZERO_ADDRESS
-    if not isinstance(value, str):
-        raise GenesisError(f"{where} must be a 40-hex-character address")
-    text = value[2:] if value.startswith("0x") else value
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != crypto.ADDRESS_LEN:
+    raw = crypto.address_from_hex(value) if isinstance(value, str) else None
+    if raw is None:
         raise GenesisError(f"{where}: {value!r} is not a 40-hex-character address")
     return raw
 

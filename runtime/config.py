@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.crypto import address_from_hex
 from common.errors import Malformed
 
 
@@ -121,11 +122,8 @@ class NodeConfig:
 def _hex_address(value: Any, where: str) -> bytes:
     if value in ("", None):
         return b""
-    try:
-        raw = bytes.fromhex(str(value).removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 20:
+    raw = address_from_hex(value) if isinstance(value, str) else None
+    if raw is None:
         raise ConfigError(f"{where}: {value!r} is not a 40-hex-character address")
     return raw
 
