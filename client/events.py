@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from client.results import _doc, _get
+from client.results import json_object, required
 from common.errors import Malformed
 
 
@@ -49,5 +49,5 @@ def event_from_json(data: str) -> Event:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise Malformed("an event's data is not JSON") from None
-    d = _doc(doc, "event")
-    return Event(_get(d, "seq", int), _get(d, "type", str), d)
+    d = json_object(doc, "event")
+    return Event(required(d, "seq", int), required(d, "type", str), d)

@@ -28,8 +28,8 @@ from client.results import (
     TipInfo,
     TxInfo,
     TxProof,
-    _doc,
-    _get,
+    json_object,
+    required,
 )
 from client.transactions import as_hex, sign_transfer, tx_to_json
 from common.crypto import Signer
@@ -94,7 +94,7 @@ class Client:
     # --- reads ---------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        return _doc(self.request("GET", "/health"), "health")
+        return json_object(self.request("GET", "/health"), "health")
 
     def status(self) -> NodeStatus:
         return NodeStatus.from_json(self.request("GET", "/api/v1/status"))
@@ -112,7 +112,8 @@ class Client:
         return BlockPage.from_json(self.request("GET", "/api/v1/blocks", params=params))
 
     def block_count(self) -> int:
-        return _get(_doc(self.request("GET", "/api/v1/blocks/count"), "count"), "count", int)
+        doc = json_object(self.request("GET", "/api/v1/blocks/count"), "count")
+        return required(doc, "count", int)
 
     def tx(self, tx_id: str | bytes) -> TxInfo:
         return TxInfo.from_json(self.request("GET", f"/api/v1/txs/{as_hex(tx_id)}"))
@@ -150,8 +151,8 @@ class Client:
         return MempoolPage.from_json(self.request("GET", "/api/v1/mempool", params=params))
 
     def tips(self) -> tuple[TipInfo, ...]:
-        doc = _doc(self.request("GET", "/api/v1/chain/tips"), "tips")
-        return tuple(TipInfo.from_json(t) for t in _get(doc, "tips", list))
+        doc = json_object(self.request("GET", "/api/v1/chain/tips"), "tips")
+        return tuple(TipInfo.from_json(t) for t in required(doc, "tips", list))
 
     def consensus(self, window: int | None = None) -> ConsensusInfo:
         params = {"window": window} if window is not None else {}
@@ -161,7 +162,7 @@ class Client:
         return PeersInfo.from_json(self.request("GET", "/api/v1/peers"))
 
     def mining(self) -> dict[str, Any]:
-        return _doc(self.request("GET", "/api/v1/mining"), "mining")
+        return json_object(self.request("GET", "/api/v1/mining"), "mining")
 
     def metrics(self) -> str:
         """The Prometheus text exposition of GET /metrics."""
@@ -183,7 +184,7 @@ class Client:
 
     def set_mining(self, enabled: bool) -> dict[str, Any]:
         """Switch the node's miner on or off (admin); the miner's status after."""
-        return _doc(self.request("POST", f"/api/v1/mining/{'start' if enabled else 'stop'}"),
+        return json_object(self.request("POST", f"/api/v1/mining/{'start' if enabled else 'stop'}"),
                     "mining")
 
     def wallet_send(self, to: str, amount: int, fee: int | None = None,

@@ -19,7 +19,7 @@ from common.status import TxStatus
 T = TypeVar("T")
 
 
-def _get(doc: Mapping[str, Any], key: str, kind: type[T]) -> T:
+def required(doc: Mapping[str, Any], key: str, kind: type[T]) -> T:
     """A required field of the node's JSON, of the given type (bool is never an int)."""
     value = doc.get(key)
     if kind is int and type(value) is not int or not isinstance(value, kind):
@@ -33,7 +33,8 @@ def _opt(doc: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
         else default
 
 
-def _doc(value: Any, what: str) -> dict[str, Any]:
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """The node's reply as a JSON object, or `Malformed` naming what it should have been."""
     if not isinstance(value, dict):
         raise Malformed(f"the node's {what} reply is not a JSON object")
     return value
@@ -56,11 +57,12 @@ class NodeStatus:
 
     @classmethod
     def from_json(cls, value: Any) -> NodeStatus:
-        d = _doc(value, "status")
+        d = json_object(value, "status")
         pool = d.get("mempool")
         pool = pool if isinstance(pool, dict) else {}
-        return cls(_get(d, "network_id", int), _get(d, "genesis", str), _get(d, "height", int),
-                   _get(d, "head", str), _get(d, "total_weight", int), _opt(d, "peers", int, 0),
+        return cls(required(d, "network_id", int), required(d, "genesis", str),
+                   required(d, "height", int), required(d, "head", str),
+                   required(d, "total_weight", int), _opt(d, "peers", int, 0),
                    _opt(d, "syncing", bool, False), _opt(d, "mining", bool, False),
                    _opt(d, "version", str, ""), _opt(d, "consensus", str, ""),
                    _opt(pool, "count", int, 0), d)
@@ -76,9 +78,9 @@ class AccountInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> AccountInfo:
-        d = _doc(value, "account")
-        return cls(_get(d, "address", str), _get(d, "balance", int), _get(d, "nonce", int),
-                   _get(d, "pending_nonce", int), d)
+        d = json_object(value, "account")
+        return cls(required(d, "address", str), required(d, "balance", int),
+                   required(d, "nonce", int), required(d, "pending_nonce", int), d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +110,10 @@ class TxInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> TxInfo:
-        d = _doc(value, "transaction")
+        d = json_object(value, "transaction")
         return cls(
-            _get(d, "id", str), _get(d, "from", str), _get(d, "to", str),
-            _get(d, "amount", int), _get(d, "fee", int), _get(d, "nonce", int),
+            required(d, "id", str), required(d, "from", str), required(d, "to", str),
+            required(d, "amount", int), required(d, "fee", int), required(d, "nonce", int),
             _opt(d, "data", str, ""), _opt(d, "status", str, "pending"),
             d.get("block"), d.get("height"), d.get("index"),
             _opt(d, "confirmations", int, 0), d.get("reason"), d.get("replaced_by"),
@@ -141,10 +143,10 @@ class BlockInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> BlockInfo:
-        d = _doc(value, "block")
-        h = _doc(d.get("header"), "block header")
+        d = json_object(value, "block")
+        h = json_object(d.get("header"), "block header")
         txs = tuple(d.get("txs") or ())
-        return cls(_get(d, "hash", str), _get(h, "height", int), _opt(h, "parent", str, ""),
+        return cls(required(d, "hash", str), required(h, "height", int), _opt(h, "parent", str, ""),
                    _opt(h, "timestamp", int, 0), _opt(h, "coinbase", str, ""),
                    _opt(h, "signer", str, ""), _opt(h, "tx_root", str, ""),
                    _opt(h, "state_root", str, ""), _opt(d, "tx_count", int, len(txs)), txs,
@@ -159,9 +161,9 @@ class BlockPage:
 
     @classmethod
     def from_json(cls, value: Any) -> BlockPage:
-        d = _doc(value, "blocks")
-        return cls(_get(d, "height", int),
-                   tuple(BlockInfo.from_json(b) for b in _get(d, "blocks", list)), d)
+        d = json_object(value, "blocks")
+        return cls(required(d, "height", int),
+                   tuple(BlockInfo.from_json(b) for b in required(d, "blocks", list)), d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +181,11 @@ class TxProof:
 
     @classmethod
     def from_json(cls, value: Any) -> TxProof:
-        d = _doc(value, "proof")
-        steps = tuple((bool(_get(s, "left", bool)), _get(s, "hash", str))
-                      for s in _get(d, "steps", list))
-        return cls(_get(d, "id", str), _get(d, "block", str), _get(d, "height", int),
-                   _get(d, "index", int), _get(d, "tx_root", str), steps, d)
+        d = json_object(value, "proof")
+        steps = tuple((bool(required(s, "left", bool)), required(s, "hash", str))
+                      for s in required(d, "steps", list))
+        return cls(required(d, "id", str), required(d, "block", str), required(d, "height", int),
+                   required(d, "index", int), required(d, "tx_root", str), steps, d)
 
     def verify(self, tx_root: str | bytes | None = None) -> bool:
         """Check the proof against `tx_root` (the header's, fetched separately to trust
@@ -212,9 +214,9 @@ class HistoryItem:
 
     @classmethod
     def from_json(cls, value: Any) -> HistoryItem:
-        d = _doc(value, "history item")
-        return cls(_get(d, "id", str), _get(d, "height", int), _get(d, "index", int),
-                   _get(d, "direction", str), _opt(d, "from", str, ""), _opt(d, "to", str, ""),
+        d = json_object(value, "history item")
+        return cls(required(d, "id", str), required(d, "height", int), required(d, "index", int),
+                   required(d, "direction", str), _opt(d, "from", str, ""), _opt(d, "to", str, ""),
                    _opt(d, "amount", int, 0), _opt(d, "fee", int, 0), _opt(d, "nonce", int, 0))
 
 
@@ -229,10 +231,11 @@ class HistoryPage:
 
     @classmethod
     def from_json(cls, value: Any) -> HistoryPage:
-        d = _doc(value, "history")
+        d = json_object(value, "history")
         more = d.get("next")
-        return cls(_get(d, "address", str), _get(d, "total", int), _opt(d, "offset", int, 0),
-                   tuple(HistoryItem.from_json(i) for i in _get(d, "items", list)), d,
+        return cls(required(d, "address", str), required(d, "total", int),
+                   _opt(d, "offset", int, 0),
+                   tuple(HistoryItem.from_json(i) for i in required(d, "items", list)), d,
                    more if isinstance(more, str) else None)
 
 
@@ -246,9 +249,9 @@ class MempoolPage:
 
     @classmethod
     def from_json(cls, value: Any) -> MempoolPage:
-        d = _doc(value, "mempool")
-        return cls(_get(d, "count", int), _get(d, "bytes", int), _opt(d, "offset", int, 0),
-                   tuple(TxInfo.from_json(t) for t in _get(d, "txs", list)), d)
+        d = json_object(value, "mempool")
+        return cls(required(d, "count", int), required(d, "bytes", int), _opt(d, "offset", int, 0),
+                   tuple(TxInfo.from_json(t) for t in required(d, "txs", list)), d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +266,10 @@ class TipInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> TipInfo:
-        d = _doc(value, "tip")
-        return cls(_get(d, "hash", str), _get(d, "height", int), _get(d, "total_weight", int),
-                   _get(d, "branch_length", int), _get(d, "status", str))
+        d = json_object(value, "tip")
+        return cls(required(d, "hash", str), required(d, "height", int),
+                   required(d, "total_weight", int), required(d, "branch_length", int),
+                   required(d, "status", str))
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +281,9 @@ class SignerHealth:
 
     @classmethod
     def from_json(cls, value: Any) -> SignerHealth:
-        d = _doc(value, "signer")
-        return cls(_get(d, "address", str), d.get("last_height"), _get(d, "sealed", int),
-                   _get(d, "missed", int))
+        d = json_object(value, "signer")
+        return cls(required(d, "address", str), d.get("last_height"), required(d, "sealed", int),
+                   required(d, "missed", int))
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +298,10 @@ class ConsensusInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> ConsensusInfo:
-        d = _doc(value, "consensus")
-        return cls(_get(d, "consensus", str), tuple(_get(d, "authorities", list)),
-                   d.get("in_turn"), _get(d, "next_height", int), _get(d, "window", int),
-                   tuple(SignerHealth.from_json(s) for s in _get(d, "signers", list)), d)
+        d = json_object(value, "consensus")
+        return cls(required(d, "consensus", str), tuple(required(d, "authorities", list)),
+                   d.get("in_turn"), required(d, "next_height", int), required(d, "window", int),
+                   tuple(SignerHealth.from_json(s) for s in required(d, "signers", list)), d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,11 +318,12 @@ class PeerInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> PeerInfo:
-        d = _doc(value, "peer")
-        return cls(_get(d, "node_id", str), _get(d, "endpoint", str), _get(d, "direction", str),
-                   _get(d, "height", int), _get(d, "head", str), _get(d, "total_weight", int),
-                   _get(d, "score", int), _get(d, "latency_ms", int),
-                   _get(d, "connected_ms", int))
+        d = json_object(value, "peer")
+        return cls(required(d, "node_id", str), required(d, "endpoint", str),
+                   required(d, "direction", str), required(d, "height", int),
+                   required(d, "head", str), required(d, "total_weight", int),
+                   required(d, "score", int), required(d, "latency_ms", int),
+                   required(d, "connected_ms", int))
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,8 +340,8 @@ class PeersInfo:
 
     @classmethod
     def from_json(cls, value: Any) -> PeersInfo:
-        d = _doc(value, "peers")
-        peers = tuple(PeerInfo.from_json(p) for p in _get(d, "peers", list))
-        return cls(_get(d, "p2p", bool), peers,
+        d = json_object(value, "peers")
+        peers = tuple(PeerInfo.from_json(p) for p in required(d, "peers", list))
+        return cls(required(d, "p2p", bool), peers,
                    _opt(d, "syncing", bool, False), d.get("sync_target"), d.get("node_id"),
                    _opt(d, "banned", int, 0), d)
