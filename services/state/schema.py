@@ -20,6 +20,10 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
+
+from common.encoding import pack, unpack
+from common.types import Account
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -109,3 +113,12 @@ def decode_count(raw: bytes | None) -> int:
 
 def tip_key(block_hash: bytes) -> bytes:
     return TIP + block_hash
+
+
+def encode_undo(before: Mapping[bytes, Account]) -> bytes:
+    """The `u` value: every account a block touched, as it was before the block."""
+    return pack([[address, acc.balance, acc.nonce] for address, acc in before.items()])
+
+
+def decode_undo(raw: bytes) -> dict[bytes, Account]:
+    return {address: Account(balance, nonce) for address, balance, nonce in unpack(raw)}
