@@ -1,5 +1,9 @@
 """Every LevelDB key the state service writes, built in one place (py-evm's schema.py).
 
+`n`, `t`, `x`, `c`, `u` and `a` describe the main chain: past the genesis commit (and the
+version-1 upgrade's counts), only `indexes.connect_block` and `indexes.disconnect_block`
+write them.
+
 | prefix | key                         | value                                           |
 |--------|-----------------------------|-------------------------------------------------|
 | `H`    | block hash                  | header raw                                      |
@@ -8,7 +12,7 @@
 | `n`    | height (8 B big-endian)     | main-chain block hash at that height            |
 | `t`    | txid                        | [block hash, index] of a main-chain transaction |
 | `a`    | address                     | [balance, nonce] at the head                    |
-| `u`    | block hash                  | undo: [[address, balance, nonce], ...] before    |
+| `u`    | main-chain block hash       | undo: [[address, balance, nonce], ...] before    |
 | `p`    | txid                        | mempool journal: raw transaction                |
 | `i`    | block hash                  | known-invalid block: error code                 |
 | `x`    | address, height, index      | [txid, direction] of a main-chain transaction   |
