@@ -1,8 +1,11 @@
-"""The chain: block import, fork choice and reorgs, block templates, and queries.
+"""The chain: block import, fork choice and reorgs, and the pool's way in and out.
 
 `Chain` owns the store and the mempool and is driven by the state service; it does I/O
 only through the store, and every consensus decision is a call into `common`. One block
-import (or one whole reorg) is one WriteBatch.
+import (or one whole reorg) is one WriteBatch. The main chain's indexes are written and
+undone by the one pair of functions in `indexes`, so a reorg is "disconnect the old branch,
+connect the new" with the very code an import uses. Block templates are built in
+`templates`; read-only questions are answered in `queries`.
 """
 
 from __future__ import annotations
@@ -12,47 +15,21 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from common import consensus, errors
-from common.encoding import pack
 from common.genesis import Genesis, genesis_block
-from common.ledger import (
-    Overlay,
-    StateChanges,
-    apply_block,
-    apply_transaction,
-    credit_coinbase,
-    finish,
-)
-from common.merkle import merkle_proof, merkle_root
-from common.types import MAX_BLOCK_BYTES, Account, Block, BlockHeader, Transaction
-from services.state import schema
-from services.state.mempool import Mempool, Removed
+from common.ledger import StateChanges, apply_block
+from common.status import BlockStatus, RemovalReason, TxStatus
+from common.types import Account, Block, BlockHeader, Transaction
+from services.state import indexes, schema
+from services.state.mempool import INCLUDED, Mempool, Removed
+from services.state.results import ImportResult, TxFate
 from services.state.store import Batch, BlockMeta, Store, StoreError, initial_genesis_commit
+from services.state.templates import TemplateCache, build_template
 
 log = logging.getLogger("ccoin.state.chain")
 
 HEADER_CACHE = 4096
 FATE_MEMORY = 100_000  # explained statuses are kept in memory, for this many transactions
-TEMPLATE_CACHE = 8
 DEFAULT_MAX_REORG = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    status: str  # head | side | known
-    block: Block
-    connected: tuple[Block, ...] = ()
-    disconnected: tuple[Block, ...] = ()
-    removed: tuple[Removed, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class TxFate:
-    """What became of a transaction that is neither pending nor confirmed."""
-
-    status: str  # rejected | replaced | dropped
-    reason: str  # the error code, or evicted | stale | reorg-conflict
-    by: bytes  # the replacing transaction
-    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +53,7 @@ class Chain:
             raise StoreError("the chain database holds another chain than this genesis file")
         self.genesis_hash = gblock.hash
         self._headers: dict[bytes, BlockHeader] = {}
-        self._templates: dict[tuple[bytes, bytes, bytes], tuple[tuple[Transaction, ...],
-                                                                StateChanges]] = {}
+        self.templates = TemplateCache()
         self.fates: OrderedDict[bytes, TxFate] = OrderedDict()
         self.removals: list[Removed] = []  # drained by the service into events
         self.head = self._load_head()
@@ -108,6 +84,11 @@ class Chain:
 
     def is_main(self, header: BlockHeader) -> bool:
         return self.store.hash_at(header.height) == header.hash
+
+    def block_at(self, height: int) -> bytes | None:
+        """The raw main-chain block at `height`."""
+        h = self.store.hash_at(height)
+        return self.store.block_raw(h) if h is not None else None
 
     def ancestors(self, header: BlockHeader, count: int) -> list[BlockHeader]:
         """Up to `count` headers before `header`, nearest last."""
@@ -142,6 +123,11 @@ class Chain:
     def next_difficulty(self, parent: BlockHeader) -> int:
         return consensus.next_difficulty(self.genesis, parent, self.anchor_timestamp(parent))
 
+    def state_value_from_scratch(self) -> int:
+        from common.statehash import from_scratch
+
+        return from_scratch(self.store.all_accounts())
+
     # --- importing ----------------------------------------------------------------------
 
     def validate_header(self, header: BlockHeader, now_ms: int) -> BlockHeader:
@@ -160,7 +146,7 @@ class Chain:
         p2p verify them before anything reaches state."""
         h = block.hash
         if self.store.get(schema.meta_key(h)) is not None:
-            return ImportResult("known", block)
+            return ImportResult(BlockStatus.KNOWN, block)
         reason = self.store.invalid(h)
         if reason is not None:
             raise errors.InvalidBlock(f"block {h.hex()[:16]} is known to be invalid: {reason}")
@@ -180,23 +166,22 @@ class Chain:
             meta = BlockMeta(weight, changes.state_value)
             batch = Batch()
             self._store_new(batch, block, meta)
-            self._connect(batch, block, changes)
-            removed = self._commit_head(batch, block.header, meta, [block], [], changes.after)
-            return ImportResult("head", block, (block,), (), tuple(removed))
+            indexes.connect_block(batch, self.store.get, block, changes.before, changes.after)
+            removed = self._commit_head(batch, block.header, meta, [block], [])
+            return ImportResult(BlockStatus.HEAD, block, (block,), (), tuple(removed))
         if not consensus.is_better_tip(self.genesis, weight, h, self.head.meta.total_weight,
                                        self.head.header.hash):
             batch = Batch()
             # side branch: state is computed only if it ever becomes the main chain
             self._store_new(batch, block, BlockMeta(weight, 0))
             self.store.commit(batch)
-            return ImportResult("side", block)
+            return ImportResult(BlockStatus.SIDE, block)
         return self._reorg(block, weight)
 
     def _changes_for(self, block: Block, parent_meta: BlockMeta) -> StateChanges:
-        key = (block.header.parent, block.header.coinbase, block.header.tx_root)
-        cached = self._templates.pop(key, None)
-        if cached is not None and cached[1].state_root == block.header.state_root:
-            return cached[1]  # our own template: already applied once
+        cached = self.templates.take(block.header)
+        if cached is not None:
+            return cached  # our own template: already applied once
         return apply_block(self.account, parent_meta.state_value, block,
                            self.genesis.network_id, self.genesis.reward)
 
@@ -211,93 +196,30 @@ class Chain:
         batch.put(schema.invalid_key(block_hash), exc.code.encode())
         self.store.commit(batch, sync=False)
 
-    def _connect(self, batch: Batch, block: Block, changes: StateChanges) -> None:
-        h = block.hash
-        batch.put(schema.height_key(block.height), h)
-        height = block.height
-        entries: dict[bytes, int] = {}
-        for index, tx in enumerate(block.txs):
-            batch.put(schema.tx_key(tx.id), pack([h, index]))
-            batch.delete(schema.journal_key(tx.id))
-            sender, to = tx.sender, tx.to
-            entries[sender] = entries.get(sender, 0) + 1
-            if sender == to:
-                batch.put(schema.history_key(sender, height, index), pack([tx.id, "self"]))
-            else:
-                batch.put(schema.history_key(sender, height, index), pack([tx.id, "out"]))
-                batch.put(schema.history_key(to, height, index), pack([tx.id, "in"]))
-                entries[to] = entries.get(to, 0) + 1
-        self._count_history(batch, entries)
-        batch.put(schema.undo_key(h), pack([[a, acc.balance, acc.nonce]
-                                            for a, acc in changes.before.items()]))
-        for address, account in changes.after.items():
-            batch.put_account(address, account)
-
-    def _count_history(self, batch: Batch, deltas: dict[bytes, int]) -> None:
-        """Keep each address's count of history entries (the total `Store.history` reports
-        without scanning them) in step with the entries this batch adds or removes."""
-        for address, delta in deltas.items():
-            key = schema.history_count_key(address)
-            if key in batch.puts:
-                current = schema.decode_count(batch.puts[key])
-            elif key in batch.deletes:
-                current = 0
-            else:
-                current = schema.decode_count(self.store.get(key))
-            n = current + delta
-            if n < 0:
-                raise StoreError(f"history count of {address.hex()} would go below zero")
-            if n:
-                batch.put(key, schema.encode_count(n))
-            else:
-                batch.delete(key)
-
     def _commit_head(self, batch: Batch, header: BlockHeader, meta: BlockMeta,
-                     connected: list[Block], disconnected: list[Block],
-                     accounts: dict[bytes, Account]) -> list[Removed]:
+                     connected: list[Block], disconnected: list[Block]) -> list[Removed]:
+        """Commit `batch` (the blocks connected and disconnected, in it already) with the
+        new head; the pool drops what the new main chain included or made stale, and takes
+        back what the disconnected blocks held that the new branch does not."""
         batch.put(schema.metadata_key("head"), header.hash)
         included = {tx.id for b in connected for tx in b.txs}
-        removed = self.mempool.on_accounts_changed(accounts, included)
+        for txid in included:
+            batch.delete(schema.journal_key(txid))  # confirmed: the journal's job is done
+        removed = self.mempool.on_accounts_changed(batch.accounts, included)
         for r in removed:
             batch.delete(schema.journal_key(r.tx.id))
         returned = [tx for b in disconnected for tx in b.txs if tx.id not in included]
         self.store.commit(batch)
         self.head = Head(header, meta)
-        self._templates.clear()
+        self.templates.clear()
         self._note(removed)
         if returned:
-            failed = self.mempool.restore(returned, self.account)
-            keep = Batch()
-            failed_ids = {tx.id for tx, _ in failed}
-            for tx in returned:
-                if tx.id not in failed_ids:
-                    keep.put(schema.journal_key(tx.id), tx.raw)
-            self.store.commit(keep)
-            self._note([Removed(tx, "reorg-conflict") for tx, _ in failed])
+            self._readmit(returned, RemovalReason.REORG_CONFLICT)
         return removed
 
-    def _note(self, removed: list[Removed]) -> None:
-        """Remember why transactions left the pool (not by inclusion), for status queries
-        and `txs_removed` events."""
-        for r in removed:
-            if r.reason == "included":
-                continue
-            status = "replaced" if r.reason == "replaced" else "dropped"
-            self._remember(r.tx.id, TxFate(status, r.reason, r.by, r.tx.raw))
-            self.removals.append(r)
-
-    def _remember(self, txid: bytes, fate: TxFate) -> None:
-        self.fates[txid] = fate
-        self.fates.move_to_end(txid)
-        if len(self.fates) > FATE_MEMORY:
-            self.fates.popitem(last=False)
-
-    def drain_removals(self) -> list[Removed]:
-        out, self.removals = self.removals, []
-        return out
-
-    def _reorg(self, tip: Block, weight: int) -> ImportResult:
-        """Switch to the heavier branch ending at `tip`, atomically."""
+    def _branch_from_main(self, tip: Block) -> tuple[BlockHeader, list[Block]]:
+        """The main-chain block `tip`'s branch forks from, and the branch after it, oldest
+        first."""
         branch = [tip]
         cur = tip.header
         while True:
@@ -305,43 +227,39 @@ class Chain:
             if parent is None:
                 raise errors.UnknownParent("branch does not reach the main chain")
             if self.is_main(parent):
-                fork = parent
-                break
+                branch.reverse()
+                return parent, branch
             blk = self.store.block(parent.hash)
             if blk is None:
                 raise errors.UnknownParent("branch block body missing")
             branch.append(blk)
             cur = parent
-        branch.reverse()
+
+    def _reorg(self, tip: Block, weight: int) -> ImportResult:
+        """Switch to the heavier branch ending at `tip`, atomically: disconnect the main
+        chain down to the fork, connect the branch, all in one batch."""
+        fork, branch = self._branch_from_main(tip)
         depth = self.head.header.height - fork.height
         if depth > self.max_reorg:
             raise errors.InvalidBlock(f"reorg of depth {depth} exceeds the limit "
                                       f"{self.max_reorg}")
-        working: dict[bytes, Account] = {}
-
-        def view(address: bytes) -> Account:
-            acc = working.get(address)
-            return acc if acc is not None else self.store.account(address)
-
         batch = Batch()
+        read = self.store.get
         disconnected: list[Block] = []
         for height in range(self.head.header.height, fork.height, -1):
             bhash = self.store.hash_at(height)
             assert bhash is not None
             blk = self.store.block(bhash)
             assert blk is not None
-            working.update(self.store.undo(bhash))
-            unlisted: dict[bytes, int] = {}
-            for index, tx in enumerate(blk.txs):
-                batch.delete(schema.tx_key(tx.id))
-                batch.delete(schema.history_key(tx.sender, height, index))
-                batch.delete(schema.history_key(tx.to, height, index))
-                unlisted[tx.sender] = unlisted.get(tx.sender, 0) - 1
-                if tx.to != tx.sender:
-                    unlisted[tx.to] = unlisted.get(tx.to, 0) - 1
-            self._count_history(batch, unlisted)
-            batch.delete(schema.height_key(height))
+            indexes.disconnect_block(batch, read, blk)
             disconnected.append(blk)
+        pending = batch.accounts
+
+        def view(address: bytes) -> Account:
+            """Accounts as the batch leaves them: the branch applies on the fork's state."""
+            acc = pending.get(address)
+            return acc if acc is not None else self.store.account(address)
+
         fork_meta = self.store.meta(fork.hash)
         assert fork_meta is not None
         state_value = fork_meta.state_value
@@ -355,7 +273,6 @@ class Chain:
                 self._mark_invalid(blk.hash, exc)
                 log.warning("reorg aborted: block %s invalid: %s", blk.hash.hex()[:16], exc)
                 raise
-            working.update(changes.after)
             state_value = changes.state_value
             total += consensus.block_weight(self.genesis, blk.header)
             meta = BlockMeta(total, state_value)
@@ -363,16 +280,15 @@ class Chain:
                 self._store_new(batch, blk, meta)
             else:
                 self.store.write_block(batch, blk, meta)
-            self._connect(batch, blk, changes)
-        for address, account in working.items():
-            batch.put_account(address, account)
+            indexes.connect_block(batch, read, blk, changes.before, changes.after)
         assert total == weight
-        removed = self._commit_head(batch, tip.header, meta, branch, disconnected, working)
+        removed = self._commit_head(batch, tip.header, meta, branch, disconnected)
         log.info("reorg: %d block(s) out, %d in, new head %d", len(disconnected), len(branch),
                  tip.height)
-        return ImportResult("head", tip, tuple(branch), tuple(disconnected), tuple(removed))
+        return ImportResult(BlockStatus.HEAD, tip, tuple(branch), tuple(disconnected),
+                            tuple(removed))
 
-    # --- mempool ------------------------------------------------------------------------
+    # --- the pool's way in and out ------------------------------------------------------
 
     def add_transactions(self, txs: list[Transaction]) -> tuple[list[errors.CcoinError | None],
                                                                list[Transaction]]:
@@ -389,7 +305,7 @@ class Chain:
                 displaced = self.mempool.add(tx, self.account(tx.sender))
             except errors.CcoinError as exc:
                 results.append(exc)
-                self._remember(tx.id, TxFate("rejected", exc.code, b"", tx.raw))
+                self._remember(tx.id, TxFate(TxStatus.REJECTED, exc.code, b"", tx.raw))
                 continue
             for r in displaced:
                 batch.delete(schema.journal_key(r.tx.id))
@@ -401,6 +317,18 @@ class Chain:
         if accepted or batch.deletes:
             self.store.commit(batch)
         return results, accepted
+
+    def _readmit(self, txs: list[Transaction], reason: RemovalReason) -> None:
+        """Put transactions of disconnected blocks back into the pool and the journal; the
+        ones that no longer fit are dropped for `reason`."""
+        failed = self.mempool.restore(txs, self.account)
+        keep = Batch()
+        failed_ids = {tx.id for tx, _ in failed}
+        for tx in txs:
+            if tx.id not in failed_ids:
+                keep.put(schema.journal_key(tx.id), tx.raw)
+        self.store.commit(keep)
+        self._note([Removed(tx, reason) for tx, _ in failed])
 
     def _restore_journal(self) -> None:
         txs = []
@@ -434,153 +362,42 @@ class Chain:
             log.info("mempool journal: %d restored, %d dropped, %d misfiled entries removed",
                      len(txs) - len(failed), len(failed), len(stale_keys))
 
+    def _note(self, removed: list[Removed]) -> None:
+        """Remember why transactions left the pool (not by inclusion), for status queries
+        and `txs_removed` events."""
+        for r in removed:
+            if r.reason == INCLUDED:
+                continue
+            status = TxStatus.REPLACED if r.reason == RemovalReason.REPLACED else TxStatus.DROPPED
+            self._remember(r.tx.id, TxFate(status, r.reason, r.by, r.tx.raw))
+            self.removals.append(r)
+
+    def _remember(self, txid: bytes, fate: TxFate) -> None:
+        self.fates[txid] = fate
+        self.fates.move_to_end(txid)
+        if len(self.fates) > FATE_MEMORY:
+            self.fates.popitem(last=False)
+
+    def drain_removals(self) -> list[Removed]:
+        out, self.removals = self.removals, []
+        return out
+
     # --- templates ----------------------------------------------------------------------
 
     def template(self, coinbase: bytes, timestamp: int, extra: bytes) -> Block:
         """An unsealed block on the head: the best ready transactions that apply, the state
         root after them. Transactions that no longer apply are dropped from the pool."""
-        parent = self.head.header
-        state = Overlay(self.account)
-        chosen: list[Transaction] = []
-        stale: list[Transaction] = []
-        fees = 0
-        room = MAX_BLOCK_BYTES - 64 * 1024  # header and framing; a block peers can decode
-        gen = self.mempool.select(self.genesis.max_bound)
-        ok: bool | None = None
-        while True:
-            try:
-                tx = gen.send(ok) if ok is not None else next(gen)
-            except StopIteration:
-                break
-            if len(tx.raw) > room:
-                break
-            try:
-                apply_transaction(state, tx, self.genesis.network_id)
-            except errors.InvalidTransaction:
-                stale.append(tx)
-                ok = False
-                continue
-            chosen.append(tx)
-            fees += tx.fee
-            room -= len(tx.raw) + 3
-            ok = True
-        for tx in stale:
-            self.mempool.remove(tx)
-        self._note([Removed(tx, "stale") for tx in stale])
-        if stale:
+        head = self.head
+        built = build_template(
+            self.genesis, head.header, head.meta.state_value, self.account,
+            self.mempool.select(self.genesis.max_bound), coinbase=coinbase,
+            timestamp=timestamp, extra=extra, difficulty=self.next_difficulty(head.header))
+        if built.stale:
             batch = Batch()
-            for tx in stale:
+            for tx in built.stale:
+                self.mempool.remove(tx)
                 batch.delete(schema.journal_key(tx.id))
+            self._note([Removed(tx, RemovalReason.STALE) for tx in built.stale])
             self.store.commit(batch, sync=False)
-        credit_coinbase(state, coinbase, self.genesis.reward + fees)
-        changes = finish(state, fees, self.head.meta.state_value)
-        tx_root = merkle_root([tx.id for tx in chosen])
-        header = BlockHeader(
-            height=parent.height + 1, parent=parent.hash,
-            timestamp=max(timestamp, parent.timestamp + 1), coinbase=coinbase,
-            tx_root=tx_root, state_root=changes.state_root,
-            difficulty=self.next_difficulty(parent), nonce=0, extra=extra)
-        if len(self._templates) >= TEMPLATE_CACHE:
-            self._templates.clear()
-        self._templates[(parent.hash, coinbase, tx_root)] = (tuple(chosen), changes)
-        return Block(header, tuple(chosen))
-
-    # --- queries ------------------------------------------------------------------------
-
-    def locator(self) -> list[bytes]:
-        """Main-chain hashes from the head back: ten dense, then doubling steps, then the
-        genesis (Bitcoin's block locator), so a peer finds the fork point in one round."""
-        hashes: list[bytes] = []
-        height, step = self.head.header.height, 1
-        while height > 0:
-            h = self.store.hash_at(height)
-            assert h is not None
-            hashes.append(h)
-            if len(hashes) >= 10:
-                step *= 2
-            height -= step
-        hashes.append(self.genesis_hash)
-        return hashes
-
-    def blocks_after(self, locator: tuple[bytes, ...], limit: int, max_bytes: int,
-                     ) -> list[bytes]:
-        """Main-chain blocks after the newest locator hash we have on the main chain."""
-        start = 1
-        for h in locator:
-            header = self.header(h)
-            if header is not None and self.is_main(header):
-                start = header.height + 1
-                break
-        out: list[bytes] = []
-        size = 0
-        for height in range(start, min(start + limit, self.head.header.height + 1)):
-            raw = self.block_at(height)
-            assert raw is not None
-            if out and size + len(raw) > max_bytes:
-                break
-            out.append(raw)
-            size += len(raw)
-        return out
-
-    def signers(self, window: int) -> tuple[bytes, int, list[tuple[bytes, int, int, int]]]:
-        """PoA health over the last `window` main-chain blocks: the next in-turn signer,
-        the next height, and per authority (address, last sealed height or -1, blocks
-        sealed, in-turn slots missed)."""
-        g = self.genesis
-        next_height = self.head.header.height + 1
-        if not g.is_poa:
-            return b"", next_height, []
-        stats = {a: [-1, 0, 0] for a in g.miners}
-        header: BlockHeader | None = self.head.header
-        seen = 0
-        while header is not None and header.height > 0 and seen < window:
-            in_turn = consensus.in_turn_signer(g, header.height)
-            if header.coinbase in stats:
-                s = stats[header.coinbase]
-                s[0] = max(s[0], header.height)
-                s[1] += 1
-            if header.coinbase != in_turn:
-                stats[in_turn][2] += 1
-            header = self.header(header.parent)
-            seen += 1
-        return (consensus.in_turn_signer(g, next_height), next_height,
-                [(a, v[0], v[1], v[2]) for a, v in stats.items()])
-
-    def tips(self) -> list[tuple[bytes, int, int, int, str]]:
-        """Known branch tips: (hash, height, total weight, branch length, status)."""
-        out = []
-        for h in self.store.tips():
-            header, meta = self.header(h), self.store.meta(h)
-            if header is None or meta is None:
-                continue
-            if h == self.head.header.hash:
-                out.append((h, header.height, meta.total_weight, 0, "active"))
-                continue
-            length = 0
-            cur: BlockHeader | None = header
-            while cur is not None and not self.is_main(cur) and length < self.max_reorg:
-                length += 1
-                cur = self.header(cur.parent)
-            out.append((h, header.height, meta.total_weight, length, "valid-fork"))
-        for h, _code in self.store.invalid_blocks(100):
-            header = self.header(h)
-            out.append((h, header.height if header else -1, 0, 0, "invalid"))
-        return out
-
-    def tx_proof(self, txid: bytes) -> tuple[Block, int, list[tuple[bool, bytes]]]:
-        loc = self.store.tx_location(txid)
-        if loc is None:
-            raise errors.NotFound("no confirmed transaction with this id")
-        block = self.store.block(loc[0])
-        assert block is not None
-        return block, loc[1], merkle_proof([tx.id for tx in block.txs], loc[1])
-
-    def block_at(self, height: int) -> bytes | None:
-        h = self.store.hash_at(height)
-        return self.store.block_raw(h) if h is not None else None
-
-    def state_value_from_scratch(self) -> int:
-        from common.statehash import from_scratch
-
-        return from_scratch(self.store.all_accounts())
-
+        self.templates.put(built.block.header, built.changes)
+        return built.block

@@ -17,10 +17,12 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from common import errors
+from common.status import RemovalReason
 from common.types import Account, Transaction
 
 DEFAULT_MAX_COUNT = 200_000
 DEFAULT_MAX_FUTURE = 64
+INCLUDED = "included"  # left by confirmation: not a removal anyone is told about
 
 
 @dataclass(slots=True)
@@ -69,8 +71,8 @@ class SenderQueue:
 
 @dataclass(frozen=True, slots=True)
 class Removed:
-    """A transaction the pool let go, and why (`included`, `replaced`, `evicted`, `stale`);
-    `by` is the replacing transaction's id."""
+    """A transaction the pool let go, and why (`INCLUDED` in a block, or a
+    `RemovalReason`); `by` is the replacing transaction's id."""
 
     tx: Transaction
     reason: str
@@ -142,13 +144,13 @@ class Mempool:
             if tx.fee <= old.fee:
                 raise errors.Underpriced(f"replacing nonce {tx.nonce} needs a fee above {old.fee}")
             self._drop(old)
-            removed.append(Removed(old, "replaced", tx.id))
+            removed.append(Removed(old, RemovalReason.REPLACED, tx.id))
         elif len(self.by_id) >= self.max_count:
             victim = self._cheapest_tail(exclude=tx.sender)
             if victim is None or victim.fee >= tx.fee:
                 raise errors.PoolFull("mempool is full; a higher fee is needed")
             self._drop(victim)
-            removed.append(Removed(victim, "evicted"))
+            removed.append(Removed(victim, RemovalReason.EVICTED))
         self.senders[tx.sender] = queue
         queue.put(tx)
         self.by_id[tx.id] = tx
@@ -193,12 +195,12 @@ class Mempool:
             queue.rebase(account.nonce)
             for nonce in [n for n in queue.txs if n < account.nonce]:
                 tx = queue.txs[nonce]
-                removed.append(Removed(tx, "included" if tx.id in included else "stale"))
+                removed.append(Removed(tx, INCLUDED if tx.id in included else RemovalReason.STALE))
                 self._drop(tx)
         for txid in included:
             pending = self.by_id.get(txid)
             if pending is not None:
-                removed.append(Removed(pending, "included"))
+                removed.append(Removed(pending, INCLUDED))
                 self._drop(pending)
         self._ready_count = None
         return removed

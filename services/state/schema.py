@@ -1,5 +1,9 @@
 """Every LevelDB key the state service writes, built in one place (py-evm's schema.py).
 
+`n`, `t`, `x`, `c`, `u` and `a` describe the main chain: past the genesis commit (and the
+version-1 upgrade's counts), only `indexes.connect_block` and `indexes.disconnect_block`
+write them.
+
 | prefix | key                         | value                                           |
 |--------|-----------------------------|-------------------------------------------------|
 | `H`    | block hash                  | header raw                                      |
@@ -8,7 +12,7 @@
 | `n`    | height (8 B big-endian)     | main-chain block hash at that height            |
 | `t`    | txid                        | [block hash, index] of a main-chain transaction |
 | `a`    | address                     | [balance, nonce] at the head                    |
-| `u`    | block hash                  | undo: [[address, balance, nonce], ...] before    |
+| `u`    | main-chain block hash       | undo: [[address, balance, nonce], ...] before    |
 | `p`    | txid                        | mempool journal: raw transaction                |
 | `i`    | block hash                  | known-invalid block: error code                 |
 | `x`    | address, height, index      | [txid, direction] of a main-chain transaction   |
@@ -20,6 +24,10 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
+
+from common.encoding import pack, unpack
+from common.types import Account
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -109,3 +117,12 @@ def decode_count(raw: bytes | None) -> int:
 
 def tip_key(block_hash: bytes) -> bytes:
     return TIP + block_hash
+
+
+def encode_undo(before: Mapping[bytes, Account]) -> bytes:
+    """The `u` value: every account a block touched, as it was before the block."""
+    return pack([[address, acc.balance, acc.nonce] for address, acc in before.items()])
+
+
+def decode_undo(raw: bytes) -> dict[bytes, Account]:
+    return {address: Account(balance, nonce) for address, balance, nonce in unpack(raw)}

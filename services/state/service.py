@@ -13,12 +13,15 @@ import zmq.asyncio
 from common import messages as m
 from common.errors import CcoinError, Malformed, NotFound
 from common.genesis import Genesis, load_genesis
+from common.status import BlockStatus
 from common.types import Block, Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig
 from runtime.service import now_ms
-from services.state.chain import Chain, ImportResult
+from services.state import queries
+from services.state.chain import Chain
 from services.state.mempool import Mempool
+from services.state.results import ImportResult
 from services.state.store import Store
 
 log = logging.getLogger("ccoin.state")
@@ -106,25 +109,10 @@ class StateService:
         return m.BlockRangeReply(tuple(blocks), top)
 
     def get_tx(self, req: m.GetTx) -> m.TxReply:
-        c = self.chain
-        tx = c.mempool.get(req.id)
-        if tx is not None:
-            if c.mempool.is_ready(tx):
-                return m.TxReply(tx.raw, "pending", b"", -1, -1, 0)
-            expected = c.mempool.pending_nonce(tx.sender, c.account(tx.sender))
-            return m.TxReply(tx.raw, "queued", b"", -1, -1, 0, expected_nonce=expected)
-        loc = c.store.tx_location(req.id)
-        if loc is None:
-            fate = c.fates.get(req.id)
-            if fate is None:
-                raise NotFound("no such transaction")
-            return m.TxReply(fate.raw, fate.status, b"", -1, -1, 0, reason=fate.reason,
-                             replaced_by=fate.by)
-        block_hash, index = loc
-        block = c.store.block(block_hash)
-        assert block is not None
-        return m.TxReply(block.txs[index].raw, "confirmed", block_hash, block.height, index,
-                         c.head.header.height - block.height + 1)
+        s = queries.tx_status(self.chain, req.id)
+        return m.TxReply(tx=s.raw, status=s.status, block_hash=s.block_hash, height=s.height,
+                         index=s.index, confirmations=s.confirmations, reason=s.reason,
+                         replaced_by=s.replaced_by, expected_nonce=s.expected_nonce)
 
     def get_txs(self, req: m.GetTxs) -> m.TxsReply:
         if len(req.ids) > 10_000:
@@ -193,7 +181,7 @@ class StateService:
             result = self.chain.import_block(block, now_ms())
         finally:
             self._publish_removals()
-        if result.status == "head":
+        if result.status == BlockStatus.HEAD:
             self._publish_head(result)
         return m.BlockResult(result.status, block.hash, block.height)
 
@@ -216,7 +204,7 @@ class StateService:
                 continue
             finally:
                 self._publish_removals()
-            if result.status == "head":
+            if result.status == BlockStatus.HEAD:
                 self._publish_head(result)
             outcomes.append(m.BlockOutcome(block.hash, block.height, result.status, "", ""))
         return m.SubmitBlocksResult(tuple(outcomes))
@@ -230,35 +218,43 @@ class StateService:
                                             and 0 <= req.before[1] < 2**32):
                 raise Malformed("before must be (height, index) within u64 and u32")
             before = (req.before[0], req.before[1])
-        limit = min(req.limit, MAX_PAGE)
-        # one more than asked tells whether older entries follow
-        total, items = self.chain.store.history(req.address, req.offset, limit + 1, before)
-        return m.AccountTxsReply(total, tuple(m.HistoryEntry(*item) for item in items[:limit]),
-                                 len(items) > limit)
+        page = queries.history(self.chain, req.address, req.offset, min(req.limit, MAX_PAGE),
+                               before)
+        return m.AccountTxsReply(
+            total=page.total, more=page.more,
+            items=tuple(m.HistoryEntry(id=r.txid, height=r.height, index=r.index,
+                                       direction=r.direction) for r in page.records))
 
     def get_tx_proof(self, req: m.GetTxProof) -> m.TxProofReply:
-        block, index, steps = self.chain.tx_proof(req.id)
-        return m.TxProofReply(req.id, block.hash, block.height, index, block.header.tx_root,
-                              tuple(m.ProofStep(left, h) for left, h in steps))
+        p = queries.tx_proof(self.chain, req.id)
+        return m.TxProofReply(id=p.txid, block_hash=p.block_hash, height=p.height,
+                              index=p.index, tx_root=p.tx_root,
+                              steps=tuple(m.ProofStep(left, h) for left, h in p.steps))
 
     def get_tips(self, _: m.GetTips) -> m.TipsReply:
-        return m.TipsReply(tuple(m.TipEntry(*tip) for tip in self.chain.tips()))
+        return m.TipsReply(tuple(
+            m.TipEntry(hash=t.hash, height=t.height, total_weight=t.total_weight,
+                       branch_length=t.branch_length, status=t.status)
+            for t in queries.tips(self.chain)))
 
     def get_signers(self, req: m.GetSigners) -> m.SignersReply:
         if not 0 < req.window <= 10_000:
             raise Malformed("window must be in 1..10000")
-        in_turn, next_height, stats = self.chain.signers(req.window)
-        return m.SignersReply(in_turn, next_height,
-                              tuple(m.SignerEntry(*row) for row in stats))
+        report = queries.signers(self.chain, req.window)
+        return m.SignersReply(
+            in_turn=report.in_turn, next_height=report.next_height,
+            signers=tuple(m.SignerEntry(address=s.address, last_height=s.last_height,
+                                        sealed=s.sealed, missed=s.missed)
+                          for s in report.signers))
 
     def get_locator(self, _: m.GetLocator) -> m.LocatorReply:
-        return m.LocatorReply(tuple(self.chain.locator()))
+        return m.LocatorReply(tuple(queries.locator(self.chain)))
 
     def get_blocks_after(self, req: m.GetBlocksAfter) -> m.BlockRangeReply:
         if req.limit < 0 or req.max_bytes < 0 or len(req.locator) > 200:
             raise Malformed("limit and max_bytes must not be negative; locator <= 200")
-        blocks = self.chain.blocks_after(req.locator, min(req.limit, MAX_PAGE),
-                                         min(req.max_bytes, MAX_PAGE_BYTES))
+        blocks = queries.blocks_after(self.chain, req.locator, min(req.limit, MAX_PAGE),
+                                      min(req.max_bytes, MAX_PAGE_BYTES))
         return m.BlockRangeReply(tuple(blocks), self.chain.head.header.height)
 
     def has_blocks(self, req: m.HasBlocks) -> m.HasBlocksReply:

@@ -18,12 +18,13 @@ from common.encoding import pack, unpack
 from common.errors import StoreError
 from common.genesis import Genesis, genesis_block
 from common.statehash import from_scratch
+from common.status import Direction
 from common.types import Account, Block, BlockHeader
 from services.state import schema
+from services.state.results import HistoryRecord, TxLocation
 
 STATE_VALUE_BYTES = 384
 ACCOUNT_CACHE_LIMIT = 2_000_000
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,18 +133,18 @@ class Store:
     def hash_at(self, height: int) -> bytes | None:
         return self.db.get(schema.height_key(height))
 
-    def tx_location(self, txid: bytes) -> tuple[bytes, int] | None:
+    def tx_location(self, txid: bytes) -> TxLocation | None:
         raw = self.db.get(schema.tx_key(txid))
         if raw is None:
             return None
         block_hash, index = unpack(raw)
-        return block_hash, index
+        return TxLocation(block_hash, index)
 
     def undo(self, block_hash: bytes) -> dict[bytes, Account]:
         raw = self.db.get(schema.undo_key(block_hash))
         if raw is None:
             raise StoreError(f"missing undo record for {block_hash.hex()}")
-        return {a: Account(b, n) for a, b, n in unpack(raw)}
+        return schema.decode_undo(raw)
 
     def metadata(self, name: str) -> bytes | None:
         return self.db.get(schema.metadata_key(name))
@@ -158,12 +159,13 @@ class Store:
 
     def history(self, address: bytes, offset: int, limit: int,
                 before: tuple[int, int] | None = None,
-                ) -> tuple[int, list[tuple[bytes, int, int, str]]]:
-        """(total, [(txid, height, index, direction)]) newest first; with `before` =
-        (height, index), only entries older than that position (a seek, not a skip)."""
+                ) -> tuple[int, list[HistoryRecord]]:
+        """The address's count of entries, and up to `limit` entries newest first after
+        skipping `offset`; with `before` = (height, index), only entries older than that
+        position (a seek, not a skip)."""
         prefix = schema.history_prefix(address)
         total = schema.decode_count(self.db.get(schema.history_count_key(address)))
-        items: list[tuple[bytes, int, int, str]] = []
+        items: list[HistoryRecord] = []
         if before is None:
             entries = self.db.iterator(prefix=prefix, reverse=True)
         else:
@@ -176,7 +178,7 @@ class Store:
                 break
             txid, direction = unpack(value)
             height, index = schema.parse_history_key(key)
-            items.append((txid, height, index, direction))
+            items.append(HistoryRecord(txid, height, index, Direction(direction)))
         return total, items
 
     def tips(self) -> list[bytes]:
@@ -237,7 +239,7 @@ def initial_genesis_commit(store: Store, genesis: Genesis, block: Block) -> None
     batch.put(schema.tip_key(block.hash), b"")
     for address, account in accounts.items():
         batch.put_account(address, account)
-    batch.put(schema.undo_key(block.hash), pack([]))
+    batch.put(schema.undo_key(block.hash), schema.encode_undo({}))
     batch.put(schema.metadata_key("genesis"), block.hash)
     batch.put(schema.metadata_key("head"), block.hash)
     batch.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)

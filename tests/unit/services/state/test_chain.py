@@ -13,6 +13,7 @@ from common.statehash import root_of
 from common.types import Block
 from services.state import schema
 from services.state.chain import Chain
+from services.state.results import TxLocation
 from services.state.store import Batch, Store, StoreError, init_chain
 from tests.framework import rules as rh
 
@@ -40,7 +41,7 @@ def test_imports_blocks_and_agrees_with_the_reference_chain(tmp_path: Path) -> N
     assert chain.account(rh.address(9)).balance == ref.view(rh.address(9)).balance
     assert root_of(chain.state_value_from_scratch()) == ref.tip.state_root
     loc = chain.store.tx_location(ref.blocks[3].txs[0].id)
-    assert loc == (ref.blocks[3].hash, 0)
+    assert loc == TxLocation(ref.blocks[3].hash, 0)
     assert chain.import_block(ref.blocks[2], NOW).status == "known"
 
 
@@ -87,7 +88,7 @@ def test_reorg_to_a_heavier_branch_returns_transactions_to_the_pool(tmp_path: Pa
     assert chain.head.header.hash == tip.hash
     assert root_of(chain.state_value_from_scratch()) == tip.header.state_root
     assert only_on_a.id in chain.mempool and on_both.id not in chain.mempool
-    assert chain.store.tx_location(on_both.id) == (side[0].hash, 0)
+    assert chain.store.tx_location(on_both.id) == TxLocation(side[0].hash, 0)
     assert chain.store.tx_location(only_on_a.id) is None
     assert chain.account(rh.address(20)).balance == 0  # a's rewards are undone
     # and back again: a grows heavier, a's transactions are confirmed once more
@@ -149,19 +150,6 @@ def test_unreadable_journal_entries_are_removed_misfiled_ones_refiled(tmp_path: 
     assert len(again.mempool) == 2 and again.mempool.get(other.id) == other
     assert sorted(key for key, _ in again.store.journal()) == sorted(
         schema.journal_key(t.id) for t in (good, other))
-
-
-def test_template_is_a_valid_block_and_skips_stale_transactions(tmp_path: Path) -> None:
-    g = rh.poa_genesis(n_miners=1)
-    chain = open_chain(tmp_path, g)
-    poor = rh.transfer(30, rh.address(9), 1, nonce=0)  # address(30) has no funds
-    chain.mempool.add(poor, chain.account(rh.address(1)))  # slipped in: sender looked rich
-    chain.add_transactions([rh.transfer(1, rh.address(9), 1, nonce=0)])
-    tpl = chain.template(rh.address(100), rh.GENESIS_TIME + 5, b"")
-    assert len(tpl.txs) == 1 and poor.id not in chain.mempool
-    sealed = Block(rh.seal(g, tpl.header, rh.signer(100)), tpl.txs)
-    assert chain.import_block(sealed, NOW).status == "head"
-    assert len(chain.mempool) == 0
 
 
 def test_commit_is_all_or_nothing(tmp_path: Path) -> None:

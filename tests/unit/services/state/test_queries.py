@@ -12,7 +12,7 @@ from common import errors
 from common import messages as m
 from common.genesis import Genesis
 from common.merkle import verify_proof
-from services.state import schema
+from services.state import queries, schema
 from services.state.chain import Chain
 from services.state.mempool import Mempool
 from services.state.service import StateService
@@ -164,7 +164,7 @@ def test_locator_and_blocks_after_find_the_fork(tmp_path: Path) -> None:
     peer_svc, peer = service(tmp_path / "b", g)
     reply = peer_svc.submit_blocks(m.SubmitBlocks(tuple(b.raw for b in ref.blocks[1:13])))
     assert [o.status for o in reply.outcomes] == ["head"] * 12
-    after = svc.get_blocks_after(m.GetBlocksAfter(tuple(peer.locator()), 10, 1 << 20))
+    after = svc.get_blocks_after(m.GetBlocksAfter(tuple(queries.locator(peer)), 10, 1 << 20))
     assert after.blocks[0] == ref.blocks[13].raw and len(after.blocks) == 10
     rest = peer_svc.submit_blocks(m.SubmitBlocks(after.blocks))
     assert all(o.status == "head" for o in rest.outcomes)

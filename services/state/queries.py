@@ -1,0 +1,157 @@
+"""Read-only questions about the chain, the pool and their indexes, answered as the
+dataclasses of `results`: a transaction's status, an account's history, Merkle proofs,
+branch tips, signer health, and the block locator and ranges that sync uses.
+
+Each is a function of a `Chain` that changes nothing; the state service turns its answer
+into a bus reply, field by field.
+"""
+
+from __future__ import annotations
+
+from common import consensus, errors
+from common.merkle import merkle_proof
+from common.status import TipStatus, TxStatus
+from common.types import BlockHeader
+from services.state.chain import Chain
+from services.state.results import (
+    AccountHistory,
+    BranchTip,
+    SignerActivity,
+    SignerReport,
+    TxInclusion,
+    TxState,
+)
+
+INVALID_TIPS = 100  # known-invalid blocks listed among the tips, at most
+
+
+def tx_status(chain: Chain, txid: bytes) -> TxState:
+    """Pending or queued in the pool, confirmed on the main chain, or what became of it."""
+    pool = chain.mempool
+    tx = pool.get(txid)
+    if tx is not None:
+        if pool.is_ready(tx):
+            return TxState(TxStatus.PENDING, tx.raw)
+        expected = pool.pending_nonce(tx.sender, chain.account(tx.sender))
+        return TxState(TxStatus.QUEUED, tx.raw, expected_nonce=expected)
+    loc = chain.store.tx_location(txid)
+    if loc is None:
+        fate = chain.fates.get(txid)
+        if fate is None:
+            raise errors.NotFound("no such transaction")
+        return TxState(fate.status, fate.raw, reason=fate.reason, replaced_by=fate.by)
+    block = chain.store.block(loc.block_hash)
+    assert block is not None
+    return TxState(TxStatus.CONFIRMED, block.txs[loc.index].raw, block_hash=loc.block_hash,
+                   height=block.height, index=loc.index,
+                   confirmations=chain.head.header.height - block.height + 1)
+
+
+def history(chain: Chain, address: bytes, offset: int, limit: int,
+            before: tuple[int, int] | None = None) -> AccountHistory:
+    """Up to `limit` entries newest first, skipping `offset`; with `before` = (height,
+    index), only entries older than that position (a cursor that new blocks do not shift)."""
+    # one more than asked tells whether older entries follow
+    total, records = chain.store.history(address, offset, limit + 1, before)
+    return AccountHistory(total, tuple(records[:limit]), len(records) > limit)
+
+
+def tx_proof(chain: Chain, txid: bytes) -> TxInclusion:
+    loc = chain.store.tx_location(txid)
+    if loc is None:
+        raise errors.NotFound("no confirmed transaction with this id")
+    block = chain.store.block(loc.block_hash)
+    assert block is not None
+    steps = merkle_proof([tx.id for tx in block.txs], loc.index)
+    return TxInclusion(txid, block.hash, block.height, loc.index, block.header.tx_root,
+                       tuple(steps))
+
+
+def tips(chain: Chain) -> tuple[BranchTip, ...]:
+    """The head, each lighter branch's tip (with its length off the main chain), and the
+    blocks found invalid."""
+    store = chain.store
+    head = chain.head.header.hash
+    out: list[BranchTip] = []
+    for h in store.tips():
+        header, meta = chain.header(h), store.meta(h)
+        if header is None or meta is None:
+            continue
+        if h == head:
+            out.append(BranchTip(h, header.height, meta.total_weight, 0, TipStatus.ACTIVE))
+            continue
+        length = 0
+        cur: BlockHeader | None = header
+        while cur is not None and not chain.is_main(cur) and length < chain.max_reorg:
+            length += 1
+            cur = chain.header(cur.parent)
+        out.append(BranchTip(h, header.height, meta.total_weight, length,
+                             TipStatus.VALID_FORK))
+    for h, _code in store.invalid_blocks(INVALID_TIPS):
+        bad = chain.header(h)
+        out.append(BranchTip(h, bad.height if bad else -1, 0, 0, TipStatus.INVALID))
+    return tuple(out)
+
+
+def signers(chain: Chain, window: int) -> SignerReport:
+    """PoA health over the last `window` main-chain blocks: the next in-turn signer and
+    height, and what each authority sealed and missed (no authorities in PoW)."""
+    g = chain.genesis
+    next_height = chain.head.header.height + 1
+    if not g.is_poa:
+        return SignerReport(b"", next_height, ())
+    last = dict.fromkeys(g.miners, -1)
+    sealed = dict.fromkeys(g.miners, 0)
+    missed = dict.fromkeys(g.miners, 0)
+    header: BlockHeader | None = chain.head.header
+    seen = 0
+    while header is not None and header.height > 0 and seen < window:
+        in_turn = consensus.in_turn_signer(g, header.height)
+        signer = header.coinbase
+        if signer in sealed:
+            last[signer] = max(last[signer], header.height)
+            sealed[signer] += 1
+        if signer != in_turn:
+            missed[in_turn] += 1
+        header = chain.header(header.parent)
+        seen += 1
+    return SignerReport(consensus.in_turn_signer(g, next_height), next_height, tuple(
+        SignerActivity(a, last[a], sealed[a], missed[a]) for a in last))
+
+
+def locator(chain: Chain) -> list[bytes]:
+    """Main-chain hashes from the head back: ten dense, then doubling steps, then the
+    genesis (Bitcoin's block locator), so a peer finds the fork point in one round."""
+    hashes: list[bytes] = []
+    height, step = chain.head.header.height, 1
+    while height > 0:
+        h = chain.store.hash_at(height)
+        assert h is not None
+        hashes.append(h)
+        if len(hashes) >= 10:
+            step *= 2
+        height -= step
+    hashes.append(chain.genesis_hash)
+    return hashes
+
+
+def blocks_after(chain: Chain, known: tuple[bytes, ...], limit: int, max_bytes: int,
+                 ) -> list[bytes]:
+    """Main-chain blocks (raw) after the first hash of the peer's locator `known` that is on
+    our main chain; at most `limit` of them and, past the first, `max_bytes` in all."""
+    start = 1
+    for h in known:
+        header = chain.header(h)
+        if header is not None and chain.is_main(header):
+            start = header.height + 1
+            break
+    out: list[bytes] = []
+    size = 0
+    for height in range(start, min(start + limit, chain.head.header.height + 1)):
+        raw = chain.block_at(height)
+        assert raw is not None
+        if out and size + len(raw) > max_bytes:
+            break
+        out.append(raw)
+        size += len(raw)
+    return out

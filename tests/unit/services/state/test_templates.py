@@ -1,0 +1,51 @@
+"""Block templates on a real LevelDB: a template is a valid block once sealed, skips (and
+drops) what no longer applies, and its state changes are remembered for the sealed copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.types import Block
+from services.state.chain import Chain
+from services.state.store import Store
+from services.state.templates import TemplateCache
+from tests.framework import rules as rh
+
+NOW = 2**62  # far future: timestamps of the built blocks are never "in the future"
+
+
+def test_template_is_a_valid_block_and_skips_stale_transactions(tmp_path: Path) -> None:
+    g = rh.poa_genesis(n_miners=1)
+    chain = Chain(Store(tmp_path), g)
+    poor = rh.transfer(30, rh.address(9), 1, nonce=0)  # address(30) has no funds
+    chain.mempool.add(poor, chain.account(rh.address(1)))  # slipped in: sender looked rich
+    chain.add_transactions([rh.transfer(1, rh.address(9), 1, nonce=0)])
+    tpl = chain.template(rh.address(100), rh.GENESIS_TIME + 5, b"")
+    assert len(tpl.txs) == 1 and poor.id not in chain.mempool
+    assert chain.fates[poor.id].reason == "stale"
+    sealed = Block(rh.seal(g, tpl.header, rh.signer(100)), tpl.txs)
+    assert chain.import_block(sealed, NOW).status == "head"
+    assert len(chain.mempool) == 0
+    assert chain.account(rh.address(9)).balance == 1
+
+
+def test_the_cache_answers_for_a_sealed_copy_of_its_own_template_once(tmp_path: Path) -> None:
+    g = rh.poa_genesis(n_miners=1)
+    chain = Chain(Store(tmp_path), g)
+    chain.add_transactions([rh.transfer(1, rh.address(9), 3, nonce=0)])
+    tpl = chain.template(rh.address(100), rh.GENESIS_TIME + 5, b"")
+    sealed = rh.seal(g, tpl.header, rh.signer(100))
+    assert sealed.hash != tpl.header.hash  # sealing changed the proof fields only
+    cache = TemplateCache()
+    ref = rh.Chain(g)
+    changes = ref.apply(ref.build(tpl.txs, timestamp=tpl.header.timestamp), validate=False)
+    assert changes.state_root == tpl.header.state_root
+    cache.put(tpl.header, changes)
+    # another state root under the same parent, coinbase and transactions is not ours
+    assert cache.take(sealed.replace(state_root=b"\x00" * 32)) is None
+    cache.put(tpl.header, changes)
+    assert cache.take(sealed) is changes
+    assert cache.take(sealed) is None  # taken: a second copy is applied the normal way
+    cache.put(tpl.header, changes)
+    cache.clear()
+    assert cache.take(sealed) is None

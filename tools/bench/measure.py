@@ -1,0 +1,177 @@
+"""What the bench measures besides the node's own answers: the machine's Ed25519
+verification rate, each service's peak memory and CPU time (from /proc), when each node
+published each new head (its event socket), and the percentiles the report prints."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq.asyncio
+
+from common import crypto
+from common.messages import HeadEvent
+from common.types import Transaction
+from runtime.bus import parse_event, subscriber
+from tools.bench.workload import CHAIN_ID, bench_key
+
+VERIFY_CHUNK = 200  # verifications between two clock reads
+
+
+@dataclass
+class Result:
+    """Everything one bench run measured; the stages fill it in as they go."""
+
+    n_txs: int
+    n_accounts: int
+    tps: float
+    submit_tps: float
+    p50: float
+    p99: float
+    blocks: int
+    peak_kib: dict[str, int]
+    verify_1: float
+    verify_2: float
+    replay_ok: bool
+    wall: float
+    sync_txs: int = 0
+    sync_blocks: int = 0
+    sync_seconds: float = 0.0
+    sync_boot_seconds: float = 0.0
+    sync_cpu: dict[str, float] = field(default_factory=dict)
+    prop_blocks: int = 0
+    prop_p50: float = 0.0
+    prop_p99: float = 0.0
+    spread_p50: float = 0.0
+    spread_p99: float = 0.0
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def p99(ordered: Sequence[float]) -> float:
+    """The 99th percentile of values sorted ascending (0 for none)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+# --- the machine ------------------------------------------------------------------------
+
+
+def _verify_loop(job: tuple[bytes, bytes, bytes, float]) -> int:
+    pk, msg, sig, seconds = job
+    count, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(VERIFY_CHUNK):
+            crypto.verify(0, pk, msg, sig)
+        count += VERIFY_CHUNK
+    return count
+
+
+def verify_rate(processes: int, seconds: float = 2.0) -> float:
+    """Ed25519 verifications per second with `processes` worker processes."""
+    tx = Transaction.create(bench_key(0), chain_id=CHAIN_ID, nonce=0, to=bytes(20), amount=1)
+    job = (tx.public_key, tx.signing_payload(), tx.signature, seconds)
+    if processes == 1:
+        return _verify_loop(job) / seconds
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return sum(pool.map(_verify_loop, [job] * processes)) / seconds
+
+
+# --- the node's processes, from /proc ---------------------------------------------------
+
+
+def service_pids(root_pid: int) -> dict[str, int]:
+    """The pid of each child of supervisord, by program name (state, api, p2p, miner)."""
+    out: dict[str, int] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != root_pid:
+            continue
+        name = next((a.decode().split(".")[-1] for a in cmdline if a.startswith(b"services.")),
+                    pid)
+        out[name] = int(pid)
+    return out
+
+
+def process_tree_peak_kib(root_pid: int) -> dict[str, int]:
+    """VmHWM (peak resident set) of each child of supervisord, by program name."""
+    out: dict[str, int] = {}
+    for name, pid in service_pids(root_pid).items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out[name] = int(fields.get("VmHWM", "0 kB").split()[0])
+    return out
+
+
+def process_tree_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each child of supervisord, by name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for name, pid in service_pids(root_pid).items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+# --- when each node published each head -------------------------------------------------
+
+
+class HeadWatcher:
+    """Records, for each node, when its state service published each new head (wall clock,
+    seconds), from the nodes' event sockets, on a thread of its own until `stop`."""
+
+    POLL_MS = 100  # how soon a stop request is noticed
+
+    def __init__(self, endpoints: Sequence[str]) -> None:
+        self.seen: list[dict[bytes, float]] = [{} for _ in endpoints]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._watch_all(endpoints),),
+                                        name="bench-heads", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def seen_by_all(self, block_hash: bytes) -> bool:
+        return all(block_hash in seen for seen in self.seen)
+
+    async def _watch_all(self, endpoints: Sequence[str]) -> None:
+        ctx = zmq.asyncio.Context()
+        try:
+            await asyncio.gather(*(self._watch(ctx, endpoint, seen)
+                                   for endpoint, seen in zip(endpoints, self.seen, strict=True)))
+        finally:
+            ctx.term()
+
+    async def _watch(self, ctx: zmq.asyncio.Context, endpoint: str,
+                     seen: dict[bytes, float]) -> None:
+        sock = subscriber(ctx, endpoint, (b"head",))
+        try:
+            while not self._stop.is_set():
+                if await sock.poll(self.POLL_MS):
+                    _, _, event = parse_event(await sock.recv_multipart())
+                    if isinstance(event, HeadEvent):
+                        seen.setdefault(event.hash, time.time())
+        finally:
+            sock.close(0)

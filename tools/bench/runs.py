@@ -1,0 +1,347 @@
+"""The bench's runs on real nodes, talking to them through `client.Client` only.
+
+A throwaway devnet (`tools.devnet`) is started the way a user starts a node (`ccoin node
+start`, supervisord in the foreground), then the stages run in order on the same chain:
+
+1. single node, end to end: the pre-signed transfers go through the REST batch route from
+   two threads, and each is timed from its batch's POST to the fetch of the block that
+   confirmed it;
+2. sync: the chain grows to the sync size, then a fresh node starts empty with the first
+   as bootnode and is timed from its first peer link to reaching the first node's height;
+3. propagation: four nodes; when each node's state service published each new head.
+
+Last, with the nodes stopped, the chain is replayed from the genesis alloc and must reach
+the head's state root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from client import Client
+from common.errors import CcoinError
+from common.genesis import load_genesis
+from common.ledger import apply_block
+from common.statehash import from_scratch, root_of
+from common.types import Account, Transaction
+from runtime.config import load_config
+from tools.bench.measure import (
+    HeadWatcher,
+    Result,
+    median,
+    p99,
+    process_tree_cpu,
+    process_tree_peak_kib,
+    verify_rate,
+)
+from tools.bench.workload import CHAIN_ID, accounts, presign
+from tools.devnet import Devnet, create_devnet, free_base_port
+
+BATCH = 1000  # transfers per POST /txs/batch
+SUBMITTERS = 2  # client threads, like two busy wallets
+INTERVAL_MS = 1000
+MAX_BOUND = 4000  # transfers per block
+FUNDS = 10**12
+HEALTH_TIMEOUT = 60.0
+CONFIRM_TIMEOUT = 300.0
+SYNC_TIMEOUT = 600.0
+PEER_TIMEOUT = 120.0
+FAST_POLL = 0.02  # while timing the sync
+POLL = 0.2
+
+
+def progress(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, failure: str,
+               poll: float = POLL) -> None:
+    """Poll `condition` until it holds; past `timeout` seconds the bench stops with
+    `failure`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {failure}")
+        time.sleep(poll)
+
+
+# --- nodes ------------------------------------------------------------------------------
+
+
+def start_node(config: Path, node_type: str) -> subprocess.Popen[bytes]:
+    """`ccoin node start`, the way a user starts a node (supervisord in the foreground)."""
+    cmd = [sys.executable, "-c", "from tools.cli import main; main()", "node", "start",
+           "--config", str(config), "--type", node_type]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop_node(node: subprocess.Popen[bytes]) -> None:
+    node.send_signal(signal.SIGTERM)
+    try:
+        node.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+
+
+def healthy(api: str) -> bool:
+    try:
+        with Client(api, timeout=1) as node:
+            node.health()
+        return True
+    except CcoinError:
+        return False
+
+
+def wait_healthy(api: str) -> None:
+    wait_until(lambda: healthy(api), HEALTH_TIMEOUT, "node did not become healthy")
+
+
+def height_of(api: str) -> int:
+    with Client(api, timeout=10) as node:
+        return node.status().height
+
+
+# --- submitting and following -----------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """When each transfer was sent (its batch's POST) and confirmed (its block fetched),
+    and what went wrong on the way."""
+
+    sent_at: dict[bytes, float] = field(default_factory=dict)
+    confirmed_at: dict[bytes, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def submit_all(api: str, txs: list[Transaction], tally: Tally) -> None:
+    """POST the transfers in batches from `SUBMITTERS` threads."""
+    chunks = [txs[i:i + BATCH] for i in range(0, len(txs), BATCH)]
+
+    def worker(mine: list[list[Transaction]]) -> None:
+        with Client(api, timeout=60) as node:
+            for chunk in mine:
+                t0 = time.monotonic()
+                try:
+                    results = node.submit_batch(chunk)
+                except CcoinError as exc:
+                    tally.errors.append(f"batch {exc.http_status}: {exc.message[:200]}")
+                    continue
+                for tx, item in zip(chunk, results, strict=True):
+                    if "error" in item:
+                        tally.errors.append(f"{tx.id.hex()[:16]}: {item['error']['code']}")
+                    else:
+                        tally.sent_at[tx.id] = t0
+
+    # chunk k holds every account's nonce k; the threads may deliver k+1 before k, which
+    # the pool holds as queued until the gap closes
+    threads = [threading.Thread(target=worker, args=(chunks[k::SUBMITTERS],))
+               for k in range(SUBMITTERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def follow_blocks(api: str, want: set[bytes], tally: Tally, timeout: float) -> int:
+    """Fetch each new block until every transfer in `want` is confirmed; returns the
+    number of blocks seen."""
+    blocks = 0
+    deadline = time.monotonic() + timeout
+    with Client(api, timeout=30) as node:
+        seen_height = node.block_count() - 1
+        while want - tally.confirmed_at.keys() and time.monotonic() < deadline:
+            top = node.block_count() - 1
+            if top <= seen_height:
+                time.sleep(0.05)
+                continue
+            for h in range(seen_height + 1, top + 1):
+                block = node.block(h)
+                now = time.monotonic()
+                blocks += 1
+                for tx in block.txs:
+                    txid = tx["id"] if isinstance(tx, dict) else tx
+                    tally.confirmed_at.setdefault(bytes.fromhex(txid), now)
+            seen_height = top
+    return blocks
+
+
+def confirm(api: str, txs: list[Transaction], tally: Tally) -> int:
+    """Submit `txs` and follow blocks until all are confirmed; returns blocks seen."""
+    want = {t.id for t in txs}
+    seen: list[int] = []
+    follower = threading.Thread(target=lambda: seen.append(
+        follow_blocks(api, want, tally, timeout=CONFIRM_TIMEOUT)))
+    follower.start()
+    submit_all(api, txs, tally)
+    follower.join()
+    return seen[0] if seen else 0
+
+
+# --- the stages -------------------------------------------------------------------------
+
+
+def single_node(api: str, node_pid: int, txs: list[Transaction], tally: Tally, *,
+                n_accounts: int, verify_1: float, verify_2: float) -> Result:
+    t0 = time.monotonic()
+    blocks = confirm(api, txs, tally)
+    want = {t.id for t in txs}
+    confirmed_at, sent_at = tally.confirmed_at, tally.sent_at
+    t_end = max((confirmed_at[i] for i in want if i in confirmed_at), default=time.monotonic())
+    t_submitted = max((sent_at[i] for i in want if i in sent_at), default=t_end)
+    peak = process_tree_peak_kib(node_pid)
+    lat = sorted(confirmed_at[i] - sent_at[i] for i in want
+                 if i in confirmed_at and i in sent_at)
+    wall = t_end - t0
+    return Result(
+        n_txs=len(txs), n_accounts=n_accounts, tps=len(confirmed_at.keys() & want) / wall,
+        submit_tps=len(want & sent_at.keys()) / max(t_submitted - t0, 1e-9),
+        p50=median(lat), p99=p99(lat), blocks=blocks, peak_kib=peak, verify_1=verify_1,
+        verify_2=verify_2, replay_ok=False, wall=wall)
+
+
+def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result,
+         total_txs: int) -> None:
+    """A fresh node, started empty, catches up with the first; timed from its first peer
+    link (and from its start) to its height reaching the first node's."""
+    target = height_of(net.nodes[0].api_url)
+    progress(f"a fresh node syncs {target} blocks...")
+    fresh = net.nodes[1]
+    t_boot = time.monotonic()
+    procs.append(start_node(fresh.config_path, "basic"))
+    wait_healthy(fresh.api_url)
+    with Client(fresh.api_url, timeout=10) as node:
+        # p2p started and shook hands: the catching up begins
+        wait_until(lambda: node.status().peers > 0, PEER_TIMEOUT,
+                   "the fresh node found no peer", poll=FAST_POLL)
+        cpu0 = [process_tree_cpu(p.pid) for p in procs]
+        t_sync = time.monotonic()
+        wait_until(lambda: node.status().height >= target, SYNC_TIMEOUT,
+                   "sync did not finish in 10 minutes", poll=FAST_POLL)
+    result.sync_seconds = time.monotonic() - t_sync
+    for role, proc, before in zip(("serving", "syncing"), procs, cpu0, strict=True):
+        for name, used in process_tree_cpu(proc.pid).items():
+            result.sync_cpu[f"{role} {name}"] = used - before.get(name, 0.0)
+    result.sync_boot_seconds = time.monotonic() - t_boot
+    result.sync_blocks, result.sync_txs = target, total_txs
+
+
+def propagation(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result,
+                n_blocks: int) -> None:
+    """Four nodes: from each block's seal (its header's timestamp) to the last node's state
+    publishing it as head, and the spread from the first node to the last."""
+    progress(f"propagation over {n_blocks} blocks on 4 nodes...")
+    api = net.nodes[0].api_url
+    for member in net.nodes[2:]:
+        procs.append(start_node(member.config_path, "basic"))
+    for member in net.nodes[2:]:
+        wait_healthy(member.api_url)
+    top = height_of(api)
+    wait_until(lambda: min(height_of(n.api_url) for n in net.nodes) >= top, SYNC_TIMEOUT,
+               "the nodes did not catch up")
+    watcher = HeadWatcher([load_config(n.config_path).endpoint("events") for n in net.nodes])
+    try:
+        last = height_of(api) + n_blocks + 1
+        blocks_due = 60.0 + 2 * (n_blocks + 1) * INTERVAL_MS / 1000
+        wait_until(lambda: height_of(api) >= last, blocks_due,
+                   f"the chain did not reach height {last}")
+        with Client(api, timeout=10) as node:
+            final = bytes.fromhex(node.block(last).hash)
+        wait_until(lambda: watcher.seen_by_all(final), 30.0,
+                   "not every node published the last block", poll=0.05)
+    finally:
+        watcher.stop()
+    prop, spread = [], []
+    with Client(api, timeout=10) as node:
+        for h in watcher.seen[0]:
+            if not watcher.seen_by_all(h):
+                continue
+            sealed = node.block(h).timestamp / 1000
+            times = [seen[h] for seen in watcher.seen]
+            prop.append(max(times) - sealed)
+            spread.append(max(times) - min(times))
+    prop.sort()
+    spread.sort()
+    if prop:
+        result.prop_blocks = len(prop)
+        result.prop_p50, result.prop_p99 = median(prop), p99(prop)
+        result.spread_p50, result.spread_p99 = median(spread), p99(spread)
+
+
+def replay_from_genesis(chain_dir: Path, genesis_path: Path) -> bool:
+    """Re-apply every main-chain block from the genesis alloc; True if every header's
+    state root and the stored accounts agree with the replay."""
+    from services.state.store import Store
+
+    genesis = load_genesis(genesis_path)
+    accounts_now: dict[bytes, Account] = dict(genesis.initial_accounts())
+    value = from_scratch(accounts_now.items())
+    store = Store(chain_dir)
+    try:
+        height = 1
+        while (h := store.hash_at(height)) is not None:
+            block = store.block(h)
+            assert block is not None
+            changes = apply_block(lambda a: accounts_now.get(a, Account()), value, block,
+                                  genesis.network_id, genesis.reward)
+            accounts_now.update(changes.after)
+            value = changes.state_value
+            height += 1
+        stored = from_scratch(store.all_accounts())
+        head = store.hash_at(height - 1)
+        assert head is not None
+        header = store.header(head)
+        return header is not None and root_of(stored) == root_of(value) == header.state_root
+    finally:
+        store.close()
+
+
+def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: Path) -> Result:
+    """Every stage asked for, on one chain; the nodes are stopped whatever happens."""
+    signers = accounts(n_accounts)
+    progress("measuring Ed25519 verification (1 and 2 processes)...")
+    v1 = verify_rate(1)
+    v2 = verify_rate(2)
+    total = max(n_txs, sync_txs)
+    progress(f"pre-signing {total} transfers among {n_accounts} accounts...")
+    txs = presign(total, signers)
+    n_nodes = 4 if prop_blocks else 2 if sync_txs else 1
+    net = create_devnet(workdir, nodes=n_nodes, validators=1, base_port=free_base_port(n_nodes),
+                        interval_ms=INTERVAL_MS, max_bound=MAX_BOUND, network_id=CHAIN_ID,
+                        extra_alloc={s.address: FUNDS for s in signers})
+    first = net.nodes[0]
+    api = first.api_url
+    procs = [start_node(first.config_path, "validator")]
+    tally = Tally()
+    try:
+        wait_healthy(api)
+        progress(f"node up at {api}; submitting {n_txs}...")
+        result = single_node(api, procs[0].pid, txs[:n_txs], tally, n_accounts=n_accounts,
+                             verify_1=v1, verify_2=v2)
+        if sync_txs > n_txs:
+            progress(f"growing the chain to {sync_txs} transfers...")
+            confirm(api, txs[n_txs:], tally)
+        if sync_txs:
+            sync(net, procs, result, total)
+        if prop_blocks:
+            propagation(net, procs, result, prop_blocks)
+    finally:
+        for proc in reversed(procs):
+            stop_node(proc)
+    if tally.errors:
+        progress(f"{len(tally.errors)} submission errors, first: {tally.errors[0]}")
+    missing = {t.id for t in txs} - tally.confirmed_at.keys()
+    if missing:
+        progress(f"{len(missing)} transfers never confirmed")
+    replay_ok = replay_from_genesis(first.base_path / "chain", net.base_path / "genesis.json")
+    result.replay_ok = replay_ok and not missing and not tally.errors
+    return result
