@@ -35,8 +35,8 @@ bench: $(STAMP)
 	$(BIN)/ccoin bench --out docs/benchmarks.md
 
 lint: $(STAMP)
-	$(BIN)/ruff check common services tests
-	$(BIN)/mypy common services
+	$(BIN)/ruff check common runtime client services tools tests
+	$(BIN)/mypy common runtime client services tools
 
 ## clean-data: forget the local chain started by `make run`
 clean-data:
