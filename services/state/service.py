@@ -1,7 +1,9 @@
 """The state service: serves the chain over the bus and publishes what it commits.
 
 A thin shell around `Chain`: a dispatch table from request type to handler, each handler
-converting between wire messages and chain calls. Events go out only after the commit.
+converting between wire messages and chain calls. Requests arrive checked against their
+declarations (`common.messages`: lengths, ranges, page bounds), so handlers re-check
+nothing. Events go out only after the commit.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import logging
 import zmq.asyncio
 
 from common import messages as m
-from common.errors import CcoinError, Malformed, NotFound
+from common.errors import CcoinError, NotFound
 from common.genesis import Genesis, load_genesis
+from common.status import BlockStatus, Direction, RemovalReason, TipStatus, TxStatus
 from common.types import Block, Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig
@@ -84,8 +87,6 @@ class StateService:
 
     def get_blocks(self, req: m.GetBlockRange) -> m.BlockRangeReply:
         c = self.chain
-        if req.limit < 0:
-            raise Malformed("limit must not be negative")
         limit = min(req.limit, MAX_PAGE)
         top = c.head.header.height
         start = top if req.start < 0 else min(req.start, top)
@@ -110,42 +111,34 @@ class StateService:
         tx = c.mempool.get(req.id)
         if tx is not None:
             if c.mempool.is_ready(tx):
-                return m.TxReply(tx.raw, "pending", b"", -1, -1, 0)
+                return m.TxReply(tx.raw, TxStatus.PENDING, b"", -1, -1, 0)
             expected = c.mempool.pending_nonce(tx.sender, c.account(tx.sender))
-            return m.TxReply(tx.raw, "queued", b"", -1, -1, 0, expected_nonce=expected)
+            return m.TxReply(tx.raw, TxStatus.QUEUED, b"", -1, -1, 0, expected_nonce=expected)
         loc = c.store.tx_location(req.id)
         if loc is None:
             fate = c.fates.get(req.id)
             if fate is None:
                 raise NotFound("no such transaction")
-            return m.TxReply(fate.raw, fate.status, b"", -1, -1, 0, reason=fate.reason,
+            return m.TxReply(fate.raw, TxStatus(fate.status), b"", -1, -1, 0, reason=fate.reason,
                              replaced_by=fate.by)
         block_hash, index = loc
         block = c.store.block(block_hash)
         assert block is not None
-        return m.TxReply(block.txs[index].raw, "confirmed", block_hash, block.height, index,
+        return m.TxReply(block.txs[index].raw, TxStatus.CONFIRMED, block_hash, block.height, index,
                          c.head.header.height - block.height + 1)
 
     def get_txs(self, req: m.GetTxs) -> m.TxsReply:
-        if len(req.ids) > 10_000:
-            raise Malformed("at most 10000 ids")
         pool = self.chain.mempool
         return m.TxsReply(tuple(tx.raw if (tx := pool.get(i)) is not None else b""
                                 for i in req.ids))
 
     def get_account(self, req: m.GetAccount) -> m.AccountReply:
-        if len(req.address) != 20:
-            raise Malformed("address must be 20 bytes")
         acc = self.chain.account(req.address)
         return m.AccountReply(req.address, acc.balance, acc.nonce,
                               self.chain.mempool.pending_nonce(req.address, acc))
 
     def get_mempool(self, req: m.GetMempool) -> m.MempoolReply:
-        if req.offset < 0 or req.limit < 0:
-            raise Malformed("offset and limit must not be negative")
         pool = self.chain.mempool
-        if req.sender and len(req.sender) != 20:
-            raise Malformed("sender must be 20 bytes")
         txs = pool.page(req.offset, min(req.limit, MAX_PAGE), req.sender)
         return m.MempoolReply(len(pool), pool.size, tuple(tx.raw for tx in txs))
 
@@ -178,11 +171,9 @@ class StateService:
         removed = self.chain.drain_removals()
         if removed and self.pub is not None:
             self.pub.publish(b"txs_removed", m.TxsRemovedEvent(
-                tuple(r.tx.id for r in removed), tuple(r.reason for r in removed)))
+                tuple(r.tx.id for r in removed), tuple(RemovalReason(r.reason) for r in removed)))
 
     def get_template(self, req: m.GetTemplate) -> m.TemplateReply:
-        if len(req.coinbase) != 20:
-            raise Malformed("coinbase must be 20 bytes")
         block = self.chain.template(req.coinbase, req.timestamp, req.extra)
         self._publish_removals()
         return m.TemplateReply(block.header.raw, tuple(tx.raw for tx in block.txs))
@@ -195,7 +186,7 @@ class StateService:
             self._publish_removals()
         if result.status == "head":
             self._publish_head(result)
-        return m.BlockResult(result.status, block.hash, block.height)
+        return m.BlockResult(BlockStatus(result.status), block.hash, block.height)
 
     def submit_blocks(self, req: m.SubmitBlocks) -> m.SubmitBlocksResult:
         """Import in order; a failure does not stop the rest (each gets its outcome)."""
@@ -206,34 +197,29 @@ class StateService:
             try:
                 block = Block.decode(raw, known)
             except CcoinError as exc:
-                outcomes.append(m.BlockOutcome(b"", -1, "error", exc.code, exc.message))
+                outcomes.append(m.BlockOutcome(b"", -1, BlockStatus.ERROR, exc.code, exc.message))
                 continue
             try:
                 result = self.chain.import_block(block, now_ms())
             except CcoinError as exc:
-                outcomes.append(m.BlockOutcome(block.hash, block.height, "error", exc.code,
-                                               exc.message))
+                outcomes.append(m.BlockOutcome(block.hash, block.height, BlockStatus.ERROR,
+                                               exc.code, exc.message))
                 continue
             finally:
                 self._publish_removals()
             if result.status == "head":
                 self._publish_head(result)
-            outcomes.append(m.BlockOutcome(block.hash, block.height, result.status, "", ""))
+            outcomes.append(m.BlockOutcome(block.hash, block.height, BlockStatus(result.status),
+                                           "", ""))
         return m.SubmitBlocksResult(tuple(outcomes))
 
     def get_account_txs(self, req: m.GetAccountTxs) -> m.AccountTxsReply:
-        if len(req.address) != 20 or req.offset < 0 or req.limit < 0:
-            raise Malformed("address must be 20 bytes, offset and limit not negative")
-        before: tuple[int, int] | None = None
-        if req.before:
-            if len(req.before) != 2 or not (0 <= req.before[0] < 2**64
-                                            and 0 <= req.before[1] < 2**32):
-                raise Malformed("before must be (height, index) within u64 and u32")
-            before = (req.before[0], req.before[1])
+        before = (req.before[0], req.before[1]) if req.before else None
         limit = min(req.limit, MAX_PAGE)
         # one more than asked tells whether older entries follow
         total, items = self.chain.store.history(req.address, req.offset, limit + 1, before)
-        return m.AccountTxsReply(total, tuple(m.HistoryEntry(*item) for item in items[:limit]),
+        return m.AccountTxsReply(total, tuple(m.HistoryEntry(txid, height, index, Direction(way))
+                                              for txid, height, index, way in items[:limit]),
                                  len(items) > limit)
 
     def get_tx_proof(self, req: m.GetTxProof) -> m.TxProofReply:
@@ -242,11 +228,10 @@ class StateService:
                               tuple(m.ProofStep(left, h) for left, h in steps))
 
     def get_tips(self, _: m.GetTips) -> m.TipsReply:
-        return m.TipsReply(tuple(m.TipEntry(*tip) for tip in self.chain.tips()))
+        return m.TipsReply(tuple(m.TipEntry(h, height, weight, length, TipStatus(status))
+                                 for h, height, weight, length, status in self.chain.tips()))
 
     def get_signers(self, req: m.GetSigners) -> m.SignersReply:
-        if not 0 < req.window <= 10_000:
-            raise Malformed("window must be in 1..10000")
         in_turn, next_height, stats = self.chain.signers(req.window)
         return m.SignersReply(in_turn, next_height,
                               tuple(m.SignerEntry(*row) for row in stats))
@@ -255,15 +240,11 @@ class StateService:
         return m.LocatorReply(tuple(self.chain.locator()))
 
     def get_blocks_after(self, req: m.GetBlocksAfter) -> m.BlockRangeReply:
-        if req.limit < 0 or req.max_bytes < 0 or len(req.locator) > 200:
-            raise Malformed("limit and max_bytes must not be negative; locator <= 200")
         blocks = self.chain.blocks_after(req.locator, min(req.limit, MAX_PAGE),
                                          min(req.max_bytes, MAX_PAGE_BYTES))
         return m.BlockRangeReply(tuple(blocks), self.chain.head.header.height)
 
     def has_blocks(self, req: m.HasBlocks) -> m.HasBlocksReply:
-        if len(req.hashes) > 10_000:
-            raise Malformed("at most 10000 hashes")
         return m.HasBlocksReply(tuple(self.chain.store.meta(h) is not None
                                       for h in req.hashes))
 
