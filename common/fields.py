@@ -191,21 +191,21 @@ def spec_of(annotation: Any, where: str = "") -> Spec:
         base = annotation
     else:
         raise TypeError(f"{where}: cannot check a field of type {annotation!r}")
-    fields: dict[str, Any] = {"checks": ()}
+    found: dict[str, Any] = {"checks": ()}
     for meta in metadata:
         if isinstance(meta, Range) and base is int:
-            fields["range"] = meta
+            found["range"] = meta
         elif isinstance(meta, Len) and base in (bytes, str, tuple):
-            fields["length"] = meta
+            found["length"] = meta
         elif isinstance(meta, LenIn) and base in (bytes, str, tuple):
-            fields["length_in"] = meta
+            found["length_in"] = meta
         elif isinstance(meta, Printable) and base is str:
-            fields["printable"] = True
+            found["printable"] = True
         elif isinstance(meta, Check):
-            fields["checks"] += (meta,)
+            found["checks"] += (meta,)
         else:
             raise TypeError(f"{where}: {meta!r} does not apply to {base!r}")
-    return Spec(base, item, **fields)
+    return Spec(base, item, **found)
 
 
 def record_specs(cls: type) -> list[tuple[str, Spec]]:

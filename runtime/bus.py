@@ -75,6 +75,8 @@ def _log_mismatch(level: int, text: str) -> None:
     now = time.monotonic()
     last = _mismatch_logged.get(text)
     if last is None or now - last >= MISMATCH_LOG_INTERVAL:
+        if len(_mismatch_logged) >= 256:  # the text names the sender's type: keep it bounded
+            _mismatch_logged.clear()
         _mismatch_logged[text] = now
         log.log(level, "%s", text)
 
