@@ -1,8 +1,9 @@
 """Domain types: Transaction, BlockHeader, Block, Account.
 
-Each is a frozen, slotted dataclass whose constructor rejects every out-of-range field, so a
-value of these types is always well formed; signatures, nonces and balances are checked by
-the rules in `common.rules`. Encodings are msgpack arrays in the field order given here
+Each is a frozen, slotted dataclass whose fields declare their bounds (`common.fields`) and
+whose constructor rejects every out-of-range field, naming it, so a value of these types is
+always well formed; signatures, nonces and balances are checked by the rules in
+`common.ledger` and `common.consensus`. Encodings are msgpack arrays in the field order given here
 (docs/protocol.md), and an object's id/hash is SHA-256 of that encoding.
 """
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from common import crypto
 from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
+from common.fields import U8, U63, U64, Address20, Hash32, Len, Range, compiled, validate
 
 MAX_AMOUNT = 2**63 - 1
 MAX_CHAIN_ID = 2**32 - 1
@@ -28,22 +30,8 @@ ZERO_ADDRESS = bytes(20)
 TX_DOMAIN = "ccoin/tx"
 HEADER_DOMAIN = "ccoin/header"
 
-
-def _int(name: str, value: Any, lo: int, hi: int) -> None:
-    # bool is an int in Python: `"amount": true` must not pass.
-    if type(value) is not int:
-        raise Malformed(f"{name} must be an integer")
-    if not lo <= value <= hi:
-        raise Malformed(f"{name} out of range [{lo}, {hi}]")
-
-
-def _bytes(name: str, value: Any, lo: int, hi: int) -> None:
-    if type(value) is not bytes:
-        raise Malformed(f"{name} must be bytes")
-    if not lo <= len(value) <= hi:
-        if len(value) > hi:
-            raise TooLarge(f"{name} longer than {hi} bytes")
-        raise Malformed(f"{name} must be {lo}..{hi} bytes")
+PublicKey = Annotated[bytes, Len(0, crypto.RSA_MAX_PUBLIC_LEN)]
+SealSignature = Annotated[bytes, Len(0, crypto.RSA_MAX_SIGNATURE_LEN)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,61 +52,36 @@ EMPTY_ACCOUNT = Account()
 class Transaction:
     """A signed transfer. `id`, `sender` and `raw` are derived once at construction."""
 
-    chain_id: int
-    nonce: int
-    key_type: int
-    public_key: bytes
-    to: bytes
-    amount: int
-    fee: int
-    data: bytes
-    signature: bytes
+    chain_id: Annotated[int, Range(0, MAX_CHAIN_ID)]
+    nonce: U63
+    key_type: Annotated[int, Range(0, 1)]  # a crypto.KeyType: Ed25519 or RSA
+    public_key: Annotated[bytes, Len(1, crypto.RSA_MAX_PUBLIC_LEN)]
+    to: Address20
+    amount: Annotated[int, Range(1, MAX_AMOUNT)]
+    fee: U63
+    data: Annotated[bytes, Len(0, MAX_TX_DATA)]
+    signature: SealSignature
     raw: bytes = field(init=False, repr=False, compare=False)
     id: bytes = field(init=False, repr=False, compare=False)
     sender: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Every transaction of every block is built here (twice on sync: in p2p and in
-        # state), so the common case is one conjunction of the checks below; only a value
-        # that fails it goes through them one by one to say which field is wrong.
-        chain_id, nonce, key_type, public_key = (self.chain_id, self.nonce, self.key_type,
-                                                 self.public_key)
-        to, amount, fee, data, signature = self.to, self.amount, self.fee, self.data, \
-            self.signature
-        if not (type(chain_id) is int and 0 <= chain_id <= MAX_CHAIN_ID
-                and type(nonce) is int and 0 <= nonce <= MAX_AMOUNT
-                and type(key_type) is int and type(public_key) is bytes
-                and ((key_type == 0 and len(public_key) == crypto.ED25519_PUBLIC_LEN)
-                     or (key_type == 1 and 0 < len(public_key) <= crypto.RSA_MAX_PUBLIC_LEN))
-                and type(to) is bytes and len(to) == crypto.ADDRESS_LEN
-                and type(amount) is int and 1 <= amount <= MAX_AMOUNT
-                and type(fee) is int and 0 <= fee <= MAX_AMOUNT
-                and type(data) is bytes and len(data) <= MAX_TX_DATA
-                and type(signature) is bytes and len(signature) <= crypto.RSA_MAX_SIGNATURE_LEN):
-            self._check_fields()
-        raw = pack([chain_id, nonce, key_type, public_key, to, amount, fee, data, signature])
+        # state): the declared checks run as one compiled conjunction (common.fields),
+        # bound once below, and the key rule that spans two fields is written out (an RSA
+        # key's bounds are the field's own).
+        _check_transaction(self, "")
+        key_type, public_key = self.key_type, self.public_key
+        if key_type == crypto.KeyType.ED25519 and len(public_key) != crypto.ED25519_PUBLIC_LEN:
+            raise Malformed("public_key has the wrong length for its key type")
+        raw = pack([self.chain_id, self.nonce, key_type, public_key, self.to, self.amount,
+                    self.fee, self.data, self.signature])
         if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
             raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
         set_ = object.__setattr__
         set_(self, "raw", raw)
         set_(self, "id", crypto.sha256(raw))
         set_(self, "sender", crypto.address_of(key_type, public_key))
-
-    def _check_fields(self) -> None:
-        """Raise `Malformed`/`TooLarge` naming the first field that is out of range."""
-        _int("chain_id", self.chain_id, 0, MAX_CHAIN_ID)
-        _int("nonce", self.nonce, 0, MAX_AMOUNT)
-        _int("key_type", self.key_type, 0, 255)
-        if self.key_type not in (crypto.KeyType.ED25519, crypto.KeyType.RSA):
-            raise Malformed("unknown key_type")
-        _bytes("public_key", self.public_key, 1, crypto.RSA_MAX_PUBLIC_LEN)
-        if not crypto.check_public_key_shape(self.key_type, self.public_key):
-            raise Malformed("public_key has the wrong length for its key type")
-        _bytes("to", self.to, crypto.ADDRESS_LEN, crypto.ADDRESS_LEN)
-        _int("amount", self.amount, 1, MAX_AMOUNT)
-        _int("fee", self.fee, 0, MAX_AMOUNT)
-        _bytes("data", self.data, 0, MAX_TX_DATA)
-        _bytes("signature", self.signature, 0, crypto.RSA_MAX_SIGNATURE_LEN)
 
     def fields(self) -> list[Any]:
         return [self.chain_id, self.nonce, self.key_type, self.public_key, self.to,
@@ -157,6 +120,9 @@ class Transaction:
         return self.amount + self.fee
 
 
+_check_transaction = compiled(Transaction).check
+
+
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
     """A block header. `timestamp` is in milliseconds since the epoch.
@@ -165,35 +131,24 @@ class BlockHeader:
     the seal's signature; the block's `hash` covers all fields.
     """
 
-    height: int
-    parent: bytes
-    timestamp: int
-    coinbase: bytes
-    tx_root: bytes
-    state_root: bytes
-    difficulty: int
-    nonce: int
-    extra: bytes
-    signer_key_type: int = 0
-    signer_public_key: bytes = b""
-    signature: bytes = b""
+    height: U63
+    parent: Hash32
+    timestamp: U63
+    coinbase: Address20
+    tx_root: Hash32
+    state_root: Hash32
+    difficulty: U8
+    nonce: U64
+    extra: Annotated[bytes, Len(0, MAX_EXTRA)]
+    signer_key_type: U8 = 0
+    signer_public_key: PublicKey = b""
+    signature: SealSignature = b""
     raw: bytes = field(init=False, repr=False, compare=False)
     hash: bytes = field(init=False, repr=False, compare=False)
     seal_hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _int("height", self.height, 0, MAX_AMOUNT)
-        _bytes("parent", self.parent, 32, 32)
-        _int("timestamp", self.timestamp, 0, MAX_AMOUNT)
-        _bytes("coinbase", self.coinbase, crypto.ADDRESS_LEN, crypto.ADDRESS_LEN)
-        _bytes("tx_root", self.tx_root, 32, 32)
-        _bytes("state_root", self.state_root, 32, 32)
-        _int("difficulty", self.difficulty, 0, 255)
-        _int("nonce", self.nonce, 0, 2**64 - 1)
-        _bytes("extra", self.extra, 0, MAX_EXTRA)
-        _int("signer_key_type", self.signer_key_type, 0, 255)
-        _bytes("signer_public_key", self.signer_public_key, 0, crypto.RSA_MAX_PUBLIC_LEN)
-        _bytes("signature", self.signature, 0, crypto.RSA_MAX_SIGNATURE_LEN)
+        validate(self)
         fields = self.fields()
         raw = pack(fields)
         set_ = object.__setattr__

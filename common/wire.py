@@ -5,8 +5,10 @@ is exactly one ZeroMQ frame, ccoin's "HEADER+BODY": a 3-character ASCII header n
 message (`HEL`, `TXS`, `BLK`, ...) followed by the canonical msgpack array of its fields in
 declaration order (docs/protocol.md §1 and §13). Each message is a frozen, slotted dataclass
 registered in `MESSAGEMAP` under its `msgtype` (as in Bitcoin Core's functional test
-framework); its constructor checks every field's exact type and bounds, so a decoded
-message, like one we build, is always well formed.
+framework). Each field's type and bounds are declared once, in its annotation
+(`common.fields`, as the bus messages and the domain types declare theirs), and checked by
+the constructor and the decoder alike, so a decoded message, like one we build, is always
+well formed, and an error names the field (`HEL.listen must be "" or tcp://host:port`).
 
 Decoding is strict, because the bytes come from strangers: the frame must fit
 `MAX_MESSAGE` (also every p2p socket's `zmq.MAXMSGSIZE`, past which ZeroMQ silently drops
@@ -24,22 +26,35 @@ import dataclasses
 import re
 import typing
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from common import crypto
 from common.encoding import pack, unpack_canonical
 from common.errors import Malformed, TooLarge, UnknownMessage
+from common.fields import (
+    U32,
+    U63,
+    U64,
+    Check,
+    Hash32,
+    Len,
+    LenIn,
+    Printable,
+    Range,
+    converter,
+    spec_of,
+    to_wire,
+    validate,
+)
+from common.fields import build as build_record
 from common.types import MAX_BLOCK_BYTES, MAX_TX_BYTES
 
 PROTOCOL_VERSION = 1
 HEADER_LEN = 3
-HASH_LEN = 32
+HASH_LEN = crypto.HASH_LEN
 NODE_ID_LEN = 32  # an Ed25519 public key
 CURVE_KEY_LEN = 32  # a Curve25519 public key (raw, not z85)
 NONCE_LEN = 32
-MAX_U32 = 2**32 - 1
-MAX_U63 = 2**63 - 1
-MAX_U64 = 2**64 - 1
 
 MAX_TXS_PER_MESSAGE = 1000
 MAX_BLOCKS_PER_MESSAGE = 500
@@ -48,6 +63,7 @@ MAX_PEX = 64
 MAX_ENDPOINT = 255
 MAX_AGENT = 64
 MAX_REASON = 256
+MAX_BYE_CODE = 32
 
 # The largest frame any peer may send: one maximal block with room for its envelope. It is
 # set as zmq.MAXMSGSIZE on every p2p socket, so a bigger frame never reaches the decoder:
@@ -64,62 +80,34 @@ ACK_DOMAIN = "ccoin/p2p-hello"
 _ENDPOINT = re.compile(r"tcp://([A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})")
 
 
-
-# --- field checks -----------------------------------------------------------------------------
-
-
-def _int(name: str, value: Any, lo: int, hi: int) -> None:
-    if type(value) is not int:  # bool is an int in Python: `true` must not pass as 1
-        raise Malformed(f"{name} must be an integer")
-    if not lo <= value <= hi:
-        raise Malformed(f"{name} out of range [{lo}, {hi}]")
+def is_endpoint(text: str) -> bool:
+    """`tcp://host:port` with a port in 1..65535."""
+    match = _ENDPOINT.fullmatch(text)
+    return match is not None and 1 <= int(match.group(2)) <= 65535
 
 
-def _bool(name: str, value: Any) -> None:
-    if type(value) is not bool:
-        raise Malformed(f"{name} must be a boolean")
+# --- field declarations (common.fields) -------------------------------------------------------
 
+_GOOD_ENDPOINTS = ("tcp://127.0.0.1:30333", "tcp://node-1.example.org:1", "tcp://[::1]:65535")
+_BAD_ENDPOINTS = ("http://x:1", "tcp://h:0", "tcp://127.0.0.1:65536", "tcp://a b:1", "")
+Endpoint = Annotated[str, Len(0, MAX_ENDPOINT), Check(
+    is_endpoint, "tcp://host:port", _GOOD_ENDPOINTS, _BAD_ENDPOINTS)]
+Listen = Annotated[str, Len(0, MAX_ENDPOINT), Check(  # where a node accepts; "" if it won't say
+    lambda text: text == "" or is_endpoint(text), '"" or tcp://host:port',
+    ("", *_GOOD_ENDPOINTS), _BAD_ENDPOINTS[:-1])]
+NodeId = Annotated[bytes, Len(NODE_ID_LEN, NODE_ID_LEN)]
+CurveKey = Annotated[bytes, LenIn(0, CURVE_KEY_LEN)]  # empty: the node runs without Curve
+Nonce = Annotated[bytes, Len(NONCE_LEN, NONCE_LEN)]
+Signature = Annotated[bytes, Len(crypto.ED25519_SIGNATURE_LEN, crypto.ED25519_SIGNATURE_LEN)]
+TxBytes = Annotated[bytes, Len(1, MAX_TX_BYTES)]  # a transaction's encoding (§3)
+BlockBytes = Annotated[bytes, Len(1, MAX_BLOCK_BYTES)]  # a block's encoding (§5)
 
-def _bytes(name: str, value: Any, lo: int, hi: int) -> None:
-    if type(value) is not bytes:
-        raise Malformed(f"{name} must be bytes")
-    if len(value) > hi:
-        raise TooLarge(f"{name} longer than {hi} bytes")
-    if len(value) < lo:
-        raise Malformed(f"{name} must be {lo}..{hi} bytes")
-
-
-def _str(name: str, value: Any, hi: int) -> None:
-    if type(value) is not str:
-        raise Malformed(f"{name} must be a string")
-    if len(value) > hi:
-        raise TooLarge(f"{name} longer than {hi} characters")
-    if not value.isprintable():
-        raise Malformed(f"{name} has unprintable characters")
-
-
-def _seq(name: str, value: Any, lo: int, hi: int) -> None:
-    if type(value) is not tuple:
-        raise Malformed(f"{name} must be an array")
-    if len(value) > hi:
-        raise TooLarge(f"{name} has more than {hi} items")
-    if len(value) < lo:
-        raise Malformed(f"{name} needs at least {lo} items")
-
-
-def _curve_key(name: str, value: Any) -> None:
-    _bytes(name, value, 0, CURVE_KEY_LEN)
-    if len(value) not in (0, CURVE_KEY_LEN):
-        raise Malformed(f"{name} must be empty or {CURVE_KEY_LEN} bytes")
+_ENDPOINT_CHECK = converter(spec_of(Endpoint))
 
 
 def check_endpoint(endpoint: Any, name: str = "endpoint") -> str:
     """A peer's listening address, `tcp://host:port` (port 1..65535)."""
-    _str(name, endpoint, MAX_ENDPOINT)
-    match = _ENDPOINT.fullmatch(endpoint)
-    if match is None or not 1 <= int(match.group(2)) <= 65535:
-        raise Malformed(f"{name} must be tcp://host:port, got {endpoint!r}")
-    return str(endpoint)
+    return str(_ENDPOINT_CHECK(endpoint, name))
 
 
 def parse_peer_uri(uri: str) -> tuple[str, bytes]:
@@ -145,25 +133,19 @@ def parse_peer_uri(uri: str) -> tuple[str, bytes]:
 
 class WireMessage:
     """Base of every p2p message: `msgtype` is its 3-byte header, `max_body` the most bytes
-    its encoded body may take."""
+    its encoded body may take. Construction checks every field against its declaration, as
+    decoding does, so a message we build is one a peer accepts."""
 
     msgtype: ClassVar[bytes]
     max_body: ClassVar[int]
+    label: ClassVar[str]  # "HEL.": what errors put before a field's name
     __slots__ = ()
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every field's type and bounds (raise `Malformed` / `TooLarge`)."""
+        validate(self, self.label)
 
     def fields(self) -> list[Any]:
-        return [_to_wire(getattr(self, f.name))
-                for f in dataclasses.fields(self)]  # type: ignore[arg-type]
-
-    @classmethod
-    def from_fields(cls, values: tuple[Any, ...]) -> WireMessage:
-        return cls(*values)
+        return to_wire(self)
 
 
 MESSAGEMAP: dict[bytes, type[WireMessage]] = {}
@@ -183,18 +165,11 @@ def wire_message(msgtype: str, max_body: int) -> typing.Callable[[type[W]], type
         dc = dataclasses.dataclass(frozen=True, slots=True)(cls)
         dc.msgtype = header
         dc.max_body = max_body
+        dc.label = msgtype + "."
         MESSAGEMAP[header] = dc
         return dc
 
     return wrap
-
-
-def _to_wire(value: Any) -> Any:
-    if isinstance(value, PeerAddr):
-        return value.fields()
-    if isinstance(value, tuple):
-        return [_to_wire(v) for v in value]
-    return value
 
 
 def encode(msg: WireMessage) -> bytes:
@@ -220,14 +195,8 @@ def decode(frame: bytes) -> WireMessage:
     body = frame[HEADER_LEN:]
     if len(body) > cls.max_body:
         raise TooLarge(f"{header.decode()} body of {len(body)} bytes > {cls.max_body}")
-    value = unpack_canonical(bytes(body), cls.max_body)
-    count = len(dataclasses.fields(cls))  # type: ignore[arg-type]
-    if type(value) is not tuple or len(value) != count:
-        raise Malformed(f"{header.decode()} must be an array of {count} fields")
-    try:
-        return cls.from_fields(value)
-    except TypeError as exc:  # a nested value of the wrong shape
-        raise Malformed(f"{header.decode()}: {exc}") from None
+    msg: WireMessage = build_record(cls, unpack_canonical(bytes(body), cls.max_body), cls.label)
+    return msg
 
 
 def header_of(frame: bytes) -> bytes:
@@ -243,23 +212,15 @@ class PeerAddr:
     """A node as PEX and discovery describe it; `curve_key` empty when it runs without
     CurveZMQ."""
 
-    node_id: bytes
-    endpoint: str
-    curve_key: bytes
+    node_id: NodeId
+    endpoint: Endpoint
+    curve_key: CurveKey
 
     def __post_init__(self) -> None:
-        _bytes("node_id", self.node_id, NODE_ID_LEN, NODE_ID_LEN)
-        check_endpoint(self.endpoint)
-        _curve_key("curve_key", self.curve_key)
+        validate(self)
 
     def fields(self) -> list[Any]:
         return [self.node_id, self.endpoint, self.curve_key]
-
-    @staticmethod
-    def from_fields(value: Any) -> PeerAddr:
-        if type(value) is not tuple or len(value) != 3:
-            raise Malformed("peer address must be [node_id, endpoint, curve_key]")
-        return PeerAddr(*value)
 
 
 @wire_message("HEL", _SMALL_BODY)
@@ -269,31 +230,17 @@ class Hello(WireMessage):
     accepts connections ("" when it does not say), `curve_key` its CurveZMQ server key ("" =
     no Curve). `nonce` is a fresh challenge the peer signs in its `ACK`."""
 
-    version: int
-    network_id: int
-    genesis: bytes
-    head: bytes
-    height: int
-    total_weight: int
-    node_id: bytes
-    listen: str
-    curve_key: bytes
-    nonce: bytes
-    agent: str
-
-    def validate(self) -> None:
-        _int("version", self.version, 0, MAX_U32)
-        _int("network_id", self.network_id, 0, MAX_U32)
-        _bytes("genesis", self.genesis, HASH_LEN, HASH_LEN)
-        _bytes("head", self.head, HASH_LEN, HASH_LEN)
-        _int("height", self.height, 0, MAX_U63)
-        _int("total_weight", self.total_weight, 0, MAX_U64)
-        _bytes("node_id", self.node_id, NODE_ID_LEN, NODE_ID_LEN)
-        if self.listen != "":
-            check_endpoint(self.listen, "listen")
-        _curve_key("curve_key", self.curve_key)
-        _bytes("nonce", self.nonce, NONCE_LEN, NONCE_LEN)
-        _str("agent", self.agent, MAX_AGENT)
+    version: U32
+    network_id: U32
+    genesis: Hash32
+    head: Hash32
+    height: U63
+    total_weight: U64
+    node_id: NodeId
+    listen: Listen
+    curve_key: CurveKey
+    nonce: Nonce
+    agent: Annotated[str, Len(0, MAX_AGENT), Printable()]
 
 
 @wire_message("ACK", _SMALL_BODY)
@@ -302,11 +249,7 @@ class HelloAck(WireMessage):
     `ack_payload(peer's hello nonce, sender's own hello frame)`. The handshake is complete
     when each side has sent its hello and accepted the other's ack."""
 
-    signature: bytes
-
-    def validate(self) -> None:
-        _bytes("signature", self.signature, crypto.ED25519_SIGNATURE_LEN,
-               crypto.ED25519_SIGNATURE_LEN)
+    signature: Signature
 
 
 def ack_payload(peer_nonce: bytes, own_hello_frame: bytes) -> bytes:
@@ -320,70 +263,39 @@ def verify_ack(ack: HelloAck, node_id: bytes, own_nonce: bytes, peer_hello_frame
                          ack_payload(own_nonce, peer_hello_frame), ack.signature)
 
 
-class _Tip(WireMessage):
-    """Fields shared by the messages that report the sender's chain tip."""
-
-    __slots__ = ()
-    height: int
-    head: bytes
-    total_weight: int
-
-    def _validate_tip(self) -> None:
-        _int("height", self.height, 0, MAX_U63)
-        _bytes("head", self.head, HASH_LEN, HASH_LEN)
-        _int("total_weight", self.total_weight, 0, MAX_U64)
-
-
 @wire_message("PNG", _SMALL_BODY)
-class Ping(_Tip):
+class Ping(WireMessage):
     """Liveness and latency; carries the sender's tip so a peer learns it is behind."""
 
-    nonce: int
-    height: int
-    head: bytes
-    total_weight: int
-
-    def validate(self) -> None:
-        _int("nonce", self.nonce, 0, MAX_U64)
-        self._validate_tip()
+    nonce: U64
+    height: U63
+    head: Hash32
+    total_weight: U64
 
 
 @wire_message("PON", _SMALL_BODY)
-class Pong(_Tip):
+class Pong(WireMessage):
     """Answer to `PNG`, echoing its nonce."""
 
-    nonce: int
-    height: int
-    head: bytes
-    total_weight: int
-
-    def validate(self) -> None:
-        _int("nonce", self.nonce, 0, MAX_U64)
-        self._validate_tip()
+    nonce: U64
+    height: U63
+    head: Hash32
+    total_weight: U64
 
 
 @wire_message("TXS", _TXS_BODY)
 class Txs(WireMessage):
     """A batch of transactions (their encodings, §3) the sender's state accepted."""
 
-    txs: tuple[bytes, ...]
-
-    def validate(self) -> None:
-        _seq("txs", self.txs, 1, MAX_TXS_PER_MESSAGE)
-        for raw in self.txs:
-            _bytes("tx", raw, 1, MAX_TX_BYTES)
+    txs: Annotated[tuple[TxBytes, ...], Len(1, MAX_TXS_PER_MESSAGE)]
 
 
 @wire_message("BLK", MAX_BLOCK_BYTES + 64)
 class NewBlock(WireMessage):
     """A new block (its full encoding, §5) and the sender's total weight with it as head."""
 
-    block: bytes
-    total_weight: int
-
-    def validate(self) -> None:
-        _bytes("block", self.block, 1, MAX_BLOCK_BYTES)
-        _int("total_weight", self.total_weight, 0, MAX_U64)
+    block: BlockBytes
+    total_weight: U64
 
 
 @wire_message("GBL", 4 + MAX_LOCATOR * (HASH_LEN + 2) + 32)
@@ -392,35 +304,21 @@ class GetBlocks(WireMessage):
     exponentially sparser, genesis last), oldest first, at most `limit`. `request` is echoed
     in the `BLS` reply."""
 
-    request: int
-    locator: tuple[bytes, ...]
-    limit: int
-
-    def validate(self) -> None:
-        _int("request", self.request, 0, MAX_U32)
-        _seq("locator", self.locator, 1, MAX_LOCATOR)
-        for h in self.locator:
-            _bytes("locator hash", h, HASH_LEN, HASH_LEN)
-        _int("limit", self.limit, 1, MAX_BLOCKS_PER_MESSAGE)
+    request: U32
+    locator: Annotated[tuple[Hash32, ...], Len(1, MAX_LOCATOR)]
+    limit: Annotated[int, Range(1, MAX_BLOCKS_PER_MESSAGE)]
 
 
 @wire_message("BLS", MAX_MESSAGE - HEADER_LEN)
-class Blocks(_Tip):
+class Blocks(WireMessage):
     """Reply to `GBL`: blocks oldest first (possibly none: nothing after the locator), and
     the sender's tip, so the asker knows whether more remain."""
 
-    request: int
-    blocks: tuple[bytes, ...]
-    height: int
-    head: bytes
-    total_weight: int
-
-    def validate(self) -> None:
-        _int("request", self.request, 0, MAX_U32)
-        _seq("blocks", self.blocks, 0, MAX_BLOCKS_PER_MESSAGE)
-        for raw in self.blocks:
-            _bytes("block", raw, 1, MAX_BLOCK_BYTES)
-        self._validate_tip()
+    request: U32
+    blocks: Annotated[tuple[BlockBytes, ...], Len(0, MAX_BLOCKS_PER_MESSAGE)]
+    height: U63
+    head: Hash32
+    total_weight: U64
 
 
 @wire_message("GPX", _SMALL_BODY)
@@ -432,31 +330,16 @@ class GetPeerAddrs(WireMessage):
 class PeerAddrs(WireMessage):
     """PEX reply: nodes the sender is connected to (or knows to be alive)."""
 
-    peers: tuple[PeerAddr, ...]
-
-    def validate(self) -> None:
-        _seq("peers", self.peers, 0, MAX_PEX)
-        for p in self.peers:
-            if not isinstance(p, PeerAddr):
-                raise Malformed("peers must be peer addresses")
-
-    @classmethod
-    def from_fields(cls, values: tuple[Any, ...]) -> WireMessage:
-        (peers,) = values
-        _seq("peers", peers, 0, MAX_PEX)
-        return cls(tuple(PeerAddr.from_fields(p) for p in peers))
+    peers: Annotated[tuple[PeerAddr, ...], Len(0, MAX_PEX)]
 
 
 @wire_message("BYE", _SMALL_BODY)
 class Bye(WireMessage):
-    """The sender closes the link; `code` says why (a `ByeCode`)."""
+    """The sender closes the link; `code` says why (a `ByeCode`, or a code from a newer
+    peer: the field is a string so that it can say something we do not know yet)."""
 
-    code: str
-    reason: str
-
-    def validate(self) -> None:
-        _str("code", self.code, 32)
-        _str("reason", self.reason, MAX_REASON)
+    code: Annotated[str, Len(0, MAX_BYE_CODE), Printable()]
+    reason: Annotated[str, Len(0, MAX_REASON), Printable()]
 
 
 class ByeCode(StrEnum):

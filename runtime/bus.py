@@ -21,6 +21,13 @@ Events are published as `[topic, seq, message]` after the change they describe h
 committed; `seq` rises by one per event of that topic (as in Bitcoin Core's ZMQ
 notifications), so a subscriber can tell it missed one (PUB drops silently at its
 high-water mark) and ask the service for the current state instead.
+
+Every message carries the bus protocol version (`messages.BUS_VERSION`, in the message
+envelope, like the version in jupyter_client's header). A request of another version is
+answered with a typed `VersionMismatch` error in the one form every version reads, and the
+server goes on serving; an event of another version is reported once in the log as an error
+(`VersionMismatch`, not `malformed`) and ignored. So a service restarted from another
+installation says what is wrong instead of failing obscurely.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import zmq
 import zmq.asyncio
 
 from common import messages
-from common.errors import CcoinError, Malformed, Unavailable
+from common.errors import CcoinError, Malformed, Unavailable, VersionMismatch
 from common.messages import ErrorReply, Message
 
 log = logging.getLogger("ccoin.bus")
@@ -50,7 +57,7 @@ R = TypeVar("R", bound=Message)
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 3
-MAX_MESSAGE = 64 * 1024 * 1024
+MAX_MESSAGE = messages.MAX_SIZE
 REPLY_MEMORY = 4096
 HWM = 10_000
 _SEQ = struct.Struct(">Q")
@@ -58,6 +65,20 @@ _SEQ = struct.Struct(">Q")
 # HTTP request and by `Server` per bus request; sent along by `BusClient` and `SyncBusClient`
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
+MISMATCH_LOG_INTERVAL = 60.0  # seconds between two log lines about the same mismatch
+_mismatch_logged: dict[str, float] = {}
+
+
+def _log_mismatch(level: int, text: str) -> None:
+    """Log a version mismatch once, then at most once a minute: a node whose services run
+    two installations would otherwise log it for every message."""
+    now = time.monotonic()
+    last = _mismatch_logged.get(text)
+    if last is None or now - last >= MISMATCH_LOG_INTERVAL:
+        if len(_mismatch_logged) >= 256:  # the text names the sender's type: keep it bounded
+            _mismatch_logged.clear()
+        _mismatch_logged[text] = now
+        log.log(level, "%s", text)
 
 
 def _trace_frames() -> list[bytes]:
@@ -105,7 +126,12 @@ class Server:
 
     async def handle(self, payload: bytes) -> Message:
         try:
-            request = messages.decode(payload)
+            try:
+                request = messages.decode(payload)
+            except VersionMismatch as exc:
+                mismatch = VersionMismatch(f"{self.name}: {exc.message}")
+                _log_mismatch(logging.WARNING, f"refused a request: {mismatch.message}")
+                return ErrorReply.of(mismatch)  # unversioned: the sender can read it
             handler = self.handlers.get(type(request))
             if handler is None:
                 raise Malformed(f"{self.name} does not serve {request.TYPE}")
@@ -309,6 +335,15 @@ def subscriber(ctx: zmq.asyncio.Context, endpoint: str, topics: tuple[bytes, ...
 
 
 def parse_event(frames: list[bytes]) -> tuple[bytes, int, Message]:
+    """`(topic, seq, event)`; an event of another bus version is logged (once a minute) as
+    an error and raised as `VersionMismatch`, which a subscriber skips like any other
+    `CcoinError`."""
     if len(frames) != 3 or len(frames[1]) != 8:
         raise Malformed("event must be [topic, seq, message]")
-    return frames[0], _SEQ.unpack(frames[1])[0], messages.decode(frames[2])
+    try:
+        event = messages.decode(frames[2])
+    except VersionMismatch as exc:
+        topic = frames[0].decode("ascii", "replace")
+        _log_mismatch(logging.ERROR, f"ignoring {topic!r} events: {exc.message}")
+        raise
+    return frames[0], _SEQ.unpack(frames[1])[0], event

@@ -19,6 +19,7 @@ import zmq
 import zmq.asyncio
 
 from common import messages, wire
+from common.status import PeerDirection
 from services.p2p import scoring
 from services.p2p.scoring import LruSet, RateLimiter
 
@@ -161,6 +162,6 @@ class Peer:
     def info(self) -> messages.PeerEntry:
         return messages.PeerEntry(
             node_id=self.node_id, endpoint=self.endpoint or self.remote,
-            direction=self.direction, height=self.height, head=self.head,
+            direction=PeerDirection(self.direction), height=self.height, head=self.head,
             total_weight=self.total_weight, score=self.current_score(),
             latency_ms=self.latency_ms, connected_ms=self.connected_ms)

@@ -1,7 +1,9 @@
 """The state service: serves the chain over the bus and publishes what it commits.
 
 A thin shell around `Chain`: a dispatch table from request type to handler, each handler
-converting between wire messages and chain calls. Events go out only after the commit.
+converting between wire messages and chain calls. Requests arrive checked against their
+declarations (`common.messages`: lengths, ranges, page bounds), so handlers re-check
+nothing. Events go out only after the commit.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import logging
 import zmq.asyncio
 
 from common import messages as m
-from common.errors import CcoinError, Malformed, NotFound
+from common.errors import CcoinError, NotFound
 from common.genesis import Genesis, load_genesis
-from common.status import BlockStatus
+from common.status import BlockStatus, RemovalReason
 from common.types import Block, Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig
@@ -87,8 +89,6 @@ class StateService:
 
     def get_blocks(self, req: m.GetBlockRange) -> m.BlockRangeReply:
         c = self.chain
-        if req.limit < 0:
-            raise Malformed("limit must not be negative")
         limit = min(req.limit, MAX_PAGE)
         top = c.head.header.height
         start = top if req.start < 0 else min(req.start, top)
@@ -115,25 +115,17 @@ class StateService:
                          replaced_by=s.replaced_by, expected_nonce=s.expected_nonce)
 
     def get_txs(self, req: m.GetTxs) -> m.TxsReply:
-        if len(req.ids) > 10_000:
-            raise Malformed("at most 10000 ids")
         pool = self.chain.mempool
         return m.TxsReply(tuple(tx.raw if (tx := pool.get(i)) is not None else b""
                                 for i in req.ids))
 
     def get_account(self, req: m.GetAccount) -> m.AccountReply:
-        if len(req.address) != 20:
-            raise Malformed("address must be 20 bytes")
         acc = self.chain.account(req.address)
         return m.AccountReply(req.address, acc.balance, acc.nonce,
                               self.chain.mempool.pending_nonce(req.address, acc))
 
     def get_mempool(self, req: m.GetMempool) -> m.MempoolReply:
-        if req.offset < 0 or req.limit < 0:
-            raise Malformed("offset and limit must not be negative")
         pool = self.chain.mempool
-        if req.sender and len(req.sender) != 20:
-            raise Malformed("sender must be 20 bytes")
         txs = pool.page(req.offset, min(req.limit, MAX_PAGE), req.sender)
         return m.MempoolReply(len(pool), pool.size, tuple(tx.raw for tx in txs))
 
@@ -166,11 +158,9 @@ class StateService:
         removed = self.chain.drain_removals()
         if removed and self.pub is not None:
             self.pub.publish(b"txs_removed", m.TxsRemovedEvent(
-                tuple(r.tx.id for r in removed), tuple(r.reason for r in removed)))
+                tuple(r.tx.id for r in removed), tuple(RemovalReason(r.reason) for r in removed)))
 
     def get_template(self, req: m.GetTemplate) -> m.TemplateReply:
-        if len(req.coinbase) != 20:
-            raise Malformed("coinbase must be 20 bytes")
         block = self.chain.template(req.coinbase, req.timestamp, req.extra)
         self._publish_removals()
         return m.TemplateReply(block.header.raw, tuple(tx.raw for tx in block.txs))
@@ -194,30 +184,24 @@ class StateService:
             try:
                 block = Block.decode(raw, known)
             except CcoinError as exc:
-                outcomes.append(m.BlockOutcome(b"", -1, "error", exc.code, exc.message))
+                outcomes.append(m.BlockOutcome(b"", -1, BlockStatus.ERROR, exc.code, exc.message))
                 continue
             try:
                 result = self.chain.import_block(block, now_ms())
             except CcoinError as exc:
-                outcomes.append(m.BlockOutcome(block.hash, block.height, "error", exc.code,
-                                               exc.message))
+                outcomes.append(m.BlockOutcome(block.hash, block.height, BlockStatus.ERROR,
+                                               exc.code, exc.message))
                 continue
             finally:
                 self._publish_removals()
             if result.status == BlockStatus.HEAD:
                 self._publish_head(result)
-            outcomes.append(m.BlockOutcome(block.hash, block.height, result.status, "", ""))
+            outcomes.append(m.BlockOutcome(block.hash, block.height, result.status,
+                                           "", ""))
         return m.SubmitBlocksResult(tuple(outcomes))
 
     def get_account_txs(self, req: m.GetAccountTxs) -> m.AccountTxsReply:
-        if len(req.address) != 20 or req.offset < 0 or req.limit < 0:
-            raise Malformed("address must be 20 bytes, offset and limit not negative")
-        before: tuple[int, int] | None = None
-        if req.before:
-            if len(req.before) != 2 or not (0 <= req.before[0] < 2**64
-                                            and 0 <= req.before[1] < 2**32):
-                raise Malformed("before must be (height, index) within u64 and u32")
-            before = (req.before[0], req.before[1])
+        before = (req.before[0], req.before[1]) if req.before else None
         page = queries.history(self.chain, req.address, req.offset, min(req.limit, MAX_PAGE),
                                before)
         return m.AccountTxsReply(
@@ -238,8 +222,6 @@ class StateService:
             for t in queries.tips(self.chain)))
 
     def get_signers(self, req: m.GetSigners) -> m.SignersReply:
-        if not 0 < req.window <= 10_000:
-            raise Malformed("window must be in 1..10000")
         report = queries.signers(self.chain, req.window)
         return m.SignersReply(
             in_turn=report.in_turn, next_height=report.next_height,
@@ -251,15 +233,11 @@ class StateService:
         return m.LocatorReply(tuple(queries.locator(self.chain)))
 
     def get_blocks_after(self, req: m.GetBlocksAfter) -> m.BlockRangeReply:
-        if req.limit < 0 or req.max_bytes < 0 or len(req.locator) > 200:
-            raise Malformed("limit and max_bytes must not be negative; locator <= 200")
         blocks = queries.blocks_after(self.chain, req.locator, min(req.limit, MAX_PAGE),
                                       min(req.max_bytes, MAX_PAGE_BYTES))
         return m.BlockRangeReply(tuple(blocks), self.chain.head.header.height)
 
     def has_blocks(self, req: m.HasBlocks) -> m.HasBlocksReply:
-        if len(req.hashes) > 10_000:
-            raise Malformed("at most 10000 hashes")
         return m.HasBlocksReply(tuple(self.chain.store.meta(h) is not None
                                       for h in req.hashes))
 

@@ -6,7 +6,8 @@ Every key is an Ed25519 key whose 32-byte seed is SHA-256(b"ccoin-vector-<N>"), 
 file is byte-for-byte reproducible, except the RSA transaction in transactions.json: RSA key
 generation is random, so that entry is kept from the existing file unless `--new-rsa` is
 given (its checks are decode, id and signature, not equality with a fresh signature).
-Bytes are lowercase hex everywhere; see README.md for each file's format.
+Bytes are lowercase hex everywhere; see README.md for each file's format. bus_catalogue.json
+records the bus message catalogue's shape per `BUS_VERSION` and is only ever extended.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from common import consensus, crypto  # noqa: E402
+from common import consensus, crypto, messages  # noqa: E402
 from common.encoding import pack  # noqa: E402
 from common.genesis import genesis_block, load_genesis  # noqa: E402
 from common.merkle import merkle_proof, merkle_root  # noqa: E402
@@ -183,6 +184,25 @@ def genesis_vectors() -> dict[str, Any]:
             "header_raw": h(block.header.raw), "hash": h(block.hash)}
 
 
+# --- the bus catalogue's shape ---------------------------------------------------------------
+
+
+def bus_catalogue() -> dict[str, Any]:
+    """The shape of the bus catalogue under the current `BUS_VERSION`, with the fingerprint
+    of every version recorded so far. A version's record is never rewritten: a changed shape
+    needs a new version (the bus refuses messages of another version, so two installations
+    that disagree about a message's shape cannot talk past each other)."""
+    path = HERE / "bus_catalogue.json"
+    history = json.loads(path.read_text())["history"] if path.exists() else {}
+    version, fingerprint = str(messages.BUS_VERSION), messages.fingerprint()
+    if history.get(version, fingerprint) != fingerprint:
+        raise SystemExit(f"the bus catalogue's shape changed but BUS_VERSION is still {version}:"
+                         " bump it in common/messages/envelope.py, then run this again")
+    return {"bus_version": messages.BUS_VERSION, "fingerprint": fingerprint,
+            "history": {**history, version: fingerprint},
+            "messages": messages.catalogue_shape()}
+
+
 def build_all(new_rsa: bool = False) -> dict[str, Any]:
     return {"transactions.json": transactions(new_rsa), "headers.json": header_vectors(),
             "merkle.json": merkle_vectors(), "muhash.json": muhash_vectors(),
@@ -194,7 +214,8 @@ def dump(value: Any) -> str:
 
 
 def main() -> None:
-    for name, value in build_all("--new-rsa" in sys.argv).items():
+    everything = {**build_all("--new-rsa" in sys.argv), "bus_catalogue.json": bus_catalogue()}
+    for name, value in everything.items():
         (HERE / name).write_text(dump(value))
         print(f"wrote {HERE / name}")
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common import errors, ledger
+from common import crypto, errors, fields, ledger
 from common.encoding import pack
 from common.merkle import merkle_proof, merkle_root, verify_proof
 from common.statehash import from_scratch, update
@@ -194,21 +194,18 @@ _NAMES = ("chain_id", "nonce", "key_type", "public_key", "to", "amount", "fee", 
 
 
 def _constructor_agrees_with_field_checks(values: list) -> None:
-    """The constructor's one-line fast check must never let through a value that the
-    field-by-field checks (`_check_fields`, which name the bad field) refuse, nor refuse
-    one they accept."""
+    """The constructor's compiled one-line check must never let through a value that the
+    field-by-field checks (`fields.check_each`, which name the bad field, and the key
+    shape rule) refuse, nor refuse one they accept."""
     try:
         tx = Transaction(*values)
     except (errors.Malformed, errors.TooLarge):
         built = False
     else:
         built = True
-    shell = object.__new__(Transaction)
-    for name, value in zip(_NAMES, values, strict=True):
-        object.__setattr__(shell, name, value)
     try:
-        shell._check_fields()
-        fields_ok = True
+        fields.check_each(Transaction, tuple(values))
+        fields_ok = crypto.check_public_key_shape(values[2], values[3])
     except (errors.Malformed, errors.TooLarge):
         fields_ok = False
     if built:

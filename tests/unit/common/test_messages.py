@@ -1,64 +1,26 @@
-"""The bus message catalogue: every message round-trips, wrong shapes are `Malformed`."""
+"""The bus message catalogue: the versioned envelope, the error reply every version reads,
+statuses as enums, the bounds the state service relies on, and the typed error registry.
+Round trips and field bounds of every message are property-tested in test_fields.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common import errors, messages
-from common.encoding import pack
-from common.errors import Malformed
-from common.messages import CATALOGUE, ErrorReply, Message
+from common import messages as m
+from common.encoding import pack, unpack
+from common.errors import Malformed, VersionMismatch
+from common.messages import BUS_VERSION, CATALOGUE, ErrorReply, Message
+from common.status import BlockStatus, Direction, PeerDirection, RemovalReason, TipStatus, TxStatus
 
-ALL = sorted(CATALOGUE.items())
-
-
-def sample(tp: Any, seed: int) -> Any:
-    """A value of type `tp`, varied by `seed` (no two seeds give equal scalars)."""
-    origin = typing.get_origin(tp)
-    if tp is bool:
-        return seed % 2 == 1
-    if tp is int:
-        return seed * 7919 - 3 if seed % 3 else 2**63 - seed
-    if tp is bytes:
-        return bytes([seed % 256]) * (seed % 40)
-    if tp is str:
-        return f"s{seed}-é"
-    if tp is type(None):
-        return None
-    if origin in (typing.Union, types.UnionType):
-        return sample(typing.get_args(tp)[seed % len(typing.get_args(tp))], seed)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(sample(args[0], seed + i) for i in range(seed % 4))
-        return tuple(sample(a, seed + i) for i, a in enumerate(args))
-    if isinstance(tp, type) and issubclass(tp, Message):
-        return build(tp, seed)
-    raise AssertionError(f"no sample for {tp!r}")
-
-
-def build(cls: type[Message], seed: int = 1) -> Message:
-    hints = typing.get_type_hints(cls)
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    return cls(*(sample(hints[f.name], seed + i) for i, f in enumerate(fields)))
-
-
-def wrong_value(tp: Any) -> Any:
-    """A value no check of `tp` accepts."""
-    if tp is int:
-        return True
-    if tp is bool:
-        return 1
-    if tp is bytes:
-        return "not bytes"
-    if tp is str:
-        return b"not str"
-    return 1.5
+ROOT = Path(__file__).resolve().parents[3]
+H = bytes(range(32))
+A = bytes(range(20))
 
 
 def test_catalogue_is_keyed_by_type() -> None:
@@ -74,67 +36,160 @@ def test_catalogue_is_keyed_by_type() -> None:
         assert hasattr(cls, "__slots__")
 
 
-@pytest.mark.parametrize("name, cls", ALL)
-@pytest.mark.parametrize("seed", [1, 2, 5])
-def test_round_trip(name: str, cls: type[Message], seed: int) -> None:
-    msg = build(cls, seed)
-    raw = messages.encode(msg)
-    assert messages.decode(raw) == msg
-    assert type(messages.decode(raw)) is cls
-    assert raw[:1] == b"\x92"  # [type, fields]
-    assert messages.encode(messages.decode(raw)) == raw
+# --- the envelope and the version -------------------------------------------------------------
 
 
-WITH_FIELDS = [(n, c) for n, c in ALL if dataclasses.fields(c)]  # type: ignore[arg-type]
+def test_a_message_travels_as_version_type_fields() -> None:
+    raw = m.encode(m.GetAccount(A))
+    assert unpack(raw) == (BUS_VERSION, "get_account", (A,))
+    assert m.decode(raw) == m.GetAccount(A)
 
 
-@pytest.mark.parametrize("name, cls", WITH_FIELDS)
-def test_wrong_field_types_are_malformed(name: str, cls: type[Message]) -> None:
-    msg = build(cls)
-    hints = typing.get_type_hints(cls)
-    wire = messages._to_wire(msg)
-    for i, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
-        bad = list(wire)
-        bad[i] = wrong_value(hints[f.name])
-        with pytest.raises(Malformed, match=f.name):
-            messages.decode(pack([name, bad]))
-    with pytest.raises(Malformed):
-        messages.decode(pack([name, [*wire, 0]]))  # one field too many
-    with pytest.raises(Malformed):
-        messages.decode(pack([name, list(wire)[:-1]]))  # one too few
+def test_the_error_reply_is_unversioned_so_every_version_reads_it() -> None:
+    raw = m.encode(ErrorReply("version_mismatch", "v"))
+    assert raw == b"\x92\xa3err\x92\xb0version_mismatch\xa1v"  # the bus's form before versions
+    back = m.decode(raw)
+    assert isinstance(back, ErrorReply) and back.code == "version_mismatch"
+    assert type(back.to_exception()) is VersionMismatch
+    # ours, explicitly versioned, is read too
+    assert m.decode(pack([BUS_VERSION, "err", ["x", "y"]])) == ErrorReply("x", "y")
 
 
-def test_tuple_elements_are_checked() -> None:
-    with pytest.raises(Malformed):
-        messages.decode(pack(["submit_txs", [[b"ok", "not bytes"]]]))
-    with pytest.raises(Malformed):
-        messages.decode(pack(["submit_txs", [b"not an array"]]))
-    with pytest.raises(Malformed):
-        messages.decode(pack(["submit_result", [[[b"id", "code"]]]]))  # nested: too few
+@pytest.mark.parametrize("envelope, theirs", [
+    ([BUS_VERSION + 1, "get_status", []], f"version {BUS_VERSION + 1}"),
+    ([BUS_VERSION + 1, "from_the_future", [1, 2]], f"version {BUS_VERSION + 1}"),
+    ([BUS_VERSION + 1, "err", ["x", "y"]], f"version {BUS_VERSION + 1}"),
+    (["get_status", []], "version 0 (from before the bus had versions)"),
+    (["status", [1, 2, 3]], "version 0"),
+])
+def test_another_version_is_a_version_mismatch_naming_both(envelope: list[Any],
+                                                           theirs: str) -> None:
+    with pytest.raises(VersionMismatch) as info:
+        m.decode(pack(envelope))
+    assert not isinstance(info.value, Malformed) and info.value.code == "version_mismatch"
+    text = info.value.message
+    assert theirs in text and f"speaks version {BUS_VERSION}" in text
+    assert "restart them together" in text
 
 
-def test_unknown_type_and_bad_envelopes() -> None:
-    with pytest.raises(Malformed, match="unknown"):
-        messages.decode(pack(["no_such_message", []]))
-    envelopes: list[Any] = [[b"ping", []], ["ping"], ["ping", [], 1], {"ping": []}, "ping"]
+def test_unknown_type_and_bad_envelopes_are_malformed() -> None:
+    with pytest.raises(Malformed, match="unknown message type"):
+        m.decode(pack([BUS_VERSION, "no_such_message", []]))
+    with pytest.raises(Malformed, match="unknown message type"):
+        m.decode(pack(["no_such_message", []]))  # no version of the bus ever had it
+    envelopes: list[Any] = [[b"ping", []], ["ping"], ["ping", [], 1], {"ping": []}, "ping",
+                            [BUS_VERSION, b"ping", []], [True, "ping", []],
+                            [BUS_VERSION, "ping", [], 0], []]
     for envelope in envelopes:
         with pytest.raises(Malformed):
-            messages.decode(pack(envelope))
+            m.decode(pack(envelope))
     with pytest.raises(Malformed):
-        messages.decode(b"\x92\xa4ping")  # truncated
+        m.decode(b"\x93\x01\xa4ping")  # truncated
     with pytest.raises(Malformed):
-        messages.decode(messages.encode(messages.ServicePing()) + b"\x00")  # trailing bytes
+        m.decode(m.encode(m.ServicePing()) + b"\x00")  # trailing bytes
 
 
 def test_decode_bounds_the_size() -> None:
-    raw = messages.encode(messages.SubmitTxs((bytes(1000),)))
+    raw = m.encode(m.SubmitTxs((bytes(1000),)))
     with pytest.raises(errors.TooLarge):
-        messages.decode(raw, max_size=100)
+        m.decode(raw, max_size=100)
+
+
+def test_the_catalogue_shape_is_recorded_for_this_bus_version() -> None:
+    """A message's shape changed without a new BUS_VERSION: services of the old and the new
+    installation would misread each other instead of refusing with `version_mismatch`."""
+    record = json.loads((ROOT / "tests" / "vectors" / "bus_catalogue.json").read_text())
+    shape = m.catalogue_shape()
+    recorded = record["history"].get(str(BUS_VERSION))
+    regenerate = "run `.venv/bin/python tests/vectors/generate.py` to record it"
+    if recorded is None:
+        pytest.fail(f"BUS_VERSION {BUS_VERSION} has no recorded shape: {regenerate}")
+    if recorded != m.fingerprint():
+        changed = sorted(t for t in shape.keys() | record["messages"].keys()
+                         if shape.get(t) != record["messages"].get(t))
+        pytest.fail(f"bus message shapes changed ({', '.join(changed) or '?'}) but BUS_VERSION "
+                    f"is still {BUS_VERSION}: bump BUS_VERSION in common/messages/envelope.py, "
+                    f"then {regenerate}")
+    assert record["bus_version"] == BUS_VERSION and record["messages"] == shape
+
+
+# --- statuses are enums on the Python side, strings on the wire -------------------------------
+
+STATUS_SAMPLES: list[tuple[Message, str, Any]] = [
+    (m.TxReply(b"t", TxStatus.QUEUED, b"", -1, -1, 0, expected_nonce=4), "status", TxStatus),
+    (m.BlockResult(BlockStatus.SIDE, H, 3), "status", BlockStatus),
+    (m.BlockOutcome(b"", -1, BlockStatus.ERROR, "malformed", "x"), "status", BlockStatus),
+    (m.TipEntry(H, 3, 9, 1, TipStatus.VALID_FORK), "status", TipStatus),
+    (m.HistoryEntry(H, 3, 0, Direction.SELF), "direction", Direction),
+    (m.PeerEntry(b"n", "tcp://h:1", PeerDirection.INBOUND, 0, b"", 0, 0, 0, 0), "direction",
+     PeerDirection),
+]
+
+
+@pytest.mark.parametrize("msg, field, enum", STATUS_SAMPLES, ids=lambda v: type(v).__name__)
+def test_a_status_decodes_to_its_member_and_encodes_as_its_string(msg: Message, field: str,
+                                                                  enum: Any) -> None:
+    member = getattr(msg, field)
+    as_string = dataclasses.replace(msg, **{field: str(member.value)})  # type: ignore[type-var]
+    assert m.encode(as_string) == m.encode(msg)  # producers may still send plain strings
+    back = m.decode(m.encode(as_string))
+    assert getattr(back, field) is member and isinstance(member, enum)
+    wire = list(unpack(m.encode(msg))[2])
+    wire[[f.name for f in dataclasses.fields(msg)].index(field)] = "sideways"  # type: ignore[arg-type]
+    with pytest.raises(Malformed, match=f"{msg.TYPE}.{field} must be one of"):
+        m.decode(pack([BUS_VERSION, msg.TYPE, wire]))
+
+
+def test_removal_reasons_are_enums_element_by_element() -> None:
+    event = m.TxsRemovedEvent((H, H), (RemovalReason.EVICTED, RemovalReason.REORG_CONFLICT))
+    assert m.decode(m.encode(m.TxsRemovedEvent((H, H), ("evicted", "reorg-conflict")))) == event
+    with pytest.raises(Malformed, match=r"ev_txs_removed.reasons\[1\]"):
+        m.decode(m.encode(m.TxsRemovedEvent((H, H), ("evicted", "included"))))
+
+
+# --- the bounds the state service's handlers once re-checked by hand --------------------------
+
+
+@pytest.mark.parametrize("msg, where", [
+    (m.GetBlockRange(0, -1, True), "get_blocks.limit"),
+    (m.GetBlockRange(-2, 10, True), "get_blocks.start"),
+    (m.GetTxs((H,) * 10_001), "get_txs.ids"),
+    (m.GetTxs((H[:31],)), "get_txs.ids[0]"),
+    (m.GetAccount(A[:19]), "get_account.address"),
+    (m.GetAccount(A + b"x"), "get_account.address"),
+    (m.GetMempool(-1, 10), "get_mempool.offset"),
+    (m.GetMempool(0, -1), "get_mempool.limit"),
+    (m.GetMempool(0, 10, bytes(5)), "get_mempool.sender"),
+    (m.GetTemplate(A[:19], 0, b""), "get_template.coinbase"),
+    (m.GetTemplate(A, 0, bytes(65)), "get_template.extra"),
+    (m.GetAccountTxs(A[:1], 0, 10), "get_account_txs.address"),
+    (m.GetAccountTxs(A, -1, 10), "get_account_txs.offset"),
+    (m.GetAccountTxs(A, 0, -1), "get_account_txs.limit"),
+    (m.GetAccountTxs(A, 0, 10, (1,)), "get_account_txs.before"),
+    (m.GetAccountTxs(A, 0, 10, (1, 2**32)), "get_account_txs.before"),
+    (m.GetAccountTxs(A, 0, 10, (-1, 0)), "get_account_txs.before[0]"),
+    (m.GetSigners(0), "get_signers.window"),
+    (m.GetSigners(10_001), "get_signers.window"),
+    (m.GetBlocksAfter((H,), -1, 10), "get_blocks_after.limit"),
+    (m.GetBlocksAfter((H,), 10, -1), "get_blocks_after.max_bytes"),
+    (m.GetBlocksAfter((H,) * 201, 10, 10), "get_blocks_after.locator"),
+    (m.HasBlocks((H,) * 10_001), "has_blocks.hashes"),
+    (m.GetTx(b"short"), "get_tx.id"),
+])
+def test_a_request_out_of_the_handlers_bounds_is_refused_on_decode(msg: Message,
+                                                                   where: str) -> None:
+    with pytest.raises(Malformed) as info:
+        m.decode(m.encode(msg))
+    assert where in info.value.message
+
+
+# --- errors crossing the bus ------------------------------------------------------------------
 
 
 def test_error_reply_maps_codes_back_to_types() -> None:
-    for exc in (errors.NonceGap("gap"), errors.BadStateRoot("root"), errors.Malformed("x")):
-        reply = messages.decode(messages.encode(ErrorReply.of(exc)))
+    for exc in (errors.NonceGap("gap"), errors.BadStateRoot("root"), errors.Malformed("x"),
+                errors.VersionMismatch("v")):
+        reply = m.decode(m.encode(ErrorReply.of(exc)))
         assert isinstance(reply, ErrorReply)
         again = reply.to_exception()
         assert type(again) is type(exc) and again.code == exc.code and str(again) == str(exc)
@@ -174,11 +229,12 @@ def test_registering_a_type_twice_is_refused() -> None:
             pass
 
 
-def test_every_bus_message_is_in_the_protocol_spec() -> None:
-    """docs/protocol.md §11 lists the catalogue; a message added without it fails here."""
-    from pathlib import Path
-
-    spec = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text()
-    missing = [f"{name} ({cls.__name__})" for name, cls in messages.CATALOGUE.items()
-               if f"| `{name}` | {cls.__name__} |" not in spec]
-    assert not missing, f"add to docs/protocol.md §11: {', '.join(missing)}"
+def test_every_bus_message_is_in_the_protocol_spec_with_its_declared_fields() -> None:
+    """docs/protocol.md §11 lists the catalogue, each message's fields as they are declared;
+    a message added or re-declared without it fails here."""
+    spec = (ROOT / "docs" / "protocol.md").read_text()
+    missing = [f"| `{name}` | {cls.__name__} | {m.catalogue_shape()[name] or '—'} |"
+               for name, cls in CATALOGUE.items()
+               if f"| `{name}` | {cls.__name__} | {m.catalogue_shape()[name] or '—'} |"
+               not in spec]
+    assert not missing, "docs/protocol.md §11 should have:\n" + "\n".join(missing)

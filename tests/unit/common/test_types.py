@@ -87,6 +87,19 @@ def test_transaction_rejects_bad_amounts(amount: Any) -> None:
     assert info.value.code == "malformed"
 
 
+@pytest.mark.parametrize("changes, text", [
+    ({"amount": 0}, f"amount out of range [1, {MAX_AMOUNT}]"),
+    ({"to": bytes(19)}, "to must be 20 bytes"),
+    ({"data": "memo"}, "data must be bytes"),
+    ({"key_type": 2}, "key_type out of range [0, 1]"),
+    ({"public_key": bytes(31)}, "public_key has the wrong length for its key type"),
+])
+def test_transaction_refusals_name_the_field(changes: dict[str, Any], text: str) -> None:
+    with pytest.raises(Malformed) as info:
+        unsigned(**changes)
+    assert text in info.value.message
+
+
 def test_transaction_accepts_amount_bounds() -> None:
     assert unsigned(amount=1).amount == 1
     assert unsigned(amount=MAX_AMOUNT).amount == MAX_AMOUNT
@@ -179,6 +192,13 @@ def test_header_signer_address() -> None:
 def test_header_rejects_bad_fields(name: str, value: Any) -> None:
     with pytest.raises(Malformed):
         header(**{name: value})
+
+
+def test_header_refusals_name_the_field() -> None:
+    with pytest.raises(Malformed, match="parent must be 32 bytes"):
+        header(parent=bytes(31))
+    with pytest.raises(TooLarge, match=f"extra longer than {MAX_EXTRA} bytes"):
+        header(extra=bytes(MAX_EXTRA + 1))
 
 
 def test_header_extra_is_bounded() -> None:

@@ -107,6 +107,20 @@ def test_bad_frames_are_refused_with_a_typed_error(frame: bytes, error: type[Exc
         wire.decode(frame)
 
 
+@pytest.mark.parametrize("frame, text", [
+    (_frame(b"HEL", [1, 1, H, H, 0, 0, H, "http://x:1", b"", H, ""]),
+     'HEL.listen must be "" or tcp://host:port'),
+    (_frame(b"TXS", [[b"\x90", b"x" * (MAX_TX_BYTES + 1)]]), "TXS.txs[1] longer than 2048 bytes"),
+    (_frame(b"PEX", [[[H, "tcp://h:0", b""]]]), "PEX.peers[0].endpoint must be tcp://host:port"),
+    (_frame(b"GBL", [1, [H], 0]), "GBL.limit out of range [1, 500]"),
+    (_frame(b"PNG", [1, 2, bytes(32)]), "PNG must be an array of 4 fields"),
+])
+def test_a_refusal_names_the_message_and_the_field(frame: bytes, text: str) -> None:
+    with pytest.raises(Malformed) as info:
+        wire.decode(frame)
+    assert text in info.value.message
+
+
 def test_size_bounds() -> None:
     """Over a message's own body bound: TooLarge before any parsing; over the frame bound
     (the sockets' MAXMSGSIZE): TooLarge at once."""
@@ -128,6 +142,8 @@ def test_constructors_check_fields_like_the_decoder() -> None:
         wire.Txs([b"x"])  # type: ignore[arg-type]  # a list, not a tuple
     with pytest.raises(Malformed):
         wire.PeerAddrs(("tcp://h:1",))  # type: ignore[arg-type]
+    with pytest.raises(Malformed, match="PNG.nonce must be an integer"):
+        wire.Ping(True, 0, H, 0)  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         wire.Bye("a", "b").code = "c"  # type: ignore[misc]
 

@@ -1,11 +1,15 @@
-"""The bus's request framing over real ZeroMQ sockets: the optional trace frame that carries
-an operator's request id into every service's logs."""
+"""The bus over real ZeroMQ sockets: the optional trace frame that carries an operator's
+request id into every service's logs, and the protocol version every message carries (a
+request, a reply or an event of another version is a typed `VersionMismatch`, never
+`malformed`, and the server serves on)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,8 @@ import zmq
 import zmq.asyncio
 
 from common import messages as m
+from common.encoding import pack
+from common.errors import Malformed, VersionMismatch
 from runtime import bus
 from runtime.service import log_request_ids
 
@@ -86,3 +92,127 @@ def test_the_blocking_client_sends_it_too(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert seen == ["cli-1"]
+
+
+# --- the bus protocol version ------------------------------------------------------------------
+
+
+def test_a_request_of_another_version_gets_version_mismatch_and_the_server_serves_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        ) -> None:
+    monkeypatch.setattr(bus, "_mismatch_logged", {})
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        ctx, server, endpoint = _serve(tmp_path, seen)
+        task = asyncio.create_task(server.serve_forever())
+        raw = ctx.socket(zmq.DEALER)
+        raw.connect(endpoint)
+        client = bus.BusClient(endpoint, ctx, timeout=2, retries=0)
+        try:
+            newer = pack([m.BUS_VERSION + 1, "get_status", []])
+            older = pack(["get_status", []])  # a process from before the bus had versions
+            for rid, payload in ((b"r1", newer), (b"r2", older), (b"r3", newer)):
+                await raw.send_multipart([rid, payload])
+                reply_rid, reply = await asyncio.wait_for(raw.recv_multipart(), 2)
+                assert reply_rid == rid
+                assert reply.startswith(b"\x92\xa3err")  # the unversioned form all can read
+                error = m.decode(reply)
+                assert isinstance(error, m.ErrorReply)
+                exc = error.to_exception()
+                assert type(exc) is VersionMismatch
+                assert exc.message.startswith("test: ")  # which service refused
+                assert f"speaks version {m.BUS_VERSION}" in exc.message
+                theirs = m.BUS_VERSION + 1 if payload is newer else 0
+                assert f"bus protocol version {theirs}" in exc.message
+            # the server serves on: a request of our version is answered
+            assert await client.request(m.GetStatus(), m.ServicePong) == m.ServicePong("test", "0")
+        finally:
+            raw.close(0)
+            client.close()
+            task.cancel()
+            server.close()
+            ctx.term()
+
+    with caplog.at_level(logging.WARNING, logger="ccoin.bus"):
+        asyncio.run(scenario())
+    refusals = [r for r in caplog.records if "refused a request" in r.getMessage()]
+    assert len(refusals) == 2  # one line per foreign version, not one per request
+    assert seen == [""]  # no handler ran for the refused requests
+
+
+def test_a_reply_of_another_version_is_a_typed_error_at_the_client() -> None:
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        router = ctx.socket(zmq.ROUTER)
+        router.bind("inproc://newer-service")
+        client = bus.BusClient("inproc://newer-service", ctx, timeout=2, retries=0)
+
+        async def answer() -> None:
+            identity, rid, _ = await router.recv_multipart()
+            await router.send_multipart(
+                [identity, rid, pack([m.BUS_VERSION + 1, "pong", ["test", "9"]])])
+
+        try:
+            server = asyncio.create_task(answer())
+            with pytest.raises(VersionMismatch, match=f"version {m.BUS_VERSION + 1}"):
+                await client.request(m.ServicePing(), m.ServicePong)
+            await server
+        finally:
+            client.close()
+            router.close(0)
+            ctx.term()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_of_another_version_is_reported_once_and_not_as_malformed(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bus, "_mismatch_logged", {})
+    newer = [b"head", struct.pack(">Q", 1),
+             pack([m.BUS_VERSION + 1, "ev_head", [1, bytes(32), 1, 0, 0, 0]])]
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        other = ctx.socket(zmq.PUB)  # a state service of another installation
+        other.bind("inproc://newer-events")
+        ours = bus.Publisher(ctx, "inproc://events")
+        sub = bus.subscriber(ctx, "inproc://newer-events", (b"head",))
+        sub.connect("inproc://events")
+        try:
+            # a subscription takes effect some time after connect: publish until one arrives
+            deadline = time.monotonic() + 5
+            while not await sub.poll(10):
+                assert time.monotonic() < deadline, "the subscriber never received an event"
+                await other.send_multipart(newer)
+            for _ in range(3):
+                with pytest.raises(VersionMismatch) as info:
+                    bus.parse_event(await sub.recv_multipart())
+                assert not isinstance(info.value, Malformed)
+                await other.send_multipart(newer)
+            head = m.HeadEvent(2, bytes(32), 2, 0, 0, 0)
+            deadline = time.monotonic() + 5
+            while True:  # skip the newer events still queued; ours is read as usual
+                ours.publish(b"head", head)
+                if not await sub.poll(10):
+                    assert time.monotonic() < deadline, "our event never arrived"
+                    continue
+                try:
+                    topic, _, event = bus.parse_event(await sub.recv_multipart())
+                except VersionMismatch:
+                    continue
+                break
+            assert (topic, event) == (b"head", head)
+        finally:
+            sub.close(0)
+            other.close(0)
+            ours.close()
+            ctx.term()
+
+    with caplog.at_level(logging.ERROR, logger="ccoin.bus"):
+        asyncio.run(scenario())
+    reports = [r for r in caplog.records if r.name == "ccoin.bus"]
+    assert len(reports) == 1 and reports[0].levelno == logging.ERROR
+    text = reports[0].getMessage()
+    assert "ignoring 'head' events" in text and f"version {m.BUS_VERSION + 1}" in text
+    assert f"speaks version {m.BUS_VERSION}" in text

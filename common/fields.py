@@ -1,0 +1,468 @@
+"""One way to declare a record's fields: the bounds live in the annotations, checked by code
+compiled once per class.
+
+Bus messages (`common.messages`), p2p messages (`common.wire`) and the domain types
+(`common.types`) all say what a valid field is where the field is declared:
+
+    height: U63
+    head: Hash32
+    txs: Annotated[tuple[TxBytes, ...], Len(1, MAX_TXS_PER_MESSAGE)]
+    status: TxStatus
+
+The named aliases (`U32`, `U63`, `U64`, `Hash32`, `Address20`, ...) cover the common cases;
+anything else is `Annotated[base, constraint, ...]` with the constraints below (a function
+call such as `Bytes(64)` would read shorter, but mypy accepts only types in annotations, so
+the bounds travel as `Annotated` metadata, as in pydantic and annotated-types). A base is
+int (never bool), bool, bytes (never str), str, a `StrEnum` (the string on the wire, the
+member in Python), `tuple[T, ...]` (an array), or another record (its field array).
+
+The first use of a class compiles its declarations into two small Python functions, the way
+`dataclasses` builds `__init__`: `build` turns a decoded field array into an instance and
+`check` validates a constructed one. Each is one conjunction of the plain checks (so the
+common case costs what a hand-written check would), followed by the fields that convert
+(enums, nested records); only a value that fails the conjunction is walked field by field to
+raise `Malformed` (or `TooLarge`, for a value over a size bound) naming the field:
+`get_account.address must be 20 bytes`, `PEX.peers[3].endpoint must be tcp://host:port`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from common.crypto import ADDRESS_LEN, HASH_LEN
+from common.errors import Malformed, TooLarge
+
+# --- constraints ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """An integer in `lo`..`hi`, both included."""
+
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True)
+class Len:
+    """A length in `lo`..`hi`: bytes of a bytes field, characters of a str, items of an
+    array. Over `hi` is `TooLarge`, under `lo` `Malformed`."""
+
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class LenIn:
+    """A length that is one of `sizes` (e.g. 0 or 32: "absent or a whole hash")."""
+
+    sizes: tuple[int, ...]
+
+    def __init__(self, *sizes: int) -> None:
+        object.__setattr__(self, "sizes", tuple(sorted(sizes)))
+
+
+@dataclass(frozen=True, slots=True)
+class Printable:
+    """A string of printable characters only (no newline, no control character)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A rule that types and bounds cannot say: `test(value)` is true for a valid value
+    (called after the base type and bounds passed). `what` names a valid value in errors and
+    docs; `examples` and `counterexamples` feed the property tests."""
+
+    test: Callable[[Any], bool]
+    what: str
+    examples: tuple[Any, ...] = ()
+    counterexamples: tuple[Any, ...] = ()
+
+
+MAX_U32 = 2**32 - 1
+MAX_U63 = 2**63 - 1
+MAX_U64 = 2**64 - 1
+
+U8 = Annotated[int, Range(0, 255)]
+U32 = Annotated[int, Range(0, MAX_U32)]
+U63 = Annotated[int, Range(0, MAX_U63)]
+U64 = Annotated[int, Range(0, MAX_U64)]
+Hash32 = Annotated[bytes, Len(HASH_LEN, HASH_LEN)]
+Address20 = Annotated[bytes, Len(ADDRESS_LEN, ADDRESS_LEN)]
+OptHash32 = Annotated[bytes, LenIn(0, HASH_LEN)]  # empty when absent
+OptAddress20 = Annotated[bytes, LenIn(0, ADDRESS_LEN)]  # empty when absent
+
+_SCALARS = (int, bool, bytes, str, type(None))
+
+
+# --- what an annotation declares --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One field's declared shape: `base` is int, bool, bytes, str, NoneType, a StrEnum, a
+    record class, or tuple (then `item` is the element's spec)."""
+
+    base: Any
+    item: Spec | None = None
+    range: Range | None = None
+    length: Len | None = None
+    length_in: LenIn | None = None
+    printable: bool = False
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def is_enum(self) -> bool:
+        return isinstance(self.base, type) and issubclass(self.base, StrEnum)
+
+    @property
+    def is_record(self) -> bool:
+        return dataclasses.is_dataclass(self.base)
+
+    @property
+    def converts(self) -> bool:
+        """True when decoding yields another object than the wire value (a member, a record)."""
+        return self.is_enum or self.is_record or (self.item is not None and self.item.converts)
+
+    def describe(self) -> str:
+        """A compact, stable rendering for docs/protocol.md and the bus catalogue's
+        fingerprint: `u32`, `int[-1..2^63-1]`, `bytes[32]`, `bytes[0|32]`, `str[0..64]
+        printable`, `pending|queued|...`, `[bytes[32]; 0..10000]`, `TxResult`."""
+        if self.item is not None:
+            text = f"[{self.item.describe()}{self._lengths('; ')}]"
+        elif self.is_enum:
+            text = "|".join(m.value for m in self.base)
+        elif self.is_record:
+            text = self.base.__name__
+        else:
+            text = "nil" if self.base is type(None) else self.base.__name__
+            if self.range is not None:
+                lo, hi = self.range.lo, self.range.hi
+                text = _NAMED_RANGES.get((lo, hi)) or f"int[{_num(lo)}..{_num(hi)}]"
+            text += self._lengths("[", "]")
+        if self.printable:
+            text += " printable"
+        for check in self.checks:
+            text += f" ({check.what})"
+        return text
+
+    def _lengths(self, before: str, after: str = "") -> str:
+        if self.length is not None:
+            lo, hi = self.length.lo, self.length.hi
+            return f"{before}{lo}{after}" if lo == hi else f"{before}{lo}..{_num(hi)}{after}"
+        if self.length_in is not None:
+            return before + "|".join(map(str, self.length_in.sizes)) + after
+        return ""
+
+
+_NAMED_RANGES = {(0, 255): "u8", (0, MAX_U32): "u32", (0, MAX_U63): "u63", (0, MAX_U64): "u64"}
+
+
+def _num(n: int) -> str:
+    """2^63-1 rather than 9223372036854775807."""
+    for k in range(16, 65):
+        if n in (2**k, 2**k - 1):
+            return f"2^{k}" if n == 2**k else f"2^{k}-1"
+    return str(n)
+
+
+def spec_of(annotation: Any, where: str = "") -> Spec:
+    """Resolve an annotation (aliases and nested `Annotated` included) to its `Spec`; a
+    declaration this module cannot check is a bug in the catalogue (`TypeError`)."""
+    metadata: tuple[Any, ...] = ()
+    if typing.get_origin(annotation) is Annotated:
+        metadata = annotation.__metadata__
+        annotation = typing.get_args(annotation)[0]
+    item = None
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise TypeError(f"{where}: only tuple[T, ...] arrays are supported")
+        item = spec_of(args[0], f"{where}[]")
+        base: Any = tuple
+    elif annotation in _SCALARS or (isinstance(annotation, type)
+                                    and (issubclass(annotation, StrEnum)
+                                         or dataclasses.is_dataclass(annotation))):
+        base = annotation
+    else:
+        raise TypeError(f"{where}: cannot check a field of type {annotation!r}")
+    found: dict[str, Any] = {"checks": ()}
+    for meta in metadata:
+        if isinstance(meta, Range) and base is int:
+            found["range"] = meta
+        elif isinstance(meta, Len) and base in (bytes, str, tuple):
+            found["length"] = meta
+        elif isinstance(meta, LenIn) and base in (bytes, str, tuple):
+            found["length_in"] = meta
+        elif isinstance(meta, Printable) and base is str:
+            found["printable"] = True
+        elif isinstance(meta, Check):
+            found["checks"] += (meta,)
+        else:
+            raise TypeError(f"{where}: {meta!r} does not apply to {base!r}")
+    return Spec(base, item, **found)
+
+
+def record_specs(cls: type) -> list[tuple[str, Spec]]:
+    """The (name, spec) of each field a record's constructor takes, in declaration order."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return [(f.name, spec_of(hints[f.name], f"{cls.__qualname__}.{f.name}"))
+            for f in dataclasses.fields(cls) if f.init]
+
+
+# --- the field-by-field path: precise errors, and the fields that convert ----------------------
+
+Conv = Callable[[Any, str], Any]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sized(spec: Spec, n: int, path: str, unit: str) -> None:
+    if spec.length is not None:
+        lo, hi = spec.length.lo, spec.length.hi
+        if n > hi:
+            raise TooLarge(f"{path} has more than {hi} {unit}" if unit == "items"
+                           else f"{path} longer than {hi} {unit}")
+        if n < lo:
+            raise Malformed(f"{path} needs at least {lo} items" if unit == "items" else
+                            f"{path} must be {lo} {unit}" if lo == hi else
+                            f"{path} must be {lo}..{hi} {unit}")
+    if spec.length_in is not None and n not in spec.length_in.sizes:
+        sizes = " or ".join(map(str, spec.length_in.sizes))
+        raise Malformed(f"{path} must have {sizes} {unit}, not {n}")
+
+
+def converter(spec: Spec) -> Conv:
+    """`conv(value, path)`: the checked (and, for enums and records, converted) value, or
+    `Malformed`/`TooLarge` naming `path`. Slower than the compiled conjunction; it runs for
+    fields that convert and to explain a value the conjunction refused."""
+    base = spec.base
+    checks = spec.checks
+
+    def run_checks(value: Any, path: str) -> Any:
+        for check in checks:
+            if not check.test(value):
+                raise Malformed(f"{path} must be {check.what}, not {_show(value)}")
+        return value
+
+    if spec.item is not None:
+        item = converter(spec.item)
+
+        def items(value: Any, path: str) -> Any:
+            if type(value) is not tuple:
+                raise Malformed(f"{path} must be an array")
+            _sized(spec, len(value), path, "items")
+            try:  # no index in the common case: building n path strings costs more than it
+                out = tuple([item(x, path) for x in value])
+            except Malformed:
+                for i, x in enumerate(value):
+                    item(x, f"{path}[{i}]")
+                raise
+            return run_checks(out, path)
+
+        return items
+    if spec.is_enum:
+        members = {m.value: m for m in base}
+        choices = ", ".join(members)
+
+        def enum(value: Any, path: str) -> Any:
+            member = members.get(value) if isinstance(value, str) else None
+            if member is None:
+                raise Malformed(f"{path} must be one of {choices}, not {_show(value)}")
+            return member
+
+        return enum
+    if spec.is_record:
+        record = compiled(base)
+
+        def nested(value: Any, path: str) -> Any:
+            return value if type(value) is base else record.build(value, path + ".")
+
+        return nested
+    noun = {int: "an integer", bool: "a boolean", bytes: "bytes", str: "a string",
+            type(None): "nil"}[base]
+
+    def scalar(value: Any, path: str) -> Any:
+        if type(value) is not base:  # exact: bool is an int in Python, `true` must not pass
+            raise Malformed(f"{path} must be {noun}")
+        if spec.range is not None and not spec.range.lo <= value <= spec.range.hi:
+            raise Malformed(f"{path} out of range [{spec.range.lo}, {spec.range.hi}]")
+        if base is bytes or base is str:
+            _sized(spec, len(value), path, "bytes" if base is bytes else "characters")
+        if spec.printable and not value.isprintable():
+            raise Malformed(f"{path} has unprintable characters")
+        return run_checks(value, path)
+
+    return scalar
+
+
+# --- compiling a record ---------------------------------------------------------------------
+
+
+def _condition(spec: Spec, var: str, ns: dict[str, Any], depth: int = 0) -> str | None:
+    """A Python expression true exactly when `var` passes `spec` (None for a field that
+    converts: that one goes through its converter)."""
+    if spec.converts:
+        return None
+    if spec.item is not None:
+        x = f"x{depth}"
+        inner = _condition(spec.item, x, ns, depth + 1)
+        parts = [f"type({var}) is tuple"]
+    else:
+        base = "NoneType" if spec.base is type(None) else spec.base.__name__
+        parts = [f"{var} is None" if spec.base is type(None) else f"type({var}) is {base}"]
+    if spec.range is not None:
+        parts.append(f"{int(spec.range.lo)} <= {var} <= {int(spec.range.hi)}")
+    if spec.length is not None:
+        lo, hi = int(spec.length.lo), int(spec.length.hi)
+        parts.append(f"len({var}) == {lo}" if lo == hi else f"{lo} <= len({var}) <= {hi}")
+    if spec.length_in is not None:
+        parts.append(f"len({var}) in {tuple(int(n) for n in spec.length_in.sizes)!r}")
+    if spec.printable:
+        parts.append(f"{var}.isprintable()")
+    if spec.item is not None:  # the elements before any check of the whole array
+        parts.append(f"all({inner} for {x} in {var})")
+    for check in spec.checks:
+        name = f"_check{len(ns)}"
+        ns[name] = check.test
+        parts.append(f"{name}({var})")
+    return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A record's compiled checks: `build(values, prefix)` makes an instance from a decoded
+    field array; `check(obj, prefix)` validates (and converts) a constructed one. `prefix`
+    is what error messages put before a field name ("get_account.", "HEL.", "")."""
+
+    names: tuple[str, ...]
+    specs: tuple[Spec, ...]
+    build: Callable[[Any, str], Any]
+    check: Callable[[Any, str], None]
+    source: str  # the generated code, for whoever debugs it
+
+
+_COMPILED: dict[type, Compiled] = {}
+
+
+def compiled(cls: type) -> Compiled:
+    """The compiled checks of a record class, made on first use and kept."""
+    done = _COMPILED.get(cls)
+    if done is None:
+        done = _COMPILED[cls] = _compile(cls)
+    return done
+
+
+def _compile(cls: type) -> Compiled:
+    pairs = record_specs(cls)
+    names = tuple(n for n, _ in pairs)
+    specs = tuple(s for _, s in pairs)
+    convs = [converter(s) for s in specs]
+    count = len(names)
+
+    def explain(values: tuple[Any, ...], prefix: str) -> None:
+        for name, conv, value in zip(names, convs, values, strict=True):
+            conv(value, prefix + name)
+        # the conjunction and the converters disagree: a bug here, never the input's fault
+        raise AssertionError(f"{cls.__qualname__}: {values!r} refused but not explained")
+
+    def arity(values: Any, prefix: str) -> None:
+        what = prefix[:-1] or cls.__name__
+        raise Malformed(f"{what} must be an array of {count} fields ({', '.join(names)})")
+
+    ns: dict[str, Any] = {"_cls": cls, "_new": object.__new__, "_set": object.__setattr__,
+                          "_explain": explain, "_arity": arity, "NoneType": type(None)}
+    conds: list[str] = []
+    convert_lines: list[tuple[int, list[str]]] = []
+    for i, (name, spec) in enumerate(pairs):
+        cond = _condition(spec, f"v{i}", ns)
+        if cond is not None:
+            conds.append(f"({cond})")
+        elif spec.is_enum:
+            ns[f"_enum{i}"] = {m.value: m for m in spec.base}
+            convert_lines.append((i, [
+                f"c{i} = _enum{i}.get(v{i}) if isinstance(v{i}, str) else None",
+                f"if c{i} is None: _explain(ALL, prefix)"]))
+        else:
+            ns[f"_conv{i}"] = convs[i]
+            convert_lines.append((i, [f"c{i} = _conv{i}(v{i}, prefix + {name!r})"]))
+    values = ", ".join(f"v{i}" for i in range(count)) + ("," if count == 1 else "")
+    converted = {i for i, _ in convert_lines}
+
+    build = ["def build(values, prefix):",
+             f"    if type(values) is not tuple or len(values) != {count}:",
+             "        _arity(values, prefix)"]
+    if count:
+        build.append(f"    {values} = values")
+    if conds:
+        build += [f"    if not ({' and '.join(conds)}):", "        _explain(values, prefix)"]
+    for _, lines in convert_lines:
+        build += ["    " + line.replace("ALL", "values") for line in lines]
+    build.append("    obj = _new(_cls)")
+    for i, name in enumerate(names):
+        build.append(f"    _set(obj, {name!r}, {'c' if i in converted else 'v'}{i})")
+    build.append("    return obj")
+
+    check = ["def check(obj, prefix):"]
+    check += [f"    v{i} = obj.{name}" for i, name in enumerate(names)]
+    every = f"({values})" if count else "()"
+    if conds:
+        check += [f"    if not ({' and '.join(conds)}):", f"        _explain({every}, prefix)"]
+    for i, lines in convert_lines:
+        check += ["    " + line.replace("ALL", every) for line in lines]
+        check.append(f"    if c{i} is not v{i}: _set(obj, {names[i]!r}, c{i})")
+    check.append("    return None")
+
+    source = "\n".join(build) + "\n\n" + "\n".join(check) + "\n"
+    exec(compile(source, f"<fields of {cls.__qualname__}>", "exec"), ns)  # noqa: S102
+    return Compiled(names, specs, ns["build"], ns["check"], source)
+
+
+# --- what the catalogues and the types call ----------------------------------------------------
+
+
+def build(cls: type, values: Any, prefix: str = "") -> Any:
+    """An instance of `cls` from a decoded field array (a tuple), every field checked."""
+    return compiled(cls).build(values, prefix)
+
+
+def validate(obj: Any, prefix: str = "") -> None:
+    """Check (and convert in place) a constructed record's fields: call from
+    `__post_init__` where construction must refuse what decoding refuses."""
+    compiled(type(obj)).check(obj, prefix)
+
+
+def check_each(cls: type, values: tuple[Any, ...], prefix: str = "") -> None:
+    """The field-by-field path alone (the tests hold the compiled conjunction to it)."""
+    done = compiled(cls)
+    if len(values) != len(done.names):
+        raise Malformed(f"{prefix[:-1] or cls.__name__} must be an array of "
+                        f"{len(done.names)} fields")
+    for name, spec, value in zip(done.names, done.specs, values, strict=True):
+        converter(spec)(value, prefix + name)
+
+
+def to_wire(obj: Any) -> list[Any]:
+    """A record's field array; nested records become their own arrays (msgpack writes a
+    tuple as an array and a StrEnum member as its string, so nothing else changes)."""
+    done = compiled(type(obj))
+    out = [getattr(obj, name) for name in done.names]
+    for i, spec in enumerate(done.specs):
+        if spec.is_record:
+            out[i] = to_wire(out[i])
+        elif spec.item is not None and spec.item.is_record:
+            out[i] = [to_wire(x) for x in out[i]]
+    return out
+
+
+def describe(cls: type) -> list[tuple[str, str]]:
+    """Each field's name and declared shape, as `Spec.describe` renders it."""
+    return [(name, spec.describe()) for name, spec in record_specs(cls)]

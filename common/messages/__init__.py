@@ -1,0 +1,101 @@
+"""The bus message catalogue: every request, reply and event that crosses ZeroMQ inside a
+node, all registered in one `CATALOGUE` under a short type name.
+
+The envelope, the version and the codec are in `envelope`; the messages by concern in
+`state` (the state service's requests and replies), `control` (p2p and miner control) and
+`events` (what state publishes). Import them from here: `from common import messages`,
+`messages.GetStatus()`, `messages.decode(raw)`. Each message is a frozen, slotted dataclass
+whose field annotations declare what a valid value is (`common.fields`); docs/protocol.md
+§10-11 describe the envelope and list the catalogue.
+"""
+
+from __future__ import annotations
+
+from common.messages.control import (
+    AddPeer,
+    GetMining,
+    GetPeers,
+    MiningReply,
+    PeerEntry,
+    PeersReply,
+    SetMining,
+    SyncNow,
+)
+from common.messages.envelope import (
+    BUS_VERSION,
+    CATALOGUE,
+    MAX_SIZE,
+    ErrorReply,
+    Message,
+    Ok,
+    ServicePing,
+    ServicePong,
+    catalogue_shape,
+    decode,
+    encode,
+    fingerprint,
+    message,
+)
+from common.messages.events import (
+    HeadEvent,
+    ReorgEvent,
+    TxsEvent,
+    TxsRemovedEvent,
+)
+from common.messages.state import (
+    AccountReply,
+    AccountTxsReply,
+    BlockOutcome,
+    BlockRangeReply,
+    BlockReply,
+    BlockResult,
+    GetAccount,
+    GetAccountTxs,
+    GetBlock,
+    GetBlockRange,
+    GetBlocksAfter,
+    GetLocator,
+    GetMempool,
+    GetSigners,
+    GetStatus,
+    GetTemplate,
+    GetTips,
+    GetTx,
+    GetTxProof,
+    GetTxs,
+    HasBlocks,
+    HasBlocksReply,
+    HistoryEntry,
+    LocatorReply,
+    MempoolReply,
+    ProofStep,
+    SignerEntry,
+    SignersReply,
+    StatusReply,
+    SubmitBlock,
+    SubmitBlocks,
+    SubmitBlocksResult,
+    SubmitResult,
+    SubmitTxs,
+    TemplateReply,
+    TipEntry,
+    TipsReply,
+    TxProofReply,
+    TxReply,
+    TxResult,
+    TxsReply,
+)
+
+__all__ = [
+    "AccountReply", "AccountTxsReply", "AddPeer", "BUS_VERSION", "BlockOutcome", "BlockRangeReply",
+    "BlockReply", "BlockResult", "CATALOGUE", "ErrorReply", "GetAccount", "GetAccountTxs",
+    "GetBlock", "GetBlockRange", "GetBlocksAfter", "GetLocator", "GetMempool", "GetMining",
+    "GetPeers", "GetSigners", "GetStatus", "GetTemplate", "GetTips", "GetTx", "GetTxProof",
+    "GetTxs", "HasBlocks", "HasBlocksReply", "HeadEvent", "HistoryEntry", "LocatorReply",
+    "MAX_SIZE", "MempoolReply", "Message", "MiningReply", "Ok", "PeerEntry", "PeersReply",
+    "ProofStep", "ReorgEvent", "ServicePing", "ServicePong", "SetMining", "SignerEntry",
+    "SignersReply", "StatusReply", "SubmitBlock", "SubmitBlocks", "SubmitBlocksResult",
+    "SubmitResult", "SubmitTxs", "SyncNow", "TemplateReply", "TipEntry", "TipsReply",
+    "TxProofReply", "TxReply", "TxResult", "TxsEvent", "TxsRemovedEvent", "TxsReply",
+    "catalogue_shape", "decode", "encode", "fingerprint", "message",
+]

@@ -1,0 +1,70 @@
+"""Control requests served by the p2p service (endpoint "p2p") and the miner, for the
+gateway and the command line."""
+
+from __future__ import annotations
+
+from common.messages.envelope import Message, message
+from common.status import PeerDirection
+
+# --- p2p control ------------------------------------------------------------------------------
+
+
+@message("get_peers")
+class GetPeers(Message):
+    pass
+
+
+@message("peer_info")
+class PeerEntry(Message):
+    node_id: bytes
+    endpoint: str
+    direction: PeerDirection
+    height: int
+    head: bytes
+    total_weight: int
+    score: int
+    latency_ms: int
+    connected_ms: int
+
+
+@message("peers")
+class PeersReply(Message):
+    peers: tuple[PeerEntry, ...]
+    syncing: bool
+    sync_target: int
+    node_id: bytes
+    banned: int
+
+
+@message("add_peer")
+class AddPeer(Message):
+    """`endpoint` is `tcp://host:port[#curvekey]`; p2p parses it (`wire.parse_peer_uri`)."""
+
+    endpoint: str
+
+
+@message("sync_now")
+class SyncNow(Message):
+    pass
+
+
+# --- miner control ----------------------------------------------------------------------------
+
+
+@message("get_mining")
+class GetMining(Message):
+    pass
+
+
+@message("set_mining")
+class SetMining(Message):
+    enabled: bool
+
+
+@message("mining")
+class MiningReply(Message):
+    enabled: bool
+    address: bytes
+    blocks_sealed: int
+    last_block: bytes
+    last_sealed_ms: int

@@ -1,0 +1,381 @@
+"""The state service's requests and replies: the chain, the pool, templates and sync support.
+
+Every bound a request's handler relies on is declared here, on the field (`common.fields`),
+and checked when the request is decoded; `services/state/service.py` re-checks none of
+them. Replies are declared as precisely as their producer guarantees. Fields that carry a
+status or a direction are `common.status` enums: the string on the wire, the member once
+decoded, any other string refused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from common.fields import (
+    MAX_U32,
+    MAX_U63,
+    U8,
+    U32,
+    U63,
+    U64,
+    Address20,
+    Check,
+    Hash32,
+    Len,
+    OptAddress20,
+    OptHash32,
+    Range,
+)
+from common.messages.envelope import Message, message
+from common.status import BlockStatus, Direction, TipStatus, TxStatus
+from common.types import MAX_EXTRA
+
+MAX_IDS = 10_000  # ids or hashes asked about in one request
+MAX_LOCATOR = 200
+MAX_WINDOW = 10_000
+
+Limit = Annotated[int, Range(0, MAX_U32)]  # a page size; the service caps it further
+Offset = U63
+Height = Annotated[int, Range(-1, MAX_U63)]  # -1: none (not confirmed, unknown, never)
+
+
+def _is_position(value: tuple[int, ...]) -> bool:
+    return value == () or (len(value) == 2 and value[1] <= MAX_U32)
+
+
+# A history position (height, index), or () for "from the newest".
+Position = Annotated[tuple[U64, ...], Check(
+    _is_position, "() or (height, index < 2^32)",
+    examples=((), (0, 0), (2**64 - 1, 2**32 - 1)),
+    counterexamples=((1,), (1, 2, 3), (0, 2**32)))]
+
+
+@message("get_status")
+class GetStatus(Message):
+    pass
+
+
+@message("status")
+class StatusReply(Message):
+    network_id: U32
+    genesis: Hash32
+    height: U63
+    head: Hash32
+    head_timestamp: U63
+    total_weight: U64
+    state_root: Hash32
+    mempool_count: U63
+    mempool_bytes: U63
+    ready_count: U63
+    poa: bool
+    miners: tuple[Address20, ...]
+    recent_signers: tuple[Address20, ...]
+    difficulty: U8
+
+
+@message("get_block")
+class GetBlock(Message):
+    """By height (`hash` empty) or by hash; a negative height is never found."""
+
+    height: int
+    hash: OptHash32
+
+
+@message("block")
+class BlockReply(Message):
+    block: bytes
+    total_weight: U64
+    confirmations: U63
+    on_main_chain: bool
+
+
+@message("get_blocks")
+class GetBlockRange(Message):
+    """Main-chain blocks: `start` (-1 = head) downwards when `newest_first`, else upwards."""
+
+    start: Height
+    limit: Limit
+    newest_first: bool
+
+
+@message("blocks")
+class BlockRangeReply(Message):
+    blocks: tuple[bytes, ...]
+    height: U63
+
+
+@message("get_tx")
+class GetTx(Message):
+    id: Hash32
+
+
+@message("tx")
+class TxReply(Message):
+    """`status`: pending | queued (`expected_nonce` is the sender's next nonce) | confirmed
+    (`block_hash`, `height`, `index`, `confirmations`) | rejected (`reason` is the error
+    code) | replaced (`replaced_by`) | dropped (`reason`: evicted | stale)."""
+
+    tx: bytes
+    status: TxStatus
+    block_hash: OptHash32
+    height: Height
+    index: Annotated[int, Range(-1, MAX_U32)]
+    confirmations: U63
+    reason: str = ""
+    replaced_by: OptHash32 = b""
+    expected_nonce: Annotated[int, Range(-1, MAX_U63)] = -1
+
+
+@message("get_txs")
+class GetTxs(Message):
+    """Pool transactions by id (for relaying)."""
+
+    ids: Annotated[tuple[Hash32, ...], Len(0, MAX_IDS)]
+
+
+@message("txs")
+class TxsReply(Message):
+    """`txs[i]` is the raw transaction with `ids[i]`, or empty if it is not in the pool."""
+
+    txs: tuple[bytes, ...]
+
+
+@message("get_account")
+class GetAccount(Message):
+    address: Address20
+
+
+@message("account")
+class AccountReply(Message):
+    address: Address20
+    balance: U63
+    nonce: U63
+    pending_nonce: U63
+
+
+@message("submit_txs")
+class SubmitTxs(Message):
+    """Signature-checked transactions (api and p2p verify before sending). Each is decoded
+    on its own: a bad one gets its own error result, it does not spoil the batch."""
+
+    txs: tuple[bytes, ...]
+
+
+@message("tx_result")
+class TxResult(Message):
+    """`code` empty when accepted (or already known), else the error code; `id` empty when
+    the bytes were not a transaction."""
+
+    id: OptHash32
+    code: str
+    message: str
+
+
+@message("submit_result")
+class SubmitResult(Message):
+    results: tuple[TxResult, ...]
+
+
+@message("get_mempool")
+class GetMempool(Message):
+    """A page of the pool in arrival order; `sender` narrows it to one account, in nonce
+    order."""
+
+    offset: Offset
+    limit: Limit
+    sender: OptAddress20 = b""
+
+
+@message("mempool")
+class MempoolReply(Message):
+    count: U63
+    size: U63
+    txs: tuple[bytes, ...]
+
+
+@message("get_template")
+class GetTemplate(Message):
+    coinbase: Address20
+    timestamp: U63
+    extra: Annotated[bytes, Len(0, MAX_EXTRA)]
+
+
+@message("template")
+class TemplateReply(Message):
+    """An unsealed header (state root computed) and its transactions."""
+
+    header: bytes
+    txs: tuple[bytes, ...]
+
+
+@message("submit_block")
+class SubmitBlock(Message):
+    block: bytes
+
+
+@message("block_result")
+class BlockResult(Message):
+    """`status`: head | side | known."""
+
+    status: BlockStatus
+    hash: Hash32
+    height: U63
+
+
+@message("get_account_txs")
+class GetAccountTxs(Message):
+    """An account's confirmed transactions, newest first: those older than the position
+    `before` = (height, index) when it is given, else from the newest; `offset` of them
+    skipped."""
+
+    address: Address20
+    offset: Offset
+    limit: Limit
+    before: Position = ()
+
+
+@message("account_tx")
+class HistoryEntry(Message):
+    id: Hash32
+    height: U63
+    index: U32
+    direction: Direction
+
+
+@message("account_txs")
+class AccountTxsReply(Message):
+    """`more`: older entries follow the last item."""
+
+    total: U63
+    items: tuple[HistoryEntry, ...]
+    more: bool = False
+
+
+@message("get_tx_proof")
+class GetTxProof(Message):
+    id: Hash32
+
+
+@message("proof_step")
+class ProofStep(Message):
+    """A sibling on the path to the root; `left` when the sibling is on the left."""
+
+    left: bool
+    hash: Hash32
+
+
+@message("tx_proof")
+class TxProofReply(Message):
+    id: Hash32
+    block_hash: Hash32
+    height: U63
+    index: U32
+    tx_root: Hash32
+    steps: tuple[ProofStep, ...]
+
+
+@message("get_tips")
+class GetTips(Message):
+    pass
+
+
+@message("chain_tip")
+class TipEntry(Message):
+    """`height` is -1 for an invalid block whose header is gone."""
+
+    hash: Hash32
+    height: Height
+    total_weight: U64
+    branch_length: U63
+    status: TipStatus
+
+
+@message("tips")
+class TipsReply(Message):
+    tips: tuple[TipEntry, ...]
+
+
+@message("get_signers")
+class GetSigners(Message):
+    """PoA health over the last `window` blocks."""
+
+    window: Annotated[int, Range(1, MAX_WINDOW)]
+
+
+@message("signer_info")
+class SignerEntry(Message):
+    """`last_height` -1: it sealed none of the window's blocks."""
+
+    address: Address20
+    last_height: Height
+    sealed: U63
+    missed: U63
+
+
+@message("signers")
+class SignersReply(Message):
+    """`in_turn` empty on a Proof-of-Work chain."""
+
+    in_turn: OptAddress20
+    next_height: U63
+    signers: tuple[SignerEntry, ...]
+
+
+# --- sync support for p2p ---------------------------------------------------------------------
+
+
+@message("get_locator")
+class GetLocator(Message):
+    """Block locator of the main chain: head, then exponentially sparser, then genesis."""
+
+    pass
+
+
+@message("locator")
+class LocatorReply(Message):
+    hashes: tuple[Hash32, ...]
+
+
+@message("get_blocks_after")
+class GetBlocksAfter(Message):
+    """Main-chain blocks after the first `locator` hash found on the main chain, oldest
+    first, at most `limit` of them and about `max_bytes`."""
+
+    locator: Annotated[tuple[Hash32, ...], Len(0, MAX_LOCATOR)]
+    limit: Limit
+    max_bytes: U63
+
+
+@message("has_blocks")
+class HasBlocks(Message):
+    hashes: Annotated[tuple[Hash32, ...], Len(0, MAX_IDS)]
+
+
+@message("has_blocks_reply")
+class HasBlocksReply(Message):
+    known: tuple[bool, ...]
+
+
+@message("submit_blocks")
+class SubmitBlocks(Message):
+    """Blocks whose seals and transaction signatures p2p has verified, parents first."""
+
+    blocks: tuple[bytes, ...]
+
+
+@message("block_outcome")
+class BlockOutcome(Message):
+    """`status`: head | side | known | error (`code`, `message`; `hash` empty and `height`
+    -1 when the bytes were not a block)."""
+
+    hash: OptHash32
+    height: Height
+    status: BlockStatus
+    code: str
+    message: str
+
+
+@message("submit_blocks_result")
+class SubmitBlocksResult(Message):
+    outcomes: tuple[BlockOutcome, ...]
+
