@@ -23,7 +23,7 @@ import uvicorn
 from common.genesis import load_genesis
 from runtime.config import NodeConfig
 from runtime.service import run_server
-from services.api.app import CONFIG_ENV, create_app
+from services.api.app import CONFIG_ENV, LOG_LEVEL_ENV, create_app
 from services.api.metrics import MULTIPROC_ENV
 
 
@@ -44,7 +44,7 @@ def serve(config: NodeConfig, args: argparse.Namespace) -> None:
         metrics_dir.mkdir(parents=True)
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
         os.environ[CONFIG_ENV] = str(config.config_path or args.config)
-        os.environ["CCOIN_API_LOG_LEVEL"] = args.log_level
+        os.environ[LOG_LEVEL_ENV] = args.log_level
         uvicorn.run("services.api.app:app_from_env", factory=True,
                     workers=config.api_workers, **settings)
     else:
