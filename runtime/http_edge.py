@@ -1,11 +1,9 @@
-"""What ccoin's HTTP services (the api gateway and discovery) share at their edge."""
+"""What ccoin's HTTP services (the api gateway and discovery) share at their edge: the
+request body limit, answered in each service's own error shape."""
 
 from __future__ import annotations
 
-import signal
-import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from types import FrameType
 from typing import Any
 
 from common.errors import TooLarge
@@ -55,17 +53,3 @@ class BodyLimit:
 
         await self.app(scope, limited, send)
 
-
-def exit_zero_on_sigterm() -> None:
-    """Make a SIGTERM end the process with status 0 instead of -15.
-
-    uvicorn catches SIGTERM, shuts down gracefully and then raises the signal again so the
-    previous handler acts on it; with the default one the process dies of the signal and
-    supervisord reports every ordinary stop as "terminated by SIGTERM". A stop is what
-    SIGTERM asks for, so once the server is down it is a clean exit, and a SIGTERM that
-    arrives before uvicorn takes over ends the process at once all the same."""
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)

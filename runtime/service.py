@@ -3,6 +3,10 @@
 A service's `__main__` is `run_service("state", main)` where `main(config)` is a coroutine
 that runs until cancelled. SIGTERM/SIGINT cancel it, so `finally` blocks run (sockets
 closed, LevelDB closed) before the process exits 0, which is what supervisord expects.
+
+A service whose server owns its event loop (the api gateway under uvicorn) uses the sibling
+`run_server("api", serve)`: the same arguments, logging and config errors, then
+`serve(config, args)` runs in the foreground and a SIGTERM still ends the process with 0.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from types import FrameType
 from typing import Any
 
 from common.errors import CcoinError
@@ -79,19 +84,55 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def run_service(name: str, main: Callable[[NodeConfig], Coroutine[Any, Any, None]],
-                argv: list[str] | None = None) -> None:
+def _start(name: str, argv: list[str] | None) -> tuple[argparse.Namespace, NodeConfig]:
+    """`--config FILE [--log-level L]`, JSON logs, and the config read; a config that cannot
+    be read ends the process with one line and status 2."""
     parser = argparse.ArgumentParser(prog=f"ccoin-{name}")
     parser.add_argument("--config", required=True, help="node config file (ccoin.json)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     setup_logging(name, args.log_level)
-    log = logging.getLogger(f"ccoin.{name}")
     try:
-        config = load_config(args.config)
+        return args, load_config(args.config)
     except CcoinError as exc:
         print(f"ccoin-{name}: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def exit_zero_on_sigterm() -> None:
+    """Make a SIGTERM end the process with status 0 instead of -15.
+
+    uvicorn catches SIGTERM, shuts down gracefully and then raises the signal again so the
+    previous handler acts on it; with the default one the process dies of the signal and
+    supervisord reports every ordinary stop as "terminated by SIGTERM". A stop is what
+    SIGTERM asks for, so once the server is down it is a clean exit, and a SIGTERM that
+    arrives before uvicorn takes over ends the process at once all the same."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def run_server(name: str, serve: Callable[[NodeConfig, argparse.Namespace], None],
+               argv: list[str] | None = None) -> None:
+    """`run_service` for a server that runs its own event loop and signal handling
+    (uvicorn): `serve(config, args)` blocks until the server stops. A `CcoinError` it
+    raises before serving (e.g. an unreadable genesis) ends the process like a config
+    error: one line, status 2."""
+    args, config = _start(name, argv)
+    exit_zero_on_sigterm()
+    try:
+        serve(config, args)
+    except CcoinError as exc:
+        print(f"ccoin-{name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_service(name: str, main: Callable[[NodeConfig], Coroutine[Any, Any, None]],
+                argv: list[str] | None = None) -> None:
+    args, config = _start(name, argv)
+    log = logging.getLogger(f"ccoin.{name}")
 
     async def runner() -> None:
         task = asyncio.current_task()

@@ -1,11 +1,13 @@
 """`python -m services.api --config node.json`: the REST gateway under uvicorn.
 
-uvicorn runs with uvloop and httptools (DESIGN §1) and with `proxy_headers=False`, so that
-`request.client` is the real socket peer and the admin check cannot be fooled by an
-`X-Forwarded-For` sent through a local proxy (DESIGN §10). With `api.workers` > 1 the
-workers are separate processes built from an app factory, each with its own bus clients,
-and Prometheus metrics run in multiprocess mode (a fresh `run/prometheus-api/` directory).
-WebSockets (`/api/v1/ws`) are served by the sans-I/O `websockets` implementation.
+Arguments, logging, config errors and SIGTERM are `runtime.service.run_server`'s, as for
+every service. uvicorn runs with uvloop and httptools (DESIGN §1) and with
+`proxy_headers=False`, so that `request.client` is the real socket peer and the admin check
+cannot be fooled by an `X-Forwarded-For` sent through a local proxy (DESIGN §10). With
+`api.workers` > 1 the workers are separate processes built from an app factory, each with its
+own bus clients, and Prometheus metrics run in multiprocess mode (a fresh
+`run/prometheus-api/` directory). WebSockets (`/api/v1/ws`) are served by the sans-I/O
+`websockets` implementation.
 """
 
 from __future__ import annotations
@@ -14,39 +16,25 @@ import argparse
 import logging
 import os
 import shutil
-import sys
 from typing import Any
 
 import uvicorn
 
-from common.errors import CcoinError
 from common.genesis import load_genesis
-from runtime.config import load_config
-from runtime.http_edge import exit_zero_on_sigterm
-from runtime.service import setup_logging
-from services.api.app import CONFIG_ENV, create_app
+from runtime.config import NodeConfig
+from runtime.service import run_server
+from services.api.app import CONFIG_ENV, LOG_LEVEL_ENV, create_app
 from services.api.metrics import MULTIPROC_ENV
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="ccoin-api")
-    parser.add_argument("--config", required=True, help="node config file (node.json)")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    setup_logging("api", args.log_level)
-    try:
-        config = load_config(args.config)
-        chain_id = load_genesis(config.genesis_file()).network_id
-    except CcoinError as exc:
-        print(f"ccoin-api: {exc}", file=sys.stderr)
-        sys.exit(2)
+def serve(config: NodeConfig, args: argparse.Namespace) -> None:
+    chain_id = load_genesis(config.genesis_file()).network_id
     settings: dict[str, Any] = dict(
         host=config.api_host, port=config.api_port, loop="uvloop", http="httptools",
         ws="websockets-sansio", lifespan="on", proxy_headers=False, server_header=False,
         log_config=None, log_level=args.log_level.lower(), access_log=False,
         timeout_graceful_shutdown=5,
     )
-    exit_zero_on_sigterm()
     logging.getLogger("ccoin.api").info(
         "serving on %s:%d with %d worker(s)", config.api_host, config.api_port,
         config.api_workers)
@@ -56,11 +44,15 @@ def main(argv: list[str] | None = None) -> None:
         metrics_dir.mkdir(parents=True)
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
         os.environ[CONFIG_ENV] = str(config.config_path or args.config)
-        os.environ["CCOIN_API_LOG_LEVEL"] = args.log_level
+        os.environ[LOG_LEVEL_ENV] = args.log_level
         uvicorn.run("services.api.app:app_from_env", factory=True,
                     workers=config.api_workers, **settings)
     else:
         uvicorn.run(create_app(config, chain_id), **settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_server("api", serve, argv)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,16 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from runtime.bus import REQUEST_ID, VALID_REQUEST_ID
-from services.api import metrics, schema
-from services.api.admin import is_loopback_ip
+import orjson
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Any]]
-Send = Callable[[Any], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from common.errors import RateLimited
+from runtime.bus import REQUEST_ID, VALID_REQUEST_ID
+from runtime.http_edge import ASGIApp, Receive, Scope, Send
+from services.api import metrics
+from services.api.admin import is_loopback_ip
+from services.api.replies import error_body
 
 log = logging.getLogger("ccoin.api.access")
 MAX_BUCKETS = 100_000
@@ -150,9 +149,9 @@ async def _refuse(scope: Scope, send: Send, rid: str, wait: float) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1013, "reason": "rate limited"})
         return
-    body = schema.dumps(schema.error_body(
-        "rate_limited", "too many requests from this address; slow down"))
-    await send({"type": "http.response.start", "status": 429, "headers": [
+    body = orjson.dumps(error_body(RateLimited("too many requests from this address; "
+                                               "slow down")))
+    await send({"type": "http.response.start", "status": RateLimited.http_status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"retry-after", str(max(1, math.ceil(wait))).encode()),
         (b"x-request-id", rid.encode("ascii"))]})

@@ -1,30 +1,51 @@
-"""The node's own account (sosocoin's wallet): its key, loaded once from the keystore.
+"""The node's own account (sosocoin's wallet): its key, loaded once from the keystore, and
+the sends the node signs with it (`POST /wallet/send`).
 
-The gateway signs `POST /wallet/send` transactions with it. The key stays in this process:
-no route returns it, it is never logged, and this class's repr names only the address.
-A node whose key cannot be loaded (no account configured, no password, wrong password)
-still serves every other route; the wallet routes then answer with a code saying why.
+The key stays in this process: no route returns it, it is never logged, and this class's
+repr names only the address. A node whose key cannot be loaded (no account configured, no
+password, wrong password) still serves every other route; the wallet routes then answer with
+a code saying why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import TYPE_CHECKING
 
+from common import messages
 from common.crypto import KeyType, Signer
-from common.errors import CcoinError, NoWallet, WalletUnavailable
+from common.errors import (
+    CcoinError,
+    Duplicate,
+    NonceTooLow,
+    NoWallet,
+    Underpriced,
+    WalletUnavailable,
+    error_from_code,
+)
+from common.types import Transaction
 from runtime.config import NodeConfig
 from runtime.keystore import Keystore
 
+if TYPE_CHECKING:
+    from services.api.gateway import Gateway
+    from services.api.schema import SendRequest
+
 log = logging.getLogger("ccoin.api.wallet")
+
+# what state answers when another gateway process took the nonce a send was signed with
+NONCE_TAKEN = (NonceTooLow, Duplicate, Underpriced)
 
 
 class NodeWallet:
-    __slots__ = ("address", "_signer", "problem")
+    __slots__ = ("address", "_signer", "problem", "_send_lock")
 
     def __init__(self, address: bytes, signer: Signer | None, problem: str = "") -> None:
         self.address = address
         self._signer = signer
         self.problem = problem
+        self._send_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"NodeWallet({self.address.hex() or '-'}, can_sign={self.can_sign})"
@@ -66,3 +87,24 @@ class NodeWallet:
         if self._signer is None:
             raise WalletUnavailable(f"the node cannot sign: {self.problem}")
         return self._signer
+
+    async def send(self, req: SendRequest, gw: Gateway) -> Transaction:
+        """Sign a transfer from the node account at its pending nonce and submit it.
+
+        Sends from this process are serialised; if another gateway process took the same
+        nonce meanwhile, state refuses the second and the send is retried once."""
+        signer = self.require_signer()
+        async with self._send_lock:
+            for attempt in range(2):
+                account = await gw.ask(messages.GetAccount(signer.address),
+                                       messages.AccountReply)
+                tx = Transaction.create(signer, chain_id=gw.chain_id,
+                                        nonce=account.pending_nonce, to=req.to,
+                                        amount=req.amount, fee=req.fee, data=req.data)
+                result = await gw.submit_one(tx)
+                if not result.code:
+                    return tx
+                error = error_from_code(result.code, result.message)
+                if attempt or not isinstance(error, NONCE_TAKEN):
+                    raise error
+        raise AssertionError("unreachable: the second attempt returns or raises")

@@ -9,8 +9,7 @@ import argparse
 import logging
 import sys
 
-from runtime.http_edge import exit_zero_on_sigterm
-from runtime.service import setup_logging
+from runtime.service import exit_zero_on_sigterm, setup_logging
 from services.discovery.registry import DEFAULT_MAX_NETWORKS, DEFAULT_MAX_NODES, DEFAULT_TTL_MS
 
 DEFAULT_HOST = "0.0.0.0"

@@ -1,60 +1,19 @@
-"""The REST gateway's stateless half: strict JSON validation (every class of bad input gets
-its error code), JSON rendering of domain objects, the admin rule, and the app's own error
-shapes (404/405/validation/413, no miner), all without a running node."""
+"""The gateway's request checks (`services.api.schema`): every class of bad input gets its
+error code, a transaction is accepted in each of its forms, a batch fails item by item."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import httpx
 import msgpack
 import orjson
 import pytest
-from starlette.requests import HTTPConnection
 
-from common import messages
 from common.crypto import KeyType, PrivateKey, Signer
-from common.errors import CcoinError, Forbidden
-from common.types import MAX_AMOUNT, Block, BlockHeader, Transaction
-from runtime.config import parse_config
+from common.errors import Malformed
+from common.types import MAX_AMOUNT
 from services.api import schema
-from services.api.admin import check_admin, is_loopback_ip, is_loopback_name
-from services.api.app import create_app
-
-CHAIN = 1337
-ED = Signer(PrivateKey(KeyType.ED25519, bytes(range(32))))
-TO = bytes.fromhex("11" * 20)
-
-
-def signed(nonce: int = 0, chain_id: int = CHAIN, signer: Signer = ED, **kw: Any) -> Transaction:
-    return Transaction.create(signer, chain_id=chain_id, nonce=nonce, to=TO,
-                              amount=kw.pop("amount", 10), fee=kw.pop("fee", 1), **kw)
-
-
-def as_json(tx: Transaction, **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "chain_id": tx.chain_id, "nonce": tx.nonce,
-        "key_type": schema.KEY_TYPE_NAMES[tx.key_type], "public_key": tx.public_key.hex(),
-        "to": tx.to.hex(), "amount": tx.amount, "fee": tx.fee, "data": tx.data.hex(),
-        "signature": tx.signature.hex(),
-    }
-    doc.update(changes)
-    return {k: v for k, v in doc.items() if v is not DROP}
-
-
-DROP = object()
-
-
-def code_of(fn: Any, *args: Any) -> str:
-    with pytest.raises(CcoinError) as info:
-        fn(*args)
-    return info.value.code
-
+from tests.unit.services.api.support import CHAIN, DROP, TO, as_json, code_of, signed
 
 # --- transactions in -------------------------------------------------------------------------
 
@@ -186,13 +145,14 @@ def test_empty_batch_is_fine() -> None:
 
 
 def test_block_ref() -> None:
-    assert schema.parse_block_ref("0") == (0, b"")
-    assert schema.parse_block_ref("42") == (42, b"")
-    assert schema.parse_block_ref("ab" * 32) == (0, b"\xab" * 32)
-    assert schema.parse_block_ref("0x" + "ab" * 32) == (0, b"\xab" * 32)
+    parse = schema.BLOCK_REF.parse
+    assert parse("0") == (0, b"")
+    assert parse("42") == (42, b"")
+    assert parse("ab" * 32) == (0, b"\xab" * 32)
+    assert parse("0x" + "ab" * 32) == (0, b"\xab" * 32)
     for bad in ("", "-1", "01", "1.0", "1e3", "\u0661", "9" * 19, "ab" * 31, "zz" * 32,
                 "head", " 1"):
-        assert code_of(schema.parse_block_ref, bad) == "malformed", bad
+        assert code_of(parse, bad) == "malformed", bad
 
 
 def test_send_request() -> None:
@@ -208,219 +168,27 @@ def test_send_request() -> None:
         assert code_of(schema.parse_send, bad) == "malformed", bad
 
 
-# --- domain out ------------------------------------------------------------------------------
+def test_peer_endpoint() -> None:
+    assert schema.parse_endpoint({"endpoint": "tcp://10.0.0.7:30333"}) == "tcp://10.0.0.7:30333"
+    keyed = "tcp://[::1]:30333#" + "ab" * 32
+    assert schema.parse_endpoint({"endpoint": keyed}) == keyed
+    bad: Any
+    for bad in ({}, {"endpoint": 1}, {"endpoint": "udp://h:1"}, {"endpoint": "tcp://h"},
+                {"endpoint": "tcp://h:1", "key": "x"}, {"endpoint": "tcp://" + "h" * 300 + ":1"},
+                {"endpoint": "tcp://h:1#abc"}, ["tcp://h:1"]):
+        assert code_of(schema.parse_endpoint, bad) == "malformed", bad
 
 
-def test_tx_json_is_what_clients_can_post_back() -> None:
-    tx = signed(data=b"hello")
-    doc = schema.tx_json(tx)
-    assert doc["id"] == tx.id.hex() and doc["from"] == tx.sender.hex()
-    assert doc["amount"] == 10 and doc["key_type"] == "ed25519" and doc["data"] == "68656c6c6f"
-    doc.pop("size")
-    assert schema.parse_submission(doc, CHAIN) == tx
+def test_history_cursor() -> None:
+    parse = schema.BEFORE.parse
+    assert parse("42:0") == (42, 0)
+    assert parse(f"{2**64 - 1}:{2**32 - 1}") == (2**64 - 1, 2**32 - 1)
+    for bad in ("42", "42:", ":0", "a:b", f"{2**64}:0", f"0:{2**32}", "1:2:3", 7):
+        assert code_of(parse, bad) == "malformed", bad
 
 
-def test_block_and_tx_reply_json() -> None:
-    tx = signed()
-    header = BlockHeader(height=3, parent=b"\x01" * 32, timestamp=5, coinbase=TO,
-                         tx_root=b"\x02" * 32, state_root=b"\x03" * 32, difficulty=4, nonce=9,
-                         extra=b"x")
-    block = Block(header, (tx,))
-    doc = schema.block_json(block, total_weight=6, confirmations=2)
-    assert doc["hash"] == block.hash.hex() and doc["txs"][0]["id"] == tx.id.hex()
-    for key in ("height", "parent", "timestamp", "coinbase", "tx_root", "state_root",
-                "difficulty", "nonce", "extra", "signer", "signature"):
-        assert key in doc["header"]
-    assert doc["header"]["state_root"] == "03" * 32 and doc["total_weight"] == 6
-    assert schema.block_json(block, full=False)["txs"] == [tx.id.hex()]
-    pending = schema.tx_reply_json(messages.TxReply(tx.raw, "pending", b"", -1, -1, 0))
-    assert pending["status"] == "pending" and pending["block"] is None
-    done = schema.tx_reply_json(messages.TxReply(tx.raw, "confirmed", block.hash, 3, 0, 2))
-    assert (done["block"], done["height"], done["index"], done["confirmations"]) == \
-        (block.hash.hex(), 3, 0, 2)
-
-
-def test_every_wire_error_code_has_a_4xx_or_503_status() -> None:
-    from common.errors import REGISTRY, http_status
-
-    tx_codes = ("malformed", "too_large", "bad_signature", "wrong_chain", "nonce_too_low",
-                "nonce_gap", "insufficient_funds", "duplicate", "underpriced", "not_found",
-                "forbidden", "invalid_transaction")
-    for code in tx_codes:
-        assert code in REGISTRY
-        assert 400 <= http_status(code) < 500, code
-    assert http_status("pool_full") == 503
-    assert http_status("unavailable") == 503
-    assert http_status("something_new") == 500
-
-
-# --- admin rule ------------------------------------------------------------------------------
-
-
-def conn(peer: str | None = "127.0.0.1", host: str = "127.0.0.1:8000",
-         **headers: str) -> HTTPConnection:
-    raw = [(b"host", host.encode())] + [(k.replace("_", "-").lower().encode(), v.encode())
-                                        for k, v in headers.items()]
-    return HTTPConnection({"type": "http", "headers": raw,
-                           "client": (peer, 5555) if peer else None})
-
-
-def test_loopback_detection() -> None:
-    ip: str | None
-    name: str | None
-    for ip in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
-        assert is_loopback_ip(ip)
-    for ip in ("10.0.0.1", "0.0.0.0", "::", "testclient", "", None, "localhost"):
-        assert not is_loopback_ip(ip)
-    for name in ("localhost", "LOCALHOST", "127.0.0.1", "[::1]", "app.localhost"):
-        assert is_loopback_name(name)
-    for name in ("evil.com", "127.0.0.1.evil.com", "localhost.evil.com", "", None):
-        assert not is_loopback_name(name)
-
-
-def test_admin_rule() -> None:
-    check_admin(conn(), "")
-    check_admin(conn(host="localhost:8000"), "")
-    check_admin(conn("::1", host="[::1]:8000"), "")
-    check_admin(conn(origin="http://127.0.0.1:8000"), "")
-    check_admin(conn(origin="https://dash.example"), "", ("https://dash.example",))
-    refused = [
-        conn("10.1.2.3"), conn(None), conn("testclient"),
-        conn(x_forwarded_for="127.0.0.1"), conn(forwarded="for=127.0.0.1"),
-        conn(x_real_ip="127.0.0.1"),
-        conn(host="evil.com:8000"),  # DNS rebinding
-        conn(host=""), conn(host="[::1"),
-        conn(origin="https://evil.com"), conn(origin="null"),  # cross-site page
-    ]
-    for c in refused:
-        with pytest.raises(Forbidden):
-            check_admin(c, "")
-
-
-def test_admin_token() -> None:
-    token = "s3cret-token"
-    check_admin(conn("10.1.2.3", authorization=f"Bearer {token}"), token)
-    check_admin(conn("127.0.0.1", x_forwarded_for="8.8.8.8",
-                     authorization=f"bearer {token}"), token)
-    check_admin(conn(), token)  # loopback alone still suffices (DESIGN §6)
-    for c in (conn("10.1.2.3"), conn("10.1.2.3", authorization="Bearer wrong"),
-              conn("10.1.2.3", authorization=token),
-              conn(authorization="Bearer wrong")):  # a wrong token is refused even locally
-        with pytest.raises(Forbidden):
-            check_admin(c, token)
-    # with no token configured, a presented one means nothing
-    with pytest.raises(Forbidden):
-        check_admin(conn("10.1.2.3", authorization="Bearer "), "")
-
-
-# --- the app without a node: its own error shapes ------------------------------------------
-
-
-@contextmanager
-def offline_app(tmp_path: Path, **api: Any) -> Iterator[tuple[httpx.AsyncClient, Any]]:
-    """The gateway app in-process, its bus endpoints pointing at nothing."""
-    config = parse_config({
-        "app": {"base_path": str(tmp_path)},
-        "api": api,
-        "endpoints": {"state": f"ipc://{tmp_path}/nostate.sock",
-                      "miner": f"ipc://{tmp_path}/nominer.sock"},
-    })
-    app = create_app(config, CHAIN, body_limit=64 * 1024)
-    loop = asyncio.new_event_loop()
-    gw = app.state.gateway
-    loop.run_until_complete(gw.start())
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4242))
-    client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
-    try:
-        yield client, loop
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.run_until_complete(gw.close())
-        loop.close()
-
-
-def test_app_error_shapes(tmp_path: Path) -> None:
-    with offline_app(tmp_path) as (client, loop):
-        def call(method: str, url: str, **kw: Any) -> httpx.Response:
-            return loop.run_until_complete(client.request(method, url, **kw))
-
-        cases: list[tuple[httpx.Response, int, str]] = [
-            (call("GET", "/nope"), 404, "not_found"),
-            (call("DELETE", "/api/v1/status"), 405, "method_not_allowed"),
-            (call("GET", "/api/v1/blocks?limit=101"), 400, "malformed"),
-            (call("GET", "/api/v1/blocks?limit=true"), 400, "malformed"),
-            (call("GET", "/api/v1/blocks?start=-5"), 400, "malformed"),
-            (call("GET", "/api/v1/blocks/nope"), 400, "malformed"),
-            (call("GET", "/api/v1/txs/1234"), 400, "malformed"),
-            (call("GET", "/api/v1/accounts/xyz"), 400, "malformed"),
-            (call("GET", "/api/v1/mempool?limit=100000"), 400, "malformed"),
-            (call("POST", "/api/v1/txs", content=b"{"), 400, "malformed"),
-            (call("POST", "/api/v1/txs", content=b"x" * 70_000), 413, "too_large"),
-            (call("POST", "/api/v1/txs", json=as_json(signed(), amount=True)), 400,
-             "malformed"),
-            (call("POST", "/api/v1/txs", json=as_json(signed(), signature="00" * 64)), 400,
-             "bad_signature"),
-            (call("POST", "/api/v1/txs", json=as_json(signed(chain_id=1))), 400,
-             "wrong_chain"),
-            (call("POST", "/api/v1/txs/batch", content=b"[]"), 400, "malformed"),
-            (call("POST", "/api/v1/mining/start"), 409, "not_a_validator"),
-            (call("POST", "/api/v1/mining/stop", headers={"X-Forwarded-For": "1.2.3.4"}),
-             403, "forbidden"),
-            (call("GET", "/api/v1/wallet"), 409, "no_wallet"),
-            (call("POST", "/api/v1/wallet/send", json={"to": TO.hex(), "amount": 1}), 409,
-             "no_wallet"),
-        ]
-        for response, status, code in cases:
-            assert response.status_code == status, (response.request.url, response.text)
-            assert response.json() == {"error": {"code": code,
-                                                 "message": response.json()["error"]["message"]}}
-        assert "GET" in cases[1][0].headers.get("allow", "")
-        mining = call("GET", "/api/v1/mining").json()
-        assert mining["mining"] is False and mining["validator"] is False
-
-
-def test_app_chunked_body_over_the_limit(tmp_path: Path) -> None:
-    with offline_app(tmp_path) as (client, loop):
-        async def chunks() -> Any:
-            for _ in range(10):
-                yield b"x" * 10_000
-
-        r = loop.run_until_complete(client.post("/api/v1/txs/batch", content=chunks()))
-        assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
-
-
-def test_openapi_documents_the_routes(tmp_path: Path) -> None:
-    with offline_app(tmp_path) as (client, loop):
-        doc = loop.run_until_complete(client.get("/openapi.json")).json()
-        paths = doc["paths"]
-        for path in ("/health", "/api/v1/status", "/api/v1/blocks", "/api/v1/blocks/{ref}",
-                     "/api/v1/txs", "/api/v1/txs/batch", "/api/v1/txs/{tx_id}",
-                     "/api/v1/accounts/{address}", "/api/v1/mempool", "/api/v1/mining",
-                     "/api/v1/mining/start", "/api/v1/wallet", "/api/v1/wallet/send"):
-            assert path in paths, path
-        schemas = doc["components"]["schemas"]
-        for name in ("TxIn", "RawTxIn", "BatchIn", "SendIn", "ErrorOut", "BlockOut"):
-            assert name in schemas, name
-        body = paths["/api/v1/txs"]["post"]["requestBody"]["content"]["application/json"]
-        assert body["schema"]["oneOf"][0]["$ref"] == "#/components/schemas/TxIn"
-        docs = loop.run_until_complete(client.get("/docs"))
-        assert docs.status_code == 200 and "swagger" in docs.text.lower()
-
-
-def test_wallet_key_load_failure_is_reported_not_fatal(tmp_path: Path) -> None:
-    key = PrivateKey.generate()
-    from runtime.keystore import Keystore
-
-    Keystore(tmp_path / "keystore").save(key, "right", n=2**10)
-    os.environ.pop("CCOIN_PASSWORD", None)
-    pw = tmp_path / "pw.txt"
-    pw.write_text("wrong\n")
-    config = parse_config({"app": {"base_path": str(tmp_path)},
-                           "client": {"account_address": key.address.hex()},
-                           "keystore": {"password_file": str(pw)}})
-    from services.api.wallet import NodeWallet
-
-    wallet = NodeWallet.load(config)
-    assert wallet.address == key.address and not wallet.can_sign
-    assert key.secret.hex() not in repr(wallet)
-    assert code_of(wallet.require_signer) == "wallet_unavailable"
+def test_path_parameters_name_what_is_wrong() -> None:
+    with pytest.raises(Malformed, match="transaction id"):
+        schema.TX_ID.parse("1234")
+    assert schema.ACCOUNT.parse("0x" + "AB" * 20) == b"\xab" * 20
+    assert code_of(schema.SENDER.parse, "ab" * 19) == "malformed"

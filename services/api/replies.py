@@ -1,0 +1,472 @@
+"""What the REST gateway answers: every reply shape, declared once, and its rendering.
+
+Each shape is a `services.api.spec.Shape`: the OpenAPI response model and the JSON the
+routes send are both derived from it, so `/docs` shows exactly the members a reply has. Most
+replies are read from a bus reply or a domain object by attribute; what a route computes
+(a page's offset, a status's explanation) it passes by name, and `Shape.render` refuses a
+name the shape does not declare. `JSONResponse` writes them with orjson.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from common.messages import PeersReply, SignersReply, StatusReply, TxReply
+from common.status import Direction, PeerDirection, TipStatus, TxStatus
+from common.types import Block, Transaction
+from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, ListOf, Nullable, Text
+from services.api.schema import KEY_TYPE_NAMES
+from services.api.spec import Field, Rendered, Shape
+
+INT, HEX, STR, BOOL = Int(), Hex(), Text(), Bool()
+MAYBE_HEX, MAYBE_INT = Nullable(HEX), Nullable(INT)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _or_none(value: bytes) -> bytes | None:
+    return value or None
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+ERROR_DETAIL = Shape("ErrorDetail", [
+    Field("code", STR, "machine-readable error code (DESIGN §6)", example="bad_signature"),
+    Field("message", STR, "human-readable explanation"),
+])
+ERROR_OUT = Shape("ErrorOut", [Field("error", ERROR_DETAIL)], examples=[
+    {"error": {"code": "nonce_gap", "message": "nonce 9 is ahead of the next nonce 7"}}])
+
+
+def error_body(error: Any) -> dict[str, Any]:
+    """`{"error": {"code", "message"}}` of anything with a `code` and a `message` (a
+    `CcoinError`, a state `TxResult`)."""
+    return ERROR_OUT.render(error=error)
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+_TX_EXAMPLE: dict[str, Any] = {
+    "id": "9c" * 32, "from": "3f" * 20, "to": "11" * 20, "amount": 1000, "fee": 1, "nonce": 7,
+    "data": "", "chain_id": 1337, "key_type": "ed25519", "public_key": "ab" * 32,
+    "signature": "cd" * 64, "size": 141,
+}
+
+TX_OUT = Shape("TxOut", [
+    Field("id", HEX),
+    Field("from", HEX, src="sender"),
+    Field("to", HEX),
+    Field("amount", INT),
+    Field("fee", INT),
+    Field("nonce", INT),
+    Field("data", HEX),
+    Field("chain_id", INT),
+    Field("key_type", Choice(("ed25519", "rsa")),
+          src=lambda tx: KEY_TYPE_NAMES.get(tx.key_type, str(tx.key_type))),
+    Field("public_key", HEX),
+    Field("signature", HEX),
+    Field("size", INT, src=lambda tx: len(tx.raw)),
+], examples=[_TX_EXAMPLE])
+
+TX_STATUS_OUT = TX_OUT.extend("TxStatusOut", [
+    Field("status", Choice.of(TxStatus),
+          "pending: ready in the pool; queued: in the pool behind a nonce gap "
+          "(`expected_nonce`); confirmed: in a main-chain block; rejected: refused by the "
+          "pool (`reason` is the error code); replaced: by a same-nonce transaction paying "
+          "more (`replaced_by`); dropped: left the pool (`reason`: evicted, stale or "
+          "reorg-conflict)", src=None),
+    Field("explanation", STR, "the status in one human sentence", src=None),
+    Field("block", MAYBE_HEX, src=None),
+    Field("height", MAYBE_INT, src=None),
+    Field("index", MAYBE_INT, src=None),
+    Field("confirmations", INT, src=None),
+    Field("expected_nonce", MAYBE_INT, "queued: the sender's next nonce", src=None),
+    Field("reason", Nullable(STR), "rejected: the error code; dropped: evicted, stale or "
+                                   "reorg-conflict", src=None),
+    Field("replaced_by", MAYBE_HEX, "replaced: the id of the replacing transaction",
+          src=None),
+], doc="A transaction and what became of it; fields that do not apply to its status are "
+       "null.", examples=[
+    {**_TX_EXAMPLE, "status": "confirmed", "explanation": "in block 42 with 3 "
+     "confirmation(s)", "block": "5e" * 32, "height": 42, "index": 0, "confirmations": 3,
+     "expected_nonce": None, "reason": None, "replaced_by": None},
+    {**_TX_EXAMPLE, "status": "queued", "explanation": "in the pool, waiting for nonce 3 "
+     "of its sender before nonce 7 can be mined", "block": None, "height": None,
+     "index": None, "confirmations": 0, "expected_nonce": 3, "reason": None,
+     "replaced_by": None}])
+
+DROP_REASONS = {
+    "evicted": "evicted from the full pool by transactions paying higher fees",
+    "stale": "no longer valid after a new block (its nonce was used or its sender cannot "
+             "pay any more)",
+    "reorg-conflict": "returned to the pool by a reorg but no longer valid on the new chain",
+}
+
+
+def explain(reply: TxReply, tx: Transaction) -> str:
+    """One sentence saying what a transaction's status means and what happens next."""
+    status = reply.status
+    if status == TxStatus.PENDING:
+        return "in the pool, ready for the next block"
+    if status == TxStatus.QUEUED:
+        return (f"in the pool, waiting for nonce {reply.expected_nonce} of its sender "
+                f"before nonce {tx.nonce} can be mined")
+    if status == TxStatus.CONFIRMED:
+        return f"in block {reply.height} with {reply.confirmations} confirmation(s)"
+    if status == TxStatus.REJECTED:
+        return f"refused by the node's pool: {reply.reason}"
+    if status == TxStatus.REPLACED:
+        return (f"replaced by {reply.replaced_by.hex()}, which has the same sender and nonce "
+                f"and pays a higher fee")
+    if status == TxStatus.DROPPED:
+        return "dropped from the pool: " + DROP_REASONS.get(reply.reason, reply.reason)
+    return str(status)
+
+
+def tx_status_json(reply: TxReply) -> dict[str, Any]:
+    """GET /txs/{id}: the transaction with its explained status."""
+    tx = Transaction.decode(reply.tx)
+    status = reply.status
+    confirmed = status == TxStatus.CONFIRMED
+    return TX_STATUS_OUT.render(
+        tx, status=status, explanation=explain(reply, tx),
+        block=reply.block_hash if confirmed else None,
+        height=reply.height if confirmed else None,
+        index=reply.index if confirmed else None,
+        confirmations=reply.confirmations if confirmed else 0,
+        expected_nonce=reply.expected_nonce if status == TxStatus.QUEUED else None,
+        reason=reply.reason if status in (TxStatus.REJECTED, TxStatus.DROPPED) else None,
+        replaced_by=reply.replaced_by if status == TxStatus.REPLACED else None)
+
+
+ID_OUT = Shape("IdOut", [Field("id", HEX)], examples=[{"id": "9c" * 32}])
+SEND_OUT = Shape("SendOut", [Field("id", HEX), Field("nonce", INT),
+                             Field("from", HEX, src="sender")],
+                 examples=[{"id": "9c" * 32, "nonce": 7, "from": "3f" * 20}])
+
+BATCH_ITEM = Shape("BatchItem", [
+    Field("id", MAYBE_HEX, required=False),
+    Field("status", Choice(("accepted",)), required=False),
+    Field("error", Nullable(ERROR_DETAIL), required=False),
+])
+BATCH_OUT = Shape("BatchOut", [
+    Field("results", ListOf(Rendered(BATCH_ITEM)), "one per submitted item, in order"),
+    Field("accepted", INT),
+], examples=[{"results": [
+    {"id": "9c" * 32, "status": "accepted"},
+    {"id": "8b" * 32, "error": {"code": "bad_signature", "message": "signature does not verify"}},
+    {"error": {"code": "malformed", "message": "transaction must be a JSON object"}}],
+    "accepted": 1}])
+
+PROOF_STEP_OUT = Shape("ProofStepOut", [
+    Field("left", BOOL, "the sibling is on the left: node = H(0x01 || sibling || acc); else "
+                        "H(0x01 || acc || sibling)"),
+    Field("hash", HEX),
+])
+PROOF_OUT = Shape("ProofOut", [
+    Field("id", HEX),
+    Field("block", HEX, "hash of the block holding the transaction", src="block_hash"),
+    Field("height", INT),
+    Field("index", INT, "position of the transaction in the block"),
+    Field("tx_root", HEX, "the block header's tx_root"),
+    Field("steps", ListOf(PROOF_STEP_OUT), "siblings from the leaf up to the root"),
+], doc="Merkle inclusion proof of a confirmed transaction: start from leaf = "
+       "SHA-256(0x00 || id), fold in each step, compare with the header's `tx_root`.",
+   examples=[{"id": "9c" * 32, "block": "5e" * 32, "height": 42, "index": 2,
+              "tx_root": "7a" * 32, "steps": [{"left": False, "hash": "01" * 32},
+                                              {"left": True, "hash": "02" * 32}]}])
+
+MEMPOOL_OUT = Shape("MempoolOut", [
+    Field("count", INT, "transactions in the whole pool"),
+    Field("bytes", INT, "their encoded size", src="size"),
+    Field("offset", INT, src=None),
+    Field("limit", INT, src=None),
+    Field("sender", MAYBE_HEX, "the sender this page is narrowed to, if any", src=None),
+    Field("txs", ListOf(TX_OUT), "arrival order; one sender's in nonce order", src=None),
+], examples=[{"count": 1, "bytes": 141, "offset": 0, "limit": 100, "sender": None,
+              "txs": [_TX_EXAMPLE]}])
+
+POOL_SAMPLE_OUT = Shape("PoolSampleOut", [
+    Field("height", INT, "the block that became the head", src=lambda s: s[0]),
+    Field("count", INT, "transactions in the pool right after", src=lambda s: s[1]),
+])
+POOL_HISTORY_OUT = Shape("PoolHistoryOut", [
+    Field("samples", ListOf(POOL_SAMPLE_OUT), src=None),
+], doc="The pool's size at each of the last heads this gateway saw (since it started), "
+       "oldest first; after a reorg, the samples of the abandoned blocks are gone.",
+   examples=[{"samples": [{"height": 41, "count": 12}, {"height": 42, "count": 3}]}])
+
+
+# --- the chain -------------------------------------------------------------------------------
+
+MEMPOOL_STATUS = Shape("Mempool", [
+    Field("count", INT, src="mempool_count"),
+    Field("bytes", INT, src="mempool_bytes"),
+    Field("ready", INT, src="ready_count"),
+])
+
+
+def _consensus(status: StatusReply) -> str:
+    return "poa" if status.poa else "pow"
+
+
+STATUS_OUT = Shape("StatusOut", [
+    Field("network_id", INT),
+    Field("genesis", HEX),
+    Field("height", INT),
+    Field("head", HEX),
+    Field("head_timestamp", INT, "milliseconds since the epoch"),
+    Field("total_weight", INT),
+    Field("state_root", HEX),
+    Field("peers", INT, src=None),
+    Field("syncing", BOOL, src=None),
+    Field("mining", BOOL, src=None),
+    Field("version", STR, src=None),
+    Field("consensus", Choice(("poa", "pow")), src=_consensus),
+    Field("difficulty", INT),
+    Field("authorities", ListOf(HEX), src="miners"),
+    Field("recent_signers", ListOf(HEX)),
+    Field("mempool", MEMPOOL_STATUS, src=lambda status: status),
+], examples=[{
+    "network_id": 1337, "genesis": "7c" * 32, "height": 42, "head": "5e" * 32,
+    "head_timestamp": 1767225600000, "total_weight": 84, "state_root": "2e" * 32,
+    "peers": 3, "syncing": False, "mining": True, "version": "0.1.0", "consensus": "poa",
+    "difficulty": 4, "authorities": ["3f" * 20], "recent_signers": ["3f" * 20],
+    "mempool": {"count": 2, "bytes": 282, "ready": 2}}])
+
+COUNT_OUT = Shape("CountOut", [Field("count", INT)], examples=[{"count": 43}])
+
+HEADER_OUT = Shape("HeaderOut", [
+    Field("height", INT),
+    Field("parent", HEX),
+    Field("timestamp", INT, "milliseconds since the epoch"),
+    Field("coinbase", HEX),
+    Field("tx_root", HEX),
+    Field("state_root", HEX),
+    Field("difficulty", INT),
+    Field("nonce", INT),
+    Field("extra", HEX),
+    Field("signer", HEX),
+    Field("signer_key_type", STR, src=lambda h: KEY_TYPE_NAMES.get(
+        h.signer_key_type, str(h.signer_key_type)) if h.signer_public_key else ""),
+    Field("signer_public_key", HEX),
+    Field("signature", HEX),
+    Field("seal_hash", HEX),
+])
+_HEADER_EXAMPLE: dict[str, Any] = {
+    "height": 42, "parent": "4d" * 32, "timestamp": 1767225600000, "coinbase": "3f" * 20,
+    "tx_root": "7a" * 32, "state_root": "2e" * 32, "difficulty": 4, "nonce": 17,
+    "extra": "", "signer": "3f" * 20, "signer_key_type": "ed25519",
+    "signer_public_key": "ab" * 32, "signature": "cd" * 64, "seal_hash": "0e" * 32,
+}
+
+_BLOCK_FIELDS = (
+    Field("hash", HEX),
+    Field("header", HEADER_OUT),
+)
+_BLOCK_SIZES = (
+    Field("tx_count", INT, src=lambda b: len(b.txs)),
+    Field("size", INT, src=lambda b: len(b.raw)),
+)
+BLOCK_OUT = Shape("BlockOut", [
+    *_BLOCK_FIELDS,
+    Field("txs", ListOf(TX_OUT)),
+    *_BLOCK_SIZES,
+    Field("total_weight", INT, src=None),
+    Field("confirmations", INT, src=None),
+    Field("on_main_chain", BOOL, src=None),
+], examples=[{"hash": "5e" * 32, "header": _HEADER_EXAMPLE, "txs": [_TX_EXAMPLE],
+              "tx_count": 1, "size": 512, "total_weight": 84, "confirmations": 1,
+              "on_main_chain": True}])
+BLOCK_SUMMARY = Shape("BlockSummary", [
+    *_BLOCK_FIELDS,
+    Field("txs", ListOf(AnyJSON()), "transaction ids, or whole transactions with full=true",
+          src=lambda b: [tx.id.hex() for tx in b.txs]),
+    *_BLOCK_SIZES,
+    Field("confirmations", INT, src=None),
+])
+BLOCKS_OUT = Shape("BlocksOut", [
+    Field("height", INT),
+    Field("blocks", ListOf(Rendered(BLOCK_SUMMARY)), src=None),
+], examples=[{"height": 42, "blocks": [{
+    "hash": "5e" * 32, "header": _HEADER_EXAMPLE, "txs": ["9c" * 32], "tx_count": 1,
+    "size": 512, "confirmations": 1}]}])
+
+
+def block_summary_json(block: Block, *, full: bool, confirmations: int) -> dict[str, Any]:
+    """A block of a page; `full` lists whole transactions instead of their ids."""
+    if full:
+        return BLOCK_SUMMARY.render(block, confirmations=confirmations,
+                                    txs=[TX_OUT.render(tx) for tx in block.txs])
+    return BLOCK_SUMMARY.render(block, confirmations=confirmations)
+
+
+TIP_OUT = Shape("TipOut", [
+    Field("hash", HEX),
+    Field("height", INT),
+    Field("total_weight", INT),
+    Field("branch_length", INT, "blocks from the main chain to this tip (0 for the head)"),
+    Field("status", Choice.of(TipStatus)),
+])
+TIPS_OUT = Shape("TipsOut", [Field("tips", ListOf(TIP_OUT))], examples=[{"tips": [
+    {"hash": "5e" * 32, "height": 42, "total_weight": 84, "branch_length": 0,
+     "status": "active"},
+    {"hash": "6f" * 32, "height": 40, "total_weight": 79, "branch_length": 1,
+     "status": "valid-fork"}]}])
+
+SIGNER_OUT = Shape("SignerOut", [
+    Field("address", HEX),
+    Field("last_height", MAYBE_INT, "height of its last sealed block in the window, null "
+                                    "when none",
+          src=lambda s: s.last_height if s.last_height >= 0 else None),
+    Field("sealed", INT, "blocks it sealed in the window"),
+    Field("missed", INT, "its in-turn slots sealed by someone else in the window"),
+])
+CONSENSUS_OUT = Shape("ConsensusOut", [
+    Field("consensus", Choice(("poa", "pow")), src=None),
+    Field("authorities", ListOf(HEX), src=None),
+    Field("in_turn", MAYBE_HEX, "who should seal the next block (PoA)",
+          src=lambda s: _or_none(s.in_turn)),
+    Field("next_height", INT),
+    Field("window", INT, "blocks looked at", src=None),
+    Field("recent_signers", ListOf(HEX), src=None),
+    Field("difficulty", INT, src=None),
+    Field("signers", ListOf(SIGNER_OUT)),
+], examples=[{
+    "consensus": "poa", "authorities": ["3f" * 20], "in_turn": "3f" * 20, "next_height": 43,
+    "window": 100, "recent_signers": ["3f" * 20], "difficulty": 4,
+    "signers": [{"address": "3f" * 20, "last_height": 42, "sealed": 42, "missed": 0}]}])
+
+
+def consensus_json(status: StatusReply, signers: SignersReply, window: int) -> dict[str, Any]:
+    return CONSENSUS_OUT.render(signers, consensus=_consensus(status),
+                                authorities=status.miners, window=window,
+                                recent_signers=status.recent_signers,
+                                difficulty=status.difficulty)
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+ACCOUNT_OUT = Shape("AccountOut", [
+    Field("address", HEX),
+    Field("balance", INT),
+    Field("nonce", INT),
+    Field("pending_nonce", INT, "the nonce the account's next transaction needs"),
+], examples=[{"address": "3f" * 20, "balance": 1000, "nonce": 7, "pending_nonce": 9}])
+
+WALLET_OUT = ACCOUNT_OUT.extend("WalletOut", [
+    Field("key_type", Nullable(STR), src=None),
+    Field("public_key", MAYBE_HEX, src=None),
+    Field("can_sign", BOOL, src=None),
+], examples=[{"address": "3f" * 20, "balance": 1000, "nonce": 7, "pending_nonce": 9,
+              "key_type": "ed25519", "public_key": "ab" * 32, "can_sign": True}])
+
+_TX_DETAIL = "only when the node still serves the transaction"
+HISTORY_ITEM_OUT = Shape("HistoryItemOut", [
+    Field("id", HEX),
+    Field("height", INT),
+    Field("index", INT),
+    Field("direction", Choice.of(Direction)),
+    *(Field(name, kind, _TX_DETAIL, required=False) for name, kind in (
+        ("from", MAYBE_HEX), ("to", MAYBE_HEX), ("amount", MAYBE_INT), ("fee", MAYBE_INT),
+        ("nonce", MAYBE_INT), ("data", MAYBE_HEX), ("block", MAYBE_HEX),
+        ("confirmations", MAYBE_INT))),
+])
+
+
+def history_item_json(item: Any, tx: TxReply | None) -> dict[str, Any]:
+    """A history entry; the transaction's fields when state still serves it."""
+    if tx is None or not tx.tx:
+        return HISTORY_ITEM_OUT.render(item)
+    t = Transaction.decode(tx.tx)
+    return HISTORY_ITEM_OUT.render(item, **{
+        "from": t.sender, "to": t.to, "amount": t.amount, "fee": t.fee, "nonce": t.nonce,
+        "data": t.data, "block": _or_none(tx.block_hash), "confirmations": tx.confirmations})
+
+
+HISTORY_OUT = Shape("HistoryOut", [
+    Field("address", HEX, src=None),
+    Field("total", INT, "confirmed transactions of the account"),
+    Field("offset", INT, src=None),
+    Field("limit", INT, src=None),
+    Field("before", Nullable(STR), "the position this page starts below, if given", src=None),
+    Field("next", Nullable(STR), "older entries follow: pass this as `?before=` for the next "
+                                 "page; null on the last page", src=None),
+    Field("items", ListOf(Rendered(HISTORY_ITEM_OUT)), "newest first", src=None),
+], examples=[{
+    "address": "11" * 20, "total": 1, "offset": 0, "limit": 20, "before": None, "next": None,
+    "items": [{"id": "9c" * 32, "height": 42, "index": 0, "direction": "in",
+               "from": "3f" * 20, "to": "11" * 20, "amount": 1000, "fee": 1, "nonce": 7,
+               "data": "", "block": "5e" * 32, "confirmations": 3}]}])
+
+
+# --- network and mining ----------------------------------------------------------------------
+
+PEER_OUT = Shape("PeerOut", [
+    Field("node_id", HEX),
+    Field("endpoint", STR),
+    Field("direction", Choice.of(PeerDirection)),
+    Field("height", INT),
+    Field("head", HEX),
+    Field("total_weight", INT),
+    Field("score", INT),
+    Field("latency_ms", INT),
+    Field("connected_ms", INT),
+])
+PEERS_OUT = Shape("PeersOut", [
+    Field("p2p", BOOL, "false when no p2p service answers on this node", src=None),
+    Field("peers", ListOf(PEER_OUT)),
+    Field("syncing", BOOL),
+    Field("sync_target", MAYBE_INT, src=lambda r: r.sync_target if r.syncing else None),
+    Field("node_id", MAYBE_HEX),
+    Field("banned", INT),
+], examples=[{"p2p": False, "peers": [], "syncing": False, "sync_target": None,
+              "node_id": None, "banned": 0}])
+
+
+def peers_json(reply: PeersReply | None) -> dict[str, Any]:
+    """GET /peers; `None` is a node where no p2p service answers."""
+    if reply is None:
+        return PEERS_OUT.render(p2p=False, peers=(), syncing=False, sync_target=None,
+                                node_id=None, banned=0)
+    return PEERS_OUT.render(reply, p2p=True)
+
+
+OK_OUT = Shape("OkOut", [Field("ok", Choice((True,)))], examples=[{"ok": True}])
+OK = OK_OUT.render(ok=True)
+
+MINING_OUT = Shape("MiningOut", [
+    Field("mining", BOOL, src="enabled"),
+    Field("validator", BOOL, "false on a node that runs no miner", src=lambda _: True),
+    Field("address", MAYBE_HEX),
+    Field("blocks_sealed", INT),
+    Field("last_block", MAYBE_HEX, src=lambda s: _or_none(s.last_block)),
+    Field("last_sealed_ms", MAYBE_INT, src=lambda s: s.last_sealed_ms or None),
+], examples=[{"mining": True, "validator": True, "address": "3f" * 20, "blocks_sealed": 42,
+              "last_block": "5e" * 32, "last_sealed_ms": 1767225600000}])
+NO_MINER = MINING_OUT.render(mining=False, validator=False, address=None, blocks_sealed=0,
+                             last_block=None, last_sealed_ms=None)
+
+
+def mining_json(status: Any) -> dict[str, Any]:
+    """Miner status; `None` is a node without a miner (a basic node)."""
+    return NO_MINER if status is None else MINING_OUT.render(status)
+
+
+# --- the node --------------------------------------------------------------------------------
+
+HEALTH = Shape("Health", [
+    Field("status", Choice(("ok", "unavailable")), src=None),
+    Field("gateway", Choice(("ok",)), src=None),
+    Field("state", Choice(("ok", "unavailable")), src=None),
+    Field("version", STR, src=None),
+    Field("error", Nullable(ERROR_DETAIL), required=False),
+], examples=[{"status": "ok", "gateway": "ok", "state": "ok", "version": "0.1.0"}])

@@ -1,0 +1,95 @@
+"""Routes of the chain: the node's status, blocks, branch tips and consensus health."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import Query
+from starlette.responses import Response
+
+from common import __version__, messages
+from common.errors import CcoinError, Internal
+from common.types import MAX_AMOUNT, Block
+from services.api import replies, schema
+from services.api.gateway import Gateway
+from services.api.kinds import Int
+from services.api.replies import JSONResponse
+from services.api.routes.deps import GW, api_router
+
+router = api_router()
+ROUTERS = (router,)
+
+
+def decode_block(raw: bytes) -> Block:
+    try:
+        return Block.decode(raw)
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable block: {exc.message}") from None
+
+
+@router.get("/status", response_model=replies.STATUS_OUT.model, tags=["chain"])
+async def status(gw: Gateway = GW) -> Response:
+    st, mining, peers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.StatusReply),
+                                             gw.miner.status(), gw.p2p.status())
+    return JSONResponse(replies.STATUS_OUT.render(
+        st, mining=bool(mining and mining.enabled), version=__version__,
+        peers=len(peers.peers) if peers else 0, syncing=bool(peers and peers.syncing)))
+
+
+@router.get("/blocks/count", response_model=replies.COUNT_OUT.model, tags=["chain"])
+async def block_count(gw: Gateway = GW) -> Response:
+    st = await gw.ask(messages.GetStatus(), messages.StatusReply)
+    return JSONResponse(replies.COUNT_OUT.render(count=st.height + 1))
+
+
+@router.get("/blocks", response_model=replies.BLOCKS_OUT.model, tags=["chain"])
+async def blocks(
+    gw: Gateway = GW,
+    start: int | None = Int(0, MAX_AMOUNT).query(
+        None, description="first height of the page (default: the head, or 0 with "
+                          "order=asc)"),
+    limit: int = Int(1, schema.MAX_PAGE).query(20),
+    order: Literal["desc", "asc"] = Query("desc", description="desc: newest first"),
+    full: bool = Query(False, description="whole transactions instead of their ids"),
+) -> Response:
+    newest_first = order == "desc"
+    first = start if start is not None else (-1 if newest_first else 0)
+    reply = await gw.ask(messages.GetBlockRange(first, limit, newest_first),
+                         messages.BlockRangeReply)
+    out = []
+    for raw in reply.blocks:
+        block = decode_block(raw)
+        out.append(replies.block_summary_json(block, full=full,
+                                              confirmations=reply.height - block.height + 1))
+    return JSONResponse(replies.BLOCKS_OUT.render(reply, blocks=out))
+
+
+@router.get("/blocks/{ref}", response_model=replies.BLOCK_OUT.model, tags=["chain"])
+async def block(ref: str = schema.BLOCK_REF.path(), gw: Gateway = GW) -> Response:
+    height, hash_ = schema.BLOCK_REF.parse(ref)
+    reply = await gw.ask(messages.GetBlock(height, hash_), messages.BlockReply)
+    return JSONResponse(replies.BLOCK_OUT.render(
+        decode_block(reply.block), total_weight=reply.total_weight,
+        confirmations=reply.confirmations, on_main_chain=reply.on_main_chain))
+
+
+@router.get("/chain/tips", response_model=replies.TIPS_OUT.model, tags=["chain"])
+async def chain_tips(gw: Gateway = GW) -> Response:
+    """Every known branch tip: the head (`active`), stored lighter forks (`valid-fork`,
+    with how many blocks they are off the main chain) and blocks found `invalid`."""
+    reply = await gw.ask(messages.GetTips(), messages.TipsReply)
+    return JSONResponse(replies.TIPS_OUT.render(reply))
+
+
+@router.get("/consensus", response_model=replies.CONSENSUS_OUT.model, tags=["chain"])
+async def consensus(gw: Gateway = GW,
+                    window: int = Int(1, 10_000).query(
+                        100, description="how many recent blocks to look at"),
+                    ) -> Response:
+    """Proof-of-Authority health: the authorities, whose turn it is, and per signer its
+    last sealed block, how many it sealed and how many of its turns others took."""
+    st, signers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.StatusReply),
+                                       gw.ask(messages.GetSigners(window),
+                                              messages.SignersReply))
+    return JSONResponse(replies.consensus_json(st, signers, window))

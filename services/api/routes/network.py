@@ -1,0 +1,47 @@
+"""Routes of the network, through the p2p service: peers and sync state; adding a peer and
+syncing now are admin routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import Response
+
+from common import messages
+from services.api import replies, schema
+from services.api.gateway import Gateway
+from services.api.replies import JSONResponse
+from services.api.routes.deps import GW, admin_router, api_router, read_json
+from services.api.spec import request_body
+
+router = api_router()
+admin = admin_router()
+ROUTERS = (router, admin)
+
+NO_P2P: dict[int | str, dict[str, Any]] = {
+    503: {"model": replies.ERROR_OUT.model,
+          "description": "`p2p_unavailable`: no p2p service answers"}}
+
+
+@router.get("/peers", response_model=replies.PEERS_OUT.model, tags=["network"])
+async def peers(gw: Gateway = GW) -> Response:
+    """Connected peers and the sync state; `"p2p": false` (and no peers) when no p2p
+    service answers on this node."""
+    return JSONResponse(replies.peers_json(await gw.p2p.status(fresh=True)))
+
+
+@admin.post("/peers", response_model=replies.OK_OUT.model, tags=["network"],
+            openapi_extra=request_body(schema.PEER_IN), responses=NO_P2P)
+async def add_peer(request: Request, gw: Gateway = GW) -> Response:
+    """Ask p2p to connect to a peer by endpoint (admin)."""
+    endpoint = schema.parse_endpoint(await read_json(request))
+    await gw.p2p.command(messages.AddPeer(endpoint), messages.Ok)
+    return JSONResponse(replies.OK)
+
+
+@admin.post("/sync", response_model=replies.OK_OUT.model, tags=["network"], responses=NO_P2P)
+async def sync_now(gw: Gateway = GW) -> Response:
+    """Ask p2p to sync from its best peer now (admin)."""
+    await gw.p2p.command(messages.SyncNow(), messages.Ok)
+    return JSONResponse(replies.OK)

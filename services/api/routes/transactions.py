@@ -1,0 +1,121 @@
+"""Routes of transactions: submit one or a batch, look one up, prove it; the pool."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from common import messages
+from common.errors import CcoinError, Internal, error_from_code
+from common.types import MAX_AMOUNT, Transaction
+from services.api import metrics, replies, schema
+from services.api.gateway import Gateway
+from services.api.kinds import Int
+from services.api.replies import JSONResponse
+from services.api.routes.deps import GW, api_router, read_json
+from services.api.spec import request_body
+
+THREAD_PARSE_BYTES = 64 * 1024  # batches above this are validated off the event loop
+
+router = api_router()
+ROUTERS = (router,)
+
+
+def decode_txs(raws: tuple[bytes, ...]) -> list[Transaction]:
+    try:
+        return [Transaction.decode(raw) for raw in raws]
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable transaction: {exc.message}") from None
+
+
+@router.get("/txs/{tx_id}", response_model=replies.TX_STATUS_OUT.model, tags=["transactions"])
+async def get_tx(tx_id: str = schema.TX_ID.path(), gw: Gateway = GW) -> Response:
+    """A transaction and its explained status: pending, queued (with the nonce it waits
+    for), confirmed (block, index, confirmations), rejected (the error code), replaced (by
+    which transaction) or dropped (evicted, stale, reorg-conflict)."""
+    if tx_id == "batch":  # POST-only /txs/batch, not a transaction id
+        raise StarletteHTTPException(405)
+    reply = await gw.ask(messages.GetTx(schema.TX_ID.parse(tx_id)), messages.TxReply)
+    try:
+        return JSONResponse(replies.tx_status_json(reply))
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable transaction: {exc.message}") from None
+
+
+@router.get("/txs/{tx_id}/proof", response_model=replies.PROOF_OUT.model,
+            tags=["transactions"])
+async def tx_proof(tx_id: str = schema.TX_ID.path(), gw: Gateway = GW) -> Response:
+    """Merkle inclusion proof of a confirmed transaction against its block header's
+    `tx_root` (404 `not_found` while it is not in a main-chain block). See the API
+    description for the ten lines that check it."""
+    reply = await gw.ask(messages.GetTxProof(schema.TX_ID.parse(tx_id)),
+                         messages.TxProofReply)
+    return JSONResponse(replies.PROOF_OUT.render(reply))
+
+
+@router.post("/txs", status_code=202, response_model=replies.ID_OUT.model,
+             tags=["transactions"],
+             openapi_extra=request_body(schema.TX_IN, schema.RAW_TX_IN))
+async def submit_tx(request: Request, gw: Gateway = GW) -> Response:
+    try:
+        tx = schema.parse_submission(await read_json(request), gw.chain_id)
+    except CcoinError as exc:
+        metrics.count_submissions([exc.code])
+        raise
+    result = await gw.submit_one(tx)
+    if result.code:
+        raise error_from_code(result.code, result.message)
+    return JSONResponse(replies.ID_OUT.render(tx), status_code=202)
+
+
+def _batch_item(outcome: Transaction | schema.Rejected,
+                result: messages.TxResult | None) -> dict[str, Any]:
+    item = replies.BATCH_ITEM
+    if isinstance(outcome, schema.Rejected):
+        if outcome.id:
+            return item.render(id=outcome.id, error=outcome.error)
+        return item.render(error=outcome.error)
+    assert result is not None
+    if result.code:
+        return item.render(id=outcome.id, error=result)
+    return item.render(id=outcome.id, status="accepted")
+
+
+@router.post("/txs/batch", response_model=replies.BATCH_OUT.model, tags=["transactions"],
+             openapi_extra=request_body(schema.BATCH_IN))
+async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
+    body = await request.body()
+    if len(body) > THREAD_PARSE_BYTES:
+        outcomes = await asyncio.to_thread(schema.parse_batch, body, gw.chain_id)
+    else:
+        outcomes = schema.parse_batch(body, gw.chain_id)
+    valid = [o for o in outcomes if isinstance(o, Transaction)]
+    metrics.count_submissions(o.error.code for o in outcomes if isinstance(o, schema.Rejected))
+    results = iter(await gw.submit(valid))
+    items = [_batch_item(o, next(results) if isinstance(o, Transaction) else None)
+             for o in outcomes]
+    accepted = sum(1 for item in items if "status" in item)
+    return JSONResponse(replies.BATCH_OUT.render(results=items, accepted=accepted))
+
+
+@router.get("/mempool", response_model=replies.MEMPOOL_OUT.model, tags=["transactions"])
+async def mempool(gw: Gateway = GW, offset: int = Int(0, MAX_AMOUNT).query(0),
+                  limit: int = Int(0, schema.MAX_MEMPOOL_PAGE).query(100),
+                  sender: str | None = schema.SENDER.query()) -> Response:
+    """Pool size, and a page of its transactions in arrival order (or one sender's)."""
+    who = schema.SENDER.parse(sender) if sender is not None else b""
+    reply = await gw.ask(messages.GetMempool(offset, limit, who), messages.MempoolReply)
+    return JSONResponse(replies.MEMPOOL_OUT.render(
+        reply, offset=offset, limit=limit, sender=who or None, txs=decode_txs(reply.txs)))
+
+
+@router.get("/mempool/history", response_model=replies.POOL_HISTORY_OUT.model,
+            tags=["transactions"])
+async def mempool_history(gw: Gateway = GW) -> Response:
+    """The pool's size right after each of the last heads (up to 120), oldest first: what
+    the dashboard's pool chart starts from."""
+    return JSONResponse(replies.POOL_HISTORY_OUT.render(samples=gw.hub.pool_samples))

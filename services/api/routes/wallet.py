@@ -1,0 +1,33 @@
+"""Routes of the node's own account (admin): its balance and key, and sends it signs."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response
+
+from common import messages
+from services.api import replies, schema
+from services.api.gateway import Gateway
+from services.api.replies import JSONResponse
+from services.api.routes.deps import GW, admin_router, read_json
+from services.api.spec import request_body
+
+admin = admin_router()
+ROUTERS = (admin,)
+
+
+@admin.get("/wallet", response_model=replies.WALLET_OUT.model, tags=["wallet"])
+async def wallet(gw: Gateway = GW) -> Response:
+    address = gw.wallet.require_address()
+    reply = await gw.ask(messages.GetAccount(address), messages.AccountReply)
+    return JSONResponse(replies.WALLET_OUT.render(
+        reply, key_type=gw.wallet.key_type, public_key=gw.wallet.public_key,
+        can_sign=gw.wallet.can_sign))
+
+
+@admin.post("/wallet/send", status_code=202, response_model=replies.SEND_OUT.model,
+            tags=["wallet"], openapi_extra=request_body(schema.SEND_IN))
+async def wallet_send(request: Request, gw: Gateway = GW) -> Response:
+    req = schema.parse_send(await read_json(request))
+    tx = await gw.wallet.send(req, gw)
+    return JSONResponse(replies.SEND_OUT.render(tx), status_code=202)

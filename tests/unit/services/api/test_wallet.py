@@ -1,0 +1,133 @@
+"""The node's own account (`services.api.wallet`, `routes/wallet.py`): its key loaded from
+the keystore or the reason it cannot sign, sends it signs at its pending nonce, and the one
+retry when another gateway process took that nonce first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common import messages
+from common.crypto import PrivateKey, Signer
+from common.errors import InsufficientFunds, NonceTooLow
+from common.types import Transaction
+from runtime.config import parse_config
+from runtime.keystore import Keystore
+from services.api import replies
+from services.api.schema import SendRequest
+from services.api.wallet import NodeWallet
+from tests.unit.services.api.support import (
+    CHAIN,
+    TO,
+    code_of,
+    gateway_over,
+    run,
+    state_node,
+)
+
+
+def keystore_config(tmp_path: Path, key: PrivateKey, password: str) -> dict[str, Any]:
+    Keystore(tmp_path / "keystore").save(key, "right", n=2**10)
+    pw = tmp_path / "pw.txt"
+    pw.write_text(password + "\n")
+    return {"client": {"account_address": key.address.hex()},
+            "keystore": {"password_file": str(pw)}}
+
+
+@pytest.fixture(autouse=True)
+def no_password_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CCOIN_PASSWORD", raising=False)
+
+
+def test_wallet_key_load_failure_is_reported_not_fatal(tmp_path: Path) -> None:
+    key = PrivateKey.generate()
+    config = parse_config({"app": {"base_path": str(tmp_path)},
+                           **keystore_config(tmp_path, key, "wrong")})
+    wallet = NodeWallet.load(config)
+    assert wallet.address == key.address and not wallet.can_sign
+    assert key.secret.hex() not in repr(wallet)
+    assert code_of(wallet.require_signer) == "wallet_unavailable"
+    assert code_of(NodeWallet.load(parse_config({"app": {"base_path": str(tmp_path)}}))
+                   .require_address) == "no_wallet"
+
+
+def test_send_signs_at_the_pending_nonce(tmp_path: Path) -> None:
+    key = PrivateKey.generate()
+    wallet_config = keystore_config(tmp_path, key, "right")
+
+    async def scenario() -> None:
+        async with state_node(tmp_path, funded=(key.address,), config=wallet_config) as node:
+            wallet = (await node.http.get("/api/v1/wallet")).json()
+            replies.WALLET_OUT.model.model_validate(wallet)
+            assert wallet["address"] == key.address.hex() and wallet["can_sign"] is True
+            assert wallet["public_key"] == Signer(key).public_key.hex()
+            assert wallet["key_type"] == "ed25519" and key.secret.hex() not in str(wallet)
+            sent = []
+            for _ in range(2):
+                response = await node.http.post("/api/v1/wallet/send",
+                                                json={"to": TO.hex(), "amount": 5, "fee": 2})
+                assert response.status_code == 202, response.text
+                replies.SEND_OUT.model.model_validate(response.json())
+                sent.append(response.json())
+            assert [s["nonce"] for s in sent] == [0, 1]
+            assert {s["from"] for s in sent} == {key.address.hex()}
+            status = (await node.http.get(f"/api/v1/txs/{sent[1]['id']}")).json()
+            assert (status["status"], status["amount"], status["fee"]) == ("pending", 5, 2)
+
+    run(scenario)
+
+
+class FakeAccount:
+    """What the test's stand-in for state answers: the pending nonce, and the outcome of
+    each submission in turn."""
+
+    def __init__(self, outcomes: list[str]) -> None:
+        self.outcomes = outcomes
+        self.pending = 0
+        self.submitted: list[Transaction] = []
+
+    def account(self, msg: messages.GetAccount) -> messages.AccountReply:
+        return messages.AccountReply(msg.address, 10**6, self.pending, self.pending)
+
+    def submit(self, msg: messages.SubmitTxs) -> messages.SubmitResult:
+        tx = Transaction.decode(msg.txs[0])
+        self.submitted.append(tx)
+        code = self.outcomes.pop(0)
+        if code == "nonce_too_low":
+            self.pending += 1  # another gateway's send took this nonce
+        return messages.SubmitResult((messages.TxResult(tx.id, code, code or "ok"),))
+
+
+def send_with(tmp_path: Path, outcomes: list[str]) -> tuple[Any, FakeAccount]:
+    state = FakeAccount(outcomes)
+    signer = Signer(PrivateKey.generate())
+
+    async def scenario() -> Any:
+        handlers: dict[Any, Any] = {messages.GetAccount: state.account,
+                                    messages.SubmitTxs: state.submit}
+        async with gateway_over(tmp_path, handlers) as (gw, _):
+            gw.wallet = NodeWallet(signer.address, signer)
+            try:
+                return await gw.wallet.send(SendRequest(TO, 5, 1, b""), gw)
+            except Exception as exc:  # noqa: BLE001 - the outcome under test
+                return exc
+
+    return run(scenario), state
+
+
+def test_send_retries_once_when_its_nonce_was_taken(tmp_path: Path) -> None:
+    tx, state = send_with(tmp_path, ["nonce_too_low", ""])
+    assert isinstance(tx, Transaction) and tx.chain_id == CHAIN
+    assert [t.nonce for t in state.submitted] == [0, 1] and tx == state.submitted[1]
+
+
+def test_send_gives_up_after_the_retry(tmp_path: Path) -> None:
+    error, state = send_with(tmp_path, ["nonce_too_low", "nonce_too_low"])
+    assert isinstance(error, NonceTooLow) and len(state.submitted) == 2
+
+
+def test_send_does_not_retry_other_refusals(tmp_path: Path) -> None:
+    error, state = send_with(tmp_path, ["insufficient_funds"])
+    assert isinstance(error, InsufficientFunds) and len(state.submitted) == 1
