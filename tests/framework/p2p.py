@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import zmq
-from zmq.utils import z85
 
 from common import consensus, wire
 from common import messages as m
@@ -41,6 +40,7 @@ from common.merkle import merkle_root
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader, Transaction
 from runtime.bus import SyncBusClient
+from services.p2p import curve
 from tests.framework.process import ROOT, ServiceProcess, free_port, poll
 from tests.framework.wire_peer import ack_message, blocks_reply, hello_message
 from tools.devchain import DevChain, create_dev_chain
@@ -210,10 +210,8 @@ class ScriptedPeer:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
-            server, public, secret = (z85.encode(k) for k in self.curve)
-            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            server, public, secret = self.curve
+            curve.make_client(sock, public, secret, server)
         sock.connect(self.endpoint)
         return sock
 

@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 
 import zmq
 import zmq.asyncio
-from zmq.utils import z85
 
 from common import wire
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Block
+from services.p2p import curve
 
 W = TypeVar("W", bound=wire.WireMessage)
 AGENT = "scripted/1"
@@ -80,6 +80,7 @@ class WirePeer:
         self.endpoint = ""
         self.dialer = True  # we dialed the node (DEALER), else it dialed us (ROUTER)
         self.node_rid: bytes | None = None  # the node's routing id on our ROUTER
+        self.monitor: zmq.asyncio.Socket | None = None
         self.sent_hello = b""
         self.their_hello: wire.Hello | None = None
         self.tip = (0, genesis, 0)  # the tip we claim (height, head, total weight)
@@ -93,15 +94,16 @@ class WirePeer:
 
     # --- linking ------------------------------------------------------------------------------
 
-    def connect(self, endpoint: str) -> WirePeer:
-        """Dial the node's ROUTER at `endpoint`: an inbound link on its side."""
+    def connect(self, endpoint: str, *, monitor: int = 0) -> WirePeer:
+        """Dial the node's ROUTER at `endpoint`: an inbound link on its side. `monitor`:
+        ZeroMQ socket events to report on `self.monitor`, watched from before the dial."""
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
-            server, public, secret = (z85.encode(k) for k in self.curve)
-            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            server, public, secret = self.curve
+            curve.make_client(sock, public, secret, server)
+        if monitor:
+            self.monitor = sock.get_monitor_socket(monitor)
         sock.connect(endpoint)
         self.sock, self.endpoint, self.dialer = sock, endpoint, True
         return self
@@ -124,6 +126,9 @@ class WirePeer:
         self.connect(self.endpoint)
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close(0)
+            self.monitor = None
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None

@@ -82,7 +82,8 @@ async def test_a_listen_address_in_use_is_retried(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ccoin.p2p")
     async with LocalNet(tmp_path) as net:
-        blocker = net.ctx.socket(zmq.ROUTER)
+        blocker_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        blocker = blocker_ctx.socket(zmq.ROUTER)
         port = blocker.bind_to_random_port("tcp://127.0.0.1")
         node = await net.node("a", listen=f"tcp://127.0.0.1:{port}")
         assert node.me.listen == "" and "cannot listen on" in caplog.text
@@ -91,6 +92,7 @@ async def test_a_listen_address_in_use_is_retried(tmp_path: Path,
         await out.handshake()
         assert out.their_hello is not None and out.their_hello.listen == ""
         blocker.close(0)
+        blocker_ctx.term()  # returns once its I/O thread has let go of the port
         node.tick(time.monotonic())  # too soon to retry
         assert node.me.listen == ""
         node.tick(time.monotonic() + node.settings.timing.relisten)
