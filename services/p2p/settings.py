@@ -35,8 +35,10 @@ class Timing:
 @dataclass(frozen=True, slots=True)
 class P2PSettings:
     """`listen` is the endpoint the ROUTER binds (`tcp://host:port`, or `inproc://name` in
-    tests); the node advertises `tcp://<advertise_host>:<bound port>` for a tcp one, nothing
-    for any other. `state`, `events` and `control` are its bus endpoints."""
+    tests). For a tcp one the node advertises `tcp://<host>:<bound port>`, the host being
+    `advertise_host` (else the bound one), a wildcard replaced by this machine's routable
+    address; it advertises nothing for any other. `state`, `events` and `control` are its
+    bus endpoints."""
 
     listen: str
     state: str
