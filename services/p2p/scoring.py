@@ -18,7 +18,15 @@ from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from common import wire
-from common.errors import TooLarge
+from common.errors import (
+    BadTimestamp,
+    CcoinError,
+    Duplicate,
+    Internal,
+    TooLarge,
+    Unavailable,
+    UnknownParent,
+)
 
 BAN_FLOOR = -100
 RECOVERY_S = 10.0
@@ -40,15 +48,19 @@ INVALID_BLOCK = 100  # seal, proof, Merkle root, state root, transactions...
 MINOR_BLOCK = 10  # a block that can be an honest accident (clock skew)
 
 # Block errors an honest peer can produce: a clock a little ahead, a reorg racing ours.
-_BLOCK_ACCIDENTS = {"bad_timestamp": MINOR_BLOCK, "unknown_parent": 0, "duplicate": 0}
+_BLOCK_ACCIDENTS: tuple[tuple[type[CcoinError], int], ...] = (
+    (BadTimestamp, MINOR_BLOCK), (UnknownParent, 0), (Duplicate, 0))
 
 
-def block_penalty(code: str) -> int:
-    """Penalty for a block state (or our checks) rejected with error `code`."""
-    if code in _BLOCK_ACCIDENTS:
-        return _BLOCK_ACCIDENTS[code]
-    if code in ("unavailable", "internal", "error"):
-        return 0  # our own state failed: not the peer's fault
+def block_penalty(err: CcoinError) -> int:
+    """Penalty for a block that state (or our own checks) rejected with `err`, typed as
+    `common.errors.error_from_code` rebuilds what state answered."""
+    for kind, points in _BLOCK_ACCIDENTS:
+        if isinstance(err, kind):
+            return points
+    # our own state failed (timed out, a bug, an untyped failure): not the peer's fault
+    if isinstance(err, Unavailable | Internal) or type(err) is CcoinError:
+        return 0
     return INVALID_BLOCK
 
 

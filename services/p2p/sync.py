@@ -2,34 +2,36 @@
 
 A round starts when a peer's tip is better than ours by the fork-choice rule
 (`consensus.is_better_tip`: more total weight; in PoA a lower hash at equal weight) — in its
-hello, a ping, a
-block announce), when a block arrives whose parent we lack (an orphan: its sender is asked
-first), or when `SyncNow` forces one. The syncer then repeatedly asks that peer for the
-blocks after a locator (`GBL`), has each batch verified and imported, and stops when the
-peer's head is reached, our weight is not below the peer's, the peer has nothing more, or
-it fails to answer in time or sends a bad batch (then the next-best peer gets its turn, and
-the failed one waits a minute before it is asked again).
+hello, a ping, a block announce — when a block arrives whose parent we lack (an orphan: its
+sender is asked first), or when `SyncNow` forces one. The syncer then repeatedly asks that
+peer for the blocks after a locator (`GBL`), has each batch verified and imported, and
+stops when the peer's head is reached, our weight is not below the peer's, the peer has
+nothing more, or it fails to answer in time or sends a bad batch (then the next-best peer
+gets its turn, and the failed one waits a minute before it is asked again).
 
 The locator starts with the last block this session received (its "cursor") and continues
 with state's main-chain locator: while a heavier fork is still lighter than our chain its
 blocks import as a side branch and our locator does not move, but the cursor does, so the
 next batch continues the fork instead of repeating it.
+
+Everything the machine needs from the node comes through one collaborator, `SyncHost`: the
+ready peers, our tip and the fork-choice rule, state's locator, the import of a batch, and
+the penalty for a peer that fails us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from common import wire
 from common.errors import CcoinError
 from services.p2p import scoring
-
-if TYPE_CHECKING:
-    from services.p2p.peer import Peer
+from services.p2p.chainview import Tip
+from services.p2p.peer import Peer
 
 log = logging.getLogger("ccoin.p2p.sync")
 
@@ -41,29 +43,47 @@ IDLE_CHECK_S = 2.0
 MAX_ROUNDS = 100_000
 
 
+class SyncState(enum.Enum):
+    IDLE = "idle"
+    SYNCING = "syncing"
+
+
+class SyncHost(Protocol):
+    """What the sync machine needs from the node."""
+
+    @property
+    def tip(self) -> Tip:
+        """Our tip, as state last told it."""
+
+    def ready_peers(self) -> list[Peer]: ...
+
+    def better(self, candidate: Tip, current: Tip) -> bool:
+        """The fork-choice rule: whether `candidate` beats `current`."""
+
+    async def locator(self) -> tuple[bytes, ...]:
+        """State's block locator of our main chain (head first, genesis last)."""
+
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
+        """Verify and import a batch from `peer`: the last block's hash when all of it was
+        accepted, None when it stopped at a bad block (the peer has been penalized)."""
+
+    async def refresh_tip(self) -> None:
+        """Re-read our tip from state."""
+
+    def punish(self, peer: Peer, points: int, why: str) -> None: ...
+
+
 class PeerGone(Exception):
     """The link closed while a round waited for its reply."""
 
 
 class Syncer:
-    def __init__(self, peers: Callable[[], list[Peer]], tip: Callable[[], tuple[int, bytes, int]],
-                 locator: Callable[[], Awaitable[tuple[bytes, ...]]],
-                 import_blocks: Callable[[Peer, tuple[bytes, ...]], Awaitable[bytes | None]],
-                 refresh_tip: Callable[[], Awaitable[None]],
-                 punish: Callable[[Peer, int, str], None],
-                 better: Callable[[int, bytes, int, bytes], bool], *,
-                 reply_timeout: float = REPLY_TIMEOUT_S) -> None:
+    def __init__(self, host: SyncHost, *, reply_timeout: float = REPLY_TIMEOUT_S) -> None:
         """`reply_timeout`: how long a round waits for a peer's `BLS` before it gives up on
-        that peer (the protocol's 15 s; tests of the machine alone pass less)."""
-        self._peers = peers
-        self._tip = tip
-        self._locator = locator
-        self._import = import_blocks
-        self._refresh_tip = refresh_tip
-        self._punish = punish
-        self._better = better  # (their weight, their head, our weight, our head)
+        that peer (the protocol's 15 s)."""
+        self.host = host
         self.reply_timeout = reply_timeout
-        self.state = "idle"
+        self.state = SyncState.IDLE
         self.target: Peer | None = None
         self.rounds = 0
         self._seq = 0
@@ -84,20 +104,26 @@ class Syncer:
 
     def orphan(self, peer: Peer) -> None:
         """`peer` sent a block whose parent we lack: fetch its chain first."""
-        if self.state == "idle":
+        if self.state is SyncState.IDLE:
             self._orphan_from = peer
         self._wake.set()
 
     @property
+    def syncing(self) -> bool:
+        return self.state is SyncState.SYNCING
+
+    @property
     def sync_target(self) -> int:
-        return self.target.height if self.target is not None else 0
+        return self.target.tip.height if self.target is not None else 0
 
     # --- replies -----------------------------------------------------------------------------
 
     def on_blocks(self, peer: Peer, msg: wire.Blocks) -> bool:
-        """Hand a `BLS` to the waiting round; False when nobody asked for it."""
+        """Hand a `BLS` to the waiting round; one nobody asked for (or asked for too long
+        ago) costs the peer points, and False is returned."""
         pending = self._pending
         if pending is None or pending[0] is not peer or pending[1] != msg.request:
+            self.host.punish(peer, scoring.UNSOLICITED, "blocks we did not ask for")
             return False
         if not pending[2].done():
             pending[2].set_result(msg)
@@ -112,30 +138,32 @@ class Syncer:
 
     def choose(self) -> Peer | None:
         """The peer to sync from now, or None (stay idle)."""
-        ready = [p for p in self._peers() if p.ready and not p.closed]
+        ready = [p for p in self.host.ready_peers() if p.ready]
         now = time.monotonic()
         orphan, self._orphan_from = self._orphan_from, None
-        if orphan is not None and orphan in ready and now - orphan.sync_failed_at > FAILED_PAUSE_S:
+        if orphan is not None and orphan in ready and now - orphan.sync.failed_at > FAILED_PAUSE_S:
             return orphan
         heavier = [p for p in ready
-                   if self._ahead(p) and p.total_weight != p.sync_exhausted_at
-                   and now - p.sync_failed_at > FAILED_PAUSE_S]
+                   if self._ahead(p) and p.tip.total_weight != p.sync.exhausted_at
+                   and now - p.sync.failed_at > FAILED_PAUSE_S]
         if not heavier and self._forced:
             heavier = ready
         self._forced = False
         if not heavier:
             return None
-        return max(heavier, key=lambda p: (p.total_weight, -p.latency_ms))
+        return max(heavier, key=lambda p: (p.tip.total_weight, -p.liveness.latency_ms))
 
     def _ahead(self, peer: Peer) -> bool:
         """Whether `peer`'s tip is better than ours by the fork-choice rule."""
-        _, head, weight = self._tip()
-        return self._better(peer.total_weight, peer.head, weight, head)
+        return self.host.better(peer.tip, self.host.tip)
 
     async def run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), IDLE_CHECK_S)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the wait completes, and the node would not stop
+                async with asyncio.timeout(IDLE_CHECK_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -149,17 +177,18 @@ class Syncer:
                 await asyncio.sleep(1.0)
 
     async def sync_from(self, peer: Peer) -> None:
-        self.state, self.target = "syncing", peer
-        start = self._tip()
+        host = self.host
+        self.state, self.target = SyncState.SYNCING, peer
+        start = host.tip
         log.info("syncing from %s (its height %d, weight %d; ours %d, weight %d)",
-                 peer.label, peer.height, peer.total_weight, start[0], start[2],
-                 extra={"peer": peer.label})
+                 peer.label, peer.tip.height, peer.tip.total_weight, start.height,
+                 start.total_weight, extra={"peer": peer.label})
         cursor = b""
         try:
             for _ in range(MAX_ROUNDS):
                 if peer.closed:
                     break
-                locator = await self._locator()
+                locator = await host.locator()
                 if cursor:
                     locator = (cursor, *locator)
                 if len(locator) > wire.MAX_LOCATOR:  # keep the genesis hash last
@@ -168,25 +197,24 @@ class Syncer:
                 if reply is None:
                     break
                 self.rounds += 1
-                peer.update_tip(reply.height, reply.head, reply.total_weight)
+                peer.tip = Tip(reply.height, reply.head, reply.total_weight)
                 if not reply.blocks:
-                    if peer.total_weight > self._tip()[2]:
-                        self._punish(peer, scoring.EMPTY_SYNC, "claimed more weight, sent nothing")
-                    peer.sync_exhausted_at = peer.total_weight
+                    if peer.tip.total_weight > host.tip.total_weight:
+                        host.punish(peer, scoring.EMPTY_SYNC, "claimed more weight, sent nothing")
+                    peer.sync.exhausted_at = peer.tip.total_weight
                     break
-                last = await self._import(peer, reply.blocks)
-                await self._refresh_tip()
+                last = await host.import_blocks(peer, reply.blocks)
+                await host.refresh_tip()
                 if last is None:
-                    peer.sync_failed_at = time.monotonic()
+                    peer.sync.failed_at = time.monotonic()
                     break  # a bad batch: the peer has been penalized
                 cursor = last
                 if last == reply.head or not self._ahead(peer):
                     break
         finally:
-            self.state, self.target = "idle", None
-            end = self._tip()
-            log.info("sync from %s done: height %d -> %d", peer.label, start[0], end[0],
-                     extra={"peer": peer.label})
+            self.state, self.target = SyncState.IDLE, None
+            log.info("sync from %s done: height %d -> %d", peer.label, start.height,
+                     host.tip.height, extra={"peer": peer.label})
             self._wake.set()  # another peer may still be ahead
 
     async def _ask(self, peer: Peer, locator: tuple[bytes, ...]) -> wire.Blocks | None:
@@ -197,12 +225,13 @@ class Syncer:
             if not peer.send(wire.GetBlocks(self._seq, locator, BATCH_BLOCKS)):
                 # its link is full or gone: pause it, or the next round picks it again at
                 # once, and as nothing in that loop waits the event loop itself would spin
-                peer.sync_failed_at = time.monotonic()
+                peer.sync.failed_at = time.monotonic()
                 return None
-            return await asyncio.wait_for(fut, self.reply_timeout)
+            async with asyncio.timeout(self.reply_timeout):
+                return await fut
         except TimeoutError:
-            self._punish(peer, scoring.SYNC_TIMEOUT, "no blocks in time")
-            peer.sync_failed_at = time.monotonic()
+            self.host.punish(peer, scoring.SYNC_TIMEOUT, "no blocks in time")
+            peer.sync.failed_at = time.monotonic()
             return None
         except PeerGone:
             return None

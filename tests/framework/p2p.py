@@ -5,9 +5,10 @@
   and password, its own ports and bootnodes.
 - `TestNode` starts a node's state/p2p/miner processes (tests.framework.process.ServiceProcess) and
   talks to them over the real bus.
-- `ScriptedPeer` speaks the wire protocol from a plain DEALER socket: a correct handshake
-  with its own node key, or any frame at all (garbage, oversized, wrong network, invalid
-  blocks, floods), for the tests that check a node's discipline.
+- `ScriptedPeer` speaks the wire protocol from a plain blocking DEALER socket, for tests
+  of whole processes: a correct handshake with its own node key, a chain served on request,
+  or any frame at all. (In-process tests use `tests.framework.wire_peer.WirePeer`, whose
+  message builders it shares.)
 - `python -m tests.framework.p2p peer ENDPOINT ...` runs a scripted peer as its own process,
   so a test can start it inside a network namespace (another source IP address): it
   handshakes, or (`--misbehave`) handshakes, sends garbage until it is banned and comes
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import zmq
-from zmq.utils import z85
 
 from common import consensus, wire
 from common import messages as m
@@ -40,7 +40,9 @@ from common.merkle import merkle_root
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader, Transaction
 from runtime.bus import SyncBusClient
+from services.p2p import curve
 from tests.framework.process import ROOT, ServiceProcess, free_port, poll
+from tests.framework.wire_peer import ack_message, blocks_reply, hello_message
 from tools.devchain import DevChain, create_dev_chain
 
 W = TypeVar("W", bound=wire.WireMessage)
@@ -208,18 +210,10 @@ class ScriptedPeer:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
-            server, public, secret = (z85.encode(k) for k in self.curve)
-            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            server, public, secret = self.curve
+            curve.make_client(sock, public, secret, server)
         sock.connect(self.endpoint)
         return sock
-
-    def reconnect(self) -> None:
-        """A fresh DEALER: the node sees a new routing id (a new connection)."""
-        self.sock.close(0)
-        self.sock = self._open()
-        self.nonce = os.urandom(wire.NONCE_LEN)
 
     def close(self) -> None:
         self.sock.close(0)
@@ -256,11 +250,11 @@ class ScriptedPeer:
     def hello(self, *, network_id: int | None = None, genesis: bytes | None = None,
               height: int = 0, head: bytes = bytes(32), total_weight: int = 0,
               version: int = wire.PROTOCOL_VERSION) -> bytes:
-        curve_key = self.curve[1] if self.curve is not None else b""
-        msg = wire.Hello(version, self.network_id if network_id is None else network_id,
-                         self.genesis if genesis is None else genesis, head, height,
-                         total_weight, self.node_id, self.listen, curve_key, self.nonce,
-                         "scripted/1")
+        msg = hello_message(
+            self.signer, network_id=self.network_id if network_id is None else network_id,
+            genesis=self.genesis if genesis is None else genesis, nonce=self.nonce,
+            height=height, head=head, total_weight=total_weight, listen=self.listen,
+            curve_key=self.curve[1] if self.curve is not None else b"", version=version)
         self.sent_hello = self.send(msg)
         return self.sent_hello
 
@@ -271,26 +265,20 @@ class ScriptedPeer:
         their_frame = wire.encode(theirs)
         ack = self.expect(wire.HelloAck)
         assert wire.verify_ack(ack, theirs.node_id, self.nonce, their_frame), "bad node ack"
-        self.send(wire.HelloAck(self.signer.sign(wire.ack_payload(theirs.nonce,
-                                                                  self.sent_hello))))
+        self.send(ack_message(self.signer, theirs.nonce, self.sent_hello))
         return theirs
 
     def serve_blocks(self, chain: ChainBuilder, until: Callable[[], bool],
                      timeout: float = 20.0) -> int:
         """Answer the node's block requests from `chain` (and its pings) until `until()`;
         returns how many GBL were answered."""
-        index = {chain.genesis_hash: 0}
-        index.update({b.hash: i + 1 for i, b in enumerate(chain.blocks)})
         answered = 0
         deadline = time.monotonic() + timeout
         while not until():
             assert time.monotonic() < deadline, "the node did not fetch the chain in time"
             msg = self.recv(0.2)
             if isinstance(msg, wire.GetBlocks):
-                start = next((index[h] for h in msg.locator if h in index), 0)
-                blocks = chain.blocks[start:start + msg.limit]
-                self.send(wire.Blocks(msg.request, tuple(b.raw for b in blocks),
-                                      chain.head.height, chain.head.hash, chain.weight))
+                self.send(blocks_reply(msg, chain.genesis_hash, chain.blocks, chain.weight))
                 answered += 1
             elif isinstance(msg, wire.Ping):
                 self.send(wire.Pong(msg.nonce, chain.head.height, chain.head.hash,
@@ -410,7 +398,7 @@ def run_peer(endpoint: str, *, network_id: int, genesis: bytes, misbehave: bool,
         ready = 0
         for p in answered:  # complete the handshake; the node then sends GPX on a new link
             theirs = next(x for x in p.received if isinstance(x, wire.Hello))
-            p.send(wire.HelloAck(p.signer.sign(wire.ack_payload(theirs.nonce, p.sent_hello))))
+            p.send(ack_message(p.signer, theirs.nonce, p.sent_hello))
             try:
                 p.expect(wire.GetPeerAddrs, wait)
                 ready += 1

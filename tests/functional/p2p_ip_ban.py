@@ -2,8 +2,9 @@
 
 `scoring.bannable_ip` decides what an inbound peer's ban adds besides its node id, routing
 id and curve key: its source IP address, never a loopback one (every node of one machine
-shares loopback). The end-to-end test needs hosts with addresses of their own, so it uses
-network namespaces (tests/framework/netns.py: root only, skipped with the reason otherwise):
+shares loopback); tests/unit/services/p2p/ tests that rule and the ZAP decision in-process.
+The end-to-end test needs hosts with addresses of their own, so it uses network namespaces
+(tests/framework/netns.py: root only, skipped with the reason otherwise):
 
     namespace 1: the node's p2p service, listening on every interface of its namespace
                  (its state service runs outside: the bus is ipc://, which namespaces do
@@ -19,7 +20,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,37 +27,11 @@ import pytest
 
 from common import messages as m
 from common.errors import Refused
-from services.p2p import scoring
 from tests.framework import netns
 from tests.framework.p2p import TestNode, first_node, set_p2p, wait_until
 from tests.framework.process import ROOT
 
 log = logging.getLogger("test_p2p_ip_ban")
-
-
-def test_loopback_and_non_ip_addresses_are_never_ip_banned() -> None:
-    for remote in ("127.0.0.1", "127.8.9.10", "127.255.255.254", "::1", "::ffff:127.0.0.1",
-                   "::ffff:127.3.2.1", "", "unknown", "tcp://10.0.0.1:9", "10.0.0.1:9"):
-        assert scoring.bannable_ip(remote) is None, remote
-    assert scoring.bannable_ip("10.231.7.2") == "10.231.7.2"
-    assert scoring.bannable_ip("192.0.2.7") == "192.0.2.7"
-    assert scoring.bannable_ip("::ffff:192.0.2.7") == "192.0.2.7"  # one key per host
-    assert scoring.bannable_ip("2001:db8::1") == "2001:db8::1"
-    assert scoring.bannable_ip("2001:DB8:0::1") == "2001:db8::1"  # canonical form
-    bans = scoring.BanList(seconds=10)
-    now = time.monotonic()
-    bans.ban([("ip", "192.0.2.7"), ("node", b"x")], now=now)
-    assert bans.banned(("ip", "192.0.2.7"), now=now + 9)
-    assert not bans.banned(("ip", "192.0.2.8"), now=now)
-    assert bans.count("ip") == 1 and bans.count("node") == 1
-
-
-def test_the_ip_an_endpoint_dials() -> None:
-    assert scoring.endpoint_ip("tcp://10.231.7.2:8200") == "10.231.7.2"
-    assert scoring.endpoint_ip("tcp://[2001:db8::1]:8200") == "2001:db8::1"
-    for endpoint in ("tcp://127.0.0.1:8200", "tcp://[::1]:8200", "tcp://node1.example:8200",
-                     "tcp://localhost:8200", "garbage"):
-        assert scoring.endpoint_ip(endpoint) is None, endpoint
 
 
 def _peer(lab: netns.Lab, ns: int, endpoint: str, status: Any, *flags: str) -> dict[str, Any]:

@@ -1,15 +1,24 @@
 """The p2p gatekeeper (ZAP, RFC 27) over real ZeroMQ sockets: refused connections never
-deliver a frame, admitted ones do, and a Curve link carries the key ZAP saw."""
+deliver a frame, admitted ones do, and a Curve link carries the key ZAP saw; then the node
+behind it, with Curve and an allow-list."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 
+import pytest
 import zmq
 import zmq.asyncio
 from zmq.utils import z85
+from zmq.utils.monitor import parse_monitor_message
 
+from common import wire
+from common.wire import ByeCode
 from services.p2p import curve, zap
+from tests.framework.localnet import LocalNet
+from tests.framework.wire_peer import WirePeer
 
 
 def test_requests_and_replies_follow_the_rfc() -> None:
@@ -101,3 +110,61 @@ def test_a_failing_decision_refuses_and_the_handler_goes_on() -> None:
     asked, users = asyncio.run(_exchange(broken, use_curve=False, dealers=2))
     # the first connection is refused; the handler lives on and admits the second
     assert len(asked) == 2 and users == [""]
+
+
+# --- the node's door, over tcp on 127.0.0.1 (ZeroMQ runs no ZAP on inproc) -----------------
+
+
+def _pair() -> tuple[bytes, bytes]:
+    public, secret = zmq.curve_keypair()
+    return z85.decode(public), z85.decode(secret)
+
+
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+async def _refused(peer: WirePeer) -> None:
+    """Say hello, and wait until ZeroMQ reports our connection's handshake failed (the
+    node's ZAP handler said no, or the mechanisms differ): nothing reached the node."""
+    assert peer.monitor is not None, "connect(..., monitor=HANDSHAKE_FAILED)"
+    await peer.hello()
+    event = parse_monitor_message(await asyncio.wait_for(peer.monitor.recv_multipart(), 10))
+    assert event["event"] & HANDSHAKE_FAILED
+
+
+@pytest.mark.anyio
+async def test_a_private_curve_node_admits_only_listed_keys(tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture,
+                                                            ) -> None:
+    caplog.set_level(logging.INFO, logger="ccoin.p2p")
+    server, friend, stranger = _pair(), _pair(), _pair()
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a", listen="tcp://127.0.0.1:0", curve_keys=server,
+                              allow_list=frozenset({friend[0]}))
+        ok = net.peer(curve=(server[0], *friend)).connect(node.me.listen)
+        theirs = await ok.handshake()
+        assert theirs.curve_key == server[0]
+        assert node.peers.by_id[ok.node_id].link.curve_key == friend[0]  # as ZAP saw it
+        await _refused(net.peer(curve=(server[0], *stranger)).connect(
+            node.me.listen, monitor=HANDSHAKE_FAILED))
+        assert "not on the allow-list" in caplog.text
+        await _refused(net.peer().connect(node.me.listen, monitor=HANDSHAKE_FAILED))  # plain
+        assert node.transport.gatekeeper is not None
+        assert node.transport.gatekeeper.refused >= 1
+        assert [p.node_id for p in node.peers.all()] == [ok.node_id]  # nothing else got in
+
+
+@pytest.mark.anyio
+async def test_a_hello_naming_another_curve_key_bans_the_key(tmp_path: Path) -> None:
+    server, client = _pair(), _pair()
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a", listen="tcp://127.0.0.1:0", curve_keys=server)
+        liar = net.peer(curve=(server[0], *client)).connect(node.me.listen)
+        await liar.hello(curve_key=_pair()[0])  # not the key of its link
+        bye = await liar.expect(wire.Bye)
+        assert bye.code == ByeCode.BANNED
+        assert node.discipline.bans.banned(("curve", client[0]))
+        # a new connection with that key does not get past ZeroMQ's handshake
+        await _refused(net.peer(curve=(server[0], *client)).connect(
+            node.me.listen, monitor=HANDSHAKE_FAILED))

@@ -1,0 +1,225 @@
+"""Block relay (docs/protocol.md §13.4, §13.5): blocks in from peers, our heads out to them,
+and the main chain served to peers that sync from us.
+
+A `BLK` is checked without state first (`verify.py`: decode, proof, seal, body, signatures
+split over worker threads), then handed to state; a block whose parent we lack starts a
+sync from its sender instead. Every new head state publishes is announced as `BLK` to each
+ready peer that does not know it, once (per-peer seen caches). A `GBL` is answered with the
+blocks after the first locator hash state knows on its main chain.
+
+Sync batches are imported by a two-stage pipeline: while state imports one chunk (its CPU),
+this process verifies the next (ours), so sync uses both cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from common import messages, wire
+from common.errors import (
+    CcoinError,
+    InvalidBlock,
+    Malformed,
+    NotFound,
+    UnknownParent,
+    error_from_code,
+)
+from common.status import BlockStatus
+from common.types import Block
+from runtime import bus
+from services.p2p import scoring
+from services.p2p.chainview import ChainView, Tip
+from services.p2p.discipline import Discipline
+from services.p2p.peer import Peer
+from services.p2p.peers import PeerTable
+from services.p2p.scoring import LruDict, LruSet
+from services.p2p.sync import BATCH_BLOCKS, BATCH_BYTES, Syncer
+from services.p2p.verify import Verifier, bad_signature_in, first_bad_signature
+
+log = logging.getLogger("ccoin.p2p")
+
+SEEN_BLOCKS = 8192  # hashes of blocks state accepted
+RECENT_BLOCKS = 32  # encodings kept to announce without asking state for them
+RECENT_BLOCK_MAX = 4 * 1024 * 1024
+# A SubmitBlocks request holds at most this many blocks and about this many bytes: small
+# enough that state answers other clients in between, and that the pipeline's last stage
+# (state importing the final chunk while p2p has nothing left to verify) is short.
+SUBMIT_CHUNK = 100
+SUBMIT_CHUNK_BYTES = 512 * 1024
+SUBMIT_TIMEOUT_S = 30.0
+VERIFY_THREADS = 2
+PARALLEL_VERIFY_MIN = 64  # fewer signatures than this are not worth a thread hand-off
+
+
+def _rejection(outcome: messages.BlockOutcome) -> CcoinError:
+    """State's refusal of one block, as the typed error it raised."""
+    return error_from_code(outcome.code, outcome.message)
+
+
+class BlockRelay:
+    def __init__(self, state: bus.BusClient, chain: ChainView, peers: PeerTable,
+                 discipline: Discipline, verifier: Verifier, syncer: Syncer) -> None:
+        self.state = state
+        self.chain = chain
+        self.peers = peers
+        self.discipline = discipline
+        self.verifier = verifier
+        self.syncer = syncer
+        self.seen: LruSet[bytes] = LruSet(SEEN_BLOCKS)
+        self.recent: LruDict[bytes, bytes] = LruDict(RECENT_BLOCKS)
+        # libsodium releases the GIL: block signatures are verified on these threads,
+        # which also keeps the event loop (pings, other peers) responsive meanwhile
+        self.pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- in ---------------------------------------------------------------------------------
+
+    async def on_new_block(self, peer: Peer, msg: wire.NewBlock) -> None:
+        block = await self._check_block(peer, msg.block)
+        if block is None:
+            return
+        h = block.hash
+        peer.known_blocks.add(h)
+        if msg.total_weight >= peer.tip.total_weight:
+            peer.tip = Tip(block.height, h, msg.total_weight)
+        if h in self.seen:
+            return
+        if block.height > self.chain.tip.height + 1:  # cannot connect yet: fetch what lies between
+            self.syncer.orphan(peer)
+            return
+        if len(msg.block) <= RECENT_BLOCK_MAX:
+            self.recent.put(h, msg.block)
+        result = await self.state.request(messages.SubmitBlocks((msg.block,)),
+                                          messages.SubmitBlocksResult,
+                                          timeout=SUBMIT_TIMEOUT_S, retries=1)
+        outcome = result.outcomes[0]
+        if outcome.status != BlockStatus.ERROR:
+            self.seen.add(h)
+            log.debug("block %d from %s: %s", block.height, peer.label, outcome.status)
+            return
+        err = _rejection(outcome)
+        if isinstance(err, UnknownParent):
+            self.syncer.orphan(peer)
+        else:
+            self.discipline.punish(peer, scoring.block_penalty(err),
+                                   f"block {block.height} rejected: {err.code}: {err.message}")
+
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
+        """Verify a batch from `peer` and import it in order; the last block's hash when the
+        whole batch was accepted, None when it stopped at a bad block.
+
+        Chunks are submitted strictly in order, each after the previous one was accepted, so
+        a block never reaches state before its parent and an honest peer is never blamed for
+        an orphan we made."""
+        chunk: list[bytes] = []
+        size = 0
+        last = b""
+        previous: asyncio.Task[bool] | None = None
+        complete = True
+        for raw in raws:
+            block = await self._check_block(peer, raw)
+            if block is None:
+                complete = False
+                break
+            chunk.append(raw)
+            size += len(raw)
+            last = block.hash
+            peer.known_blocks.add(block.hash)
+            if len(chunk) >= SUBMIT_CHUNK or size >= SUBMIT_CHUNK_BYTES:
+                previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
+                chunk, size = [], 0
+            await asyncio.sleep(0)  # let the submission go out; keep pings flowing
+        if chunk:
+            previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
+        accepted = await previous if previous is not None else True
+        return last if accepted and complete else None
+
+    async def _submit_after(self, peer: Peer, chunk: tuple[bytes, ...],
+                            previous: asyncio.Task[bool] | None) -> bool:
+        if previous is not None and not await previous:
+            return False
+        result = await self.state.request(messages.SubmitBlocks(chunk),
+                                          messages.SubmitBlocksResult,
+                                          timeout=SUBMIT_TIMEOUT_S, retries=2)
+        for outcome in result.outcomes:
+            if outcome.status == BlockStatus.ERROR:
+                err = _rejection(outcome)
+                self.discipline.punish(peer, scoring.block_penalty(err),
+                                       f"block {outcome.height} rejected: {err.code}: "
+                                       f"{err.message}")
+                return False
+            self.seen.add(outcome.hash)
+        return True
+
+    async def _check_block(self, peer: Peer, raw: bytes) -> Block | None:
+        try:
+            return await self._verify_block(raw)
+        except InvalidBlock as exc:
+            self.discipline.punish(peer, scoring.block_penalty(exc),
+                                   f"invalid block: {exc.code}: {exc}")
+        except Malformed as exc:
+            self.discipline.punish(peer, scoring.MALFORMED, f"undecodable block: {exc}")
+        return None
+
+    async def _verify_block(self, raw: bytes) -> Block:
+        """`Verifier.check_block`, with the signatures split over the verify threads."""
+        block, todo = self.verifier.check_block_shape(raw)
+        if len(todo) < PARALLEL_VERIFY_MIN:
+            parts = [todo] if todo else []
+        else:
+            step = -(-len(todo) // VERIFY_THREADS)
+            parts = [todo[i:i + step] for i in range(0, len(todo), step)]
+        loop = asyncio.get_running_loop()
+        found = await asyncio.gather(*(loop.run_in_executor(self.pool, first_bad_signature,
+                                                            part)
+                                       for part in parts))
+        for part, bad in zip(parts, found, strict=True):
+            if bad is not None:
+                raise bad_signature_in(block, part[bad])
+        self.verifier.remember(todo)
+        return block
+
+    # --- out --------------------------------------------------------------------------------
+
+    async def announce(self) -> None:
+        """Announce our head to the peers that lack it, forever. Heads are coalesced: after
+        a burst (a sync batch) only the newest is announced, and a peer that missed one in
+        between fetches it as the orphan's parent."""
+        changed = self.chain.head_changed
+        while True:
+            await changed.wait()
+            changed.clear()
+            await self.announce_head()
+
+    async def announce_head(self) -> None:
+        tip = self.chain.tip
+        peers = [p for p in self.peers.ready() if tip.hash not in p.known_blocks]
+        if not peers or tip.height == 0:
+            return  # the genesis block is never announced
+        raw = self.recent.get(tip.hash)
+        if raw is None:
+            try:
+                reply = await self.state.request(messages.GetBlock(tip.height, tip.hash),
+                                                 messages.BlockReply)
+            except NotFound:
+                return  # reorged away meanwhile
+            except CcoinError as exc:
+                log.warning("cannot read block %d to announce it: %s", tip.height, exc)
+                return
+            raw = reply.block
+        frame = wire.encode(wire.NewBlock(raw, tip.total_weight))
+        for p in peers:
+            p.known_blocks.add(tip.hash)
+            p.send_frame(frame)
+
+    async def on_get_blocks(self, peer: Peer, msg: wire.GetBlocks) -> None:
+        reply = await self.state.request(
+            messages.GetBlocksAfter(msg.locator, min(msg.limit, BATCH_BLOCKS), BATCH_BYTES),
+            messages.BlockRangeReply)
+        tip = self.chain.tip
+        peer.send(wire.Blocks(msg.request, reply.blocks[:wire.MAX_BLOCKS_PER_MESSAGE],
+                              tip.height, tip.hash, tip.total_weight))

@@ -1,0 +1,374 @@
+"""The sync state machine (sync.py, docs/protocol.md §13.5).
+
+First the machine alone, its one collaborator (`SyncHost`) played by the test over real
+peers on real inproc:// links; then whole in-process nodes, real state included, syncing
+from test peers that serve a chain, a fork, an orphan, or nothing at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from common import consensus, wire
+from common.status import PeerDirection
+from common.types import Block
+from services.p2p import scoring
+from services.p2p.chainview import Tip
+from services.p2p.peer import LinkState, Peer
+from services.p2p.settings import Timing
+from services.p2p.sync import FAILED_PAUSE_S, Syncer, SyncState
+from services.p2p.transport import Link, Transport
+from tests.framework import rules
+from tests.framework.localnet import LocalNet
+from tests.framework.wire_peer import WirePeer, until
+
+pytestmark = pytest.mark.anyio
+
+GENESIS = b"\x00" * 32
+
+
+# --- the machine alone ----------------------------------------------------------------------
+
+
+class Host:
+    """The syncer's collaborator as a test plays it: a chain that takes any batch (our tip
+    becomes the sender's), a record of what was asked and charged."""
+
+    def __init__(self, peers: list[Peer]) -> None:
+        self.peers = peers
+        self.tip = Tip(0, GENESIS, 0)
+        self.imported: list[tuple[Peer, tuple[bytes, ...]]] = []
+        self.punished: list[tuple[Peer, int, float]] = []
+        self.locators: list[float] = []
+
+    def ready_peers(self) -> list[Peer]:
+        return self.peers
+
+    def better(self, candidate: Tip, current: Tip) -> bool:
+        return candidate.total_weight > current.total_weight
+
+    async def locator(self) -> tuple[bytes, ...]:
+        self.locators.append(time.monotonic())
+        return (self.tip.hash,)
+
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
+        self.imported.append((peer, raws))
+        self.tip = peer.tip
+        return peer.tip.hash
+
+    async def refresh_tip(self) -> None:
+        return None
+
+    def punish(self, peer: Peer, points: int, why: str) -> None:
+        self.punished.append((peer, points, time.monotonic()))
+
+
+class Machine:
+    """Peers for the syncer: each a real DEALER link to a WirePeer's ROUTER."""
+
+    def __init__(self, ctx: zmq.asyncio.Context) -> None:
+        self.ctx = ctx
+        self.transport = Transport(ctx)
+        self.remotes: dict[str, WirePeer] = {}
+
+    def peer(self, name: str, weight: int) -> Peer:
+        remote = WirePeer(self.ctx, network_id=1, genesis=GENESIS).bind(f"inproc://{name}")
+        self.remotes[name] = remote
+        peer = Peer(self.transport.dial(f"inproc://{name}"))
+        return self._ready(peer, weight)
+
+    def unlinked(self, weight: int) -> Peer:
+        """A peer whose link takes no message: a DEALER connected nowhere."""
+        return self._ready(Peer(Link(PeerDirection.OUTBOUND, endpoint="inproc://nowhere",
+                                     sock=self.ctx.socket(zmq.DEALER))), weight)
+
+    @staticmethod
+    def _ready(peer: Peer, weight: int) -> Peer:
+        peer.state = LinkState.READY
+        peer.tip = Tip(weight, bytes([weight]) * 32, weight)
+        return peer
+
+    def close(self, *peers: Peer) -> None:
+        for peer in peers:
+            peer.link.close()
+        for remote in self.remotes.values():
+            remote.close()
+
+
+@asynccontextmanager
+async def running(syncer: Syncer) -> AsyncIterator[None]:
+    task = asyncio.create_task(syncer.run())
+    try:
+        syncer.poke()
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_syncer_gives_up_on_a_silent_peer_and_asks_the_next_best() -> None:
+    """"silent" claims the most weight and never answers; "honest" claims less (still more
+    than ours) and answers."""
+    ctx = zmq.asyncio.Context()
+    machine = Machine(ctx)
+    silent, honest = machine.peer("silent", 9), machine.peer("honest", 2)
+    host = Host([silent, honest])
+    syncer = Syncer(host, reply_timeout=0.3)
+    started = time.monotonic()
+    try:
+        async with running(syncer):
+            asked = await machine.remotes["silent"].expect(wire.GetBlocks)
+            request = await machine.remotes["honest"].expect(wire.GetBlocks, timeout=5)
+            honest_asked_at = time.monotonic()
+            assert syncer.on_blocks(honest, wire.Blocks(
+                request.request, (b"block 1", b"block 2"), 2, honest.tip.hash, 2))
+            await until(lambda: host.imported and syncer.state is SyncState.IDLE)
+    finally:
+        machine.close(silent, honest)
+        ctx.destroy(linger=0)
+    # the heaviest claim was asked first; the next one only after the reply timeout
+    assert honest_asked_at - started >= 0.3
+    assert [(p, points) for p, points, _ in host.punished] == [(silent, scoring.SYNC_TIMEOUT)]
+    assert started < silent.sync.failed_at <= honest_asked_at
+    assert honest.sync.failed_at < 0  # untouched
+    # we ended on the honest peer's tip, in one round
+    assert host.imported == [(honest, (b"block 1", b"block 2"))]
+    assert host.tip == honest.tip and syncer.rounds == 1
+    # its late answer is no longer awaited, and costs it as unsolicited
+    assert not syncer.on_blocks(silent, wire.Blocks(asked.request, (b"late",), 9,
+                                                    silent.tip.hash, 9))
+    assert host.punished[-1][:2] == (silent, scoring.UNSOLICITED)
+    # it still claims more than we have, but is paused; after the pause it is asked again
+    assert syncer.choose() is None
+    silent.sync.failed_at -= FAILED_PAUSE_S
+    assert syncer.choose() is silent
+
+
+async def test_a_peer_whose_link_takes_no_request_is_paused_not_spun_on() -> None:
+    """The heaviest peer's link cannot queue the `GBL` (a DEALER with no connection refuses
+    a non-blocking send, as a full one does): it is paused without points and the next-best
+    peer is asked, instead of the round picking it again and again."""
+    ctx = zmq.asyncio.Context()
+    machine = Machine(ctx)
+    stuck, honest = machine.unlinked(9), machine.peer("honest", 2)
+    host = Host([stuck, honest])
+    syncer = Syncer(host)
+    started = time.monotonic()
+    try:
+        async with running(syncer):
+            request = await machine.remotes["honest"].expect(wire.GetBlocks)
+            assert syncer.on_blocks(honest, wire.Blocks(request.request, (b"block 1",), 2,
+                                                        honest.tip.hash, 2))
+            await until(lambda: host.tip.total_weight == 2 and syncer.state is SyncState.IDLE)
+    finally:
+        machine.close(stuck, honest)
+        ctx.destroy(linger=0)
+    assert started < stuck.sync.failed_at  # paused for FAILED_PAUSE_S
+    assert host.punished == []  # a full link is no offence
+    assert len(host.locators) == 2  # one round for the stuck peer, one for the honest one
+
+
+async def test_the_choice_of_peer() -> None:
+    ctx = zmq.asyncio.Context()
+    machine = Machine(ctx)
+    light, heavy, middle = (machine.peer(n, w) for n, w in (("l", 3), ("h", 7), ("m", 5)))
+    host = Host([light, heavy, middle])
+    syncer = Syncer(host)
+    try:
+        assert syncer.choose() is heavy  # the most weight
+        heavy.liveness.latency_ms, middle.tip = 80, Tip(7, b"\x07" * 32, 7)
+        assert syncer.choose() is middle  # at equal weight, the quicker
+        syncer.orphan(light)  # an orphan's sender is asked first
+        assert syncer.choose() is light
+        for p in (heavy, middle):
+            p.sync.exhausted_at = 7  # had nothing for us at this weight
+        assert syncer.choose() is light
+        light.sync.failed_at = time.monotonic()  # let a round down a moment ago
+        assert syncer.choose() is None
+        host.tip = Tip(9, b"\x09" * 32, 9)  # nobody is ahead...
+        syncer.force()  # ...but the operator asks: any ready peer, a paused one too
+        assert syncer.choose() in (heavy, middle, light)
+        assert syncer.choose() is None  # once
+    finally:
+        machine.close(light, heavy, middle)
+        ctx.destroy(linger=0)
+
+
+async def test_a_peer_that_claims_more_but_sends_nothing_is_charged_and_left_alone() -> None:
+    ctx = zmq.asyncio.Context()
+    machine = Machine(ctx)
+    empty = machine.peer("empty", 5)
+    host = Host([empty])
+    syncer = Syncer(host)
+    try:
+        async with running(syncer):
+            request = await machine.remotes["empty"].expect(wire.GetBlocks)
+            syncer.on_blocks(empty, wire.Blocks(request.request, (), 5, empty.tip.hash, 5))
+            await until(lambda: empty.sync.exhausted_at == 5 and not syncer.syncing)
+            assert syncer.choose() is None  # not again at the same weight
+    finally:
+        machine.close(empty)
+        ctx.destroy(linger=0)
+    assert [(p, points) for p, points, _ in host.punished] == [(empty, scoring.EMPTY_SYNC)]
+
+
+# --- whole nodes --------------------------------------------------------------------------
+
+
+def _chain(genesis_blocks: rules.Chain, count: int, extra: bytes = b"") -> list[Block]:
+    return [genesis_blocks.build_and_apply(extra=extra) for _ in range(count)]
+
+
+def _weight(net: LocalNet, blocks: list[Block]) -> int:
+    return sum(consensus.block_weight(net.genesis, b.header) for b in blocks)
+
+
+async def test_a_node_syncs_in_locator_batches(tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        blocks = _chain(rules.Chain(net.genesis), 25)
+        weight = _weight(net, blocks)
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake(height=25, head=blocks[-1].hash, total_weight=weight)
+        for first, last in ((0, 10), (10, 20), (20, 25)):
+            request = await peer.expect(wire.GetBlocks)
+            # the last block this round received leads the locator, then state's own
+            want = blocks[first - 1].hash if first else net.genesis_hash
+            assert request.locator[0] == want and request.locator[-1] == net.genesis_hash
+            assert request.limit == 500
+            reply = await peer.serve(request, blocks, weight, limit=10)
+            assert reply.blocks == tuple(b.raw for b in blocks[first:last])
+        await until(lambda: node.chain.tip.hash == blocks[-1].hash, what="the node synced")
+        await until(lambda: not node.syncer.syncing)
+        assert node.syncer.rounds == 3
+        assert (await net.state("a").status()).height == 25
+
+
+async def test_a_heavier_fork_from_a_peer_reorganises_the_node(tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        state = net.state("a")
+        ours = rules.Chain(net.genesis)
+        main = _chain(ours, 6)
+        await state.submit_blocks(main)
+        fork_chain = rules.Chain(net.genesis)
+        for block in main[:2]:
+            fork_chain.apply(block)
+        fork = main[:2] + _chain(fork_chain, 8, extra=b"fork")  # off block 2, heavier
+        weight = _weight(net, fork)
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake()
+        server = asyncio.create_task(peer.serve_forever(fork, weight, limit=3))
+        try:
+            await peer.send(wire.NewBlock(fork[-1].raw, weight))  # its tip: an orphan to us
+            await until(lambda: node.chain.tip.hash == fork[-1].hash, what="the reorg")
+        finally:
+            server.cancel()
+        first = next(m for m in peer.received if isinstance(m, wire.GetBlocks))
+        assert first.locator[0] == main[-1].hash  # asked from our head down
+        assert (await state.status()).height == 10
+
+
+async def test_an_orphan_makes_the_node_ask_its_sender_for_the_parents(tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        blocks = _chain(rules.Chain(net.genesis), 3)
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake()
+        await peer.send(wire.NewBlock(blocks[2].raw, _weight(net, blocks)))  # height 3 on 0
+        request = await peer.expect(wire.GetBlocks)
+        assert request.locator == (net.genesis_hash,)
+        await peer.serve(request, blocks, _weight(net, blocks))
+        await until(lambda: node.chain.tip.hash == blocks[2].hash, what="the chain in")
+        # a block one above our head whose parent state does not know: state says so
+        stray = rules.Chain(net.genesis)
+        stray.apply(blocks[0])
+        side = _chain(stray, 3, extra=b"side")  # heights 2..4: 4 is "next" to our 3
+        await peer.send(wire.NewBlock(side[-1].raw, 1))
+        request = await peer.expect(wire.GetBlocks)
+        assert request.locator[0] == blocks[2].hash
+
+
+async def test_a_silent_peer_times_out_and_an_honest_one_syncs_the_node(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The node (empty chain) links first to a peer that claims twice the honest chain's
+    weight and never answers `GBL`, then to an honest peer with a 30-block chain. It stays
+    with the silent peer until the reply timeout, then syncs from the honest one; the
+    silent peer loses points but is neither banned nor dropped, and is not asked again
+    during its pause."""
+    caplog.set_level(logging.INFO, logger="ccoin.p2p")
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a", timing=Timing(tick=3600.0, sync_reply=0.3))
+        blocks = _chain(rules.Chain(net.genesis), 30)
+        weight = _weight(net, blocks)
+        silent = net.peer().connect("inproc://p2p-a")
+        claim = {"height": 60, "head": os.urandom(32), "total_weight": 2 * weight}
+        await silent.handshake(**claim)
+        await silent.expect(wire.GetBlocks)
+        asked_at = time.monotonic()
+        honest = net.peer().connect("inproc://p2p-a")
+        await honest.handshake(height=30, head=blocks[-1].hash, total_weight=weight)
+        assert node.syncer.syncing and node.syncer.sync_target == 60  # still on the silent one
+        server = asyncio.create_task(honest.serve_forever(blocks, weight))
+        try:
+            await until(lambda: node.chain.tip.hash == blocks[-1].hash, what="synced")
+        finally:
+            server.cancel()
+        assert time.monotonic() - asked_at >= 0.3
+        await until(lambda: not node.syncer.syncing)
+        await silent.sync_with_ping()
+        assert silent.message_count[wire.GetBlocks] == 1  # paused: not asked again
+        link = node.peers.by_id[silent.node_id]  # still linked, not banned
+        assert link.standing.score == -scoring.SYNC_TIMEOUT
+        assert node.peers.by_id[honest.node_id].standing.score == 0
+        assert node.discipline.bans.count("node") == 0 and silent.message_count[wire.Bye] == 0
+        lines = caplog.text.splitlines()
+        silent_hex, honest_hex = silent.node_id.hex()[:12], honest.node_id.hex()[:12]
+
+        def line(*needles: str) -> int:
+            return next(i for i, text in enumerate(lines) if all(n in text for n in needles))
+
+        assert (line("syncing from", silent_hex)
+                < line(silent_hex, f"-{scoring.SYNC_TIMEOUT} (no blocks in time)")
+                < line("syncing from", honest_hex))
+
+
+@pytest.mark.parametrize("theirs_lower", [True, False])
+async def test_an_equal_weight_tip_is_taken_only_with_a_lower_hash(
+        tmp_path: Path, theirs_lower: bool) -> None:
+    """PoA fork choice at equal weight: the lower hash wins (EIP-3436), so two nodes each
+    holding another block at one height agree as soon as they talk."""
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        base = rules.Chain(net.genesis)
+        common_part = _chain(base, 2)
+        other = rules.Chain(net.genesis)
+        for block in common_part:
+            other.apply(block)
+        candidates = [base.build(extra=b"c"), other.build(extra=b"d")]
+        candidates.sort(key=lambda b: b.hash, reverse=theirs_lower)
+        ours, theirs = candidates
+        await net.state("a").submit_blocks([*common_part, ours])
+        await until(lambda: node.chain.tip.hash == ours.hash)
+        weight = _weight(net, [*common_part, ours])
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake(height=3, head=theirs.hash, total_weight=weight)
+        chain = [*common_part, theirs]
+        if theirs_lower:
+            await peer.serve(await peer.expect(wire.GetBlocks), chain, weight)
+            await until(lambda: node.chain.tip.hash == theirs.hash, what="the lower hash")
+        else:
+            await peer.sync_with_ping()
+            assert node.syncer.choose() is None  # it is not ahead of us
+            assert wire.GetBlocks not in peer.message_count
+            assert node.chain.tip.hash == ours.hash
