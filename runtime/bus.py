@@ -234,7 +234,10 @@ class BusClient:
                 sent = time.monotonic()
                 await sock.send_multipart([request_id, payload, *trace])
                 try:
-                    raw = await asyncio.wait_for(fut, wait)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that arrives as the reply does, and its caller never stops
+                    async with asyncio.timeout(wait):
+                        raw = await fut
                 except TimeoutError:
                     # Reset only a socket that went silent: if other replies arrived meanwhile
                     # the link is fine and only this request was slow or lost.

@@ -163,7 +163,8 @@ class EventHub:
         if self.seq > after:
             return
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
+                await self._changed.wait()
         except TimeoutError:
             pass
 

@@ -225,7 +225,8 @@ class Miner:
         """Sleep up to `seconds`; a head event or a control request ends it early."""
         if seconds > 0:
             try:
-                await asyncio.wait_for(self._wake.wait(), seconds)
+                async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -159,9 +159,9 @@ class P2PNode:
 
     async def stop(self) -> None:
         # The loops first: a link closed under a waiting sync round completes the future
-        # the round awaits, and a cancellation arriving in the same step can be lost (on
-        # 3.11 `asyncio.wait_for`, which the bus client uses, swallows one that arrives as
-        # its future completes), so a loop is cancelled again until it has ended.
+        # the round awaits, and a cancellation arriving in the same step can be lost by an
+        # awaited library call (3.11's `asyncio.wait_for` did so in the bus client), so a
+        # loop is cancelled again until it has ended rather than trusted to stop at once.
         pending = set(self._tasks)
         while pending:
             for task in pending:
