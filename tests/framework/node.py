@@ -70,7 +70,7 @@ class TestNode:
                  uds: str | None = None) -> None:
         self.name = name
         self.config_path = config_path.resolve()
-        self.chain = chain  # the keys and password, for a node `create` made
+        self._chain = chain
         self.uds = uds  # the REST API through a unix socket (a node in a namespace)
         self.procs: dict[str, ServiceProcess] = {}
         self.supervisor: subprocess.Popen[bytes] | None = None  # `ccoin node start`
@@ -121,7 +121,7 @@ class TestNode:
         doc.pop("p2p", None)
         config_path = base / "node.json"
         config_path.write_text(json.dumps(doc, indent=2) + "\n")
-        node = cls(config_path, name=name, chain=other.chain)
+        node = cls(config_path, name=name, chain=other._chain)
         if config:
             node.edit_config(**config)
         return node
@@ -136,6 +136,12 @@ class TestNode:
         self.edit_config(p2p={"host": "127.0.0.1", "port": port,
                               "bootnodes": list(bootnodes), **p2p})
         return port
+
+    @property
+    def chain(self) -> DevChain:
+        """The keys, password and files `create` made (for a node made here only)."""
+        assert self._chain is not None, f"{self.name} was not made by TestNode.create"
+        return self._chain
 
     @property
     def config(self) -> NodeConfig:

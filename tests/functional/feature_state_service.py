@@ -42,7 +42,6 @@ def seal(dev: DevChain, client: SyncBusClient) -> Block:
 
 def test_submit_seal_and_query(node: TestNode) -> None:
     dev, client = node.chain, node.bus("state")
-    assert dev is not None
     status = client.request(m.GetStatus(), m.StatusReply)
     assert status.height == 0 and status.network_id == 1337 and status.poa
     sub = subscribe(node.config.endpoint("events"))  # connected: nothing published is lost
@@ -101,7 +100,6 @@ def test_bad_requests_get_typed_errors_and_the_service_lives(node: TestNode) -> 
 
 def test_restart_keeps_chain_and_pool(node: TestNode) -> None:
     dev, client = node.chain, node.bus("state")
-    assert dev is not None
     sender = crypto.Signer(dev.developer)
     txs = [Transaction.create(sender, chain_id=1337, nonce=n, to=b"\x01" * 20, amount=1)
            for n in range(4)]
