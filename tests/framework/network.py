@@ -68,6 +68,8 @@ class TestNetwork:
             log_step(f"devnet up in {net.data}: " + ", ".join(n.url for n in net.nodes))
             net.wait_connected()
             yield net
+            for node in net.nodes:  # an open connection would hold up the gateways' exit
+                node.close_clients()
             log_step("stopping the devnet with Ctrl-C")
             assert net.stop(signal.SIGINT) == 0
             assert not processes_using(str(net.data)), processes_using(str(net.data))

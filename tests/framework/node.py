@@ -163,15 +163,18 @@ class TestNode:
 
     # --- services as processes -----------------------------------------------------------
 
-    def start(self, *services: str, prefix: Sequence[str] = ()) -> TestNode:
-        """Start `services` (under the command `prefix`, when given) and wait until each
-        answers. All are launched at once; the others tolerate state coming up later."""
+    def start(self, *services: str, prefix: Sequence[str] = (), wait: bool = True) -> TestNode:
+        """Start `services` (under the command `prefix`, when given) and, with `wait`, wait
+        until each answers. All are launched at once; the others tolerate state coming up
+        later."""
         assert services, "name the services to start"
         order = sorted(services, key=lambda s: START_ORDER.index(s)
                        if s in START_ORDER else len(START_ORDER))
         for service in order:
             assert service not in self.procs or not self.procs[service].alive(), service
             self.procs[service] = ServiceProcess(service, self.config_path, prefix).start()
+        if not wait:
+            return self
         try:
             for service in order:
                 self.procs[service].wait_ready()
