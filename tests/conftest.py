@@ -1,10 +1,14 @@
-"""Suite-wide setup, and the in-process `ccoin` runner the CLI tests share."""
+"""Suite-wide setup, the in-process `ccoin` runner the CLI tests share, and a short
+temporary directory for what puts a unix socket in it."""
 
 from __future__ import annotations
 
 import io
+import shutil
 import signal
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +45,15 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return code, out, err
 
     return go
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory under /tmp: a unix socket path (supervisord's, a node's bus) must
+    stay under ~100 bytes, which pytest's own tmp_path does not promise."""
+    path = Path(tempfile.mkdtemp(prefix="cct-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:
