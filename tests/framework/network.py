@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from common.crypto import Signer
+from runtime.keystore import Keystore
 from tests.framework.node import TestNode
 from tests.framework.rest import RestApi
 from tests.framework.util import (
@@ -33,6 +35,12 @@ from tools.devnet import Devnet, load_devnet
 from tools.devnet import free_base_port as free_base_port  # re-exported for the tests
 
 BANNER = "Stop all: Ctrl-C"
+
+
+def developer_signer(devnet: Devnet) -> Signer:
+    """The devnet's funded developer account (its key is in every node's keystore)."""
+    store = Keystore(devnet.nodes[-1].base_path / "keystore")
+    return Signer(store.load(devnet.developer, devnet.password()))
 
 
 class TestNetwork:

@@ -183,6 +183,17 @@ class TestNode:
             raise
         return self
 
+    def start_gateway(self, name: str, **api: Any) -> ServiceProcess:
+        """Another REST gateway on this node, under `name`: the node's config with these
+        `api` settings in its own file (node-NAME.json), started and answering."""
+        doc = json.loads(self.config_path.read_text())
+        doc.setdefault("api", {}).update(api)
+        path = self.base_path / f"node-{name}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        self.procs[name] = ServiceProcess("api", path).start()
+        self.procs[name].wait_ready()
+        return self.procs[name]
+
     def process(self, service: str) -> ServiceProcess:
         return self.procs[service]
 
@@ -381,3 +392,16 @@ class TestNode:
             if text:
                 parts.append(f"--- {self.name} {service}\n{text[-chars:]}")
         return "\n".join(parts)
+
+
+def stop_together(nodes: Sequence[TestNode], *, check: bool = True) -> None:
+    """Stop several nodes at once, as a devnet does: `ccoin node stop` for every supervised
+    one in parallel, then `stop()` on each (it reaps and checks nothing is left)."""
+    stoppers = [subprocess.Popen(ccoin_argv("node", "stop", "--data", str(n.base_path)),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 cwd=ROOT)
+                for n in nodes if n.supervisor is not None and n.supervisor.poll() is None]
+    for proc in stoppers:
+        proc.wait(60)
+    for node in nodes:
+        node.stop(check=check)

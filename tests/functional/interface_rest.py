@@ -21,8 +21,8 @@ import pytest
 
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Transaction
+from runtime.ports import free_port
 from tests.framework.node import TestNode
-from tests.framework.process import ServiceProcess, free_port
 from tests.framework.rest import assert_error
 from tests.framework.util import wait_until
 from tools.devchain import DEV_FUNDS, DevChain
@@ -405,15 +405,10 @@ def test_mining_control(node: Node) -> None:
 def test_second_gateway_with_workers(node: Node, tmp_path_factory: pytest.TempPathFactory,
                                      ) -> None:
     """Another gateway (two uvicorn workers) on the same node: gateways are stateless."""
-    doc = json.loads(node.chain.config_path.read_text())
     port = free_port()
-    doc["api"].update(port=port, workers=2)
-    path = node.chain.base_path / "node-api2.json"
-    path.write_text(json.dumps(doc))
     url = f"http://127.0.0.1:{port}"
-    api2 = ServiceProcess("api", path).start()
+    api2 = node.node.start_gateway("api2", port=port, workers=2)
     try:
-        api2.wait_ready()
         with httpx.Client(base_url=url, timeout=20.0, event_hooks={"response": [_record]}) as c:
             statuses = [c.get("/api/v1/status").json()["network_id"] for _ in range(10)]
             assert statuses == [CHAIN] * 10

@@ -20,8 +20,8 @@ import pytest
 from client import TxInfo
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Transaction
-from tests.framework.node import TestNode, edit_config
-from tests.framework.process import ServiceProcess, free_port
+from runtime.ports import free_port
+from tests.framework.node import TestNode
 from tests.framework.rest import assert_error
 from tests.framework.util import wait_until
 
@@ -329,13 +329,8 @@ def remote(node: TestNode) -> Iterator[tuple[str, str, Any]]:
     ip = local_ipv4()
     if ip is None:
         pytest.skip("no non-loopback IPv4 address on this machine to call from")
-    path = node.chain.base_path / "node-remote.json"
-    path.write_text(node.chain.config_path.read_text())
     port = free_port()
-    edit_config(path, api={"host": "0.0.0.0", "port": port, "rate_limit": 2,
-                           "rate_burst": 8})
-    api = ServiceProcess("api", path).start()
-    api.wait_ready()
+    api = node.start_gateway("remote", host="0.0.0.0", port=port, rate_limit=2, rate_burst=8)
     transport = httpx.HTTPTransport(local_address=ip)
     try:
         with httpx.Client(base_url=f"http://{ip}:{port}", transport=transport,
