@@ -7,11 +7,13 @@ import io
 import shutil
 import signal
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.framework.ports import claims_dir
 from tools import cli
 
 # `run("balance", addr, stdin=...)` -> (exit status, stdout, stderr)
@@ -24,6 +26,20 @@ Run = Callable[..., tuple[int, str, str]]
 # children then start with SIGINT at its default again.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, name the run here, so the controller knows where its workers
+    claim ports (tests/framework/ports.py) and can clean that up at the end."""
+    if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", "") is None:
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run is over (its controller finishes last): forget the ports its workers took."""
+    run = getattr(session.config.option, "testrunuid", None)
+    if run and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(claims_dir(run) or "", ignore_errors=True)
 
 
 @pytest.fixture

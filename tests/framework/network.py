@@ -21,6 +21,7 @@ from pathlib import Path
 from common.crypto import Signer
 from runtime.keystore import Keystore
 from tests.framework.node import TestNode
+from tests.framework.ports import free_base_port as free_base_port  # re-exported
 from tests.framework.rest import RestApi
 from tests.framework.util import (
     ROOT,
@@ -32,7 +33,6 @@ from tests.framework.util import (
     wait_until,
 )
 from tools.devnet import Devnet, load_devnet
-from tools.devnet import free_base_port as free_base_port  # re-exported for the tests
 
 BANNER = "Stop all: Ctrl-C"
 

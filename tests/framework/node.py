@@ -2,7 +2,8 @@
 small).
 
 A node is a data dir with a node.json. `TestNode.create` makes a dev chain there (keys, a
-funded developer account, genesis; ports from `runtime.ports.free_port`),
+funded developer account, genesis; ports from `runtime.ports.free_port`, claimed for this
+pytest worker by tests/framework/ports.py),
 `TestNode.sharing_chain` a second node on another node's genesis, `TestNode.at` wraps a
 data dir made elsewhere (a devnet's node). Then either
 
@@ -34,7 +35,7 @@ from client import Client
 from common import messages as m
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
-from runtime.ports import free_port
+from tests.framework.ports import free_port
 from tests.framework.process import ServiceProcess
 from tests.framework.rest import RestApi
 from tests.framework.util import (
@@ -360,6 +361,10 @@ class TestNode:
 
     def height(self) -> int:
         return self.status().height
+
+    def peers(self) -> m.PeersReply:
+        """The p2p service's peers and bans, over the bus."""
+        return self.request("p2p", m.GetPeers(), m.PeersReply)
 
     def close_clients(self) -> None:
         for client in self._bus.values():

@@ -23,7 +23,7 @@ from common import messages
 from common.errors import CcoinError
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
-from runtime.ports import free_port as free_port  # re-exported for the tests
+from tests.framework.ports import free_port as free_port  # re-exported (p2p tests)
 from tests.framework.util import ROOT as ROOT  # re-exported for the tests
 from tests.framework.util import processes_using as processes_using  # re-exported
 from tests.framework.util import wait_until

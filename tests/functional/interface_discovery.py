@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.ports import free_port
+from tests.framework.ports import free_port
 from tests.framework.util import ROOT, wait_until
 
 G1 = "aa" * 32

@@ -21,8 +21,8 @@ import pytest
 
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Transaction
-from runtime.ports import free_port
 from tests.framework.node import TestNode
+from tests.framework.ports import free_port
 from tests.framework.rest import assert_error
 from tests.framework.util import wait_until
 from tools.devchain import DEV_FUNDS, DevChain
