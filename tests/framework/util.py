@@ -33,7 +33,7 @@ def _timed_out(what: str, timeout: float, last: object, error: BaseException | N
     return WaitTimeout(f"timed out after {timeout:g} s waiting for {what}{detail}")
 
 
-def wait_until(predicate: Callable[[], T], *, timeout: float, what: str,
+def wait_until(predicate: Callable[[], T | None], *, timeout: float, what: str,
                interval: float = 0.1, ignore: tuple[type[BaseException], ...] = ()) -> T:
     """Call `predicate` every `interval` s until it returns something truthy; return that.
 
@@ -57,8 +57,8 @@ def wait_until(predicate: Callable[[], T], *, timeout: float, what: str,
         time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
 
 
-async def wait_until_async(predicate: Callable[[], T | Awaitable[T]], *, timeout: float,
-                           what: str, interval: float = 0.02,
+async def wait_until_async(predicate: Callable[[], T | None | Awaitable[T | None]], *,
+                           timeout: float, what: str, interval: float = 0.02,
                            ignore: tuple[type[BaseException], ...] = ()) -> T:
     """`wait_until` for a test running in an event loop: the loop keeps running (the
     services under test live in it) while the predicate is polled."""

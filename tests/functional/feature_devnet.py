@@ -96,8 +96,8 @@ def test_private_curve_devnet_links_confirms_and_refuses_strangers(short_tmp: Pa
         assert devnet.curve and devnet.private
         assert "CurveZMQ-encrypted, private" in net.output()
         validator, basic = devnet.nodes
-        wait_until(lambda: all(n.api.status()["peers"] >= 1 for n in net.nodes), timeout=30,
-                   what="the nodes to link over Curve")
+        wait_until(lambda: all(node.api.status()["peers"] >= 1 for node in net.nodes),
+                   timeout=30, what="the nodes to link over Curve")
         for n in devnet.nodes:
             assert "CurveZMQ" in (n.base_path / "logs" / "p2p.log").read_text()
 
@@ -109,10 +109,10 @@ def test_private_curve_devnet_links_confirms_and_refuses_strangers(short_tmp: Pa
         r = httpx.post(f"{basic.api_url}/api/v1/txs/batch",
                        json={"txs": [{"raw": tx.raw.hex()}]}, timeout=10)
         assert r.json()["results"][0]["status"] == "accepted", r.text
-        wait_until(lambda: all(n.api.confirmed(tx.id.hex()) for n in net.nodes), timeout=30,
-                   what="the transfer confirmed on both nodes", interval=0.3)
-        for n in net.nodes:
-            assert n.api.balance(to) == 777
+        wait_until(lambda: all(node.api.confirmed(tx.id.hex()) for node in net.nodes),
+                   timeout=30, what="the transfer confirmed on both nodes", interval=0.3)
+        for node in net.nodes:
+            assert node.api.balance(to) == 777
 
         status = net.node(1).api.status()
         genesis = bytes.fromhex(status["genesis"])
@@ -134,8 +134,8 @@ def test_private_curve_devnet_links_confirms_and_refuses_strangers(short_tmp: Pa
         assert "not on the allow-list" in log
         assert net.node(1).api.status()["peers"] == 1
 
-        for n in net.nodes:
-            n.close_clients()  # an open connection would hold up the gateways' exit
+        for node in net.nodes:
+            node.close_clients()  # an open connection would hold up the gateways' exit
         assert net.stop(signal.SIGINT) == 0
         assert not processes_using(str(data)), processes_using(str(data))
     except BaseException:

@@ -69,13 +69,14 @@ def test_submit_seal_and_query(node: TestNode) -> None:
     assert client.request(m.GetAccount(to), m.AccountReply).balance == 30
     blocks = client.request(m.GetBlockRange(-1, 10, True), m.BlockRangeReply)
     assert [Block.decode(b).height for b in blocks.blocks] == [1, 0]
-    events = []
+    events: list[tuple[bytes, int, m.Message]] = []
     while len(events) < 2 and sub.poll(5000):
         events.append(parse_event(sub.recv_multipart()))
     sub.close(0)
     assert [(t, type(e)) for t, _, e in events] == [(b"txs", m.TxsEvent), (b"head", m.HeadEvent)]
     assert events[0][1] == events[1][1] == 1  # each topic numbers its own events from 1
-    assert events[1][2].hash == block.hash
+    head = events[1][2]
+    assert isinstance(head, m.HeadEvent) and head.hash == block.hash
 
 
 def test_bad_requests_get_typed_errors_and_the_service_lives(node: TestNode) -> None:
@@ -86,7 +87,7 @@ def test_bad_requests_get_typed_errors_and_the_service_lives(node: TestNode) -> 
         client.request(m.GetAccount(b"short"), m.AccountReply)
     with pytest.raises(Malformed):
         client.request(m.SubmitBlock(b"\xc1"), m.BlockResult)
-    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     raw.connect(node.config.endpoint("state"))
     raw.send_multipart([b"one frame only"])
     raw.send_multipart([b"rid", b"\x92\xa3nop\x90"])  # unknown message type
