@@ -8,6 +8,7 @@ import shutil
 import signal
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +34,17 @@ def pytest_configure(config: pytest.Config) -> None:
     claim ports (tests/framework/ports.py) and can clean that up at the end."""
     if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", "") is None:
         config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test keeps a node id of its own. schemathesis names each API operation's test
+    `test_fuzz[GET /path]` but, under pytest 9, builds all their node ids from the bare
+    function name; pytest-xdist hands tests to its workers by node id and would run just one
+    of them. Such a test's node id is rebuilt from its full name."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            item._id = item.parent.id.child(item.name)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
