@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.framework.browser import clean_artifacts
 from tests.framework.ports import claims_dir
 from tools import cli
 
@@ -27,6 +28,12 @@ Run = Callable[..., tuple[int, str, str]]
 # children then start with SIGINT at its default again.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run starts with no screenshots from an earlier one (once, before any worker)."""
+    if not hasattr(session.config, "workerinput"):
+        clean_artifacts()
 
 
 def pytest_configure(config: pytest.Config) -> None:
