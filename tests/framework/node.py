@@ -308,8 +308,9 @@ class TestNode:
         outlives that is killed, and (with `check`) fails the test: nothing may leak."""
         self.close_clients()
         codes: dict[str, int | None] = {}
+        # the reverse of the start order; an extra gateway (start_gateway) first
         for name in sorted(self.procs, key=lambda s: -START_ORDER.index(s)
-                           if s in START_ORDER else 0):
+                           if s in START_ORDER else -len(START_ORDER)):
             codes[name] = self.procs[name].stop()
         if self.supervisor is not None and self.supervisor.poll() is None:
             codes["supervisord"] = self.stop_supervised()
