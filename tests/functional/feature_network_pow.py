@@ -18,10 +18,10 @@ NET_ERRORS = (httpx.HTTPError,)  # a node that is busy or restarting answers not
 
 
 def test_pow_devnet_mines_retargets_and_converges() -> None:
-    # the target interval is far below what a block at this difficulty takes (tenths of a s
-    # with three miners), so a retarget window always took over double its target and the
-    # difficulty must drop there: the retarget happens whatever the machine's speed (at
-    # 150 ms it could land between half and double, and then rightly not change)
+    # the target interval is far below what a block at this difficulty takes (tenths of a
+    # second, with three miners), so a retarget window always took over double its target
+    # and the difficulty must drop there, whatever the machine's speed (at 150 ms a window
+    # could take between half and double its target, and then rightly not retarget)
     start_difficulty, interval_ms = 19, 30
     with TestNetwork.up("ccpow-", "--nodes", "3", "--pow", "--base-port",
                         str(free_base_port(3)), "--interval-ms", str(interval_ms),
