@@ -8,13 +8,14 @@ so a failure says how far the system got. No test sleeps to synchronise."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,9 +29,39 @@ class WaitTimeout(TimeoutError):
     """A condition a test waited for did not hold in time."""
 
 
-def _timed_out(what: str, timeout: float, last: object, error: BaseException | None) -> WaitTimeout:
-    detail = f"; last error: {error!r}" if error is not None else f"; last value: {last!r}"
-    return WaitTimeout(f"timed out after {timeout:g} s waiting for {what}{detail}")
+class _Poll:
+    """What `wait_until` and `wait_until_async` keep between tries: the deadline, and the
+    last value or ignored error, for the message when the time is up."""
+
+    def __init__(self, timeout: float, what: str,
+                 ignore: tuple[type[BaseException], ...]) -> None:
+        self.timeout, self.what, self.ignore = timeout, what, ignore
+        self.end = time.monotonic() + timeout
+        self.last: object = None
+        self.error: BaseException | None = None
+
+    def saw(self, value: T) -> T:
+        self.last, self.error = value, None
+        return value
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[None]:
+        """One try: an error of an ignored type counts as "not yet"."""
+        try:
+            yield
+        except self.ignore as exc:
+            self.error = exc
+
+    def pause(self, interval: float) -> float:
+        """How long to wait before the next try (the last one falls on the deadline); past
+        the deadline, WaitTimeout naming what was awaited and what was seen last."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            seen = (f"last error: {self.error!r}" if self.error is not None
+                    else f"last value: {self.last!r}")
+            raise WaitTimeout(f"timed out after {self.timeout:g} s waiting for {self.what}; "
+                              f"{seen}")
+        return min(interval, left)
 
 
 def wait_until(predicate: Callable[[], T | None], *, timeout: float, what: str,
@@ -40,21 +71,12 @@ def wait_until(predicate: Callable[[], T | None], *, timeout: float, what: str,
     An exception of a type in `ignore` counts as "not yet" (a node restarting refuses
     connections for a while); any other propagates at once. The predicate is called at
     least once, and once more at the deadline, so a slow poll never misses a late success."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    error: BaseException | None = None
+    poll = _Poll(timeout, what, ignore)
     while True:
-        final = time.monotonic() >= deadline
-        try:
-            last = predicate()
-            error = None
-            if last:
-                return last
-        except ignore as exc:
-            error = exc
-        if final:
-            raise _timed_out(what, timeout, last, error)
-        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
+        with poll.attempt():
+            if value := poll.saw(predicate()):
+                return value
+        time.sleep(poll.pause(interval))
 
 
 async def wait_until_async(predicate: Callable[[], T | None | Awaitable[T | None]], *,
@@ -62,23 +84,15 @@ async def wait_until_async(predicate: Callable[[], T | None | Awaitable[T | None
                            ignore: tuple[type[BaseException], ...] = ()) -> T:
     """`wait_until` for a test running in an event loop: the loop keeps running (the
     services under test live in it) while the predicate is polled."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    error: BaseException | None = None
+    poll = _Poll(timeout, what, ignore)
     while True:
-        final = time.monotonic() >= deadline
-        try:
+        with poll.attempt():
             value = predicate()
             if inspect.isawaitable(value):
                 value = await value
-            last, error = value, None
-            if value:
+            if poll.saw(value):
                 return value  # type: ignore[return-value]
-        except ignore as exc:
-            error = exc
-        if final:
-            raise _timed_out(what, timeout, last, error)
-        await asyncio.sleep(max(0.0, min(interval, deadline - time.monotonic())))
+        await asyncio.sleep(poll.pause(interval))
 
 
 def log_step(text: str) -> None:
