@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/ccoin quickstart --data $(DATA)
 
-## test: install what the suite needs and run it
+## test: install what the suite needs and run it, in TEST_WORKERS processes (pytest-xdist;
+## one test file per worker at a time, so a module's shared node stays in one process; files
+## in collection order, the long functional ones first, not reordered by their test count)
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --durations=10
 
 ## browser: Debian's Chromium for the dashboard's browser tests (installed when root; without
 ## it those tests skip and say why). Playwright drives it; its own browser download is not used.

@@ -1,10 +1,12 @@
-"""Headless Chromium for the dashboard tests: Debian's `chromium` driven by Playwright.
+"""Headless Chromium for the dashboard tests: Debian's `chromium` driven by Playwright, and
+the few page helpers those tests share.
 
 Playwright's own browser download is never used (this machine reaches no CDN): the tests
 launch `/usr/bin/chromium`, which `make browser` (a prerequisite of `make test`) installs
 with apt when it runs as root. Without it, or without the `playwright` package, the browser
 tests skip and say why. Chromium gets a fresh profile per launch (Playwright makes a
-temporary user-data dir) and the flags that keep it off the network.
+temporary user-data dir) and the flags that keep it off the network; it resolves
+VISITOR_HOST to 127.0.0.1, so a test can reach the node by a name that is not loopback's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.framework.process import ROOT
+from tests.framework.util import ROOT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
@@ -30,6 +32,13 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}  # a common phone, in CSS pixels
+VISITOR_HOST = "ccoin-visitor.test"  # mapped to 127.0.0.1 inside Chromium only
+WAIT = 20_000  # ms, for the page to show something
+# page functions, not expressions: the page's CSP forbids eval, and Playwright evaluates a
+# bare expression string with it
+HASH_IS = "h => location.hash === h"
+HEIGHT_AT_LEAST = ("t => Number((document.querySelector('#stats .stat:nth-child(2) dd')"
+                   "?.textContent ?? '-1').replace(/,/g, '')) >= t")
 
 
 def unavailable_reason() -> str | None:
@@ -45,13 +54,14 @@ def unavailable_reason() -> str | None:
 
 
 @contextmanager
-def chromium(extra_args: list[str] | None = None) -> Iterator[Browser]:
+def chromium() -> Iterator[Browser]:
     """A headless Chromium for one test module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS + (extra_args or []))
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {VISITOR_HOST} 127.0.0.1"])
         try:
             yield browser
         finally:
@@ -91,3 +101,15 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
 def clean_artifacts() -> None:
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
+
+
+def goto(page: Page, url: str, route: str = "") -> None:
+    """Open the dashboard at `url` on `route` (`#/wallet`...), once its page is drawn."""
+    page.goto(f"{url}/{route}")
+    page.wait_for_selector("main h1", timeout=WAIT)
+
+
+def stat(page: Page, label: str) -> str:
+    """The value of the stat card labelled `label`."""
+    return page.locator(".stat", has=page.locator("dt", has_text=label)).locator("dd") \
+        .inner_text()

@@ -34,6 +34,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tests.framework.util import WaitTimeout, wait_until
+
 PREFIX = "ccnet"
 DEFAULT_SUBNET = "10.231.7"  # a private /24 that exists only inside the lab's namespaces
 
@@ -95,10 +97,9 @@ def _kill_inside(ns: str) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + pause
-        while time.monotonic() < deadline and _run("ip", "netns", "pids", ns,
-                                                   check=False).stdout.strip():
-            time.sleep(0.1)
+        with contextlib.suppress(WaitTimeout):  # then SIGKILL
+            wait_until(lambda: not _run("ip", "netns", "pids", ns, check=False).stdout.strip(),
+                       timeout=pause, what=f"the processes in {ns} to exit")
 
 
 def sweep_stale() -> list[str]:

@@ -1,7 +1,11 @@
-"""Start real ccoin service processes for tests (Bitcoin Core's test_node, in small).
+"""One ccoin service as an OS process: what `TestNode` (tests/framework/node.py) is made of.
 
-Each `ServiceProcess` is `python -m services.<name> --config <node.json>` with its output in
-`<data>/logs/<name>.log`; `wait_ready` pings it over the real bus."""
+A `ServiceProcess` is `python -m services.<name> --config <node.json>`, optionally under a
+command prefix (`ip netns exec NS` runs it in a network namespace), with its output in
+`<data>/logs/<name>.log`. It is ready when it answers a real round trip: a bus
+`ServicePing` for state, miner and p2p, `GET /health` (which itself asks state) for the
+REST gateway. It can be killed with any signal, paused (SIGSTOP) and resumed, and stopped
+the way supervisord stops it (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
@@ -9,43 +13,31 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from common import messages
 from common.errors import CcoinError
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
-from runtime.ports import free_port as free_port  # re-exported for the tests
+from tests.framework.ports import free_port as free_port  # re-exported (p2p tests)
+from tests.framework.util import ROOT as ROOT  # re-exported for the tests
+from tests.framework.util import processes_using as processes_using  # re-exported
+from tests.framework.util import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def poll(pred: Callable[[], Any], timeout: float, what: str, *, interval: float = 0.2,
-         ignore: tuple[type[BaseException], ...] = ()) -> Any:
-    """Call `pred` every `interval` s until it returns something truthy, and return that. An
-    exception of a type in `ignore` counts as "not yet"; any other propagates at once. After
-    `timeout` s, `TimeoutError` naming `what` and the last ignored error."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = pred()
-            if value:
-                return value
-        except ignore as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}"
-                       + (f" (last error: {last!r})" if last else ""))
+HTTP_SERVICES = frozenset({"api"})  # answer over HTTP, not on the bus
 
 
 class ServiceProcess:
-    def __init__(self, name: str, config_path: Path) -> None:
+    """One service of one node, as a process."""
+
+    def __init__(self, name: str, config_path: Path, prefix: Sequence[str] = ()) -> None:
         self.name = name
         self.config_path = config_path
+        self.prefix = list(prefix)
         self.config: NodeConfig = load_config(config_path)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -53,33 +45,52 @@ class ServiceProcess:
     def log_path(self) -> Path:
         return self.config.log_dir / f"{self.name}.log"
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self) -> ServiceProcess:
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        log.close()
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", f"services.{self.name}", "--config",
+                 str(self.config_path)], stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=ROOT)
         return self
 
-    def wait_ready(self, endpoint: str | None = None, timeout: float = 20.0) -> None:
-        """Ping the service's bus endpoint until it answers."""
-        ep = endpoint or self.config.endpoint(self.name)
-        deadline = time.monotonic() + timeout
-        client = SyncBusClient(ep, timeout=0.5, retries=0)
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
+
+    def wait_ready(self, endpoint: str | None = None, timeout: float = 30.0) -> None:
+        """Wait until the service answers a round trip (it exiting fails at once)."""
+        if self.name in HTTP_SERVICES and endpoint is None:
+            url = f"http://127.0.0.1:{self.config.api_port}/health"
+
+            def healthy() -> bool:
+                self._check_alive()
+                return httpx.get(url, timeout=2.0).status_code == 200
+
+            wait_until(healthy, timeout=timeout, what=f"{self.name} to answer {url}",
+                       ignore=(httpx.HTTPError,))
+            return
+        client = SyncBusClient(endpoint or self.config.endpoint(self.name), timeout=0.5,
+                               retries=0)
+
+        def pong() -> bool:
+            self._check_alive()
+            client.request(messages.ServicePing(), messages.ServicePong)
+            return True
+
         try:
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited: {self.tail()}")
-                try:
-                    client.request(messages.ServicePing(), messages.ServicePong)
-                    return
-                except CcoinError:
-                    time.sleep(0.1)
+            wait_until(pong, timeout=timeout, what=f"{self.name} to answer a bus ping",
+                       interval=0.05, ignore=(CcoinError,))
         finally:
             client.close()
-        raise TimeoutError(f"{self.name} not ready: {self.tail()}")
 
     def tail(self, n: int = 30) -> str:
         try:
@@ -88,14 +99,29 @@ class ServiceProcess:
             return ""
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """Send `sig` and reap the process (a crash, as far as the node can tell)."""
+        if self.alive():
+            assert self.proc is not None
             self.proc.send_signal(sig)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process holds its sockets but answers nothing (a hung service)."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> int | None:
+        """SIGTERM, as supervisord stops a service (SIGKILL after 10 s); the exit status."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(10)
@@ -105,17 +131,8 @@ class ServiceProcess:
         return self.proc.returncode
 
 
-def processes_using(marker: str) -> list[int]:
-    """Pids of live processes (zombies excluded) whose command line mentions `marker`."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            out.append(int(entry))
-    return out
+def poll(pred: Callable[[], Any], timeout: float, what: str, *, interval: float = 0.2,
+         ignore: tuple[type[BaseException], ...] = ()) -> Any:
+    """`wait_until` with positional arguments, for tests/framework/p2p.py (owned by the p2p
+    work) until it calls `tests.framework.util.wait_until` itself; new code must not."""
+    return wait_until(pred, timeout=timeout, what=what, interval=interval, ignore=ignore)

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,95 +23,34 @@ import pytest
 from client import sign_transfer, tx_to_json
 from common.crypto import PrivateKey, Signer
 from runtime.keystore import Keystore
-from tests.framework.process import ROOT, free_port, processes_using
+from tests.framework.node import TestNode
+from tests.framework.util import ccoin, processes_using, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-CCOIN_SCRIPT = Path(sys.executable).parent / "ccoin"
+NOT_YET = (httpx.HTTPError, KeyError, ValueError)  # the API down, or not answering in full
 
 
-def ccoin_argv(*args: str) -> list[str]:
-    if CCOIN_SCRIPT.is_file():
-        return [str(CCOIN_SCRIPT), *args]
-    return [sys.executable, "-c", "import sys; from tools.cli import main; sys.exit(main())",
-            *args]
-
-
-def ccoin(*args: str, timeout: float = 120) -> str:
-    proc = subprocess.run(ccoin_argv(*args), capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"ccoin {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
+def ccoin_out(*args: str) -> str:
+    return ccoin(*args).stdout
 
 
 def ccoin_json(*args: str) -> Any:
-    return json.loads(ccoin(*args, "--json"))
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except (AssertionError, httpx.HTTPError, KeyError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(what)
-
-
-@dataclass
-class Node:
-    data: Path
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def status(self) -> dict[str, dict[str, Any]]:
-        return {p["name"]: p for p in ccoin_json("node", "status", "--data", str(self.data))}
-
-    def tail(self) -> str:
-        parts = [self.log.read_text(errors="replace")[-3000:]]
-        for name in ("state", "api", "miner"):
-            p = self.data / "logs" / f"{name}.log"
-            if p.exists():
-                parts.append(f"--- {name}\n" + p.read_text(errors="replace")[-2000:])
-        return "\n".join(parts)
+    return json.loads(ccoin_out(*args, "--json"))
 
 
 @pytest.fixture
-def node() -> Iterator[Node]:
-    base = Path(tempfile.mkdtemp(prefix="cce2e-", dir="/tmp"))
-    data, port = base / "data", free_port()
-    log = base / "quickstart.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(ccoin_argv("quickstart", "--data", str(data), "--port",
-                                           str(port)),
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True)
-    n = Node(data, port, proc, log)
+def node(short_tmp: Path) -> Iterator[TestNode]:
+    """`ccoin quickstart` (what `make run` does), stopped with `ccoin node stop`; nothing of
+    it may outlive the test."""
+    n = TestNode.quickstart(short_tmp / "data")
     try:
-        wait_for(lambda: httpx.get(f"{n.api}/health", timeout=2).status_code == 200, 90,
-                 "api up")
         yield n
-    except TimeoutError:
-        pytest.fail(f"node did not come up:\n{n.tail()}")
+    except BaseException:
+        print(n.tail())
+        raise
     finally:
-        if proc.poll() is None:
-            subprocess.run(ccoin_argv("node", "stop", "--data", str(data)), cwd=ROOT,
-                           capture_output=True, timeout=60)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        for pid in processes_using(str(data)):  # nothing of ours may outlive the test
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(base, ignore_errors=True)
+        n.stop()
 
 
 @dataclass
@@ -154,7 +89,9 @@ class Load:
                     self.failed_requests += 1
                     for t in txs:
                         self.unacked.setdefault(t.id.hex(), t.nonce)
-                    time.sleep(0.2)  # the same batch again: resubmission is idempotent
+                    # a client's retry pace while the node is down (not a wait for it): the
+                    # same batch again, resubmission is idempotent
+                    time.sleep(0.2)
                 if results is None:
                     self.errors.append("batch never answered")
                     return
@@ -168,38 +105,42 @@ class Load:
                 if len(self.acked) < nonce + self.batch:
                     return  # a refused nonce: later ones could only gap
                 nonce += self.batch
-                time.sleep(0.05)
+                time.sleep(0.05)  # the load's pace: a steady stream, not a flood
 
 
-def test_quickstart_send_and_survive_a_state_crash(node: Node) -> None:
-    data = str(node.data)
-    developer = (node.data / "developer.txt").read_text().strip()
-    password = (node.data / "password.txt").read_text().strip()
+def test_quickstart_send_and_survive_a_state_crash(node: TestNode) -> None:
+    data = str(node.base_path)
+    developer = (node.base_path / "developer.txt").read_text().strip()
+    password = (node.base_path / "password.txt").read_text().strip()
 
     # --- the README's first steps --------------------------------------------------------
     status = ccoin_json("status", "--data", data)
     assert status["network_id"] == 1337
-    assert {p["state"] for p in node.status().values()} == {"RUNNING"}
-    alice = ccoin("account", "new", "--data", data).strip()
+    assert {p["state"] for p in node.supervised_status().values()} == {"RUNNING"}
+    alice = ccoin_out("account", "new", "--data", data).strip()
     sent = ccoin_json("send", "--data", data, "--from", developer, "--to", alice,
                       "--amount", "1000000", "--fee", "1", "--wait", "--timeout", "60")
     assert sent["status"] == "confirmed" and sent["to"] == alice
     assert ccoin_json("balance", alice, "--data", data)["balance"] == 1_000_000
 
     # --- SIGKILL the state service while transfers pour in --------------------------------
-    signer = Signer(Keystore(node.data / "keystore").load(bytes.fromhex(alice), password))
+    signer = Signer(Keystore(node.base_path / "keystore").load(bytes.fromhex(alice), password))
     bob = PrivateKey.generate().address
-    load = Load(node.api, signer, status["network_id"], bob)
+    load = Load(node.url, signer, status["network_id"], bob)
     worker = threading.Thread(target=load.run, daemon=True)
     worker.start()
-    wait_for(lambda: len(load.acked) >= 300, 60, "load running")
-    before = node.status()["state"]
+    wait_until(lambda: len(load.acked) >= 300, timeout=60, what="the load running")
+    before = node.supervised_status()["state"]
     os.kill(before["pid"], signal.SIGKILL)
-    wait_for(lambda: (node.status()["state"]["state"] == "RUNNING"
-                      and node.status()["state"]["pid"] != before["pid"]), 60,
-             "supervisord restarts state")
+
+    def restarted() -> bool:
+        state = node.supervised_status()["state"]
+        return state["state"] == "RUNNING" and state["pid"] != before["pid"]
+
+    wait_until(restarted, timeout=60, what="supervisord to restart state")
     after_restart = len(load.acked)
-    wait_for(lambda: len(load.acked) >= after_restart + 300, 90, "load resumes")
+    wait_until(lambda: len(load.acked) >= after_restart + 300, timeout=90,
+               what="the load to resume")
     load.stop.set()
     worker.join(120)
     assert not worker.is_alive()
@@ -208,12 +149,13 @@ def test_quickstart_send_and_survive_a_state_crash(node: Node) -> None:
           f"{load.failed_requests} failed requests around the crash")
 
     # --- every acknowledged transaction confirmed, exactly once ---------------------------
-    with httpx.Client(base_url=node.api, timeout=10) as http:
+    with httpx.Client(base_url=node.url, timeout=10) as http:
         def all_confirmed() -> bool:
             pending = [i for i in load.acked
                        if http.get(f"/api/v1/txs/{i}").json().get("status") != "confirmed"]
             return not pending
-        wait_for(all_confirmed, 120, "every accepted transaction confirmed")
+        wait_until(all_confirmed, timeout=120, what="every accepted transaction confirmed",
+                   ignore=NOT_YET)
         height = http.get("/api/v1/status").json()["height"]
         seen: dict[str, int] = {}
         for h in range(1, height + 1):
@@ -232,11 +174,13 @@ def test_quickstart_send_and_survive_a_state_crash(node: Node) -> None:
         1 + n % 7 for n in ours.values())
 
     # --- stop: nothing left behind ---------------------------------------------------------
-    pids = [p["pid"] for p in node.status().values()] + [before["pid"], node.proc.pid]
+    assert node.supervisor is not None
+    pids = [p["pid"] for p in node.supervised_status().values()]
+    pids += [before["pid"], node.supervisor.pid]
     ccoin("node", "stop", "--data", data)
-    assert node.proc.wait(30) == 0
-    time.sleep(0.5)
-    assert not processes_using(data), processes_using(data)
+    assert node.supervisor.wait(30) == 0
+    wait_until(lambda: not processes_using(data), timeout=10,
+               what="every process of the node to be gone")
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -1,4 +1,6 @@
-"""The state service as a process, over real ZeroMQ sockets."""
+"""feature_state_service: the state service as a process, over real ZeroMQ sockets: typed
+requests and errors on the bus, events published after the commit and numbered per topic,
+and a SIGKILL that loses neither the chain nor the pool."""
 
 from __future__ import annotations
 
@@ -16,19 +18,16 @@ from common.errors import Malformed, NotFound
 from common.types import Block, BlockHeader, Transaction
 from runtime.bus import SyncBusClient, parse_event
 from runtime.keystore import Keystore
-from tests.framework.process import ServiceProcess
-from tools.devchain import DevChain, create_dev_chain
+from tests.framework.events import subscribe
+from tests.framework.node import TestNode
+from tools.devchain import DevChain
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[tuple[DevChain, ServiceProcess, SyncBusClient]]:
-    dev = create_dev_chain(tmp_path / "n", interval_ms=1000)
-    proc = ServiceProcess("state", dev.config_path).start()
-    proc.wait_ready()
-    client = SyncBusClient(proc.config.endpoint("state"), timeout=5)
-    yield dev, proc, client
-    client.close()
-    assert proc.stop() == 0, proc.tail()
+def node(tmp_path: Path) -> Iterator[TestNode]:
+    node = TestNode.create(tmp_path / "n", interval_ms=1000).start("state")
+    yield node
+    assert node.stop()["state"] == 0, node.tail()
 
 
 def seal(dev: DevChain, client: SyncBusClient) -> Block:
@@ -41,14 +40,11 @@ def seal(dev: DevChain, client: SyncBusClient) -> Block:
     return Block(consensus.sign_header(solved, signer), tuple(map(Transaction.decode, tpl.txs)))
 
 
-def test_submit_seal_and_query(node: tuple[DevChain, ServiceProcess, SyncBusClient]) -> None:
-    dev, proc, client = node
+def test_submit_seal_and_query(node: TestNode) -> None:
+    dev, client = node.chain, node.bus("state")
     status = client.request(m.GetStatus(), m.StatusReply)
     assert status.height == 0 and status.network_id == 1337 and status.poa
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(proc.config.endpoint("events"))
-    time.sleep(0.3)  # PUB/SUB slow joiner
+    sub = subscribe(node.config.endpoint("events"))  # connected: nothing published is lost
     sender = crypto.Signer(dev.developer)
     to = crypto.PrivateKey.generate().address
     txs = [Transaction.create(sender, chain_id=1337, nonce=n, to=to, amount=10, fee=1)
@@ -73,26 +69,26 @@ def test_submit_seal_and_query(node: tuple[DevChain, ServiceProcess, SyncBusClie
     assert client.request(m.GetAccount(to), m.AccountReply).balance == 30
     blocks = client.request(m.GetBlockRange(-1, 10, True), m.BlockRangeReply)
     assert [Block.decode(b).height for b in blocks.blocks] == [1, 0]
-    events = []
-    while sub.poll(2000) and len(events) < 2:
+    events: list[tuple[bytes, int, m.Message]] = []
+    while len(events) < 2 and sub.poll(5000):
         events.append(parse_event(sub.recv_multipart()))
     sub.close(0)
     assert [(t, type(e)) for t, _, e in events] == [(b"txs", m.TxsEvent), (b"head", m.HeadEvent)]
     assert events[0][1] == events[1][1] == 1  # each topic numbers its own events from 1
-    assert events[1][2].hash == block.hash
+    head = events[1][2]
+    assert isinstance(head, m.HeadEvent) and head.hash == block.hash
 
 
-def test_bad_requests_get_typed_errors_and_the_service_lives(
-        node: tuple[DevChain, ServiceProcess, SyncBusClient]) -> None:
-    dev, proc, client = node
+def test_bad_requests_get_typed_errors_and_the_service_lives(node: TestNode) -> None:
+    client = node.bus("state")
     with pytest.raises(NotFound):
         client.request(m.GetBlock(99, b""), m.BlockReply)
     with pytest.raises(Malformed):
         client.request(m.GetAccount(b"short"), m.AccountReply)
     with pytest.raises(Malformed):
         client.request(m.SubmitBlock(b"\xc1"), m.BlockResult)
-    raw = zmq.Context.instance().socket(zmq.DEALER)
-    raw.connect(proc.config.endpoint("state"))
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    raw.connect(node.config.endpoint("state"))
     raw.send_multipart([b"one frame only"])
     raw.send_multipart([b"rid", b"\x92\xa3nop\x90"])  # unknown message type
     assert raw.poll(3000)
@@ -103,16 +99,16 @@ def test_bad_requests_get_typed_errors_and_the_service_lives(
     assert client.request(m.ServicePing(), m.ServicePong).service == "state"
 
 
-def test_restart_keeps_chain_and_pool(node: tuple[DevChain, ServiceProcess, SyncBusClient]) -> None:
-    dev, proc, client = node
+def test_restart_keeps_chain_and_pool(node: TestNode) -> None:
+    dev, client = node.chain, node.bus("state")
     sender = crypto.Signer(dev.developer)
     txs = [Transaction.create(sender, chain_id=1337, nonce=n, to=b"\x01" * 20, amount=1)
            for n in range(4)]
     client.request(m.SubmitTxs(tuple(t.raw for t in txs[:2])), m.SubmitResult)
     client.request(m.SubmitBlock(seal(dev, client).raw), m.BlockResult)
     client.request(m.SubmitTxs(tuple(t.raw for t in txs[2:])), m.SubmitResult)
-    proc.kill()  # SIGKILL: no clean shutdown
-    proc.start().wait_ready()
+    node.kill("state")  # SIGKILL: no clean shutdown
+    node.restart("state")
     status = client.request(m.GetStatus(), m.StatusReply)
     assert (status.height, status.mempool_count, status.ready_count) == (1, 2, 2)
     assert Keystore(dev.base_path / "keystore").addresses()

@@ -20,19 +20,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import one_line_error
-from tests.framework.apinode import running_node
-from tests.framework.devnet import (
-    Api,
-    api_get,
-    ccoin,
-    devnet_up,
-    free_base_port,
-    requires_p2p,
-    wait_for,
-)
+from tests.framework.network import TestNetwork, free_base_port
+from tests.framework.node import TestNode
+from tests.framework.rest import RestApi, assert_error
+from tests.framework.util import ccoin, wait_until
 from tools.devnet import Devnet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180), requires_p2p]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 INTERVAL_MS = 300
 
@@ -40,8 +34,8 @@ INTERVAL_MS = 300
 @dataclass
 class Net:
     devnet: Devnet
-    validator: Api
-    basic: Api
+    validator: RestApi
+    basic: RestApi
 
     @property
     def a(self) -> str:
@@ -54,10 +48,9 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net() -> Iterator[Net]:
-    with devnet_up("cccli-", "--nodes", "2", "--validators", "1", "--base-port",
-                   str(free_base_port(2)), "--interval-ms", str(INTERVAL_MS),
-                   ) as (_, devnet, apis):
-        yield Net(devnet, *apis)
+    with TestNetwork.up("cccli-", "--nodes", "2", "--validators", "1", "--base-port",
+                        str(free_base_port(2)), "--interval-ms", str(INTERVAL_MS)) as network:
+        yield Net(network.devnet, *network.apis)
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -77,7 +70,7 @@ def ok(*args: str) -> str:
 
 
 def test_peers_lists_the_other_node(net: Net) -> None:
-    basic_id = api_get(net.b, "/api/v1/peers")["node_id"]
+    basic_id = net.basic.get("/api/v1/peers")["node_id"]
     out = ok("peers", "--api", net.a)
     lines = out.strip().splitlines()
     assert lines[0].split()[:3] == ["node", "id", "endpoint"], out
@@ -87,7 +80,7 @@ def test_peers_lists_the_other_node(net: Net) -> None:
 
     # from the basic node, through its config (--data): the validator, as JSON
     doc = json.loads(ok("peers", "--data", str(net.devnet.nodes[1].base_path), "--json"))
-    validator_id = api_get(net.a, "/api/v1/peers")["node_id"]
+    validator_id = net.validator.get("/api/v1/peers")["node_id"]
     assert doc["node_id"] == basic_id
     assert [p["node_id"] for p in doc["peers"]] == [validator_id]
 
@@ -104,7 +97,8 @@ def test_peers_add(net: Net) -> None:
     out = ok("peers", "add", net.devnet.nodes[1].p2p_endpoint, "--api", net.a)
     assert out.strip() == (f"asked the node to connect to {net.devnet.nodes[1].p2p_endpoint} "
                            "(`ccoin peers` shows the link)")
-    wait_for(lambda: net.validator.status()["peers"] >= 1, 20, "node1 linked again")
+    wait_until(lambda: net.validator.status()["peers"] >= 1, timeout=20,
+               what="node1 linked again")
 
 
 # --- sync ------------------------------------------------------------------------------------
@@ -138,6 +132,7 @@ def test_mining_stop_and_start(net: Net) -> None:
         assert ok("mining", "stop", "--api", net.a).startswith("mining off:")
         assert mining_fields(ok("mining", "--api", net.a))["mining"] == "no"
         stopped = net.validator.height()
+        # the behaviour under test is that nothing happens: five intervals without a block
         time.sleep(5 * INTERVAL_MS / 1000)
         # at most the block that was being sealed when the stop came
         assert net.validator.height() <= stopped + 1, "blocks still sealed after `mining stop`"
@@ -145,7 +140,7 @@ def test_mining_stop_and_start(net: Net) -> None:
     finally:
         out = ok("mining", "start", "--api", net.a)
     assert out.startswith("mining on:"), out
-    wait_for(lambda: net.validator.height() > stopped, 10, "sealing resumed")
+    wait_until(lambda: net.validator.height() > stopped, timeout=10, what="sealing resumed")
 
     # a basic node runs no miner: said as a fact, and `start` is one line of error
     assert "no miner runs on this node" in ok("mining", "--api", net.b)
@@ -158,7 +153,7 @@ def test_mining_stop_and_start(net: Net) -> None:
 
 def test_consensus_lists_the_authorities(net: Net) -> None:
     authority = net.devnet.nodes[0].account.hex()
-    assert api_get(net.a, "/api/v1/consensus")["authorities"] == [authority]
+    assert net.validator.get("/api/v1/consensus")["authorities"] == [authority]
     out = ok("consensus", "--api", net.a, "--window", "50")
     head, *rows = out.strip().splitlines()
     assert head.startswith("proof of authority: 1 authority; block "), head
@@ -174,9 +169,14 @@ def test_consensus_lists_the_authorities(net: Net) -> None:
 
 def test_a_bare_pow_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CCOIN_ADMIN_TOKEN", raising=False)
-    with running_node(tmp_path, miner=False, poa=False,
-                      config={"api": {"admin_token": "s3cret"}}) as node:
-        url, config = node.url, str(node.chain.config_path)
+    with TestNode.create(tmp_path, poa=False, config={"api": {"admin_token": "s3cret"}},
+                         ) as node:
+        node.start("state", "api")
+        url, config = node.url, str(node.config_path)
+        # no miner: the REST API says so, and refuses to start one
+        mining = node.http.get("/api/v1/mining").json()
+        assert mining == {**mining, "mining": False, "validator": False}
+        assert_error(node.http.post("/api/v1/mining/start"), 409, "not_a_validator")
         out = ok("consensus", "--api", url)
         assert out.strip() == ("proof of work: no authorities, any miner may seal block 1 "
                                "(difficulty 4)")

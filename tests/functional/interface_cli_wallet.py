@@ -1,7 +1,7 @@
-"""interface_cli_wallet: the `ccoin` command line as a wallet. Key import/export round
-trips (no node), then end to end against a real node: two new accounts, sends with
-`--wait`, balances and history right, explained statuses, Merkle proof, live events, and
-every failure one line with a non-zero exit."""
+"""interface_cli_wallet: the `ccoin` command line as a wallet, end to end against a real
+node: two new accounts, sends with `--wait`, balances and history right, explained
+statuses, Merkle proof, live events, and every failure one line with a non-zero exit. (Key
+import/export round trips need no node: tests/unit/tools/cli/test_account.py.)"""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from common.crypto import KeyType, PrivateKey
-from runtime.keystore import Keystore
 from tests.conftest import Run, one_line_error
-from tests.framework.apinode import RunningNode, running_node
+from tests.framework.node import TestNode
 
 
 def write(path: Path, text: str) -> Path:
@@ -22,96 +20,16 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-# --- import / export -------------------------------------------------------------------------
-
-
-def test_export_import_round_trips(run: Run, tmp_path: Path) -> None:
-    pw = write(tmp_path / "pw", "first secret\n")
-    pw2 = write(tmp_path / "pw2", "second secret\n")
-    k1, k2, k3, k4 = (str(tmp_path / f"k{i}") for i in range(1, 5))
-    code, out, err = run("account", "new", "--keystore", k1, "--password-file", str(pw))
-    assert code == 0, err
-    address = out.strip()
-
-    # the key file, encrypted, as JSON; imported elsewhere it is the same account
-    code, out, err = run("account", "export", address, "--keystore", k1)
-    assert code == 0, err
-    exported = json.loads(out)
-    assert exported["address"] == address and "ciphertext" in exported["crypto"]
-    keyfile = write(tmp_path / "key.json", out)
-    code, out, err = run("account", "import", str(keyfile), "--keystore", k2,
-                         "--password-file", str(pw))
-    assert code == 0 and out.strip() == address, err
-    assert "from a key file" in err
-    code, _, err = run("account", "import", str(keyfile), "--keystore", k2,
-                       "--password-file", str(pw))
-    one_line_error(code, err, "already in")
-    # a key file with another password than the keystore's
-    code, _, err = run("account", "import", str(keyfile), "--keystore", k3,
-                       "--password-file", str(pw2))
-    one_line_error(code, err, "wrong password", "--key-password-file")
-    code, out, err = run("account", "import", str(keyfile), "--keystore", k3,
-                         "--password-file", str(pw2), "--key-password-file", str(pw))
-    assert code == 0 and out.strip() == address, err
-    Keystore(k3).load(bytes.fromhex(address), "second secret")
-
-    # the raw secret only with --yes; it imports from stdin
-    code, out, err = run("account", "export", address, "--keystore", k1, "--raw",
-                         "--password-file", str(pw))
-    one_line_error(code, err, "--yes")
-    assert out == ""
-    code, out, err = run("account", "export", address, "--keystore", k1, "--raw", "--yes",
-                         "--password-file", str(pw))
-    assert code == 0 and len(out.strip()) == 64, err
-    assert "controls the account" in err
-    code, out, err = run("account", "import", "-", "--keystore", k4, "--password-file",
-                         str(pw2), "--json", stdin=out)
-    assert code == 0, err
-    assert json.loads(out)["address"] == address and json.loads(out)["key_type"] == "ed25519"
-
-
-def test_import_hex_keys_of_both_types(run: Run, tmp_path: Path) -> None:
-    pw = write(tmp_path / "pw", "pw\n")
-    ks = str(tmp_path / "ks")
-    rsa = PrivateKey.generate(KeyType.RSA)
-    code, out, err = run("account", "import", str(write(tmp_path / "rsa.hex", rsa.secret.hex())),
-                         "--keystore", ks, "--password-file", str(pw))
-    assert code == 0 and out.strip() == rsa.address.hex(), err
-    ed = PrivateKey.generate(KeyType.ED25519)
-    sodium_form = "0x" + (ed.secret + ed.public_key).hex()  # libsodium's 64-byte secret key
-    code, out, err = run("account", "import", str(write(tmp_path / "ed.hex", sodium_form)),
-                         "--keystore", ks, "--password-file", str(pw))
-    assert code == 0 and out.strip() == ed.address.hex(), err
-    code, out, _ = run("account", "list", "--keystore", ks, "--json")
-    assert {(r["address"], r["key_type"]) for r in json.loads(out)} == {
-        (rsa.address.hex(), "rsa"), (ed.address.hex(), "ed25519")}
-    for text, kind, needle in (("zz", [], "not hex"), ("ab" * 31, [], "neither a 32-byte"),
-                               ("ab" * 31, ["--key-type", "ed25519"], "32 bytes, not 31"),
-                               ("ab" * 64, [], "seed || public key"),
-                               ("ab" * 100, ["--key-type", "rsa"], "not an RSA")):
-        code, _, err = run("account", "import", str(write(tmp_path / "bad", text)), *kind,
-                           "--keystore", ks, "--password-file", str(pw))
-        one_line_error(code, err, needle)
-    code, _, err = run("account", "import", str(write(tmp_path / "j", '{"a": 1}')),
-                       "--keystore", ks, "--password-file", str(pw))
-    one_line_error(code, err)
-    code, _, err = run("account", "import", str(tmp_path / "missing"), "--keystore", ks,
-                       "--password-file", str(pw))
-    one_line_error(code, err, "cannot read")
-    code, _, err = run("account", "export", "11" * 20, "--keystore", ks)
-    one_line_error(code, err, "no key for")
-
-
 # --- against a real node ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    with running_node(tmp_path_factory.mktemp("cli"), interval_ms=300) as n:
-        yield n
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNode]:
+    with TestNode.create(tmp_path_factory.mktemp("cli"), interval_ms=300) as n:
+        yield n.start("state", "miner", "api")
 
 
-def test_wallet_end_to_end(run: Run, node: RunningNode, tmp_path: Path) -> None:
+def test_wallet_end_to_end(run: Run, node: TestNode, tmp_path: Path) -> None:
     data = str(node.chain.base_path)  # the node's own dir: its node.json gives API and keys
     pw = write(tmp_path / "pw", "wallet pw\n")
     bad = write(tmp_path / "bad", "not it\n")

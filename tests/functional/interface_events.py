@@ -1,14 +1,13 @@
-"""interface_events: live events. The gateway's numbering, replay ring and loss detection
-as pure code, then a real node's stream: every head in order without gaps, a resumed
-stream that loses nothing, the WebSocket twin, pool removals with their reason, and a
-client that survives a gateway restart and is told to resync."""
+"""interface_events: a real node's live event stream (SSE and WebSocket): every head in order
+without gaps, a resumed stream that loses nothing, the WebSocket twin, pool removals with
+their reason, and a client that survives a gateway restart and is told to resync. The
+gateway's numbering, replay ring and loss detection as pure code are unit tests
+(tests/unit/services/api/test_events.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -17,117 +16,21 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from client.events import Event, parse_sse
-from common import messages as m
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Transaction
 from services.api import events
-from services.api.events import EventHub
-from tests.framework.apinode import RunningNode, running_node, start_api, wait_for
+from tests.framework.node import TestNode
+from tests.framework.util import wait_until
 
 CHAIN = 1337
 SENDER = Signer(PrivateKey.generate(KeyType.ED25519))
 
 
-# --- the hub, pure ---------------------------------------------------------------------------
-
-
-def head(height: int) -> m.HeadEvent:
-    return m.HeadEvent(height, bytes([height % 256]) * 32, 2 * height, 0, 1000 * height,
-                       height % 7)
-
-
-def test_hub_numbers_every_event_and_converts_each_kind() -> None:
-    hub = EventHub()
-    hub.on_bus(b"head", 1, head(1))
-    hub.on_bus(b"txs", 1, m.TxsEvent((b"\x01" * 32,)))
-    hub.on_bus(b"reorg", 1, m.ReorgEvent((b"\x02" * 32,), (b"\x03" * 32, b"\x04" * 32)))
-    hub.on_bus(b"txs_removed", 1, m.TxsRemovedEvent((b"\x05" * 32,), ("evicted",)))
-    hub.on_bus(b"other", 1, m.Ok())  # a topic the gateway does not know is not numbered
-    got, cursor, reason = hub.read(0)
-    assert cursor == 4 and reason == ""
-    docs = [json.loads(data) for _, _, data in got]
-    assert [d["seq"] for d in docs] == [1, 2, 3, 4]
-    assert docs[0] == {"seq": 1, "type": "head", "height": 1, "hash": "01" * 32,
-                       "total_weight": 2, "tx_count": 0, "timestamp": 1000, "pool_count": 1}
-    assert docs[1] == {"seq": 2, "type": "txs_added", "ids": ["01" * 32]}
-    assert docs[2] == {"seq": 3, "type": "reorg", "disconnected": ["02" * 32],
-                       "connected": ["03" * 32, "04" * 32], "depth": 1}
-    assert docs[3] == {"seq": 4, "type": "txs_removed", "ids": ["05" * 32],
-                       "reasons": ["evicted"]}
-
-
-def test_hub_turns_a_gap_or_a_restart_of_state_into_resync() -> None:
-    hub = EventHub()
-    hub.on_bus(b"head", 7, head(1))  # the first seen: no baseline, no gap
-    hub.on_bus(b"head", 8, head(2))
-    hub.on_bus(b"head", 11, head(5))  # 9 and 10 were dropped at the PUB's high-water mark
-    hub.on_bus(b"head", 1, head(6))  # state restarted
-    types = [(json.loads(d)["type"], json.loads(d).get("reason", "")) for _, _, d in
-             hub.read(0)[0]]
-    assert [t for t, _ in types] == ["head", "head", "resync", "head", "resync", "head"]
-    assert "lost 2 head event(s)" in types[2][1] and "restarted" in types[4][1]
-    assert hub.lost == 2
-
-
-def test_hub_ring_is_bounded_and_says_what_it_cannot_replay() -> None:
-    hub = EventHub(keep_events=5, keep_bytes=10**6)
-    for h in range(1, 13):
-        hub.on_bus(b"head", h, head(h))
-    assert (hub.seq, hub.oldest, len(hub.ring)) == (12, 8, 5)
-    got, cursor, reason = hub.read(3)
-    assert [s for s, _, _ in got] == [8, 9, 10, 11, 12] and cursor == 12
-    assert "4..7 are no longer kept" in reason
-    got, _, reason = hub.read(10)
-    assert [s for s, _, _ in got] == [11, 12] and reason == ""
-    got, cursor, reason = hub.read(99)
-    assert got == [] and cursor == 12 and "not issued" in reason
-    small = EventHub(keep_events=1000, keep_bytes=600)
-    for h in range(1, 30):
-        small.on_bus(b"head", h, head(h))
-    assert small.ring_bytes <= 600 and len(small.ring) >= 1 and small.seq == 29
-
-
-def test_follow_replays_filters_notifies_and_beats() -> None:
-    async def go() -> list[tuple[int, dict[str, object]] | None]:
-        hub = EventHub(keep_events=3)
-        for h in range(1, 6):
-            hub.on_bus(b"head", h, head(h))
-        hub.on_bus(b"txs", 1, m.TxsEvent((b"\x09" * 32,)))
-        out: list[tuple[int, dict[str, object]] | None] = []
-        stream = hub.follow(1, frozenset({"head"}), heartbeat=0.05)
-        async for item in stream:
-            out.append(None if item is None else (item[0], json.loads(item[1])))
-            if len(out) == 4:
-                hub.on_bus(b"head", 6, head(6))
-            if len(out) == 5:
-                break
-        await stream.aclose()
-        return out
-
-    out = asyncio.run(go())
-    assert out[0] is not None and out[0][1]["type"] == "resync" and out[0][0] == 3
-    assert [(o[0], o[1]["type"]) for o in out[1:3] if o] == [(4, "head"), (5, "head")]
-    assert out[3] is None  # a heartbeat: seq 6 (txs_added) was filtered out
-    assert out[4] is not None and out[4][0] == 7 and out[4][1]["height"] == 6
-
-
-def test_resume_point_and_sse_parsing() -> None:
-    assert events.parse_since("12", 3) == 12
-    assert events.parse_since(None, 3) == 3
-    assert events.parse_since("junk", None) is None
-    assert events.sse_frame(5, b'{"seq":5}') == b'id: 5\ndata: {"seq":5}\n\n'
-    text = 'retry: 2000\n\n: keep-alive\n\nid: 5\ndata: {"seq":5,\ndata: "type":"head"}\n\n'
-    assert list(parse_sse(iter(text.split("\n")))) == [("5", '{"seq":5,\n"type":"head"}')]
-
-
-# --- a real node -----------------------------------------------------------------------------
-
-
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    with running_node(tmp_path_factory.mktemp("events"), interval_ms=300,
-                      extra_alloc={SENDER.address: 10**9}) as n:
-        yield n
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNode]:
+    with TestNode.create(tmp_path_factory.mktemp("events"), interval_ms=300,
+                         extra_alloc={SENDER.address: 10**9}) as n:
+        yield n.start("state", "miner", "api")
 
 
 def read_events(url: str, n: int, *, headers: dict[str, str] | None = None,
@@ -156,11 +59,13 @@ def assert_gap_free(evs: list[Event]) -> None:
     assert heights == list(range(heights[0], heights[0] + len(heights))), heights
 
 
-def test_every_head_in_order_and_a_resume_loses_nothing(node: RunningNode) -> None:
+def test_every_head_in_order_and_a_resume_loses_nothing(node: TestNode) -> None:
     first = read_events(node.url, 6)
     assert_gap_free(first)
     last = first[-1]
-    time.sleep(1.2)  # about four blocks happen while we are away
+    away = node.client.status().height
+    wait_until(lambda: node.client.status().height >= away + 4, timeout=20,
+               what="four blocks while no stream is open")
     resumed = read_events(node.url, 8, headers={"Last-Event-ID": str(last.seq)})
     assert resumed[0].seq == last.seq + 1
     assert_gap_free(first + resumed)
@@ -172,7 +77,7 @@ def test_every_head_in_order_and_a_resume_loses_nothing(node: RunningNode) -> No
     assert replay[0].type == "head" and all(e.type == "head" for e in replay)
 
 
-def test_pool_events_carry_their_reason(node: RunningNode) -> None:
+def test_pool_events_carry_their_reason(node: TestNode) -> None:
     nonce = node.client.account(SENDER.address).pending_nonce
     to = os.urandom(20)
     # a nonce gap keeps both out of blocks, so the replacement is certain to happen
@@ -199,13 +104,13 @@ def test_pool_events_carry_their_reason(node: RunningNode) -> None:
     node.client.wait_confirmed(dear.id.hex(), timeout=20, poll=0.1)
 
 
-def test_unknown_sequence_gets_a_resync(node: RunningNode) -> None:
+def test_unknown_sequence_gets_a_resync(node: TestNode) -> None:
     evs = read_events(node.url, 2, headers={"Last-Event-ID": str(10**12)})
     assert evs[0].type == "resync" and "not issued" in evs[0].data["reason"]
     assert evs[1].seq == evs[0].seq + 1
 
 
-def test_websocket_carries_the_same_events(node: RunningNode) -> None:
+def test_websocket_carries_the_same_events(node: TestNode) -> None:
     port = node.url.rsplit(":", 1)[1]
     start = read_events(node.url, 1)[0].seq
     with connect(f"ws://127.0.0.1:{port}/api/v1/ws?since={start}&types=head",
@@ -218,23 +123,26 @@ def test_websocket_carries_the_same_events(node: RunningNode) -> None:
         connect(f"ws://127.0.0.1:{port}/api/v1/ws?types=nope", open_timeout=5)
 
 
-def test_client_reconnects_and_is_told_to_resync(node: RunningNode) -> None:
+def test_client_reconnects_and_is_told_to_resync(node: TestNode) -> None:
     notes: list[str] = []
     stream = node.client.events(retry_delay=0.2, on_reconnect=notes.append)
     before = [next(stream) for _ in range(2)]
     assert before[1].seq == before[0].seq + 1
-    api = node.processes["api"]
-    api.stop()
-    node.processes["api"] = start_api(node.chain.config_path, node.url)
+    # killed rather than stopped: a SIGTERM waits out uvicorn's graceful shutdown (5 s) for
+    # this very stream, and the client sees the same thing either way, a dropped connection
+    node.kill("api")
+    node.restart("api")
     # what was already received comes first; then the restarted gateway, numbering from
     # 1 again, says that it cannot replay
-    after = wait_for("a resync", lambda: next(stream).type == "resync", timeout=20, every=0)
+    after = wait_until(lambda: next(stream).type == "resync", timeout=20, interval=0,
+                       what="a resync")
     assert after and notes
-    wait_for("a head after the restart", lambda: next(stream).type == "head", timeout=10)
+    wait_until(lambda: next(stream).type == "head", timeout=10, interval=0,
+               what="a head after the restart")
     stream.close()
 
 
-def test_heads_carry_the_pool_size_and_the_gateway_keeps_the_last_ones(node: RunningNode,
+def test_heads_carry_the_pool_size_and_the_gateway_keeps_the_last_ones(node: TestNode,
                                                                        ) -> None:
     """What the dashboard's pool chart starts from: each head says how big the pool was
     right after it, and GET /mempool/history returns those samples, ordered by height."""
@@ -261,5 +169,5 @@ def test_heads_carry_the_pool_size_and_the_gateway_keeps_the_last_ones(node: Run
     node.client.submit_tx(Transaction.create(SENDER, chain_id=CHAIN, nonce=nonce, to=to,
                                              amount=1))
     node.client.wait_confirmed(queued[-1].id.hex(), timeout=20, poll=0.1)
-    wait_for("a head with the pool empty again", lambda: node.http.get(
-        "/api/v1/mempool/history").json()["samples"][-1]["count"] == 0, 10)
+    wait_until(lambda: node.http.get("/api/v1/mempool/history").json()["samples"][-1][
+        "count"] == 0, timeout=10, what="a head with the pool empty again")

@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
 
-schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (dev extra)")
-
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-
-from runtime.config import NodeConfig  # noqa: E402
-from services.api.app import create_app  # noqa: E402
-from tests.framework.apinode import RunningNode, running_node  # noqa: E402
+from runtime.config import NodeConfig
+from services.api.app import create_app
+from tests.framework.node import TestNode
 
 SPEC = create_app(NodeConfig(base_path=Path("/nonexistent")), 1337).openapi()
 # a request that breaks the schema may also be refused as too large (413) or, for an admin
@@ -42,8 +40,9 @@ STARTED: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    with running_node(tmp_path_factory.mktemp("fuzz"), interval_ms=500) as n:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNode]:
+    with TestNode.create(tmp_path_factory.mktemp("fuzz"), interval_ms=500) as n:
+        n.start("state", "miner", "api")
         STARTED.update(n.pids())
         yield n
 
@@ -52,7 +51,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
 @settings(max_examples=25, deadline=None, derandomize=True, database=None,
           phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
-def test_fuzz(case: Any, node: RunningNode) -> None:
+def test_fuzz(case: Any, node: TestNode) -> None:
     response = case.call(base_url=node.url, timeout=15)
     status = response.status_code
     if status >= 400 and not (case.path == "/metrics"):
@@ -67,7 +66,7 @@ def test_fuzz(case: Any, node: RunningNode) -> None:
     case.validate_response(response, excluded_checks=[not_a_server_error])
 
 
-def test_no_service_restarted(node: RunningNode) -> None:
+def test_no_service_restarted(node: TestNode) -> None:
     assert node.alive() and node.pids() == STARTED
     assert node.http.get("/health").json() == {**node.http.get("/health").json(),
                                                "status": "ok", "state": "ok"}

@@ -1,0 +1,49 @@
+"""The REST client library's HTTP side (client/http.py): a node's error reply comes back as
+the very typed error the node raised (`common.errors`), anything else as a `CcoinError`
+with the HTTP status; waiting for a confirmation tolerates an id the node does not know
+yet, until the deadline. The server side is an httpx transport answering in process."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from client import Client
+from common.errors import BadSignature, CcoinError, TxTimeout
+
+
+def test_client_error_shapes() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/html":
+            return httpx.Response(502, text="<html>bad gateway</html>")
+        if request.url.path == "/detail":
+            return httpx.Response(422, json={"detail": "nope"})
+        return httpx.Response(400, json={"error": {"code": "bad_signature",
+                                                   "message": "signature does not verify"}})
+
+    with Client("http://x", transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(BadSignature) as info:  # the very class the node raised
+            c.request("GET", "/api")
+        assert (info.value.code, info.value.http_status) == ("bad_signature", 400)
+        assert str(info.value) == "signature does not verify" and info.value.remote
+        with pytest.raises(CcoinError, match="<html>bad gateway") as other:
+            c.request("GET", "/html")
+        assert (other.value.code, other.value.http_status) == ("http_502", 502)
+        with pytest.raises(CcoinError, match="nope") as other:
+            c.request("GET", "/detail")
+        assert (other.value.code, other.value.http_status) == ("http_422", 422)
+
+
+def test_wait_confirmed_tolerates_an_unknown_id_until_the_deadline() -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "?"}})
+
+    seen: list[str] = []
+    with Client("http://x", transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(TxTimeout, match="unknown to the node"):
+            c.wait_confirmed("ab" * 32, timeout=0.3, poll=0.05,
+                             progress=lambda s, _: seen.append(s))
+    assert calls["n"] >= 2 and set(seen) == {"unknown to the node"}

@@ -1,0 +1,145 @@
+"""`ccoin node ...` and `ccoin quickstart` (tools/cli/node.py), in process and without
+starting anything: what the node commands say when no node runs; what `node start` checks
+and writes before it starts supervisord (an API port override as an effective config, a
+validator that is not an authority, a wrong password, a taken port, no genesis); and a
+quickstart `--dry-run` that creates a dev chain, then resumes it, and leaves a foreign
+directory alone. (Starting a node for real: functional/feature_node_e2e.py,
+interface_supervisor.py.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+from supervisor.options import ServerOptions
+
+from common.crypto import PrivateKey
+from runtime.config import load_config
+from runtime.keystore import Keystore
+from runtime.ports import free_port
+from tests.conftest import Run, one_line_error
+from tools.cli import node as node_cmd
+from tools.cli.util import CliError, api_url_of
+from tools.devchain import create_dev_chain
+
+
+def parse_conf(conf: Path) -> ServerOptions:
+    options = ServerOptions()
+    options.realize(args=["-c", str(conf)])
+    return options
+
+
+def dev_config(short_tmp: Path, port: int | None = None) -> Path:
+    """A dev chain whose API port is free (not 8000: a node the user runs may hold it)."""
+    return create_dev_chain(short_tmp / "n", api_port=port or free_port()).config_path
+
+
+
+def test_port_override_writes_an_effective_config(short_tmp: Path) -> None:
+    config_path = dev_config(short_tmp)
+    config = load_config(config_path)
+    override = free_port()
+    conf = node_cmd.prepare_start(config, "validator", override)[0]
+    effective = config.run_dir / "node.json"
+    cmd = parse_conf(conf).process_group_configs[0].process_configs[0].command
+    assert str(effective) in cmd
+    again = load_config(effective)
+    assert again.api_port == override
+    assert (again.base_path, again.genesis_file(), again.password_file) == (
+        config.base_path, config.genesis_file(), config.password_file)
+    assert api_url_of(config) == f"http://127.0.0.1:{override}"
+    # a later start without --port drops the override
+    node_cmd.prepare_start(config, "validator", None)
+    assert not effective.exists() and api_url_of(config) == f"http://127.0.0.1:{config.api_port}"
+
+
+
+def test_start_preflight_errors(short_tmp: Path) -> None:
+    config_path = dev_config(short_tmp)
+    config = load_config(config_path)
+    doc = json.loads(config_path.read_text())
+
+    # a validator whose key is not an authority of the chain
+    stranger = PrivateKey.generate()
+    Keystore(config.keystore_dir).save(stranger, "pw", 2**10)
+    doc["client"]["account_address"] = stranger.address.hex()
+    config_path.write_text(json.dumps(doc))
+    with pytest.raises(CliError, match="not an authority"):
+        node_cmd.prepare_start(load_config(config_path), "validator", None)
+    # ... which a basic node does not need
+    assert node_cmd.prepare_start(load_config(config_path), "basic", None)[1] == [
+        "state", "api", "p2p"]
+
+    # the right validator, the wrong password
+    doc["client"]["account_address"] = config.account_address.hex()
+    config_path.write_text(json.dumps(doc))
+    assert config.password_file is not None
+    config.password_file.write_text("wrong\n")
+    with pytest.raises(Exception, match="wrong password"):
+        node_cmd.prepare_start(load_config(config_path), "validator", None)
+
+    # the api port is taken
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        with pytest.raises(CliError, match=f"cannot serve the API on 127.0.0.1:{taken}"):
+            node_cmd.prepare_start(load_config(config_path), "basic", taken)
+
+    # no genesis file
+    config.genesis_file().unlink()
+    with pytest.raises(Exception, match="cannot read genesis file"):
+        node_cmd.prepare_start(load_config(config_path), "basic", None)
+
+
+
+def test_node_commands_without_a_running_node(run: Run, tmp_path: Path) -> None:
+    code, _, err = run("node", "status", "--data", str(tmp_path))
+    one_line_error(code, err, "no node config")
+    (tmp_path / "node.json").write_text(json.dumps({"app": {"base_path": str(tmp_path)}}))
+    for cmd in ("status", "stop", "restart"):
+        code, _, err = run("node", cmd, "--data", str(tmp_path))
+        one_line_error(code, err, "node is not running")
+    (tmp_path / "node.json").write_text('{"app": {"base_path": 1}}')
+    code, _, err = run("node", "status", "--data", str(tmp_path))
+    one_line_error(code, err, "app.base_path")
+
+
+def test_quickstart_creates_then_resumes(run: Run) -> None:
+    base = Path(tempfile.mkdtemp(prefix="ccq-", dir="/tmp"))
+    try:
+        data, port = base / "data", free_port()
+        code, out, err = run("quickstart", "--data", str(data), "--port", str(port),
+                             "--dry-run")
+        assert code == 0, err
+        assert "Genesis block has been mined: nonce=" in err
+        developer = (data / "developer.txt").read_text().strip()
+        assert f"developer account {developer} (genesis balance 1000000000)" in out
+        assert f"http://127.0.0.1:{port}/" in out and "make clean-data" in out
+        assert f"ccoin send --data {data} --from {developer}" in out
+        assert out.strip().endswith("run/supervisord.conf")
+        genesis = (data / "genesis.json").read_text()
+        config = json.loads((data / "node.json").read_text())
+        assert config["api"]["port"] == port
+
+        # a second run resumes the same chain; a new --port is remembered
+        port2 = free_port()  # not port + 1: that one may be taken
+        code, out, err = run("quickstart", "--data", str(data), "--port", str(port2),
+                             "--dry-run")
+        assert code == 0, err
+        assert "resuming" in out and "Genesis block" not in err
+        assert (data / "genesis.json").read_text() == genesis
+        assert json.loads((data / "node.json").read_text())["api"]["port"] == port2
+
+        # a directory that is not a ccoin data dir is left alone
+        other = base / "other"
+        other.mkdir()
+        (other / "precious.txt").write_text("x")
+        code, _, err = run("quickstart", "--data", str(other), "--dry-run")
+        one_line_error(code, err, "not a ccoin data dir")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

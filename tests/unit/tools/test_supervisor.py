@@ -1,0 +1,73 @@
+"""The supervisord side of a node (tools/supervisor.py): which services a node type runs, and
+the generated supervisord.conf as supervisord's own parser reads it back (priorities, the
+exact command, restart and stop policy, log files, paths with spaces and `%`). (A real
+supervisord controlling stand-in programs: functional/interface_supervisor.py.)"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from supervisor.options import ServerOptions
+
+from tools import supervisor as sv
+
+
+def parse_conf(conf: Path) -> ServerOptions:
+    options = ServerOptions()
+    options.realize(args=["-c", str(conf)])
+    return options
+
+
+
+# --- which services ----------------------------------------------------------------------------
+
+
+def test_select_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sv, "service_available", lambda name: name != "p2p")
+    assert sv.select_services("basic") == ["state", "api"]
+    assert sv.select_services("validator") == ["state", "api", "miner"]
+    assert sv.select_services("validator", ("api",)) == ["api"]
+    monkeypatch.setattr(sv, "service_available", lambda name: True)
+    assert sv.select_services("validator") == ["state", "api", "p2p", "miner"]
+    with pytest.raises(sv.SupervisorError, match="only on a validator"):
+        sv.select_services("basic", ("miner",))
+    with pytest.raises(sv.SupervisorError, match="unknown service"):
+        sv.select_services("basic", ("web",))
+    with pytest.raises(sv.SupervisorError, match="unknown node type"):
+        sv.select_services("miner")
+
+
+
+# --- the generated config ------------------------------------------------------------------------
+
+
+def test_conf_as_supervisord_reads_it(short_tmp: Path) -> None:
+    base = short_tmp / "my 100% node"  # a space and a `%` survive supervisord's expansions
+    paths = sv.Paths(base / "run", base / "logs")
+    conf = sv.write_conf(paths, sv.programs(base / "node.json", ["state", "api", "miner"]))
+    options = parse_conf(conf)
+    assert options.server_configs[0]["file"] == str(paths.sock)
+    assert (options.pidfile, options.logfile) == (str(paths.pidfile), str(paths.log))
+    assert options.nodaemon
+    groups = {g.name: g for g in options.process_group_configs}
+    assert [(n, groups[n].priority) for n in ("state", "api", "miner")] == [
+        ("state", 10), ("api", 20), ("miner", 30)]
+    for name, group in groups.items():
+        (p,) = group.process_configs
+        assert p.command.split()[:3] == [sys.executable, "-m", f"services.{name}"]
+        assert p.command.endswith(f"--config '{base / 'node.json'}'")
+        assert p.directory == str(sv.PACKAGE_ROOT)
+        assert p.autorestart is not False and p.startsecs == 1 and p.startretries == 10
+        assert p.stopsignal == signal.SIGTERM and p.stopwaitsecs == 10
+        assert p.stopasgroup and p.killasgroup and p.redirect_stderr
+        assert p.stdout_logfile == str(paths.log_dir / f"{name}.log")
+
+
+def test_socket_path_too_long(short_tmp: Path) -> None:
+    base = short_tmp / ("x" * 120)
+    with pytest.raises(sv.SupervisorError, match="too long"):
+        sv.write_conf(sv.Paths(base / "run", base / "logs"), [])
+
