@@ -55,7 +55,8 @@ def test_documented_constraints_and_parser_agree(kind: Kind, value: Any) -> None
     assert documented_ok(kind, value) == parsed_ok(kind, value), (value, kind.constraints())
 
 
-@pytest.mark.parametrize("kind", [schema.BLOCK_REF.kind, schema.BEFORE.kind], ids=repr)
+@pytest.mark.parametrize("kind", [schema.BLOCK_REF.kind, schema.BEFORE.kind],
+                         ids=["block_ref", "before"])
 @given(value=st.one_of(st.from_regex(schema.BlockRefKind.PATTERN.removesuffix("$"),
                                      fullmatch=True),
                        st.from_regex(schema.CursorKind.PATTERN.removesuffix("$"),
