@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from common import crypto
@@ -222,14 +221,6 @@ def parse_genesis(text: str) -> Genesis:
     if sum(alloc.values()) + genesis.genesis_reward > MAX_AMOUNT:
         raise GenesisError("alloc total exceeds 2^63 - 1")
     return genesis
-
-
-def load_genesis(path: str | Path) -> Genesis:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
-    return parse_genesis(text)
 
 
 def genesis_block(genesis: Genesis) -> Block:

@@ -31,6 +31,7 @@ from typing import Any
 
 from common.crypto import address_from_hex
 from common.errors import Malformed
+from common.genesis import Genesis, GenesisError, parse_genesis
 
 
 class ConfigError(Malformed):
@@ -226,3 +227,12 @@ def load_config(path: str | Path) -> NodeConfig:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     return parse_config(doc, p)
+
+
+def load_genesis(path: str | Path) -> Genesis:
+    """Read and parse a genesis file (`common.genesis.parse_genesis` holds the rules)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
+    return parse_genesis(text)

@@ -53,7 +53,8 @@ from typing import Any
 
 from common.crypto import KeyType, PrivateKey
 from common.errors import CcoinError
-from common.genesis import genesis_block, load_genesis
+from common.genesis import genesis_block
+from runtime.config import load_genesis
 from runtime.keystore import Keystore
 from runtime.ports import free_base
 from services.p2p import identity

@@ -20,8 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from common.genesis import load_genesis
-from runtime.config import NodeConfig
+from runtime.config import NodeConfig, load_genesis
 from runtime.service import run_server
 from services.api.app import CONFIG_ENV, LOG_LEVEL_ENV, create_app
 from services.api.metrics import MULTIPROC_ENV

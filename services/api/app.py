@@ -24,8 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from common import __version__
 from common.errors import Malformed
-from common.genesis import load_genesis
-from runtime.config import NodeConfig, load_config
+from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.http_edge import BodyLimit
 from runtime.service import log_request_ids, setup_logging
 from services.api import dashboard, errors, metrics, openapi, routes

@@ -34,10 +34,10 @@ from common import consensus, messages
 from common.crypto import Signer
 from common.encoding import pack, unpack_canonical
 from common.errors import CcoinError, Unavailable
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.types import ZERO_ADDRESS, BlockHeader
 from runtime import bus
-from runtime.config import NodeConfig
+from runtime.config import NodeConfig, load_genesis
 from runtime.keystore import Keystore
 from runtime.service import now_ms
 

@@ -35,10 +35,10 @@ import zmq.asyncio
 from common import wire
 from common.crypto import Signer
 from common.errors import CcoinError, Malformed
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.wire import ByeCode
 from runtime import bus
-from runtime.config import ConfigError, NodeConfig
+from runtime.config import ConfigError, NodeConfig, load_genesis
 from services.p2p import identity, scoring
 from services.p2p.blocks import BlockRelay
 from services.p2p.book import AddressBook

@@ -14,11 +14,11 @@ import zmq.asyncio
 
 from common import messages as m
 from common.errors import CcoinError, NotFound
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.status import BlockStatus, RemovalReason
 from common.types import Block, Transaction
 from runtime.bus import Publisher, Server
-from runtime.config import NodeConfig
+from runtime.config import NodeConfig, load_genesis
 from runtime.service import now_ms
 from services.state import queries
 from services.state.chain import Chain

@@ -28,9 +28,9 @@ import zmq
 
 from common import messages
 from common.crypto import PrivateKey
-from common.genesis import load_genesis
 from common.types import Transaction
 from runtime.bus import parse_event
+from runtime.config import load_genesis
 from tests.framework.network import TestNetwork, developer_signer, free_base_port
 from tests.framework.rest import RestApi, assert_one_chain, same_head
 from tests.framework.util import log_step, wait_until

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from common.genesis import load_genesis
+from runtime.config import load_genesis
 from tests.framework.network import TestNetwork, free_base_port
 from tests.framework.rest import assert_one_chain, same_head
 from tests.framework.util import log_step, wait_until

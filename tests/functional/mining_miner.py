@@ -14,9 +14,10 @@ from typing import Any
 
 from common import consensus, messages
 from common.crypto import Signer
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.types import Block, Transaction
 from runtime.bus import SyncBusClient
+from runtime.config import load_genesis
 from tests.framework.node import TestNode
 from tests.framework.util import wait_until
 from tools.devchain import DevChain

@@ -29,8 +29,9 @@ from zmq.utils import z85
 from common import messages as m
 from common import wire
 from common.crypto import PrivateKey, Signer
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.types import Block, Transaction
+from runtime.config import load_genesis
 from services.p2p.identity import load_curve_keys
 from tests.framework.p2p import (
     ChainBuilder,

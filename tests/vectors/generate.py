@@ -23,10 +23,11 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from common import consensus, crypto, messages  # noqa: E402
 from common.encoding import pack  # noqa: E402
-from common.genesis import genesis_block, load_genesis  # noqa: E402
+from common.genesis import genesis_block  # noqa: E402
 from common.merkle import merkle_proof, merkle_root  # noqa: E402
 from common.statehash import element, from_scratch, root_of, update  # noqa: E402
 from common.types import Account, Block, BlockHeader, Transaction  # noqa: E402
+from runtime.config import load_genesis  # noqa: E402
 
 
 def vector_key(n: int) -> crypto.PrivateKey:

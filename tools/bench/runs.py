@@ -28,11 +28,10 @@ from pathlib import Path
 
 from client import Client
 from common.errors import CcoinError
-from common.genesis import load_genesis
 from common.ledger import apply_block
 from common.statehash import from_scratch, root_of
 from common.types import Account, Transaction
-from runtime.config import load_config
+from runtime.config import load_config, load_genesis
 from tools.bench.measure import (
     HeadWatcher,
     Result,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import CcoinError
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.types import Block
+from runtime.config import load_genesis
 from runtime.keystore import Keystore
 from tools.cli.account import add_location_args
 from tools.cli.util import NODE_CONFIG, CliError, Location, locate, note, print_json

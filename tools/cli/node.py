@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import CcoinError
-from common.genesis import Genesis, load_genesis
-from runtime.config import NodeConfig, load_config
+from common.genesis import Genesis
+from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.keystore import SCRYPT_N, Keystore
 from tools import supervisor as sv
 from tools.cli.genesis import init_genesis

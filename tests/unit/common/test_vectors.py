@@ -18,10 +18,11 @@ import pytest
 from common import consensus, crypto
 from common.consensus import verify_transaction_signature
 from common.encoding import pack
-from common.genesis import genesis_block, load_genesis
+from common.genesis import genesis_block
 from common.merkle import merkle_proof, merkle_root, verify_proof
 from common.statehash import MuHash, element, from_scratch, root_of, update
 from common.types import Account, Block, BlockHeader, Transaction
+from runtime.config import load_genesis
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtime.config import ConfigError, NodeConfig, load_config, parse_config
+from common.genesis import GenesisError
+from runtime.config import ConfigError, NodeConfig, load_config, load_genesis, parse_config
 
 
 def write(tmp_path: Path, doc: dict[str, Any]) -> Path:
@@ -139,3 +140,8 @@ def test_the_readme_config_example_loads() -> None:
     assert config.account_address == bytes.fromhex("968414d67505a526b6b34614d354d34546734584")
     assert config.bootnodes == ("tcp://10.0.0.2:30333",) and not config.p2p_curve
     assert (config.mempool_max_count, config.max_reorg) == (200_000, 1000)
+
+
+def test_a_genesis_file_that_cannot_be_read_says_so(tmp_path: Path) -> None:
+    with pytest.raises(GenesisError, match="cannot read genesis file"):
+        load_genesis(tmp_path / "nope.json")

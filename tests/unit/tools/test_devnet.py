@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from common import wire
-from common.genesis import genesis_block, load_genesis
-from runtime.config import load_config
+from common.genesis import genesis_block
+from runtime.config import load_config, load_genesis
 from runtime.keystore import Keystore
 from services.p2p.identity import key_dir, load_allow_list, load_curve_keys
 from tools import supervisor as sv

@@ -19,11 +19,11 @@ import zmq.asyncio
 from common import consensus, messages
 from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import BadTimestamp
-from common.genesis import Genesis, load_genesis
+from common.genesis import Genesis
 from common.merkle import EMPTY_ROOT
 from common.types import Block, BlockHeader, Transaction
 from runtime.bus import Publisher, Server
-from runtime.config import load_config
+from runtime.config import load_config, load_genesis
 from services.miner.miner import Miner, block_bytes, out_of_turn_delay, plan
 from tests.framework.util import wait_until_async
 from tools.devchain import DevChain, create_dev_chain
