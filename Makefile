@@ -40,7 +40,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check common runtime client services tools tests
-	$(BIN)/mypy common runtime client services tools
+	$(BIN)/mypy common runtime client services tools tests
 
 ## clean-data: forget the local chain started by `make run`
 clean-data:

@@ -261,7 +261,7 @@ def test_the_compiled_check_agrees_with_the_field_by_field_path(cls: type,
         good = data.draw(st.booleans(), label=f"{name} valid")
         values.append(wire_value(data.draw(valid(spec))) if good
                       else data.draw(invalid(spec))[0])
-    outcomes = []
+    outcomes: list[tuple[type[Malformed], str] | None] = []
     for check in (lambda: fields.build(cls, tuple(values), "r."),
                   lambda: fields.check_each(cls, tuple(values), "r.")):
         try:

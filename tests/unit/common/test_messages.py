@@ -142,9 +142,10 @@ def test_a_status_decodes_to_its_member_and_encodes_as_its_string(msg: Message, 
 
 def test_removal_reasons_are_enums_element_by_element() -> None:
     event = m.TxsRemovedEvent((H, H), (RemovalReason.EVICTED, RemovalReason.REORG_CONFLICT))
-    assert m.decode(m.encode(m.TxsRemovedEvent((H, H), ("evicted", "reorg-conflict")))) == event
+    strings = m.TxsRemovedEvent((H, H), ("evicted", "reorg-conflict"))  # type: ignore[arg-type]
+    assert m.decode(m.encode(strings)) == event  # the bus carries the strings
     with pytest.raises(Malformed, match=r"ev_txs_removed.reasons\[1\]"):
-        m.decode(m.encode(m.TxsRemovedEvent((H, H), ("evicted", "included"))))
+        m.decode(m.encode(m.TxsRemovedEvent((H, H), ("evicted", "included"))))  # type: ignore[arg-type]
 
 
 # --- the bounds the state service's handlers once re-checked by hand --------------------------

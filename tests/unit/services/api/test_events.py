@@ -9,6 +9,7 @@ import json
 
 from client.events import parse_sse
 from common import messages as m
+from common.status import RemovalReason
 from services.api import events
 from services.api.events import EventHub
 
@@ -23,7 +24,7 @@ def test_hub_numbers_every_event_and_converts_each_kind() -> None:
     hub.on_bus(b"head", 1, head(1))
     hub.on_bus(b"txs", 1, m.TxsEvent((b"\x01" * 32,)))
     hub.on_bus(b"reorg", 1, m.ReorgEvent((b"\x02" * 32,), (b"\x03" * 32, b"\x04" * 32)))
-    hub.on_bus(b"txs_removed", 1, m.TxsRemovedEvent((b"\x05" * 32,), ("evicted",)))
+    hub.on_bus(b"txs_removed", 1, m.TxsRemovedEvent((b"\x05" * 32,), (RemovalReason.EVICTED,)))
     hub.on_bus(b"other", 1, m.Ok())  # a topic the gateway does not know is not numbered
     got, cursor, reason = hub.read(0)
     assert cursor == 4 and reason == ""

@@ -53,7 +53,7 @@ def test_block_json() -> None:
 def reply(tx_raw: bytes, status: str, **kw: Any) -> messages.TxReply:
     base: dict[str, Any] = dict(block_hash=b"", height=-1, index=-1, confirmations=0)
     base.update(kw)
-    return messages.TxReply(tx_raw, status, **base)
+    return messages.TxReply(tx_raw, TxStatus(status), **base)
 
 
 def test_every_transaction_status_is_explained_and_documented() -> None:

@@ -21,6 +21,7 @@ from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import BadTimestamp
 from common.genesis import Genesis
 from common.merkle import EMPTY_ROOT
+from common.status import BlockStatus
 from common.types import Block, BlockHeader, Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import load_config, load_genesis
@@ -164,7 +165,7 @@ class ScriptedState:
         consensus.check_seal(self.genesis, block.header)
         self.blocks.append(block)
         self.advance(block.hash, block.header.timestamp)
-        return messages.BlockResult("head", block.hash, block.height)
+        return messages.BlockResult(BlockStatus.HEAD, block.hash, block.height)
 
     def advance(self, head: bytes, ts: int) -> None:
         self.height += 1
