@@ -43,6 +43,7 @@ from common.errors import (
     Unavailable,
     error_from_code,
 )
+from common.status import TxStatus
 from common.types import Transaction
 
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -243,7 +244,7 @@ class Client:
             try:
                 info = self.tx(tx_id)
                 last = info.status + (f": {info.explanation}" if info.explanation else "")
-                if info.status == "confirmed" and (confirmations <= 1
+                if info.status == TxStatus.CONFIRMED and (confirmations <= 1
                                                    or info.confirmations >= confirmations):
                     return info
                 if info.final:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from client.transactions import as_hex
 from common.errors import Malformed
 from common.merkle import verify_proof
-from common.status import TxStatus
+from common.status import Direction, PeerDirection, TipStatus, TxStatus
 
 T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
 
 
 def required(doc: Mapping[str, Any], key: str, kind: type[T]) -> T:
@@ -31,6 +33,15 @@ def _opt(doc: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
     value = doc.get(key, default)
     return value if isinstance(value, kind) and not (kind is int and type(value) is bool) \
         else default
+
+
+def named(kind: type[E], value: Any) -> E | str:
+    """A status or reason as its `common.status` member; a value this client does not know
+    (a newer node's) stays the plain string, so reading it never fails."""
+    try:
+        return kind(value)
+    except ValueError:
+        return str(value)
 
 
 def json_object(value: Any, what: str) -> dict[str, Any]:
@@ -97,7 +108,7 @@ class TxInfo:
     fee: int
     nonce: int
     data: str
-    status: str
+    status: TxStatus | str
     block: str | None = None
     height: int | None = None
     index: int | None = None
@@ -114,7 +125,7 @@ class TxInfo:
         return cls(
             required(d, "id", str), required(d, "from", str), required(d, "to", str),
             required(d, "amount", int), required(d, "fee", int), required(d, "nonce", int),
-            _opt(d, "data", str, ""), _opt(d, "status", str, "pending"),
+            _opt(d, "data", str, ""), named(TxStatus, _opt(d, "status", str, "pending")),
             d.get("block"), d.get("height"), d.get("index"),
             _opt(d, "confirmations", int, 0), d.get("reason"), d.get("replaced_by"),
             d.get("expected_nonce"), _opt(d, "explanation", str, ""), d)
@@ -205,7 +216,7 @@ class HistoryItem:
     id: str
     height: int
     index: int
-    direction: str
+    direction: Direction | str
     sender: str
     to: str
     amount: int
@@ -216,7 +227,8 @@ class HistoryItem:
     def from_json(cls, value: Any) -> HistoryItem:
         d = json_object(value, "history item")
         return cls(required(d, "id", str), required(d, "height", int), required(d, "index", int),
-                   required(d, "direction", str), _opt(d, "from", str, ""), _opt(d, "to", str, ""),
+                   named(Direction, required(d, "direction", str)), _opt(d, "from", str, ""),
+                   _opt(d, "to", str, ""),
                    _opt(d, "amount", int, 0), _opt(d, "fee", int, 0), _opt(d, "nonce", int, 0))
 
 
@@ -262,14 +274,14 @@ class TipInfo:
     height: int
     total_weight: int
     branch_length: int
-    status: str
+    status: TipStatus | str
 
     @classmethod
     def from_json(cls, value: Any) -> TipInfo:
         d = json_object(value, "tip")
         return cls(required(d, "hash", str), required(d, "height", int),
                    required(d, "total_weight", int), required(d, "branch_length", int),
-                   required(d, "status", str))
+                   named(TipStatus, required(d, "status", str)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +320,7 @@ class ConsensusInfo:
 class PeerInfo:
     node_id: str
     endpoint: str
-    direction: str
+    direction: PeerDirection | str
     height: int
     head: str
     total_weight: int
@@ -320,7 +332,8 @@ class PeerInfo:
     def from_json(cls, value: Any) -> PeerInfo:
         d = json_object(value, "peer")
         return cls(required(d, "node_id", str), required(d, "endpoint", str),
-                   required(d, "direction", str), required(d, "height", int),
+                   named(PeerDirection, required(d, "direction", str)),
+                   required(d, "height", int),
                    required(d, "head", str), required(d, "total_weight", int),
                    required(d, "score", int), required(d, "latency_ms", int),
                    required(d, "connected_ms", int))

@@ -13,6 +13,7 @@ from typing import Any
 from client import Client, Event, TxInfo, parse_address, parse_hex
 from common.crypto import Signer
 from common.errors import CcoinError
+from common.status import Direction, TxStatus
 from runtime.keystore import Keystore
 from tools.cli.util import (
     CliError,
@@ -192,8 +193,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     rows = [("height", "dir", "amount", "fee", "counterparty", "id")]
     for item in page.items:
-        other = item.to if item.direction == "out" else item.sender
-        sign = {"in": "+", "out": "-", "self": " "}.get(item.direction, "?")
+        other = item.to if item.direction == Direction.OUT else item.sender
+        signs: dict[str, str] = {Direction.IN: "+", Direction.OUT: "-", Direction.SELF: " "}
+        sign = signs.get(item.direction, "?")
         rows.append((str(item.height), item.direction, f"{sign}{item.amount}", str(item.fee),
                      other if item.direction != "self" else "(self)", item.id))
     table(rows)
@@ -248,14 +250,14 @@ def _tx_rows(tx: TxInfo) -> list[tuple[str, Any]]:
              ("nonce", tx.nonce)]
     if tx.data:
         rows.append(("data", tx.data))
-    if tx.status == "confirmed":
+    if tx.status == TxStatus.CONFIRMED:
         rows += [("height", tx.height), ("block", tx.block), ("index", tx.index),
                  ("confirmations", tx.confirmations)]
-    elif tx.status == "queued":
+    elif tx.status == TxStatus.QUEUED:
         rows.append(("expected nonce", tx.expected_nonce))
-    elif tx.status in ("rejected", "dropped"):
+    elif tx.status in (TxStatus.REJECTED, TxStatus.DROPPED):
         rows.append(("reason", tx.reason))
-    elif tx.status == "replaced":
+    elif tx.status == TxStatus.REPLACED:
         rows.append(("replaced by", tx.replaced_by))
     return rows
 
@@ -274,7 +276,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
         proof_doc: dict[str, Any] | None = None
         rows = _tx_rows(tx)
         if args.proof:
-            if tx.status != "confirmed":
+            if tx.status != TxStatus.CONFIRMED:
                 raise CliError(f"transaction {tx_id} is {tx.status}: no inclusion proof yet")
             proof = c.tx_proof(tx_id)
             header_root = c.block(proof.block).tx_root
