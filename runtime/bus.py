@@ -41,6 +41,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import zmq
@@ -350,3 +351,55 @@ def parse_event(frames: list[bytes]) -> tuple[bytes, int, Message]:
         _log_mismatch(logging.ERROR, f"ignoring {topic!r} events: {exc.message}")
         raise
     return frames[0], _SEQ.unpack(frames[1])[0], event
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as a subscriber sees it. `missed` is true when events of its topic were
+    lost before it (a sequence gap: PUB dropped them at its high-water mark) or the
+    publisher restarted (its numbering began again): what the subscriber knows may be stale,
+    so it should re-read the current state rather than trust the events alone."""
+
+    topic: bytes
+    seq: int
+    message: Message
+    missed: bool
+
+
+class Subscription:
+    """A SUB socket's events, parsed and in order, with a gap in any topic's numbering
+    noticed (Bitcoin Core's ZMQ `sequence`). An unreadable event is logged and skipped."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str,
+                 topics: tuple[bytes, ...] = (b"",)) -> None:
+        self.endpoint = endpoint
+        self.sock = subscriber(ctx, endpoint, topics)
+        self.last: dict[bytes, int] = {}
+
+    async def next(self) -> Event:
+        """The next readable event (waits for it)."""
+        while True:
+            frames = await self.sock.recv_multipart()
+            try:
+                topic, seq, message = parse_event(frames)
+            except VersionMismatch:
+                continue  # parse_event said so, at most once a minute
+            except CcoinError as exc:
+                log.warning("unreadable event from %s: %s", self.endpoint, exc.message)
+                continue
+            previous = self.last.get(topic)
+            self.last[topic] = seq
+            return Event(topic, seq, message, previous is not None and seq != previous + 1)
+
+    async def poll(self, timeout_ms: int) -> bool:
+        """Whether an event is waiting, after at most `timeout_ms`."""
+        return bool(await self.sock.poll(timeout_ms))
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.next()
+
+    def close(self) -> None:
+        self.sock.close(0)

@@ -39,8 +39,7 @@ import zmq
 import zmq.asyncio
 
 from common import messages as m
-from common.errors import CcoinError
-from runtime.bus import parse_event, subscriber
+from runtime.bus import Subscription
 from services.api import metrics
 
 log = logging.getLogger("ccoin.api.events")
@@ -191,19 +190,13 @@ class EventHub:
 
     async def run(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
         """Subscribe to state's events and number them, until cancelled."""
-        sock = subscriber(ctx, endpoint)
+        events = Subscription(ctx, endpoint)
         log.info("following node events at %s", endpoint)
         try:
-            while True:
-                frames = await sock.recv_multipart()
-                try:
-                    topic, seq, msg = parse_event(frames)
-                except CcoinError as exc:
-                    log.warning("unreadable event from state: %s", exc.message)
-                    continue
-                self.on_bus(topic, seq, msg)
+            async for event in events:
+                self.on_bus(event.topic, event.seq, event.message)
         finally:
-            sock.close(0)
+            events.close()
 
 
 def parse_since(last_event_id: str | None, since: int | None) -> int | None:

@@ -205,21 +205,15 @@ class Miner:
 
         A lost event (PUB drops at its high-water mark) costs at most one status poll, so
         sequence gaps need no handling here."""
-        sock = bus.subscriber(self.ctx, self.config.endpoint("events"), (b"head",))
+        events = bus.Subscription(self.ctx, self.config.endpoint("events"), (b"head",))
         try:
-            while True:
-                frames = await sock.recv_multipart()
-                try:
-                    _, _, event = bus.parse_event(frames)
-                except CcoinError as exc:
-                    log.warning("bad event: %s", exc)
-                    continue
-                if isinstance(event, messages.HeadEvent):
-                    self._event_head = event.hash
+            async for event in events:
+                if isinstance(event.message, messages.HeadEvent):
+                    self._event_head = event.message.hash
                     self._head_events += 1
                 self._wake.set()
         finally:
-            sock.close(0)
+            events.close()
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep up to `seconds`; a head event or a control request ends it early."""

@@ -93,31 +93,23 @@ class ChainView:
         """State's `head` and `txs` events, forever: a new head moves our tip (then
         `on_head`), newly pooled transaction ids go to `on_txs`; a sequence gap in the head
         events re-reads the status, as a lost event may have been the last head."""
-        sock = bus.subscriber(ctx, endpoint, (b"head", b"txs"))
-        last: dict[bytes, int] = {}
+        events = bus.Subscription(ctx, endpoint, (b"head", b"txs"))
         try:
             try:
                 await self.refresh()  # what happened before the subscription took
             except CcoinError as exc:
                 log.warning("cannot read the status: %s", exc)
-            while True:
-                frames = await sock.recv_multipart()
-                try:
-                    topic, seq, event = bus.parse_event(frames)
-                except CcoinError as exc:
-                    log.warning("bad event from state: %s", exc)
-                    continue
-                gap = topic in last and seq != last[topic] + 1
-                last[topic] = seq
-                if isinstance(event, messages.HeadEvent):
-                    self.set_tip(Tip(event.height, event.hash, event.total_weight))
+            async for event in events:
+                message = event.message
+                if isinstance(message, messages.HeadEvent):
+                    self.set_tip(Tip(message.height, message.hash, message.total_weight))
                     on_head()
-                elif isinstance(event, messages.TxsEvent):
-                    on_txs(event.ids)
-                if gap and topic == b"head":
+                elif isinstance(message, messages.TxsEvent):
+                    on_txs(message.ids)
+                if event.missed and event.topic == b"head":
                     try:
                         await self.refresh()
                     except CcoinError as exc:
                         log.warning("cannot re-read the status after an event gap: %s", exc)
         finally:
-            sock.close(0)
+            events.close()

@@ -19,7 +19,7 @@ import zmq.asyncio
 from common import crypto
 from common.messages import HeadEvent
 from common.types import Transaction
-from runtime.bus import parse_event, subscriber
+from runtime.bus import Subscription
 from tools.bench.workload import CHAIN_ID, bench_key
 
 VERIFY_CHUNK = 200  # verifications between two clock reads
@@ -166,12 +166,13 @@ class HeadWatcher:
 
     async def _watch(self, ctx: zmq.asyncio.Context, endpoint: str,
                      seen: dict[bytes, float]) -> None:
-        sock = subscriber(ctx, endpoint, (b"head",))
+        events = Subscription(ctx, endpoint, (b"head",))
         try:
             while not self._stop.is_set():
-                if await sock.poll(self.POLL_MS):
-                    _, _, event = parse_event(await sock.recv_multipart())
-                    if isinstance(event, HeadEvent):
-                        seen.setdefault(event.hash, time.time())
+                if not await events.poll(self.POLL_MS):
+                    continue
+                event = await events.next()
+                if isinstance(event.message, HeadEvent):
+                    seen.setdefault(event.message.hash, time.time())
         finally:
-            sock.close(0)
+            events.close()
