@@ -9,7 +9,7 @@ of it, except the heavy ones, which the node queues for the link's worker).
 It links either way: `connect` dials the node's ROUTER (an inbound link for the node), and
 `bind` listens on a ROUTER for the node to dial (an outbound one). The message builders
 (`hello_message`, `ack_message`, `blocks_reply`) are shared with the process-level
-`tests.framework.p2p.ScriptedPeer`.
+`tests.framework.scripted_peer.ScriptedPeer`.
 """
 
 from __future__ import annotations
