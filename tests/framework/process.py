@@ -13,9 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -23,10 +22,7 @@ from common import messages
 from common.errors import CcoinError
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
-from tests.framework.ports import free_port as free_port  # re-exported (p2p tests)
-from tests.framework.util import ROOT as ROOT  # re-exported for the tests
-from tests.framework.util import processes_using as processes_using  # re-exported
-from tests.framework.util import wait_until
+from tests.framework.util import ROOT, wait_until
 
 HTTP_SERVICES = frozenset({"api"})  # answer over HTTP, not on the bus
 
@@ -130,9 +126,3 @@ class ServiceProcess:
                 self.proc.wait(5)
         return self.proc.returncode
 
-
-def poll(pred: Callable[[], Any], timeout: float, what: str, *, interval: float = 0.2,
-         ignore: tuple[type[BaseException], ...] = ()) -> Any:
-    """`wait_until` with positional arguments, for tests/framework/p2p.py (owned by the p2p
-    work) until it calls `tests.framework.util.wait_until` itself; new code must not."""
-    return wait_until(pred, timeout=timeout, what=what, interval=interval, ignore=ignore)

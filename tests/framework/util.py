@@ -15,9 +15,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 CCOIN_SCRIPT = Path(sys.executable).parent / "ccoin"
@@ -79,9 +79,9 @@ def wait_until(predicate: Callable[[], T | None], *, timeout: float, what: str,
         time.sleep(poll.pause(interval))
 
 
-async def wait_until_async(predicate: Callable[[], T | None | Awaitable[T | None]], *,
+async def wait_until_async(predicate: Callable[[], Any], *,
                            timeout: float, what: str, interval: float = 0.02,
-                           ignore: tuple[type[BaseException], ...] = ()) -> T:
+                           ignore: tuple[type[BaseException], ...] = ()) -> Any:
     """`wait_until` for a test running in an event loop: the loop keeps running (the
     services under test live in it) while the predicate is polled."""
     poll = _Poll(timeout, what, ignore)
@@ -91,7 +91,7 @@ async def wait_until_async(predicate: Callable[[], T | None | Awaitable[T | None
             if inspect.isawaitable(value):
                 value = await value
             if poll.saw(value):
-                return value  # type: ignore[return-value]
+                return value
         await asyncio.sleep(poll.pause(interval))
 
 

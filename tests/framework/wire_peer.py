@@ -9,13 +9,11 @@ of it, except the heavy ones, which the node queues for the link's worker).
 It links either way: `connect` dials the node's ROUTER (an inbound link for the node), and
 `bind` listens on a ROUTER for the node to dial (an outbound one). The message builders
 (`hello_message`, `ack_message`, `blocks_reply`) are shared with the process-level
-`tests.framework.p2p.ScriptedPeer`.
+`tests.framework.scripted_peer.ScriptedPeer`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import time
 from collections import Counter
@@ -254,17 +252,3 @@ class WirePeer:
                 await self.send(wire.Pong(msg.nonce, head.height if head else 0,
                                           head.hash if head else self.genesis, total_weight))
 
-
-async def until(pred: Any, timeout: float = 5.0, what: str = "the condition") -> Any:
-    """Poll `pred()` in the event loop until it is truthy (awaited first when it returns an
-    awaitable); its value. TimeoutError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.005)

@@ -19,8 +19,8 @@ from common.crypto import PrivateKey, Signer
 from common.types import Transaction
 from runtime.keystore import Keystore
 from tests.framework.network import TestNetwork, free_base_port
-from tests.framework.p2p import ScriptedPeer
 from tests.framework.rest import RestApi
+from tests.framework.scripted_peer import ScriptedPeer
 from tests.framework.util import ccoin, processes_using, wait_until
 from tools.devchain import DEV_FUNDS
 from tools.devnet import DISCOVERY_OFFSET

@@ -9,7 +9,8 @@ The end-to-end test needs hosts with addresses of their own, so it uses network 
     namespace 1: the node's p2p service, listening on every interface of its namespace
                  (its state service runs outside: the bus is ipc://, which namespaces do
                  not scope)
-    namespace 2: a hostile scripted peer (`python -m tests.framework.p2p peer --misbehave`)
+    namespace 2: a hostile scripted peer
+                 (`python -m tests.framework.scripted_peer peer --misbehave`)
     namespace 3: an honest scripted peer
     namespace 1 over 127.0.0.1: the same hostile script, which loopback keeps unbanned
 """
@@ -28,16 +29,17 @@ import pytest
 from common import messages as m
 from common.errors import Refused
 from tests.framework import netns
-from tests.framework.p2p import TestNode, first_node, set_p2p, wait_until
-from tests.framework.process import ROOT
+from tests.framework.node import TestNode
+from tests.framework.util import ROOT, wait_until
 
 log = logging.getLogger("test_p2p_ip_ban")
 
 
 def _peer(lab: netns.Lab, ns: int, endpoint: str, status: Any, *flags: str) -> dict[str, Any]:
-    """Run `python -m tests.framework.p2p peer` inside namespace `ns`; its JSON report."""
-    argv = [sys.executable, "-m", "tests.framework.p2p", "peer", endpoint, "--network-id",
-            str(status.network_id), "--genesis", status.genesis.hex(), *flags]
+    """Run `python -m tests.framework.scripted_peer peer` inside namespace `ns`; its JSON
+    report."""
+    argv = [sys.executable, "-m", "tests.framework.scripted_peer", "peer", endpoint,
+            "--network-id", str(status.network_id), "--genesis", status.genesis.hex(), *flags]
     proc = subprocess.run(lab.argv(ns, argv), capture_output=True, text=True, timeout=90,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,12 +53,20 @@ def test_a_banned_host_cannot_return_under_a_new_node_key(tmp_path: Path) -> Non
     if reason:
         pytest.skip(f"the IP ban test needs network namespaces: {reason}")
     netns.sweep_stale()
-    dev, port = first_node(tmp_path / "n1")
-    set_p2p(dev.config_path, port=port, host="0.0.0.0")
+    node = TestNode.create(tmp_path / "n1", name="n1", interval_ms=200)
+    port = node.enable_p2p(host="0.0.0.0")
     lab = netns.Lab(3)
-    node = TestNode(dev.config_path, "n1")
     try:
         lab.setup()
+        with node:
+            _banned_host_stays_out(node, lab, port)
+    finally:
+        lab.teardown()
+
+
+def _banned_host_stays_out(node: TestNode, lab: netns.Lab, port: int) -> None:
+    """The test's steps, on a node whose p2p service listens in namespace 1."""
+    try:
         node.start("state")
         node.start("p2p", prefix=lab.argv(1, []))
         status = node.status()
@@ -64,7 +74,8 @@ def test_a_banned_host_cannot_return_under_a_new_node_key(tmp_path: Path) -> Non
         def p2p_log() -> str:
             return node.log("p2p")
 
-        wait_until(lambda: "p2p ready" in p2p_log(), 30, "the node's p2p listening")
+        wait_until(lambda: "p2p ready" in p2p_log(), timeout=30,
+                   what="the node's p2p listening")
 
         log.info("a hostile peer on loopback: banned, but its host is not")
         local = _peer(lab, 1, f"tcp://127.0.0.1:{port}", status, "--misbehave")
@@ -77,8 +88,8 @@ def test_a_banned_host_cannot_return_under_a_new_node_key(tmp_path: Path) -> Non
                         "--attempts", "3", "--wait", "3")
         assert hostile["first_acked"] and hostile["banned"], hostile
         assert hostile["acked"] == 0, f"a fresh node key from a banned IP got in: {hostile}"
-        wait_until(lambda: f"refused a new connection from {hostile_ip}" in p2p_log(), 15,
-                   "the node logging the banned IP's new connections")
+        wait_until(lambda: f"refused a new connection from {hostile_ip}" in p2p_log(),
+                   timeout=15, what="the node logging the banned IP's new connections")
         text = p2p_log()
         assert f"its IP address {hostile_ip} too" in text
         assert text.count("refused a new connection from") == 1, "the refusals flood the log"
@@ -93,6 +104,3 @@ def test_a_banned_host_cannot_return_under_a_new_node_key(tmp_path: Path) -> Non
     except BaseException:
         print(node.procs["p2p"].tail(60) if "p2p" in node.procs else "p2p not started")
         raise
-    finally:
-        node.stop()
-        lab.teardown()

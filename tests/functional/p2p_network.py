@@ -7,8 +7,11 @@ One network for the module: node A (state + p2p + miner, a block every 200 ms) s
 1,000 blocks already in its chain; node B (state + p2p) starts late with an empty one, so
 it has to catch up by itself. The tests then watch blocks and transactions flow between
 them and reorganise both nodes onto a heavier fork a scripted peer shows B
-(tests/framework/p2p.py). Curve links, discovery and equal-weight forks run on pairs of
-their own.
+(tests/framework/scripted_peer.py). Curve links, discovery and equal-weight forks run on
+pairs of their own.
+
+Every wait is `wait_until` with `NOT_YET`: a bus error (a block or transaction not there
+yet, a node still busy) counts as "not yet", and the last one is reported at the deadline.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,26 +33,26 @@ from zmq.utils import z85
 from common import messages as m
 from common import wire
 from common.crypto import PrivateKey, Signer
+from common.errors import CcoinError
 from common.genesis import Genesis
 from common.types import Block, Transaction
 from runtime.config import load_genesis
 from services.p2p.identity import load_curve_keys
-from tests.framework.p2p import (
-    ChainBuilder,
-    ScriptedPeer,
-    TestNode,
-    first_node,
-    peer_dir,
-    set_p2p,
-    submit_blocks,
-    wait_until,
-)
-from tests.framework.process import ROOT, free_port
+from tests.framework.node import TestNode
+from tests.framework.ports import free_port
+from tests.framework.scripted_peer import ChainBuilder, ScriptedPeer, submit_blocks
+from tests.framework.util import ROOT, wait_until
 from tools.devchain import DevChain
 
 log = logging.getLogger("test_p2p")
 
 HISTORY = 1000  # blocks A has before B first starts
+NOT_YET = (CcoinError,)  # what `wait_until` takes for "not yet" here (see the docstring)
+
+
+def _discovery(port: int) -> dict[str, Any]:
+    """node.json's discovery_service section for a discovery service on loopback."""
+    return {"host": "127.0.0.1", "port": port, "proto": "http"}
 
 
 @dataclass
@@ -72,31 +76,34 @@ class Net:
 
     def in_step(self, timeout: float = 10.0) -> None:
         """Wait until B's head is A's head (A keeps mining, so compare repeatedly)."""
-        wait_until(lambda: self.a.status().head == self.b.status().head, timeout,
-                   "A and B on the same head", interval=0.05)
+        wait_until(lambda: self.a.status().head == self.b.status().head, timeout=timeout,
+                   what="A and B on the same head", interval=0.05, ignore=NOT_YET)
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     base = tmp_path_factory.mktemp("p2p")
-    dev, port_a = first_node(base / "a", interval_ms=200)
+    a = TestNode.create(base / "a", name="a", interval_ms=200)
+    port_a = a.enable_p2p()
     # A's discovery service is down for good: the node must not care
-    set_p2p(dev.config_path, port=port_a, discovery_port=free_port())
+    a.edit_config(discovery_service=_discovery(free_port()))
+    dev = a.chain
     genesis = load_genesis(dev.genesis_path)
     builder = ChainBuilder(genesis, Signer(dev.validator))
     history = builder.extend(HISTORY)
-    a = TestNode(dev.config_path, "a").start("state")
-    b_config = peer_dir(dev, base / "b", p2p_port=free_port(),
-                        bootnodes=(f"tcp://127.0.0.1:{port_a}",))
-    b = TestNode(b_config, "b")
+    b = TestNode.sharing_chain(a, base / "b", name="b")
+    b.enable_p2p(bootnodes=(f"tcp://127.0.0.1:{port_a}",))
+    codes: dict[str, int | None] = {}
     try:
+        a.start("state")
         submit_blocks(a, history)
         a.start("p2p", "miner")
         yield Net(base, dev, genesis, builder, a, b)
     finally:
-        codes = {f"{n.name}.{s}": p.stop() for n in (a, b) for s, p in list(n.procs.items())}
-        a.stop()
-        b.stop()
+        try:
+            codes.update({f"a.{s}": code for s, code in a.stop().items()})
+        finally:
+            codes.update({f"b.{s}": code for s, code in b.stop().items()})
     assert all(code == 0 for code in codes.values()), codes
 
 
@@ -105,7 +112,8 @@ def test_a_late_node_catches_up_by_itself(net: Net) -> None:
     assert net.a.status().height >= HISTORY
     started = time.monotonic()
     b = net.start_b()
-    wait_until(lambda: b.status().height >= HISTORY, 30, "B past the history")
+    wait_until(lambda: b.status().height >= HISTORY, timeout=30, what="B past the history",
+               ignore=NOT_YET)
     log.info("B synced %d blocks in %.1f s", HISTORY, time.monotonic() - started)
     net.in_step()
     a_peers, b_peers = net.a.peers(), b.peers()
@@ -119,17 +127,26 @@ def test_a_late_node_catches_up_by_itself(net: Net) -> None:
 
 
 def test_blocks_sealed_on_a_reach_b(net: Net) -> None:
+    """The next five heads A seals each reach B, on its main chain (unless A has moved off
+    that head meanwhile)."""
     b = net.start_b()
     start = net.a.status().height
     seen: set[bytes] = set()
-    while len(seen) < 5:
+
+    def new_head() -> m.StatusReply | None:
         status = net.a.status()
-        if status.height > start:
-            reply = wait_until(lambda h=status.head: b.request(  # type: ignore[misc]
-                "state", m.GetBlock(0, h), m.BlockReply), 5, "A's head on B")
-            assert reply.on_main_chain or net.a.status().head != status.head
-            seen.add(status.head)
-        time.sleep(0.1)
+        return status if status.height > start and status.head not in seen else None
+
+    def on_b(head: bytes) -> m.BlockReply:
+        return wait_until(lambda: b.request("state", m.GetBlock(0, head), m.BlockReply),
+                          timeout=5, what="A's head on B", ignore=NOT_YET)
+
+    while len(seen) < 5:
+        status = wait_until(new_head, timeout=10, what="a new head on A", interval=0.05,
+                            ignore=NOT_YET)
+        reply = on_b(status.head)
+        assert reply.on_main_chain or net.a.status().head != status.head
+        seen.add(status.head)
     assert b.status().height >= start + 5
 
 
@@ -144,13 +161,13 @@ def test_a_transaction_sent_to_b_is_mined_by_a(net: Net) -> None:
                             amount=1234, fee=1)
     result = b.request("state", m.SubmitTxs((tx.raw,)), m.SubmitResult)
     assert result.results[0].code == ""
-    on_a = wait_until(lambda: net.a.request("state", m.GetTx(tx.id), m.TxReply), 5,
-                      "the transaction in A's pool or chain")
+    on_a = wait_until(lambda: net.a.request("state", m.GetTx(tx.id), m.TxReply), timeout=5,
+                      what="the transaction in A's pool or chain", ignore=NOT_YET)
     assert on_a.tx == tx.raw
     wait_until(lambda: net.a.request("state", m.GetTx(tx.id), m.TxReply).status
-               == "confirmed", 10, "the transaction mined by A")
+               == "confirmed", timeout=10, what="the transaction mined by A", ignore=NOT_YET)
     wait_until(lambda: b.request("state", m.GetTx(tx.id), m.TxReply).status == "confirmed",
-               10, "the block with it on B")
+               timeout=10, what="the block with it on B", ignore=NOT_YET)
     assert b.request("state", m.GetAccount(to), m.AccountReply).balance == 1234
 
 
@@ -172,7 +189,7 @@ def test_a_heavier_fork_from_a_peer_reorganises_both_nodes(net: Net) -> None:
     assert Block.decode(on_b.block).hash == fork.head.hash
     wait_until(lambda: Block.decode(net.a.request(
         "state", m.GetBlock(fork.head.height, b""), m.BlockReply).block).hash
-        == fork.head.hash, 15, "A on the heavier branch")
+        == fork.head.hash, timeout=15, what="A on the heavier branch", ignore=NOT_YET)
     net.in_step()
     assert net.a.status().height >= fork.head.height
     peer.close()
@@ -181,21 +198,22 @@ def test_a_heavier_fork_from_a_peer_reorganises_both_nodes(net: Net) -> None:
 def test_curve_links_and_the_allow_list(tmp_path: Path) -> None:
     """Two Curve nodes connect (the dialer knows the server key from its bootnode address);
     a client key not on the allow-list never gets through, nor does a plain peer."""
-    dev, port_a = first_node(tmp_path / "a", interval_ms=60_000)
+    a = TestNode.create(tmp_path / "a", name="a", interval_ms=60_000)
     b_dir = tmp_path / "b"
     b_public, _ = load_curve_keys(b_dir / "p2p")  # B's key exists before B first starts
     allow = tmp_path / "allow.txt"
     allow.write_text(f"# who may connect to A\n{b_public.hex()}\n")
-    set_p2p(dev.config_path, port=port_a, curve=True, allow_list=str(allow))
-    a_public, _ = load_curve_keys(dev.base_path / "p2p")
-    b_config = peer_dir(dev, b_dir, p2p_port=free_port(), curve=True,
-                        bootnodes=(f"tcp://127.0.0.1:{port_a}#{a_public.hex()}",))
-    a = TestNode(dev.config_path, "a").start("state", "p2p")
-    b = TestNode(b_config, "b").start("state", "p2p")
-    try:
-        builder = ChainBuilder(load_genesis(dev.genesis_path), Signer(dev.validator))
+    port_a = a.enable_p2p(curve=True, allow_list=str(allow))
+    a_public, _ = load_curve_keys(a.base_path / "p2p")
+    b = TestNode.sharing_chain(a, b_dir, name="b")
+    b.enable_p2p(curve=True, bootnodes=(f"tcp://127.0.0.1:{port_a}#{a_public.hex()}",))
+    with a, b:
+        a.start("state", "p2p")
+        b.start("state", "p2p")
+        builder = ChainBuilder(load_genesis(a.chain.genesis_path), Signer(a.chain.validator))
         submit_blocks(a, builder.extend(20))
-        wait_until(lambda: b.status().height == 20, 10, "B synced over Curve")
+        wait_until(lambda: b.status().height == 20, timeout=10, what="B synced over Curve",
+                   ignore=NOT_YET)
         assert [p.node_id for p in a.peers().peers] == [b.peers().node_id]
         status = a.status()
         stranger_public, stranger_secret = _curve_pair()
@@ -211,9 +229,6 @@ def test_curve_links_and_the_allow_list(tmp_path: Path) -> None:
         stranger.close()
         plain.close()
         assert "not on the allow-list" in a.log("p2p")
-    finally:
-        a.stop()
-        b.stop()
 
 
 def _curve_pair() -> tuple[bytes, bytes]:
@@ -227,21 +242,24 @@ def test_nodes_find_each_other_through_discovery(tmp_path: Path) -> None:
     discovery = subprocess.Popen(
         [sys.executable, "-m", "services.discovery", "--host", "127.0.0.1", "--port",
          str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    dev, port_c = first_node(tmp_path / "c", interval_ms=60_000)
-    set_p2p(dev.config_path, port=port_c, discovery_port=port)
-    d_config = peer_dir(dev, tmp_path / "d", p2p_port=free_port(), discovery_port=port)
-    c, d = TestNode(dev.config_path, "c"), TestNode(d_config, "d")
+    c = TestNode.create(tmp_path / "c", name="c", interval_ms=60_000)
+    c.enable_p2p()
+    c.edit_config(discovery_service=_discovery(port))
+    d = TestNode.sharing_chain(c, tmp_path / "d", name="d")
+    d.enable_p2p()
+    d.edit_config(discovery_service=_discovery(port))
     try:
-        wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), 20, "discovery up")
-        c.start("state", "p2p")
-        submit_blocks(c, ChainBuilder(load_genesis(dev.genesis_path),
-                                      Signer(dev.validator)).extend(10))
-        d.start("state", "p2p")
-        wait_until(lambda: d.status().height == 10, 15, "D synced from C found by discovery")
-        assert [p.node_id for p in c.peers().peers] == [d.peers().node_id]
+        with c, d:
+            wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), timeout=20,
+                       what="discovery up")
+            c.start("state", "p2p")
+            submit_blocks(c, ChainBuilder(load_genesis(c.chain.genesis_path),
+                                          Signer(c.chain.validator)).extend(10))
+            d.start("state", "p2p")
+            wait_until(lambda: d.status().height == 10, timeout=15,
+                       what="D synced from C found by discovery", ignore=NOT_YET)
+            assert [p.node_id for p in c.peers().peers] == [d.peers().node_id]
     finally:
-        c.stop()
-        d.stop()
         discovery.terminate()
         discovery.wait(10)
 
@@ -257,18 +275,18 @@ def test_equal_weight_tips_converge_on_the_lower_hash(tmp_path: Path) -> None:
     """Two nodes that each hold a different block at the same height (equal total weight)
     agree as soon as they link, on the lower-hash tip (PoA fork choice), instead of each
     keeping the block it saw first: the Clique stall of equal-weight forks."""
-    dev, port_c = first_node(tmp_path / "c")
-    set_p2p(dev.config_path, port=port_c, mining=False)
-    builder = ChainBuilder(load_genesis(dev.genesis_path), Signer(dev.validator))
+    c = TestNode.create(tmp_path / "c", name="c", interval_ms=200,
+                        config={"mining": {"autostart": False}})
+    port_c = c.enable_p2p()
+    builder = ChainBuilder(load_genesis(c.chain.genesis_path), Signer(c.chain.validator))
     common_part = builder.extend(3)
     ours, theirs = builder.fork(), builder.fork()
     tip_c, tip_d = ours.next(extra=b"c"), theirs.next(extra=b"d")
     assert ours.weight == theirs.weight
     winner = min(tip_c, tip_d, key=lambda b: b.hash)
-    c = TestNode(dev.config_path, "c")
-    d = TestNode(peer_dir(dev, tmp_path / "d", p2p_port=free_port(),
-                          bootnodes=(f"tcp://127.0.0.1:{port_c}",)), "d")
-    try:
+    d = TestNode.sharing_chain(c, tmp_path / "d", name="d")
+    d.enable_p2p(bootnodes=(f"tcp://127.0.0.1:{port_c}",))
+    with c, d:
         c.start("state")
         d.start("state")
         submit_blocks(c, [*common_part, tip_c])
@@ -276,8 +294,5 @@ def test_equal_weight_tips_converge_on_the_lower_hash(tmp_path: Path) -> None:
         assert c.status().head == tip_c.hash and d.status().head == tip_d.hash
         c.start("p2p")
         d.start("p2p")
-        wait_until(lambda: c.status().head == d.status().head == winner.hash, 30,
-                   "both nodes on the lower-hash tip")
-    finally:
-        d.stop()
-        c.stop()
+        wait_until(lambda: c.status().head == d.status().head == winner.hash, timeout=30,
+                   what="both nodes on the lower-hash tip", ignore=NOT_YET)

@@ -14,7 +14,8 @@ from common.wire import ByeCode
 from services.p2p.blocks import PARALLEL_VERIFY_MIN
 from tests.framework import rules
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import WirePeer, until
+from tests.framework.util import wait_until_async
+from tests.framework.wire_peer import WirePeer
 
 pytestmark = pytest.mark.anyio
 
@@ -99,11 +100,13 @@ async def test_a_block_of_relayed_transactions_costs_no_second_signature_check(
         peer = await _ready(net)
         txs = tuple(rules.transfer(1, bytes(20), 1, nonce=i) for i in range(3))
         await peer.send(wire.Txs(tuple(t.raw for t in txs)))
-        await until(lambda: node.txs.handed == 3, what="the transactions relayed in")
+        await wait_until_async(lambda: node.txs.handed == 3,
+                               timeout=5, what="the transactions relayed in")
         assert node.verifier.signature_checks == 3
         block = rules.Chain(net.genesis).build(txs)
         await peer.send(wire.NewBlock(block.raw, 2))
-        await until(lambda: node.chain.tip.hash == block.hash, what="the block in")
+        await wait_until_async(lambda: node.chain.tip.hash == block.hash,
+                               timeout=5, what="the block in")
         assert node.verifier.signature_checks == 3 and node.verifier.cache_hits == 3
 
 
@@ -120,7 +123,8 @@ async def test_a_big_block_is_verified_on_the_worker_threads(tmp_path: Path,
         block = rules.Chain(net.genesis).build(txs)
         await peer.send(wire.NewBlock(block.raw, 2))
         if forged_at is None:
-            await until(lambda: node.chain.tip.hash == block.hash, what="the block in")
+            await wait_until_async(lambda: node.chain.tip.hash == block.hash,
+                                   timeout=5, what="the block in")
             assert node.verifier.signature_checks == count
         else:
             bye = await peer.expect(wire.Bye)

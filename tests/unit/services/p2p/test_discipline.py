@@ -21,7 +21,8 @@ from services.p2p.peer import Peer, Standing
 from services.p2p.transport import Link
 from tests.framework import rules
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import WirePeer, until
+from tests.framework.util import wait_until_async
+from tests.framework.wire_peer import WirePeer
 
 pytestmark = pytest.mark.anyio
 
@@ -122,7 +123,8 @@ async def test_a_block_from_a_clock_ahead_costs_little(tmp_path: Path) -> None:
         ahead = int(time.time() * 1000) + 3_600_000
         block = rules.Chain(net.genesis).build(timestamp=ahead)
         await peer.send(wire.NewBlock(block.raw, 10**9))
-        await until(lambda: _score(node, peer) == -scoring.MINOR_BLOCK, what="the charge")
+        await wait_until_async(lambda: _score(node, peer) == -scoring.MINOR_BLOCK,
+                               timeout=5, what="the charge")
 
 
 async def test_a_flood_is_dropped_and_costs_until_the_ban(tmp_path: Path) -> None:
@@ -134,7 +136,8 @@ async def test_a_flood_is_dropped_and_costs_until_the_ban(tmp_path: Path) -> Non
             await flooder.send(wire.Ping(i, 0, bytes(32), 0))
         pongs = [await flooder.expect(wire.Pong) for _ in range(burst)]
         assert [p.nonce for p in pongs] == list(range(burst))  # the rest were dropped
-        await until(lambda: _score(node, flooder) == -3 * scoring.FLOOD, what="charged")
+        await wait_until_async(lambda: _score(node, flooder) == -3 * scoring.FLOOD,
+                               timeout=5, what="charged")
         for i in range(200):
             await flooder.send(wire.Ping(i, 0, bytes(32), 0))
         await _banned(flooder)
@@ -166,7 +169,8 @@ async def test_a_frame_over_the_socket_limit_drops_the_connection(tmp_path: Path
         link = node.peers.by_id[giant.node_id]
         assert link.standing.score == 0  # it never reached the decoder
         # the node's next sends find no route (once its ROUTER has taken the news)
-        await until(lambda: not link.send(wire.GetPeerAddrs()), what="a send failing")
+        await wait_until_async(lambda: not link.send(wire.GetPeerAddrs()),
+                               timeout=5, what="a send failing")
         assert link.link.unreachable
         node.tick(time.monotonic())
         assert giant.node_id not in node.peers.by_id
@@ -186,7 +190,8 @@ async def test_hostile_peers_are_banned_while_an_honest_one_goes_on(tmp_path: Pa
             await _banned(hostile)
         block = chain.build_and_apply()
         await honest.send(wire.NewBlock(block.raw, 2))
-        await until(lambda: node.chain.tip.hash == block.hash, what="the honest block in")
+        await wait_until_async(lambda: node.chain.tip.hash == block.hash,
+                               timeout=5, what="the honest block in")
         await honest.sync_with_ping()
         assert _score(node, honest) == 0 and node.discipline.bans.count("node") == 2
         assert [p.node_id for p in node.peers.ready()] == [honest.node_id]

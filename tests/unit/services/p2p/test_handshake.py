@@ -17,7 +17,8 @@ from services.p2p import scoring
 from services.p2p.node import P2PNode
 from services.p2p.peer import LinkState
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import WirePeer, until
+from tests.framework.util import wait_until_async
+from tests.framework.wire_peer import WirePeer
 
 pytestmark = pytest.mark.anyio
 
@@ -88,7 +89,7 @@ async def test_a_peer_that_refuses_us_is_not_dialed_again(
         node.tick(time.monotonic())
         await refuser.expect(wire.Hello)
         await refuser.send(wire.Bye(ByeCode.WRONG_NETWORK.value, "we run another chain"))
-        await until(lambda: not node.peers.outbound, what="the link closed")
+        await wait_until_async(lambda: not node.peers.outbound, timeout=5, what="the link closed")
         assert "refused us: wrong_network" in caplog.text
         node.tick(time.monotonic())
         assert not node.peers.outbound  # held, not redialed at once
@@ -99,7 +100,8 @@ async def test_a_peer_that_refuses_us_is_not_dialed_again(
         node.tick(time.monotonic())
         await other.expect(wire.Hello)
         await other.send(wire.Bye(ByeCode.SHUTDOWN.value, "stopping"))
-        await until(lambda: "inproc://leaver" not in node.peers.outbound, what="closed")
+        await wait_until_async(lambda: "inproc://leaver" not in node.peers.outbound,
+                               timeout=5, what="closed")
         entry = node.book.get("inproc://leaver")
         assert entry is not None
         assert entry.next_try < time.monotonic() + node.settings.timing.handshake + 1
@@ -127,8 +129,8 @@ async def test_a_node_refuses_itself(tmp_path: Path) -> None:
         # side holds the address
         node.book.add("inproc://p2p-a", source="pex")
         node.dial("inproc://p2p-a")
-        await until(lambda: not node.peers.outbound and not node.peers.inbound,
-                    what="both ends closed")
+        await wait_until_async(lambda: not node.peers.outbound and not node.peers.inbound,
+                               timeout=5, what="both ends closed")
         assert not node.peers.ready()
         entry = node.book.get("inproc://p2p-a")
         assert entry is not None and entry.next_try > time.monotonic() + 500
@@ -197,16 +199,17 @@ async def test_messages_before_the_handshake_cost_points(tmp_path: Path) -> None
         (link,) = node.peers.inbound.values()
         assert link.standing.score == -scoring.BEFORE_HANDSHAKE
         await early.send(wire.GetPeerAddrs())
-        await until(lambda: link.standing.score == -2 * scoring.BEFORE_HANDSHAKE)
+        await wait_until_async(lambda: link.standing.score == -2 * scoring.BEFORE_HANDSHAKE,
+                               timeout=5, what="the early PEX request charged")
         await early.send(wire.HelloAck(bytes(64)))  # an ACK before any hello
-        await until(lambda: link.standing.score == -2 * scoring.BEFORE_HANDSHAKE
-                    - scoring.MALFORMED)
+        await wait_until_async(lambda: link.standing.score == -2 * scoring.BEFORE_HANDSHAKE
+                               - scoring.MALFORMED, timeout=5, what="the early ACK charged")
         assert early.message_count[wire.Bye] == 1  # told once
         await early.hello()  # it may still say hello, and its link goes on
         await early.expect(wire.HelloAck)
         await early.hello()
-        await until(lambda: link.standing.score == -2 * scoring.BEFORE_HANDSHAKE
-                    - 2 * scoring.MALFORMED, what="a second hello charged")
+        await wait_until_async(lambda: link.standing.score == -2 * scoring.BEFORE_HANDSHAKE
+                               - 2 * scoring.MALFORMED, timeout=5, what="a second hello charged")
         for _ in range(2):
             await early.send(wire.GetPeerAddrs())
         bye = await early.expect(wire.Bye)
@@ -253,7 +256,8 @@ async def test_a_link_that_says_bye_is_forgotten(tmp_path: Path) -> None:
         peer = net.peer().connect("inproc://p2p-a")
         await peer.handshake()
         await peer.send(wire.Bye(ByeCode.SHUTDOWN.value, "stopping"))
-        await until(lambda: not _linked(node, peer), what="the link forgotten")
+        await wait_until_async(lambda: not _linked(node, peer),
+                               timeout=5, what="the link forgotten")
         assert not node.peers.all() and node.discipline.bans.count("node") == 0
 
 

@@ -14,7 +14,7 @@ from common.wire import ByeCode
 from services.p2p.chainview import Tip
 from services.p2p.liveness import SLOW_DROPS
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import until
+from tests.framework.util import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +30,8 @@ async def test_pings_carry_tips_both_ways_and_measure_latency(tmp_path: Path) ->
         ping = await peer.expect(wire.Ping)
         assert (ping.height, ping.head, ping.total_weight) == (0, net.genesis_hash, 0)
         await peer.send(wire.Pong(ping.nonce, 0, net.genesis_hash, 0))
-        await until(lambda: link.liveness.latency_ms >= 0, what="a measured round trip")
+        await wait_until_async(lambda: link.liveness.latency_ms >= 0,
+                               timeout=5, what="a measured round trip")
         assert link.liveness.ping_nonce is None and link.standing.score == 0
         node.tick(time.monotonic())  # not due again yet
         await peer.sync_with_ping()
@@ -94,7 +95,8 @@ async def test_a_link_without_a_route_is_closed(tmp_path: Path) -> None:
         await peer.handshake()
         link = node.peers.by_id[peer.node_id]
         peer.close()  # its connection is gone; the ROUTER finds out at the next send
-        await until(lambda: not link.send(wire.GetPeerAddrs()), what="no route")
+        await wait_until_async(lambda: not link.send(wire.GetPeerAddrs()),
+                               timeout=5, what="no route")
         assert link.link.unreachable
         node.tick(time.monotonic())
         assert not node.peers.all()

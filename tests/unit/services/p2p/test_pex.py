@@ -14,7 +14,7 @@ from common.crypto import KeyType, PrivateKey
 from common.wire import ByeCode
 from services.p2p.settings import Timing
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import until
+from tests.framework.util import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -105,4 +105,5 @@ async def test_bootnodes_discovery_and_hellos_fill_the_book(
         assert node.book.get("tcp://10.1.0.2:7000").source == "discovery"  # type: ignore[union-attr]
         inbound = net.peer(listen="tcp://10.1.0.3:7000").connect("inproc://p2p-a")
         await inbound.handshake()
-        await until(lambda: node.book.get("tcp://10.1.0.3:7000") is not None)
+        await wait_until_async(lambda: node.book.get("tcp://10.1.0.3:7000") is not None,
+                               timeout=5, what="the address in the book")

@@ -30,7 +30,8 @@ from services.p2p.sync import FAILED_PAUSE_S, Syncer, SyncState
 from services.p2p.transport import Link, Transport
 from tests.framework import rules
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import WirePeer, until
+from tests.framework.util import wait_until_async
+from tests.framework.wire_peer import WirePeer
 
 pytestmark = pytest.mark.anyio
 
@@ -132,7 +133,8 @@ async def test_the_syncer_gives_up_on_a_silent_peer_and_asks_the_next_best() -> 
             honest_asked_at = time.monotonic()
             assert syncer.on_blocks(honest, wire.Blocks(
                 request.request, (b"block 1", b"block 2"), 2, honest.tip.hash, 2))
-            await until(lambda: host.imported and syncer.state is SyncState.IDLE)
+            await wait_until_async(lambda: host.imported and syncer.state is SyncState.IDLE,
+                                   timeout=5, what="the blocks imported, the machine idle")
     finally:
         machine.close(silent, honest)
         ctx.destroy(linger=0)
@@ -169,7 +171,9 @@ async def test_a_peer_whose_link_takes_no_request_is_paused_not_spun_on() -> Non
             request = await machine.remotes["honest"].expect(wire.GetBlocks)
             assert syncer.on_blocks(honest, wire.Blocks(request.request, (b"block 1",), 2,
                                                         honest.tip.hash, 2))
-            await until(lambda: host.tip.total_weight == 2 and syncer.state is SyncState.IDLE)
+            await wait_until_async(lambda: host.tip.total_weight == 2
+                                   and syncer.state is SyncState.IDLE,
+                                   timeout=5, what="the heavier chain in, the machine idle")
     finally:
         machine.close(stuck, honest)
         ctx.destroy(linger=0)
@@ -214,7 +218,8 @@ async def test_a_peer_that_claims_more_but_sends_nothing_is_charged_and_left_alo
         async with running(syncer):
             request = await machine.remotes["empty"].expect(wire.GetBlocks)
             syncer.on_blocks(empty, wire.Blocks(request.request, (), 5, empty.tip.hash, 5))
-            await until(lambda: empty.sync.exhausted_at == 5 and not syncer.syncing)
+            await wait_until_async(lambda: empty.sync.exhausted_at == 5 and not syncer.syncing,
+                                   timeout=5, what="the empty peer exhausted, the sync over")
             assert syncer.choose() is None  # not again at the same weight
     finally:
         machine.close(empty)
@@ -248,8 +253,9 @@ async def test_a_node_syncs_in_locator_batches(tmp_path: Path) -> None:
             assert request.limit == 500
             reply = await peer.serve(request, blocks, weight, limit=10)
             assert reply.blocks == tuple(b.raw for b in blocks[first:last])
-        await until(lambda: node.chain.tip.hash == blocks[-1].hash, what="the node synced")
-        await until(lambda: not node.syncer.syncing)
+        await wait_until_async(lambda: node.chain.tip.hash == blocks[-1].hash,
+                               timeout=5, what="the node synced")
+        await wait_until_async(lambda: not node.syncer.syncing, timeout=5, what="the sync over")
         assert node.syncer.rounds == 3
         assert (await net.state("a").status()).height == 25
 
@@ -271,7 +277,8 @@ async def test_a_heavier_fork_from_a_peer_reorganises_the_node(tmp_path: Path) -
         server = asyncio.create_task(peer.serve_forever(fork, weight, limit=3))
         try:
             await peer.send(wire.NewBlock(fork[-1].raw, weight))  # its tip: an orphan to us
-            await until(lambda: node.chain.tip.hash == fork[-1].hash, what="the reorg")
+            await wait_until_async(lambda: node.chain.tip.hash == fork[-1].hash,
+                                   timeout=5, what="the reorg")
         finally:
             server.cancel()
         first = next(m for m in peer.received if isinstance(m, wire.GetBlocks))
@@ -289,7 +296,8 @@ async def test_an_orphan_makes_the_node_ask_its_sender_for_the_parents(tmp_path:
         request = await peer.expect(wire.GetBlocks)
         assert request.locator == (net.genesis_hash,)
         await peer.serve(request, blocks, _weight(net, blocks))
-        await until(lambda: node.chain.tip.hash == blocks[2].hash, what="the chain in")
+        await wait_until_async(lambda: node.chain.tip.hash == blocks[2].hash,
+                               timeout=5, what="the chain in")
         # a block one above our head whose parent state does not know: state says so
         stray = rules.Chain(net.genesis)
         stray.apply(blocks[0])
@@ -321,11 +329,12 @@ async def test_a_silent_peer_times_out_and_an_honest_one_syncs_the_node(
         assert node.syncer.syncing and node.syncer.sync_target == 60  # still on the silent one
         server = asyncio.create_task(honest.serve_forever(blocks, weight))
         try:
-            await until(lambda: node.chain.tip.hash == blocks[-1].hash, what="synced")
+            await wait_until_async(lambda: node.chain.tip.hash == blocks[-1].hash,
+                                   timeout=5, what="synced")
         finally:
             server.cancel()
         assert time.monotonic() - asked_at >= 0.3
-        await until(lambda: not node.syncer.syncing)
+        await wait_until_async(lambda: not node.syncer.syncing, timeout=5, what="the sync over")
         await silent.sync_with_ping()
         assert silent.message_count[wire.GetBlocks] == 1  # paused: not asked again
         link = node.peers.by_id[silent.node_id]  # still linked, not banned
@@ -359,14 +368,16 @@ async def test_an_equal_weight_tip_is_taken_only_with_a_lower_hash(
         candidates.sort(key=lambda b: b.hash, reverse=theirs_lower)
         ours, theirs = candidates
         await net.state("a").submit_blocks([*common_part, ours])
-        await until(lambda: node.chain.tip.hash == ours.hash)
+        await wait_until_async(lambda: node.chain.tip.hash == ours.hash,
+                               timeout=5, what="our own tip in")
         weight = _weight(net, [*common_part, ours])
         peer = net.peer().connect("inproc://p2p-a")
         await peer.handshake(height=3, head=theirs.hash, total_weight=weight)
         chain = [*common_part, theirs]
         if theirs_lower:
             await peer.serve(await peer.expect(wire.GetBlocks), chain, weight)
-            await until(lambda: node.chain.tip.hash == theirs.hash, what="the lower hash")
+            await wait_until_async(lambda: node.chain.tip.hash == theirs.hash,
+                                   timeout=5, what="the lower hash")
         else:
             await peer.sync_with_ping()
             assert node.syncer.choose() is None  # it is not ahead of us

@@ -19,7 +19,7 @@ from common.status import PeerDirection
 from services.p2p.node import P2PNode
 from services.p2p.transport import Link, Transport
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import until
+from tests.framework.util import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -47,13 +47,13 @@ async def test_frames_cross_as_one_message_each(tmp_path: Path) -> None:
         replies: list[list[bytes]] = []
         transport.follow(link, replies.append)
         assert link.send_frame(b"PNG one")
-        await until(lambda: arrived, what="the frame at the ROUTER")
+        await wait_until_async(lambda: arrived, timeout=5, what="the frame at the ROUTER")
         rid, frames = arrived[0]
         assert frames == [b"PNG one"]
         inbound = transport.inbound_link(rid, zmq.Frame(b""))
         assert inbound.direction is PeerDirection.INBOUND and inbound.routing_id == rid
         assert inbound.send_frame(b"PON two")
-        await until(lambda: replies, what="the answer at the DEALER")
+        await wait_until_async(lambda: replies, timeout=5, what="the answer at the DEALER")
         assert replies == [[b"PON two"]]
         link.close()
         reader.cancel()

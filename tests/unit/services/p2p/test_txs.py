@@ -13,7 +13,8 @@ from common import wire
 from services.p2p import scoring
 from tests.framework import rules
 from tests.framework.localnet import LocalNet
-from tests.framework.wire_peer import WirePeer, until
+from tests.framework.util import wait_until_async
+from tests.framework.wire_peer import WirePeer
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,8 @@ async def test_a_transaction_reaches_state_once_and_each_other_peer_once(
         assert _txs_to(source) == []  # it sent it: it knows it
         await other.send(wire.Txs((tx.raw,)))  # echoed back, and sent again
         await source.send(wire.Txs((tx.raw,)))
-        await until(lambda: len(node.peers.by_id[source.node_id].known_txs) == 1)
+        await wait_until_async(lambda: len(node.peers.by_id[source.node_id].known_txs) == 1,
+                               timeout=5, what="the transaction's source known")
         for peer in (source, other):
             await peer.sync_with_ping()
         assert node.txs.handed == 1 and node.verifier.signature_checks == 1
@@ -58,18 +60,20 @@ async def test_pooled_transactions_are_relayed_in_bulk(tmp_path: Path) -> None:
     async with LocalNet(tmp_path) as net:
         node_a, node_b = await net.node("a"), await net.node("b")
         node_b.dial("inproc://p2p-a")
-        await until(lambda: node_a.peers.ready() and node_b.peers.ready(), what="a-b linked")
+        await wait_until_async(lambda: node_a.peers.ready() and node_b.peers.ready(),
+                               timeout=5, what="a-b linked")
         watcher = await _ready(net)
         queued = [rules.transfer(1, bytes(20), 1, nonce=1 + i) for i in range(40)]
         assert await net.state("a").submit_txs(queued) == [""] * 40
         batch = await watcher.expect(wire.Txs)
         assert batch.txs == tuple(t.raw for t in queued)  # one message for all 40
         state_b = net.state("b")
-        await until(lambda: _all(state_b.statuses(queued), "queued"), what="queued on B")
+        await wait_until_async(lambda: _all(state_b.statuses(queued), "queued"),
+                               timeout=5, what="queued on B")
         gap = rules.transfer(1, bytes(20), 1, nonce=0)
         assert await net.state("a").submit_txs([gap]) == [""]
-        await until(lambda: _all(state_b.statuses([gap, *queued]), "pending"),
-                    what="all ready on B")
+        await wait_until_async(lambda: _all(state_b.statuses([gap, *queued]), "pending"),
+                               timeout=5, what="all ready on B")
         assert await net.state("a").statuses([gap, *queued]) == {"pending"}
 
 
@@ -85,9 +89,10 @@ async def test_a_batch_with_bad_transactions_costs_its_sender_and_the_rest_goes_
         good = rules.transfer(1, bytes(20), 1, nonce=0)
         forged = rules.transfer(2, bytes(20), 1, nonce=0).with_signature(bytes(64))
         await sender.send(wire.Txs((forged.raw, good.raw, b"\x00junk")))
-        await until(lambda: node.txs.handed == 1, what="the good one handed to state")
-        await until(lambda: node.peers.by_id[sender.node_id].standing.score
-                    == -scoring.BAD_TX, what="one charge for the batch")
+        await wait_until_async(lambda: node.txs.handed == 1,
+                               timeout=5, what="the good one handed to state")
+        await wait_until_async(lambda: node.peers.by_id[sender.node_id].standing.score
+                               == -scoring.BAD_TX, timeout=5, what="one charge for the batch")
         assert await net.state("a").tx_status(good.id) == "pending"
 
 
@@ -98,7 +103,7 @@ async def test_what_state_refuses_is_not_relayed(tmp_path: Path) -> None:
         broke = rules.transfer(4, bytes(20), 10, nonce=0)  # key 4 has no funds
         funded = rules.transfer(1, bytes(20), 10, nonce=0)
         await source.send(wire.Txs((broke.raw,)))
-        await until(lambda: node.txs.handed == 1, what="handed to state")
+        await wait_until_async(lambda: node.txs.handed == 1, timeout=5, what="handed to state")
         await source.send(wire.Txs((funded.raw,)))
         assert (await other.expect(wire.Txs)).txs == (funded.raw,)  # only what state pooled
         assert await net.state("a").tx_status(broke.id) == "rejected"

@@ -1,18 +1,17 @@
-"""What the p2p tests share: nodes on one genesis, their processes, and a scripted peer.
+"""A wire-protocol peer for the process-level p2p tests, and chains for it to serve.
 
-- `peer_dir` makes a second (third...) data dir on the genesis of an existing dev chain
-  (`create_dev_chain` makes a new random genesis on every call): same genesis.json, keystore
-  and password, its own ports and bootnodes.
-- `TestNode` starts a node's state/p2p/miner processes (tests.framework.process.ServiceProcess) and
-  talks to them over the real bus.
 - `ScriptedPeer` speaks the wire protocol from a plain blocking DEALER socket, for tests
-  of whole processes: a correct handshake with its own node key, a chain served on request,
-  or any frame at all. (In-process tests use `tests.framework.wire_peer.WirePeer`, whose
-  message builders it shares.)
-- `python -m tests.framework.p2p peer ENDPOINT ...` runs a scripted peer as its own process,
-  so a test can start it inside a network namespace (another source IP address): it
-  handshakes, or (`--misbehave`) handshakes, sends garbage until it is banned and comes
-  back under new node keys on new sockets; it prints one JSON line of what happened.
+  of whole processes (nodes started by `tests.framework.node.TestNode`): a correct
+  handshake with its own node key, a chain served on request, or any frame at all.
+  (In-process tests use `tests.framework.wire_peer.WirePeer`, whose message builders it
+  shares.)
+- `ChainBuilder` seals blocks of a dev chain in the test process, by the rules state
+  applies; `submit_blocks` imports them into a running node's state.
+- `python -m tests.framework.scripted_peer peer ENDPOINT ...` runs a scripted peer as its
+  own process, so a test can start it inside a network namespace (another source IP
+  address): it handshakes, or (`--misbehave`) handshakes, sends garbage until it is banned
+  and comes back under new node keys on new sockets; it prints one JSON line of what
+  happened.
 """
 
 from __future__ import annotations
@@ -20,168 +19,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
 
 from common import consensus, wire
 from common import messages as m
 from common.crypto import KeyType, PrivateKey, Signer
-from common.errors import CcoinError
 from common.genesis import Genesis, genesis_block
 from common.ledger import Overlay, apply_transactions, credit_coinbase, finish
 from common.merkle import merkle_root
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader, Transaction
-from runtime.bus import SyncBusClient
 from services.p2p import curve
-from tests.framework.process import ROOT, ServiceProcess, free_port, poll
 from tests.framework.wire_peer import ack_message, blocks_reply, hello_message
-from tools.devchain import DevChain, create_dev_chain
+
+if TYPE_CHECKING:  # the peer as a process (`main`) needs none of a node's machinery
+    from tests.framework.node import TestNode
 
 W = TypeVar("W", bound=wire.WireMessage)
-R = TypeVar("R", bound=m.Message)
-
-
-def set_p2p(config_path: Path, *, port: int, bootnodes: tuple[str, ...] = (),
-            api_port: int | None = None, base_path: Path | None = None,
-            mining: bool | None = None, discovery_port: int | None = None,
-            **p2p: Any) -> Path:
-    """Rewrite a node.json's p2p section (and optionally its api port, data dir, mining,
-    discovery service on 127.0.0.1)."""
-    doc = json.loads(config_path.read_text())
-    doc["p2p"] = {"host": "127.0.0.1", "port": port, "bootnodes": list(bootnodes), **p2p}
-    if discovery_port is not None:
-        doc["discovery_service"] = {"host": "127.0.0.1", "port": discovery_port,
-                                    "proto": "http"}
-    if api_port is not None:
-        doc.setdefault("api", {})["port"] = api_port
-    if base_path is not None:
-        doc["app"]["base_path"] = str(base_path)
-    if mining is not None:
-        doc.setdefault("mining", {})["autostart"] = mining
-    config_path.write_text(json.dumps(doc, indent=2) + "\n")
-    return config_path
-
-
-def peer_dir(src: DevChain, dst: Path, *, p2p_port: int, bootnodes: tuple[str, ...] = (),
-             api_port: int | None = None, **p2p: Any) -> Path:
-    """A data dir for another node of `src`'s chain; returns its node.json.
-
-    It shares the genesis file, keystore and password (so it could also seal), but has its
-    own chain database, run/ sockets, p2p identity and ports."""
-    dst = dst.resolve()
-    dst.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src.genesis_path, dst / "genesis.json")
-    shutil.copytree(src.base_path / "keystore", dst / "keystore", dirs_exist_ok=True)
-    pw = dst / "password.txt"
-    shutil.copy(src.base_path / "password.txt", pw)
-    pw.chmod(0o600)
-    doc = json.loads(src.config_path.read_text())
-    doc["app"]["base_path"] = str(dst)
-    doc["genesis"] = str(dst / "genesis.json")
-    doc["keystore"] = {"password_file": str(pw)}
-    doc.setdefault("api", {})["port"] = api_port or free_port()
-    doc.pop("endpoints", None)
-    config = dst / "node.json"
-    config.write_text(json.dumps(doc, indent=2) + "\n")
-    return set_p2p(config, port=p2p_port, bootnodes=bootnodes, **p2p)
-
-
-def first_node(base: Path, *, interval_ms: int = 200, bootnodes: tuple[str, ...] = (),
-               **chain: Any) -> tuple[DevChain, int]:
-    """A new dev chain in `base` with a p2p port of its own: (chain, p2p port)."""
-    dev = create_dev_chain(base, interval_ms=interval_ms, api_port=free_port(), **chain)
-    port = free_port()
-    set_p2p(dev.config_path, port=port, bootnodes=bootnodes)
-    return dev, port
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.1) -> Any:
-    """`poll` in which bus errors count as not yet."""
-    return poll(pred, timeout, what, interval=interval, ignore=(CcoinError,))
-
-
-class PrefixedProcess(ServiceProcess):
-    """A service started under a command prefix: `ip netns exec NS` runs it inside a network
-    namespace (`netns.Lab.argv(i, [])`). `ip netns exec` execs the command, so the process
-    the test stops is the service itself."""
-
-    def __init__(self, name: str, config_path: Path, prefix: Sequence[str]) -> None:
-        super().__init__(name, config_path)
-        self.prefix = list(prefix)
-
-    def start(self) -> ServiceProcess:
-        self.config.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", f"services.{self.name}", "--config",
-                 str(self.config_path)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        return self
-
-
-class TestNode:
-    """One node's processes (state, p2p, optionally miner) over a node.json."""
-
-    __test__ = False  # not a pytest class
-
-    def __init__(self, config_path: Path, name: str = "node") -> None:
-        self.name = name
-        self.config_path = config_path
-        self.procs: dict[str, ServiceProcess] = {}
-        self._clients: dict[str, SyncBusClient] = {}
-
-    def start(self, *services: str, prefix: Sequence[str] = ()) -> TestNode:
-        """Start `services` (under the command `prefix`, when given) and wait until each
-        answers on the bus."""
-        for service in services:
-            proc = (PrefixedProcess(service, self.config_path, prefix) if prefix
-                    else ServiceProcess(service, self.config_path))
-            self.procs[service] = proc.start()
-        for service in services:
-            self.procs[service].wait_ready()
-        return self
-
-    def stop(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        for name in ("miner", "p2p", "api", "state"):
-            proc = self.procs.pop(name, None)
-            if proc is not None:
-                proc.stop()
-
-    def client(self, service: str) -> SyncBusClient:
-        if service not in self._clients:
-            config = next(iter(self.procs.values())).config if self.procs else None
-            assert config is not None, "start the node first"
-            self._clients[service] = SyncBusClient(config.endpoint(service), timeout=5)
-        return self._clients[service]
-
-    def request(self, service: str, msg: m.Message, expect: type[R]) -> R:
-        return self.client(service).request(msg, expect)
-
-    def status(self) -> m.StatusReply:
-        return self.request("state", m.GetStatus(), m.StatusReply)
-
-    def peers(self) -> m.PeersReply:
-        return self.request("p2p", m.GetPeers(), m.PeersReply)
-
-    @property
-    def p2p_endpoint(self) -> str:
-        config = self.procs["p2p"].config
-        return f"tcp://{config.p2p_host}:{config.p2p_port}"
-
-    def log(self, service: str) -> str:
-        return self.procs[service].log_path.read_text(errors="replace")
 
 
 class ScriptedPeer:
@@ -341,13 +199,13 @@ def submit_blocks(node: TestNode, blocks: list[Block], chunk: int = 100) -> None
     """Import blocks into a node's state directly (as p2p would after verifying them)."""
     for start in range(0, len(blocks), chunk):
         part = tuple(b.raw for b in blocks[start:start + chunk])
-        result = node.client("state").request(m.SubmitBlocks(part), m.SubmitBlocksResult,
-                                              timeout=60)
+        result = node.bus("state").request(m.SubmitBlocks(part), m.SubmitBlocksResult,
+                                           timeout=60)
         bad = [o for o in result.outcomes if o.status == "error"]
         assert not bad, bad[0]
 
 
-# --- a scripted peer as a process (`python -m tests.framework.p2p peer`) -----------------------
+# --- a scripted peer as a process (`python -m tests.framework.scripted_peer peer`) ------------
 
 
 def _misbehave(peer: ScriptedPeer, wait: float) -> wire.Bye | None:
@@ -366,7 +224,7 @@ def _misbehave(peer: ScriptedPeer, wait: float) -> wire.Bye | None:
 
 def run_peer(endpoint: str, *, network_id: int, genesis: bytes, misbehave: bool, attempts: int,
              wait: float) -> dict[str, Any]:
-    """What `python -m tests.framework.p2p peer` reports (see `main`)."""
+    """What `python -m tests.framework.scripted_peer peer` reports (see `main`)."""
     report: dict[str, Any] = {}
     if misbehave:
         hostile = ScriptedPeer(endpoint, network_id=network_id, genesis=genesis)
@@ -412,7 +270,7 @@ def run_peer(endpoint: str, *, network_id: int, genesis: bytes, misbehave: bool,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.framework.p2p")
+    parser = argparse.ArgumentParser(prog="python -m tests.framework.scripted_peer")
     sub = parser.add_subparsers(dest="cmd", required=True)
     peer = sub.add_parser("peer", help="a scripted peer; prints one JSON line: acked and "
                           "ready (how many of the fresh peers got the node's ACK, and then "
