@@ -91,6 +91,31 @@ class Field:
         return operator.attrgetter(src)
 
 
+def _compile_render(shape: str, fields: tuple[Field, ...]) -> Callable[[Any], dict[str, Any]]:
+    """`Shape.render(obj)` with nothing given by name, as one generated function: the same
+    sources and dumps (a plain attribute read inline), without the per-field loop; a
+    4,000-transaction block renders each of its transactions through this."""
+    namespace: dict[str, Any] = {}
+    members = []
+    for i, f in enumerate(fields):
+        if not f.required:
+            continue
+        src = f.name if f.src is SAME_NAME else f.src
+        if isinstance(src, str) and src.isidentifier() and not keyword.iskeyword(src):
+            value = f"obj.{src}"
+        else:
+            namespace[f"get{i}"] = f.getter(shape)
+            value = f"get{i}(obj)"
+        dump = f.kind.dump()
+        if dump is not None:
+            namespace[f"dump{i}"] = dump
+            value = f"dump{i}({value})"
+        members.append(f"{f.name!r}: {value}")
+    exec(f"def render(obj):\n    return {{{', '.join(members)}}}\n", namespace)  # noqa: S102
+    render: Callable[[Any], dict[str, Any]] = namespace["render"]
+    return render
+
+
 def _python_name(name: str) -> str:
     """The pydantic attribute for a JSON member (`from` is a keyword; `json`, `copy`...
     would shadow BaseModel's methods): the name itself, or it with `_` and an alias."""
@@ -103,7 +128,7 @@ class Shape(Kind):
     """A JSON object declared once: its OpenAPI model, its parser and its renderer."""
 
     __slots__ = ("name", "fields", "doc", "examples", "what", "names", "_required",
-                 "_parsers", "_defaults", "_render_steps", "_model")
+                 "_parsers", "_defaults", "_render_steps", "_render_all", "_model")
 
     def __init__(self, name: str, fields: Sequence[Field], doc: str = "",
                  examples: Sequence[Any] = (), *, what: str = "") -> None:
@@ -121,6 +146,7 @@ class Shape(Kind):
                                for f in self.fields if f.default is not NO_DEFAULT)
         self._render_steps = tuple((f.name, f.getter(name), f.kind.dump(), f.required)
                                    for f in self.fields)
+        self._render_all = _compile_render(name, self.fields)
         self._model: type[BaseModel] | None = None
 
     def __repr__(self) -> str:
@@ -199,7 +225,9 @@ class Shape(Kind):
     def render(self, obj: Any = None, /, **given: Any) -> dict[str, Any]:
         """The JSON object of `obj`: each field from `given` when passed by name, else read
         from `obj`; a field that is not `required` is written only when given."""
-        if given and not given.keys() <= self.names:
+        if not given:
+            return self._render_all(obj)  # every field from `obj` (a block's transactions)
+        if not given.keys() <= self.names:
             raise TypeError(f"{self.name} has no field(s) {sorted(given.keys() - self.names)}")
         out: dict[str, Any] = {}
         for field_name, get, dump, required in self._render_steps:
