@@ -328,13 +328,14 @@ class Publisher:
 
 
 def subscriber(ctx: zmq.asyncio.Context, endpoint: str, topics: tuple[bytes, ...] = (b"",),
-               ) -> zmq.asyncio.Socket:
+               *, connect: bool = True) -> zmq.asyncio.Socket:
     sock = ctx.socket(zmq.SUB)
     _tune(sock)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
-    sock.connect(endpoint)
+    if connect:
+        sock.connect(endpoint)
     return sock
 
 
@@ -355,30 +356,52 @@ def parse_event(frames: list[bytes]) -> tuple[bytes, int, Message]:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event as a subscriber sees it. `missed` is true when events of its topic were
-    lost before it (a sequence gap: PUB dropped them at its high-water mark) or the
-    publisher restarted (its numbering began again): what the subscriber knows may be stale,
-    so it should re-read the current state rather than trust the events alone."""
+    """One event as a subscriber sees it, or (with `message` None, `topic` empty) the news
+    that the link to the publisher was just (re)established.
+
+    `missed` is true when what the subscriber knows may be stale, so it should re-read the
+    current state rather than trust the events alone: events of this topic were lost before
+    this one (a sequence gap: PUB dropped them at its high-water mark), the publisher
+    restarted (its numbering began again), or the link came (back) up: a restarted
+    publisher's first events go out before any subscriber has reconnected (the ZeroMQ
+    guide's slow joiner), and no later event need ever come to reveal that."""
 
     topic: bytes
     seq: int
-    message: Message
+    message: Message | None
     missed: bool
 
 
+CONNECTED = Event(b"", 0, None, True)
+
+
 class Subscription:
-    """A SUB socket's events, parsed and in order, with a gap in any topic's numbering
-    noticed (Bitcoin Core's ZMQ `sequence`). An unreadable event is logged and skipped."""
+    """A SUB socket's events, parsed and in order, with anything missed noticed: a gap in a
+    topic's numbering (Bitcoin Core's ZMQ `sequence`), and every (re)connection to the
+    publisher (a socket monitor), after which a subscriber re-reads what it follows (the
+    ZeroMQ guide's Clone pattern: a late joiner takes a snapshot). An unreadable event is
+    logged and skipped."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str,
                  topics: tuple[bytes, ...] = (b"",)) -> None:
         self.endpoint = endpoint
-        self.sock = subscriber(ctx, endpoint, topics)
+        self.sock = subscriber(ctx, endpoint, topics, connect=False)
+        # watched from before the connect, so the first handshake is seen too
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.sock.connect(endpoint)
+        self.poller = zmq.asyncio.Poller()
+        self.poller.register(self.monitor, zmq.POLLIN)
+        self.poller.register(self.sock, zmq.POLLIN)
         self.last: dict[bytes, int] = {}
 
     async def next(self) -> Event:
-        """The next readable event (waits for it)."""
+        """The next event (waits for it): `CONNECTED` after a (re)connection, else the next
+        readable event."""
         while True:
+            ready = dict(await self.poller.poll())
+            if self.monitor in ready:  # before the events that came over the new link
+                await self.monitor.recv_multipart()  # it watches for handshakes only
+                return CONNECTED
             frames = await self.sock.recv_multipart()
             try:
                 topic, seq, message = parse_event(frames)
@@ -392,8 +415,8 @@ class Subscription:
             return Event(topic, seq, message, previous is not None and seq != previous + 1)
 
     async def poll(self, timeout_ms: int) -> bool:
-        """Whether an event is waiting, after at most `timeout_ms`."""
-        return bool(await self.sock.poll(timeout_ms))
+        """Whether `next` would answer at once, after at most `timeout_ms`."""
+        return bool(await self.poller.poll(timeout_ms))
 
     def __aiter__(self) -> Subscription:
         return self
@@ -402,4 +425,6 @@ class Subscription:
         return await self.next()
 
     def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(0)

@@ -101,6 +101,16 @@ class EventHub:
         changed.set()
         return self.seq
 
+    def on_connected(self) -> None:
+        """The link to state's PUB socket came (back) up. After the first time, state or the
+        link restarted: whatever it published meanwhile never reached this gateway."""
+        if not self.topic_seq:
+            return  # the first connection: nothing followed yet, nothing missed
+        self.topic_seq.clear()  # a restarted state numbers from 1 again: not a second gap
+        reason = "the link to state came back up: events in between may be missing"
+        log.warning("event stream: %s", reason)
+        self.publish("resync", {"reason": reason})
+
     def on_bus(self, topic: bytes, seq: int, msg: m.Message) -> None:
         """One event from state's PUB socket: check its topic's sequence, then number it."""
         last = self.topic_seq.get(topic)
@@ -194,7 +204,10 @@ class EventHub:
         log.info("following node events at %s", endpoint)
         try:
             async for event in events:
-                self.on_bus(event.topic, event.seq, event.message)
+                if event.message is None:
+                    self.on_connected()
+                else:
+                    self.on_bus(event.topic, event.seq, event.message)
         finally:
             events.close()
 

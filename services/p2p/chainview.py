@@ -48,6 +48,7 @@ class ChainView:
         self.network_id = genesis.network_id
         self.genesis_hash = b""
         self.tip = NO_TIP
+        self._moves = 0  # how often the tip changed (a refresh compares it across its wait)
         self.head_changed = asyncio.Event()  # set when the head moves (the announcer waits)
         self._better = partial(consensus.is_better_tip, genesis)
 
@@ -76,11 +77,23 @@ class ChainView:
         self.tip = Tip(status.height, status.head, status.total_weight)
 
     async def refresh(self) -> None:
+        """Re-read the tip from state. The answer is taken unless a heavier head arrived
+        while the request was out (its event overtook the reply, which is then older); taken
+        as it is, it may lower the tip (a state that restarted behind where it was)."""
+        moves = self._moves
         status = await self.state.request(messages.GetStatus(), messages.StatusReply)
-        self.set_tip(Tip(status.height, status.head, status.total_weight))
+        if self._moves == moves or status.total_weight >= self.tip.total_weight:
+            self.set_tip(Tip(status.height, status.head, status.total_weight))
+
+    def on_head(self, tip: Tip) -> None:
+        """A head event. Heads are published in order of rising weight, so one lighter than
+        the tip is older than what a status read already told us."""
+        if tip.total_weight >= self.tip.total_weight:
+            self.set_tip(tip)
 
     def set_tip(self, tip: Tip) -> None:
         if tip.hash != self.tip.hash:
+            self._moves += 1
             self.tip = tip
             self.head_changed.set()
 
@@ -91,8 +104,10 @@ class ChainView:
                      on_head: Callable[[], None],
                      on_txs: Callable[[tuple[bytes, ...]], None]) -> None:
         """State's `head` and `txs` events, forever: a new head moves our tip (then
-        `on_head`), newly pooled transaction ids go to `on_txs`; a sequence gap in the head
-        events re-reads the status, as a lost event may have been the last head."""
+        `on_head`), newly pooled transaction ids go to `on_txs`. Anything missed (a sequence
+        gap, a restarted state, a new link) re-reads the status: a lost event may have been
+        the last head, and a restarted state may have published its first head before this
+        subscription was back."""
         events = bus.Subscription(ctx, endpoint, (b"head", b"txs"))
         try:
             try:
@@ -102,11 +117,11 @@ class ChainView:
             async for event in events:
                 message = event.message
                 if isinstance(message, messages.HeadEvent):
-                    self.set_tip(Tip(message.height, message.hash, message.total_weight))
+                    self.on_head(Tip(message.height, message.hash, message.total_weight))
                     on_head()
                 elif isinstance(message, messages.TxsEvent):
                     on_txs(message.ids)
-                if event.missed and event.topic == b"head":
+                if event.missed:  # lost events, or state (or the link) restarted
                     try:
                         await self.refresh()
                     except CcoinError as exc:

@@ -218,9 +218,20 @@ class P2PNode:
         return True
 
     async def _maintain(self) -> None:
+        timing = self.settings.timing
+        checked = time.monotonic()
         while True:
-            await asyncio.sleep(self.settings.timing.tick)
-            self.tick(time.monotonic())
+            await asyncio.sleep(timing.tick)
+            now = time.monotonic()
+            self.tick(now)
+            if now - checked >= timing.head_check:
+                # the backstop: a head no event told us about (a subscription that has not
+                # noticed its loss) is found within one check, and then announced
+                checked = now
+                try:
+                    await self.chain.refresh()
+                except CcoinError as exc:
+                    log.debug("head check: %s", exc)
 
     def tick(self, now: float) -> None:
         """The periodic work: liveness of every link, dialing, PEX, and a failed bind."""

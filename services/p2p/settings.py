@@ -30,6 +30,7 @@ class Timing:
     pex_interval: float = 60.0  # while short of outbound links, one GPX this often
     sync_reply: float = 15.0  # a GBL unanswered this long: the next peer gets its turn
     ip_log_interval: float = 60.0  # at most one line this often about banned IP addresses
+    head_check: float = 5.0  # the tip is re-read from state this often, whatever the events
 
 
 @dataclass(frozen=True, slots=True)

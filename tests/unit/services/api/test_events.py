@@ -52,6 +52,17 @@ def test_hub_turns_a_gap_or_a_restart_of_state_into_resync() -> None:
     assert hub.lost == 2
 
 
+def test_hub_says_resync_when_its_link_to_state_comes_back_not_when_it_first_comes_up() -> None:
+    hub = EventHub()
+    hub.on_connected()  # the gateway's first link: nothing was followed, nothing missed
+    hub.on_bus(b"head", 1, head(1))
+    hub.on_bus(b"head", 2, head(2))
+    hub.on_connected()  # state restarted: what it published before the link was back is gone
+    hub.on_bus(b"head", 1, head(3))  # its numbering begins again: not a second resync
+    types = [json.loads(data)["type"] for _, _, data in hub.read(0)[0]]
+    assert types == ["head", "head", "resync", "head"]
+
+
 def test_hub_ring_is_bounded_and_says_what_it_cannot_replay() -> None:
     hub = EventHub(keep_events=5, keep_bytes=10**6)
     for h in range(1, 13):

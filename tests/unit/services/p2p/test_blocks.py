@@ -12,6 +12,7 @@ from common import consensus, wire
 from common.types import Block
 from common.wire import ByeCode
 from services.p2p.blocks import PARALLEL_VERIFY_MIN
+from services.p2p.settings import Timing
 from tests.framework import rules
 from tests.framework.localnet import LocalNet
 from tests.framework.util import wait_until_async
@@ -73,6 +74,21 @@ async def test_our_new_heads_are_announced_and_the_genesis_never(tmp_path: Path)
         await net.state("a").submit_blocks(blocks[1:])
         await peers[0].expect(wire.NewBlock)
         assert node.chain.tip.hash == blocks[1].hash
+
+
+async def test_a_head_no_event_told_of_is_found_by_the_head_check_and_announced(
+        tmp_path: Path) -> None:
+    """The backstop behind the event subscription: a node that hears none of state's events
+    (here its subscription points nowhere) still learns a new head within one head check,
+    and announces it."""
+    async with LocalNet(tmp_path) as net:
+        timing = Timing(tick=0.02, head_check=0.1, ping_interval=3600.0)
+        node = await net.node("a", events="inproc://nobody-publishes-here", timing=timing)
+        peer = await _ready(net)
+        block = rules.Chain(net.genesis).build()
+        await net.state("a").submit_blocks([block])  # as the miner does; no event arrives
+        announced = await peer.expect(wire.NewBlock)
+        assert announced.block == block.raw and node.chain.tip.hash == block.hash
 
 
 async def test_block_requests_are_served_from_the_main_chain(tmp_path: Path) -> None:
