@@ -233,7 +233,10 @@ class Mempool:
             queue = self.senders.get(sender)
             txs = [queue.txs[n] for n in sorted(queue.txs)] if queue else []
             return txs[offset:offset + limit]
-        return list(itertools.islice(self.by_id.values(), offset, offset + limit))
+        if offset >= len(self.by_id):
+            return []  # (islice refuses a stop past sys.maxsize: offset 2^63-1 was a 500)
+        return list(itertools.islice(self.by_id.values(), offset,
+                                     min(offset + limit, len(self.by_id))))
 
     def restore(self, txs: list[Transaction], account_of: Callable[[bytes], Account],
                 ) -> list[tuple[Transaction, errors.CcoinError]]:

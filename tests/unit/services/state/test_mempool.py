@@ -123,3 +123,17 @@ def test_block_inclusion_prunes_included_and_stale() -> None:
     assert reasons == {txs[0].id: "included", txs[1].id: "included", conflicting.id: "stale"}
     assert list(p.select(10)) == [txs[2]]
     assert p.size == len(txs[2].raw)
+
+
+@pytest.mark.parametrize("offset, limit, want", [
+    (0, 10, [0, 1, 2]), (1, 1, [1]), (2, 10, [2]), (3, 10, []),
+    (2**63 - 1, 2**32 - 1, []),  # the largest page a request may ask for: empty, not a crash
+    (1, 2**63 - 1, [1, 2]),
+])
+def test_pages_in_arrival_order_at_any_offset(offset: int, limit: int, want: list[int]) -> None:
+    p = pool()
+    txs = [transfer(1, TO, 5, nonce=n) for n in range(3)]
+    for tx in txs:
+        p.add(tx, RICH)
+    assert p.page(offset, limit) == [txs[i] for i in want]
+    assert p.page(offset, limit, address(1)) == [txs[i] for i in want]
