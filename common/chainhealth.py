@@ -243,7 +243,9 @@ def duration(ms: int) -> str:
         return f"{seconds:.1f} s"
     if seconds < 3600:
         return f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    if seconds < 86_400:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    return f"{int(seconds // 86_400)} days"
 
 
 def _names(addresses: Sequence[bytes], most: int = 5) -> str:
@@ -265,7 +267,9 @@ def describe(health: ChainHealth, genesis: Genesis) -> str:
     """The plain sentence: what the chain is doing and, when it waits, why."""
     h = health
     block = f"block {h.next_height}"
-    behind = f"no block for {h.since_head_ms / genesis.interval_ms:.1f} intervals"
+    # the genesis timestamp is a constant of the genesis file, not a sealing time
+    behind = ("no block since the genesis" if h.next_height == 1 else
+              f"no block for {h.since_head_ms / genesis.interval_ms:.1f} intervals")
     if not genesis.is_poa:
         if h.pace == ChainPace.IDLE:
             return "idle: no transactions to mine, and the genesis allows no empty blocks"

@@ -289,5 +289,14 @@ def test_the_note_about_how_many_authorities_may_fail(n: int, needle: str | None
 
 
 def test_durations_read_naturally() -> None:
-    assert [ch.duration(ms) for ms in (400, 59_940, 61_000, 3_725_000)] == [
-        "0.4 s", "59.9 s", "1 min 1 s", "1 h 2 min"]
+    assert [ch.duration(ms) for ms in (400, 59_940, 61_000, 3_725_000, 3 * 86_400_000)] == [
+        "0.4 s", "59.9 s", "1 min 1 s", "1 h 2 min", "3 days"]
+
+
+def test_a_chain_still_at_its_genesis() -> None:
+    """The genesis timestamp is the file's constant (0 by default), not a sealing time."""
+    g = GENESES[2]
+    health = ch.assess(g, [genesis_header()], window=100, now_ms=GENESIS_TIME + 10 * INTERVAL,
+                       ready=0)
+    assert health.pace == ChainPace.WAITING and health.next_height == 1
+    assert health.summary.endswith("both must be online (no block since the genesis)")
