@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 from client.transactions import as_hex
 from common.errors import Malformed
 from common.merkle import verify_proof
-from common.status import Direction, PeerDirection, TipStatus, TxStatus
+from common.status import (
+    AuthorityState,
+    ChainPace,
+    Direction,
+    PeerDirection,
+    TipStatus,
+    TxStatus,
+)
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
@@ -286,20 +293,33 @@ class TipInfo:
 
 @dataclass(frozen=True, slots=True)
 class SignerHealth:
+    """One authority (`GET /consensus`): `state` live | offline | unknown; `may_seal`: the
+    recency rule lets it seal the next block; `missed_since_head`: slots it missed since
+    the head (counted from time)."""
+
     address: str
     last_height: int | None
     sealed: int
     missed: int
+    state: AuthorityState | str = ""
+    may_seal: bool = False
+    last_sealed_ms: int | None = None
+    missed_since_head: int = 0
 
     @classmethod
     def from_json(cls, value: Any) -> SignerHealth:
         d = json_object(value, "signer")
         return cls(required(d, "address", str), d.get("last_height"), required(d, "sealed", int),
-                   required(d, "missed", int))
+                   required(d, "missed", int), named(AuthorityState, d.get("state", "")),
+                   _opt(d, "may_seal", bool, False), d.get("last_sealed_ms"),
+                   _opt(d, "missed_since_head", int, 0))
 
 
 @dataclass(frozen=True, slots=True)
 class ConsensusInfo:
+    """Chain health (`GET /consensus`): `state` sealing | idle | late | waiting, `summary`
+    the sentence saying why; the rest in `doc`."""
+
     consensus: str
     authorities: tuple[str, ...]
     in_turn: str | None
@@ -307,13 +327,22 @@ class ConsensusInfo:
     window: int
     signers: tuple[SignerHealth, ...]
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    state: ChainPace | str = ""
+    overdue: bool = False
+    summary: str = ""
+    may_seal_next: tuple[str, ...] = ()
+    since_head_ms: int = 0
+    overdue_ms: int = 0
 
     @classmethod
     def from_json(cls, value: Any) -> ConsensusInfo:
         d = json_object(value, "consensus")
         return cls(required(d, "consensus", str), tuple(required(d, "authorities", list)),
                    d.get("in_turn"), required(d, "next_height", int), required(d, "window", int),
-                   tuple(SignerHealth.from_json(s) for s in required(d, "signers", list)), d)
+                   tuple(SignerHealth.from_json(s) for s in required(d, "signers", list)), d,
+                   named(ChainPace, d.get("state", "")), _opt(d, "overdue", bool, False),
+                   _opt(d, "summary", str, ""), tuple(_opt(d, "may_seal_next", list, [])),
+                   _opt(d, "since_head_ms", int, 0), _opt(d, "overdue_ms", int, 0))
 
 
 @dataclass(frozen=True, slots=True)

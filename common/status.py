@@ -53,6 +53,23 @@ class TipStatus(StrEnum):
     INVALID = "invalid"
 
 
+class ChainPace(StrEnum):
+    """Whether the next block comes on time (`GET /consensus`, common/chainhealth.py)."""
+
+    SEALING = "sealing"  # not overdue
+    IDLE = "idle"  # no block is due: nothing to seal, and empty blocks are not allowed
+    LATE = "late"  # overdue, but an authority that may seal it is not known to be offline
+    WAITING = "waiting"  # overdue, and every authority that may seal it is offline
+
+
+class AuthorityState(StrEnum):
+    """What the recent chain says of an authority (common/chainhealth.py)."""
+
+    LIVE = "live"  # sealed a recent block and has missed no turn since
+    OFFLINE = "offline"  # missed a turn since its last block
+    UNKNOWN = "unknown"  # the window shows neither
+
+
 class Direction(StrEnum):
     """A history entry, seen from the account."""
 

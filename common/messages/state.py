@@ -27,12 +27,20 @@ from common.fields import (
     Range,
 )
 from common.messages.envelope import Message, message
-from common.status import BlockStatus, Direction, TipStatus, TxStatus
+from common.status import (
+    AuthorityState,
+    BlockStatus,
+    ChainPace,
+    Direction,
+    TipStatus,
+    TxStatus,
+)
 from common.types import MAX_EXTRA
 
 MAX_IDS = 10_000  # ids or hashes asked about in one request
 MAX_LOCATOR = 200
 MAX_WINDOW = 10_000
+MAX_SUMMARY = 1_000  # characters of the chain-health sentence (it names at most 5)
 
 Limit = Annotated[int, Range(0, MAX_U32)]  # a page size; the service caps it further
 Offset = U63
@@ -297,28 +305,46 @@ class TipsReply(Message):
 
 @message("get_signers")
 class GetSigners(Message):
-    """PoA health over the last `window` blocks."""
+    """Chain health (common/chainhealth.py) at the caller's `now_ms`, over the last `window`
+    blocks."""
 
     window: Annotated[int, Range(1, MAX_WINDOW)]
+    now_ms: U63
 
 
 @message("signer_info")
 class SignerEntry(Message):
-    """`last_height` -1: it sealed none of the window's blocks."""
+    """`last_height` -1 and `last_timestamp` 0: it sealed none of the window's blocks.
+    `missed` counts the turns it missed in the window, `missed_since_head` those that passed
+    since the head (from time); `may_seal`: the recency rule lets it seal the next block."""
 
     address: Address20
     last_height: Height
+    last_timestamp: U63
     sealed: U63
     missed: U63
+    missed_since_head: U63
+    state: AuthorityState
+    may_seal: bool
 
 
 @message("signers")
 class SignersReply(Message):
-    """`in_turn` empty on a Proof-of-Work chain."""
+    """`in_turn` empty and `signers` none on a Proof-of-Work chain; `due_ms` 0: no block is
+    due (idle); `overdue_ms` 0 unless overdue; `needed`: authorities that must be online;
+    `summary`: the sentence saying what the chain does and why."""
 
     in_turn: OptAddress20
     next_height: U63
     signers: tuple[SignerEntry, ...]
+    pace: ChainPace
+    head_timestamp: U63
+    since_head_ms: U63
+    due_ms: U63
+    overdue_ms: U63
+    interval_ms: U32
+    needed: U32
+    summary: Annotated[str, Len(0, MAX_SUMMARY)]
 
 
 # --- sync support for p2p ---------------------------------------------------------------------

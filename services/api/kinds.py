@@ -199,6 +199,22 @@ class Bool(Kind):
 
 
 @dataclass(frozen=True, slots=True)
+class Number(Kind):
+    """A JSON number, a fraction allowed (a ratio a reply computes); never a boolean."""
+
+    def annotation(self) -> Any:
+        return float
+
+    def parser(self) -> Parser:
+        def parse(value: Any, name: str) -> float:
+            if type(value) not in (int, float):
+                raise Malformed(f"{name} must be a number, got {kind_of(value)}")
+            return float(value)
+
+        return parse
+
+
+@dataclass(frozen=True, slots=True)
 class Choice(Kind):
     """One of a few JSON values (strings, or a `StrEnum`'s values)."""
 

@@ -1,9 +1,10 @@
 """Prometheus metrics of the gateway (`GET /metrics`, text exposition format).
 
 Two kinds of series:
-- **node-wide figures** (height, total weight, mempool, peers, syncing, mining, state's
-  event counts per topic) are read from the services at scrape time, so every gateway and
-  every worker reports the same values and nothing about them is stored here;
+- **node-wide figures** (height, total weight, mempool, whether the next block is overdue,
+  offline authorities, peers, syncing, mining, state's event counts per topic) are read
+  from the services at scrape time, so every gateway and every worker reports the same
+  values and nothing about them is stored here;
 - **gateway figures** are counted as they happen: requests and their latency per route,
   transactions submitted by outcome (accepted or the error code), 429s, and what the
   gateway sees on the event stream (block interval, head delay, reorg depth, transactions
@@ -36,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from common import messages as m
+from common.status import AuthorityState, ChainPace
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -85,7 +87,7 @@ class _Families(Collector):
 
 def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_up: bool,
                   mining: m.MiningReply | None, topic_seq: dict[bytes, int],
-                  version: str) -> list[Any]:
+                  version: str, health: m.SignersReply | None = None) -> list[Any]:
     """The node-wide series, from what the services answered just now."""
     out: list[Any] = []
 
@@ -111,6 +113,15 @@ def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_
         gauge("ccoin_mempool_bytes", "bytes of transactions in the pool", status.mempool_bytes)
         gauge("ccoin_mempool_ready", "pool transactions ready for the next block",
               status.ready_count)
+    if health is not None:
+        overdue = health.pace in (ChainPace.LATE, ChainPace.WAITING)
+        gauge("ccoin_chain_overdue", "1 while the next block is overdue (more than half an "
+              "interval past its due time in PoA, two in PoW)", 1 if overdue else 0)
+        gauge("ccoin_chain_overdue_seconds", "how far past its due time the next block is, "
+              "once overdue (0 before)", health.overdue_ms / 1000)
+        offline = sum(1 for s in health.signers if s.state == AuthorityState.OFFLINE)
+        gauge("ccoin_authorities_offline", "authorities that missed a turn since their last "
+              "block (PoA)", offline)
     gauge("ccoin_p2p_up", "1 when the p2p service answered", 1 if p2p_up else 0)
     gauge("ccoin_peers", "connected peers", len(peers.peers) if peers else 0)
     gauge("ccoin_syncing", "1 while p2p is syncing", 1 if peers and peers.syncing else 0)

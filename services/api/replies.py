@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from common.messages import PeersReply, SignersReply, StatusReply, TxReply
+from common.messages import PeersReply, StatusReply, TxReply
 from common.status import Direction, PeerDirection, TipStatus, TxStatus
 from common.types import Block, Transaction
 from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, ListOf, Nullable, Text
@@ -321,37 +321,6 @@ TIPS_OUT = Shape("TipsOut", [Field("tips", ListOf(TIP_OUT))], examples=[{"tips":
      "status": "active"},
     {"hash": "6f" * 32, "height": 40, "total_weight": 79, "branch_length": 1,
      "status": "valid-fork"}]}])
-
-SIGNER_OUT = Shape("SignerOut", [
-    Field("address", HEX),
-    Field("last_height", MAYBE_INT, "height of its last sealed block in the window, null "
-                                    "when none",
-          src=lambda s: s.last_height if s.last_height >= 0 else None),
-    Field("sealed", INT, "blocks it sealed in the window"),
-    Field("missed", INT, "its in-turn slots sealed by someone else in the window"),
-])
-CONSENSUS_OUT = Shape("ConsensusOut", [
-    Field("consensus", Choice(("poa", "pow")), src=None),
-    Field("authorities", ListOf(HEX), src=None),
-    Field("in_turn", MAYBE_HEX, "who should seal the next block (PoA)",
-          src=lambda s: _or_none(s.in_turn)),
-    Field("next_height", INT),
-    Field("window", INT, "blocks looked at", src=None),
-    Field("recent_signers", ListOf(HEX), src=None),
-    Field("difficulty", INT, src=None),
-    Field("signers", ListOf(SIGNER_OUT)),
-], examples=[{
-    "consensus": "poa", "authorities": ["3f" * 20], "in_turn": "3f" * 20, "next_height": 43,
-    "window": 100, "recent_signers": ["3f" * 20], "difficulty": 4,
-    "signers": [{"address": "3f" * 20, "last_height": 42, "sealed": 42, "missed": 0}]}])
-
-
-def consensus_json(status: StatusReply, signers: SignersReply, window: int) -> dict[str, Any]:
-    return CONSENSUS_OUT.render(signers, consensus=_consensus(status),
-                                authorities=status.miners, window=window,
-                                recent_signers=status.recent_signers,
-                                difficulty=status.difficulty)
-
 
 # --- accounts --------------------------------------------------------------------------------
 

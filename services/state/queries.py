@@ -8,7 +8,8 @@ into a bus reply, field by field.
 
 from __future__ import annotations
 
-from common import consensus, errors
+from common import chainhealth, consensus, errors
+from common.chainhealth import ChainHealth
 from common.merkle import merkle_proof
 from common.status import TipStatus, TxStatus
 from common.types import BlockHeader
@@ -16,8 +17,6 @@ from services.state.chain import Chain
 from services.state.results import (
     AccountHistory,
     BranchTip,
-    SignerActivity,
-    SignerReport,
     TxInclusion,
     TxState,
 )
@@ -93,30 +92,15 @@ def tips(chain: Chain) -> tuple[BranchTip, ...]:
     return tuple(out)
 
 
-def signers(chain: Chain, window: int) -> SignerReport:
-    """PoA health over the last `window` main-chain blocks: the next in-turn signer and
-    height, and what each authority sealed and missed (no authorities in PoW)."""
-    g = chain.genesis
-    next_height = chain.head.header.height + 1
-    if not g.is_poa:
-        return SignerReport(b"", next_height, ())
-    last = dict.fromkeys(g.miners, -1)
-    sealed = dict.fromkeys(g.miners, 0)
-    missed = dict.fromkeys(g.miners, 0)
-    header: BlockHeader | None = chain.head.header
-    seen = 0
-    while header is not None and header.height > 0 and seen < window:
-        in_turn = consensus.in_turn_signer(g, header.height)
-        signer = header.coinbase
-        if signer in sealed:
-            last[signer] = max(last[signer], header.height)
-            sealed[signer] += 1
-        if signer != in_turn:
-            missed[in_turn] += 1
-        header = chain.header(header.parent)
-        seen += 1
-    return SignerReport(consensus.in_turn_signer(g, next_height), next_height, tuple(
-        SignerActivity(a, last[a], sealed[a], missed[a]) for a in last))
+def signers(chain: Chain, window: int, now_ms: int) -> ChainHealth:
+    """Chain health at `now_ms` over the last `window` main-chain blocks
+    (common/chainhealth.py): the headers of the window, and before them the recency
+    window's, which say whether the rule let an authority seal the window's first blocks."""
+    head = chain.head.header
+    context = consensus.recency_window(chain.genesis) if chain.genesis.is_poa else 0
+    headers = [*chain.ancestors(head, window + context - 1), head]
+    return chainhealth.assess(chain.genesis, headers, window=window, now_ms=now_ms,
+                              ready=chain.mempool.ready_count())
 
 
 def locator(chain: Chain) -> list[bytes]:

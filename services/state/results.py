@@ -105,22 +105,3 @@ class BranchTip:
     branch_length: int
     status: TipStatus
 
-
-@dataclass(frozen=True, slots=True)
-class SignerActivity:
-    """One authority over the window: its last sealed height (-1: none), how many blocks it
-    sealed, and how many of its in-turn slots another authority sealed instead."""
-
-    address: bytes
-    last_height: int
-    sealed: int
-    missed: int
-
-
-@dataclass(frozen=True, slots=True)
-class SignerReport:
-    """PoA health: who seals the next height in turn, and each authority's activity."""
-
-    in_turn: bytes
-    next_height: int
-    signers: tuple[SignerActivity, ...]

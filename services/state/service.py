@@ -222,12 +222,16 @@ class StateService:
             for t in queries.tips(self.chain)))
 
     def get_signers(self, req: m.GetSigners) -> m.SignersReply:
-        report = queries.signers(self.chain, req.window)
+        h = queries.signers(self.chain, req.window, req.now_ms)
         return m.SignersReply(
-            in_turn=report.in_turn, next_height=report.next_height,
-            signers=tuple(m.SignerEntry(address=s.address, last_height=s.last_height,
-                                        sealed=s.sealed, missed=s.missed)
-                          for s in report.signers))
+            in_turn=h.in_turn, next_height=h.next_height,
+            signers=tuple(m.SignerEntry(
+                address=a.address, last_height=a.last_height, last_timestamp=a.last_timestamp,
+                sealed=a.sealed, missed=a.missed, missed_since_head=a.missed_since_head,
+                state=a.state, may_seal=a.may_seal) for a in h.authorities),
+            pace=h.pace, head_timestamp=h.head_timestamp, since_head_ms=h.since_head_ms,
+            due_ms=h.due_ms, overdue_ms=h.overdue_ms, interval_ms=h.interval_ms,
+            needed=h.needed, summary=h.summary)
 
     def get_locator(self, _: m.GetLocator) -> m.LocatorReply:
         return m.LocatorReply(tuple(queries.locator(self.chain)))

@@ -191,6 +191,10 @@ def test_the_pool_chart_starts_from_the_nodes_samples(node: TestNode, desktop: P
         label = desktop.get_attribute("#chart-mempool svg", "aria-label") or ""
         first, last = samples[0]["height"], samples[-1]["height"]
         assert label.startswith(f"Pool size over blocks {first} to {last}:"), label
+        # the only authority seals no more: the consensus panel says so without a new block
+        desktop.wait_for_selector("#authorities .notice.bad:has-text('waiting: authority')",
+                                  timeout=WAIT)
+        assert "with 1 authority it must be online" in desktop.inner_text("#authorities")
     finally:
         node.client.set_mining(True)
 

@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from common.chainhealth import authorities_note, fault_tolerance
 from runtime.config import NodeConfig, load_config
 from runtime.keystore import SCRYPT_N
 from runtime.ports import is_free
@@ -340,8 +341,9 @@ def links(devnet: Devnet, data_arg: str) -> str:
 
 def banner(devnet: Devnet, data_arg: str, created: bool, balance: int | None) -> str:
     d = data_arg
-    kind = ("PoW, every node mines" if devnet.pow
-            else f"PoA, {len(devnet.validators)} validator(s)")
+    validators = len(devnet.validators)
+    kind = ("PoW, every node mines" if devnet.pow else f"PoA, {validators} validator(s), "
+            f"{fault_tolerance(validators)} may be offline")
     lines = ["", f"  ccoin devnet: {len(devnet.nodes)} node(s), {kind}, "
              f"{'new' if created else 'resumed'} in {d}",
              f"  genesis {devnet.genesis_hash.hex()}  network id {devnet.network_id}",
@@ -374,6 +376,9 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     devnet, created = create_or_resume(args)
     if not created:
         _check_ports(devnet)
+    advice = None if devnet.pow else authorities_note(len(devnet.validators))
+    if advice and len(devnet.validators) == 2:  # the others are in the banner
+        note(advice)
     network = Network(devnet)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -1,5 +1,6 @@
 """`ccoin genesis init`: validate a genesis file, build the genesis block and store it
-(the seed's initc)."""
+(the seed's initc). A PoA genesis gets one line on stderr about how many of its authorities
+may fail: a warning for 2 (neither may: Clique's recency rule)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from common.chainhealth import authorities_note
 from common.errors import CcoinError
 from common.genesis import Genesis
 from common.types import Block
@@ -91,7 +93,7 @@ def write_minimal_config(loc: Location) -> Path | None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     loc = locate(args)
-    block, _, used = init_genesis(loc, Path(args.genesis) if args.genesis else None)
+    block, genesis, used = init_genesis(loc, Path(args.genesis) if args.genesis else None)
     written = write_minimal_config(loc)
     h = block.header
     if args.json:
@@ -105,4 +107,7 @@ def cmd_init(args: argparse.Namespace) -> int:
               f"hash={block.hash.hex()}")
         if written:
             note(f"wrote node config {written}")
+    advice = authorities_note(len(genesis.miners))  # 2 authorities: neither may fail
+    if advice:
+        note(advice)
     return 0

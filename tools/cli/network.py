@@ -56,8 +56,9 @@ def register(sub: Any) -> None:
         add_api_args(p, inherited=True)
         p.set_defaults(func=cmd_mining_switch, enable=action == "start")
 
-    cons = sub.add_parser("consensus", help="PoA health: the authorities, whose turn, who "
-                                            "sealed and missed what")
+    cons = sub.add_parser("consensus", help="chain health: is the next block overdue and "
+                                            "why; the authorities, who may seal, who missed "
+                                            "turns")
     cons.add_argument("--window", type=positive_int, default=100, metavar="N",
                       help="look at the N newest blocks (1..10000, default 100)")
     add_api_args(cons)
@@ -197,6 +198,14 @@ def cmd_mining_switch(args: argparse.Namespace) -> int:
 # --- consensus -------------------------------------------------------------------------------
 
 
+def _must_be_online(n: int, needed: int) -> str:
+    if n == 1:
+        return "it must be online"
+    if n == 2:
+        return "both must be online: neither may fail"
+    return f"at least {needed} must be online ({n - needed} may fail)"
+
+
 def cmd_consensus(args: argparse.Namespace) -> int:
     if not 1 <= args.window <= 10_000:
         raise CliError("--window must be in 1..10000")
@@ -205,21 +214,36 @@ def cmd_consensus(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cons.doc)
         return 0
+    doc = cons.doc
+    if cons.summary:
+        print(cons.summary)
     if cons.consensus != "poa":
         print(f"proof of work: no authorities, any miner may seal block {cons.next_height} "
-              f"(difficulty {cons.doc.get('difficulty', '-')})")
+              f"(difficulty {doc.get('difficulty', '-')})")
         return 0
     n = len(cons.authorities)
-    print(f"proof of authority: {n} authorit{'y' if n == 1 else 'ies'}; block "
-          f"{cons.next_height} is {cons.in_turn or '-'}'s turn")
-    rows = [("", "authority", "sealed", "last block", "missed turns")]
+    head = cons.next_height - 1
+    interval = doc.get("interval_ms")
+    age = ""
+    if isinstance(interval, int) and interval > 0:
+        age = (f"; block {head} was sealed {cons.since_head_ms / 1000:.1f} s ago "
+               f"({cons.since_head_ms / interval:.1f} intervals of {interval / 1000:g} s)")
+    needed = doc.get("needed_online")
+    print(f"proof of authority: {n} authorit{'y' if n == 1 else 'ies'}, "
+          f"{_must_be_online(n, needed if isinstance(needed, int) else n // 2 + 1)}{age}")
+    rows = [("", "authority", "state", "may seal", "sealed", "last block", "missed",
+             "since head")]
     by_address = {s.address: s for s in cons.signers}
     for address in cons.authorities:
         s = by_address.get(address)
         rows.append(("*" if address == cons.in_turn else "", address,
+                     str(s.state or "-") if s else "-",
+                     ("yes" if s.may_seal else "no") if s else "-",
                      str(s.sealed) if s else "-",
                      str(s.last_height) if s and s.last_height is not None else "-",
-                     str(s.missed) if s else "-"))
+                     str(s.missed) if s else "-",
+                     str(s.missed_since_head) if s else "-"))
     table(rows)
-    note(f"over the {cons.window} newest blocks; * is in turn next")
+    note(f"over the {cons.window} newest blocks; * is in turn for block {cons.next_height}; "
+         f"missed turns include the slots since the head that passed with no block")
     return 0

@@ -11,7 +11,8 @@ from starlette.responses import Response
 from common import __version__, messages
 from common.errors import CcoinError, Internal
 from common.types import MAX_AMOUNT, Block
-from services.api import replies, schema
+from runtime.service import now_ms
+from services.api import chainhealth, replies, schema
 from services.api.gateway import Gateway
 from services.api.kinds import Int
 from services.api.replies import JSONResponse
@@ -82,14 +83,16 @@ async def chain_tips(gw: Gateway = GW) -> Response:
     return JSONResponse(replies.TIPS_OUT.render(reply))
 
 
-@router.get("/consensus", response_model=replies.CONSENSUS_OUT.model, tags=["chain"])
+@router.get("/consensus", response_model=chainhealth.CONSENSUS_OUT.model, tags=["chain"])
 async def consensus(gw: Gateway = GW,
                     window: int = Int(1, 10_000).query(
                         100, description="how many recent blocks to look at"),
                     ) -> Response:
-    """Proof-of-Authority health: the authorities, whose turn it is, and per signer its
-    last sealed block, how many it sealed and how many of its turns others took."""
-    st, signers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.StatusReply),
-                                       gw.ask(messages.GetSigners(window),
-                                              messages.SignersReply))
-    return JSONResponse(replies.consensus_json(st, signers, window))
+    """Chain health: whether the next block is overdue (time since the head against the
+    interval), which authorities are live, who may seal next under the recency rule, each
+    authority's turns sealed and missed (missed slots counted from time too), and a sentence
+    saying why the chain waits."""
+    st, signers = await asyncio.gather(
+        gw.ask(messages.GetStatus(), messages.StatusReply),
+        gw.ask(messages.GetSigners(window, now_ms()), messages.SignersReply))
+    return JSONResponse(chainhealth.consensus_json(st, signers, window))

@@ -10,12 +10,14 @@ from starlette.responses import Response
 
 from common import __version__, messages
 from common.errors import CcoinError, Unavailable
+from runtime.service import now_ms
 from services.api import metrics, replies
 from services.api.gateway import READ_TIMEOUT
 from services.api.replies import JSONResponse
 from services.api.routes.deps import gateway_of
 
 HEALTH_TIMEOUT = READ_TIMEOUT  # a shorter one would reset the shared socket under load
+HEALTH_WINDOW = 100  # blocks the chain-health figures look at (as GET /consensus by default)
 METRICS_EXAMPLE = "# TYPE ccoin_chain_height gauge\nccoin_chain_height 42.0\n"
 
 router = APIRouter(tags=["node"])
@@ -44,11 +46,15 @@ async def metrics_route(request: Request) -> Response:
     """Prometheus text format: node-wide figures read now, and this gateway's counters."""
     gw = gateway_of(request)
     state: messages.StatusReply | None
+    health: messages.SignersReply | None
     try:
-        state = await gw.ask(messages.GetStatus(), messages.StatusReply, retries=0)
+        state, health = await asyncio.gather(
+            gw.ask(messages.GetStatus(), messages.StatusReply, retries=0),
+            gw.ask(messages.GetSigners(HEALTH_WINDOW, now_ms()), messages.SignersReply,
+                   retries=0))
     except CcoinError:
-        state = None
+        state = health = None
     peers, mining = await asyncio.gather(gw.p2p.status(), gw.miner.status())
     families = metrics.node_families(state, peers, peers is not None, mining,
-                                     dict(gw.hub.topic_seq), __version__)
+                                     dict(gw.hub.topic_seq), __version__, health)
     return Response(metrics.exposition(families), media_type=metrics.CONTENT_TYPE)

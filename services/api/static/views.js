@@ -11,6 +11,9 @@ import {
 import { throttle } from './live.js';
 
 const HEX = /^[0-9a-fA-F]*$/;
+const CONSENSUS_POLL_MS = 3000;
+const PACE_NOTICE = { sealing: 'ok', idle: 'info', late: 'warn', waiting: 'bad' };
+const AUTHORITY_BADGE = { live: 'ok', offline: 'bad' };
 const MAX_AMOUNT = 2n ** 63n - 1n;
 const MAX_DATA_BYTES = 1024;
 
@@ -100,6 +103,13 @@ export function overview(main, _params, ctx) {
     }
     if (ctx.alive()) drawConsensus();
   }, 3000);
+  // a stalled chain sends no head event: look again every few seconds while this page shows
+  const pollConsensus = () => {
+    if (!ctx.alive() || consensusMissing) return;
+    if (!document.hidden) loadConsensus();
+    setTimeout(pollConsensus, CONSENSUS_POLL_MS);
+  };
+  setTimeout(pollConsensus, CONSENSUS_POLL_MS);
 
   function drawStats() {
     const st = live.status;
@@ -125,8 +135,11 @@ export function overview(main, _params, ctx) {
   function drawConsensus() {
     const st = live.status;
     if (!st) return;
+    // the health sentence, once the consensus route has said it for the current head
+    const said = consensus && consensus.summary && consensus.next_height === st.height + 1
+      ? notice(consensus.summary, PACE_NOTICE[consensus.state] || 'info') : null;
     if (st.consensus === 'pow' || !(st.authorities || []).length) {
-      clear(turn, h('p', {}, 'Open proof-of-work mining: anyone may seal a block at ',
+      clear(turn, said, h('p', {}, 'Open proof-of-work mining: anyone may seal a block at ',
         h('strong', { text: `${int(st.difficulty)} bits` }), ' of difficulty.'));
       return;
     }
@@ -141,7 +154,7 @@ export function overview(main, _params, ctx) {
     const columns = [{ title: 'Authority' }, { title: 'Block ' + `#${nextHeight}` }];
     if (consensus) {
       columns.push({ title: 'Sealed', cls: 'num' }, { title: 'Last block', cls: 'num' },
-        { title: 'Missed turns', cls: 'num' });
+        { title: 'Missed turns', cls: 'num' }, { title: 'State' });
     }
     const rows = authorities.map((a) => {
       const address = typeof a === 'string' ? a : a.address;
@@ -154,12 +167,13 @@ export function overview(main, _params, ctx) {
       if (consensus) {
         const lastHeight = info.last_height ?? info.last_block ?? info.last_sealed;
         row.push(int(info.sealed), lastHeight || lastHeight === 0 ? link('block', lastHeight, `#${lastHeight}`) : '—',
-          int(info.missed ?? info.missed_turns));
+          int(info.missed ?? info.missed_turns), badge(info.state || '—', AUTHORITY_BADGE[info.state] || ''));
       }
       return row;
     });
-    clear(turn,
-      h('p', {}, `Proof of authority, ${authorities.length} authorit${authorities.length === 1 ? 'y' : 'ies'}. `,
+    clear(turn, said,
+      h('p', {}, `Proof of authority, ${authorities.length} authorit${authorities.length === 1 ? 'y' : 'ies'}`,
+        consensus && consensus.needed_online ? ` (at least ${consensus.needed_online} must be online)` : '', '. ',
         'Whose turn for block ', h('strong', { text: `#${nextHeight}` }), ': ', link('account', inTurn), '.'),
       table({ text: 'Authorities and whose turn it is', hidden: true }, columns, rows),
       consensusMissing ? h('p', { class: 'muted small', text: 'Per-signer statistics are not available on this node yet.' }) : null);

@@ -26,7 +26,7 @@ import zmq.asyncio
 
 from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import CcoinError
-from common.genesis import parse_genesis
+from common.genesis import Genesis, parse_genesis
 from common.types import Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig, parse_config
@@ -167,10 +167,11 @@ class StateNode:
 
 @asynccontextmanager
 async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
-                     config: dict[str, Any] | None = None, **api: Any,
-                     ) -> AsyncIterator[StateNode]:
+                     config: dict[str, Any] | None = None, genesis: Genesis | None = None,
+                     **api: Any) -> AsyncIterator[StateNode]:
     """The gateway app over a real state service (inproc://), accounts `funded`; `config`
-    adds sections to the node config, `api` settings to its `api` section."""
+    adds sections to the node config, `api` settings to its `api` section; `genesis`
+    replaces the proof-of-work dev chain."""
     tag = os.urandom(4).hex()
     run_dir = tmp_path / "run"
     node_config = parse_config({
@@ -181,7 +182,7 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
                       "p2p": f"ipc://{run_dir}/no-p2p.sock"},
         **(config or {}),
     })
-    genesis = parse_genesis(genesis_text({a: FUNDS for a in funded}))
+    genesis = genesis or parse_genesis(genesis_text({a: FUNDS for a in funded}))
     chain = open_chain(node_config, genesis)
     ctx = zmq.asyncio.Context()
     publisher = Publisher(ctx, node_config.endpoint("events"))
@@ -189,7 +190,7 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
     server = Server(ctx, node_config.endpoint("state"), "state",
                     service.handlers())  # type: ignore[arg-type]
     serve = asyncio.get_running_loop().create_task(server.serve_forever())
-    app = create_app(node_config, CHAIN, ctx=ctx)
+    app = create_app(node_config, genesis.network_id, ctx=ctx)
     try:
         async with serving(app) as http:
             yield StateNode(http, app, service, node_config)

@@ -10,11 +10,12 @@ import pytest
 from common import messages
 from common.status import TxStatus
 from common.types import Block, BlockHeader
-from services.api import replies, schema
+from services.api import chainhealth, replies, schema
 from services.api.spec import Shape
 from tests.unit.services.api.support import CHAIN, TO, signed
 
-SHAPES = [v for v in vars(replies).values() if isinstance(v, Shape)]
+SHAPES = [v for module in (replies, chainhealth) for v in vars(module).values()
+          if isinstance(v, Shape)]
 
 
 def test_tx_json_is_what_clients_can_post_back() -> None:

@@ -13,7 +13,18 @@ from hypothesis import strategies as st
 
 from common.errors import CcoinError, Malformed, TooLarge
 from services.api import schema
-from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, Kind, ListOf, Nullable, Text
+from services.api.kinds import (
+    AnyJSON,
+    Bool,
+    Choice,
+    Hex,
+    Int,
+    Kind,
+    ListOf,
+    Nullable,
+    Number,
+    Text,
+)
 from services.api.spec import Field, Shape, components
 
 
@@ -24,6 +35,8 @@ def documented_ok(kind: Kind, value: Any) -> bool:
     if isinstance(kind, Int):
         return (type(value) is int and value >= c.get("ge", value)
                 and value <= c.get("le", value))
+    if isinstance(kind, Number):
+        return type(value) in (int, float)
     if type(value) is not str:
         return False
     if "pattern" in c and not re.fullmatch(c["pattern"].removeprefix("^").removesuffix("$"),
@@ -42,7 +55,7 @@ def parsed_ok(kind: Kind, value: Any) -> bool:
 
 HEXISH = st.text(alphabet="0123456789abcdefABCDEFxXg \n", max_size=24)
 KINDS: list[Kind] = [Hex(length=4), Hex(max_len=6), schema.ENDPOINT, Int(1, 1000),
-                     Int(0, 2**63 - 1)]
+                     Int(0, 2**63 - 1), Number()]
 VALUES = st.one_of(HEXISH, HEXISH.map(lambda t: "0x" + t), HEXISH.map(lambda t: "0X" + t),
                    st.integers(-2, 2**64), st.booleans(), st.none(), st.floats(0, 10),
                    st.from_regex(r"tcp://[a-z0-9.]{1,8}:[0-9]{1,6}(#[0-9a-f]{0,66})?",

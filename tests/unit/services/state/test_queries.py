@@ -146,19 +146,33 @@ def test_signer_health_counts_missed_turns(tmp_path: Path) -> None:
     svc, chain = service(tmp_path, g)
     ref = rh.Chain(g)
     by_addr = {rh.address(100 + i): rh.signer(100 + i) for i in range(3)}
-    # heights 1..3; height 3's in-turn signer (miners[0]) is absent, miners[1] (not among
-    # the last floor(3/2) = 1 signers) seals out of turn
+    # heights 1..3, one interval apart; height 3's in-turn signer (miners[0]) is absent,
+    # miners[1] (not among the last floor(3/2) = 1 signers) seals out of turn
     for height in range(1, 4):
         sealer = by_addr[g.miners[1] if height == 3 else g.miners[height % 3]]
         chain.import_block(ref.build_and_apply([], sealer=sealer), NOW)
-    reply = svc.get_signers(m.GetSigners(100))
+    head_ts = ref.tip.timestamp
+    reply = svc.get_signers(m.GetSigners(100, head_ts + 10))
     stats = {s.address: s for s in reply.signers}
     assert reply.next_height == 4 and reply.in_turn == g.miners[4 % 3]
+    assert reply.pace == "sealing" and reply.overdue_ms == 0
+    assert reply.due_ms == head_ts + g.interval_ms and reply.needed == 2
     assert (stats[g.miners[0]].missed, stats[g.miners[0]].sealed) == (1, 0)
+    assert stats[g.miners[0]].state == "offline"
     assert (stats[g.miners[1]].sealed, stats[g.miners[1]].last_height) == (2, 3)
+    assert stats[g.miners[1]].last_timestamp == head_ts
+    assert not stats[g.miners[1]].may_seal  # it sealed the head
     assert (stats[g.miners[2]].sealed, stats[g.miners[2]].missed) == (1, 0)
+    assert stats[g.miners[2]].state == "live"
+    # three intervals later nobody sealed block 4: miners[1] (its turn) missed a slot
+    late = svc.get_signers(m.GetSigners(100, head_ts + 3 * g.interval_ms))
+    after = {s.address: s for s in late.signers}
+    assert late.pace in ("late", "waiting") and late.overdue_ms == 2 * g.interval_ms
+    assert after[g.miners[1]].missed_since_head == 0  # the recency rule held it back
+    assert after[g.miners[2]].missed_since_head >= 1
+    assert "overdue" in late.summary or "waiting" in late.summary
     with pytest.raises(errors.Malformed):
-        svc.get_signers(off_the_bus(m.GetSigners(0)))
+        svc.get_signers(off_the_bus(m.GetSigners(0, NOW)))
 
 
 def test_locator_and_blocks_after_find_the_fork(tmp_path: Path) -> None:

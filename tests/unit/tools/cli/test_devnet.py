@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Run, one_line_error
+from tools.cli.devnet import banner
 from tools.devnet import create_devnet, free_base_port
 
 
@@ -25,3 +26,10 @@ def test_command_line_errors_are_one_line(short_tmp: Path, run: Run) -> None:
     assert code == 1 and one_line_error(code, err, "PoA only")
     code, _, err = run("devnet", "--curve", "--data", str(short_tmp / "d"))
     assert code == 1 and one_line_error(code, err, "--curve differs")
+
+
+def test_the_banner_says_how_many_validators_may_be_offline(short_tmp: Path) -> None:
+    three = create_devnet(short_tmp / "three", nodes=3, base_port=free_base_port(3))
+    assert "PoA, 3 validator(s), 1 may be offline" in banner(three, "three", True, None)
+    two = create_devnet(short_tmp / "two", nodes=2, base_port=free_base_port(2))
+    assert "PoA, 2 validator(s), 0 may be offline" in banner(two, "two", True, None)

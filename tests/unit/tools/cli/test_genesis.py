@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Run, one_line_error
+from tests.framework.rules import address, genesis_doc
 
 # The ccoin seed's genesis.json example, exactly as its README prints it (comments and all);
 # two long lines are split in this source only.
@@ -64,6 +65,9 @@ def test_genesis_init_seed_example(run: Run, tmp_path: Path) -> None:
     assert (data / "genesis.json").read_text() == SEED_GENESIS
     assert json.loads((data / "node.json").read_text())["genesis"] == "genesis.json"
     assert (data / "chain").is_dir()
+    # the seed's two authorities: one line of warning, and the command still succeeds
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: 2 authorities tolerate no failure")
 
     # idempotent: the same genesis again gives the same block
     code, out2, err = run("genesis", "init", "--genesis", str(gfile), "--data", str(data),
@@ -109,3 +113,20 @@ def test_genesis_init_missing_file(run: Run, tmp_path: Path) -> None:
     one_line_error(code, err, "cannot read genesis file")
     code, _, err = run("genesis", "init", "--data", str(tmp_path))
     one_line_error(code, err, "--genesis FILE is required")
+
+
+@pytest.mark.parametrize("miners, line", [
+    (3, "3 authorities: the chain moves while at least 2 are online (it tolerates 1 offline)"),
+    (1, "1 authority: the chain stops while it is offline"),
+    (0, None),
+])
+def test_genesis_init_says_how_many_authorities_may_fail(run: Run, tmp_path: Path,
+                                                          miners: int, line: str | None) -> None:
+    doc = genesis_doc(miners=[address(100 + i) for i in range(miners)])
+    gfile = tmp_path / "genesis.json"
+    gfile.write_text(json.dumps(doc))
+    code, out, err = run("genesis", "init", "--genesis", str(gfile), "--data",
+                         str(tmp_path / "data"))
+    assert code == 0 and out.startswith("Genesis block has been mined"), err
+    assert "warning" not in err
+    assert (line in err.splitlines()) if line else "authorit" not in err
