@@ -121,7 +121,7 @@ class Control:
         if peer is None:  # none opening either: dial it now
             if not self.slots.outbound_free(manual=True):
                 raise PeerFull(f"all {MAX_MANUAL} slots for operator-added peers are taken "
-                               "(`ccoin peers` lists them)")
+                               "(linked, or still dialing)")
             self.book.hold(endpoint, self.settings.timing.handshake)
             peer = self.dial(endpoint, entry.curve_key, True)
             if peer is None:
