@@ -26,6 +26,7 @@ from client.results import (
     HistoryPage,
     MempoolPage,
     NodeStatus,
+    PeerAdded,
     PeerInfo,
     PeersInfo,
     SignerHealth,
@@ -37,7 +38,7 @@ from client.transactions import parse_address, parse_hex, sign_transfer, tx_to_j
 
 __all__ = [
     "DEFAULT_API", "AccountInfo", "BlockInfo", "BlockPage", "Client", "ConsensusInfo", "Event",
-    "HistoryItem", "HistoryPage", "MempoolPage", "NodeStatus", "PeerInfo", "PeersInfo",
-    "SignerHealth", "TipInfo", "TxInfo", "TxProof", "parse_address", "parse_hex",
+    "HistoryItem", "HistoryPage", "MempoolPage", "NodeStatus", "PeerAdded", "PeerInfo",
+    "PeersInfo", "SignerHealth", "TipInfo", "TxInfo", "TxProof", "parse_address", "parse_hex",
     "sign_transfer", "tx_to_json",
 ]

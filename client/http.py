@@ -25,6 +25,7 @@ from client.results import (
     HistoryPage,
     MempoolPage,
     NodeStatus,
+    PeerAdded,
     PeersInfo,
     TipInfo,
     TxInfo,
@@ -178,8 +179,17 @@ class Client:
 
     # --- admin ---------------------------------------------------------------------------
 
-    def add_peer(self, endpoint: str) -> None:
-        self.request("POST", "/api/v1/peers", json={"endpoint": endpoint})
+    def add_peer(self, endpoint: str, wait: float | None = None) -> PeerAdded:
+        """Ask the node to link to a peer (admin) and wait for the outcome: connected, or
+        already connected; a refusal raises `PeerRefused` (or one of its kinds), no
+        handshake within `wait` seconds (the node's default: 5) `PeerUnreachable`."""
+        body: dict[str, Any] = {"endpoint": endpoint}
+        if wait is not None:
+            body["wait_ms"] = max(1, round(wait * 1000))
+        # the node answers only after its wait: the HTTP timeout must outlast it
+        timeout = (wait if wait is not None else 5.0) + DEFAULT_TIMEOUT
+        return PeerAdded.from_json(self.request("POST", "/api/v1/peers", json=body,
+                                                timeout=timeout))
 
     def sync(self) -> None:
         self.request("POST", "/api/v1/sync")

@@ -20,6 +20,7 @@ from common.status import (
     ChainPace,
     Direction,
     PeerDirection,
+    PeerOutcome,
     TipStatus,
     TxStatus,
 )
@@ -71,6 +72,7 @@ class NodeStatus:
     version: str
     consensus: str = ""
     mempool_count: int = 0
+    p2p_endpoint: str | None = None  # where other nodes reach it (None: nowhere)
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -83,7 +85,7 @@ class NodeStatus:
                    required(d, "total_weight", int), _opt(d, "peers", int, 0),
                    _opt(d, "syncing", bool, False), _opt(d, "mining", bool, False),
                    _opt(d, "version", str, ""), _opt(d, "consensus", str, ""),
-                   _opt(pool, "count", int, 0), d)
+                   _opt(pool, "count", int, 0), _opt(d, "p2p_endpoint", str, None), d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +380,7 @@ class PeersInfo:
     sync_target: int | None
     node_id: str | None
     banned: int
+    endpoint: str | None = None  # this node's, where other nodes reach it
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -386,4 +389,23 @@ class PeersInfo:
         peers = tuple(PeerInfo.from_json(p) for p in required(d, "peers", list))
         return cls(required(d, "p2p", bool), peers,
                    _opt(d, "syncing", bool, False), d.get("sync_target"), d.get("node_id"),
-                   _opt(d, "banned", int, 0), d)
+                   _opt(d, "banned", int, 0), _opt(d, "endpoint", str, None), d)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAdded:
+    """What `POST /peers` achieved (a refusal is raised: `PeerRefused` and its kinds,
+    `PeerUnreachable`)."""
+
+    outcome: PeerOutcome | str
+    node_id: str
+    endpoint: str
+    direction: PeerDirection | str
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> PeerAdded:
+        d = json_object(value, "add peer")
+        return cls(named(PeerOutcome, required(d, "outcome", str)), required(d, "node_id", str),
+                   required(d, "endpoint", str),
+                   named(PeerDirection, required(d, "direction", str)), d)

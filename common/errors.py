@@ -144,6 +144,45 @@ class Refused(CcoinError):
     http_status = 409
 
 
+class PeerRefused(Refused):
+    """the peer could not be linked: it or this node refused the handshake (the message
+    says which, and why)"""
+
+    code = "peer_refused"
+
+
+class PeerWrongNetwork(PeerRefused):
+    """the peer runs another network or genesis"""
+
+    code = "peer_wrong_network"
+
+
+class PeerBanned(PeerRefused):
+    """this node has banned the peer, or the peer has banned this node"""
+
+    code = "peer_banned"
+
+
+class PeerFull(PeerRefused):
+    """no peer slot is free: the peer's, or this node's for operator-added peers"""
+
+    code = "peer_full"
+
+
+class PeerIsSelf(PeerRefused):
+    """the endpoint is this node's own"""
+
+    code = "peer_is_self"
+
+
+class PeerUnreachable(CcoinError):
+    """no handshake with the peer within the wait: nothing answers there, or too slowly
+    (the address stays in the book and is retried)"""
+
+    code = "peer_unreachable"
+    http_status = 504
+
+
 class NotAValidator(CcoinError):
     """this node runs no miner"""
 

@@ -83,3 +83,10 @@ class PeerDirection(StrEnum):
 
     INBOUND = "inbound"
     OUTBOUND = "outbound"
+
+
+class PeerOutcome(StrEnum):
+    """What an operator's `AddPeer` achieved (a refusal is an error, not an outcome)."""
+
+    CONNECTED = "connected"  # a new link, its handshake done
+    ALREADY_CONNECTED = "already_connected"  # a ready link to that node was there before

@@ -48,6 +48,7 @@ import zmq
 import zmq.asyncio
 
 from common import messages
+from common.encoding import unpack
 from common.errors import CcoinError, Malformed, Unavailable, VersionMismatch
 from common.messages import ErrorReply, Message
 
@@ -106,12 +107,21 @@ def prepare_endpoint(endpoint: str) -> None:
 
 
 class Server:
-    """Serves typed requests on a ROUTER socket through a dispatch table."""
+    """Serves typed requests on a ROUTER socket through a dispatch table.
+
+    Requests are handled one at a time, in order, unless their type is in `concurrent`:
+    such a request (one that waits on the world, like p2p's `AddPeer` waiting for a
+    handshake) runs as a task of its own and is answered when it is done, so the requests
+    behind it are not held up. A retry of one still running is dropped (its reply, once
+    made, is remembered for the next retry)."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, name: str,
-                 handlers: dict[type[Message], Handler]) -> None:
+                 handlers: dict[type[Message], Handler],
+                 concurrent: frozenset[type[Message]] = frozenset()) -> None:
         self.name = name
         self.handlers: dict[type[Message], Handler] = {messages.ServicePing: self._ping, **handlers}
+        self.concurrent = concurrent
+        self._running: dict[bytes, asyncio.Task[None]] = {}
         self.sock = ctx.socket(zmq.ROUTER)
         _tune(self.sock)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
@@ -147,12 +157,41 @@ class Server:
             return ErrorReply("internal", f"{exc.__class__.__name__}: {exc}")
 
     async def serve_forever(self) -> None:
-        while True:
-            frames = await self.sock.recv_multipart(copy=True)
-            if len(frames) not in (3, 4):
-                continue  # not our framing: nothing to answer to
-            identity, request_id, payload = frames[:3]
-            trace = frames[3] if len(frames) == 4 else b""
+        try:
+            while True:
+                frames = await self.sock.recv_multipart(copy=True)
+                if len(frames) not in (3, 4):
+                    continue  # not our framing: nothing to answer to
+                identity, request_id, payload = frames[:3]
+                trace = frames[3] if len(frames) == 4 else b""
+                if request_id in self._running:
+                    continue  # a retry of a request still being handled
+                if request_id not in self.replies and self._runs_apart(payload):
+                    self._running[request_id] = asyncio.create_task(
+                        self._answer(identity, request_id, payload, trace),
+                        name=f"{self.name}-request")
+                    continue
+                await self._answer(identity, request_id, payload, trace)
+        finally:
+            for task in self._running.values():
+                task.cancel()
+
+    def _runs_apart(self, payload: bytes) -> bool:
+        """Whether the request is of a `concurrent` type (a cheap look at its type name:
+        `handle` decodes and checks it properly)."""
+        if not self.concurrent:
+            return False
+        try:
+            value = unpack(payload, MAX_MESSAGE)
+        except CcoinError:
+            return False
+        cls = (messages.CATALOGUE.get(value[1]) if type(value) is tuple and len(value) == 3
+               and type(value[1]) is str else None)
+        return cls in self.concurrent
+
+    async def _answer(self, identity: bytes, request_id: bytes, payload: bytes,
+                      trace: bytes) -> None:
+        try:
             cached = self.replies.get(request_id)
             if cached is None:
                 # an unreadable trace is dropped, not refused: it is only context for logs
@@ -168,8 +207,12 @@ class Server:
                     self.replies.popitem(last=False)
             self.requests_served += 1
             await self.sock.send_multipart([identity, request_id, cached])
+        finally:
+            self._running.pop(request_id, None)
 
     def close(self) -> None:
+        for task in self._running.values():
+            task.cancel()
         self.sock.close(0)
 
 

@@ -246,7 +246,8 @@ def create_devnet(base_path: str | Path, *, nodes: int, validators: int | None =
                       alloc={developer.address: DEV_FUNDS, **(extra_alloc or {})},
                       interval_ms=interval_ms, max_bound=max_bound, min_bound=min_bound,
                       difficulty=difficulty, allow_empty=allow_empty)
-    doc["max_peers"] = max(25, nodes)
+    # every node dials node 1: its inbound slots (max_peers less at most 8 outbound) hold all
+    doc["max_peers"] = max(25, 2 * nodes)
     if retarget_blocks is not None:
         doc["block_mining"]["retarget_blocks"] = retarget_blocks
     genesis_path = write_json(base / "genesis.json", doc)

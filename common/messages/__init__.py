@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from common.messages.control import (
     AddPeer,
+    AddPeerReply,
     GetMining,
     GetPeers,
     MiningReply,
@@ -87,15 +88,15 @@ from common.messages.state import (
 )
 
 __all__ = [
-    "AccountReply", "AccountTxsReply", "AddPeer", "BUS_VERSION", "BlockOutcome", "BlockRangeReply",
-    "BlockReply", "BlockResult", "CATALOGUE", "ErrorReply", "GetAccount", "GetAccountTxs",
-    "GetBlock", "GetBlockRange", "GetBlocksAfter", "GetLocator", "GetMempool", "GetMining",
-    "GetPeers", "GetSigners", "GetStatus", "GetTemplate", "GetTips", "GetTx", "GetTxProof",
-    "GetTxs", "HasBlocks", "HasBlocksReply", "HeadEvent", "HistoryEntry", "LocatorReply",
-    "MAX_SIZE", "MempoolReply", "Message", "MiningReply", "Ok", "PeerEntry", "PeersReply",
-    "ProofStep", "ReorgEvent", "ServicePing", "ServicePong", "SetMining", "SignerEntry",
-    "SignersReply", "StatusReply", "SubmitBlock", "SubmitBlocks", "SubmitBlocksResult",
-    "SubmitResult", "SubmitTxs", "SyncNow", "TemplateReply", "TipEntry", "TipsReply",
-    "TxProofReply", "TxReply", "TxResult", "TxsEvent", "TxsRemovedEvent", "TxsReply",
+    "AccountReply", "AccountTxsReply", "AddPeer", "AddPeerReply", "BUS_VERSION", "BlockOutcome",
+    "BlockRangeReply", "BlockReply", "BlockResult", "CATALOGUE", "ErrorReply", "GetAccount",
+    "GetAccountTxs", "GetBlock", "GetBlockRange", "GetBlocksAfter", "GetLocator", "GetMempool",
+    "GetMining", "GetPeers", "GetSigners", "GetStatus", "GetTemplate", "GetTips", "GetTx",
+    "GetTxProof", "GetTxs", "HasBlocks", "HasBlocksReply", "HeadEvent", "HistoryEntry",
+    "LocatorReply", "MAX_SIZE", "MempoolReply", "Message", "MiningReply", "Ok", "PeerEntry",
+    "PeersReply", "ProofStep", "ReorgEvent", "ServicePing", "ServicePong", "SetMining",
+    "SignerEntry", "SignersReply", "StatusReply", "SubmitBlock", "SubmitBlocks",
+    "SubmitBlocksResult", "SubmitResult", "SubmitTxs", "SyncNow", "TemplateReply", "TipEntry",
+    "TipsReply", "TxProofReply", "TxReply", "TxResult", "TxsEvent", "TxsRemovedEvent", "TxsReply",
     "catalogue_shape", "decode", "encode", "fingerprint", "message",
 ]

@@ -3,8 +3,13 @@ gateway and the command line."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from common.fields import Range
 from common.messages.envelope import Message, message
-from common.status import PeerDirection
+from common.status import PeerDirection, PeerOutcome
+
+MAX_ADD_PEER_WAIT_MS = 60_000
 
 # --- p2p control ------------------------------------------------------------------------------
 
@@ -29,18 +34,37 @@ class PeerEntry(Message):
 
 @message("peers")
 class PeersReply(Message):
+    """`endpoint` is where other nodes reach this one, in the form `AddPeer` takes
+    (`tcp://host:port`, with `#<curve key hex>` when CurveZMQ is on); "" while p2p listens
+    nowhere dialable."""
+
     peers: tuple[PeerEntry, ...]
     syncing: bool
     sync_target: int
     node_id: bytes
     banned: int
+    endpoint: str
 
 
 @message("add_peer")
 class AddPeer(Message):
-    """`endpoint` is `tcp://host:port[#curvekey]`; p2p parses it (`wire.parse_peer_uri`)."""
+    """`endpoint` is `tcp://host:port[#curvekey]`; p2p parses it (`wire.parse_peer_uri`).
+    p2p answers once the handshake is done (`AddPeerReply`) or has failed (a typed error:
+    `PeerRefused` and its kinds, or `PeerUnreachable` after `wait_ms`)."""
 
     endpoint: str
+    wait_ms: Annotated[int, Range(1, MAX_ADD_PEER_WAIT_MS)]
+
+
+@message("add_peer_reply")
+class AddPeerReply(Message):
+    """The node linked: `endpoint` as dialed (or the linked node's), `node_id` the node
+    whose ACK proved its key there."""
+
+    outcome: PeerOutcome
+    node_id: bytes
+    endpoint: str
+    direction: PeerDirection
 
 
 @message("sync_now")

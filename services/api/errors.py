@@ -28,6 +28,7 @@ from common.errors import (
     Malformed,
     MethodNotAllowed,
     NotFound,
+    PeerUnreachable,
     PoolFull,
     TooLarge,
     Unavailable,
@@ -83,8 +84,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CcoinError)
     async def ccoin_error(_: Request, exc: CcoinError) -> Response:
-        if exc.http_status >= 500 and not isinstance(exc, (Unavailable, PoolFull)):
-            log.error("%s: %s", exc.code, exc.message)  # a fault, not a busy node
+        if exc.http_status >= 500 and not isinstance(exc, (Unavailable, PoolFull,
+                                                           PeerUnreachable)):
+            log.error("%s: %s", exc.code, exc.message)  # a fault, not a busy node or peer
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -15,7 +15,7 @@ import orjson
 from starlette.responses import Response
 
 from common.messages import PeersReply, StatusReply, TxReply
-from common.status import Direction, PeerDirection, TipStatus, TxStatus
+from common.status import Direction, PeerDirection, PeerOutcome, TipStatus, TxStatus
 from common.types import Block, Transaction
 from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, ListOf, Nullable, Text
 from services.api.schema import KEY_TYPE_NAMES
@@ -227,6 +227,9 @@ STATUS_OUT = Shape("StatusOut", [
     Field("total_weight", INT),
     Field("state_root", HEX),
     Field("peers", INT, src=None),
+    Field("p2p_endpoint", Nullable(STR), "where other nodes reach this one, as POST /peers "
+                                         "takes it (with `#<curve key>` when CurveZMQ is on); "
+                                         "null when it listens nowhere", src=None),
     Field("syncing", BOOL, src=None),
     Field("mining", BOOL, src=None),
     Field("version", STR, src=None),
@@ -238,7 +241,8 @@ STATUS_OUT = Shape("StatusOut", [
 ], examples=[{
     "network_id": 1337, "genesis": "7c" * 32, "height": 42, "head": "5e" * 32,
     "head_timestamp": 1767225600000, "total_weight": 84, "state_root": "2e" * 32,
-    "peers": 3, "syncing": False, "mining": True, "version": "0.1.0", "consensus": "poa",
+    "peers": 3, "p2p_endpoint": "tcp://10.0.0.7:30333", "syncing": False, "mining": True,
+    "version": "0.1.0", "consensus": "poa",
     "difficulty": 4, "authorities": ["3f" * 20], "recent_signers": ["3f" * 20],
     "mempool": {"count": 2, "bytes": 282, "ready": 2}}])
 
@@ -397,16 +401,31 @@ PEERS_OUT = Shape("PeersOut", [
     Field("sync_target", MAYBE_INT, src=lambda r: r.sync_target if r.syncing else None),
     Field("node_id", MAYBE_HEX),
     Field("banned", INT),
+    Field("endpoint", Nullable(STR), "this node's, as in GET /status `p2p_endpoint`",
+          src=lambda r: r.endpoint or None),
 ], examples=[{"p2p": False, "peers": [], "syncing": False, "sync_target": None,
-              "node_id": None, "banned": 0}])
+              "node_id": None, "banned": 0, "endpoint": None}])
 
 
 def peers_json(reply: PeersReply | None) -> dict[str, Any]:
     """GET /peers; `None` is a node where no p2p service answers."""
     if reply is None:
         return PEERS_OUT.render(p2p=False, peers=(), syncing=False, sync_target=None,
-                                node_id=None, banned=0)
+                                node_id=None, banned=0, endpoint=None)
     return PEERS_OUT.render(reply, p2p=True)
+
+
+ADD_PEER_OUT = Shape("AddPeerOut", [
+    Field("outcome", Choice.of(PeerOutcome), "connected: a new link, its handshake done; "
+                                             "already_connected: a link was there before"),
+    Field("node_id", HEX, "the node whose key the handshake proved"),
+    Field("endpoint", STR),
+    Field("direction", Choice.of(PeerDirection), "who dialed the link"),
+], doc="A refusal is an error: 409 `peer_wrong_network`, `peer_banned`, `peer_full`, "
+       "`peer_is_self` or `peer_refused` (the message says which side refused and why), 504 "
+       "`peer_unreachable` when no handshake came within `wait_ms`.",
+   examples=[{"outcome": "connected", "node_id": "4e" * 32,
+              "endpoint": "tcp://10.0.0.7:30333", "direction": "outbound"}])
 
 
 OK_OUT = Shape("OkOut", [Field("ok", Choice((True,)))], examples=[{"ok": True}])

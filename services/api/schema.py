@@ -26,6 +26,7 @@ import orjson
 from common import crypto
 from common.consensus import verify_transaction_signature
 from common.errors import CcoinError, Duplicate, Malformed, WrongChain
+from common.messages.control import MAX_ADD_PEER_WAIT_MS
 from common.types import MAX_AMOUNT, MAX_TX_BYTES, MAX_TX_DATA, Transaction
 from services.api.kinds import AnyJSON, Hex, Int, Kind, ListOf, Parser, Text
 from services.api.spec import Field, Param, Shape
@@ -209,10 +210,14 @@ SEND_IN = Shape("SendIn", [
     Field("data", Hex(max_len=MAX_TX_DATA), default=""),
 ], examples=[{"to": "11" * 20, "amount": 1000, "fee": 1, "data": "cafe"}], what="send")
 
+ADD_PEER_WAIT_MS = 5000  # how long p2p waits for the handshake unless told otherwise
 PEER_IN = Shape("PeerIn", [
     Field("endpoint", ENDPOINT, "tcp://host:port, with #<its CurveZMQ server key> when the "
                                 "peer uses CurveZMQ and its key is not known",
           example="tcp://10.0.0.7:30333"),
+    Field("wait_ms", Int(1, MAX_ADD_PEER_WAIT_MS), "how long to wait for the handshake "
+                                                   "before answering `peer_unreachable`",
+          default=ADD_PEER_WAIT_MS),
 ], examples=[{"endpoint": "tcp://10.0.0.7:30333"}], what="peer")
 
 REQUEST_SHAPES: tuple[Shape, ...] = (TX_IN, RAW_TX_IN, BATCH_IN, SEND_IN, PEER_IN)
@@ -317,7 +322,7 @@ def parse_send(value: Any) -> SendRequest:
     return SendRequest(doc["to"], doc["amount"], doc["fee"], doc["data"])
 
 
-def parse_endpoint(value: Any) -> str:
-    """Body of POST /peers: `{"endpoint": "tcp://host:port"}`."""
-    endpoint: str = PEER_IN.parse(value)["endpoint"]
-    return endpoint
+def parse_add_peer(value: Any) -> tuple[str, int]:
+    """Body of POST /peers: `{"endpoint": "tcp://host:port", "wait_ms": 5000}`."""
+    doc = PEER_IN.parse(value)
+    return doc["endpoint"], doc["wait_ms"]

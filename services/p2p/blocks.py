@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from common import messages, wire
@@ -99,6 +100,8 @@ class BlockRelay:
         outcome = result.outcomes[0]
         if outcome.status != BlockStatus.ERROR:
             self.seen.add(h)
+            if outcome.status != BlockStatus.KNOWN:
+                peer.last_new_block = time.monotonic()  # useful work: eviction protects it
             log.debug("block %d from %s: %s", block.height, peer.label, outcome.status)
             return
         err = _rejection(outcome)
@@ -153,6 +156,8 @@ class BlockRelay:
                                        f"{err.message}")
                 return False
             self.seen.add(outcome.hash)
+            if outcome.status != BlockStatus.KNOWN:
+                peer.last_new_block = time.monotonic()
         return True
 
     async def _check_block(self, peer: Peer, raw: bytes) -> Block | None:

@@ -4,7 +4,8 @@ A link starts OPENING. The dialer says hello first; the listener answers a hello
 own. Whoever accepts a hello queues its `ACK` (a signature over the peer's nonce and its own
 hello frame) and the link is GREETED; the peer's valid `ACK` then makes it READY, unless it
 duplicates a link to the same node (the link dialed by the smaller node id wins, on both
-sides) or the node is at `max_peers`. Until READY only `HEL`, `ACK` and `BYE` may arrive.
+sides) or, for an inbound link, no inbound slot can be had (slots.py: per-address limits,
+full slots and eviction). Until READY only `HEL`, `ACK` and `BYE` may arrive.
 
 A hello is refused with a `BYE` naming why (`wire.ByeCode`): another network or genesis,
 another protocol version, our own node id, a banned node id. A `BYE` the peer sends us with
@@ -24,8 +25,9 @@ from services.p2p import scoring
 from services.p2p.book import AddressBook
 from services.p2p.chainview import ChainView, Tip
 from services.p2p.discipline import Discipline
-from services.p2p.peer import LinkState, Peer
+from services.p2p.peer import Ending, LinkState, Peer
 from services.p2p.peers import PeerTable
+from services.p2p.slots import Slots
 
 log = logging.getLogger("ccoin.p2p")
 
@@ -62,7 +64,7 @@ class Handshaker:
     a PEX to a peer refused for `too_many_peers`, so it has somewhere else to go."""
 
     def __init__(self, me: Identity, chain: ChainView, peers: PeerTable,
-                 discipline: Discipline, book: AddressBook, max_peers: int,
+                 discipline: Discipline, book: AddressBook, slots: Slots,
                  on_ready: Callable[[Peer], None],
                  offer_addresses: Callable[[Peer], None]) -> None:
         self.me = me
@@ -70,7 +72,7 @@ class Handshaker:
         self.peers = peers
         self.discipline = discipline
         self.book = book
-        self.max_peers = max_peers
+        self.slots = slots
         self.on_ready = on_ready
         self.offer_addresses = offer_addresses
 
@@ -170,6 +172,8 @@ class Handshaker:
                 extra={"peer": peer.label})
         if peer.outbound and refused:
             self.book.hold(peer.link.endpoint, self.discipline.bans.seconds)
+        if peer.ending is None:
+            peer.ending = Ending(msg.code, msg.reason, theirs=True)
         self.peers.close(peer)
 
     # --- ready ----------------------------------------------------------------------------
@@ -188,9 +192,11 @@ class Handshaker:
             else:
                 self.peers.close(peer, ByeCode.DUPLICATE, "already connected")
                 return
-        if len(self.peers.by_id) >= self.max_peers:
+        # outbound links were counted when dialed (slots.outbound_free)
+        why = None if peer.outbound else self.slots.admit_inbound(peer)
+        if why is not None:
             self.offer_addresses(peer)
-            self.refuse(peer, ByeCode.TOO_MANY_PEERS, f"at {self.max_peers} peers")
+            self.refuse(peer, ByeCode.TOO_MANY_PEERS, why)
             return
         self.peers.mark_ready(peer)
         hello = peer.hello

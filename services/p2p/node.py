@@ -8,6 +8,7 @@
     sync.py        the sync state machine, BLS                 |   `on_<msgtype>`)
     pex.py         GPX / PEX, the address book, dialing        |
     discipline.py  scores, bans, who may connect              /
+    slots.py       outbound and inbound budgets, per-address limits, eviction (eviction.py)
     control.py     GetPeers, AddPeer, SyncNow on the bus
 
 Every frame goes through `on_frame`: the peer's rate limit for its header, strict decoding
@@ -32,7 +33,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from common import wire
+from common import messages, wire
 from common.crypto import Signer
 from common.errors import CcoinError, Malformed
 from common.genesis import Genesis
@@ -53,6 +54,7 @@ from services.p2p.peers import PeerTable
 from services.p2p.pex import PeerExchange
 from services.p2p.scoring import BanList
 from services.p2p.settings import P2PSettings
+from services.p2p.slots import Slots
 from services.p2p.sync import Syncer
 from services.p2p.transport import Link, Transport, advertised_host, tcp_address
 from services.p2p.txs import TxRelay
@@ -82,6 +84,7 @@ class P2PNode:
                                      allow_list=allow_list,
                                      ip_log_interval_s=timing.ip_log_interval)
         self.transport = Transport(ctx, curve_keys=curve_keys, admit=self.discipline.admit)
+        self.slots = Slots(settings, self.peers)
         self.verifier = Verifier(genesis)
         self.syncer = Syncer(self, reply_timeout=timing.sync_reply)
         self.peers.on_close.append(self.syncer.peer_closed)
@@ -90,14 +93,14 @@ class P2PNode:
         self.txs = TxRelay(self.state, genesis.network_id, self.peers, self.discipline,
                            self.verifier)
         self.pex = PeerExchange(self.me, self.chain, self.peers, self.book, self.discipline,
-                                settings, self.dial, time.monotonic())
+                                settings, self.slots, self.dial, time.monotonic())
         self.handshake = Handshaker(self.me, self.chain, self.peers, self.discipline,
-                                    self.book, settings.max_peers, self._on_ready,
+                                    self.book, self.slots, self._on_ready,
                                     self.pex.send_addresses)
         self.liveness = Liveness(self.chain, self.peers, self.discipline, timing,
                                  self.syncer.poke)
         self.control = Control(self.me, self.peers, self.book, self.discipline, self.syncer,
-                               settings, self.dial)
+                               settings, self.slots, self.dial)
         self.handlers: dict[type[wire.WireMessage], Handler] = {
             wire.Hello: self.handshake.on_hello,
             wire.HelloAck: self.handshake.on_ack,
@@ -128,8 +131,10 @@ class P2PNode:
 
     async def start(self) -> None:
         """Serve the control socket, wait for state, listen, and start every loop."""
+        # AddPeer waits for a handshake: it must not hold up GetPeers meanwhile
         self.server = bus.Server(self.ctx, self.settings.control, "p2p",
-                                 self.control.handlers())
+                                 self.control.handlers(),
+                                 concurrent=frozenset({messages.AddPeer}))
         self._spawn("control", self.server.serve_forever())
         await self.chain.wait_ready()
         self.transport.start(guard=not self.settings.listen.startswith("inproc://"))
@@ -242,8 +247,9 @@ class P2PNode:
 
     # --- links --------------------------------------------------------------------------------
 
-    def dial(self, endpoint: str, curve_key: bytes = b"") -> Peer | None:
-        """Open an outbound link and say hello; None when it cannot be opened."""
+    def dial(self, endpoint: str, curve_key: bytes = b"", manual: bool = False) -> Peer | None:
+        """Open an outbound link (`manual`: one the operator asked for) and say hello; None
+        when it cannot be opened."""
         if self.me.use_curve and not curve_key:
             log.info("cannot dial %s: CurveZMQ needs its key (tcp://host:port#<hex key>)",
                      endpoint)
@@ -255,7 +261,7 @@ class P2PNode:
             log.warning("cannot dial %s: %s", endpoint, exc)
             self.book.failed(endpoint)
             return None
-        peer = self.peers.add_outbound(link)
+        peer = self.peers.add_outbound(link, manual=manual)
         self.transport.follow(link, lambda frames: self._on_link(peer, frames))
         self.handshake.send_hello(peer)
         log.debug("dialing %s", endpoint)

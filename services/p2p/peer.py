@@ -62,6 +62,16 @@ class Liveness:
     latency_ms: int = -1
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """Why a link closed: the `BYE` code and reason, and whether the peer said it
+    (`theirs`) or we did; `code` is "" for a link that just went away."""
+
+    code: str
+    reason: str
+    theirs: bool
+
+
 @dataclass(slots=True)
 class SyncRecord:
     exhausted_at: int = -1  # its total weight when it last had nothing for us
@@ -103,8 +113,9 @@ class Standing:
 
 
 class Peer:
-    def __init__(self, link: Link, *, score: int = 0) -> None:
+    def __init__(self, link: Link, *, score: int = 0, manual: bool = False) -> None:
         self.link = link
+        self.manual = manual  # an outbound link the operator asked for (its own slots)
         # dialed (outbound), or the listen address its hello announced (inbound)
         self.endpoint = link.endpoint
         self.state = LinkState.OPENING
@@ -117,6 +128,10 @@ class Peer:
         self.standing = Standing(score)
         self.inbox: asyncio.Queue[wire.WireMessage] = asyncio.Queue(INBOX)
         self.worker: asyncio.Task[None] | None = None
+        self.ending: Ending | None = None  # set when the link closes
+        # when it last did useful work (monotonic; 0: never): what eviction protects
+        self.last_new_block = 0.0
+        self.last_new_tx = 0.0
 
     # --- identity ---------------------------------------------------------------------------
 

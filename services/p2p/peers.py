@@ -2,8 +2,9 @@
 
 Inbound links are found by routing id, outbound ones by the endpoint dialed, and ready
 links by node id (at most one per node: handshake.py settles duplicates). Closing a link
-says `BYE` when there is a reason to give, forgets it everywhere, lets the address book
-know how an outbound link went, and tells whoever listens (the syncer waiting on it).
+says `BYE` when there is a reason to give, records why (`Peer.ending`), forgets it
+everywhere, lets the address book know how an outbound link went, and tells whoever listens
+(the syncer waiting on it, an operator's `AddPeer` waiting for its outcome).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from common import wire
 from common.wire import ByeCode
 from services.p2p.book import AddressBook
-from services.p2p.peer import LinkState, Peer
+from services.p2p.peer import Ending, LinkState, Peer
 from services.p2p.scoring import LruDict, LruSet
 from services.p2p.transport import Link
 
@@ -36,12 +37,20 @@ class PeerTable:
         self.closed_rids: LruDict[bytes, int] = LruDict(REMEMBERED_RIDS)
         self.banned_rids: LruSet[bytes] = LruSet(REMEMBERED_RIDS)  # their frames go unread
         self.on_close: list[Callable[[Peer], None]] = []
+        self.on_ready: list[Callable[[Peer], None]] = []
 
     def ready(self) -> list[Peer]:
         return [p for p in self.by_id.values() if p.ready]
 
     def all(self) -> list[Peer]:
         return [*self.inbound.values(), *self.outbound.values()]
+
+    def dialed(self, *, manual: bool) -> int:
+        """Outbound links, ready or not, the operator's (`manual`) or the node's own."""
+        return sum(1 for p in self.outbound.values() if p.manual is manual)
+
+    def ready_inbound(self) -> list[Peer]:
+        return [p for p in self.by_id.values() if not p.outbound]
 
     def accept(self, link: Link) -> Peer:
         """A new inbound link; the oldest of too many still shaking hands makes room."""
@@ -53,8 +62,8 @@ class PeerTable:
         self.inbound[link.routing_id] = peer
         return peer
 
-    def add_outbound(self, link: Link) -> Peer:
-        peer = Peer(link)
+    def add_outbound(self, link: Link, *, manual: bool = False) -> Peer:
+        peer = Peer(link, manual=manual)
         self.outbound[link.endpoint] = peer
         return peer
 
@@ -63,6 +72,8 @@ class PeerTable:
         peer.handshake.ready_at = time.monotonic()
         peer.handshake.connected_ms = int(time.time() * 1000)
         self.by_id[peer.node_id] = peer
+        for listener in self.on_ready:
+            listener(peer)
 
     def close(self, peer: Peer, code: ByeCode | None = None, reason: str = "") -> None:
         """Say BYE (when `code`) and forget the link."""
@@ -70,6 +81,8 @@ class PeerTable:
             return
         if code is not None:
             peer.send(wire.Bye(code.value, reason[:wire.MAX_REASON]))
+        if peer.ending is None:  # a BYE it sent us was recorded first (handshake.on_bye)
+            peer.ending = Ending(code.value if code is not None else "", reason, theirs=False)
         was_ready = peer.ready
         peer.state = LinkState.CLOSED
         if peer.worker is not None:

@@ -5,8 +5,9 @@ Addresses come from the configured bootnodes, `AddPeer`, discovery, `PEX` replie
 listen addresses inbound peers announce, into the address book (book.py). A `GPX` is sent
 on every new link and, while the node is short of outbound links, to one random peer every
 `pex_interval`; it is answered with the ready peers we know a listen address of. Every tick
-the node dials book entries whose back-off has expired, up to its outbound and total limits,
-skipping itself, nodes it is linked to, and anything banned.
+the node dials book entries whose back-off has expired while it has free outbound slots
+(slots.py: the operator's addresses, from `AddPeer`, in slots of their own), skipping
+itself, nodes it is linked to, and anything banned.
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from services.p2p.handshake import Identity
 from services.p2p.peer import Peer
 from services.p2p.peers import PeerTable
 from services.p2p.settings import P2PSettings
+from services.p2p.slots import Slots
 
-# dial(endpoint, curve key) -> the new link, or None when it could not be opened
-Dial = Callable[[str, bytes], Peer | None]
+# dial(endpoint, curve key, manual) -> the new link, or None when it could not be opened
+Dial = Callable[[str, bytes, bool], Peer | None]
 
 
 class PeerExchange:
     def __init__(self, me: Identity, chain: ChainView, peers: PeerTable, book: AddressBook,
-                 discipline: Discipline, settings: P2PSettings, dial: Dial,
+                 discipline: Discipline, settings: P2PSettings, slots: Slots, dial: Dial,
                  now: float) -> None:
         self.me = me
+        self.slots = slots
         self.chain = chain
         self.peers = peers
         self.book = book
@@ -88,11 +91,14 @@ class PeerExchange:
         self.ask_addresses(now)
 
     def dial_more(self, now: float) -> None:
-        outbound = len(self.peers.outbound)
+        free = {manual: self.slots.outbound_free(manual=manual) for manual in (False, True)}
         by_id = self.peers.by_id
         for addr in self.book.due(now):
-            if outbound >= self.settings.max_outbound or len(by_id) >= self.settings.max_peers:
+            if not any(free.values()):
                 return
+            manual = addr.source == "manual"
+            if not free[manual]:
+                continue
             if addr.endpoint in self.peers.outbound or addr.endpoint in self.me.self_endpoints:
                 continue
             if addr.node_id and (addr.node_id in by_id or addr.node_id == self.me.node_id):
@@ -103,12 +109,12 @@ class PeerExchange:
             # A failed or refused dial pushes next_try forward; this stops a tight loop
             # before the handshake outcome is known.
             self.book.hold(addr.endpoint, self.settings.timing.handshake)
-            if self.dial(addr.endpoint, addr.curve_key) is not None:
-                outbound += 1
+            if self.dial(addr.endpoint, addr.curve_key, manual) is not None:
+                free[manual] -= 1
 
     def ask_addresses(self, now: float) -> None:
         """While short of outbound links, ask one peer every `pex_interval` for more."""
-        if (len(self.peers.outbound) >= self.settings.max_outbound
+        if (not self.slots.outbound_free(manual=False)
                 or now - self._last_ask < self.settings.timing.pex_interval):
             return
         self._last_ask = now

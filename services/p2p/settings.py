@@ -14,7 +14,8 @@ from common.genesis import Genesis
 from runtime.config import NodeConfig
 
 DEFAULT_MAX_PEERS = 25
-MAX_OUTBOUND = 8
+MAX_OUTBOUND = 8  # links the node dials by itself (bootnodes, discovery, PEX)
+MAX_MANUAL = 8  # links an operator asked for (`AddPeer`), on top of those
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,14 @@ class P2PSettings:
     tests). For a tcp one the node advertises `tcp://<host>:<bound port>`, the host being
     `advertise_host` (else the bound one), a wildcard replaced by this machine's routable
     address; it advertises nothing for any other. `state`, `events` and `control` are its
-    bus endpoints."""
+    bus endpoints.
+
+    Peer slots (docs/protocol.md §13.10): `max_peers` is split into `max_outbound` links
+    the node dials by itself and `max_inbound` for peers that dial it, so inbound peers can
+    never take the outbound slots; the operator's own links (`AddPeer`) have `MAX_MANUAL`
+    slots of their own. At most `max_inbound_per_ip` inbound links come from one IP address
+    and `max_inbound_per_subnet` from one /24 (/64) (0: no limit); loopback peers, every
+    local node among them, are exempt unless `limit_loopback`."""
 
     listen: str
     state: str
@@ -50,11 +58,19 @@ class P2PSettings:
     bootnodes: tuple[str, ...] = ()
     discovery: str = ""
     advertise_host: str = ""
+    max_inbound_per_ip: int = 4
+    max_inbound_per_subnet: int = 8
+    limit_loopback: bool = False
     timing: Timing = field(default_factory=Timing)
 
     @property
     def max_outbound(self) -> int:
-        return min(MAX_OUTBOUND, self.max_peers)
+        """Half the slots (rounded up), at most `MAX_OUTBOUND`: 8 of 25."""
+        return min(MAX_OUTBOUND, (self.max_peers + 1) // 2)
+
+    @property
+    def max_inbound(self) -> int:
+        return self.max_peers - self.max_outbound
 
     @classmethod
     def from_config(cls, config: NodeConfig, genesis: Genesis) -> P2PSettings:
@@ -66,4 +82,7 @@ class P2PSettings:
             control=config.endpoint("p2p"),
             max_peers=config.p2p_max_peers or genesis.max_peers or DEFAULT_MAX_PEERS,
             ban_seconds=config.p2p_ban_seconds, bootnodes=config.bootnodes,
-            discovery=config.discovery, advertise_host=host)
+            discovery=config.discovery, advertise_host=host,
+            max_inbound_per_ip=config.p2p_max_inbound_per_ip,
+            max_inbound_per_subnet=config.p2p_max_inbound_per_subnet,
+            limit_loopback=config.p2p_limit_loopback)

@@ -49,7 +49,8 @@ class TxRelay:
         self.verifier = verifier
         self.seen: LruSet[bytes] = LruSet(SEEN_TXS)  # handed to state
         self.recent: LruDict[bytes, bytes] = LruDict(RECENT_TXS)  # id -> encoding
-        self.inbound: asyncio.Queue[bytes] = asyncio.Queue(TX_QUEUE)
+        # verified transactions for state, each with the peer that sent it first
+        self.inbound: asyncio.Queue[tuple[bytes, Peer]] = asyncio.Queue(TX_QUEUE)
         self.pooled: deque[bytes] = deque(maxlen=TX_QUEUE)  # ids state pooled, to relay
         self._pooled_ready = asyncio.Event()
         self.handed = 0  # transactions handed to state
@@ -78,7 +79,7 @@ class TxRelay:
             self.seen.add(tx.id)
             self.recent.put(tx.id, raw)
             try:
-                self.inbound.put_nowait(raw)
+                self.inbound.put_nowait((raw, peer))
             except asyncio.QueueFull:
                 self.seen.discard(tx.id)  # let a later copy in
         if bad:
@@ -99,11 +100,15 @@ class TxRelay:
                     await asyncio.sleep(min(left, 0.002))
             self.handed += len(batch)
             try:
-                result = await self.state.request(messages.SubmitTxs(tuple(batch)),
-                                                  messages.SubmitResult)
+                result = await self.state.request(
+                    messages.SubmitTxs(tuple(raw for raw, _ in batch)), messages.SubmitResult)
             except CcoinError as exc:
                 log.warning("state did not take %d relayed transaction(s): %s", len(batch), exc)
                 continue
+            now = time.monotonic()
+            for (_, sender), r in zip(batch, result.results, strict=False):
+                if not r.code:
+                    sender.last_new_tx = now  # useful work: eviction protects it
             refused = [r for r in result.results if r.code]
             if refused:
                 log.debug("state refused %d of %d relayed transactions (first: %s)",

@@ -164,9 +164,16 @@ def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Bro
         page = context.new_page()
         goto(page, b.url, "#/operate")
         page.wait_for_selector("#peer-form", timeout=WAIT)
+        # B's own address, ready to copy for another node's form
+        page.wait_for_selector("#own-endpoint code", timeout=WAIT)
+        assert page.text_content("#own-endpoint code") == b.p2p_endpoint
         page.fill("#peer-endpoint", a.p2p_endpoint)
         page.click("#peer-form button[type=submit]")
         page.wait_for_selector("#network-result .notice.ok", timeout=WAIT)
+        # the answer waited for the handshake: it names the node now linked
+        a_id = a.http.get("/api/v1/peers").json()["node_id"]
+        assert page.text_content("#network-result .notice.ok") == (
+            f"Connected to node {a_id[:8]}…{a_id[-6:]} at {a.p2p_endpoint} (outbound).")
 
         def peer_rows(url: str) -> int:
             goto(page, url, "#/operate")

@@ -96,7 +96,8 @@ def _banned_host_stays_out(node: TestNode, lab: netns.Lab, port: int) -> None:
         assert "its IP address 127." not in text and "its IP address ::" not in text
         assert node.peers().banned >= 2  # both hostile node ids
         with pytest.raises(Refused, match="is banned"):  # nor is the banned host dialed
-            node.request("p2p", m.AddPeer(f"tcp://{hostile_ip}:{port + 1}"), m.Ok)
+            node.request("p2p", m.AddPeer(f"tcp://{hostile_ip}:{port + 1}", 1000),
+                         m.AddPeerReply)
 
         log.info("an honest peer from %s still gets in", lab.addr(3))
         honest = _peer(lab, 3, f"tcp://{lab.addr(1)}:{port}", status)

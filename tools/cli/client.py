@@ -156,7 +156,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_json(st)
         return 0
     keys = ["network_id", "genesis", "height", "head", "total_weight", "consensus", "peers",
-            "syncing", "mining", "version"]
+            "p2p_endpoint", "syncing", "mining", "version"]
     rows = [(k, st[k]) for k in keys if k in st]
     pool = st.get("mempool")
     if isinstance(pool, dict):

@@ -17,6 +17,7 @@ from typing import Any
 
 from client import Client, NodeStatus
 from common.errors import Forbidden
+from common.status import PeerOutcome
 from tools.cli.client import TOKEN_ENV, add_api_args, node_client, short, table
 from tools.cli.util import CliError, note, positive_int, print_fields, print_json, seconds
 
@@ -32,7 +33,10 @@ def register(sub: Any) -> None:
     add = psub.add_parser("add", help="ask the node to connect to a peer (admin)",
                           description=ADMIN_NOTE)
     add.add_argument("endpoint", metavar="ENDPOINT",
-                     help="the peer's p2p address: tcp://host:port[#curve key]")
+                     help="the peer's p2p address: tcp://host:port[#curve key] (`ccoin "
+                          "status` on that node shows it)")
+    add.add_argument("--timeout", type=seconds, default=5.0, metavar="S",
+                     help="how long the node waits for the handshake (default 5, at most 60)")
     add_api_args(add, inherited=True)
     add.set_defaults(func=cmd_peers_add)
 
@@ -107,18 +111,21 @@ def cmd_peers(args: argparse.Namespace) -> int:
             else "syncing") if peers.syncing else "in sync"
     count = len(peers.peers)
     print(f"{count} peer{'s' if count != 1 else ''}, {peers.banned} banned, {sync}; "
-          f"this node is {peers.node_id or '-'}")
+          f"this node is {peers.node_id or '-'}, reachable at {peers.endpoint or 'no address'}")
     return 0
 
 
 def cmd_peers_add(args: argparse.Namespace) -> int:
     endpoint = args.endpoint.strip()
+    if not 0 < args.timeout <= 60:
+        raise CliError("--timeout must be more than 0 and at most 60 seconds")
     with node_client(args, admin=True) as c, _admin_call():
-        c.add_peer(endpoint)
+        added = c.add_peer(endpoint, wait=args.timeout)
     if args.json:
-        print_json({"ok": True, "endpoint": endpoint})
-    else:
-        print(f"asked the node to connect to {endpoint} (`ccoin peers` shows the link)")
+        print_json(added.doc)
+        return 0
+    linked = "connected" if added.outcome == PeerOutcome.CONNECTED else "already connected"
+    print(f"{linked} to {added.node_id} at {added.endpoint} ({added.direction})")
     return 0
 
 

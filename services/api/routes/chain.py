@@ -35,7 +35,8 @@ async def status(gw: Gateway = GW) -> Response:
                                              gw.miner.status(), gw.p2p.status())
     return JSONResponse(replies.STATUS_OUT.render(
         st, mining=bool(mining and mining.enabled), version=__version__,
-        peers=len(peers.peers) if peers else 0, syncing=bool(peers and peers.syncing)))
+        peers=len(peers.peers) if peers else 0, syncing=bool(peers and peers.syncing),
+        p2p_endpoint=peers.endpoint or None if peers else None))
 
 
 @router.get("/blocks/count", response_model=replies.COUNT_OUT.model, tags=["chain"])

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from common import messages
 from services.api import replies, schema
-from services.api.gateway import Gateway
+from services.api.gateway import COMMAND_TIMEOUT, Gateway
 from services.api.replies import JSONResponse
 from services.api.routes.deps import GW, admin_router, api_router, read_json
 from services.api.spec import request_body
@@ -31,13 +31,26 @@ async def peers(gw: Gateway = GW) -> Response:
     return JSONResponse(replies.peers_json(await gw.p2p.status(fresh=True)))
 
 
-@admin.post("/peers", response_model=replies.OK_OUT.model, tags=["network"],
-            openapi_extra=request_body(schema.PEER_IN), responses=NO_P2P)
+ADD_PEER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **NO_P2P,
+    409: {"model": replies.ERROR_OUT.model,
+          "description": "refused, by this node or the peer: `peer_wrong_network`, "
+                         "`peer_banned`, `peer_full` (no free slot), `peer_is_self`, "
+                         "`peer_refused` (any other reason, named in the message)"},
+    504: {"model": replies.ERROR_OUT.model,
+          "description": "`peer_unreachable`: no handshake within `wait_ms` (the address "
+                         "stays in the node's address book and is retried)"}}
+
+
+@admin.post("/peers", response_model=replies.ADD_PEER_OUT.model, tags=["network"],
+            openapi_extra=request_body(schema.PEER_IN), responses=ADD_PEER_ERRORS)
 async def add_peer(request: Request, gw: Gateway = GW) -> Response:
-    """Ask p2p to connect to a peer by endpoint (admin)."""
-    endpoint = schema.parse_endpoint(await read_json(request))
-    await gw.p2p.command(messages.AddPeer(endpoint), messages.Ok)
-    return JSONResponse(replies.OK)
+    """Ask p2p to connect to a peer by endpoint (admin), and say what happened: connected
+    (with the peer's node id), already connected, refused (why), or unreachable."""
+    endpoint, wait_ms = schema.parse_add_peer(await read_json(request))
+    reply = await gw.p2p.command(messages.AddPeer(endpoint, wait_ms), messages.AddPeerReply,
+                                 timeout=wait_ms / 1000 + COMMAND_TIMEOUT)
+    return JSONResponse(replies.ADD_PEER_OUT.render(reply))
 
 
 @admin.post("/sync", response_model=replies.OK_OUT.model, tags=["network"], responses=NO_P2P)

@@ -5,7 +5,7 @@
 import { ApiError, get, isMissing, isNotFound, post } from './api.js';
 import { chart } from './charts.js';
 import {
-  badge, bytes, clear, fields, h, hexBlock, int, link, notice, panel, printable, table,
+  badge, bytes, clear, fields, h, hexBlock, int, link, notice, panel, printable, short, table,
   timeAgo, yesNo,
 } from './dom.js';
 import { throttle } from './live.js';
@@ -704,6 +704,23 @@ function peerRows(doc) {
   return Array.isArray(doc) ? doc : doc.peers ?? [];
 }
 
+/** This node's p2p address, for another node's add-peer form, with a button to copy it. */
+function ownEndpoint(endpoint) {
+  if (!endpoint) return h('p', { class: 'muted', id: 'own-endpoint', text: 'This node listens on no address other nodes can dial.' });
+  const code = h('code', { class: 'mono', text: endpoint });
+  const copy = h('button', { type: 'button', class: 'secondary small', id: 'copy-endpoint', text: 'Copy' });
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(endpoint);
+      copy.textContent = 'Copied';
+    } catch {
+      // no clipboard (plain http from another host): select it for Ctrl+C instead
+      getSelection().selectAllChildren(code);
+    }
+  });
+  return h('p', { id: 'own-endpoint' }, 'This node’s address for other nodes: ', code, ' ', copy);
+}
+
 export async function operate(main, _params, ctx) {
   if (!ctx.admin) return adminOnly(main, 'Operate');
   const mining = h('div', { id: 'mining' }, h('p', { class: 'muted', text: 'Loading…' }));
@@ -768,23 +785,28 @@ export async function operate(main, _params, ctx) {
   // wipes what the operator is typing
   const endpoint = h('input', { id: 'peer-endpoint', name: 'endpoint', autocomplete: 'off', spellcheck: 'false',
     placeholder: 'tcp://127.0.0.1:30333', 'aria-describedby': 'peer-endpoint-hint' });
+  // POST /peers answers once the handshake is done: say what it achieved
+  const added = (r) => `${r.outcome === 'already_connected' ? 'Already connected' : 'Connected'} to node `
+    + `${short(r.node_id)} at ${r.endpoint} (${r.direction}).`;
   const add = h('button', { type: 'submit', text: 'Add peer' });
   const form = h('form', { id: 'peer-form', class: 'inline', novalidate: true },
     h('div', { class: 'field' }, h('label', { for: 'peer-endpoint', text: 'Peer endpoint' }), endpoint,
-      h('p', { class: 'hint', id: 'peer-endpoint-hint', text: 'The other node’s p2p address, e.g. tcp://host:30333' })),
+      h('p', { class: 'hint', id: 'peer-endpoint-hint',
+        text: 'The other node’s p2p address, e.g. tcp://host:30333 (with #<key> when it uses CurveZMQ): its Operate page shows it' })),
     h('div', { class: 'actions' }, add));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const typed = endpoint.value.trim();
     const value = /^tcp:\/\//.test(typed) ? typed : `tcp://${typed}`;
-    if (!/^tcp:\/\/[^\s/]+:\d{1,5}$/.test(value)) {
+    if (!/^tcp:\/\/[^\s/#]+:\d{1,5}(#[0-9a-fA-F]{64})?$/.test(value)) {
       endpoint.setAttribute('aria-invalid', 'true');
-      clear(networkResult, notice('Give the endpoint as tcp://host:port.', 'bad'));
+      clear(networkResult, notice('Give the endpoint as tcp://host:port (or tcp://host:port#<64 hex key>).', 'bad'));
       endpoint.focus();
       return;
     }
     endpoint.setAttribute('aria-invalid', 'false');
-    if (await act(add, networkResult, '/api/v1/peers', { endpoint: value }, () => `Peer ${value} added.`)) {
+    clear(networkResult, h('p', { class: 'muted', text: `Connecting to ${value}…` }));
+    if (await act(add, networkResult, '/api/v1/peers', { endpoint: value }, added)) {
       endpoint.value = '';
       loadPeers();
     }
@@ -816,7 +838,7 @@ export async function operate(main, _params, ctx) {
       return;
     }
     const peers = peerRows(doc);
-    clear(peerList,
+    clear(peerList, ownEndpoint(doc.endpoint),
       h('p', {}, `${peers.length} peer${peers.length === 1 ? '' : 's'}`,
         doc.syncing !== undefined ? ` · syncing: ${yesNo(doc.syncing)}` : '',
         doc.sync_target !== undefined && doc.sync_target !== null ? ` towards #${doc.sync_target}` : '',

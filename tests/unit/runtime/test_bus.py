@@ -1,7 +1,7 @@
 """The bus over real ZeroMQ sockets: the optional trace frame that carries an operator's
 request id into every service's logs, and the protocol version every message carries (a
 request, a reply or an event of another version is a typed `VersionMismatch`, never
-`malformed`, and the server serves on)."""
+`malformed`, and the server serves on), and requests that run apart (`concurrent`)."""
 
 from __future__ import annotations
 
@@ -274,6 +274,52 @@ def test_a_subscription_notices_lost_events_and_a_restarted_publisher(tmp_path: 
         finally:
             events.close()
             publisher.close()
+            ctx.term()
+
+    asyncio.run(scenario())
+
+
+def test_a_concurrent_request_runs_apart_and_a_retry_of_it_runs_once(tmp_path: Path) -> None:
+    """A request of a `concurrent` type that waits does not hold up the ones behind it;
+    its reply comes when it is done, and a retry sent meanwhile is not handled again."""
+    calls: list[str] = []
+
+    async def slow(req: m.SyncNow) -> m.Ok:
+        calls.append("slow")
+        await asyncio.sleep(0.5)
+        return m.Ok()
+
+    def quick(_: m.GetStatus) -> m.ServicePong:
+        calls.append("quick")
+        return m.ServicePong("test", "0")
+
+    async def scenario() -> None:
+        endpoint = f"ipc://{tmp_path}/c.sock"
+        ctx = zmq.asyncio.Context()
+        server = bus.Server(ctx, endpoint, "test", {m.SyncNow: slow, m.GetStatus: quick},
+                            concurrent=frozenset({m.SyncNow}))
+        task = asyncio.create_task(server.serve_forever())
+        raw = ctx.socket(zmq.DEALER)
+        raw.connect(endpoint)
+        try:
+            request_id = os.urandom(12)
+            started = time.monotonic()
+            await raw.send_multipart([request_id, m.encode(m.SyncNow())])
+            await raw.send_multipart([request_id, m.encode(m.SyncNow())])  # a retry
+            await raw.send_multipart([b"quick-one", m.encode(m.GetStatus())])
+            first = await asyncio.wait_for(raw.recv_multipart(), 2)
+            assert first[0] == b"quick-one" and time.monotonic() - started < 0.4
+            second = await asyncio.wait_for(raw.recv_multipart(), 2)
+            assert second[0] == request_id and isinstance(m.decode(second[1]), m.Ok)
+            assert sorted(calls) == ["quick", "slow"]  # the retry was not handled again
+            await raw.send_multipart([request_id, m.encode(m.SyncNow())])  # a late retry
+            third = await asyncio.wait_for(raw.recv_multipart(), 2)
+            assert third == second and len(calls) == 2  # from the reply memory
+        finally:
+            raw.close(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            server.close()
             ctx.term()
 
     asyncio.run(scenario())

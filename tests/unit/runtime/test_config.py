@@ -25,6 +25,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert (cfg.api_host, cfg.api_port, cfg.api_workers, cfg.admin_token) == (
         "127.0.0.1", 8000, 1, "")
     assert (cfg.p2p_host, cfg.p2p_port, cfg.bootnodes) == ("127.0.0.1", 30333, ())
+    assert (cfg.p2p_max_inbound_per_ip, cfg.p2p_max_inbound_per_subnet,
+            cfg.p2p_limit_loopback) == (4, 8, False)
     assert cfg.mining_autostart is True and cfg.password_file is None
     assert cfg.chain_dir == cfg.base_path / "chain"
     assert cfg.keystore_dir == cfg.base_path / "keystore"
@@ -40,7 +42,8 @@ def test_full_config(tmp_path: Path) -> None:
         "genesis": "genesis.json",
         "api": {"host": "0.0.0.0", "port": 8080, "workers": 4, "admin_token": "t",
                 "cors_origins": ["http://x"]},
-        "p2p": {"host": "0.0.0.0", "port": 30400, "bootnodes": ["tcp://1.2.3.4:30333"]},
+        "p2p": {"host": "0.0.0.0", "port": 30400, "bootnodes": ["tcp://1.2.3.4:30333"],
+                "max_inbound_per_ip": 0, "max_inbound_per_subnet": 2, "limit_loopback": True},
         "keystore": {"password_file": "pw.txt"},
         "mining": {"autostart": False},
         "endpoints": {"state": "tcp://127.0.0.1:5555"},
@@ -54,6 +57,8 @@ def test_full_config(tmp_path: Path) -> None:
         "0.0.0.0", 8080, 4, "t")
     assert cfg.cors_origins == ("http://x",)
     assert cfg.bootnodes == ("tcp://1.2.3.4:30333",) and cfg.p2p_port == 30400
+    assert (cfg.p2p_max_inbound_per_ip, cfg.p2p_max_inbound_per_subnet,
+            cfg.p2p_limit_loopback) == (0, 2, True)
     assert cfg.password_file == (tmp_path / "pw.txt").resolve()
     assert cfg.mining_autostart is False
     assert cfg.endpoint("state") == "tcp://127.0.0.1:5555"
@@ -86,6 +91,10 @@ def test_unknown_sections_and_fields(doc: dict[str, Any], needle: str) -> None:
     ({"app": {"base_path": "/d"}, "api": {"workers": 0}}, "api.workers"),
     ({"app": {"base_path": "/d"}, "p2p": {"port": True}}, "p2p.port"),
     ({"app": {"base_path": "/d"}, "p2p": {"bootnodes": "tcp://x"}}, "bootnodes"),
+    ({"app": {"base_path": "/d"}, "p2p": {"max_inbound_per_ip": -1}}, "max_inbound_per_ip"),
+    ({"app": {"base_path": "/d"}, "p2p": {"max_inbound_per_subnet": "8"}},
+     "max_inbound_per_subnet"),
+    ({"app": {"base_path": "/d"}, "p2p": {"limit_loopback": 1}}, "limit_loopback"),
     ({"app": {"base_path": "/d"}, "client": {"account_address": "abc"}}, "account_address"),
     ({"app": {"base_path": "/d"}, "mining": {"autostart": "yes"}}, "autostart"),
     ({"app": {"base_path": "/d"}, "endpoints": {"state": 5}}, "endpoints"),

@@ -6,7 +6,8 @@ the app's own lifespan:
   for the answers the gateway gives by itself (errors, validation, absent services).
 - `state_node`: a real state service (LevelDB in a temporary directory) served over
   inproc:// in the same event loop, sharing the app's ZeroMQ context; for routes that
-  need real replies. No process is started.
+  need real replies (with `p2p=True`, the real p2p node too, listening on loopback tcp).
+  No process is started.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ import zmq.asyncio
 
 from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import CcoinError
-from common.genesis import Genesis, parse_genesis
+from common.genesis import Genesis, genesis_block, parse_genesis
 from common.types import Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig, parse_config
 from services.api import schema
 from services.api.app import create_app
 from services.api.gateway import Gateway
+from services.p2p.node import P2PNode
+from services.p2p.settings import P2PSettings, Timing
 from services.state.service import StateService, open_chain
 
 CHAIN = schema.EXAMPLE_CHAIN
@@ -163,23 +166,27 @@ class StateNode:
     app: Any
     service: StateService
     config: NodeConfig
+    genesis_hash: bytes
+    p2p: P2PNode | None = None
 
 
 @asynccontextmanager
 async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
                      config: dict[str, Any] | None = None, genesis: Genesis | None = None,
-                     **api: Any) -> AsyncIterator[StateNode]:
+                     p2p: bool = False, **api: Any) -> AsyncIterator[StateNode]:
     """The gateway app over a real state service (inproc://), accounts `funded`; `config`
     adds sections to the node config, `api` settings to its `api` section; `genesis`
-    replaces the proof-of-work dev chain."""
+    replaces the proof-of-work dev chain; `p2p` starts the real p2p node as well (its
+    maintenance tick left to the test)."""
     tag = os.urandom(4).hex()
     run_dir = tmp_path / "run"
+    p2p_control = f"inproc://p2p-control-{tag}" if p2p else f"ipc://{run_dir}/no-p2p.sock"
     node_config = parse_config({
         "app": {"base_path": str(tmp_path)},
         "api": api,
         "endpoints": {"state": f"inproc://state-{tag}", "events": f"inproc://events-{tag}",
                       "miner": f"ipc://{run_dir}/no-miner.sock",
-                      "p2p": f"ipc://{run_dir}/no-p2p.sock"},
+                      "p2p": p2p_control},
         **(config or {}),
     })
     genesis = genesis or parse_genesis(genesis_text({a: FUNDS for a in funded}))
@@ -191,10 +198,19 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
                     service.handlers())  # type: ignore[arg-type]
     serve = asyncio.get_running_loop().create_task(server.serve_forever())
     app = create_app(node_config, genesis.network_id, ctx=ctx)
+    node = None
+    if p2p:
+        settings = P2PSettings(listen="tcp://127.0.0.1:0", state=node_config.endpoint("state"),
+                               events=node_config.endpoint("events"), control=p2p_control,
+                               timing=Timing(tick=3600.0))
+        node = P2PNode(settings, genesis, ctx, Signer(PrivateKey.generate(KeyType.ED25519)))
+        await node.start()
     try:
         async with serving(app) as http:
-            yield StateNode(http, app, service, node_config)
+            yield StateNode(http, app, service, node_config, genesis_block(genesis).hash, node)
     finally:
+        if node is not None:
+            await node.stop()
         serve.cancel()
         try:
             await serve

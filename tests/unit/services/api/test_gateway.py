@@ -146,7 +146,7 @@ def test_silent_service_counts_as_absent_until_its_absent_ttl() -> None:
 
 def test_command_updates_or_drops_the_cached_status() -> None:
     endpoint = f"inproc://p2p-{os.urandom(4).hex()}"
-    peers = messages.PeersReply((), False, 0, b"\x01" * 32, 0)
+    peers = messages.PeersReply((), False, 0, b"\x01" * 32, 0, "")
 
     async def scenario() -> None:
         ctx = zmq.asyncio.Context()
@@ -156,11 +156,11 @@ def test_command_updates_or_drops_the_cached_status() -> None:
             calls.append(msg)
             return peers
 
-        def add_peer(msg: messages.AddPeer) -> messages.Ok:
+        def sync_now(msg: messages.SyncNow) -> messages.Ok:
             calls.append(msg)
             return messages.Ok()
 
-        handlers = {messages.GetPeers: get_peers, messages.AddPeer: add_peer,
+        handlers = {messages.GetPeers: get_peers, messages.SyncNow: sync_now,
                     **miner_handlers(calls)}
         async with bus_server(ctx, endpoint, handlers):  # type: ignore[arg-type]
             p2p = OptionalService("p2p", endpoint, ctx, ask_status=messages.GetPeers(),
@@ -169,7 +169,7 @@ def test_command_updates_or_drops_the_cached_status() -> None:
             miner = miner_link(ctx, endpoint, Clock())
             try:
                 assert await p2p.status() == peers and len(calls) == 1
-                await p2p.command(messages.AddPeer("tcp://10.0.0.7:1"), messages.Ok)
+                await p2p.command(messages.SyncNow(), messages.Ok)
                 assert await p2p.status() == peers and len(calls) == 3  # dropped: asked again
                 stopped = await miner.command(messages.SetMining(False), messages.MiningReply)
                 assert stopped.enabled is False

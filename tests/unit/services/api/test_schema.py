@@ -168,15 +168,19 @@ def test_send_request() -> None:
         assert code_of(schema.parse_send, bad) == "malformed", bad
 
 
-def test_peer_endpoint() -> None:
-    assert schema.parse_endpoint({"endpoint": "tcp://10.0.0.7:30333"}) == "tcp://10.0.0.7:30333"
+def test_peer_endpoint_and_wait() -> None:
+    assert schema.parse_add_peer({"endpoint": "tcp://10.0.0.7:30333"}) == (
+        "tcp://10.0.0.7:30333", schema.ADD_PEER_WAIT_MS)
     keyed = "tcp://[::1]:30333#" + "ab" * 32
-    assert schema.parse_endpoint({"endpoint": keyed}) == keyed
+    assert schema.parse_add_peer({"endpoint": keyed, "wait_ms": 60_000}) == (keyed, 60_000)
     bad: Any
     for bad in ({}, {"endpoint": 1}, {"endpoint": "udp://h:1"}, {"endpoint": "tcp://h"},
                 {"endpoint": "tcp://h:1", "key": "x"}, {"endpoint": "tcp://" + "h" * 300 + ":1"},
-                {"endpoint": "tcp://h:1#abc"}, ["tcp://h:1"]):
-        assert code_of(schema.parse_endpoint, bad) == "malformed", bad
+                {"endpoint": "tcp://h:1#abc"}, ["tcp://h:1"],
+                {"endpoint": "tcp://h:1", "wait_ms": 0},
+                {"endpoint": "tcp://h:1", "wait_ms": 60_001},
+                {"endpoint": "tcp://h:1", "wait_ms": 1.5}):
+        assert code_of(schema.parse_add_peer, bad) == "malformed", bad
 
 
 def test_history_cursor() -> None:

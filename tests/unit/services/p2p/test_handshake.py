@@ -174,9 +174,10 @@ async def test_crossed_dials_keep_the_link_dialed_by_the_smaller_node_id(
         assert len(node.peers.ready()) == 1
 
 
-async def test_past_max_peers_a_peer_gets_addresses_and_is_refused(tmp_path: Path) -> None:
+async def test_past_its_inbound_slots_a_peer_gets_addresses_and_is_refused(
+        tmp_path: Path) -> None:
     async with LocalNet(tmp_path) as net:
-        await net.node("a", max_peers=1)
+        await net.node("a", max_peers=2)  # one outbound slot, one inbound
         first = net.peer(listen="tcp://10.0.0.1:7000").connect("inproc://p2p-a")
         await first.handshake()
         late = net.peer().connect("inproc://p2p-a")
@@ -186,7 +187,9 @@ async def test_past_max_peers_a_peer_gets_addresses_and_is_refused(tmp_path: Pat
         assert [(a.node_id, a.endpoint) for a in addrs.peers] == [
             (first.node_id, "tcp://10.0.0.1:7000")]
         bye = await late.expect(wire.Bye)
-        assert bye.code == ByeCode.TOO_MANY_PEERS and bye.reason == "at 1 peers"
+        # one inbound peer is always protected from eviction: the newcomer is no better
+        assert (bye.code, bye.reason) == (ByeCode.TOO_MANY_PEERS,
+                                          "at 1 inbound peers, none of them evictable")
 
 
 async def test_messages_before_the_handshake_cost_points(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from common import wire
 from common.crypto import KeyType, PrivateKey
-from common.wire import ByeCode
 from services.p2p.settings import Timing
 from tests.framework.localnet import LocalNet
 from tests.framework.util import wait_until_async
@@ -38,7 +37,7 @@ async def test_a_peer_asking_gets_the_other_ready_peers_it_can_dial(tmp_path: Pa
 
 async def test_addresses_learned_are_dialed_within_the_limits(tmp_path: Path) -> None:
     async with LocalNet(tmp_path) as net:
-        node = await net.node("a", max_peers=3)
+        node = await net.node("a", max_peers=4)  # 2 outbound slots, 2 inbound
         teller = net.peer().connect("inproc://p2p-a")
         await teller.handshake()
         banned_id = PrivateKey.generate(KeyType.ED25519).public_key
@@ -61,16 +60,16 @@ async def test_addresses_learned_are_dialed_within_the_limits(tmp_path: Path) ->
         for endpoint in [a.endpoint for a in addrs]:
             book.hold(endpoint, 3600)
         node.tick(time.monotonic())
-        # up to min(8, max_peers) outbound links; nothing banned, held or linked already
-        assert sorted(node.peers.outbound) == [f"inproc://far{i}" for i in range(3)]
+        # up to max_outbound links (half of max_peers); nothing banned, held or linked already
+        assert sorted(node.peers.outbound) == ["inproc://far0", "inproc://far1"]
         await far[0].handshake()
         await far[1].handshake()
-        assert len(node.peers.ready()) == 3  # with the teller: max_peers
-        await far[2].greet()
-        await far[2].ack()
-        assert (await far[2].expect(wire.Bye)).code == ByeCode.TOO_MANY_PEERS
+        assert len(node.peers.ready()) == 3  # with the teller, which takes an inbound slot
         node.tick(time.monotonic())
         assert sorted(node.peers.outbound) == ["inproc://far0", "inproc://far1"]
+        node.peers.close(node.peers.outbound["inproc://far0"])  # a slot frees up
+        node.tick(time.monotonic())
+        assert sorted(node.peers.outbound) == ["inproc://far1", "inproc://far2"]
 
 
 async def test_short_of_links_the_node_asks_for_addresses_now_and_then(tmp_path: Path) -> None:
