@@ -18,7 +18,7 @@ from pathlib import Path
 from common.genesis import Genesis
 from common.types import Block, Transaction
 from services.state.chain import Chain
-from services.state.store import Store
+from services.state.store import Batch, Store
 from tests.framework import rules as rh
 
 NOW = 2**62  # far future: a built block's timestamp is never "in the future"
@@ -139,3 +139,27 @@ def flip_log_bytes(chain_dir: Path, n: int = 16) -> None:
     full case) that LevelDB without paranoid checks would silently drop records for."""
     log = _one(chain_dir, "*.log")
     _flip(log, log.stat().st_size // 2, n)
+
+
+def edit(chain_dir: Path, puts: dict[bytes, bytes] | None = None,
+         deletes: tuple[bytes, ...] = ()) -> None:
+    """Change records behind the node's back (one commit), as a bug or a bad tool might."""
+    store = Store(chain_dir, inspect=True)
+    try:
+        batch = Batch()
+        for key in deletes:
+            batch.delete(key)
+        for key, value in (puts or {}).items():
+            batch.put(key, value)
+        store.commit(batch)
+    finally:
+        store.close()
+
+
+def records(chain_dir: Path) -> dict[bytes, bytes]:
+    """Every key and value of the database."""
+    store = Store(chain_dir, inspect=True)
+    try:
+        return dict(store.scan(b""))
+    finally:
+        store.close()
