@@ -19,7 +19,8 @@ from common.ledger import StateChanges, apply_block
 from common.statehash import from_scratch
 from common.types import Account, Block, BlockHeader
 
-# (phase, done, total or None when unknown): how far a long run is, for the terminal
+# (phase, done, total or None when unknown): how far a long run is, for the terminal. A
+# phase opens with done = 0 and closes with done = total (the count, if it was unknown).
 Progress = Callable[[str, int, int | None], None]
 
 MAX_PROBLEMS = 50  # listed in a report; more are only counted
@@ -112,13 +113,15 @@ class Replay:
 
 
 class Meter:
-    """Calls `progress` at most every `every` seconds (and always at the end)."""
+    """Calls `progress` when a phase opens, at most every `every` seconds, and when it
+    closes."""
 
     def __init__(self, progress: Progress, phase: str, total: int | None,
                  every: float = 0.5) -> None:
         self.progress, self.phase, self.total, self.every = progress, phase, total, every
         self.done = 0
         self._next = time.monotonic() + every
+        progress(phase, 0, total)
 
     def step(self, n: int = 1) -> None:
         self.done += n
@@ -128,4 +131,4 @@ class Meter:
             self.progress(self.phase, self.done, self.total)
 
     def finish(self) -> None:
-        self.progress(self.phase, self.done, self.total)
+        self.progress(self.phase, self.done, self.done)
