@@ -63,6 +63,18 @@ def test_a_healthy_database_is_rebuilt_record_for_record(stored: sc.StoredChain)
     assert not stored.chain_dir.with_name("chain" + REINDEX_SUFFIX).exists()
 
 
+def test_a_pow_chain_across_retargets_is_checked_and_rebuilt(tmp_path: Path) -> None:
+    """PoW: the difficulty rule looks back to the retarget anchor (every 10 blocks), and
+    weights are 2^difficulty."""
+    g = rh.make_genesis(difficulty=2, retarget_blocks=10)
+    stored = sc.build(tmp_path / "chain", g, n_blocks=25)
+    assert check_chain(stored.chain_dir, g).ok
+    before = sc.records(stored.chain_dir)
+    report = reindex_chain(stored.chain_dir, g)
+    assert report.head == stored.head.hash and report.side_blocks == 1
+    assert sc.records(stored.chain_dir) == before
+
+
 # damage -> the lowest head the repaired chain may have (None: any prefix)
 DAMAGES = {
     "delete_current": "same",
