@@ -9,7 +9,9 @@ compared with what the block implies: its meta (total weight, state value), undo
 height entry, transaction locations and history entries. Then every record of the
 database is read once with checksums verified (damage anywhere, side blocks included, is
 found), and the stored accounts, history counts and index sizes are compared with the
-replay's. Nothing is written; the database must not be in use (the LevelDB lock).
+replay's. ccoin writes nothing (LevelDB's open does its own housekeeping, and a database
+of an older schema is upgraded as the node would); the database must not be in use (the
+LevelDB lock).
 """
 
 from __future__ import annotations

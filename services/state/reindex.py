@@ -10,7 +10,8 @@ built beside the old one, with the same `indexes.connect_block` an import uses; 
 block that does not apply ends the main chain there (the valid prefix: the node fetches
 the rest from its peers). Side blocks, the known-invalid marks and the mempool journal
 are carried over. Then the new database takes the old one's place (two renames; a crash
-between them is finished by the next run, and refused by the node meanwhile).
+between them is finished by the next run, and refused by the node meanwhile); the old one
+is kept beside it if the new chain lost anything.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ BATCH_BLOCKS = 256  # blocks per commit into the new database (synced once, at t
 
 @dataclass(slots=True)
 class ReindexReport:
+    """What a reindex did; `kept_old` names where the old database was kept (asked for, or
+    because the new chain is shorter or left blocks out)."""
+
     chain_dir: str
     salvaged: list[str] = field(default_factory=list)  # files LevelDB's repair set aside
     old_height: int = -1  # the head record's height before (-1: unreadable)
@@ -53,7 +57,7 @@ class ReindexReport:
     dropped: int = 0  # stored blocks not kept: damaged, invalid, or above a damaged one
     journal: int = 0
     journal_dropped: int = 0
-    kept_old: str = ""  # where the old database was kept (`keep_old`)
+    kept_old: str = ""
     problems: Problems = field(default_factory=Problems)
     seconds: float = 0.0
 
@@ -76,7 +80,10 @@ def reindex_chain(chain_dir: Path, genesis: Genesis, progress: Progress = no_pro
     report = ReindexReport(str(chain_dir))
     old = chain_dir.with_name(chain_dir.name + OLD_SUFFIX)
     new_dir = chain_dir.with_name(chain_dir.name + REINDEX_SUFFIX)
-    if not chain_dir.exists() and old.exists():
+    if old.exists():
+        if chain_dir.exists():
+            raise errors.StoreError(f"{old} holds the database an earlier reindex set aside; "
+                                    "delete or move it first")
         old.rename(chain_dir)  # an earlier run stopped between its two renames: start over
     source = _open_source(chain_dir, report)
     try:
@@ -105,7 +112,10 @@ def reindex_chain(chain_dir: Path, genesis: Genesis, progress: Progress = no_pro
             report.dropped += found.drop(failed)
     finally:
         source.close()
-    _swap(chain_dir, new_dir, old, keep_old, report)
+    # a shorter chain than before, or blocks left out: keep what they were read from (a
+    # wrong genesis file, say, leaves nothing above genesis), whatever was asked
+    lost = report.height < report.old_height or report.dropped > 0
+    _swap(chain_dir, new_dir, old, keep_old or lost, report)
     report.seconds = time.monotonic() - started
     return report
 
@@ -392,8 +402,6 @@ def _swap(chain_dir: Path, new_dir: Path, old: Path, keep_old: bool,
     """The new database takes the old one's place. Between the two renames the chain dir
     is absent: the node refuses to start (it would create a new chain), and the next
     reindex puts the old one back and starts over."""
-    if old.exists():
-        shutil.rmtree(old)
     chain_dir.rename(old)
     new_dir.rename(chain_dir)
     fd = os.open(chain_dir.parent, os.O_RDONLY)

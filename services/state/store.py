@@ -146,8 +146,8 @@ class Store:
     files but no openable database (CURRENT deleted, a damaged MANIFEST or log) is refused
     with `StoreCorrupt`, never replaced by a new chain (LevelDB would create one and delete
     the old tables as obsolete). So is a database that holds data but no genesis record.
-    `inspect=True` is for the operator tools (`repair`): the database must exist, and one
-    without a genesis record is opened for them to report on."""
+    `inspect=True` is for the operator tools (`check`, `reindex`): the database must exist,
+    and one without a genesis record is opened for them to report on."""
 
     def __init__(self, path: str | Path, *, inspect: bool = False) -> None:
         self.path = Path(path)

@@ -143,7 +143,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         print("  what was found:")
         _problems(report.problems.listed, report.problems.count)
     if report.kept_old:
-        print(f"  the old database is in {report.kept_old} (delete it when done)")
+        print(f"  the old database is kept in {report.kept_old}: delete it once the node "
+              "has caught up")
     return 0
 
 

@@ -112,6 +112,10 @@ def test_a_missing_block_keeps_the_prefix_below_it(stored: sc.StoredChain) -> No
     assert check_chain(stored.chain_dir, stored.genesis).ok
     # the blocks above the gap, and the side block among them, wait for sync to fill it
     assert report.dropped == (stored.head.height - gone.height) + 1
+    # what the new chain lacks is not thrown away
+    old = stored.chain_dir.with_name("chain" + OLD_SUFFIX)
+    assert report.kept_old == str(old) and schema.block_key(stored.head.hash) in \
+        sc.records(old)
 
 
 def test_a_heavier_branch_that_does_not_apply_is_marked_and_the_main_chain_kept(
@@ -175,6 +179,9 @@ def test_keep_old_sets_the_old_database_aside(stored: sc.StoredChain) -> None:
     old = stored.chain_dir.with_name("chain" + OLD_SUFFIX)
     assert report.kept_old == str(old)
     assert sc.records(old) == before == sc.records(stored.chain_dir)
+    with pytest.raises(errors.StoreError, match="set aside; delete or move it first"):
+        reindex_chain(stored.chain_dir, stored.genesis)  # it never overwrites that one
+    assert sc.records(old) == before
 
 
 def test_an_interrupted_reindex_is_finished_by_the_next(stored: sc.StoredChain) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,17 +72,23 @@ def test_reindex_repairs_what_the_blocks_allow(run: Run,
 
 def test_reindex_says_where_the_chain_now_ends(run: Run,
                                                node: tuple[Path, sc.StoredChain]) -> None:
+    """...and keeps the old database when the new chain lacks something of it; a second
+    reindex will not overwrite that one."""
     config, stored = node
     sc.edit(stored.chain_dir, deletes=(schema.block_key(stored.blocks[5].hash),))
+    code, out, _ = run("node", "reindex", "--config", str(config))
+    assert code == 0
+    assert "head 4 " in out and f"(was {stored.head.height})" in out
+    assert "the node fetches the chain above 4 from its peers" in out
+    old = f"{stored.chain_dir}.before-reindex"
+    assert f"the old database is kept in {old}: delete it once" in out
+    code, _, err = run("node", "reindex", "--config", str(config), "--json")
+    one_line_error(code, err, f"{old} holds the database an earlier reindex set aside")
+    shutil.rmtree(old)
     code, out, _ = run("node", "reindex", "--config", str(config), "--json")
     report = json.loads(out)
-    assert code == 0 and (report["height"], report["old_height"]) == (4, stored.head.height)
-    sc.edit(stored.chain_dir, deletes=(schema.block_key(stored.blocks[3].hash),))
-    code, out, _ = run("node", "reindex", "--config", str(config), "--keep-old")
-    assert code == 0
-    assert "head 2 " in out and "(was 4)" in out
-    assert "the node fetches the chain above 2 from its peers" in out
-    assert f"the old database is in {stored.chain_dir}.before-reindex" in out
+    assert code == 0 and (report["height"], report["old_height"]) == (4, 4)
+    assert report["kept_old"] == ""
 
 
 @pytest.mark.parametrize("command", ["check", "reindex"])
