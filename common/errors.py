@@ -240,11 +240,30 @@ class Internal(CcoinError):
     http_status = 500
 
 
-class StoreError(CcoinError):
+class StorageUnavailable(Unavailable):
+    """the node's chain database cannot be used right now (its state service says why in
+    its log)"""
+
+    code = "storage_unavailable"
+
+
+class StoreError(StorageUnavailable):
     """the chain database cannot be used"""
 
-    code = "store_error"
-    http_status = 500
+    # no code of its own: a client sees `storage_unavailable` whatever the store's trouble
+
+
+class StoreCorrupt(StoreError):
+    """the chain database is damaged: `ccoin node check` shows how, `ccoin node reindex`
+    rebuilds it from its blocks"""
+
+    def __init__(self, message: str = "", damage: str = "") -> None:
+        super().__init__(message)
+        self.damage = damage or self.message  # what is wrong, without the remedy
+
+
+class StoreLocked(StoreError):
+    """the chain database is in use by another process (its LevelDB lock is held)"""
 
 
 # --- transactions ---------------------------------------------------------------------------

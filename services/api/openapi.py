@@ -24,8 +24,8 @@ timestamps are milliseconds since the epoch. Every error is
 `{"error": {"code", "message"}}` with a 4xx status for a request that is wrong or conflicts
 with the chain (`malformed`, `not_found`, `bad_signature`, `nonce_gap`, `forbidden`, ...),
 429 `rate_limited`, and 503 for a service that cannot answer now (`unavailable`,
-`pool_full`, `p2p_unavailable`), with `Retry-After`. Every response carries an
-`X-Request-ID` (yours, if you sent one), also found in the gateway's JSON log.
+`pool_full`, `p2p_unavailable`, `storage_unavailable`), with `Retry-After`. Every response
+carries an `X-Request-ID` (yours, if you sent one), also found in the gateway's JSON log.
 
 **Admin** routes (tag `admin`) answer loopback clients, or any client with
 `Authorization: Bearer <api.admin_token>`; forwarding headers, a foreign `Host` or `Origin`

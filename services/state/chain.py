@@ -17,12 +17,20 @@ from dataclasses import dataclass
 from common import consensus, errors
 from common.genesis import Genesis, genesis_block
 from common.ledger import StateChanges, apply_block
+from common.statehash import root_of
 from common.status import BlockStatus, RemovalReason, TxStatus
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
 from services.state.mempool import INCLUDED, Mempool, Removed
 from services.state.results import ImportResult, TxFate
-from services.state.store import Batch, BlockMeta, Store, StoreError, initial_genesis_commit
+from services.state.store import (
+    Batch,
+    BlockMeta,
+    Store,
+    StoreError,
+    corrupt,
+    initial_genesis_commit,
+)
 from services.state.templates import TemplateCache, build_template
 
 log = logging.getLogger("ccoin.state.chain")
@@ -50,7 +58,9 @@ class Chain:
         if existing is None:
             initial_genesis_commit(store, genesis, gblock)
         elif existing != gblock.hash:
-            raise StoreError("the chain database holds another chain than this genesis file")
+            raise StoreError(f"the chain database {store.path} holds another chain (genesis "
+                             f"{existing.hex()[:16]}) than the genesis file "
+                             f"({gblock.hash.hex()[:16]})")
         self.genesis_hash = gblock.hash
         self._headers: dict[bytes, BlockHeader] = {}
         self.templates = TemplateCache()
@@ -62,11 +72,32 @@ class Chain:
     # --- reading ------------------------------------------------------------------------
 
     def _load_head(self) -> Head:
+        """The head, checked before anything is served: its block is stored and decodes,
+        it is the main chain's block at its height, and the stored state is the state its
+        header commits to. Anything else is a damaged database, refused (`StoreCorrupt`)."""
+        path = self.store.path
         head_hash = self.store.metadata("head")
-        assert head_hash is not None
-        header, meta = self.header(head_hash), self.store.meta(head_hash)
-        if header is None or meta is None:
-            raise StoreError("head block missing from the database")
+        if head_hash is None:
+            raise corrupt(path, "it has no head record")
+        try:
+            header, meta = self.store.header(head_hash), self.store.meta(head_hash)
+            raw = self.store.block_raw(head_hash)
+            block = Block.decode(raw) if raw is not None else None
+        except errors.Malformed as exc:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} does not decode "
+                          f"({exc})") from None
+        if header is None or meta is None or block is None:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is missing")
+        if block.hash != head_hash or header.raw != block.header.raw:
+            raise corrupt(path, f"the head block stored under {head_hash.hex()[:16]} is "
+                          "another block")
+        if self.store.hash_at(header.height) != head_hash:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is not the main "
+                          f"chain's block at its height {header.height}")
+        if root_of(meta.state_value) != header.state_root:
+            raise corrupt(path, f"the stored state (root {root_of(meta.state_value).hex()[:16]})"
+                          f" is not the state the head block {header.height} commits to "
+                          f"({header.state_root.hex()[:16]})")
         return Head(header, meta)
 
     def header(self, block_hash: bytes) -> BlockHeader | None:
@@ -200,7 +231,12 @@ class Chain:
                      connected: list[Block], disconnected: list[Block]) -> list[Removed]:
         """Commit `batch` (the blocks connected and disconnected, in it already) with the
         new head; the pool drops what the new main chain included or made stale, and takes
-        back what the disconnected blocks held that the new branch does not."""
+        back what the disconnected blocks held that the new branch does not.
+
+        Those go into the journal in this very batch, so no crash can lose them between the
+        head switch and a later write; the ones the pool then refuses are dropped from the
+        journal afterwards (a crash before that only leaves them for the journal replay at
+        the next start to refuse again)."""
         batch.put(schema.metadata_key("head"), header.hash)
         included = {tx.id for b in connected for tx in b.txs}
         for txid in included:
@@ -209,6 +245,8 @@ class Chain:
         for r in removed:
             batch.delete(schema.journal_key(r.tx.id))
         returned = [tx for b in disconnected for tx in b.txs if tx.id not in included]
+        for tx in returned:
+            batch.put(schema.journal_key(tx.id), tx.raw)
         self.store.commit(batch)
         self.head = Head(header, meta)
         self.templates.clear()
@@ -319,15 +357,15 @@ class Chain:
         return results, accepted
 
     def _readmit(self, txs: list[Transaction], reason: RemovalReason) -> None:
-        """Put transactions of disconnected blocks back into the pool and the journal; the
-        ones that no longer fit are dropped for `reason`."""
+        """Put transactions of disconnected blocks (journalled with the head switch) back
+        into the pool; the ones that no longer fit leave the journal, dropped for
+        `reason`."""
         failed = self.mempool.restore(txs, self.account)
-        keep = Batch()
-        failed_ids = {tx.id for tx, _ in failed}
-        for tx in txs:
-            if tx.id not in failed_ids:
-                keep.put(schema.journal_key(tx.id), tx.raw)
-        self.store.commit(keep)
+        if failed:
+            drop = Batch()
+            for tx, _ in failed:
+                drop.delete(schema.journal_key(tx.id))
+            self.store.commit(drop, sync=False)  # lost in a crash: the replay drops them
         self._note([Removed(tx, reason) for tx, _ in failed])
 
     def _restore_journal(self) -> None:

@@ -262,7 +262,12 @@ class StateService:
 def open_chain(config: NodeConfig, genesis: Genesis | None = None) -> Chain:
     genesis = genesis or load_genesis(config.genesis_file())
     pool = Mempool(genesis.network_id, config.mempool_max_count, config.mempool_max_future)
-    return Chain(Store(config.chain_dir), genesis, max_reorg=config.max_reorg, mempool=pool)
+    store = Store(config.chain_dir)
+    try:
+        return Chain(store, genesis, max_reorg=config.max_reorg, mempool=pool)
+    except BaseException:
+        store.close()  # refused (a damaged head, another chain): leave the files as they are
+        raise
 
 
 async def main(config: NodeConfig) -> None:

@@ -4,6 +4,10 @@ Reads go straight to LevelDB (with an account cache); writes are collected in a 
 and committed with one transactional, synced WriteBatch, so a kill at any instant leaves
 the previous or the next state, never half (DESIGN §10: plain `with db.write_batch()`
 commits even when the block raises; `transaction=True` is what makes it all-or-nothing).
+
+The database is opened with LevelDB's paranoid checks and read with checksums verified, so
+damage is an error (`StoreCorrupt`, naming `ccoin node check` and `ccoin node reindex`),
+never a silently dropped log record, a wrong value or a new empty chain (DESIGN §11).
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import plyvel
 
 from common.encoding import pack, unpack
-from common.errors import StoreError
+from common.errors import Malformed, StoreCorrupt, StoreError, StoreLocked
 from common.genesis import Genesis, genesis_block
 from common.statehash import from_scratch
 from common.status import Direction
@@ -25,6 +30,70 @@ from services.state.results import HistoryRecord, TxLocation
 
 STATE_VALUE_BYTES = 384
 ACCOUNT_CACHE_LIMIT = 2_000_000
+# `ccoin node reindex` builds the new database beside the old one, then swaps them
+REINDEX_SUFFIX = ".reindex"
+OLD_SUFFIX = ".before-reindex"
+REMEDY = ("run `ccoin node check` to see the damage, then `ccoin node reindex` to rebuild the "
+          "database from its blocks (both with the node stopped)")
+
+
+def corrupt(path: Path, what: str) -> StoreCorrupt:
+    """The one line an operator reads when the database is damaged: what, and what to run."""
+    return StoreCorrupt(f"the chain database {path} is damaged: {what}; refusing to use it "
+                        f"(nothing was changed): {REMEDY}", damage=what)
+
+
+def _reason(exc: Exception) -> str:
+    """LevelDB's own words (plyvel hands them over as bytes)."""
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+def _open(path: Path, inspect: bool) -> plyvel.DB:
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"the chain database {path} is not a directory")
+    create = not (path.is_dir() and any(path.iterdir()))
+    if create:
+        if inspect:
+            raise StoreError(f"there is no chain database in {path} "
+                             "(`ccoin genesis init` creates one)")
+        old = path.with_name(path.name + OLD_SUFFIX)
+        if old.exists():
+            raise StoreCorrupt(f"the chain database {path} is missing and {old} holds the "
+                               "one an interrupted `ccoin node reindex` set aside: run "
+                               "`ccoin node reindex` again to finish it")
+        path.mkdir(parents=True, exist_ok=True)
+    elif not (path / "CURRENT").is_file():
+        # LevelDB would create a new database here and delete the old tables as obsolete
+        raise corrupt(path, "its CURRENT file is missing although the directory holds "
+                      "database files")
+    try:
+        return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True)
+    except plyvel.IOError as exc:
+        reason = _reason(exc)
+        if "IO error: lock " in reason:
+            raise StoreLocked(f"the chain database {path} is in use: its LevelDB lock is held "
+                              "(a node running on this data dir?); stop the node first "
+                              "(`ccoin node stop`)") from None
+        raise StoreError(f"cannot open the chain database {path}: {reason}") from None
+    except plyvel.Error as exc:  # Corruption (a damaged MANIFEST or log), and the like
+        raise corrupt(path, f"LevelDB says {_reason(exc)!r}") from None
+
+
+def salvage(path: Path) -> list[str]:
+    """LevelDB's own repair (RepairDB), in place: rebuild the MANIFEST from the table and
+    log files, keeping every record that still reads; the files it could not use go to
+    `lost/`, whose new entries are returned. Only for `ccoin node reindex`, which then
+    trusts nothing but the blocks it finds (a lost newer value may bring back an older
+    one; a block, stored under its own hash, cannot be wrong that way)."""
+    lost = path / "lost"
+    before = set(lost.iterdir()) if lost.is_dir() else set()
+    try:
+        plyvel.repair_db(str(path), paranoid_checks=True)  # checksums: drop bad blocks
+    except plyvel.Error as exc:
+        raise StoreCorrupt(f"LevelDB could not repair the chain database {path}: "
+                           f"{_reason(exc)}") from None
+    return sorted(p.name for p in (set(lost.iterdir()) if lost.is_dir() else set()) - before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +106,11 @@ class BlockMeta:
 
     @staticmethod
     def decode(raw: bytes) -> BlockMeta:
-        weight, value = unpack(raw)
-        return BlockMeta(weight, int.from_bytes(value, "big"))
+        value = unpack(raw)
+        if (type(value) is not tuple or len(value) != 2 or type(value[0]) is not int
+                or type(value[1]) is not bytes or len(value[1]) != STATE_VALUE_BYTES):
+            raise Malformed("block meta must be [total_weight, state_value]")
+        return BlockMeta(value[0], int.from_bytes(value[1], "big"))
 
 
 class Batch:
@@ -68,28 +140,45 @@ class Batch:
 
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = plyvel.DB(str(path), create_if_missing=True)
-        except plyvel.IOError as exc:
-            raise StoreError(f"cannot open chain database {path}: {exc} "
-                             "(is another node using this data dir?)") from None
+    """The chain database, opened with LevelDB's paranoid checks.
+
+    A new database is created only in an absent or empty directory: a directory that holds
+    files but no openable database (CURRENT deleted, a damaged MANIFEST or log) is refused
+    with `StoreCorrupt`, never replaced by a new chain (LevelDB would create one and delete
+    the old tables as obsolete). So is a database that holds data but no genesis record.
+    `inspect=True` is for the operator tools (`check`, `reindex`): the database must exist,
+    and one without a genesis record is opened for them to report on."""
+
+    def __init__(self, path: str | Path, *, inspect: bool = False) -> None:
+        self.path = Path(path)
+        self.created = False
+        self.db = _open(self.path, inspect)
         self.accounts: dict[bytes, Account] = {}
-        self._upgrade()
+        try:
+            if self.metadata("genesis") is None:
+                if self._empty():
+                    self.created = True  # new, or its creation was cut short: start afresh
+                elif not inspect:
+                    raise corrupt(self.path, "it holds data but no genesis record")
+            self._upgrade()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _empty(self) -> bool:
+        return next(self.scan(b""), None) is None
 
     def _upgrade(self) -> None:
         """Bring a database written by an older ccoin to `schema.SCHEMA_VERSION`, in one
         atomic write; refuse one written by a newer ccoin."""
-        version = self.db.get(schema.metadata_key("version"))
+        version = self.metadata("version")
         if version is None or version == schema.SCHEMA_VERSION:
             return  # new (the genesis commit writes the version) or current
         if version != b"1":
-            self.db.close()
             raise StoreError(f"the chain database has schema version {version.decode()!r}; "
                              f"this ccoin reads {schema.SCHEMA_VERSION.decode()!r} and older")
         counts: dict[bytes, int] = {}
-        for key in self.db.iterator(prefix=schema.HISTORY, include_value=False):
+        for key, _ in self.scan(schema.HISTORY):
             address = key[1:1 + 20]
             counts[address] = counts.get(address, 0) + 1
         with self.db.write_batch(transaction=True, sync=True) as wb:
@@ -103,12 +192,30 @@ class Store:
     # --- reads --------------------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
-        return self.db.get(key)
+        """The committed value of `key`; a damaged table is `StoreCorrupt`, never a guess
+        (checksums are verified on every read that reaches the disk)."""
+        try:
+            return self.db.get(key, verify_checksums=True)
+        except plyvel.CorruptionError as exc:
+            raise corrupt(self.path, _reason(exc)) from None
+
+    def scan(self, prefix: bytes, **kwargs: Any) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) of every key starting with `prefix` (with b"", plyvel's `start` and
+        `stop` may bound it instead), checksums verified; damage is `StoreCorrupt`."""
+        if prefix:
+            kwargs["prefix"] = prefix
+        it = self.db.iterator(verify_checksums=True, **kwargs)
+        try:
+            yield from it
+        except plyvel.CorruptionError as exc:
+            raise corrupt(self.path, _reason(exc)) from None
+        finally:
+            it.close()
 
     def account(self, address: bytes) -> Account:
         acc = self.accounts.get(address)
         if acc is None:
-            raw = self.db.get(schema.account_key(address))
+            raw = self.get(schema.account_key(address))
             acc = Account(*unpack(raw)) if raw is not None else Account()
             if len(self.accounts) >= ACCOUNT_CACHE_LIMIT:
                 self.accounts.clear()
@@ -116,45 +223,45 @@ class Store:
         return acc
 
     def header(self, block_hash: bytes) -> BlockHeader | None:
-        raw = self.db.get(schema.header_key(block_hash))
+        raw = self.get(schema.header_key(block_hash))
         return BlockHeader.from_fields(unpack(raw)) if raw is not None else None
 
     def block(self, block_hash: bytes) -> Block | None:
-        raw = self.db.get(schema.block_key(block_hash))
+        raw = self.get(schema.block_key(block_hash))
         return Block.decode(raw) if raw is not None else None
 
     def block_raw(self, block_hash: bytes) -> bytes | None:
-        return self.db.get(schema.block_key(block_hash))
+        return self.get(schema.block_key(block_hash))
 
     def meta(self, block_hash: bytes) -> BlockMeta | None:
-        raw = self.db.get(schema.meta_key(block_hash))
+        raw = self.get(schema.meta_key(block_hash))
         return BlockMeta.decode(raw) if raw is not None else None
 
     def hash_at(self, height: int) -> bytes | None:
-        return self.db.get(schema.height_key(height))
+        return self.get(schema.height_key(height))
 
     def tx_location(self, txid: bytes) -> TxLocation | None:
-        raw = self.db.get(schema.tx_key(txid))
+        raw = self.get(schema.tx_key(txid))
         if raw is None:
             return None
         block_hash, index = unpack(raw)
         return TxLocation(block_hash, index)
 
     def undo(self, block_hash: bytes) -> dict[bytes, Account]:
-        raw = self.db.get(schema.undo_key(block_hash))
+        raw = self.get(schema.undo_key(block_hash))
         if raw is None:
             raise StoreError(f"missing undo record for {block_hash.hex()}")
         return schema.decode_undo(raw)
 
     def metadata(self, name: str) -> bytes | None:
-        return self.db.get(schema.metadata_key(name))
+        return self.get(schema.metadata_key(name))
 
     def journal(self) -> Iterator[tuple[bytes, bytes]]:
         """(key, raw transaction) of each pool transaction saved in the journal."""
-        yield from self.db.iterator(prefix=schema.JOURNAL)
+        yield from self.scan(schema.JOURNAL)
 
     def all_accounts(self) -> Iterator[tuple[bytes, Account]]:
-        for key, value in self.db.iterator(prefix=schema.ACCOUNT):
+        for key, value in self.scan(schema.ACCOUNT):
             yield key[1:], Account(*unpack(value))
 
     def history(self, address: bytes, offset: int, limit: int,
@@ -164,13 +271,13 @@ class Store:
         skipping `offset`; with `before` = (height, index), only entries older than that
         position (a seek, not a skip)."""
         prefix = schema.history_prefix(address)
-        total = schema.decode_count(self.db.get(schema.history_count_key(address)))
+        total = schema.decode_count(self.get(schema.history_count_key(address)))
         items: list[HistoryRecord] = []
         if before is None:
-            entries = self.db.iterator(prefix=prefix, reverse=True)
+            entries = self.scan(prefix, reverse=True)
         else:
-            entries = self.db.iterator(start=prefix, stop=schema.history_key(address, *before),
-                                       reverse=True)
+            entries = self.scan(b"", start=prefix, stop=schema.history_key(address, *before),
+                                reverse=True)
         for n, (key, value) in enumerate(entries):
             if n < offset:
                 continue
@@ -182,18 +289,18 @@ class Store:
         return total, items
 
     def tips(self) -> list[bytes]:
-        return [key[1:] for key in self.db.iterator(prefix=schema.TIP, include_value=False)]
+        return [key[1:] for key, _ in self.scan(schema.TIP)]
 
     def invalid_blocks(self, limit: int) -> list[tuple[bytes, str]]:
         out = []
-        for key, value in self.db.iterator(prefix=schema.INVALID):
+        for key, value in self.scan(schema.INVALID):
             out.append((key[1:], value.decode()))
             if len(out) >= limit:
                 break
         return out
 
     def invalid(self, block_hash: bytes) -> str | None:
-        raw = self.db.get(schema.invalid_key(block_hash))
+        raw = self.get(schema.invalid_key(block_hash))
         return raw.decode() if raw is not None else None
 
     # --- writes -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
     ccoin account new|list|import|export   keys in the encrypted keystore
     ccoin genesis init                build and store the genesis block
-    ccoin node start|status|stop|restart
+    ccoin node start|status|stop|restart|logs
+    ccoin node check|reindex          the chain database checked against its blocks; rebuilt
     ccoin discovery                   the discovery service (HTTP)
     ccoin devnet                      discovery plus N local nodes, in the foreground
     ccoin quickstart                  what `make run` does

@@ -1,5 +1,6 @@
-"""`ccoin node start|status|stop|restart|logs` (the seed's cnode, under supervisord) and
-`ccoin quickstart` (what `make run` calls)."""
+"""`ccoin node start|status|stop|restart|logs` (the seed's cnode, under supervisord),
+`ccoin node check|reindex` (tools/cli/repair.py) and `ccoin quickstart` (what `make run`
+calls)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from common.genesis import Genesis
 from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.keystore import SCRYPT_N, Keystore
 from tools import supervisor as sv
+from tools.cli import repair
 from tools.cli.genesis import init_genesis
 from tools.cli.logs import SOURCES, cmd_logs, level_arg
 from tools.cli.util import (
@@ -84,6 +86,8 @@ def register(sub: Any) -> None:
                       help="only lines of the request with this X-Request-ID")
     logs.add_argument("--json", action="store_true", help="print the JSON lines themselves")
     logs.set_defaults(func=cmd_logs)
+
+    repair.register(nsub, add_config_args)  # check, reindex
 
     quick = sub.add_parser("quickstart",
                            help="create (first time) and start a local validator node")

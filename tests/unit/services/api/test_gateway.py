@@ -160,8 +160,8 @@ def test_command_updates_or_drops_the_cached_status() -> None:
             calls.append(msg)
             return messages.Ok()
 
-        handlers = {messages.GetPeers: get_peers, messages.SyncNow: sync_now,
-                    **miner_handlers(calls)}
+        handlers: dict[type[messages.Message], Any] = {
+            messages.GetPeers: get_peers, messages.SyncNow: sync_now, **miner_handlers(calls)}
         async with bus_server(ctx, endpoint, handlers):  # type: ignore[arg-type]
             p2p = OptionalService("p2p", endpoint, ctx, ask_status=messages.GetPeers(),
                                   status_type=messages.PeersReply, missing=P2PUnavailable,

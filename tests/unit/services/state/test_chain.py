@@ -172,7 +172,7 @@ def test_init_chain_refuses_another_genesis(tmp_path: Path) -> None:
 def test_second_process_cannot_open_the_database(tmp_path: Path) -> None:
     store = Store(tmp_path)
     try:
-        with pytest.raises(StoreError, match="another node"):
+        with pytest.raises(errors.StoreLocked, match="in use: its LevelDB lock is held"):
             Store(tmp_path)
     finally:
         store.close()
