@@ -10,7 +10,8 @@
           "cors_origins": [], "rate_limit": 200, "rate_burst": 400,   # per client IP
           "rate_limit_loopback": false},                             # loopback exempt
   "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": [],
-          "max_peers": 0, "curve": false, "allow_list": "", "ban_seconds": 600},
+          "max_peers": 0, "curve": false, "allow_list": "", "ban_seconds": 600,
+          "outbound_only": false},                   # true: never listen, only dial out
   "keystore": {"password_file": "password.txt"},    # or $CCOIN_PASSWORD
   "mining": {"autostart": true},
   "mempool": {"max_count": 200000, "max_future": 64},   # pool size; nonces held past a gap
@@ -45,7 +46,8 @@ _SECTIONS: dict[str, set[str]] = {
     "genesis": set(),
     "api": {"host", "port", "workers", "admin_token", "cors_origins", "rate_limit", "rate_burst",
             "rate_limit_loopback"},
-    "p2p": {"host", "port", "bootnodes", "max_peers", "curve", "allow_list", "ban_seconds"},
+    "p2p": {"host", "port", "bootnodes", "max_peers", "curve", "allow_list", "ban_seconds",
+            "outbound_only"},
     "keystore": {"password_file"},
     "mining": {"autostart"},
     "mempool": {"max_count", "max_future"},
@@ -75,6 +77,7 @@ class NodeConfig:
     p2p_curve: bool = False  # CurveZMQ on node-to-node links
     p2p_allow_list: Path | None = None  # Curve client keys allowed in (one hex key a line)
     p2p_ban_seconds: int = 600
+    p2p_outbound_only: bool = False  # no listening socket: the node only dials out
     password_file: Path | None = None
     mining_autostart: bool = True
     mempool_max_count: int = 200_000
@@ -206,6 +209,7 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         p2p_allow_list=path(p2p["allow_list"], "p2p.allow_list")
         if p2p.get("allow_list") else None,
         p2p_ban_seconds=integer(p2p.get("ban_seconds", 600), "p2p.ban_seconds", 0, 10**7),
+        p2p_outbound_only=_flag(p2p.get("outbound_only", False), "p2p.outbound_only"),
         password_file=path(ks["password_file"], "keystore.password_file")
         if "password_file" in ks else None,
         mining_autostart=autostart,

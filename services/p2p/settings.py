@@ -25,7 +25,6 @@ class Timing:
     ping_interval: float = 5.0
     peer_timeout: float = 30.0  # nothing received for this long: `BYE timeout`
     tick: float = 0.5  # how often the maintenance runs
-    relisten: float = 10.0  # a failed bind is retried this often
     stable_link: float = 60.0  # an outbound link up this long resets its address's back-off
     pex_interval: float = 60.0  # while short of outbound links, one GPX this often
     sync_reply: float = 15.0  # a GBL unanswered this long: the next peer gets its turn
@@ -38,8 +37,9 @@ class P2PSettings:
     """`listen` is the endpoint the ROUTER binds (`tcp://host:port`, or `inproc://name` in
     tests). For a tcp one the node advertises `tcp://<host>:<bound port>`, the host being
     `advertise_host` (else the bound one), a wildcard replaced by this machine's routable
-    address; it advertises nothing for any other. `state`, `events` and `control` are its
-    bus endpoints."""
+    address; it advertises nothing for any other. With `outbound_only` it binds nothing and
+    advertises nothing: it only dials out (a node behind NAT; Bitcoin Core's -listen=0).
+    `state`, `events` and `control` are its bus endpoints."""
 
     listen: str
     state: str
@@ -50,6 +50,7 @@ class P2PSettings:
     bootnodes: tuple[str, ...] = ()
     discovery: str = ""
     advertise_host: str = ""
+    outbound_only: bool = False
     timing: Timing = field(default_factory=Timing)
 
     @property
@@ -66,4 +67,5 @@ class P2PSettings:
             control=config.endpoint("p2p"),
             max_peers=config.p2p_max_peers or genesis.max_peers or DEFAULT_MAX_PEERS,
             ban_seconds=config.p2p_ban_seconds, bootnodes=config.bootnodes,
-            discovery=config.discovery, advertise_host=host)
+            discovery=config.discovery, advertise_host=host,
+            outbound_only=config.p2p_outbound_only)
