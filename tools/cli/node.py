@@ -90,6 +90,8 @@ def register(sub: Any) -> None:
     quick.add_argument("--data", metavar="DIR", default="data", help="data dir (default data)")
     quick.add_argument("--port", type=port_number,
                        help="API port (default 8000 for a new chain, else the config's)")
+    quick.add_argument("--p2p-port", type=port_number, metavar="PORT",
+                       help="p2p port (default 30333 for a new chain, else the config's)")
     quick.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     quick.set_defaults(func=cmd_quickstart)
 
@@ -140,11 +142,15 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
     if "api" in names:
         check_port_free(config.api_host, port if port is not None else config.api_port,
                         "serve the API")
+    if "p2p" in names and not config.p2p_outbound_only:
+        # p2p would exit and stop the node (tools.fatal): say so now, in one line
+        check_port_free(config.p2p_host, config.p2p_port,
+                        "listen for peers (p2p.port; or set p2p.outbound_only)")
     effective = sv.effective_config(config, paths, port)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override
     progs = sv.programs(effective, names)
-    conf = sv.write_conf(paths, progs, identifier=f"ccoin:{config.base_path}")
+    conf = sv.write_conf(paths, progs, identifier=f"ccoin:{config.base_path}", watch=True)
     return conf, names
 
 
@@ -159,8 +165,7 @@ def start_node(config: NodeConfig, node_type: str, port: int | None,
              "(OpenAPI at /docs)")
     note(f"starting {node_type} node ({', '.join(names)}) under supervisord; "
          f"logs in {config.log_dir}; Ctrl-C stops it")
-    sv.exec_supervisord(conf)
-    return 0  # not reached
+    return sv.run_supervisord(conf, sv.Paths.of(config))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -219,9 +224,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
 # --- quickstart ------------------------------------------------------------------------------
 
 
-def _set_config_port(config_path: Path, port: int) -> None:
+def _set_config_port(config_path: Path, section: str, port: int) -> None:
     doc = json.loads(config_path.read_text())
-    doc.setdefault("api", {})["port"] = port
+    doc.setdefault(section, {})["port"] = port
     config_path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
@@ -269,13 +274,15 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         sv.check_socket_path(sv.Paths(data / "run", data / "logs"))
         check_port_free("127.0.0.1", args.port or 8000, "serve the API")
         note(f"creating a new local chain in {data} ...")
-        create_dev_chain(data, api_port=args.port or 8000,
+        create_dev_chain(data, api_port=args.port or 8000, p2p_port=args.p2p_port,
                          interval_ms=QUICKSTART_INTERVAL_MS, scrypt_n=SCRYPT_N)
         created = True
-    elif args.port is not None:
+    else:
         config = load_config(config_path)
-        if config.api_port != args.port:
-            _set_config_port(config_path, args.port)
+        if args.port is not None and config.api_port != args.port:
+            _set_config_port(config_path, "api", args.port)
+        if args.p2p_port is not None and config.p2p_port != args.p2p_port:
+            _set_config_port(config_path, "p2p", args.p2p_port)
     config = load_config(config_path)
     loc = Location(config.base_path, config, config.keystore_dir)
     try:
@@ -301,6 +308,5 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         return 0
     note(f"starting validator node ({', '.join(names)}) under supervisord; "
          f"logs in {config.log_dir}; Ctrl-C stops it")
-    sv.exec_supervisord(conf)
-    return 0  # not reached
+    return sv.run_supervisord(conf, sv.Paths.of(config))
 
