@@ -58,14 +58,15 @@ OPTIONAL = frozenset({"p2p"})  # run only when the service exists in this checko
 MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 RPC_TIMEOUT = 10.0
 # A failed start (a port in use, a database or config it cannot open) comes within moments:
-# p2p binds ~0.3 s after exec. START_SECS still counts it as one on a loaded 2-core machine
-# (a later exit is a crash: restarted at once, the count reset) and keeps `node restart`,
-# which waits for RUNNING, quick. supervisord's back-off then waits 1 s, then 2 s:
-# START_RETRIES = 2 is three starts and 3 s of waiting, so a service that can never start
-# is FATAL after ~5 s, and the node stopped with its reason ~3 s later (supervisord acts on
-# its one-second ticks; 10 retries took over a minute), while a cause that clears within
-# those 3 s (a port still held by an exiting process) is ridden out.
-START_SECS = 3
+# p2p exits 0.25 s after exec when its port is taken. START_SECS = 2 still counts that as a
+# failed start on a loaded 2-core machine (an exit after START_SECS is a crash: restarted at
+# once, the count reset), and `node restart`, which waits for RUNNING, stays quick (1 was
+# too tight under load). supervisord's back-off then waits 1 s, then 2 s: START_RETRIES = 2
+# is three starts and 3 s of waiting, so a service that can never start is FATAL ~4 s after
+# it was started, and the node stopped with its reason ~2 s later (supervisord acts on its
+# one-second ticks; 10 retries took over a minute), while a cause that clears within those
+# 3 s (a port still held by a process that is exiting) is ridden out.
+START_SECS = 2
 START_RETRIES = 2
 LISTENER = "on-fatal"  # the [eventlistener:...] of tools.fatal; not a service
 

@@ -211,9 +211,10 @@ class P2PNode:
         try:
             bound = self.transport.listen(endpoint)
         except zmq.ZMQError as exc:
+            why = zmq.strerror(exc.errno) if exc.errno else str(exc)  # without pyzmq's addr=
             raise CannotListen(
-                f"cannot listen on {endpoint}: {exc.strerror} (free the port, change "
-                f"p2p.port, or set p2p.outbound_only to only dial out)") from None
+                f"cannot listen on {endpoint}: {why} (free the port, change p2p.port, or set "
+                f"p2p.outbound_only to only dial out)") from None
         if bound.startswith("tcp://"):
             host, _, port = bound.removeprefix("tcp://").rpartition(":")
             host = self.settings.advertise_host or host.removeprefix("[").removesuffix("]")

@@ -61,7 +61,7 @@ def test_conf_as_supervisord_reads_it(short_tmp: Path) -> None:
         assert p.command.endswith(f"--config '{base / 'node.json'}'")
         assert p.directory == str(sv.PACKAGE_ROOT)
         assert p.autorestart is not False
-        assert (p.startsecs, p.startretries) == (sv.START_SECS, sv.START_RETRIES) == (3, 2)
+        assert (p.startsecs, p.startretries) == (sv.START_SECS, sv.START_RETRIES) == (2, 2)
         assert p.stopsignal == signal.SIGTERM and p.stopwaitsecs == 10
         assert p.stopasgroup and p.killasgroup and p.redirect_stderr
         assert p.stdout_logfile == str(paths.log_dir / f"{name}.log")
