@@ -163,6 +163,7 @@ class StateNode:
     app: Any
     service: StateService
     config: NodeConfig
+    serving: asyncio.Task[None]  # the state server's loop: cancel it and state goes silent
 
 
 @asynccontextmanager
@@ -170,16 +171,19 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
                      config: dict[str, Any] | None = None, **api: Any,
                      ) -> AsyncIterator[StateNode]:
     """The gateway app over a real state service (inproc://), accounts `funded`; `config`
-    adds sections to the node config, `api` settings to its `api` section."""
+    adds sections to the node config (its `endpoints` replace the defaults they name: a
+    stand-in miner, say), `api` settings to its `api` section."""
     tag = os.urandom(4).hex()
     run_dir = tmp_path / "run"
+    sections = dict(config or {})
     node_config = parse_config({
         "app": {"base_path": str(tmp_path)},
         "api": api,
         "endpoints": {"state": f"inproc://state-{tag}", "events": f"inproc://events-{tag}",
                       "miner": f"ipc://{run_dir}/no-miner.sock",
-                      "p2p": f"ipc://{run_dir}/no-p2p.sock"},
-        **(config or {}),
+                      "p2p": f"ipc://{run_dir}/no-p2p.sock",
+                      **sections.pop("endpoints", {})},
+        **sections,
     })
     genesis = parse_genesis(genesis_text({a: FUNDS for a in funded}))
     chain = open_chain(node_config, genesis)
@@ -189,10 +193,10 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
     server = Server(ctx, node_config.endpoint("state"), "state",
                     service.handlers())  # type: ignore[arg-type]
     serve = asyncio.get_running_loop().create_task(server.serve_forever())
-    app = create_app(node_config, CHAIN, ctx=ctx)
+    app = create_app(node_config, CHAIN, ctx=ctx, genesis=genesis)
     try:
         async with serving(app) as http:
-            yield StateNode(http, app, service, node_config)
+            yield StateNode(http, app, service, node_config, serve)
     finally:
         serve.cancel()
         try:
