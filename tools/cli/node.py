@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from client import Client
 from common.errors import CcoinError
 from common.genesis import Genesis
 from runtime.config import NodeConfig, load_config, load_genesis
@@ -29,6 +30,7 @@ from tools.cli.util import (
 )
 
 QUICKSTART_INTERVAL_MS = 2000
+READY_TIMEOUT = 8.0  # the ready route waits up to 3 s for state
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -52,7 +54,8 @@ def register(sub: Any) -> None:
                        help="write run/supervisord.conf, print its path, start nothing")
     start.set_defaults(func=cmd_start)
 
-    status = nsub.add_parser("status", help="state of each service")
+    status = nsub.add_parser("status", help="state of each service, and the node's "
+                                            "readiness")
     status.add_argument("service", nargs="?")
     add_config_args(status)
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -188,8 +191,19 @@ def _uptime(seconds: int) -> str:
     return f"{h}:{m:02}:{s:02}"
 
 
+def readiness_line(config: NodeConfig) -> str:
+    """The node's readiness (`GET /api/v1/ready`) in one line, or why it is unknown."""
+    url = api_url_of(config)
+    try:
+        with Client(url, timeout=READY_TIMEOUT) as api:
+            return api.ready().line()
+    except CcoinError as exc:
+        return f"unknown ({exc.message})"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    infos = _control(args).status(args.service)
+    config = require_config(args)
+    infos = sv.Control(sv.Paths.of(config)).status(args.service)
     if args.json:
         print_json([i.as_json() for i in infos])
         return 0
@@ -200,6 +214,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             detail = i.description
         print(f"{i.name:<{width}}  {i.state:<9} {detail}")
+    if args.service is None:
+        print(f"readiness: {readiness_line(config)}")
     return 0
 
 
