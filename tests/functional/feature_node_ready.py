@@ -27,8 +27,18 @@ def ready(node: TestNode) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
+def ready_body(node: TestNode) -> dict[str, Any] | None:
+    code, body = ready(node)
+    return body if code == 200 else None
+
+
 def status_lines(node: TestNode) -> list[str]:
     return ccoin("node", "status", "--data", str(node.base_path)).stdout.splitlines()
+
+
+def ready_lines(node: TestNode) -> list[str] | None:
+    lines = status_lines(node)
+    return lines if lines[-1] == "readiness: ready" else None
 
 
 def test_a_node_that_cannot_do_its_job_says_so(short_tmp: Path) -> None:
@@ -44,19 +54,18 @@ def test_a_node_that_cannot_do_its_job_says_so(short_tmp: Path) -> None:
                         "validator", check=False, timeout=60)
         assert refused.returncode == 1 and time.monotonic() - t0 < 15
         assert refused.stderr.strip() == (
-            f"error: cannot listen for peers (p2p.port; or set p2p.outbound_only) on "
-            f"127.0.0.1:{port}: Address already in use"), refused.stderr
+            f"error: p2p cannot listen on 127.0.0.1:{port}: Address already in use (free the "
+            f"port, change p2p.port, or set p2p.outbound_only to only dial out)"), refused.stderr
 
         log_step("outbound only: it runs, and is ready once its head advances")
         node.edit_config(p2p={"outbound_only": True})
         node.start_supervised("validator")
         assert node.supervised_status()["p2p"]["state"] in ("STARTING", "RUNNING")
-        code, body = wait_until(lambda: (r := ready(node))[0] == 200 and r, timeout=30,
-                                what="the node to be ready")
+        body = wait_until(lambda: ready_body(node), timeout=30, what="the node to be ready")
         assert body["checks"]["p2p"]["detail"].startswith("outbound only")
         assert body["checks"]["miner"]["status"] == "ok"
-        lines = wait_until(lambda: (s := status_lines(node))[-1] == "readiness: ready" and s,
-                           timeout=15, what="`ccoin node status` to say ready")
+        lines = wait_until(lambda: ready_lines(node), timeout=15,
+                           what="`ccoin node status` to say ready")
         assert [line.split()[:2] for line in lines[:-1]] == [
             ["state", "RUNNING"], ["api", "RUNNING"], ["p2p", "RUNNING"], ["miner", "RUNNING"]]
 

@@ -17,9 +17,9 @@ with the devnet, so node 1's bootnode address can carry its key); `--private` (i
 Ctrl-C or SIGTERM stops every node (also one restarted by hand with `ccoin node start`)
 and discovery, and waits until each has exited. A node stopped by hand while the devnet
 runs, or stopped because one of its services went FATAL (tools/fatal.py: then with the
-service and why), is reported and left stopped. The children run in sessions of their own (a Ctrl-C in
-the terminal reaches only this process, which stops them in order) and, on Linux, get
-SIGTERM from the kernel if this process dies without cleaning up.
+service and why), is reported and left stopped. The children run in sessions of their
+own (a Ctrl-C in the terminal reaches only this process, which stops them in order) and,
+on Linux, get SIGTERM from the kernel if this process dies without cleaning up.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from common.errors import CcoinError
 from common.genesis import Genesis
 from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.keystore import SCRYPT_N, Keystore
+from runtime.ports import bind_error
 from tools import supervisor as sv
 from tools.cli.genesis import init_genesis
 from tools.cli.logs import SOURCES, cmd_logs, level_arg
@@ -145,10 +146,13 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
     if "api" in names:
         check_port_free(config.api_host, port if port is not None else config.api_port,
                         "serve the API")
-    if "p2p" in names and not config.p2p_outbound_only:
-        # p2p would exit and stop the node (tools.fatal): say so now, in one line
-        check_port_free(config.p2p_host, config.p2p_port,
-                        "listen for peers (p2p.port; or set p2p.outbound_only)")
+    if "p2p" in names and not config.p2p_outbound_only and config.p2p_port:
+        # p2p would exit at every start and stop the node (tools.fatal): say so now
+        reason = bind_error(config.p2p_host, config.p2p_port)
+        if reason is not None:
+            raise CliError(f"p2p cannot listen on {config.p2p_host}:{config.p2p_port}: "
+                           f"{reason} (free the port, change p2p.port, or set "
+                           "p2p.outbound_only to only dial out)")
     effective = sv.effective_config(config, paths, port)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override

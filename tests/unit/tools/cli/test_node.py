@@ -96,7 +96,7 @@ def test_start_preflight_errors(short_tmp: Path) -> None:
         # an outbound-only node does not listen and starts
         doc["p2p"]["port"] = taken
         config_path.write_text(json.dumps(doc))
-        with pytest.raises(CliError, match=f"cannot listen for peers .* on 127.0.0.1:{taken}"):
+        with pytest.raises(CliError, match=f"^p2p cannot listen on 127.0.0.1:{taken}: "):
             node_cmd.prepare_start(load_config(config_path), "basic", None)
         doc["p2p"]["outbound_only"] = True
         config_path.write_text(json.dumps(doc))
