@@ -131,6 +131,7 @@ def listen(record: Path, logs: Path, stdin: TextIO = sys.stdin,
     """Record the first FATAL service and ask supervisord (our parent) to shut down."""
     # stopped with the node: a clean exit, not a "terminated by SIGTERM" in the console
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    supervisord = os.getppid()
     for event in _events(stdin, stdout):
         name = event.get("processname", "?")
         log = logs / f"{name}.log"
@@ -138,7 +139,8 @@ def listen(record: Path, logs: Path, stdin: TextIO = sys.stdin,
         if write_record(record, fatal):
             print(f"{name} is FATAL: {fatal.reason}; stopping the node", file=sys.stderr,
                   flush=True)
-        os.kill(os.getppid(), signal.SIGTERM)
+        if os.getppid() == supervisord:  # never whoever adopted us, were it to have died
+            os.kill(supervisord, signal.SIGTERM)
 
 
 # --- `ccoin node start`: supervisord as a child -------------------------------------------------
@@ -162,7 +164,7 @@ def run(argv: list[str], record: Path, supervisord_log: Path) -> int:
     supervisord raises `NodeFailed`."""
     sys.stdout.flush()
     sys.stderr.flush()
-    proc = subprocess.Popen(argv, preexec_fn=_own_group_dying_with_parent)  # noqa: PLW1509
+    proc = subprocess.Popen(argv, preexec_fn=_own_group_dying_with_parent)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         proc.send_signal(signum)  # does nothing once supervisord has exited
