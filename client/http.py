@@ -27,6 +27,7 @@ from client.results import (
     NodeStatus,
     PeerAdded,
     PeersInfo,
+    ReadyInfo,
     TipInfo,
     TxInfo,
     TxProof,
@@ -75,8 +76,10 @@ class Client:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one request; return the decoded JSON body or raise a `CcoinError`."""
+    def request(self, method: str, path: str, *, answers: tuple[int, ...] = (),
+                **kwargs: Any) -> Any:
+        """Send one request; return the decoded JSON body or raise a `CcoinError`. An error
+        status in `answers` is an answer, not a failure: its body is returned."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -88,7 +91,7 @@ class Client:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in answers:
             raise _api_error(response, body)
         if body is None:
             raise Malformed(f"{method} {path}: the node answered with non-JSON content")
@@ -98,6 +101,10 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return json_object(self.request("GET", "/health"), "health")
+
+    def ready(self) -> ReadyInfo:
+        """Readiness (503, not ready, is an answer here, not an error)."""
+        return ReadyInfo.from_json(self.request("GET", "/api/v1/ready", answers=(503,)))
 
     def status(self) -> NodeStatus:
         return NodeStatus.from_json(self.request("GET", "/api/v1/status"))

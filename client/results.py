@@ -89,6 +89,25 @@ class NodeStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadyInfo:
+    """`GET /api/v1/ready`: whether the node is doing its job; `reasons` are the failing
+    checks' one-line reasons, `doc` has every check."""
+
+    ready: bool
+    reasons: tuple[str, ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> ReadyInfo:
+        d = json_object(value, "readiness")
+        reasons = required(d, "reasons", list)
+        return cls(required(d, "ready", bool), tuple(str(r) for r in reasons), d)
+
+    def line(self) -> str:
+        return "ready" if self.ready else "not ready: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
 class AccountInfo:
     address: str
     balance: int

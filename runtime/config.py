@@ -12,7 +12,8 @@
   "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": [],
           "max_peers": 0, "curve": false, "allow_list": "", "ban_seconds": 600,
           "max_inbound_per_ip": 4, "max_inbound_per_subnet": 8,   # 0: no limit
-          "limit_loopback": false},                               # loopback exempt
+          "limit_loopback": false,                                # loopback exempt
+          "outbound_only": false},                   # true: never listen, only dial out
   "keystore": {"password_file": "password.txt"},    # or $CCOIN_PASSWORD
   "mining": {"autostart": true},
   "mempool": {"max_count": 200000, "max_future": 64},   # pool size; nonces held past a gap
@@ -48,7 +49,8 @@ _SECTIONS: dict[str, set[str]] = {
     "api": {"host", "port", "workers", "admin_token", "cors_origins", "rate_limit", "rate_burst",
             "rate_limit_loopback"},
     "p2p": {"host", "port", "bootnodes", "max_peers", "curve", "allow_list", "ban_seconds",
-            "max_inbound_per_ip", "max_inbound_per_subnet", "limit_loopback"},
+            "max_inbound_per_ip", "max_inbound_per_subnet", "limit_loopback",
+            "outbound_only"},
     "keystore": {"password_file"},
     "mining": {"autostart"},
     "mempool": {"max_count", "max_future"},
@@ -82,6 +84,7 @@ class NodeConfig:
     p2p_max_inbound_per_ip: int = 4
     p2p_max_inbound_per_subnet: int = 8
     p2p_limit_loopback: bool = False  # loopback peers are exempt from those unless true
+    p2p_outbound_only: bool = False  # no listening socket: the node only dials out
     password_file: Path | None = None
     mining_autostart: bool = True
     mempool_max_count: int = 200_000
@@ -218,6 +221,7 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         p2p_max_inbound_per_subnet=integer(p2p.get("max_inbound_per_subnet", 8),
                                            "p2p.max_inbound_per_subnet", 0, 10_000),
         p2p_limit_loopback=_flag(p2p.get("limit_loopback", False), "p2p.limit_loopback"),
+        p2p_outbound_only=_flag(p2p.get("outbound_only", False), "p2p.outbound_only"),
         password_file=path(ks["password_file"], "keystore.password_file")
         if "password_file" in ks else None,
         mining_autostart=autostart,

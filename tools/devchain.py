@@ -81,8 +81,10 @@ def create_dev_chain(base_path: str | Path, *, api_port: int = 8000, interval_ms
                      max_bound: int = 5000, min_bound: int = 0, allow_empty: bool = True,
                      extra_alloc: dict[bytes, int] | None = None, network_id: int = 1337,
                      scrypt_n: int = TEST_SCRYPT_N, password: str | None = None,
-                     poa: bool = True, difficulty: int = 4) -> DevChain:
-    """Write keys, genesis.json, password.txt and node.json under `base_path`."""
+                     poa: bool = True, difficulty: int = 4,
+                     p2p_port: int | None = None) -> DevChain:
+    """Write keys, genesis.json, password.txt and node.json under `base_path`; p2p listens
+    on `p2p_port` (default: the config's default, 30333)."""
     base = Path(base_path).resolve()
     base.mkdir(parents=True, exist_ok=True)
     password = password if password is not None else secrets.token_hex(16)
@@ -97,8 +99,9 @@ def create_dev_chain(base_path: str | Path, *, api_port: int = 8000, interval_ms
                           alloc=alloc, interval_ms=interval_ms, max_bound=max_bound,
                           min_bound=min_bound, allow_empty=allow_empty, difficulty=difficulty)
     genesis_path = write_json(base / "genesis.json", genesis)
+    p2p = {"p2p": {"host": "127.0.0.1", "port": p2p_port}} if p2p_port is not None else {}
     config = node_config_doc(base, account=validator.address, genesis_path=genesis_path,
-                             api_port=api_port, password_file=pw_file)
+                             api_port=api_port, password_file=pw_file, **p2p)
     config_path = write_json(base / "node.json", config)
     (base / "developer.txt").write_text(developer.address.hex() + "\n")
     return DevChain(base, config_path, genesis_path, validator, developer, password, api_port)

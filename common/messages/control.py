@@ -87,8 +87,15 @@ class SetMining(Message):
 
 @message("mining")
 class MiningReply(Message):
+    """`last_round_ms`: when the sealing loop last finished a round (a decision to wait, a
+    block sealed, or a failure); `failing_since_ms`: when its current run of failed rounds
+    began (0: the last round went fine), `last_error` the failure (one line, "" then)."""
+
     enabled: bool
     address: bytes
     blocks_sealed: int
     last_block: bytes
     last_sealed_ms: int
+    last_round_ms: int
+    failing_since_ms: int
+    last_error: str

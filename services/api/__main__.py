@@ -27,7 +27,7 @@ from services.api.metrics import MULTIPROC_ENV
 
 
 def serve(config: NodeConfig, args: argparse.Namespace) -> None:
-    chain_id = load_genesis(config.genesis_file()).network_id
+    genesis = load_genesis(config.genesis_file())
     settings: dict[str, Any] = dict(
         host=config.api_host, port=config.api_port, loop="uvloop", http="httptools",
         ws="websockets-sansio", lifespan="on", proxy_headers=False, server_header=False,
@@ -47,7 +47,7 @@ def serve(config: NodeConfig, args: argparse.Namespace) -> None:
         uvicorn.run("services.api.app:app_from_env", factory=True,
                     workers=config.api_workers, **settings)
     else:
-        uvicorn.run(create_app(config, chain_id), **settings)
+        uvicorn.run(create_app(config, genesis.network_id, genesis=genesis), **settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from common import __version__
 from common.errors import Malformed
+from common.genesis import Genesis
 from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.http_edge import BodyLimit
 from runtime.service import log_request_ids, setup_logging
@@ -39,10 +40,12 @@ LOG_LEVEL_ENV = "CCOIN_API_LOG_LEVEL"
 
 
 def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY,
-               ctx: zmq.asyncio.Context | None = None) -> FastAPI:
+               ctx: zmq.asyncio.Context | None = None,
+               genesis: Genesis | None = None) -> FastAPI:
     """The gateway app for one node; `chain_id` is the genesis `network_id`. `ctx` is the
-    ZeroMQ context of its bus links (by default its own, made at startup)."""
-    gw = Gateway(config, chain_id, ctx)
+    ZeroMQ context of its bus links (by default its own, made at startup); `genesis` the
+    chain's, when at hand (readiness needs its block interval)."""
+    gw = Gateway(config, chain_id, ctx, genesis)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +77,8 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY,
 
 def app_from_config(path: str | Path) -> FastAPI:
     config = load_config(path)
-    return create_app(config, load_genesis(config.genesis_file()).network_id)
+    genesis = load_genesis(config.genesis_file())
+    return create_app(config, genesis.network_id, genesis=genesis)
 
 
 def app_from_env() -> FastAPI:

@@ -29,6 +29,7 @@ from common.errors import (
     P2PUnavailable,
     Unavailable,
 )
+from common.genesis import Genesis
 from common.messages import Message
 from common.types import Transaction
 from runtime.bus import BusClient
@@ -184,12 +185,15 @@ class Gateway:
     """The bus links, chain id, wallet and event stream of one gateway process.
 
     `ctx` may be given (tests serve state in-process over inproc://, which needs the same
-    context); otherwise `start` makes one and `close` destroys it."""
+    context); otherwise `start` makes one and `close` destroys it. `genesis`, when given,
+    is the chain's (readiness reads its block interval)."""
 
     def __init__(self, config: NodeConfig, chain_id: int,
-                 ctx: zmq.asyncio.Context | None = None) -> None:
+                 ctx: zmq.asyncio.Context | None = None, genesis: Genesis | None = None,
+                 ) -> None:
         self.config = config
         self.chain_id = chain_id
+        self.genesis = genesis  # its block interval tells readiness what "late" is
         self.wallet = NodeWallet(config.account_address, None, "wallet not loaded yet")
         self.hub = events.EventHub()
         self.ctx = ctx

@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from common import messages as m
 from common.status import AuthorityState, ChainPace
+from services.api.readiness import CHECKS, FAIL, Readiness
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -140,6 +141,18 @@ def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_
         published.add_metric([topic.decode("ascii", "replace")], seq)
     out.append(published)
     return out
+
+
+def readiness_families(answer: Readiness) -> list[Any]:
+    """`ccoin_ready` (1 when no check fails) and `ccoin_ready_check{check}` (0 for a
+    failing check, 1 for one that passes or does not apply): `services.api.readiness`."""
+    ready = GaugeMetricFamily("ccoin_ready", "1 when the node is ready (GET /api/v1/ready)")
+    ready.add_metric([], 1 if answer.ready else 0)
+    checks = GaugeMetricFamily("ccoin_ready_check", "0 while this readiness check fails, else "
+                               "1 (it passes, or does not apply)", labels=["check"])
+    for name in CHECKS:
+        checks.add_metric([name], 0 if getattr(answer.checks, name).status == FAIL else 1)
+    return [ready, checks]
 
 
 def exposition(families: list[Any]) -> bytes:

@@ -50,6 +50,7 @@ BACKOFF_MAX_S = 5.0
 STATUS_TIMEOUT_S = 1.0
 TEMPLATE_TIMEOUT_S = 10.0
 SUBMIT_TIMEOUT_S = 15.0
+MAX_ERROR = 300  # characters of a failure kept for the status
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,11 @@ class Miner:
         self.blocks_sealed = 0
         self.last_block = b""
         self.last_sealed_ms = 0
+        # how the sealing loop is doing, for readiness (services/api/readiness.py): a loop
+        # that keeps failing, or finishes no round at all, is stuck
+        self.last_round_ms = self.clock()
+        self.failing_since_ms = 0
+        self.last_error = ""
         self.state = bus.BusClient(config.endpoint("state"), ctx)
         self.server = bus.Server(ctx, config.endpoint("miner"), "miner", {
             messages.GetMining: self.get_mining,
@@ -163,7 +169,9 @@ class Miner:
     def status(self) -> messages.MiningReply:
         """`enabled` is true only when the node is really mining (switched on and allowed)."""
         return messages.MiningReply(self.active, self.address, self.blocks_sealed,
-                                     self.last_block, self.last_sealed_ms)
+                                     self.last_block, self.last_sealed_ms,
+                                     self.last_round_ms, self.failing_since_ms,
+                                     self.last_error)
 
     def get_mining(self, _: messages.GetMining) -> messages.MiningReply:
         return self.status()
@@ -173,6 +181,8 @@ class Miner:
             log.info("mining %s", "started" if request.enabled else "stopped")
         if request.enabled and self.idle_reason:
             log.warning("cannot mine: %s", self.idle_reason)
+        if request.enabled and not self.enabled:
+            self.last_round_ms = self.clock()  # idle until now: no round was due
         self.enabled = request.enabled
         self._wake.set()
         return self.status()
@@ -238,27 +248,43 @@ class Miner:
                 decision = plan(self.genesis, status, self.address, now, self._delay_for(status))
                 if decision.seal:
                     sealed = await self._seal(status, decision)
+                    self._round_done()
                     backoff = BACKOFF_MIN_S
                     if not sealed:
                         await self._sleep(POLL_MS / 1000)
                     continue
                 self._note(decision, status)
+                self._round_done()
                 wait_ms = POLL_MS if decision.wake_ms is None else decision.wake_ms - now
                 backoff = BACKOFF_MIN_S
                 await self._sleep(min(max(wait_ms, 1), POLL_MS) / 1000)
             except Unavailable as exc:
+                self._round_done(f"state unavailable: {exc}")
                 log.warning("state unavailable (%s); retrying in %.2f s", exc, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             except CcoinError as exc:
+                self._round_done(f"rejected by state: {exc.code}: {exc.message}")
                 log.warning("rejected by state: %s: %s; re-planning in %.2f s",
                             exc.code, exc.message, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
-            except Exception:
+            except Exception as exc:
+                self._round_done(f"round failed: {type(exc).__name__}: {exc}")
                 log.exception("mining round failed; retrying in %.2f s", backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _round_done(self, error: str = "") -> None:
+        """A round ended, well or with `error` (kept to one line, for readiness)."""
+        now = self.clock()
+        self.last_round_ms = now
+        if not error:
+            self.failing_since_ms, self.last_error = 0, ""
+            return
+        if not self.failing_since_ms:
+            self.failing_since_ms = now
+        self.last_error = " ".join(error.split())[:MAX_ERROR]
 
     def _delay_for(self, status: messages.StatusReply) -> int:
         """The out-of-turn delay for this head, drawn once per head."""

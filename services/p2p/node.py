@@ -17,8 +17,9 @@ covering `wire.MESSAGEMAP`. Blocks, transactions and block requests, which need 
 through the peer's own bounded inbox and worker instead of being handled inline, so one
 peer flooding us delays only itself.
 
-Nothing binds in a constructor: `start` waits for state, binds the control socket and the
-ROUTER, and starts the loops; `stop` says BYE and closes everything. The context and every
+Nothing binds in a constructor: `start` binds the control socket and the ROUTER (an address
+it cannot bind is fatal, unless the node is `outbound_only`), waits for state, and starts
+the loops; `stop` says BYE and closes everything. The context and every
 endpoint are injected (`P2PSettings`), so tests run a node in-process over inproc://.
 """
 
@@ -66,6 +67,10 @@ log = logging.getLogger("ccoin.p2p")
 Handler = Callable[[Peer, Any], Any]
 # handled by the peer's worker, one at a time, as they need state
 HEAVY: frozenset[type[wire.WireMessage]] = frozenset({wire.Txs, wire.NewBlock, wire.GetBlocks})
+
+
+class CannotListen(CcoinError):
+    """p2p cannot listen on its address (fatal: the service exits)"""
 
 
 class P2PNode:
@@ -120,8 +125,6 @@ class P2PNode:
         self.server: bus.Server | None = None
         self.discovery: DiscoveryClient | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._listen_failed = False
-        self._last_listen_try = 0.0
 
     @property
     def node_id(self) -> bytes:
@@ -136,9 +139,11 @@ class P2PNode:
                                  self.control.handlers(),
                                  concurrent=frozenset({messages.AddPeer}))
         self._spawn("control", self.server.serve_forever())
-        await self.chain.wait_ready()
+        # bound before state is awaited: a port in use fails the process within moments of
+        # its start, which is what lets supervisord count it as a failed start (FATAL)
         self.transport.start(guard=not self.settings.listen.startswith("inproc://"))
-        self._try_listen()
+        self._listen()
+        await self.chain.wait_ready()
         for uri in self.settings.bootnodes:
             try:
                 endpoint, key = wire.parse_peer_uri(uri)
@@ -158,9 +163,10 @@ class P2PNode:
             self.discovery = DiscoveryClient(self.settings.discovery, self.pex.registration,
                                              self.pex.discovered)
             self._spawn("discovery", self.discovery.run())
-        log.info("p2p ready: node %s listening on %s, max peers %d%s", self.node_id.hex(),
-                 self.me.listen, self.settings.max_peers,
-                 ", CurveZMQ" if self.me.use_curve else "")
+        log.info("p2p ready: node %s %s, max peers %d%s", self.node_id.hex(),
+                 "outbound only" if self.settings.outbound_only
+                 else f"listening on {self.me.listen or self.settings.listen}",
+                 self.settings.max_peers, ", CurveZMQ" if self.me.use_curve else "")
 
     async def stop(self) -> None:
         # The loops first: a link closed under a waiting sync round completes the future
@@ -197,19 +203,23 @@ class P2PNode:
     def _spawn(self, name: str, work: Coroutine[Any, Any, Any]) -> None:
         self._tasks.append(asyncio.create_task(work, name=f"p2p-{name}"))
 
-    def _try_listen(self) -> bool:
-        """Bind the ROUTER. An endpoint in use is logged, not fatal: the node still dials
-        out, and the bind is retried every `relisten` seconds."""
+    def _listen(self) -> None:
+        """Bind the ROUTER, or, with `outbound_only`, bind nothing and say so once.
+
+        A node that was asked to listen and cannot is not doing its job (no peer can reach
+        it), so that is fatal: `CannotListen` ends the process with one line naming the
+        address and the OS error, and supervisord, after its retries, marks p2p FATAL."""
+        if self.settings.outbound_only:
+            log.info("outbound only (p2p.outbound_only): not listening, dialing out only")
+            return
         endpoint = self.settings.listen
-        self._last_listen_try = time.monotonic()
         try:
             bound = self.transport.listen(endpoint)
         except zmq.ZMQError as exc:
-            if not self._listen_failed:
-                log.error("cannot listen on %s (%s): dialing out only, retrying every %d s",
-                          endpoint, exc, self.settings.timing.relisten)
-            self._listen_failed = True
-            return False
+            why = zmq.strerror(exc.errno) if exc.errno else str(exc)  # without pyzmq's addr=
+            raise CannotListen(
+                f"cannot listen on {endpoint}: {why} (free the port, change p2p.port, or set "
+                f"p2p.outbound_only to only dial out)") from None
         if bound.startswith("tcp://"):
             host, _, port = bound.removeprefix("tcp://").rpartition(":")
             host = self.settings.advertise_host or host.removeprefix("[").removesuffix("]")
@@ -217,10 +227,6 @@ class P2PNode:
             self.me.self_endpoints.add(self.me.listen)
         else:
             self.me.self_endpoints.add(bound)  # not announced, but never dialed either
-        if self._listen_failed:
-            log.info("listening on %s now", self.me.listen or bound)
-        self._listen_failed = False
-        return True
 
     async def _maintain(self) -> None:
         timing = self.settings.timing
@@ -239,11 +245,9 @@ class P2PNode:
                     log.debug("head check: %s", exc)
 
     def tick(self, now: float) -> None:
-        """The periodic work: liveness of every link, dialing, PEX, and a failed bind."""
+        """The periodic work: liveness of every link, dialing, PEX."""
         self.liveness.tick(now)
         self.pex.tick(now)
-        if self._listen_failed and now - self._last_listen_try >= self.settings.timing.relisten:
-            self._try_listen()
 
     # --- links --------------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ class Timing:
     ping_interval: float = 5.0
     peer_timeout: float = 30.0  # nothing received for this long: `BYE timeout`
     tick: float = 0.5  # how often the maintenance runs
-    relisten: float = 10.0  # a failed bind is retried this often
     stable_link: float = 60.0  # an outbound link up this long resets its address's back-off
     pex_interval: float = 60.0  # while short of outbound links, one GPX this often
     sync_reply: float = 15.0  # a GBL unanswered this long: the next peer gets its turn
@@ -39,8 +38,9 @@ class P2PSettings:
     """`listen` is the endpoint the ROUTER binds (`tcp://host:port`, or `inproc://name` in
     tests). For a tcp one the node advertises `tcp://<host>:<bound port>`, the host being
     `advertise_host` (else the bound one), a wildcard replaced by this machine's routable
-    address; it advertises nothing for any other. `state`, `events` and `control` are its
-    bus endpoints.
+    address; it advertises nothing for any other. With `outbound_only` it binds nothing and
+    advertises nothing: it only dials out (a node behind NAT; Bitcoin Core's -listen=0).
+    `state`, `events` and `control` are its bus endpoints.
 
     Peer slots (docs/protocol.md §13.10): `max_peers` is split into `max_outbound` links
     the node dials by itself and `max_inbound` for peers that dial it, so inbound peers can
@@ -61,6 +61,7 @@ class P2PSettings:
     max_inbound_per_ip: int = 4
     max_inbound_per_subnet: int = 8
     limit_loopback: bool = False
+    outbound_only: bool = False
     timing: Timing = field(default_factory=Timing)
 
     @property
@@ -85,4 +86,5 @@ class P2PSettings:
             discovery=config.discovery, advertise_host=host,
             max_inbound_per_ip=config.p2p_max_inbound_per_ip,
             max_inbound_per_subnet=config.p2p_max_inbound_per_subnet,
-            limit_loopback=config.p2p_limit_loopback)
+            limit_loopback=config.p2p_limit_loopback,
+            outbound_only=config.p2p_outbound_only)

@@ -87,8 +87,8 @@ class TestNode:
     def create(cls, base: Path, *, name: str = "node",
                config: dict[str, dict[str, Any]] | None = None, **devchain: Any) -> TestNode:
         """A new dev chain in `base` (`tools.devchain.create_dev_chain` arguments), its API
-        on a free port; `config` merges into node.json's sections."""
-        chain = create_dev_chain(base, api_port=free_port(), **devchain)
+        and p2p ports free ones; `config` merges into node.json's sections."""
+        chain = create_dev_chain(base, api_port=free_port(), p2p_port=free_port(), **devchain)
         node = cls(chain.config_path, name=name, chain=chain)
         if config:
             node.edit_config(**config)
@@ -249,7 +249,8 @@ class TestNode:
         until the node's API answers."""
         data = data.resolve()
         log = data.parent / f"{data.name}-start.log"
-        argv = ccoin_argv("quickstart", "--data", str(data), "--port", str(port or free_port()))
+        argv = ccoin_argv("quickstart", "--data", str(data), "--port", str(port or free_port()),
+                          "--p2p-port", str(free_port()))
         with open(log, "wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                     start_new_session=True)

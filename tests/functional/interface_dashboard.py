@@ -156,6 +156,9 @@ def test_overview_is_live_without_a_polling_storm(node: TestNode, desktop: Page)
     first = int(stat(desktop, "Height").replace(",", ""))
     desktop.wait_for_function(HEIGHT_AT_LEAST, arg=first + 3, timeout=WAIT)
     assert desktop.inner_text("#live") == "live"  # the event stream, not polling
+    # the readiness badge: this validator seals, its head advances (GET /api/v1/ready)
+    desktop.wait_for_selector("#ready.ok:text-is('ready')", timeout=WAIT)
+    assert "passes" in (desktop.get_attribute("#ready", "title") or "")
     assert re.fullmatch(r"\d+ txs\n\d+ ready · \d+(\.\d)? (B|KiB)", stat(desktop, "Pool")), \
         stat(desktop, "Pool")
     assert stat(desktop, "Network").startswith("#1337") and stat(desktop, "Syncing") == "no"
@@ -264,7 +267,7 @@ def test_search_box_takes_every_kind_of_key(node: TestNode, desktop: Page) -> No
 
 
 # routes of issue 4 (and later) that an older gateway lacks (it answers 404 "no route ...")
-NEWER_ROUTES = re.compile(r"/api/v1/(events|consensus|peers|mempool/history)$|"
+NEWER_ROUTES = re.compile(r"/api/v1/(events|consensus|peers|mempool/history|ready)$|"
                           r"/api/v1/accounts/[0-9a-f]+/txs\?|/api/v1/txs/[0-9a-f]+/proof$")
 
 
@@ -294,6 +297,7 @@ def test_an_older_node_degrades_gracefully(node: TestNode, browser: Browser) -> 
         assert page.inner_text("#live") == "updating every 5 s"
         page.wait_for_selector("#authorities:has-text('not available')", timeout=WAIT)
         assert "in turn" in page.inner_text("#authorities")  # from /status alone
+        assert page.locator("#ready").is_hidden()  # no readiness route: no badge
         first = int(stat(page, "Height").replace(",", ""))
         status_calls.clear()
         page.wait_for_timeout(6500)  # routes and events are served only inside such calls

@@ -1,8 +1,11 @@
 """interface_supervisor: node control over supervisord's XML-RPC socket, with a real
 supervisord running small stand-in programs: status, a killed service restarted, stop and
 restart, shutdown that leaves nothing behind, a crashing service going FATAL, a second start
-on a running data dir refused, and orphans of a killed supervisord found. (The generated
-supervisord.conf and `node start`'s checks: tests/unit/tools/.)"""
+on a running data dir refused, and orphans of a killed supervisord found. And supervisord in
+the foreground as `ccoin node start` runs it (tools/fatal.py): a FATAL service stops the
+node, which exits 1 with one line naming it and why; Ctrl-C, SIGTERM, or the death of
+`node start` itself stop it cleanly. (The generated supervisord.conf and `node start`'s
+checks: tests/unit/tools/.)"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pytest
 
 from runtime.config import load_config
 from tests.framework.node import TestNode
-from tests.framework.util import wait_until
+from tests.framework.util import kill_leftovers, processes_using, wait_until
 from tools import supervisor as sv
 from tools.cli import node as node_cmd
 from tools.cli.util import CliError
@@ -37,7 +40,7 @@ class Supervised:
     def __init__(self, base: Path, programs: list[sv.Program], startretries: int = 10) -> None:
         self.paths = sv.Paths(base / "run", base / "logs")
         conf = sv.write_conf(self.paths, programs)
-        conf.write_text(conf.read_text().replace("startretries=10",
+        conf.write_text(conf.read_text().replace(f"startretries={sv.START_RETRIES}",
                                                  f"startretries={startretries}"))
         self.proc = subprocess.Popen(sv.supervisord_argv(conf), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
@@ -122,8 +125,8 @@ def test_a_service_that_keeps_crashing_goes_fatal(short_tmp: Path) -> None:
     node = Supervised(short_tmp, [sv.Program("state", 10, SLEEPER),
                                   sv.Program("miner", 30, CRASHER)], startretries=1)
     try:
-        node.wait(lambda: node.states().get("miner") == "FATAL")
-        assert node.states()["state"] == "RUNNING"
+        # without the listener of `node start` (tools.fatal), the others run on
+        node.wait(lambda: node.states() == {"state": "RUNNING", "miner": "FATAL"})
     finally:
         node.close()
 
@@ -157,3 +160,90 @@ def test_orphans_of_a_killed_supervisord_are_refused(short_tmp: Path) -> None:
         orphan.wait(5)
     assert sv.leftover_services([config_path]) == []
 
+
+
+# --- supervisord in the foreground, as `ccoin node start` runs it ---------------------------------
+
+# what `ccoin node start` does once its checks passed (`tools.cli` prints the error's line)
+FOREGROUND = """
+import sys
+from pathlib import Path
+from tools import supervisor as sv
+from tools.fatal import NodeFailed
+paths = sv.Paths(Path(sys.argv[2]), Path(sys.argv[3]))
+try:
+    sys.exit(sv.run_supervisord(Path(sys.argv[1]), paths))
+except NodeFailed as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def sleeper(base: Path) -> tuple[str, ...]:
+    return (*SLEEPER, str(base))  # the data dir in its command line: found if left behind
+
+
+def failing_bind(base: Path) -> tuple[str, ...]:
+    """Dies at once the way p2p does when its port is taken (runtime.service's last line)."""
+    line = ('{"level": "error", "service": "p2p", "msg": "fatal: cannot listen on '
+            'tcp://127.0.0.1:1: Address already in use"}')
+    return (sys.executable, "-c", f"import sys; print({line!r}, file=sys.stderr); "
+                                  "sys.exit(1)", str(base))
+
+
+def foreground(base: Path, programs: list[sv.Program], startretries: int = 1,
+               ) -> tuple[subprocess.Popen[str], Supervised]:
+    """`node start` on stand-in programs, in a session of its own (its terminal)."""
+    paths = sv.Paths(base / "run", base / "logs")
+    conf = sv.write_conf(paths, programs, watch=True)
+    conf.write_text(conf.read_text().replace(f"startretries={sv.START_RETRIES}",
+                                             f"startretries={startretries}"))
+    proc = subprocess.Popen([sys.executable, "-c", FOREGROUND, str(conf), str(paths.run_dir),
+                             str(paths.log_dir)], cwd=sv.PACKAGE_ROOT, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    watcher = Supervised.__new__(Supervised)  # only its status helpers, on this node
+    watcher.paths, watcher.proc, watcher.control = paths, proc, sv.Control(paths)  # type: ignore[assignment]
+    return proc, watcher
+
+
+def test_a_fatal_service_stops_the_node_with_one_line(short_tmp: Path) -> None:
+    proc, node = foreground(short_tmp, [sv.Program("state", 10, sleeper(short_tmp)),
+                                        sv.Program("p2p", 25, failing_bind(short_tmp))])
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines()[-1] == (
+        "error: p2p failed, so the node stopped: cannot listen on tcp://127.0.0.1:1: "
+        f"Address already in use (log: {short_tmp / 'logs' / 'p2p.log'})")
+    assert "gave up: p2p entered FATAL state" in node.paths.log.read_text()
+    assert processes_using(str(short_tmp)) == []  # state was stopped with the node
+    assert not node.control.is_running()
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "node start killed"])
+def test_node_start_stops_cleanly(short_tmp: Path, stop: str) -> None:
+    proc, node = foreground(short_tmp, [sv.Program("state", 10, sleeper(short_tmp)),
+                                        sv.Program("api", 20, sleeper(short_tmp))])
+    try:
+        node.wait(lambda: node.states() == {"state": "RUNNING", "api": "RUNNING"})
+        supervisord = node.control.supervisord_pid()
+        if stop == "ctrl-c":  # the terminal signals the foreground process group
+            os.killpg(proc.pid, signal.SIGINT)
+        elif stop == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            proc.kill()
+        proc.wait(30)
+        wait_until(lambda: not alive(supervisord) and not processes_using(str(short_tmp)),
+                   timeout=30, what="supervisord and the services to be gone")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        kill_leftovers(str(short_tmp))
+    assert proc.returncode == (-signal.SIGKILL if stop == "node start killed" else 0)
+    assert "error" not in (proc.stderr.read() if proc.stderr else "")
+    assert not node.paths.fatal_record.exists()

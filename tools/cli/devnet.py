@@ -16,9 +16,10 @@ with the devnet, so node 1's bootnode address can carry its key); `--private` (i
 
 Ctrl-C or SIGTERM stops every node (also one restarted by hand with `ccoin node start`)
 and discovery, and waits until each has exited. A node stopped by hand while the devnet
-runs is reported and left stopped. The children run in sessions of their own (a Ctrl-C in
-the terminal reaches only this process, which stops them in order) and, on Linux, get
-SIGTERM from the kernel if this process dies without cleaning up.
+runs, or stopped because one of its services went FATAL (tools/fatal.py: then with the
+service and why), is reported and left stopped. The children run in sessions of their
+own (a Ctrl-C in the terminal reaches only this process, which stops them in order) and,
+on Linux, get SIGTERM from the kernel if this process dies without cleaning up.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from tools.devnet import (
     load_devnet,
     ports,
 )
+from tools.fatal import read_record
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
@@ -245,9 +247,11 @@ class Network:
                 node = self.devnet.node(index)
                 proc = self.supervisors[index]
                 if proc.poll() is not None:
-                    log = sv.Paths.of(self.configs[index]).log
-                    raise CliError(f"{node.name} exited while starting (status "
-                                   f"{proc.returncode}): {_tail(log)}")
+                    paths = sv.Paths.of(self.configs[index])
+                    fatal = read_record(paths.fatal_record)
+                    raise CliError(f"{node.name} exited while starting: " + (
+                        fatal.line() if fatal else
+                        f"(status {proc.returncode}): {_tail(paths.log)}"))
                 if self.api_up(node):
                     pending.discard(index)
             if pending and time.monotonic() > deadline:
@@ -262,7 +266,10 @@ class Network:
         for index, proc in self.supervisors.items():
             if proc.poll() is not None and index not in self.reported:
                 self.reported.add(index)
-                note(f"node{index} stopped (supervisord exit status {proc.returncode}); "
+                fatal = read_record(sv.Paths.of(self.configs[index]).fatal_record)
+                why = fatal.line() if fatal else \
+                    f"supervisord exit status {proc.returncode}"
+                note(f"node{index} stopped ({why}); "
                      f"the others keep running. Start it again with: ccoin node start "
                      f"--config {self.devnet.node(index).config_path} --type "
                      f"{self.devnet.node(index).node_type}")

@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from client import Client
 from common.errors import CcoinError
 from common.genesis import Genesis
 from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.keystore import SCRYPT_N, Keystore
+from runtime.ports import bind_error
 from tools import supervisor as sv
 from tools.cli import repair
 from tools.cli.genesis import init_genesis
@@ -31,6 +33,7 @@ from tools.cli.util import (
 )
 
 QUICKSTART_INTERVAL_MS = 2000
+READY_TIMEOUT = 8.0  # the ready route waits up to 3 s for state
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -54,7 +57,8 @@ def register(sub: Any) -> None:
                        help="write run/supervisord.conf, print its path, start nothing")
     start.set_defaults(func=cmd_start)
 
-    status = nsub.add_parser("status", help="state of each service")
+    status = nsub.add_parser("status", help="state of each service, and the node's "
+                                            "readiness")
     status.add_argument("service", nargs="?")
     add_config_args(status)
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -94,6 +98,8 @@ def register(sub: Any) -> None:
     quick.add_argument("--data", metavar="DIR", default="data", help="data dir (default data)")
     quick.add_argument("--port", type=port_number,
                        help="API port (default 8000 for a new chain, else the config's)")
+    quick.add_argument("--p2p-port", type=port_number, metavar="PORT",
+                       help="p2p port (default 30333 for a new chain, else the config's)")
     quick.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     quick.set_defaults(func=cmd_quickstart)
 
@@ -144,11 +150,18 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
     if "api" in names:
         check_port_free(config.api_host, port if port is not None else config.api_port,
                         "serve the API")
+    if "p2p" in names and not config.p2p_outbound_only and config.p2p_port:
+        # p2p would exit at every start and stop the node (tools.fatal): say so now
+        reason = bind_error(config.p2p_host, config.p2p_port)
+        if reason is not None:
+            raise CliError(f"p2p cannot listen on {config.p2p_host}:{config.p2p_port}: "
+                           f"{reason} (free the port, change p2p.port, or set "
+                           "p2p.outbound_only to only dial out)")
     effective = sv.effective_config(config, paths, port)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override
     progs = sv.programs(effective, names)
-    conf = sv.write_conf(paths, progs, identifier=f"ccoin:{config.base_path}")
+    conf = sv.write_conf(paths, progs, identifier=f"ccoin:{config.base_path}", watch=True)
     return conf, names
 
 
@@ -163,8 +176,7 @@ def start_node(config: NodeConfig, node_type: str, port: int | None,
              "(OpenAPI at /docs)")
     note(f"starting {node_type} node ({', '.join(names)}) under supervisord; "
          f"logs in {config.log_dir}; Ctrl-C stops it")
-    sv.exec_supervisord(conf)
-    return 0  # not reached
+    return sv.run_supervisord(conf, sv.Paths.of(config))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -187,8 +199,19 @@ def _uptime(seconds: int) -> str:
     return f"{h}:{m:02}:{s:02}"
 
 
+def readiness_line(config: NodeConfig) -> str:
+    """The node's readiness (`GET /api/v1/ready`) in one line, or why it is unknown."""
+    url = api_url_of(config)
+    try:
+        with Client(url, timeout=READY_TIMEOUT) as api:
+            return api.ready().line()
+    except CcoinError as exc:
+        return f"unknown ({exc.message})"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    infos = _control(args).status(args.service)
+    config = require_config(args)
+    infos = sv.Control(sv.Paths.of(config)).status(args.service)
     if args.json:
         print_json([i.as_json() for i in infos])
         return 0
@@ -199,6 +222,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             detail = i.description
         print(f"{i.name:<{width}}  {i.state:<9} {detail}")
+    if args.service is None:
+        print(f"readiness: {readiness_line(config)}")
     return 0
 
 
@@ -223,9 +248,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
 # --- quickstart ------------------------------------------------------------------------------
 
 
-def _set_config_port(config_path: Path, port: int) -> None:
+def _set_config_port(config_path: Path, section: str, port: int) -> None:
     doc = json.loads(config_path.read_text())
-    doc.setdefault("api", {})["port"] = port
+    doc.setdefault(section, {})["port"] = port
     config_path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
@@ -273,13 +298,15 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         sv.check_socket_path(sv.Paths(data / "run", data / "logs"))
         check_port_free("127.0.0.1", args.port or 8000, "serve the API")
         note(f"creating a new local chain in {data} ...")
-        create_dev_chain(data, api_port=args.port or 8000,
+        create_dev_chain(data, api_port=args.port or 8000, p2p_port=args.p2p_port,
                          interval_ms=QUICKSTART_INTERVAL_MS, scrypt_n=SCRYPT_N)
         created = True
-    elif args.port is not None:
+    else:
         config = load_config(config_path)
-        if config.api_port != args.port:
-            _set_config_port(config_path, args.port)
+        if args.port is not None and config.api_port != args.port:
+            _set_config_port(config_path, "api", args.port)
+        if args.p2p_port is not None and config.p2p_port != args.p2p_port:
+            _set_config_port(config_path, "p2p", args.p2p_port)
     config = load_config(config_path)
     loc = Location(config.base_path, config, config.keystore_dir)
     try:
@@ -305,6 +332,5 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         return 0
     note(f"starting validator node ({', '.join(names)}) under supervisord; "
          f"logs in {config.log_dir}; Ctrl-C stops it")
-    sv.exec_supervisord(conf)
-    return 0  # not reached
+    return sv.run_supervisord(conf, sv.Paths.of(config))
 

@@ -1,5 +1,6 @@
-"""Routes of the gateway itself: `/health` (the process answers, and its link to state) and
-`/metrics` (Prometheus)."""
+"""Routes of the gateway itself: `/health` (liveness: the process answers, and its link to
+state), `/api/v1/ready` (readiness: the node is doing its job, `services.api.readiness`)
+and `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ from starlette.responses import Response
 from common import __version__, messages
 from common.errors import CcoinError, Unavailable
 from runtime.service import now_ms
-from services.api import metrics, replies
-from services.api.gateway import READ_TIMEOUT
+from services.api import metrics, readiness, replies
+from services.api.gateway import READ_TIMEOUT, Gateway
 from services.api.replies import JSONResponse
-from services.api.routes.deps import gateway_of
+from services.api.routes.deps import GW, api_router, gateway_of
 
 HEALTH_TIMEOUT = READ_TIMEOUT  # a shorter one would reset the shared socket under load
 HEALTH_WINDOW = 100  # blocks the chain-health figures look at (as GET /consensus by default)
 METRICS_EXAMPLE = "# TYPE ccoin_chain_height gauge\nccoin_chain_height 42.0\n"
 
 router = APIRouter(tags=["node"])
-ROUTERS = (router,)
+api = api_router()
+ROUTERS = (router, api)
 
 
 @router.get("/health", response_model=replies.HEALTH.model,
@@ -39,22 +41,56 @@ async def health(request: Request) -> Response:
                                               version=__version__))
 
 
+async def gather(gw: Gateway) -> readiness.Facts:
+    """What the node's services answer now: state's status (one attempt, the health
+    timeout), and the miner's and p2p's (their status caches, a second at most)."""
+
+    async def state() -> tuple[messages.StatusReply | None, str]:
+        try:
+            return await gw.ask(messages.GetStatus(), messages.StatusReply,
+                                timeout=HEALTH_TIMEOUT, retries=0), ""
+        except CcoinError as exc:
+            return None, exc.message
+
+    (status, error), peers, mining = await asyncio.gather(state(), gw.p2p.status(),
+                                                          gw.miner.status())
+    genesis = gw.genesis
+    return readiness.Facts(
+        now_ms=now_ms(), state=status, state_error=error,
+        has_miner=not gw.miner.absent(), miner=mining, has_p2p=not gw.p2p.absent(),
+        peers=peers, outbound_only=gw.config.p2p_outbound_only,
+        interval_ms=genesis.interval_ms if genesis else 0,
+        allow_empty=genesis.allow_empty if genesis else True)
+
+
+@api.get("/ready", response_model=readiness.READY_OUT.model, tags=["node"],
+         responses={503: {"model": readiness.READY_OUT.model,
+                          "description": "not ready: `reasons` says why"}})
+async def ready(gw: Gateway = GW) -> Response:
+    """Readiness: 200 when every check passes, 503 with the failing checks' reasons."""
+    answer = readiness.assess(await gather(gw))
+    if answer.ready:
+        return JSONResponse(readiness.READY_OUT.render(answer))
+    return JSONResponse(readiness.READY_OUT.render(answer), status_code=503,
+                        headers={"Retry-After": "1"})
+
+
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
             responses={200: {"description": "Prometheus text format 0.0.4",
                              "content": {"text/plain": {"example": METRICS_EXAMPLE}}}})
 async def metrics_route(request: Request) -> Response:
     """Prometheus text format: node-wide figures read now, and this gateway's counters."""
     gw = gateway_of(request)
-    state: messages.StatusReply | None
-    health: messages.SignersReply | None
-    try:
-        state, health = await asyncio.gather(
-            gw.ask(messages.GetStatus(), messages.StatusReply, retries=0),
-            gw.ask(messages.GetSigners(HEALTH_WINDOW, now_ms()), messages.SignersReply,
-                   retries=0))
-    except CcoinError:
-        state = health = None
-    peers, mining = await asyncio.gather(gw.p2p.status(), gw.miner.status())
-    families = metrics.node_families(state, peers, peers is not None, mining,
-                                     dict(gw.hub.topic_seq), __version__, health)
+
+    async def chain_health() -> messages.SignersReply | None:
+        try:
+            return await gw.ask(messages.GetSigners(HEALTH_WINDOW, now_ms()),
+                                messages.SignersReply, retries=0)
+        except CcoinError:
+            return None
+
+    facts, health = await asyncio.gather(gather(gw), chain_health())
+    families = metrics.node_families(facts.state, facts.peers, facts.peers is not None,
+                                     facts.miner, dict(gw.hub.topic_seq), __version__, health)
+    families += metrics.readiness_families(readiness.assess(facts))
     return Response(metrics.exposition(families), media_type=metrics.CONTENT_TYPE)

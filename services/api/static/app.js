@@ -7,6 +7,7 @@
 import { adminToken, get, isMissing, isNotFound, setAdminToken } from './api.js';
 import { clear, h, link, short, tickTimes } from './dom.js';
 import { Live } from './live.js';
+import { readyBadge } from './ready.js';
 import * as views from './views.js';
 
 const ROUTES = [
@@ -206,6 +207,7 @@ async function boot() {
   await whoami();
   drawFooter();
   live.start();
+  readyBadge(document.getElementById('ready'));
   await route({ focus: false });
 }
 

@@ -47,3 +47,20 @@ def test_wait_confirmed_tolerates_an_unknown_id_until_the_deadline() -> None:
             c.wait_confirmed("ab" * 32, timeout=0.3, poll=0.05,
                              progress=lambda s, _: seen.append(s))
     assert calls["n"] >= 2 and set(seen) == {"unknown to the node"}
+
+
+def test_not_ready_is_an_answer_not_an_error() -> None:
+    reasons = ["state: state did not answer", "miner: stuck"]
+    ready = {"ready": False, "reasons": reasons, "checks": {}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/ready":
+            return httpx.Response(503, json=ready)
+        return httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
+
+    with Client("http://x", transport=httpx.MockTransport(handler)) as c:
+        answer = c.ready()
+        assert (answer.ready, answer.reasons) == (False, tuple(reasons))
+        assert answer.line() == "not ready: state: state did not answer; miner: stuck"
+        with pytest.raises(CcoinError, match="down"):  # elsewhere a 503 is still a failure
+            c.status()

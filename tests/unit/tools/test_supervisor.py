@@ -60,10 +60,29 @@ def test_conf_as_supervisord_reads_it(short_tmp: Path) -> None:
         assert p.command.split()[:3] == [sys.executable, "-m", f"services.{name}"]
         assert p.command.endswith(f"--config '{base / 'node.json'}'")
         assert p.directory == str(sv.PACKAGE_ROOT)
-        assert p.autorestart is not False and p.startsecs == 1 and p.startretries == 10
+        assert p.autorestart is not False
+        assert (p.startsecs, p.startretries) == (sv.START_SECS, sv.START_RETRIES) == (2, 2)
         assert p.stopsignal == signal.SIGTERM and p.stopwaitsecs == 10
         assert p.stopasgroup and p.killasgroup and p.redirect_stderr
         assert p.stdout_logfile == str(paths.log_dir / f"{name}.log")
+
+
+def test_the_fatal_listener_is_an_event_listener_of_fatal_states(short_tmp: Path) -> None:
+    paths = sv.Paths(short_tmp / "run", short_tmp / "logs")
+    paths.run_dir.mkdir(parents=True)
+    paths.fatal_record.write_text("{}")  # an earlier run's
+    plain = parse_conf(sv.write_conf(paths, sv.programs(short_tmp / "node.json", ["state"])))
+    assert not paths.fatal_record.exists()
+    assert [g.name for g in plain.process_group_configs] == ["state"]
+    conf = sv.write_conf(paths, sv.programs(short_tmp / "node.json", ["state"]), watch=True)
+    groups = {g.name: g for g in parse_conf(conf).process_group_configs}
+    listener = groups[sv.LISTENER]
+    assert [e.__name__ for e in listener.pool_events] == ["ProcessStateFatalEvent"]
+    assert listener.priority < groups["state"].priority  # up first, stopped last
+    (p,) = listener.process_configs
+    assert p.command.split()[:3] == [sys.executable, "-m", "tools.fatal"]
+    assert f"--record {paths.fatal_record}" in p.command
+    assert p.stderr_logfile == str(paths.listener_log)
 
 
 def test_socket_path_too_long(short_tmp: Path) -> None:

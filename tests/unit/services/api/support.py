@@ -166,6 +166,7 @@ class StateNode:
     app: Any
     service: StateService
     config: NodeConfig
+    serving: asyncio.Task[None]  # the state server's loop: cancel it and state goes silent
     genesis_hash: bytes
     p2p: P2PNode | None = None
 
@@ -175,19 +176,22 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
                      config: dict[str, Any] | None = None, genesis: Genesis | None = None,
                      p2p: bool = False, **api: Any) -> AsyncIterator[StateNode]:
     """The gateway app over a real state service (inproc://), accounts `funded`; `config`
-    adds sections to the node config, `api` settings to its `api` section; `genesis`
-    replaces the proof-of-work dev chain; `p2p` starts the real p2p node as well (its
-    maintenance tick left to the test)."""
+    adds sections to the node config (its `endpoints` replace the defaults they name: a
+    stand-in miner, say), `api` settings to its `api` section; `genesis` replaces the
+    proof-of-work dev chain; `p2p` starts the real p2p node as well (its maintenance tick
+    left to the test)."""
     tag = os.urandom(4).hex()
     run_dir = tmp_path / "run"
     p2p_control = f"inproc://p2p-control-{tag}" if p2p else f"ipc://{run_dir}/no-p2p.sock"
+    sections = dict(config or {})
     node_config = parse_config({
         "app": {"base_path": str(tmp_path)},
         "api": api,
         "endpoints": {"state": f"inproc://state-{tag}", "events": f"inproc://events-{tag}",
                       "miner": f"ipc://{run_dir}/no-miner.sock",
-                      "p2p": p2p_control},
-        **(config or {}),
+                      "p2p": p2p_control,
+                      **sections.pop("endpoints", {})},
+        **sections,
     })
     genesis = genesis or parse_genesis(genesis_text({a: FUNDS for a in funded}))
     chain = open_chain(node_config, genesis)
@@ -197,7 +201,7 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
     server = Server(ctx, node_config.endpoint("state"), "state",
                     service.handlers())  # type: ignore[arg-type]
     serve = asyncio.get_running_loop().create_task(server.serve_forever())
-    app = create_app(node_config, genesis.network_id, ctx=ctx)
+    app = create_app(node_config, genesis.network_id, ctx=ctx, genesis=genesis)
     node = None
     if p2p:
         settings = P2PSettings(listen="tcp://127.0.0.1:0", state=node_config.endpoint("state"),
@@ -207,7 +211,8 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
         await node.start()
     try:
         async with serving(app) as http:
-            yield StateNode(http, app, service, node_config, genesis_block(genesis).hash, node)
+            yield StateNode(http, app, service, node_config, serve, genesis_block(genesis).hash,
+                            node)
     finally:
         if node is not None:
             await node.stop()

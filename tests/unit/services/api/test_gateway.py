@@ -21,7 +21,7 @@ from runtime.config import parse_config
 from services.api.gateway import Gateway, OptionalService, TtlCache
 from tests.unit.services.api.support import bus_server, gateway_over, run, signed
 
-MINING = messages.MiningReply(True, b"\x3f" * 20, 7, b"", 0)
+MINING = messages.MiningReply(True, b"\x3f" * 20, 7, b"", 0, 0, 0, "")
 
 
 class Clock:
@@ -67,7 +67,7 @@ def miner_handlers(calls: list[Any]) -> dict[type[messages.Message], Callable[[A
 
     def set_(msg: messages.SetMining) -> messages.MiningReply:
         calls.append(msg)
-        return messages.MiningReply(msg.enabled, MINING.address, 7, b"", 0)
+        return messages.MiningReply(msg.enabled, MINING.address, 7, b"", 0, 0, 0, "")
 
     return {messages.GetMining: get, messages.SetMining: set_}
 

@@ -101,7 +101,7 @@ def test_absent_services_render_their_documented_empty_forms() -> None:
         shape.model.model_validate(doc)
     assert replies.mining_json(None)["validator"] is False
     assert replies.peers_json(None)["p2p"] is False
-    mining = replies.mining_json(messages.MiningReply(True, TO, 4, b"", 0))
+    mining = replies.mining_json(messages.MiningReply(True, TO, 4, b"", 0, 0, 0, ""))
     assert mining == {"mining": True, "validator": True, "address": TO.hex(),
                       "blocks_sealed": 4, "last_block": None, "last_sealed_ms": None}
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from common import messages
-from services.api import chainhealth, dashboard, replies, schema
+from services.api import chainhealth, dashboard, readiness, replies, schema
 from services.api.spec import Shape
 from tests.framework import rules
 from tests.unit.services.api.support import (
@@ -25,9 +25,8 @@ from tests.unit.services.api.support import (
     state_node,
 )
 
-MODELS: dict[str, Any] = {shape.name: shape.model
-                          for module in (replies, chainhealth) for shape in vars(module).values()
-                          if isinstance(shape, Shape)}
+MODELS: dict[str, Any] = {shape.name: shape.model for module in (replies, chainhealth, readiness)
+                          for shape in vars(module).values() if isinstance(shape, Shape)}
 MODELS["WhoamiOut"] = dashboard.WhoamiOut
 
 
@@ -155,6 +154,8 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             assert mining["validator"] is False
             health = check(node, "GET", "/health", await http.get("/health"))
             assert health["status"] == health["state"] == "ok"
+            ready = check(node, "GET", "/api/v1/ready", await http.get("/api/v1/ready"))
+            assert ready["ready"] is True and ready["checks"]["miner"]["status"] == "skip"
             whoami = check(node, "GET", "/api/v1/dashboard/whoami",
                            await http.get("/api/v1/dashboard/whoami"))
             assert whoami["admin"] is True

@@ -211,17 +211,26 @@ def test_rejected_block_is_logged_and_replanned(tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     dev = dev_chain(tmp_path)
     genesis = load_genesis(dev.genesis_path)
-    state = ScriptedState(genesis, difficulty=4, reject=2)
+    state = ScriptedState(genesis, difficulty=4, reject=3)
 
     async def body(miner: Miner) -> None:
-        await wait_until_async(lambda: len(state.blocks) >= 1, timeout=5,
+        # while its rounds fail, its status says since when and why (readiness reads it)
+        failing = await wait_until_async(
+            lambda: miner.status() if miner.status().failing_since_ms else None, timeout=5,
+            what="the miner's status to show its failing rounds")
+        assert failing.last_error == "rejected by state: bad_timestamp: scripted rejection"
+        assert failing.failing_since_ms <= failing.last_round_ms
+        await wait_until_async(lambda: len(state.blocks) >= 1, timeout=10,
                                what="a block the scripted state took")
         assert miner.blocks_sealed == 1 and miner.last_block == state.blocks[0].hash
+        recovered = miner.status()
+        assert (recovered.failing_since_ms, recovered.last_error) == (0, "")
+        assert recovered.last_round_ms >= recovered.last_sealed_ms
 
     caplog.set_level("WARNING", logger="ccoin.miner")
     asyncio.run(_with_miner(dev, state, body))
-    assert state.rejected == 2
-    assert sum("bad_timestamp" in r.getMessage() for r in caplog.records) == 2
+    assert state.rejected == 3
+    assert sum("bad_timestamp" in r.getMessage() for r in caplog.records) == 3
     header = state.blocks[0].header
     assert header.coinbase == dev.validator.address and header.extra  # empty: placeholder
 

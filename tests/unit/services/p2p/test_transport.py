@@ -1,12 +1,11 @@
 """The transport (transport.py): sockets come from an injected context and bind only when
-told to; sends never wait; a listen address in use is retried; frames cross as one message
-each."""
+told to; sends never wait; a listen address in use ends the service (unless it is outbound
+only); frames cross as one message each."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import zmq.asyncio
 from common import wire
 from common.crypto import KeyType, PrivateKey, Signer
 from common.status import PeerDirection
-from services.p2p.node import P2PNode
+from services.p2p.node import CannotListen, P2PNode
 from services.p2p.transport import Link, Transport
 from tests.framework.localnet import LocalNet
 from tests.framework.util import wait_until_async
@@ -78,27 +77,42 @@ async def test_a_send_never_waits() -> None:
         ctx.destroy(linger=0)
 
 
-async def test_a_listen_address_in_use_is_retried(tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="ccoin.p2p")
+async def test_a_listen_address_in_use_ends_the_service(tmp_path: Path) -> None:
     async with LocalNet(tmp_path) as net:
         blocker_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         blocker = blocker_ctx.socket(zmq.ROUTER)
         port = blocker.bind_to_random_port("tcp://127.0.0.1")
-        node = await net.node("a", listen=f"tcp://127.0.0.1:{port}")
-        assert node.me.listen == "" and "cannot listen on" in caplog.text
-        out = net.peer().bind("inproc://out")  # it still dials out
-        node.dial("inproc://out")
-        await out.handshake()
-        assert out.their_hello is not None and out.their_hello.listen == ""
-        blocker.close(0)
-        blocker_ctx.term()  # returns once its I/O thread has let go of the port
-        node.tick(time.monotonic())  # too soon to retry
-        assert node.me.listen == ""
-        node.tick(time.monotonic() + node.settings.timing.relisten)
-        assert node.me.listen == f"tcp://127.0.0.1:{port}"
-        assert f"listening on tcp://127.0.0.1:{port} now" in caplog.text
-        assert node.me.listen in node.me.self_endpoints
+        try:
+            node = P2PNode(net.settings("a", listen=f"tcp://127.0.0.1:{port}"), net.genesis,
+                           net.ctx, Signer(PrivateKey.generate(KeyType.ED25519)))
+            # what the service's main awaits ends with the error (run_service: exit 1)
+            with pytest.raises(CannotListen, match=f"cannot listen on tcp://127.0.0.1:{port}: "
+                                                   "Address already in use"):
+                await asyncio.wait_for(node.run(), timeout=10)
+        finally:
+            blocker.close(0)
+            blocker_ctx.term()
+
+
+async def test_outbound_only_binds_nothing_and_dials_out(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    caplog.set_level(logging.INFO, logger="ccoin.p2p")
+    async with LocalNet(tmp_path) as net:
+        blocker_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        blocker = blocker_ctx.socket(zmq.ROUTER)
+        port = blocker.bind_to_random_port("tcp://127.0.0.1")  # its port taken: no matter
+        try:
+            node = await net.node("a", listen=f"tcp://127.0.0.1:{port}", outbound_only=True)
+            assert node.me.listen == "" and not node.me.self_endpoints
+            assert caplog.text.count("outbound only (p2p.outbound_only)") == 1
+            out = net.peer().bind("inproc://out")
+            node.dial("inproc://out")
+            await out.handshake()
+            assert out.their_hello is not None and out.their_hello.listen == ""
+        finally:
+            blocker.close(0)
+            blocker_ctx.term()
 
 
 async def test_every_interface_is_announced_by_a_routable_address(tmp_path: Path) -> None:

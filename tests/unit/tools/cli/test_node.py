@@ -1,9 +1,9 @@
 """`ccoin node ...` and `ccoin quickstart` (tools/cli/node.py), in process and without
 starting anything: what the node commands say when no node runs; what `node start` checks
 and writes before it starts supervisord (an API port override as an effective config, a
-validator that is not an authority, a wrong password, a taken port, no genesis); and a
-quickstart `--dry-run` that creates a dev chain, then resumes it, and leaves a foreign
-directory alone. (Starting a node for real: functional/feature_node_e2e.py,
+validator that is not an authority, a wrong password, a taken API or p2p port, no genesis);
+and a quickstart `--dry-run` that creates a dev chain, then resumes it, and leaves a
+foreign directory alone. (Starting a node for real: functional/feature_node_e2e.py,
 interface_supervisor.py.)"""
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def parse_conf(conf: Path) -> ServerOptions:
 
 
 def dev_config(short_tmp: Path, port: int | None = None) -> Path:
-    """A dev chain whose API port is free (not 8000: a node the user runs may hold it)."""
-    return create_dev_chain(short_tmp / "n", api_port=port or free_port()).config_path
+    """A dev chain whose API and p2p ports are free (not 8000 and 30333: a node the user
+    runs may hold them)."""
+    return create_dev_chain(short_tmp / "n", api_port=port or free_port(),
+                            p2p_port=free_port()).config_path
 
 
 
@@ -45,7 +47,8 @@ def test_port_override_writes_an_effective_config(short_tmp: Path) -> None:
     override = free_port()
     conf = node_cmd.prepare_start(config, "validator", override)[0]
     effective = config.run_dir / "node.json"
-    cmd = parse_conf(conf).process_group_configs[0].process_configs[0].command
+    groups = {g.name: g for g in parse_conf(conf).process_group_configs}
+    cmd = groups["state"].process_configs[0].command
     assert str(effective) in cmd
     again = load_config(effective)
     assert again.api_port == override
@@ -89,6 +92,15 @@ def test_start_preflight_errors(short_tmp: Path) -> None:
         taken = s.getsockname()[1]
         with pytest.raises(CliError, match=f"cannot serve the API on 127.0.0.1:{taken}"):
             node_cmd.prepare_start(load_config(config_path), "basic", taken)
+        # ... the p2p port: p2p would exit at every start, so the node is not started;
+        # an outbound-only node does not listen and starts
+        doc["p2p"]["port"] = taken
+        config_path.write_text(json.dumps(doc))
+        with pytest.raises(CliError, match=f"^p2p cannot listen on 127.0.0.1:{taken}: "):
+            node_cmd.prepare_start(load_config(config_path), "basic", None)
+        doc["p2p"]["outbound_only"] = True
+        config_path.write_text(json.dumps(doc))
+        node_cmd.prepare_start(load_config(config_path), "basic", None)
 
     # no genesis file
     config.genesis_file().unlink()
@@ -112,9 +124,9 @@ def test_node_commands_without_a_running_node(run: Run, tmp_path: Path) -> None:
 def test_quickstart_creates_then_resumes(run: Run) -> None:
     base = Path(tempfile.mkdtemp(prefix="ccq-", dir="/tmp"))
     try:
-        data, port = base / "data", free_port()
+        data, port, p2p_port = base / "data", free_port(), free_port()
         code, out, err = run("quickstart", "--data", str(data), "--port", str(port),
-                             "--dry-run")
+                             "--p2p-port", str(p2p_port), "--dry-run")
         assert code == 0, err
         assert "Genesis block has been mined: nonce=" in err
         developer = (data / "developer.txt").read_text().strip()
@@ -124,16 +136,17 @@ def test_quickstart_creates_then_resumes(run: Run) -> None:
         assert out.strip().endswith("run/supervisord.conf")
         genesis = (data / "genesis.json").read_text()
         config = json.loads((data / "node.json").read_text())
-        assert config["api"]["port"] == port
+        assert (config["api"]["port"], config["p2p"]["port"]) == (port, p2p_port)
 
-        # a second run resumes the same chain; a new --port is remembered
-        port2 = free_port()  # not port + 1: that one may be taken
+        # a second run resumes the same chain; a new --port and --p2p-port are remembered
+        port2, p2p_port2 = free_port(), free_port()  # not port + 1: that one may be taken
         code, out, err = run("quickstart", "--data", str(data), "--port", str(port2),
-                             "--dry-run")
+                             "--p2p-port", str(p2p_port2), "--dry-run")
         assert code == 0, err
         assert "resuming" in out and "Genesis block" not in err
         assert (data / "genesis.json").read_text() == genesis
-        assert json.loads((data / "node.json").read_text())["api"]["port"] == port2
+        config = json.loads((data / "node.json").read_text())
+        assert (config["api"]["port"], config["p2p"]["port"]) == (port2, p2p_port2)
 
         # a directory that is not a ccoin data dir is left alone
         other = base / "other"
