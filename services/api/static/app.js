@@ -6,7 +6,7 @@
 
 import { adminToken, get, isMissing, isNotFound, setAdminToken } from './api.js';
 import { clear, h, link, short, tickTimes } from './dom.js';
-import { Live } from './live.js';
+import { Live, POLL_MS } from './live.js';
 import * as views from './views.js';
 
 const ROUTES = [
@@ -29,7 +29,7 @@ const NAV = [
 const LIVE_TEXT = {
   connecting: 'connecting…',
   live: 'live',
-  polling: 'updating every 5 s',
+  polling: `updating every ${POLL_MS / 1000} s`,
   reconnecting: 'reconnecting…',
   offline: 'node offline',
 };
