@@ -190,6 +190,13 @@ class NotAValidator(CcoinError):
     http_status = 409
 
 
+class NoPeers(CcoinError):
+    """no peer is connected: there is no one to sync from"""
+
+    code = "no_peers"
+    http_status = 409
+
+
 class NoWallet(CcoinError):
     """no node account is configured (client.account_address)"""
 

@@ -226,12 +226,16 @@ STATUS_OUT = Shape("StatusOut", [
     Field("head_timestamp", INT, "milliseconds since the epoch"),
     Field("total_weight", INT),
     Field("state_root", HEX),
-    Field("peers", INT, src=None),
+    Field("peers", INT, "connected peers; 0 when no p2p service answers (see `p2p`)", src=None),
     Field("p2p_endpoint", Nullable(STR), "where other nodes reach this one, as POST /peers "
                                          "takes it (with `#<curve key>` when CurveZMQ is on); "
                                          "null when it listens nowhere", src=None),
     Field("syncing", BOOL, src=None),
+    Field("p2p", BOOL, "false when no p2p service answers on this node: `peers` and "
+                       "`syncing` are then unknown, not zero", src=None),
     Field("mining", BOOL, src=None),
+    Field("validator", BOOL, "false when no miner answers on this node (a basic node)",
+          src=None),
     Field("version", STR, src=None),
     Field("consensus", Choice(("poa", "pow")), src=_consensus),
     Field("difficulty", INT),
@@ -241,7 +245,8 @@ STATUS_OUT = Shape("StatusOut", [
 ], examples=[{
     "network_id": 1337, "genesis": "7c" * 32, "height": 42, "head": "5e" * 32,
     "head_timestamp": 1767225600000, "total_weight": 84, "state_root": "2e" * 32,
-    "peers": 3, "p2p_endpoint": "tcp://10.0.0.7:30333", "syncing": False, "mining": True,
+    "peers": 3, "p2p_endpoint": "tcp://10.0.0.7:30333", "syncing": False, "p2p": True,
+    "mining": True, "validator": True,
     "version": "0.1.0", "consensus": "poa",
     "difficulty": 4, "authorities": ["3f" * 20], "recent_signers": ["3f" * 20],
     "mempool": {"count": 2, "bytes": 282, "ready": 2}}])

@@ -3,7 +3,8 @@
 
 The first tests need no browser: the page and its assets as served (and as shipped in the
 wheel), and the admin hint. The browser tests (headless Chromium) look at the page as a
-person would: the overview live from the event stream without a polling storm, the pool
+person would: the overview live from the event stream without a polling storm, the overview
+following what no event announces (mining stopped, p2p down) within seconds, the pool
 chart, mining stopped and started from the Operate page with the reward seen live, the
 search box for each kind of key, an older gateway the page degrades on, a visitor who is
 not the operator, and every page at desktop and phone width. (The operator's wallet,
@@ -45,7 +46,8 @@ WINDOW = 50  # blocks the page's charts hold (static/live.js)
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNode]:
     with TestNode.create(tmp_path_factory.mktemp("dash-node"), interval_ms=500,
                          config={"api": {"admin_token": TOKEN}}) as n:
-        yield n.start("state", "miner", "api")
+        n.enable_p2p()  # no peers: its own p2p, to be stopped and started by a test
+        yield n.start("state", "p2p", "miner", "api")
 
 
 # --- the page as served, no browser -----------------------------------------------------------
@@ -179,6 +181,66 @@ def test_overview_is_live_without_a_polling_storm(node: TestNode, desktop: Page)
     br.screenshot(desktop, "overview-desktop")
 
 
+def _shows(page: Page, label: str, text: str, timeout: float = WAIT) -> None:
+    """Wait until the stat card `label` shows `text`."""
+    page.wait_for_selector(f".stat:has(dt:text-is('{label}')) dd:has-text('{text}')",
+                           timeout=timeout)
+
+
+# the page's view of the Page Visibility API, switched as a browser does when the tab is
+# hidden or shown (headless Chromium keeps every page visible by itself)
+SET_HIDDEN = ("hidden => { Object.defineProperty(document, 'hidden', {configurable: true, "
+              "get: () => hidden}); document.dispatchEvent(new Event('visibilitychange')); }")
+
+
+def test_the_overview_follows_mining_and_p2p_within_seconds(node: TestNode,
+                                                            desktop: Page) -> None:
+    """No event says that mining stopped or p2p went down: the page re-reads the status
+    every 2 s while it is visible (and not at all while hidden), so the overview shows
+    either within 5 s without a reload, and p2p down as unknown peers, not "0"; the
+    Operate page follows both back."""
+    status_calls: list[str] = []
+    desktop.on("request", lambda r: status_calls.append(r.url)
+               if r.url.endswith("/api/v1/status") else None)
+    goto(desktop, node.url)
+    _shows(desktop, "Mining", "mining")
+    _shows(desktop, "Peers", "none connected")
+    try:
+        node.client.set_mining(False)
+        _shows(desktop, "Mining", "stopped", timeout=5000)
+        # a quiet chain: a status read every 2 s (the block sealed as mining stopped may
+        # add one)
+        status_calls.clear()
+        desktop.wait_for_timeout(4200)
+        assert 1 <= len(status_calls) <= 3, status_calls
+        # hidden: no reads at all; shown again: one at once
+        desktop.evaluate(SET_HIDDEN, True)
+        status_calls.clear()
+        desktop.wait_for_timeout(2500)  # longer than the 2 s between reads
+        assert status_calls == []
+        with desktop.expect_request(lambda r: r.url.endswith("/api/v1/status"), timeout=1500):
+            desktop.evaluate(SET_HIDDEN, False)
+
+        node.stop_service("p2p")
+        _shows(desktop, "Peers", "unknown", timeout=5000)
+        assert "no p2p service answers" in stat(desktop, "Peers")
+        assert stat(desktop, "Syncing") == "unknown"
+        br.screenshot(desktop, "overview-stopped-desktop")
+        # the Operate page follows them too: its peers panel comes back with p2p, its miner
+        # panel sees mining started from elsewhere
+        goto(desktop, node.url, "#/operate")
+        desktop.wait_for_selector("#network:has-text('not running')", timeout=WAIT)
+        desktop.wait_for_selector("#mining-stats:has-text('stopped')", timeout=WAIT)
+        node.restart("p2p")
+        desktop.wait_for_selector("#peer-list:has-text('0 peers')", timeout=5000)
+        desktop.wait_for_selector("#peer-form", timeout=WAIT)
+    finally:
+        if not node.process("p2p").alive():
+            node.restart("p2p")
+        node.client.set_mining(True)
+    desktop.wait_for_selector("#mining-stats .badge.ok:text-is('mining')", timeout=5000)
+
+
 def test_the_pool_chart_starts_from_the_nodes_samples(node: TestNode, desktop: Page) -> None:
     """A page opened on a quiet chain draws the pool's size over the last blocks at once,
     from the gateway's samples, instead of waiting for new blocks to sample."""
@@ -294,14 +356,14 @@ def test_an_older_node_degrades_gracefully(node: TestNode, browser: Browser) -> 
     try:
         goto(page, node.url)
         page.wait_for_selector("#live[data-mode=polling]", timeout=WAIT)
-        assert page.inner_text("#live") == "updating every 5 s"
+        assert page.inner_text("#live") == "updating every 2 s"
         page.wait_for_selector("#authorities:has-text('not available')", timeout=WAIT)
         assert "in turn" in page.inner_text("#authorities")  # from /status alone
         assert page.locator("#ready").is_hidden()  # no readiness route: no badge
         first = int(stat(page, "Height").replace(",", ""))
         status_calls.clear()
         page.wait_for_timeout(6500)  # routes and events are served only inside such calls
-        assert 1 <= len(status_calls) <= 3, status_calls  # a slow poll, not a storm
+        assert 2 <= len(status_calls) <= 4, status_calls  # every 2 s, not a storm
         assert int(stat(page, "Height").replace(",", "")) > first
         goto(page, node.url, f"#/tx/{tx_id}")
         page.wait_for_selector("main:has-text('Merkle proofs are not available')", timeout=WAIT)

@@ -1,7 +1,8 @@
 """interface_dashboard_wallet: the operator's flows on the web dashboard (sosocoin's test
 flows 1, 3 and 4), in headless Chromium through the page only: send from the wallet form and
 follow the transaction from the pool into a block and the recipient's balance; an account
-history longer than a page; and, on a second node sharing the chain, add a peer and sync a
+history longer than a page; and, on a second node sharing the chain (a basic node: it says it
+has no miner, and that a sync has no peer to ask until it has one), add a peer and sync a
 node that was behind. (The page itself: interface_dashboard.py.)"""
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def test_account_history_turns_pages(node: TestNode, desktop: Page) -> None:
 
 def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Browser) -> None:
     """Node A seals blocks alone; node B shares its genesis, starts later and is behind.
-    On B's page: add A as a peer (flow 1), see it in both peer tables, press "Sync now"
+    On B's page (a basic node: no miner): "Sync now" with no peer says there is no one to
+    sync from; add A as a peer (flow 1), see it in both peer tables, press "Sync now"
     (flow 4) and watch B's height reach A's, with the same blocks."""
     with TestNode.create(tmp_path / "a", name="A", interval_ms=200) as a, \
             TestNode.sharing_chain(a, tmp_path / "b", name="B") as b:
@@ -167,6 +169,9 @@ def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Bro
         # B's own address, ready to copy for another node's form
         page.wait_for_selector("#own-endpoint code", timeout=WAIT)
         assert page.text_content("#own-endpoint code") == b.p2p_endpoint
+        page.wait_for_selector("#mining:has-text('No miner on this node')", timeout=WAIT)
+        page.click("#sync-now")
+        page.wait_for_selector("#network-result:has-text('No peer to sync from')", timeout=WAIT)
         page.fill("#peer-endpoint", a.p2p_endpoint)
         page.click("#peer-form button[type=submit]")
         page.wait_for_selector("#network-result .notice.ok", timeout=WAIT)
@@ -191,6 +196,8 @@ def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Bro
         page.wait_for_selector("#network-result .notice.ok", timeout=WAIT)
         goto(page, b.url)
         page.wait_for_function(HEIGHT_AT_LEAST, arg=target, timeout=60_000)
+        assert "no miner on this node" in stat(page, "Mining")
+        assert stat(page, "Peers") == "1"
         br.screenshot(page, "synced-b-desktop")
         assert a.api.block(target)["hash"] == b.api.block(target)["hash"]
         context.close()

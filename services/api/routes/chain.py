@@ -34,7 +34,8 @@ async def status(gw: Gateway = GW) -> Response:
     st, mining, peers = await asyncio.gather(gw.ask(messages.GetStatus(), messages.StatusReply),
                                              gw.miner.status(), gw.p2p.status())
     return JSONResponse(replies.STATUS_OUT.render(
-        st, mining=bool(mining and mining.enabled), version=__version__,
+        st, mining=bool(mining and mining.enabled), validator=mining is not None,
+        version=__version__, p2p=peers is not None,
         peers=len(peers.peers) if peers else 0, syncing=bool(peers and peers.syncing),
         p2p_endpoint=peers.endpoint or None if peers else None))
 

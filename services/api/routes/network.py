@@ -9,6 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from common import messages
+from common.errors import NoPeers
 from services.api import replies, schema
 from services.api.gateway import COMMAND_TIMEOUT, Gateway
 from services.api.replies import JSONResponse
@@ -53,8 +54,14 @@ async def add_peer(request: Request, gw: Gateway = GW) -> Response:
     return JSONResponse(replies.ADD_PEER_OUT.render(reply))
 
 
-@admin.post("/sync", response_model=replies.OK_OUT.model, tags=["network"], responses=NO_P2P)
+@admin.post("/sync", response_model=replies.OK_OUT.model, tags=["network"],
+            responses={**NO_P2P, 409: {"model": replies.ERROR_OUT.model,
+                                       "description": "`no_peers`: no peer to sync from"}})
 async def sync_now(gw: Gateway = GW) -> Response:
-    """Ask p2p to sync from its best peer now (admin)."""
+    """Ask p2p to sync from its best peer now (admin); 409 `no_peers` when it has none
+    (p2p would accept the request and do nothing, and the caller would wait in vain)."""
+    status = await gw.p2p.status(fresh=True)
+    if status is not None and not status.peers:
+        raise NoPeers("no peer is connected: there is no one to sync from (add one first)")
     await gw.p2p.command(messages.SyncNow(), messages.Ok)
     return JSONResponse(replies.OK)

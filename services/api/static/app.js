@@ -6,7 +6,7 @@
 
 import { adminToken, get, isMissing, isNotFound, setAdminToken } from './api.js';
 import { clear, h, link, short, tickTimes } from './dom.js';
-import { Live } from './live.js';
+import { Live, POLL_MS } from './live.js';
 import { readyBadge } from './ready.js';
 import * as views from './views.js';
 
@@ -30,7 +30,7 @@ const NAV = [
 const LIVE_TEXT = {
   connecting: 'connecting…',
   live: 'live',
-  polling: 'updating every 5 s',
+  polling: `updating every ${POLL_MS / 1000} s`,
   reconnecting: 'reconnecting…',
   offline: 'node offline',
 };

@@ -2,14 +2,19 @@
 //
 // Events only say that something changed; the data comes from the REST routes, fetched at
 // most once per MIN_GAP_MS however fast blocks come, one request at a time, and not at all
-// while the tab is hidden. Without a stream (an older node answers 404, or it broke), the
-// page polls /api/v1/status every POLL_MS and tries the stream again now and then.
+// while the tab is hidden. The node publishes no event when mining stops, a peer leaves or
+// p2p goes down, so /api/v1/status is also re-read POLL_MS after the last read while the
+// page is visible (a quiet chain still shows the truth within seconds), later while the
+// node does not answer, and never while the tab is hidden. Without a stream (an older node
+// answers 404, or it broke) that read is all there is, and the stream is tried again now
+// and then.
 
 import { get, isMissing } from './api.js';
 
 export const WINDOW = 50; // blocks kept for the charts and the live list
 const MIN_GAP_MS = 1000;
-const POLL_MS = 5000;
+export const POLL_MS = 2000;
+const BACKOFF_MS = 10000; // the longest wait between reads while the node does not answer
 const SSE_RETRY_MS = 60000;
 const EVENT_TYPES = ['head', 'reorg', 'txs_added', 'txs_removed', 'resync'];
 
@@ -28,13 +33,15 @@ export class Live extends EventTarget {
     this.reload = false;
     this.lastRun = 0;
     this.source = null;
-    this.poller = null;
     this.retry = null;
+    this.beat = null; // the next status read when nothing else asks for one
+    this.failures = 0;
   }
 
   start() {
     document.addEventListener('visibilitychange', () => {
-      if (!document.hidden && this.dirty) this.refresh();
+      // nothing is read while hidden: once shown again, read at once, then every POLL_MS
+      if (!document.hidden) this.refresh();
     });
     this.connect();
     this.refresh({ reload: true });
@@ -57,7 +64,6 @@ export class Live extends EventTarget {
     const source = new EventSource('/api/v1/events');
     this.source = source;
     source.onopen = () => {
-      this.stopPolling();
       this.setMode('live');
       this.refresh(); // whatever happened while we were not listening
     };
@@ -76,15 +82,9 @@ export class Live extends EventTarget {
     };
   }
 
+  /** No stream: the periodic status read (see `schedule`) is all the page gets. */
   startPolling() {
     if (this.mode !== 'offline' && this.mode !== 'reconnecting') this.setMode('polling');
-    if (this.poller) return;
-    this.poller = setInterval(() => this.refresh(), POLL_MS);
-  }
-
-  stopPolling() {
-    clearInterval(this.poller);
-    this.poller = null;
   }
 
   onEvent(e) {
@@ -119,25 +119,41 @@ export class Live extends EventTarget {
 
   async run() {
     this.timer = null;
-    if (document.hidden) return; // stays dirty: refreshed when the tab is shown again
+    clearTimeout(this.beat);
+    this.beat = null;
+    if (document.hidden) return; // stays dirty, and no read is scheduled: see start()
     this.running = true;
     this.dirty = false;
     this.lastRun = Date.now();
     const reload = this.reload;
     this.reload = false;
-    let detail = { headChanged: false, poolChanged: false };
+    let detail = { headChanged: false, poolChanged: false, nodeChanged: false };
     try {
       detail = await this.load(reload);
       this.error = null;
+      this.failures = 0;
       if (this.mode === 'offline') this.setMode(this.source ? 'live' : 'polling');
     } catch (err) {
       this.error = err;
+      this.failures += 1;
       if (!this.source || this.mode !== 'live') this.setMode('offline');
     } finally {
       this.running = false;
     }
     this.dispatchEvent(new CustomEvent('update', { detail }));
     if (this.dirty) this.refresh();
+    else this.schedule();
+  }
+
+  /** The next status read, POLL_MS after this one (doubling while the node does not answer,
+   *  up to BACKOFF_MS); any earlier read, for an event, puts it off again. */
+  schedule() {
+    clearTimeout(this.beat);
+    const wait = Math.min(POLL_MS * 2 ** Math.min(this.failures, 8), BACKOFF_MS);
+    this.beat = setTimeout(() => {
+      this.beat = null;
+      this.refresh();
+    }, wait);
   }
 
   async load(reload) {
@@ -153,7 +169,10 @@ export class Live extends EventTarget {
     else this.mempool.push({ x: status.height, y: count });
     if (this.mempool.length > WINDOW) this.mempool.splice(0, this.mempool.length - WINDOW);
     const poolChanged = headChanged || !prev || prev.mempool?.count !== status.mempool?.count;
-    return { headChanged, poolChanged };
+    // what no event announces: the miner, p2p and its peers
+    const nodeChanged = !prev || ['mining', 'validator', 'p2p', 'peers', 'syncing']
+      .some((key) => prev[key] !== status[key]);
+    return { headChanged, poolChanged, nodeChanged };
   }
 
   /** The pool's size after each recent head, as the node saw it: the chart starts filled. */

@@ -16,6 +16,7 @@ const PACE_NOTICE = { sealing: 'ok', idle: 'info', late: 'warn', waiting: 'bad' 
 const AUTHORITY_BADGE = { live: 'ok', offline: 'bad' };
 const MAX_AMOUNT = 2n ** 63n - 1n;
 const MAX_DATA_BYTES = 1024;
+const CONSENSUS_QUIET_MS = 10000; // the consensus record is re-read this often without blocks
 
 export function strip0x(text) {
   return /^0x/i.test(text) ? text.slice(2) : text;
@@ -78,6 +79,20 @@ function stat(label, value, extra) {
     h('dd', {}, value instanceof Node ? value : String(value), extra ? h('small', {}, extra) : null));
 }
 
+/** Peers, syncing and mining as the status says them; a service that does not answer is
+ *  shown as such, never as 0 peers or an idle miner (an older node lacks `p2p` and
+ *  `validator`: its figures are shown as they come). */
+function nodeStats(st) {
+  const p2p = st.p2p !== false;
+  return [
+    p2p ? stat('Peers', int(st.peers), st.peers === 0 ? 'none connected' : null)
+      : stat('Peers', badge('unknown', 'warn'), 'no p2p service answers'),
+    stat('Syncing', p2p ? yesNo(st.syncing) : 'unknown'),
+    st.validator === false ? stat('Mining', badge('none'), 'no miner on this node')
+      : stat('Mining', st.mining ? badge('mining', 'ok') : badge('stopped', 'warn')),
+  ];
+}
+
 export function overview(main, _params, ctx) {
   const { live } = ctx;
   const stats = h('dl', { class: 'stats', id: 'stats' });
@@ -93,8 +108,10 @@ export function overview(main, _params, ctx) {
 
   let consensus = null;
   let consensusMissing = false;
+  let consensusAt = 0;
   const loadConsensus = throttle(async () => {
     if (consensusMissing) return;
+    consensusAt = Date.now();
     try {
       consensus = await get('/api/v1/consensus');
     } catch (err) {
@@ -125,9 +142,7 @@ export function overview(main, _params, ctx) {
       stat('Network', `#${st.network_id}`, st.consensus === 'pow' ? 'proof of work' : 'proof of authority'),
       stat('Height', int(st.height)),
       stat('Head', link('block', st.head), timeAgo(st.head_timestamp)),
-      stat('Peers', int(st.peers)),
-      stat('Syncing', yesNo(st.syncing)),
-      stat('Mining', st.mining ? badge('mining', 'ok') : badge('idle')),
+      ...nodeStats(st),
       stat('Pool', `${int(mempool.count)} txs`, `${int(mempool.ready)} ready · ${bytes(mempool.bytes)}`),
       stat('Difficulty', `${int(st.difficulty)} bits`, `weight ${int(st.total_weight)}`));
   }
@@ -200,7 +215,8 @@ export function overview(main, _params, ctx) {
   return {
     update(detail) {
       draw();
-      if (detail.headChanged) loadConsensus();
+      // a stalled chain has no new head, but its signers' record still moves (missed turns)
+      if (detail.headChanged || Date.now() - consensusAt > CONSENSUS_QUIET_MS) loadConsensus();
     },
   };
 }
@@ -730,14 +746,15 @@ export async function operate(main, _params, ctx) {
   clear(main, heading('Operate'),
     panel('Mining', mining, miningResult), panel('Peers', network, networkResult));
 
-  async function act(button, resultEl, path, body, done) {
+  async function act(button, resultEl, path, body, done, explain = {}) {
     button.disabled = true;
     try {
       const reply = await post(path, body);
       clear(resultEl, notice(done(reply), 'ok'));
       return reply;
     } catch (err) {
-      clear(resultEl, h('p', { class: 'notice bad' }, h('strong', { class: 'code', text: err.code }), ` — ${err.message}`));
+      clear(resultEl, explain[err.code] ? notice(explain[err.code], 'warn')
+        : h('p', { class: 'notice bad' }, h('strong', { class: 'code', text: err.code }), ` — ${err.message}`));
       return null;
     } finally {
       button.disabled = false;
@@ -758,7 +775,8 @@ export async function operate(main, _params, ctx) {
   /** The miner panel from a status (GET /mining, or the reply of start/stop). */
   function drawMining(m) {
     if (!m.validator) {
-      clear(mining, notice('This node runs no miner (a basic node): it relays and checks blocks but does not seal them.', 'info'));
+      clear(mining, notice('No miner on this node: it relays and checks blocks but does not seal them '
+        + '(a basic node runs none; on a validator, its miner service is not answering).', 'info'));
       return;
     }
     const start = h('button', { type: 'button', id: 'mining-start', text: 'Start mining', disabled: m.mining });
@@ -813,7 +831,8 @@ export async function operate(main, _params, ctx) {
   });
   const sync = h('button', { type: 'button', id: 'sync-now', class: 'secondary', text: 'Sync now' });
   sync.addEventListener('click', () => act(sync, networkResult, '/api/v1/sync', {},
-    () => 'Sync requested: the node asks its best peer for blocks it lacks.'));
+    () => 'Sync requested: the node asks its best peer for blocks it lacks.',
+    { no_peers: 'No peer to sync from: this node has no peer connected. Add one above first.' }));
   const refresh = h('button', { type: 'button', class: 'secondary', text: 'Refresh', onclick: () => loadPeers() });
   const peerList = h('div', { id: 'peer-list' });
   const controls = h('div', { class: 'controls' }, form, h('div', { class: 'actions' }, sync, refresh));
@@ -832,8 +851,7 @@ export async function operate(main, _params, ctx) {
       return;
     }
     if (!ctx.alive()) return;
-    if (doc && doc.p2p === false) {
-      peersMissing = true;
+    if (doc && doc.p2p === false) { // not latched: the panel comes back with the service
       clear(network, notice('Peer-to-peer networking is not running on this node: no p2p service answers.', 'info'));
       return;
     }
@@ -860,7 +878,7 @@ export async function operate(main, _params, ctx) {
   await Promise.all([loadMining(), loadPeers()]);
   return {
     update(detail) {
-      if (detail.headChanged) refreshLive();
+      if (detail.headChanged || detail.nodeChanged) refreshLive();
     },
   };
 }
