@@ -276,11 +276,13 @@ class BusClient:
                 self.pending[request_id] = fut
                 sock = self._open()
                 sent = time.monotonic()
-                await sock.send_multipart([request_id, payload, *trace])
                 try:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
-                    # cancellation that arrives as the reply does, and its caller never stops
+                    # cancellation that arrives as the reply does, and its caller never stops.
+                    # The send is inside it too: to a peer that is gone (an inproc server that
+                    # closed) a DEALER's send can block, and the request would never end.
                     async with asyncio.timeout(wait):
+                        await sock.send_multipart([request_id, payload, *trace])
                         raw = await fut
                 except TimeoutError:
                     # Reset only a socket that went silent: if other replies arrived meanwhile

@@ -116,7 +116,10 @@ def test_quickstart_send_and_survive_a_state_crash(node: TestNode) -> None:
     # --- the README's first steps --------------------------------------------------------
     status = ccoin_json("status", "--data", data)
     assert status["network_id"] == 1337
-    assert {p["state"] for p in node.supervised_status().values()} == {"RUNNING"}
+    # a service counts as RUNNING once it has stayed up supervisord's startsecs, which may
+    # be after the API first answered
+    wait_until(lambda: {p["state"] for p in node.supervised_status().values()} == {"RUNNING"},
+               timeout=30, what="every service RUNNING under supervisord")
     alice = ccoin_out("account", "new", "--data", data).strip()
     sent = ccoin_json("send", "--data", data, "--from", developer, "--to", alice,
                       "--amount", "1000000", "--fee", "1", "--wait", "--timeout", "60")

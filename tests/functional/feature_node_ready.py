@@ -37,8 +37,11 @@ def status_lines(node: TestNode) -> list[str]:
 
 
 def ready_lines(node: TestNode) -> list[str] | None:
+    """`ccoin node status` once every service is RUNNING (up supervisord's startsecs, which
+    may be after the API answered) and the node ready."""
     lines = status_lines(node)
-    return lines if lines[-1] == "readiness: ready" else None
+    running = all(line.split()[1] == "RUNNING" for line in lines[:-1])
+    return lines if running and lines[-1] == "readiness: ready" else None
 
 
 def test_a_node_that_cannot_do_its_job_says_so(short_tmp: Path) -> None:
