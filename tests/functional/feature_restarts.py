@@ -1,4 +1,5 @@
-"""feature_restarts: a restart of any one service never strands the chain (issue 11).
+"""feature_restarts: a restart of any one service never strands the chain (issue 11), with 2
+authorities and with 3.
 
 Two authorities, each needed for every other block (Clique's recency rule with n = 2): if
 any service of either validator comes back without learning the head, or without telling
@@ -44,6 +45,7 @@ def _heights(apis: list[RestApi]) -> list[int]:
 
 
 def _both_advance(apis: list[RestApi], what: str) -> None:
+    """Every node (each of `apis`) gains `ADVANCE` blocks."""
     start = wait_until(lambda: _heights(apis), timeout=TIMEOUT, what=f"both APIs ({what})",
                        ignore=NET_ERRORS)
     target = max(start) + ADVANCE
@@ -79,3 +81,20 @@ def test_a_frozen_p2p_thaws_into_a_moving_chain(pair: TestNetwork) -> None:
         finally:
             os.kill(pid, signal.SIGCONT)
         _both_advance(apis, f"node{index}'s p2p was frozen and thawed")
+
+
+def test_with_three_authorities_a_killed_service_never_strands_the_chain() -> None:
+    """With 3 authorities one may be missing (⌊3/2⌋+1 = 2 consecutive blocks apart), yet a
+    restart must not leave the restarted node behind: after each kill both the restarted
+    node and the others advance."""
+    with TestNetwork.up("ccrs3-", "--nodes", "3", "--validators", "3", "--base-port",
+                        str(free_base_port(3)), "--interval-ms", str(INTERVAL_MS)) as net:
+        apis = net.apis
+        node = net.node(1)
+        for service in ("state", "p2p", "miner", "api"):
+            pid = node.supervised_status()[service]["pid"]
+            log_step(f"kill -9 {service} of node1 (pid {pid})")
+            os.kill(pid, signal.SIGKILL)
+            wait_until(partial(_restarted, node, service, pid), timeout=TIMEOUT,
+                       what=f"supervisord to restart node1's {service}")
+            _both_advance(apis, f"node1's {service} was killed")
