@@ -8,17 +8,20 @@ import { adminToken, get, isMissing, isNotFound, setAdminToken } from './api.js'
 import { clear, h, link, short, tickTimes } from './dom.js';
 import { Live, POLL_MS } from './live.js';
 import { readyBadge } from './ready.js';
-import * as views from './views.js';
+import { account, block, blocks, pool, tx } from './explorer.js';
+import { operate, wallet } from './operate.js';
+import { overview } from './overview.js';
+import { strip0x } from './ui.js';
 
 const ROUTES = [
-  [/^$/, views.overview, 'Overview', 'overview'],
-  [/^blocks$/, views.blocks, 'Explorer', 'blocks'],
-  [/^pool$/, views.pool, 'Pool', 'pool'],
-  [/^block\/(\d{1,19}|(?:0x)?[0-9a-fA-F]{64})$/, views.block, 'Block', 'blocks'],
-  [/^tx\/((?:0x)?[0-9a-fA-F]{64})$/, views.tx, 'Transaction', 'blocks'],
-  [/^account\/((?:0x)?[0-9a-fA-F]{40})$/, views.account, 'Account', 'blocks'],
-  [/^wallet$/, views.wallet, 'Wallet', 'wallet'],
-  [/^operate$/, views.operate, 'Operate', 'operate'],
+  [/^$/, overview, 'Overview', 'overview'],
+  [/^blocks$/, blocks, 'Explorer', 'blocks'],
+  [/^pool$/, pool, 'Pool', 'pool'],
+  [/^block\/(\d{1,19}|(?:0x)?[0-9a-fA-F]{64})$/, block, 'Block', 'blocks'],
+  [/^tx\/((?:0x)?[0-9a-fA-F]{64})$/, tx, 'Transaction', 'blocks'],
+  [/^account\/((?:0x)?[0-9a-fA-F]{40})$/, account, 'Account', 'blocks'],
+  [/^wallet$/, wallet, 'Wallet', 'wallet'],
+  [/^operate$/, operate, 'Operate', 'operate'],
 ];
 const NAV = [
   ['overview', '#/', 'Overview'],
@@ -117,7 +120,7 @@ function focusHeading() {
 
 async function search(text) {
   const result = document.getElementById('search-result');
-  const q = views.strip0x(text.trim());
+  const q = strip0x(text.trim());
   result.textContent = '';
   if (!q) return;
   if (/^\d+$/.test(q)) {
