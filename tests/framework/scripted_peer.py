@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the peer as a process (`main`) needs none of a node's machi
     from tests.framework.node import TestNode
 
 W = TypeVar("W", bound=wire.WireMessage)
+SEND_TIMEOUT_MS = 5000
 
 
 class ScriptedPeer:
@@ -67,6 +68,9 @@ class ScriptedPeer:
     def _open(self) -> zmq.Socket[bytes]:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # a link the node refuses (a banned address) may leave no pipe to queue on: a send
+        # then fails after this long (zmq.Again) instead of blocking the peer for good
+        sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
         if self.curve is not None:
             server, public, secret = self.curve
             curve.make_client(sock, public, secret, server)
@@ -212,8 +216,11 @@ def _misbehave(peer: ScriptedPeer, wait: float) -> wire.Bye | None:
     """Send undecodable frames (a malformed PNG costs 20) until the node says `BYE banned`."""
     deadline = time.monotonic() + 3 * wait
     while time.monotonic() < deadline:
-        for _ in range(10):
-            peer.send_raw(b"PNG\xc1")
+        try:
+            for _ in range(10):
+                peer.send_raw(b"PNG\xc1")
+        except zmq.Again:
+            return None  # the link is gone without a BYE reaching us
         end = min(deadline, time.monotonic() + wait)
         while (left := end - time.monotonic()) > 0:
             msg = peer.recv(left)
@@ -244,7 +251,10 @@ def run_peer(endpoint: str, *, network_id: int, genesis: bytes, misbehave: bool,
              for _ in range(attempts)]
     try:
         for p in peers:
-            p.hello()
+            try:
+                p.hello()
+            except zmq.Again:
+                pass  # refused before the hello could even be queued: it will not be acked
         deadline = time.monotonic() + wait
         answered: list[ScriptedPeer] = []
         for p in peers:
