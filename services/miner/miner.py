@@ -36,7 +36,7 @@ import zmq.asyncio
 from common import consensus, messages
 from common.crypto import Signer
 from common.encoding import pack, unpack_canonical
-from common.errors import CcoinError, Unavailable
+from common.errors import CcoinError, StorageUnavailable, Unavailable
 from common.genesis import Genesis
 from common.types import ZERO_ADDRESS, BlockHeader
 from runtime import bus
@@ -265,6 +265,12 @@ class Miner:
                 wait_ms = POLL_MS if decision.wake_ms is None else decision.wake_ms - now
                 backoff = BACKOFF_MIN_S
                 await self._sleep(min(max(wait_ms, 1), POLL_MS) / 1000)
+            except StorageUnavailable as exc:  # until its status says so: pause (`plan`)
+                self._round_done(f"{STORAGE_PAUSE}: {exc.message}")
+                log.warning("%s: %s; looking again in %.2f s", STORAGE_PAUSE, exc.message,
+                            backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
             except Unavailable as exc:
                 self._round_done(f"state unavailable: {exc}")
                 log.warning("state unavailable (%s); retrying in %.2f s", exc, backoff)
