@@ -104,6 +104,7 @@ class StateService:
             block = fresh.store.block(fresh.head.header.hash)
             if block is not None:
                 self._publish_head(ImportResult(BlockStatus.HEAD, block, (block,)))
+
     # --- reads --------------------------------------------------------------------------
 
     def status(self, _: m.GetStatus) -> m.StatusReply:
