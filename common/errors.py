@@ -273,6 +273,17 @@ class StoreLocked(StoreError):
     """the chain database is in use by another process (its LevelDB lock is held)"""
 
 
+class StoreWriteFailed(StoreError):
+    """a write to the chain database failed (a full disk, an I/O error): state writes nothing
+    more until it has reopened the database, which it does by itself once the disk takes
+    writes again"""
+
+
+class DiskSpaceLow(StoreError):
+    """the chain database's disk has less free space than `chain.min_free_mb`: transactions
+    and blocks are refused until space is freed"""
+
+
 # --- transactions ---------------------------------------------------------------------------
 
 

@@ -17,7 +17,8 @@
   "keystore": {"password_file": "password.txt"},    # or $CCOIN_PASSWORD
   "mining": {"autostart": true},
   "mempool": {"max_count": 200000, "max_future": 64},   # pool size; nonces held past a gap
-  "chain": {"max_reorg": 1000},                          # deepest reorg applied
+  "chain": {"max_reorg": 1000,                           # deepest reorg applied
+            "min_free_mb": 100},   # below this much free disk, txs and blocks are refused
   "endpoints": {"state": "...", "events": "...", "miner": "..."}   # default ipc:// in run/
 }
 ```
@@ -54,7 +55,7 @@ _SECTIONS: dict[str, set[str]] = {
     "keystore": {"password_file"},
     "mining": {"autostart"},
     "mempool": {"max_count", "max_future"},
-    "chain": {"max_reorg"},
+    "chain": {"max_reorg", "min_free_mb"},
     "endpoints": {"state", "events", "miner", "p2p"},
 }
 
@@ -90,6 +91,7 @@ class NodeConfig:
     mempool_max_count: int = 200_000
     mempool_max_future: int = 64
     max_reorg: int = 1000
+    min_free_mb: int = 100  # free disk space state keeps; 0: no free-space guard
     endpoint_overrides: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
 
@@ -229,6 +231,7 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
                                   10_000_000),
         mempool_max_future=integer(pool.get("max_future", 64), "mempool.max_future", 1, 10_000),
         max_reorg=integer(chain.get("max_reorg", 1000), "chain.max_reorg", 1, 1_000_000),
+        min_free_mb=integer(chain.get("min_free_mb", 100), "chain.min_free_mb", 0, 10**7),
         endpoint_overrides=dict(endpoints),
         config_path=config_path,
     )

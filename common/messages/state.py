@@ -79,6 +79,10 @@ class StatusReply(Message):
     miners: tuple[Address20, ...]
     recent_signers: tuple[Address20, ...]
     difficulty: U8
+    # why state writes nothing now ("" while it does): damage, a failed write, low disk space
+    storage: str = ""
+    disk_free: U63 = 0  # bytes free for the chain database
+    min_free: U63 = 0  # the free space state keeps (chain.min_free_mb, in bytes; 0: none)
 
 
 @message("get_block")

@@ -114,6 +114,13 @@ def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_
         gauge("ccoin_mempool_bytes", "bytes of transactions in the pool", status.mempool_bytes)
         gauge("ccoin_mempool_ready", "pool transactions ready for the next block",
               status.ready_count)
+        gauge("ccoin_storage_ok", "1 while state may write; 0 while it refuses transactions "
+              "and blocks (damage, a failed write, free space below chain.min_free_mb)",
+              0 if status.storage else 1)
+        gauge("ccoin_storage_free_bytes", "free disk space for the chain database",
+              status.disk_free)
+        gauge("ccoin_storage_min_free_bytes", "chain.min_free_mb in bytes (0: no guard)",
+              status.min_free)
     if health is not None:
         overdue = health.pace in (ChainPace.LATE, ChainPace.WAITING)
         gauge("ccoin_chain_overdue", "1 while the next block is overdue (more than half an "

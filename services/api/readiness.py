@@ -4,8 +4,9 @@
 asks more of the node, one check each, from what its services answered just now (`Facts`):
 
 - **state**: the state service answered a status read within its timeout;
-- **storage**: state's store serves reads. Today that is "state answered" (a failing
-  store that still answers is issue 10's: `Facts.storage_error` is where it goes);
+- **storage**: state may write: its status says why not (`StatusReply.storage`: the
+  database is damaged, a write failed, or free disk space is below `chain.min_free_mb`;
+  services/state/storage.py). State still answers then, and serves what it can read;
 - **head**: the head advances when it should. It should while this node seals (its miner
   is on) or while a peer is ahead of it; then a head older than `stale_after_ms` (5
   intervals, at least 10 s) is not ready. A node with nothing to seal (empty blocks off and
@@ -92,7 +93,6 @@ class Facts:
     outbound_only: bool
     interval_ms: int
     allow_empty: bool
-    storage_error: str = ""  # issue 10: state's store refuses writes or reads
 
 
 def stale_after_ms(interval_ms: int) -> int:
@@ -112,9 +112,12 @@ def _state(f: Facts) -> Check:
 def _storage(f: Facts) -> Check:
     if f.state is None:
         return Check(SKIP, "needs state")
-    if f.storage_error:
-        return Check(FAIL, f.storage_error)
-    return Check(OK, "state serves reads")
+    if f.state.storage:
+        return Check(FAIL, f.state.storage)
+    free = f"{f.state.disk_free / 2**20:.0f} MB free"
+    if f.state.min_free:
+        free += f" (keeps {f.state.min_free / 2**20:.0f} MB)"
+    return Check(OK, f"state reads and writes; {free}")
 
 
 def _best_peer(f: Facts) -> int:
@@ -185,7 +188,8 @@ CHECK_OUT = Shape("ReadyCheck", [
 ])
 _DOCS = {
     "state": "the state service answered a status read within its timeout",
-    "storage": "state's store serves reads",
+    "storage": "state may write: its database is not damaged, its last write did not fail, "
+               "and free disk space is above `chain.min_free_mb`",
     "head": f"the head is no older than {STALE_INTERVALS} block intervals (at least "
             f"{MIN_STALE_MS // 1000} s) while this node seals or a peer is ahead",
     "miner": "a miner that is on is not stuck: its rounds do not keep failing, and it "
@@ -201,7 +205,8 @@ READY_OUT = Shape("ReadyOut", [
        "ready, 503 with the failing checks' reasons when not.", examples=[
     {"ready": True, "reasons": [], "checks": {
         "state": {"status": OK, "detail": "height 42"},
-        "storage": {"status": OK, "detail": "state serves reads"},
+        "storage": {"status": OK, "detail": "state reads and writes; 50176 MB free "
+                                              "(keeps 100 MB)"},
         "head": {"status": OK, "detail": "head 42 is 1 s old"},
         "miner": {"status": OK, "detail": "42 block(s) sealed since it started"},
         "p2p": {"status": OK, "detail": "listening, 3 peer(s)"}}},

@@ -214,6 +214,19 @@ MEMPOOL_STATUS = Shape("Mempool", [
 ])
 
 
+STORAGE_STATUS = Shape("Storage", [
+    Field("ok", BOOL, "false while state refuses transactions and blocks (see `problem`)",
+          src=lambda status: not status.storage),
+    Field("problem", STR, "why, in one line (\"\" when ok): the database is damaged (run "
+                          "`ccoin node check`), a write failed (state reopens the database "
+                          "once the disk takes writes again), or free space is below "
+                          "`chain.min_free_mb`", src="storage"),
+    Field("free_bytes", INT, "free space for the chain database", src="disk_free"),
+    Field("min_free_bytes", INT, "`chain.min_free_mb` in bytes: below it, transactions and "
+                                 "blocks are refused (0: no such guard)", src="min_free"),
+])
+
+
 def _consensus(status: StatusReply) -> str:
     return "poa" if status.poa else "pow"
 
@@ -242,6 +255,7 @@ STATUS_OUT = Shape("StatusOut", [
     Field("authorities", ListOf(HEX), src="miners"),
     Field("recent_signers", ListOf(HEX)),
     Field("mempool", MEMPOOL_STATUS, src=lambda status: status),
+    Field("storage", STORAGE_STATUS, src=lambda status: status),
 ], examples=[{
     "network_id": 1337, "genesis": "7c" * 32, "height": 42, "head": "5e" * 32,
     "head_timestamp": 1767225600000, "total_weight": 84, "state_root": "2e" * 32,
@@ -249,7 +263,9 @@ STATUS_OUT = Shape("StatusOut", [
     "mining": True, "validator": True,
     "version": "0.1.0", "consensus": "poa",
     "difficulty": 4, "authorities": ["3f" * 20], "recent_signers": ["3f" * 20],
-    "mempool": {"count": 2, "bytes": 282, "ready": 2}}])
+    "mempool": {"count": 2, "bytes": 282, "ready": 2},
+    "storage": {"ok": True, "problem": "", "free_bytes": 52613349376,
+                "min_free_bytes": 104857600}}])
 
 COUNT_OUT = Shape("CountOut", [Field("count", INT)], examples=[{"count": 43}])
 

@@ -12,6 +12,9 @@ Timing policy (`plan`), with `interval` = genesis `interval_ms` and `parent` = t
   `allow_empty`; if 0 < ready < `min_bound`, wait until slot + interval and seal anyway (no
   transaction waits forever); if ready == 0 and not `allow_empty`, wait for a transaction.
 - Empty blocks carry `extra` = the genesis placeholder; timestamp = max(now, parent + 1 ms).
+- While state cannot store a block (its status names a storage problem: a damaged
+  database, a failed write, low disk space), nothing is sealed: the miner says so once,
+  looks at the status as it does while waiting, and says so again when sealing resumes.
 
 The miner never spins: it sleeps until its next decision time, wakes on a `head` event or a
 control request, and while waiting polls `GetStatus` at most every 200 ms (to see the pool
@@ -33,7 +36,7 @@ import zmq.asyncio
 from common import consensus, messages
 from common.crypto import Signer
 from common.encoding import pack, unpack_canonical
-from common.errors import CcoinError, Unavailable
+from common.errors import CcoinError, StorageUnavailable, Unavailable
 from common.genesis import Genesis
 from common.types import ZERO_ADDRESS, BlockHeader
 from runtime import bus
@@ -51,6 +54,7 @@ STATUS_TIMEOUT_S = 1.0
 TEMPLATE_TIMEOUT_S = 10.0
 SUBMIT_TIMEOUT_S = 15.0
 MAX_ERROR = 300  # characters of a failure kept for the status
+STORAGE_PAUSE = "state cannot store blocks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ def plan(genesis: Genesis, status: messages.StatusReply, address: bytes, now: in
     interval = genesis.interval_ms
     parent_ts = status.head_timestamp
     extra_delay = 0
+    if status.storage:
+        return Plan(False, None, f"{STORAGE_PAUSE}: {status.storage}")
     if genesis.is_poa:
         if address not in genesis.miners:
             return Plan(False, None, "not an authority")
@@ -247,6 +253,7 @@ class Miner:
                 now = self.clock()
                 decision = plan(self.genesis, status, self.address, now, self._delay_for(status))
                 if decision.seal:
+                    self._note(decision, status)
                     sealed = await self._seal(status, decision)
                     self._round_done()
                     backoff = BACKOFF_MIN_S
@@ -258,6 +265,12 @@ class Miner:
                 wait_ms = POLL_MS if decision.wake_ms is None else decision.wake_ms - now
                 backoff = BACKOFF_MIN_S
                 await self._sleep(min(max(wait_ms, 1), POLL_MS) / 1000)
+            except StorageUnavailable as exc:  # until its status says so: pause (`plan`)
+                self._round_done(f"{STORAGE_PAUSE}: {exc.message}")
+                log.warning("%s: %s; looking again in %.2f s", STORAGE_PAUSE, exc.message,
+                            backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
             except Unavailable as exc:
                 self._round_done(f"state unavailable: {exc}")
                 log.warning("state unavailable (%s); retrying in %.2f s", exc, backoff)
@@ -293,8 +306,14 @@ class Miner:
         return self._delay[1]
 
     def _note(self, decision: Plan, status: messages.StatusReply) -> None:
-        """Log a waiting reason once per change, not once per poll."""
+        """Log a waiting reason once per change, not once per poll; a pause for storage as a
+        warning, and its end."""
         if decision.reason != self._last_reason:
+            paused = decision.reason.startswith(STORAGE_PAUSE)
+            if paused and not self._last_reason.startswith(STORAGE_PAUSE):
+                log.warning("sealing paused: %s", decision.reason)
+            elif not paused and self._last_reason.startswith(STORAGE_PAUSE):
+                log.info("sealing resumed: state stores blocks again")
             self._last_reason = decision.reason
             log.debug("height %d: %s (ready %d)", status.height + 1, decision.reason,
                       status.ready_count)

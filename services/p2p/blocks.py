@@ -24,6 +24,7 @@ from common.errors import (
     InvalidBlock,
     Malformed,
     NotFound,
+    StorageUnavailable,
     UnknownParent,
     error_from_code,
 )
@@ -94,9 +95,13 @@ class BlockRelay:
             return
         if len(msg.block) <= RECENT_BLOCK_MAX:
             self.recent.put(h, msg.block)
-        result = await self.state.request(messages.SubmitBlocks((msg.block,)),
-                                          messages.SubmitBlocksResult,
-                                          timeout=SUBMIT_TIMEOUT_S, retries=1)
+        try:
+            result = await self.state.request(messages.SubmitBlocks((msg.block,)),
+                                              messages.SubmitBlocksResult,
+                                              timeout=SUBMIT_TIMEOUT_S, retries=1)
+        except StorageUnavailable as exc:  # ours, not the peer's: sync fetches it later
+            log.debug("block %d from %s not stored: %s", block.height, peer.label, exc)
+            return
         outcome = result.outcomes[0]
         if outcome.status != BlockStatus.ERROR:
             self.seen.add(h)

@@ -17,6 +17,10 @@ next batch continues the fork instead of repeating it.
 Everything the machine needs from the node comes through one collaborator, `SyncHost`: the
 ready peers, our tip and the fork-choice rule, state's locator, the import of a batch, and
 the penalty for a peer that fails us.
+
+A state that cannot store blocks (`storage_unavailable`: low disk space, a failed write,
+damage; services/state/storage.py) cannot follow: the syncer says so once and asks again
+only every `STORAGE_PAUSE_S`, rather than fetching batches it cannot hand over.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from typing import Protocol
 
 from common import wire
-from common.errors import CcoinError
+from common.errors import CcoinError, StorageUnavailable
 from services.p2p import scoring
 from services.p2p.chainview import Tip
 from services.p2p.peer import Peer
@@ -40,6 +44,7 @@ BATCH_BYTES = 8 * 1024 * 1024
 REPLY_TIMEOUT_S = 15.0
 FAILED_PAUSE_S = 60.0  # a peer that let a round down is not asked again for this long
 IDLE_CHECK_S = 2.0
+STORAGE_PAUSE_S = 10.0
 MAX_ROUNDS = 100_000
 
 
@@ -78,11 +83,14 @@ class PeerGone(Exception):
 
 
 class Syncer:
-    def __init__(self, host: SyncHost, *, reply_timeout: float = REPLY_TIMEOUT_S) -> None:
+    def __init__(self, host: SyncHost, *, reply_timeout: float = REPLY_TIMEOUT_S,
+                 storage_pause: float = STORAGE_PAUSE_S) -> None:
         """`reply_timeout`: how long a round waits for a peer's `BLS` before it gives up on
-        that peer (the protocol's 15 s)."""
+        that peer (the protocol's 15 s); `storage_pause`: how long it waits before trying
+        again when state could not store what it fetched."""
         self.host = host
         self.reply_timeout = reply_timeout
+        self.storage_pause = storage_pause
         self.state = SyncState.IDLE
         self.target: Peer | None = None
         self.rounds = 0
@@ -91,6 +99,7 @@ class Syncer:
         self._wake = asyncio.Event()
         self._forced = False
         self._orphan_from: Peer | None = None
+        self._storage_paused = False
 
     # --- triggers ---------------------------------------------------------------------------
 
@@ -172,9 +181,20 @@ class Syncer:
                 continue
             try:
                 await self.sync_from(peer)
+            except StorageUnavailable as exc:
+                if not self._storage_paused:
+                    log.warning("sync paused: state cannot store blocks: %s", exc.message)
+                    self._storage_paused = True
+                await asyncio.sleep(self.storage_pause)
+                self._wake.set()  # the pause was the wait: look again at once
+                continue
             except CcoinError as exc:  # state unavailable and the like: try again later
                 log.warning("sync from %s stopped: %s", peer.label, exc)
                 await asyncio.sleep(1.0)
+                continue
+            if self._storage_paused:
+                log.info("sync resumed: state stores blocks again")
+                self._storage_paused = False
 
     async def sync_from(self, peer: Peer) -> None:
         host = self.host

@@ -6,6 +6,14 @@ import (or one whole reorg) is one WriteBatch. The main chain's indexes are writ
 undone by the one pair of functions in `indexes`, so a reorg is "disconnect the old branch,
 connect the new" with the very code an import uses. Block templates are built in
 `templates`; read-only questions are answered in `queries`.
+
+Nothing in memory is ever ahead of the disk (DESIGN §11). The head moves only after its
+batch is committed; the pool changes as its batch is built (each admission depends on the
+ones before it), so when a commit fails (`StoreError`) the memory is put back to what the
+store holds (`_forget_unwritten`: the head it has, the pool its journal holds) before the
+error goes on to the caller. The commits that only tidy the journal (transactions a new
+head or a template found stale) may fail without failing what they follow: the journal
+replay at the next open drops those entries again.
 """
 
 from __future__ import annotations
@@ -247,7 +255,7 @@ class Chain:
         returned = [tx for b in disconnected for tx in b.txs if tx.id not in included]
         for tx in returned:
             batch.put(schema.journal_key(tx.id), tx.raw)
-        self.store.commit(batch)
+        self._commit_or_forget(batch)
         self.head = Head(header, meta)
         self.templates.clear()
         self._note(removed)
@@ -353,7 +361,7 @@ class Chain:
             accepted.append(tx)
             results.append(None)
         if accepted or batch.deletes:
-            self.store.commit(batch)
+            self._commit_or_forget(batch)
         return results, accepted
 
     def _readmit(self, txs: list[Transaction], reason: RemovalReason) -> None:
@@ -365,7 +373,7 @@ class Chain:
             drop = Batch()
             for tx, _ in failed:
                 drop.delete(schema.journal_key(tx.id))
-            self.store.commit(drop, sync=False)  # lost in a crash: the replay drops them
+            self._tidy(drop)
         self._note([Removed(tx, reason) for tx, _ in failed])
 
     def _restore_journal(self) -> None:
@@ -395,10 +403,42 @@ class Chain:
                     batch.put(schema.journal_key(tx.id), tx.raw)
             for tx_id in failed_ids:
                 batch.delete(schema.journal_key(tx_id))
-            self.store.commit(batch)
+            self._tidy(batch, sync=True)
         if txs or stale_keys:
             log.info("mempool journal: %d restored, %d dropped, %d misfiled entries removed",
                      len(txs) - len(failed), len(failed), len(stale_keys))
+
+    # --- memory never ahead of the disk -------------------------------------------------
+
+    def _commit_or_forget(self, batch: Batch) -> None:
+        """Commit a batch the pool (or the head) already reflects; when the write fails,
+        put the memory back to what the store holds, then raise."""
+        try:
+            self.store.commit(batch)
+        except StoreError:
+            self._forget_unwritten()
+            raise
+
+    def _forget_unwritten(self) -> None:
+        """Memory as the store has it: its head, and the pool its journal holds (what a
+        restart would load, read through the same handle). The removals noted for events
+        belong to the write that failed: they did not happen."""
+        self.templates.clear()
+        self.removals.clear()
+        self.mempool.clear()
+        self.head = self._load_head()
+        self._restore_journal()
+        log.warning("a write failed: the pool is back to its journal (%d transactions), the "
+                    "head at %d", len(self.mempool), self.head.header.height)
+
+    def _tidy(self, batch: Batch, sync: bool = False) -> None:
+        """Drop journal entries the pool no longer holds. Lost to a crash or a failed
+        write, they are dropped again by the journal replay at the next open; a failed
+        write is remembered by the store, which then refuses every other."""
+        try:
+            self.store.commit(batch, sync=sync)
+        except StoreError as exc:
+            log.warning("journal tidying not written: %s", exc.message)
 
     def _note(self, removed: list[Removed]) -> None:
         """Remember why transactions left the pool (not by inclusion), for status queries
@@ -436,6 +476,6 @@ class Chain:
                 self.mempool.remove(tx)
                 batch.delete(schema.journal_key(tx.id))
             self._note([Removed(tx, RemovalReason.STALE) for tx in built.stale])
-            self.store.commit(batch, sync=False)
+            self._tidy(batch)
         self.templates.put(built.block.header, built.changes)
         return built.block

@@ -92,6 +92,14 @@ class Mempool:
         self._seq = itertools.count()
         self._ready_count: int | None = 0
 
+    def clear(self) -> None:
+        """Forget every transaction (the chain reloads the pool from its journal)."""
+        self.by_id.clear()
+        self.senders.clear()
+        self.arrival.clear()
+        self.size = 0
+        self._ready_count = 0
+
     def __len__(self) -> int:
         return len(self.by_id)
 

@@ -4,16 +4,25 @@ A thin shell around `Chain`: a dispatch table from request type to handler, each
 converting between wire messages and chain calls. Requests arrive checked against their
 declarations (`common.messages`: lengths, ranges, page bounds), so handlers re-check
 nothing. Events go out only after the commit.
+
+The requests that write (transactions, blocks, templates) first ask the storage guard
+(services/state/storage.py) whether state may write: damage, a failed write or low disk
+space refuse them with `storage_unavailable`, and the status says why. Every second the
+guard looks again, and after a failed write it hands over the chain on the reopened
+database once the disk takes writes again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import zmq.asyncio
 
 from common import messages as m
-from common.errors import CcoinError, NotFound
+from common.errors import CcoinError, NotFound, StoreError
 from common.genesis import Genesis
 from common.status import BlockStatus, RemovalReason
 from common.types import Block, Transaction
@@ -24,6 +33,7 @@ from services.state import queries
 from services.state.chain import Chain
 from services.state.mempool import Mempool
 from services.state.results import ImportResult
+from services.state.storage import CHECK_INTERVAL_S, MB, StorageGuard
 from services.state.store import Store
 
 log = logging.getLogger("ccoin.state")
@@ -33,22 +43,29 @@ MAX_PAGE_BYTES = 16 * 1024 * 1024  # well under the bus's MAXMSGSIZE, past which
 
 
 class StateService:
-    def __init__(self, chain: Chain, publisher: Publisher | None = None) -> None:
+    def __init__(self, chain: Chain, publisher: Publisher | None = None,
+                 guard: StorageGuard | None = None) -> None:
         self.chain = chain
         self.pub = publisher
+        # without one: no free-space rule, failed writes and damage handled all the same
+        self.guard = guard or StorageGuard(chain.store.path, 0)
 
     def handlers(self) -> dict[type[m.Message], object]:
+        writes: dict[type[m.Message], Callable[[Any], m.Message]] = {
+            m.SubmitTxs: self.submit_txs,
+            m.GetTemplate: self.get_template,
+            m.SubmitBlock: self.submit_block,
+            m.SubmitBlocks: self.submit_blocks,
+        }
         return {
+            **{kind: self._writing(handler) for kind, handler in writes.items()},
             m.GetStatus: self.status,
             m.GetBlock: self.get_block,
             m.GetBlockRange: self.get_blocks,
             m.GetTx: self.get_tx,
             m.GetTxs: self.get_txs,
             m.GetAccount: self.get_account,
-            m.SubmitTxs: self.submit_txs,
             m.GetMempool: self.get_mempool,
-            m.GetTemplate: self.get_template,
-            m.SubmitBlock: self.submit_block,
             m.GetAccountTxs: self.get_account_txs,
             m.GetTxProof: self.get_tx_proof,
             m.GetTips: self.get_tips,
@@ -56,14 +73,44 @@ class StateService:
             m.GetLocator: self.get_locator,
             m.GetBlocksAfter: self.get_blocks_after,
             m.HasBlocks: self.has_blocks,
-            m.SubmitBlocks: self.submit_blocks,
         }
+
+    def _writing(self, handler: Callable[[Any], m.Message]) -> Callable[[Any], m.Message]:
+        """`handler`, refused with the storage problem while there is one; a write that
+        fails in it is noticed (and logged) at once."""
+        def guarded(req: Any) -> m.Message:
+            self.guard.check_writable(self.chain.store)
+            try:
+                return handler(req)
+            except StoreError:
+                self.guard.problem(self.chain.store)
+                raise
+        return guarded
+
+    # --- storage ------------------------------------------------------------------------
+
+    def watch_storage(self) -> None:
+        """The guard's look every second: a problem that starts or ends is logged, and
+        after a failed write the database is reopened once the disk takes writes again.
+        A head the reopened database holds beyond the one announced (a write reported
+        failed that reached the disk all the same) is announced."""
+        self.guard.problem(self.chain.store)
+        fresh = self.guard.recover(self.chain)
+        if fresh is None:
+            return
+        before = self.chain.head.header.hash
+        self.chain = fresh
+        if fresh.head.header.hash != before:
+            block = fresh.store.block(fresh.head.header.hash)
+            if block is not None:
+                self._publish_head(ImportResult(BlockStatus.HEAD, block, (block,)))
 
     # --- reads --------------------------------------------------------------------------
 
     def status(self, _: m.GetStatus) -> m.StatusReply:
         c = self.chain
         head = c.head.header
+        free = self.guard.free_bytes()
         return m.StatusReply(
             network_id=c.genesis.network_id, genesis=c.genesis_hash, height=head.height,
             head=head.hash, head_timestamp=head.timestamp,
@@ -71,7 +118,8 @@ class StateService:
             mempool_count=len(c.mempool), mempool_bytes=c.mempool.size,
             ready_count=c.mempool.ready_count(), poa=c.genesis.is_poa,
             miners=c.genesis.miners, recent_signers=tuple(c.recent_signers(head)),
-            difficulty=c.next_difficulty(head))
+            difficulty=c.next_difficulty(head), storage=self.guard.problem(c.store, free),
+            disk_free=max(free or 0, 0), min_free=self.guard.min_free)
 
     def get_block(self, req: m.GetBlock) -> m.BlockReply:
         c = self.chain
@@ -270,20 +318,35 @@ def open_chain(config: NodeConfig, genesis: Genesis | None = None) -> Chain:
         raise
 
 
+async def watch_storage(service: StateService) -> None:
+    while True:
+        await asyncio.sleep(CHECK_INTERVAL_S)
+        service.watch_storage()
+
+
 async def main(config: NodeConfig) -> None:
     chain = open_chain(config)
     ctx = zmq.asyncio.Context()
     pub = Publisher(ctx, config.endpoint("events"))
-    service = StateService(chain, pub)
+    service = StateService(chain, pub, StorageGuard(config.chain_dir, config.min_free_mb * MB))
     server = Server(ctx, config.endpoint("state"), "state", service.handlers())  # type: ignore[arg-type]
     log.info("state ready: height %d head %s genesis %s", chain.head.header.height,
              chain.head.header.hash.hex()[:16], chain.genesis_hash.hex()[:16])
+    service.guard.problem(chain.store)  # a problem at start is said at start
+    tasks = [asyncio.create_task(server.serve_forever(), name="state-server"),
+             asyncio.create_task(watch_storage(service), name="state-storage")]
     try:
-        await server.serve_forever()
+        # a reopen that fails ends the service (supervisord restarts it): see storage.py
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         server.close()
         pub.close()
-        chain.store.close()
+        service.chain.store.close()
         ctx.term()
 
 

@@ -8,6 +8,19 @@ commits even when the block raises; `transaction=True` is what makes it all-or-n
 The database is opened with LevelDB's paranoid checks and read with checksums verified, so
 damage is an error (`StoreCorrupt`, naming `ccoin node check` and `ccoin node reindex`),
 never a silently dropped log record, a wrong value or a new empty chain (DESIGN §11).
+
+A write that fails (a full disk, an I/O error) is never followed by another on the same
+handle (`Store.write_failure`, `StoreWriteFailed`). LevelDB appends each batch to its log
+with plain write(2) calls: one that fails half way leaves a torn record, and LevelDB's log
+writer carries on as if it had been written whole, so every later record lands at the
+wrong offset. Those later writes report success (synced even), are served from memory,
+and are unreadable at the next open: paranoid checks refuse the database ("checksum
+mismatch"), and without them LevelDB drops them, which is how confirmed blocks vanished
+in issue 10. Left as the last thing in the log, the torn record is what a crash leaves,
+and the next open drops it as such; so after a failed write the state service serves
+reads from this handle, then reopens the database (`Chain.reopened`) once the disk takes
+writes again. Damage seen at run time (a read or write LevelDB calls corrupt, or a read
+that fails) is remembered in `Store.damage`: state writes nothing more and says so.
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ from typing import Any
 import plyvel
 
 from common.encoding import pack, unpack
-from common.errors import Malformed, StoreCorrupt, StoreError, StoreLocked
+from common.errors import Malformed, StoreCorrupt, StoreError, StoreLocked, StoreWriteFailed
 from common.genesis import Genesis, genesis_block
 from common.statehash import from_scratch
 from common.status import Direction
@@ -43,10 +56,19 @@ def corrupt(path: Path, what: str) -> StoreCorrupt:
                         f"(nothing was changed): {REMEDY}", damage=what)
 
 
+def damaged(path: Path, what: str) -> StoreCorrupt:
+    """The one line for damage found while the node runs: what, and what to do."""
+    return StoreCorrupt(f"the chain database {path} is damaged: {what}; state writes nothing "
+                        f"more (it serves what it can still read): stop the node, then "
+                        f"{REMEDY}", damage=what)
+
+
 def _reason(exc: Exception) -> str:
-    """LevelDB's own words (plyvel hands them over as bytes)."""
+    """LevelDB's own words (plyvel hands them over as bytes), or the OS's."""
     arg = exc.args[0] if exc.args else exc
-    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+    if isinstance(arg, bytes):
+        return arg.decode(errors="replace")
+    return str(exc) if isinstance(exc, OSError) and exc.strerror else str(arg)
 
 
 def _open(path: Path, inspect: bool) -> plyvel.DB:
@@ -154,6 +176,10 @@ class Store:
         self.created = False
         self.db = _open(self.path, inspect)
         self.accounts: dict[bytes, Account] = {}
+        # why this handle writes nothing more ("" while it may): the first failed write...
+        self.write_failure = ""
+        # ...or the first damage a read or write ran into, as `damaged` words it
+        self.damage = ""
         try:
             if self.metadata("genesis") is None:
                 if self._empty():
@@ -191,13 +217,24 @@ class Store:
 
     # --- reads --------------------------------------------------------------------------
 
+    def _read_failed(self, exc: Exception) -> StoreCorrupt:
+        """A read LevelDB calls corrupt, or one that failed (an I/O error on a table): the
+        database cannot be trusted any more; the first such failure is remembered."""
+        what = _reason(exc)
+        if not isinstance(exc, plyvel.CorruptionError):
+            what = f"a read failed: {what}"
+        err = damaged(self.path, what)
+        if not self.damage:
+            self.damage = err.message
+        return err
+
     def get(self, key: bytes) -> bytes | None:
         """The committed value of `key`; a damaged table is `StoreCorrupt`, never a guess
         (checksums are verified on every read that reaches the disk)."""
         try:
             return self.db.get(key, verify_checksums=True)
-        except plyvel.CorruptionError as exc:
-            raise corrupt(self.path, _reason(exc)) from None
+        except plyvel.Error as exc:
+            raise self._read_failed(exc) from None
 
     def scan(self, prefix: bytes, **kwargs: Any) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of every key starting with `prefix` (with b"", plyvel's `start` and
@@ -207,8 +244,8 @@ class Store:
         it = self.db.iterator(verify_checksums=True, **kwargs)
         try:
             yield from it
-        except plyvel.CorruptionError as exc:
-            raise corrupt(self.path, _reason(exc)) from None
+        except plyvel.Error as exc:
+            raise self._read_failed(exc) from None
         finally:
             it.close()
 
@@ -305,12 +342,33 @@ class Store:
 
     # --- writes -------------------------------------------------------------------------
 
+    @property
+    def writable(self) -> bool:
+        return not (self.write_failure or self.damage)
+
     def commit(self, batch: Batch, sync: bool = True) -> None:
-        with self.db.write_batch(transaction=True, sync=sync) as wb:
-            for key in batch.deletes:
-                wb.delete(key)
-            for key, value in batch.puts.items():
-                wb.put(key, value)
+        """Write `batch` atomically (synced unless `sync` is false). A failed write is
+        `StoreWriteFailed` (damage reported by LevelDB, `StoreCorrupt`), and this handle
+        refuses every later one (see the module docstring); the account cache takes the
+        batch's accounts only once it is written."""
+        if self.damage:
+            raise StoreCorrupt(self.damage)
+        if self.write_failure:
+            raise StoreWriteFailed(self.write_failure)
+        try:
+            with self.db.write_batch(transaction=True, sync=sync) as wb:
+                for key in batch.deletes:
+                    wb.delete(key)
+                for key, value in batch.puts.items():
+                    wb.put(key, value)
+        except plyvel.CorruptionError as exc:
+            err = damaged(self.path, _reason(exc))
+            self.damage = err.message
+            raise err from None
+        except (plyvel.Error, OSError) as exc:  # ENOSPC, EIO, a background error LevelDB keeps
+            self.write_failure = (f"writing the chain database {self.path} failed: "
+                                  f"{_reason(exc)}")
+            raise StoreWriteFailed(self.write_failure) from None
         self.accounts.update(batch.accounts)
 
     def write_block(self, batch: Batch, block: Block, meta: BlockMeta) -> None:

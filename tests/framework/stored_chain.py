@@ -1,7 +1,8 @@
 """A chain database with something in every kind of record, built through the state
 service's own `Chain` on a real LevelDB, for the storage tests: damage its files by hand,
 then open, check and reindex it (tests/unit/services/state/test_store_damage.py,
-test_check.py, test_reindex.py; tests/unit/tools/cli/test_repair.py).
+test_check.py, test_reindex.py; tests/unit/tools/cli/test_repair.py); or make its writes
+fail as a full disk does (`FailingWrites`: test_write_failures.py, test_storage.py).
 
 The chain: `n_blocks` main-chain blocks of transfers (so accounts, history, the tx index
 and undo records all have entries), a side block off the main chain, pending transactions
@@ -11,9 +12,13 @@ records sit in LevelDB table files (`*.ldb`) and the newest ones in its log (`*.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import plyvel
 
 from common.genesis import Genesis
 from common.types import Block, Transaction
@@ -163,3 +168,50 @@ def records(chain_dir: Path) -> dict[bytes, bytes]:
         return dict(store.scan(b""))
     finally:
         store.close()
+
+
+# --- writes that fail, as a full disk makes them fail ---------------------------------------
+
+ENOSPC = plyvel.IOError(b"IO error: chain/000003.log: No space left on device")
+EIO = OSError(errno.EIO, "Input/output error")
+
+
+class _FailingBatch:
+    def __init__(self, real: Any, owner: FailingWrites) -> None:
+        self.real, self.owner = real, owner
+
+    def __enter__(self) -> Any:
+        self.real.__enter__()
+        return self.real  # puts and deletes go to the real (transactional) batch
+
+    def __exit__(self, *exc: Any) -> Any:
+        self.owner.attempts += 1
+        error = self.owner.planned.pop(0) if exc[0] is None and self.owner.planned else None
+        if error is not None:
+            error = type(error)(*error.args)  # a fresh one each time: no traceback kept
+            self.real.__exit__(type(error), error, None)  # a transaction: nothing written
+            raise error
+        return self.real.__exit__(*exc)
+
+
+class FailingWrites:
+    """A store's LevelDB handle (`store.db = FailingWrites(store.db)`) whose next commits
+    raise what `fail` planned, as LevelDB raises a full disk's error, writing nothing;
+    reads and the other commits are real. `attempts` counts the commits that reached it."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.planned: list[Exception | None] = []  # the next commits' fates (None: written)
+        self.attempts = 0
+
+    def fail(self, error: Exception = ENOSPC, *, after: int = 0) -> FailingWrites:
+        """The commit after the next `after` ones fails with `error` (then they go
+        through again)."""
+        self.planned.extend([None] * after + [error])
+        return self
+
+    def write_batch(self, **kwargs: Any) -> _FailingBatch:
+        return _FailingBatch(self._db.write_batch(**kwargs), self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)

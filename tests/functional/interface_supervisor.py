@@ -4,8 +4,10 @@ restart, shutdown that leaves nothing behind, a crashing service going FATAL, a 
 on a running data dir refused, and orphans of a killed supervisord found. And supervisord in
 the foreground as `ccoin node start` runs it (tools/fatal.py): a FATAL service stops the
 node, which exits 1 with one line naming it and why; Ctrl-C, SIGTERM, or the death of
-`node start` itself stop it cleanly. (The generated supervisord.conf and `node start`'s
-checks: tests/unit/tools/.)"""
+`node start` itself stop it cleanly. A full disk under every log supervisord writes (its
+own, a service's, its stdout and stderr: /dev/full) neither stops supervisord nor a service
+(issue 10, item 6). (The generated supervisord.conf and `node start`'s checks:
+tests/unit/tools/.)"""
 
 from __future__ import annotations
 
@@ -34,16 +36,33 @@ def dev_config(short_tmp: Path) -> Path:
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(600)")
 CRASHER = (sys.executable, "-c", "raise SystemExit(3)")
+FULL = Path("/dev/full")  # every write fails with ENOSPC
+
+
+def chatty(count: Path) -> tuple[str, ...]:
+    """Prints a 200-byte line every 2 ms, and how many it printed to `count`."""
+    return (sys.executable, "-c", "import itertools, pathlib, sys, time; "
+            "p = pathlib.Path(sys.argv[1]); "
+            "[(print('x' * 199, flush=True), p.write_text(str(i)), time.sleep(0.002)) "
+            "for i in itertools.count(1)]", str(count))
 
 
 class Supervised:
-    def __init__(self, base: Path, programs: list[sv.Program], startretries: int = 10) -> None:
+    def __init__(self, base: Path, programs: list[sv.Program], startretries: int = 10,
+                 output: Path = Path(os.devnull)) -> None:
+        """supervisord on `programs`; with `output` = /dev/full, on a full disk: its own log
+        and every program's are /dev/full too (symbolic links), as are its stdout and
+        stderr."""
         self.paths = sv.Paths(base / "run", base / "logs")
         conf = sv.write_conf(self.paths, programs)
         conf.write_text(conf.read_text().replace(f"startretries={sv.START_RETRIES}",
                                                  f"startretries={startretries}"))
-        self.proc = subprocess.Popen(sv.supervisord_argv(conf), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        if output == FULL:
+            for log in (self.paths.log, *(self.paths.program_log(p.name) for p in programs)):
+                log.symlink_to(FULL)
+        with open(output, "w") as out:
+            self.proc = subprocess.Popen(sv.supervisord_argv(conf), stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         self.control = sv.Control(self.paths)
 
     def wait(self, pred: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -51,7 +70,8 @@ class Supervised:
             wait_until(pred, timeout=timeout, what="supervisord's services to get there",
                        ignore=(sv.NotRunning,))
         except TimeoutError:
-            print(self.paths.log.read_text() if self.paths.log.exists() else "")
+            # (not when it is /dev/full: reading that never ends)
+            print(self.paths.log.read_text() if self.paths.log.is_file() else "")
             raise
 
     def states(self) -> dict[str, str]:
@@ -160,6 +180,36 @@ def test_orphans_of_a_killed_supervisord_are_refused(short_tmp: Path) -> None:
         orphan.wait(5)
     assert sv.leftover_services([config_path]) == []
 
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_stops_neither_supervisord_nor_a_service(short_tmp: Path) -> None:
+    """Every log write fails: the service's output is read and lost (it never blocks or
+    fails), supervisord's own lines (a service killed and restarted) are lost too, and
+    supervisord runs on, answering control requests."""
+    count = short_tmp / "printed"
+    node = Supervised(short_tmp, [sv.Program("state", 10, chatty(count)),
+                                  sv.Program("api", 20, SLEEPER)], output=FULL)
+    try:
+        node.wait(lambda: node.states() == {"state": "RUNNING", "api": "RUNNING"})
+
+        def printed() -> int:
+            try:
+                return int(count.read_text() or 0)
+            except (OSError, ValueError):
+                return 0
+
+        wait_until(lambda: printed() >= 500, timeout=30, what="500 lines printed")
+        first = node.pids()
+        os.kill(first["api"], signal.SIGKILL)  # supervisord logs the exit and the restart
+        node.wait(lambda: node.states()["api"] == "RUNNING" and node.pids()["api"]
+                  != first["api"])
+        wait_until(lambda: printed() >= 1000, timeout=30, what="500 lines more")
+        assert node.proc.poll() is None
+        assert node.pids()["state"] == first["state"]  # it never failed on a write
+    finally:
+        node.close()
+    assert node.proc.returncode == 0  # and stops cleanly, its last lines unflushable
 
 
 # --- supervisord in the foreground, as `ccoin node start` runs it ---------------------------------

@@ -100,6 +100,8 @@ def test_unknown_sections_and_fields(doc: dict[str, Any], needle: str) -> None:
     ({"app": {"base_path": "/d"}, "endpoints": {"state": 5}}, "endpoints"),
     ({"app": {"base_path": "/d"}, "api": []}, "api"),
     ({"app": {"base_path": "/d"}, "discovery_service": {"port": 0}}, "discovery_service.port"),
+    ({"app": {"base_path": "/d"}, "chain": {"min_free_mb": -1}}, "chain.min_free_mb"),
+    ({"app": {"base_path": "/d"}, "chain": {"min_free_mb": "1G"}}, "chain.min_free_mb"),
 ])
 def test_bad_values(doc: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
@@ -149,6 +151,8 @@ def test_the_readme_config_example_loads() -> None:
     assert config.account_address == bytes.fromhex("968414d67505a526b6b34614d354d34546734584")
     assert config.bootnodes == ("tcp://10.0.0.2:30333",) and not config.p2p_curve
     assert (config.mempool_max_count, config.max_reorg) == (200_000, 1000)
+    assert config.min_free_mb == 100 == NodeConfig(base_path=Path("/d")).min_free_mb
+    assert parse_config({"app": {"base_path": "/d"}, "chain": {"min_free_mb": 0}}).min_free_mb == 0
 
 
 def test_a_genesis_file_that_cannot_be_read_says_so(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from services.api.gateway import Gateway
 from services.p2p.node import P2PNode
 from services.p2p.settings import P2PSettings, Timing
 from services.state.service import StateService, open_chain
+from services.state.storage import MB, StorageGuard
 
 CHAIN = schema.EXAMPLE_CHAIN
 ED = Signer(PrivateKey(KeyType.ED25519, bytes(range(32))))
@@ -197,7 +198,8 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
     chain = open_chain(node_config, genesis)
     ctx = zmq.asyncio.Context()
     publisher = Publisher(ctx, node_config.endpoint("events"))
-    service = StateService(chain, publisher)
+    service = StateService(chain, publisher,
+                           StorageGuard(node_config.chain_dir, node_config.min_free_mb * MB))
     server = Server(ctx, node_config.endpoint("state"), "state",
                     service.handlers())  # type: ignore[arg-type]
     serve = asyncio.get_running_loop().create_task(server.serve_forever())

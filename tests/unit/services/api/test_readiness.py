@@ -34,9 +34,11 @@ LIMIT = stale_after_ms(INTERVAL)  # 10 s: the floor, over 5 intervals of 2 s
 ME = b"\x3f" * 20
 
 
-def status(height: int = 42, age_ms: int = 1_000, ready_count: int = 0) -> m.StatusReply:
+def status(height: int = 42, age_ms: int = 1_000, ready_count: int = 0,
+           storage: str = "") -> m.StatusReply:
     return m.StatusReply(1337, bytes(32), height, b"\x5e" * 32, NOW - age_ms, 84, bytes(32),
-                         ready_count, 0, ready_count, True, (ME,), (), 4)
+                         ready_count, 0, ready_count, True, (ME,), (), 4, storage,
+                         3 * 2**30, 100 * 2**20)
 
 
 def mining(enabled: bool = True, round_age_ms: int = 100, failing_for_ms: int = 0,
@@ -90,9 +92,10 @@ def test_state_silent_fails_state_alone() -> None:
     assert assess(f).line() == "not ready: state: state did not answer: no reply within 3 s"
 
 
-def test_storage_reports_a_store_fault() -> None:
-    f = facts(storage_error="writes stopped: disk full")
-    assert assess(f).reasons == ["storage: writes stopped: disk full"]
+def test_storage_reports_why_state_may_not_write() -> None:
+    f = facts(state=status(storage="disk space low: 3.0 MB free"))
+    assert assess(f).reasons == ["storage: disk space low: 3.0 MB free"]
+    assert detail(facts(), "storage") == "state reads and writes; 3072 MB free (keeps 100 MB)"
 
 
 def test_the_head_must_advance_while_this_node_seals_or_a_peer_is_ahead() -> None:

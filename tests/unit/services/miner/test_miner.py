@@ -143,12 +143,15 @@ class ScriptedState:
         self.blocks: list[Block] = []
         self.rejected = 0
         self.pub: Publisher | None = None
+        self.storage = ""  # a storage problem the status names
+        self.status_reads = 0
 
     def status(self, _: messages.GetStatus) -> messages.StatusReply:
         g = self.genesis
+        self.status_reads += 1
         return messages.StatusReply(g.network_id, bytes(32), self.height, self.head,
                                     self.head_ts, 0, bytes(32), 0, 0, 0, g.is_poa, g.miners, (),
-                                    self.difficulty)
+                                    self.difficulty, self.storage)
 
     def template(self, req: messages.GetTemplate) -> messages.TemplateReply:
         header = BlockHeader(self.height + 1, self.head, req.timestamp, req.coinbase, EMPTY_ROOT,
@@ -256,3 +259,37 @@ def test_new_head_drops_stale_work(tmp_path: Path, caplog: pytest.LogCaptureFixt
     asyncio.run(_with_miner(dev, state, body))
     # the search on height 1 was given up for the new head, not finished
     assert any("dropping work on height 1" in r.getMessage() for r in caplog.records)
+
+
+def test_no_sealing_while_state_cannot_store(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A status naming a storage problem pauses sealing: no template is asked for, the
+    rounds do not fail (the storage check of readiness names the cause), the pause and its
+    end are logged once each; sealing resumes when the status clears."""
+    dev = dev_chain(tmp_path)
+    genesis = load_genesis(dev.genesis_path)
+    state = ScriptedState(genesis, difficulty=4)
+    state.storage = "disk space low: 3.0 MB free"
+
+    async def body(miner: Miner) -> None:
+        await wait_until_async(lambda: state.status_reads >= 5, timeout=5,
+                               what="the miner to look at the status a few times")
+        assert state.templates == [] and miner.status().failing_since_ms == 0
+        state.storage = ""
+        await wait_until_async(lambda: len(state.blocks) >= 1, timeout=10,
+                               what="a block once state can store it")
+
+    caplog.set_level("INFO", logger="ccoin.miner")
+    asyncio.run(_with_miner(dev, state, body))
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("sealing paused: state cannot store blocks: disk space low: 3.0 MB "
+                      "free") == 1
+    assert said.count("sealing resumed: state stores blocks again") == 1
+
+
+def test_plan_waits_while_state_cannot_store() -> None:
+    g, (a,) = _genesis()
+    st = replace(_status(g, ready=50), storage="disk space low")
+    decision = plan(g, st, a, 20_000, 0)
+    assert not decision.seal and decision.wake_ms is None
+    assert decision.reason == "state cannot store blocks: disk space low"

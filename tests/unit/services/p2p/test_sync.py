@@ -20,6 +20,7 @@ import zmq
 import zmq.asyncio
 
 from common import consensus, wire
+from common.errors import StorageUnavailable
 from common.status import PeerDirection
 from common.types import Block
 from services.p2p import scoring
@@ -225,6 +226,57 @@ async def test_a_peer_that_claims_more_but_sends_nothing_is_charged_and_left_alo
         machine.close(empty)
         ctx.destroy(linger=0)
     assert [(p, points) for p, points, _ in host.punished] == [(empty, scoring.EMPTY_SYNC)]
+
+
+class NoRoom(Host):
+    """A chain whose state cannot store blocks (its disk is full) until `room` is set."""
+
+    def __init__(self, peers: list[Peer]) -> None:
+        super().__init__(peers)
+        self.room = False
+        self.refused = 0
+
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
+        if not self.room:
+            self.refused += 1
+            raise StorageUnavailable("disk space low: 3.0 MB free")
+        return await super().import_blocks(peer, raws)
+
+
+async def test_a_state_that_cannot_store_pauses_the_sync_and_says_so_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each round's batch is refused by state: no penalty for the peer, a pause between
+    rounds, one line when it starts and one when a round goes through again."""
+    caplog.set_level(logging.INFO, logger="ccoin.p2p.sync")
+    ctx = zmq.asyncio.Context()
+    machine = Machine(ctx)
+    ahead = machine.peer("ahead", 5)
+    host = NoRoom([ahead])
+    syncer = Syncer(host, storage_pause=0.05)
+
+    async def round_served() -> None:
+        request = await machine.remotes["ahead"].expect(wire.GetBlocks)
+        assert syncer.on_blocks(ahead, wire.Blocks(request.request, (b"block 1",), 5,
+                                                   ahead.tip.hash, 5))
+
+    try:
+        async with running(syncer):
+            for n in (1, 2, 3):
+                await round_served()
+                await wait_until_async(lambda n=n: host.refused == n, timeout=5,  # type: ignore[misc]
+                                       what="state to refuse the batch")
+            host.room = True
+            await round_served()
+            await wait_until_async(lambda: host.imported and syncer.state is SyncState.IDLE,
+                                   timeout=5, what="the batch stored, the machine idle")
+    finally:
+        machine.close(ahead)
+        ctx.destroy(linger=0)
+    assert host.punished == [] and ahead.sync.failed_at < 0  # not the peer's fault
+    said = [m for r in caplog.records if (m := r.getMessage()).startswith(("sync paused",
+                                                                         "sync resumed"))]
+    assert said == ["sync paused: state cannot store blocks: disk space low: 3.0 MB free",
+                    "sync resumed: state stores blocks again"], said
 
 
 # --- whole nodes --------------------------------------------------------------------------
