@@ -473,9 +473,15 @@ def mining_json(status: Any) -> dict[str, Any]:
 # --- the node --------------------------------------------------------------------------------
 
 HEALTH = Shape("Health", [
-    Field("status", Choice(("ok", "unavailable")), src=None),
+    Field("status", Choice(("ok", "degraded", "unavailable")),
+          "`degraded` (200): state answers but refuses writes until its storage problem "
+          "clears by itself (low disk space, a failed write); `unavailable` (503): state "
+          "does not answer, or its database is damaged (only the operator can clear that)",
+          src=None),
     Field("gateway", Choice(("ok",)), src=None),
     Field("state", Choice(("ok", "unavailable")), src=None),
+    Field("storage", STR, "\"ok\", or state's storage problem in one line", src=None),
     Field("version", STR, src=None),
     Field("error", Nullable(ERROR_DETAIL), required=False),
-], examples=[{"status": "ok", "gateway": "ok", "state": "ok", "version": "0.1.0"}])
+], examples=[{"status": "ok", "gateway": "ok", "state": "ok", "storage": "ok",
+              "version": "0.1.0"}])

@@ -21,6 +21,7 @@ from typing import Any
 
 import zmq.asyncio
 
+from common import __version__
 from common import messages as m
 from common.errors import CcoinError, NotFound, StoreError
 from common.genesis import Genesis
@@ -33,7 +34,7 @@ from services.state import queries
 from services.state.chain import Chain
 from services.state.mempool import Mempool
 from services.state.results import ImportResult
-from services.state.storage import CHECK_INTERVAL_S, MB, StorageGuard
+from services.state.storage import CHECK_INTERVAL_S, DAMAGE, MB, StorageGuard
 from services.state.store import Store
 
 log = logging.getLogger("ccoin.state")
@@ -59,6 +60,7 @@ class StateService:
         }
         return {
             **{kind: self._writing(handler) for kind, handler in writes.items()},
+            m.ServicePing: self.ping,
             m.GetStatus: self.status,
             m.GetBlock: self.get_block,
             m.GetBlockRange: self.get_blocks,
@@ -106,6 +108,14 @@ class StateService:
                 self._publish_head(ImportResult(BlockStatus.HEAD, block, (block,)))
 
     # --- reads --------------------------------------------------------------------------
+
+    def ping(self, _: m.ServicePing) -> m.ServicePong:
+        """Liveness, with the storage problem if there is one (`/health` says it): damage
+        is `fatal` (only the operator can clear it), low space or a failed write clear by
+        themselves."""
+        problem = self.guard.problem(self.chain.store)
+        return m.ServicePong("state", __version__, problem,
+                             fatal=bool(problem) and self.guard.kind == DAMAGE)
 
     def status(self, _: m.GetStatus) -> m.StatusReply:
         c = self.chain

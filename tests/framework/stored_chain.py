@@ -215,3 +215,17 @@ class FailingWrites:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+class CorruptReads:
+    """A store's LevelDB handle whose reads fail as LevelDB fails them on a damaged table
+    (`plyvel.CorruptionError`); writes are real."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        raise plyvel.CorruptionError(b"Corruption: block checksum mismatch: chain/000005.ldb")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)

@@ -133,6 +133,9 @@ def refused_while(node: TestNode, load: Load, fill: Any, words: str) -> None:
     assert words in body["checks"]["storage"]["detail"]
     storage = node.api.status()["storage"]
     assert storage["ok"] is False and words in storage["problem"], storage
+    health = node.http.get("/health")  # alive, and it clears by itself: degraded, not 503
+    assert health.status_code == 200 and health.json()["status"] == "degraded", health.text
+    assert words in health.json()["storage"]
 
 
 def taken_again(node: TestNode, load: Load) -> None:

@@ -83,6 +83,8 @@ def test_damage_found_at_run_time_stops_writes_not_the_service(short_tmp: Path) 
             client.request(m.SubmitTxs((tx.raw,)), m.SubmitResult)
         assert refused.value.code == "storage_unavailable"
         assert refused.value.message == status.storage
+        pong = client.request(m.ServicePing(), m.ServicePong)  # what /health says: 503
+        assert pong.fatal and pong.problem == status.storage
         assert state.alive()
     finally:
         client.close()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from common import __version__, messages
-from common.errors import CcoinError, Unavailable
+from common.errors import CcoinError, StorageUnavailable, Unavailable
 from runtime.service import now_ms
 from services.api import metrics, readiness, replies
 from services.api.gateway import READ_TIMEOUT, Gateway
@@ -29,16 +29,25 @@ ROUTERS = (router, api)
 @router.get("/health", response_model=replies.HEALTH.model,
             responses={503: {"model": replies.HEALTH.model}})
 async def health(request: Request) -> Response:
+    """Liveness: the gateway answers and reaches state. A storage problem is said: one that
+    clears by itself (low disk space, a failed write) leaves the node alive, `degraded`;
+    a damaged database is `unavailable` (503), as the node cannot heal it."""
     gw = gateway_of(request)
     try:
-        await gw.ask(messages.ServicePing(), messages.ServicePong, timeout=HEALTH_TIMEOUT,
-                     retries=0)
+        pong = await gw.ask(messages.ServicePing(), messages.ServicePong,
+                            timeout=HEALTH_TIMEOUT, retries=0)
     except CcoinError as exc:
         return JSONResponse(replies.HEALTH.render(
-            status="unavailable", gateway="ok", state="unavailable", version=__version__,
-            error=Unavailable(exc.message)), status_code=503, headers={"Retry-After": "1"})
-    return JSONResponse(replies.HEALTH.render(status="ok", gateway="ok", state="ok",
-                                              version=__version__))
+            status="unavailable", gateway="ok", state="unavailable", storage="unknown",
+            version=__version__, error=Unavailable(exc.message)),
+            status_code=503, headers={"Retry-After": "1"})
+    if not pong.problem:
+        return JSONResponse(replies.HEALTH.render(status="ok", gateway="ok", state="ok",
+                                                  storage="ok", version=__version__))
+    return JSONResponse(replies.HEALTH.render(
+        status="unavailable" if pong.fatal else "degraded", gateway="ok", state="ok",
+        storage=pong.problem, version=__version__, error=StorageUnavailable(pong.problem)),
+        status_code=503 if pong.fatal else 200)
 
 
 async def gather(gw: Gateway) -> readiness.Facts:
