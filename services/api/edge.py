@@ -11,6 +11,10 @@ numbers and log line it leaves behind.
   `rate_limited` with `Retry-After`. Loopback clients are exempt unless
   `api.rate_limit_loopback` is set (the benchmark and local tools run there). The table of
   buckets is bounded: full buckets are forgotten first (a full bucket is a new one).
+- **Server-Timing.** A route may note what its steps took (`note_timing`): the response
+  then carries them in a `Server-Timing` header (milliseconds), with `app`, the time from
+  the edge to the response's start. The submission routes do (parsing and the signature
+  check, the state round trip), so a client sees where a request's time went.
 - **Metrics and logs.** Requests and latency per route template (bounded labels: an
   unmatched path counts as `<unmatched>`); one JSON log line per request at DEBUG, at INFO
   for 4xx and 503 (retry later), WARNING for other 5xx.
@@ -36,6 +40,17 @@ from services.api.replies import error_body
 log = logging.getLogger("ccoin.api.access")
 MAX_BUCKETS = 100_000
 OPERATOR_ACTION = "ccoin.operator_action"  # scope key: an admin route that changes something
+TIMINGS = "ccoin.timings"  # scope key: the (step, seconds) a route noted
+
+
+def note_timing(scope: Scope, **steps: float) -> None:
+    """Record step durations (seconds) for the response's `Server-Timing` header."""
+    scope.setdefault(TIMINGS, []).extend(steps.items())
+
+
+def server_timing(steps: list[tuple[str, float]], app: float) -> bytes:
+    return ", ".join(f"{name};dur={dur * 1000:.3f}"
+                     for name, dur in (*steps, ("app", app))).encode("ascii")
 
 
 def new_request_id() -> str:
@@ -124,7 +139,12 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                headers = [*message.get("headers", ()), header]
+                steps = scope.get(TIMINGS)
+                if steps:
+                    headers.append((b"server-timing",
+                                    server_timing(steps, time.perf_counter() - start)))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -49,6 +49,9 @@ POOL_SAMPLES = 120  # (height, pool size) at the last heads, for a chart that st
 KEEP_BYTES = 16 * 1024 * 1024
 HEARTBEAT_S = 15.0
 TYPES = ("head", "reorg", "txs_added", "txs_removed", "resync")
+# events after which a pending nonce known from before may be wrong (a transaction left the
+# pool, a block went back, or events were missed): `EventHub.disturbances` counts them
+DISTURBING = frozenset({"reorg", "txs_removed", "resync"})
 
 
 def event_fields(msg: m.Message) -> tuple[str, dict[str, Any]] | None:
@@ -82,6 +85,7 @@ class EventHub:
         self._changed = asyncio.Event()
         self._last_head_ts: int | None = None
         self.pool_samples: deque[tuple[int, int]] = deque(maxlen=POOL_SAMPLES)
+        self.disturbances = 0  # DISTURBING events published so far
 
     @property
     def oldest(self) -> int:
@@ -89,6 +93,8 @@ class EventHub:
         return next(iter(self.ring)) if self.ring else self.seq + 1
 
     def publish(self, type_: str, fields: dict[str, Any]) -> int:
+        if type_ in DISTURBING:
+            self.disturbances += 1
         self.seq += 1
         data = orjson.dumps({"seq": self.seq, "type": type_, **fields})
         self.ring[self.seq] = (type_, data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from common import messages
@@ -39,13 +40,17 @@ NONCE_TAKEN = (NonceTooLow, Duplicate, Underpriced)
 
 
 class NodeWallet:
-    __slots__ = ("address", "_signer", "problem", "_send_lock")
+    __slots__ = ("address", "_signer", "problem", "_send_lock", "_next")
 
     def __init__(self, address: bytes, signer: Signer | None, problem: str = "") -> None:
         self.address = address
         self._signer = signer
         self.problem = problem
         self._send_lock = asyncio.Lock()
+        # the nonce after this process's last accepted send, and the gateway's event-hub
+        # `disturbances` when it was known: a send takes it without asking state, unless a
+        # transaction left the pool, a reorg or a missed event came since (it may be wrong)
+        self._next: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"NodeWallet({self.address.hex() or '-'}, can_sign={self.can_sign})"
@@ -88,22 +93,34 @@ class NodeWallet:
             raise WalletUnavailable(f"the node cannot sign: {self.problem}")
         return self._signer
 
-    async def send(self, req: SendRequest, gw: Gateway) -> Transaction:
-        """Sign a transfer from the node account at its pending nonce and submit it.
+    async def send(self, req: SendRequest, gw: Gateway) -> tuple[Transaction, float]:
+        """Sign a transfer from the node account at its pending nonce and submit it; the
+        transaction, and the seconds its signing took (nonce lookup included).
 
-        Sends from this process are serialised; if another gateway process took the same
-        nonce meanwhile, state refuses the second and the send is retried once."""
+        Sends from this process are serialised, and each knows the nonce after the last
+        one, so only the first (or the first after a disturbing event) asks state for it.
+        If another gateway process or client took that nonce meanwhile, state refuses the
+        send and it is retried once with the nonce state gives."""
         signer = self.require_signer()
         async with self._send_lock:
             for attempt in range(2):
-                account = await gw.ask(messages.GetAccount(signer.address),
-                                       messages.AccountReply)
-                tx = Transaction.create(signer, chain_id=gw.chain_id,
-                                        nonce=account.pending_nonce, to=req.to,
+                start = time.perf_counter()
+                seen = gw.hub.disturbances
+                known = self._next
+                self._next = None  # until this send is accepted
+                if known is not None and known[1] == seen:
+                    nonce = known[0]
+                else:
+                    account = await gw.ask(messages.GetAccount(signer.address),
+                                           messages.AccountReply)
+                    nonce = account.pending_nonce
+                tx = Transaction.create(signer, chain_id=gw.chain_id, nonce=nonce, to=req.to,
                                         amount=req.amount, fee=req.fee, data=req.data)
+                signed = time.perf_counter() - start
                 result = await gw.submit_one(tx)
                 if not result.code:
-                    return tx
+                    self._next = (nonce + 1, seen)
+                    return tx, signed
                 error = error_from_code(result.code, result.message)
                 if attempt or not isinstance(error, NONCE_TAKEN):
                     raise error

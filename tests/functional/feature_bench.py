@@ -18,15 +18,19 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", "from tools.cli import main; main()", "bench", "--txs", "400",
          "--accounts", "40", "--sync-txs", "800", "--propagation-blocks", "2",
-         "--out", str(out)],
+         "--singles", "64", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = out.read_text()
     assert "| every transfer confirmed, state root = replay from genesis | yes |" in report
     assert "400 pre-signed Ed25519 transfers among 40 accounts" in report
     for heading in ("## Single node, end to end", "## Against the machine's own verification",
-                    "## Network"):
+                    "## Single submissions, one transaction per request", "## Network"):
         assert heading in report
     assert "after the chain holds 800 transfers" in report
     assert "| seal → head on all 4 nodes |" in report
+    assert "| requests / s | **" in report and "- Every transfer of this stage confirmed: yes." \
+        in report
+    steps = report.split("| steps, medians (ms): HTTP / sign or parse / state / app | ")[1]
+    assert all(float(ms) > 0 for ms in steps.split(" | ")[0].split(" / "))  # from Server-Timing
     assert "**NO**" not in report

@@ -4,7 +4,8 @@ verification rate measured in the same run (DESIGN §8).
 It creates a throwaway single-validator devnet with M funded accounts, starts the node the
 way a user does (`ccoin node start` under supervisord), pre-signs N transfers among the
 accounts, submits them through the REST batch route, follows new blocks to time each
-transaction's confirmation, then (optionally) times a fresh node syncing the chain and
+transaction's confirmation, then times single submissions (one transaction per request,
+`singles`), then (optionally) times a fresh node syncing the chain and
 block propagation on four nodes, stops the nodes and replays the chain from genesis to
 check that the state root agrees. Results go to stdout and, with --out, to a Markdown file.
 
@@ -33,15 +34,18 @@ def main(argv: list[str] | None = None) -> None:
                              "syncing it (0: skip)")
     parser.add_argument("--propagation-blocks", type=int, default=15,
                         help="measure propagation on 4 nodes over this many blocks (0: skip)")
+    parser.add_argument("--singles", type=int, default=2_000,
+                        help="time this many single submissions, node-signed and "
+                             "client-signed, and as many from 32 concurrent clients (0: skip)")
     parser.add_argument("--out", help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the bench data dir")
     args = parser.parse_args(argv)
-    if args.txs < 1 or args.accounts < 2:
-        parser.error("--txs must be >= 1 and --accounts >= 2")
+    if args.txs < 1 or args.accounts < 2 or args.singles < 0:
+        parser.error("--txs must be >= 1, --accounts >= 2 and --singles >= 0")
     workdir = Path(tempfile.mkdtemp(prefix="ccoin-bench-"))
     try:
         result = run(args.txs, args.accounts, args.sync_txs, args.propagation_blocks,
-                     workdir / "net")
+                     workdir / "net", singles_n=args.singles)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq.asyncio
 
@@ -21,6 +22,9 @@ from common.messages import HeadEvent
 from common.types import Transaction
 from runtime.bus import Subscription
 from tools.bench.workload import CHAIN_ID, bench_key
+
+if TYPE_CHECKING:
+    from tools.bench.singles import SinglesResult
 
 VERIFY_CHUNK = 200  # verifications between two clock reads
 
@@ -51,6 +55,7 @@ class Result:
     prop_p99: float = 0.0
     spread_p50: float = 0.0
     spread_p99: float = 0.0
+    singles: SinglesResult | None = None
 
 
 def median(values: Sequence[float]) -> float:

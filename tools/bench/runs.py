@@ -32,6 +32,7 @@ from common.ledger import apply_block
 from common.statehash import from_scratch, root_of
 from common.types import Account, Transaction
 from runtime.config import load_config, load_genesis
+from tools.bench import singles
 from tools.bench.measure import (
     HeadWatcher,
     Result,
@@ -304,9 +305,11 @@ def replay_from_genesis(chain_dir: Path, genesis_path: Path) -> bool:
         store.close()
 
 
-def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: Path) -> Result:
+def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: Path,
+        singles_n: int = 0) -> Result:
     """Every stage asked for, on one chain; the nodes are stopped whatever happens."""
-    signers = accounts(n_accounts)
+    funded = accounts(n_accounts + 2 + singles.CLIENTS)
+    signers, single_signers = funded[:n_accounts], funded[n_accounts:]
     progress("measuring Ed25519 verification (1 and 2 processes)...")
     v1 = verify_rate(1)
     v2 = verify_rate(2)
@@ -316,7 +319,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     n_nodes = 4 if prop_blocks else 2 if sync_txs else 1
     net = create_devnet(workdir, nodes=n_nodes, validators=1, base_port=free_base_port(n_nodes),
                         interval_ms=INTERVAL_MS, max_bound=MAX_BOUND, network_id=CHAIN_ID,
-                        extra_alloc={s.address: FUNDS for s in signers})
+                        extra_alloc={s.address: FUNDS for s in funded})
     first = net.nodes[0]
     api = first.api_url
     procs = [start_node(first.config_path, "validator")]
@@ -326,6 +329,11 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
         progress(f"node up at {api}; submitting {n_txs}...")
         result = single_node(api, procs[0].pid, txs[:n_txs], tally, n_accounts=n_accounts,
                              verify_1=v1, verify_2=v2)
+        if singles_n:
+            progress(f"single submissions: {singles_n} node-signed, {singles_n} "
+                     f"client-signed, {singles.CLIENTS} concurrent clients...")
+            result.singles = singles.run(api, first.config_path, first.account,
+                                         single_signers, singles_n)
         if sync_txs > n_txs:
             progress(f"growing the chain to {sync_txs} transfers...")
             confirm(api, txs[n_txs:], tally)
@@ -342,5 +350,6 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     if missing:
         progress(f"{len(missing)} transfers never confirmed")
     replay_ok = replay_from_genesis(first.base_path / "chain", net.base_path / "genesis.json")
-    result.replay_ok = replay_ok and not missing and not tally.errors
+    result.replay_ok = replay_ok and not missing and not tally.errors and (
+        result.singles is None or result.singles.all_confirmed)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import Request
@@ -13,6 +14,7 @@ from common import messages
 from common.errors import CcoinError, Internal, error_from_code
 from common.types import MAX_AMOUNT, Transaction
 from services.api import metrics, replies, schema
+from services.api.edge import note_timing
 from services.api.gateway import Gateway
 from services.api.kinds import Int
 from services.api.replies import JSONResponse
@@ -61,12 +63,18 @@ async def tx_proof(tx_id: str = schema.TX_ID.path(), gw: Gateway = GW) -> Respon
              tags=["transactions"],
              openapi_extra=request_body(schema.TX_IN, schema.RAW_TX_IN))
 async def submit_tx(request: Request, gw: Gateway = GW) -> Response:
+    """Submit one signed transaction (202: it is in the node's synced pool journal). The
+    response's `Server-Timing` says what parsing with the signature check (`parse`) and
+    the state round trip with its journal write (`state`) took."""
+    start = time.perf_counter()
     try:
         tx = schema.parse_submission(await read_json(request), gw.chain_id)
     except CcoinError as exc:
         metrics.count_submissions([exc.code])
         raise
+    parsed = time.perf_counter()
     result = await gw.submit_one(tx)
+    note_timing(request.scope, parse=parsed - start, state=time.perf_counter() - parsed)
     if result.code:
         raise error_from_code(result.code, result.message)
     return JSONResponse(replies.ID_OUT.render(tx), status_code=202)

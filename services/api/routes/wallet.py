@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import Request
 from starlette.responses import Response
 
 from common import messages
 from services.api import replies, schema
+from services.api.edge import note_timing
 from services.api.gateway import Gateway
 from services.api.replies import JSONResponse
 from services.api.routes.deps import GW, admin_router, read_json
@@ -28,6 +31,11 @@ async def wallet(gw: Gateway = GW) -> Response:
 @admin.post("/wallet/send", status_code=202, response_model=replies.SEND_OUT.model,
             tags=["wallet"], openapi_extra=request_body(schema.SEND_IN))
 async def wallet_send(request: Request, gw: Gateway = GW) -> Response:
+    """Sign a transfer with the node's key and submit it (202: in the synced pool journal).
+    `Server-Timing` says what signing (`sign`, with the nonce lookup when one is needed) and
+    the state round trip with its journal write (`state`) took."""
     req = schema.parse_send(await read_json(request))
-    tx = await gw.wallet.send(req, gw)
+    start = time.perf_counter()
+    tx, signing = await gw.wallet.send(req, gw)
+    note_timing(request.scope, sign=signing, state=time.perf_counter() - start - signing)
     return JSONResponse(replies.SEND_OUT.render(tx), status_code=202)

@@ -215,6 +215,38 @@ def test_single_submissions_of_one_loop_iteration_share_one_request(tmp_path: Pa
     run(scenario)
 
 
+def test_submissions_arriving_while_one_is_in_flight_go_together_next(
+        tmp_path: Path) -> None:
+    txs = [signed(n) for n in range(6)]
+
+    async def scenario() -> None:
+        batches: list[int] = []
+        accept = accept_all(batches)
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_first(msg: messages.SubmitTxs) -> messages.SubmitResult:
+            if not batches:
+                entered.set()
+                await release.wait()  # state busy with the first (its journal sync)
+            return accept(msg)
+
+        async with gateway_over(tmp_path, {messages.SubmitTxs: slow_first}) as (gw, server):
+            first = asyncio.create_task(gw.submit_one(txs[0]))
+            await entered.wait()
+            rest = [asyncio.create_task(gw.submit_one(tx)) for tx in txs[1:]]
+            while len(gw._coalescer._waiting) < len(rest):
+                await asyncio.sleep(0)  # until each has queued behind the one in flight
+            assert server.requests_served == 0
+            release.set()
+            results = await asyncio.gather(first, *rest)
+            assert batches == [1, 5] and server.requests_served == 2
+            assert [r.id for r in results] == [tx.id for tx in txs]
+            await gw.submit_one(txs[0])  # alone again: at once, by itself
+            assert batches == [1, 5, 1]
+
+    run(scenario)
+
+
 def test_a_failed_shared_request_fails_every_submission(tmp_path: Path) -> None:
     def refuse(_: messages.SubmitTxs) -> messages.SubmitResult:
         raise PoolFull("the pool is full")

@@ -76,8 +76,11 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             one = check(node, "POST", "/api/v1/txs",
                         await http.post("/api/v1/txs", json=as_json(txs[0])), 202)
             assert one == {"id": txs[0].id.hex()}
-            check(node, "POST", "/api/v1/txs",
-                  await http.post("/api/v1/txs", json={"raw": txs[1].raw.hex()}), 202)
+            raw = await http.post("/api/v1/txs", json={"raw": txs[1].raw.hex()})
+            check(node, "POST", "/api/v1/txs", raw, 202)
+            steps = [part.split(";dur=") for part in raw.headers["server-timing"].split(", ")]
+            assert [name for name, _ in steps] == ["parse", "state", "app"]
+            assert all(float(ms) > 0 for _, ms in steps)
             batch = check(node, "POST", "/api/v1/txs/batch", await http.post(
                 "/api/v1/txs/batch", json={"txs": [
                     as_json(txs[2]), {"raw": txs[3].raw.hex()},

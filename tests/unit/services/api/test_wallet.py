@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from common import messages
@@ -71,12 +72,24 @@ def test_send_signs_at_the_pending_nonce(tmp_path: Path) -> None:
                 assert response.status_code == 202, response.text
                 replies.SEND_OUT.model.model_validate(response.json())
                 sent.append(response.json())
+                steps = server_timing(response)
+                assert list(steps) == ["sign", "state", "app"]
+                assert 0 < steps["sign"] + steps["state"] <= steps["app"]
             assert [s["nonce"] for s in sent] == [0, 1]
             assert {s["from"] for s in sent} == {key.address.hex()}
             status = (await node.http.get(f"/api/v1/txs/{sent[1]['id']}")).json()
             assert (status["status"], status["amount"], status["fee"]) == ("pending", 5, 2)
 
     run(scenario)
+
+
+def server_timing(response: httpx.Response) -> dict[str, float]:
+    """The `Server-Timing` header's steps, in milliseconds."""
+    steps = {}
+    for part in response.headers["server-timing"].split(", "):
+        name, _, dur = part.partition(";dur=")
+        steps[name] = float(dur)
+    return steps
 
 
 class FakeAccount:
@@ -86,9 +99,11 @@ class FakeAccount:
     def __init__(self, outcomes: list[str]) -> None:
         self.outcomes = outcomes
         self.pending = 0
+        self.asked = 0  # GetAccount requests
         self.submitted: list[Transaction] = []
 
     def account(self, msg: messages.GetAccount) -> messages.AccountReply:
+        self.asked += 1
         return messages.AccountReply(msg.address, 10**6, self.pending, self.pending)
 
     def submit(self, msg: messages.SubmitTxs) -> messages.SubmitResult:
@@ -97,37 +112,65 @@ class FakeAccount:
         code = self.outcomes.pop(0)
         if code == "nonce_too_low":
             self.pending += 1  # another gateway's send took this nonce
+        elif not code:
+            self.pending = tx.nonce + 1
         return messages.SubmitResult((messages.TxResult(tx.id, code, code or "ok"),))
 
 
-def send_with(tmp_path: Path, outcomes: list[str]) -> tuple[Any, FakeAccount]:
-    state = FakeAccount(outcomes)
+def send_with(tmp_path: Path, outcomes: list[str],
+              between: list[str] | None = None) -> tuple[list[Any], FakeAccount]:
+    """One send per outcome (its transaction, or the error it raised); before send i + 1,
+    the gateway's event hub publishes `between[i]` when it is not ""."""
+    state = FakeAccount(list(outcomes))
     signer = Signer(PrivateKey.generate())
 
-    async def scenario() -> Any:
+    async def scenario() -> list[Any]:
         handlers: dict[Any, Any] = {messages.GetAccount: state.account,
                                     messages.SubmitTxs: state.submit}
+        results: list[Any] = []
         async with gateway_over(tmp_path, handlers) as (gw, _):
             gw.wallet = NodeWallet(signer.address, signer)
-            try:
-                return await gw.wallet.send(SendRequest(TO, 5, 1, b""), gw)
-            except Exception as exc:  # noqa: BLE001 - the outcome under test
-                return exc
+            while state.outcomes:
+                event = between[len(results) - 1] if between and results else ""
+                if event:
+                    gw.hub.publish(event, {})
+                try:
+                    results.append((await gw.wallet.send(SendRequest(TO, 5, 1, b""), gw))[0])
+                except Exception as exc:  # noqa: BLE001 - the outcome under test
+                    results.append(exc)
+        return results
 
     return run(scenario), state
 
 
+def test_sends_in_a_row_ask_state_for_the_nonce_once(tmp_path: Path) -> None:
+    txs, state = send_with(tmp_path, ["", "", ""])
+    assert [t.nonce for t in txs] == [0, 1, 2] and state.asked == 1
+
+
+def test_a_disturbing_event_or_a_refusal_makes_the_next_send_ask_again(
+        tmp_path: Path) -> None:
+    outcomes = ["", "", "", "", "insufficient_funds", "", "", ""]
+    between = ["head", "txs_removed", "", "", "", "reorg", "resync"]
+    results, state = send_with(tmp_path, outcomes, between)
+    assert isinstance(results[4], InsufficientFunds)
+    # asked: the first, after txs_removed (send 3), after the refusal (send 6), after the
+    # reorg (send 7) and after the resync (send 8); a head event disturbs nothing
+    assert state.asked == 5
+    assert [t.nonce for t in results if isinstance(t, Transaction)] == [0, 1, 2, 3, 4, 5, 6]
+
+
 def test_send_retries_once_when_its_nonce_was_taken(tmp_path: Path) -> None:
-    tx, state = send_with(tmp_path, ["nonce_too_low", ""])
+    (tx,), state = send_with(tmp_path, ["nonce_too_low", ""])
     assert isinstance(tx, Transaction) and tx.chain_id == CHAIN
     assert [t.nonce for t in state.submitted] == [0, 1] and tx == state.submitted[1]
 
 
 def test_send_gives_up_after_the_retry(tmp_path: Path) -> None:
-    error, state = send_with(tmp_path, ["nonce_too_low", "nonce_too_low"])
+    (error,), state = send_with(tmp_path, ["nonce_too_low", "nonce_too_low"])
     assert isinstance(error, NonceTooLow) and len(state.submitted) == 2
 
 
 def test_send_does_not_retry_other_refusals(tmp_path: Path) -> None:
-    error, state = send_with(tmp_path, ["insufficient_funds"])
+    (error,), state = send_with(tmp_path, ["insufficient_funds"])
     assert isinstance(error, InsufficientFunds) and len(state.submitted) == 1
