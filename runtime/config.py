@@ -8,7 +8,8 @@
   "genesis": "genesis.json",                          # relative to the config file
   "api": {"host": "127.0.0.1", "port": 8000, "workers": 1, "admin_token": "",
           "cors_origins": [], "rate_limit": 200, "rate_burst": 400,   # per client IP
-          "rate_limit_loopback": false},                             # loopback exempt
+          "rate_limit_loopback": false,                              # loopback exempt
+          "body_budget_mb": 12},   # large request bodies handled at once; more wait
   "p2p": {"host": "127.0.0.1", "port": 30333, "bootnodes": [],
           "max_peers": 0, "curve": false, "allow_list": "", "ban_seconds": 600,
           "max_inbound_per_ip": 4, "max_inbound_per_subnet": 8,   # 0: no limit
@@ -48,7 +49,7 @@ _SECTIONS: dict[str, set[str]] = {
     "discovery_service": {"host", "port", "proto"},
     "genesis": set(),
     "api": {"host", "port", "workers", "admin_token", "cors_origins", "rate_limit", "rate_burst",
-            "rate_limit_loopback"},
+            "rate_limit_loopback", "body_budget_mb"},
     "p2p": {"host", "port", "bootnodes", "max_peers", "curve", "allow_list", "ban_seconds",
             "max_inbound_per_ip", "max_inbound_per_subnet", "limit_loopback",
             "outbound_only"},
@@ -73,6 +74,7 @@ class NodeConfig:
     cors_origins: tuple[str, ...] = ()
     rate_limit: int = 200  # requests/s per client IP (token bucket); 0: no limit
     rate_burst: int = 400
+    body_budget_mb: int = 12  # large request bodies one gateway process holds at once
     rate_limit_loopback: bool = False  # loopback clients are exempt unless true
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 30333
@@ -208,6 +210,7 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         cors_origins=tuple(origins),
         rate_limit=integer(api.get("rate_limit", 200), "api.rate_limit", 0, 10**6),
         rate_burst=integer(api.get("rate_burst", 400), "api.rate_burst", 1, 10**7),
+        body_budget_mb=integer(api.get("body_budget_mb", 12), "api.body_budget_mb", 1, 10**5),
         rate_limit_loopback=_flag(api.get("rate_limit_loopback", False),
                                   "api.rate_limit_loopback"),
         p2p_host=str(p2p.get("host", "127.0.0.1")),

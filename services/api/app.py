@@ -3,7 +3,8 @@
 What goes into it, each in its own module: the bus links (`gateway`), the routes by area
 (`routes/`), the one error shape (`errors`), the OpenAPI document (`openapi`), the dashboard
 (`dashboard`), and at the edge, outermost first: request id, rate limit, metrics and access
-log (`edge`), the body size limit (`runtime.http_edge`), CORS when configured.
+log (`edge`), the body size limit (`runtime.http_edge`), the budget of large bodies
+handled at once (`bodybudget`), CORS when configured.
 
 The gateway is stateless: it does the stateless half of every submission itself (strict
 JSON validation, chain id, signature) so that state only ever sees verified transactions,
@@ -29,6 +30,7 @@ from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.http_edge import BodyLimit
 from runtime.service import log_request_ids, setup_logging
 from services.api import dashboard, errors, metrics, openapi, routes
+from services.api.bodybudget import BodyBudget
 from services.api.edge import Edge
 from services.api.gateway import Gateway
 
@@ -69,6 +71,7 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY,
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(BodyBudget, budget=config.body_budget_mb * 2**20, body_limit=body_limit)
     app.add_middleware(BodyLimit, limit=body_limit, reject=errors.reject)
     app.add_middleware(Edge, rate=config.rate_limit, burst=config.rate_burst,
                        limit_loopback=config.rate_limit_loopback)

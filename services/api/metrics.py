@@ -54,6 +54,11 @@ TXS = Counter("ccoin_api_txs", "transactions submitted through this gateway, by 
 RATE_LIMITED = Counter("ccoin_api_rate_limited", "requests refused with 429 rate_limited")
 EVENT_CLIENTS = Gauge("ccoin_api_event_clients", "open event streams (SSE and WebSocket)",
                       multiprocess_mode="livesum")
+BODY_BYTES_IN_FLIGHT = Gauge("ccoin_api_body_bytes_in_flight", "bytes of large request "
+                             "bodies being handled (api.body_budget_mb)",
+                             multiprocess_mode="livesum")
+BODIES_WAITING = Gauge("ccoin_api_bodies_waiting", "large requests waiting for the body "
+                       "budget", multiprocess_mode="livesum")
 EVENTS = Counter("ccoin_events", "node events received from state, by type", ["type"])
 EVENTS_LOST = Counter("ccoin_events_lost", "state events the gateway missed (sequence gaps)")
 TXS_REMOVED = Counter("ccoin_mempool_removed", "transactions that left the pool other than by "

@@ -3,6 +3,7 @@ says what it measured."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +19,15 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", "from tools.cli import main; main()", "bench", "--txs", "400",
          "--accounts", "40", "--sync-txs", "800", "--propagation-blocks", "2",
-         "--singles", "64", "--out", str(out)],
+         "--singles", "64", "--big-bodies", "3", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = out.read_text()
     assert "| every transfer confirmed, state root = replay from genesis | yes |" in report
     assert "400 pre-signed Ed25519 transfers among 40 accounts" in report
     for heading in ("## Single node, end to end", "## Against the machine's own verification",
-                    "## Single submissions, one transaction per request", "## Network"):
+                    "## Single submissions, one transaction per request",
+                    "## Many large requests at once", "## Network"):
         assert heading in report
     assert "after the chain holds 800 transfers" in report
     assert "| seal → head on all 4 nodes |" in report
@@ -33,4 +35,8 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
         in report
     steps = report.split("| steps, medians (ms): HTTP / sign or parse / state / app | ")[1]
     assert all(float(ms) > 0 for ms in steps.split(" | ")[0].split(" / "))  # from Server-Timing
+    assert f"| transfers accepted | {3 * 1550:,} of {3 * 1550:,} |" in report
+    # every service found under `ccoin node start` (its supervisord is a child of its own)
+    assert re.search(r"\| node peak RSS \(sum of VmHWM\) \| \d+ MiB \(api \d+, miner \d+, "
+                     r"p2p \d+, state \d+ MiB\) \|", report), report
     assert "**NO**" not in report

@@ -5,9 +5,10 @@ It creates a throwaway single-validator devnet with M funded accounts, starts th
 way a user does (`ccoin node start` under supervisord), pre-signs N transfers among the
 accounts, submits them through the REST batch route, follows new blocks to time each
 transaction's confirmation, then times single submissions (one transaction per request,
-`singles`), then (optionally) times a fresh node syncing the chain and
-block propagation on four nodes, stops the nodes and replays the chain from genesis to
-check that the state root agrees. Results go to stdout and, with --out, to a Markdown file.
+`singles`) and the api's memory under many large requests at once (`bodies`), then
+(optionally) times a fresh node syncing the chain and block propagation on four nodes,
+stops the nodes and replays the chain from genesis to check that the state root agrees.
+Results go to stdout and, with --out, to a Markdown file.
 
 `workload` signs the transfers, `runs` drives the nodes through `client.Client`, `measure`
 reads the machine and the processes, `report` writes the Markdown.
@@ -37,15 +38,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--singles", type=int, default=2_000,
                         help="time this many single submissions, node-signed and "
                              "client-signed, and as many from 32 concurrent clients (0: skip)")
+    parser.add_argument("--big-bodies", type=int, default=24, metavar="N",
+                        help="the api's memory under N large batch requests at once (0: skip)")
     parser.add_argument("--out", help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the bench data dir")
     args = parser.parse_args(argv)
-    if args.txs < 1 or args.accounts < 2 or args.singles < 0:
-        parser.error("--txs must be >= 1, --accounts >= 2 and --singles >= 0")
+    if args.txs < 1 or args.accounts < 2 or args.singles < 0 or args.big_bodies < 0:
+        parser.error("--txs must be >= 1, --accounts >= 2, --singles and --big-bodies >= 0")
     workdir = Path(tempfile.mkdtemp(prefix="ccoin-bench-"))
     try:
         result = run(args.txs, args.accounts, args.sync_txs, args.propagation_blocks,
-                     workdir / "net", singles_n=args.singles)
+                     workdir / "net", singles_n=args.singles, big_bodies=args.big_bodies)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

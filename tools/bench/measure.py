@@ -24,6 +24,7 @@ from runtime.bus import Subscription
 from tools.bench.workload import CHAIN_ID, bench_key
 
 if TYPE_CHECKING:
+    from tools.bench.bodies import BodiesResult
     from tools.bench.singles import SinglesResult
 
 VERIFY_CHUNK = 200  # verifications between two clock reads
@@ -56,6 +57,7 @@ class Result:
     spread_p50: float = 0.0
     spread_p99: float = 0.0
     singles: SinglesResult | None = None
+    bodies: BodiesResult | None = None
 
 
 def median(values: Sequence[float]) -> float:
@@ -94,22 +96,34 @@ def verify_rate(processes: int, seconds: float = 2.0) -> float:
 
 
 def service_pids(root_pid: int) -> dict[str, int]:
-    """The pid of each child of supervisord, by program name (state, api, p2p, miner)."""
-    out: dict[str, int] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+    """The pid of each service under `root_pid` (`ccoin node start`, whose supervisord is a
+    child of its own), by program name (state, api, p2p, miner): every descendant whose
+    command line runs `services.<name>`."""
+    parent: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) != root_pid:
-            continue
+        pid = int(entry)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
         name = next((a.decode().split(".")[-1] for a in cmdline if a.startswith(b"services.")),
-                    pid)
-        out[name] = int(pid)
-    return out
+                    "")
+        if name:
+            names[pid] = name
+
+    def under_root(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == root_pid:
+                return True
+        return False
+
+    return {name: pid for pid, name in names.items() if under_root(pid)}
 
 
 def process_tree_peak_kib(root_pid: int) -> dict[str, int]:

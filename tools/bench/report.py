@@ -10,6 +10,7 @@ import platform
 import time
 from pathlib import Path
 
+from tools.bench.bodies import DATA, PER_BODY, SETTLE_S
 from tools.bench.measure import Result
 from tools.bench.singles import CLIENTS, Series
 
@@ -137,6 +138,29 @@ signed by the node (`POST /api/v1/wallet/send`), then {cs.n:,} pre-signed ones (
 """
 
 
+def bodies_section(r: Result) -> str:
+    """Issue 13, goal 5: the api's memory under many large requests at once."""
+    b = r.bodies
+    if b is None:
+        return ""
+    return f"""
+## Many large requests at once (issue 13)
+
+{b.requests} clients each POST one `/api/v1/txs/batch` of {b.body_mb:.1f} MB ({PER_BODY:,}
+transfers with {DATA:,} bytes of data) at the same moment; the api process's resident set
+before, at its peak (read every 10 ms) and {SETTLE_S:.0f} s after the last answer. The
+gateway handles large bodies at most `api.body_budget_mb` (default 12) at a time, the others
+wait their turn, and it hands freed memory back to the OS when the last one is done.
+
+| figure | value |
+|---|---|
+| api RSS before / peak / after (MiB) | {b.before_mb:.0f} / **{b.peak_mb:.0f}** / \
+**{b.after_mb:.0f}** |
+| all answered in | {b.seconds:.1f} s (statuses {", ".join(map(str, b.statuses))}) |
+| transfers accepted | {b.accepted:,} of {b.requests * PER_BODY:,} |
+"""
+
+
 def report(r: Result) -> str:
     peak_total = sum(r.peak_kib.values())
     per = ", ".join(f"{k} {v / 1024:.0f}" for k, v in sorted(r.peak_kib.items()))
@@ -176,4 +200,4 @@ max_bound 4,000.
 
 Target (issue 2): ≥ 2,000 confirmed transfers/s with every transfer confirmed and the state
 root agreeing with a replay. Goal beyond it: 0.5 of the two-process verification rate.
-{singles_section(r)}{network_section(r)}"""
+{singles_section(r)}{bodies_section(r)}{network_section(r)}"""

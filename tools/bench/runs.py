@@ -32,7 +32,7 @@ from common.ledger import apply_block
 from common.statehash import from_scratch, root_of
 from common.types import Account, Transaction
 from runtime.config import load_config, load_genesis
-from tools.bench import singles
+from tools.bench import bodies, singles
 from tools.bench.measure import (
     HeadWatcher,
     Result,
@@ -306,10 +306,12 @@ def replay_from_genesis(chain_dir: Path, genesis_path: Path) -> bool:
 
 
 def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: Path,
-        singles_n: int = 0) -> Result:
+        singles_n: int = 0, big_bodies: int = 0) -> Result:
     """Every stage asked for, on one chain; the nodes are stopped whatever happens."""
-    funded = accounts(n_accounts + 2 + singles.CLIENTS)
-    signers, single_signers = funded[:n_accounts], funded[n_accounts:]
+    funded = accounts(n_accounts + 2 + singles.CLIENTS + big_bodies)
+    signers = funded[:n_accounts]
+    single_signers = funded[n_accounts:n_accounts + 2 + singles.CLIENTS]
+    body_signers = funded[n_accounts + 2 + singles.CLIENTS:]
     progress("measuring Ed25519 verification (1 and 2 processes)...")
     v1 = verify_rate(1)
     v2 = verify_rate(2)
@@ -334,6 +336,9 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
                      f"client-signed, {singles.CLIENTS} concurrent clients...")
             result.singles = singles.run(api, first.config_path, first.account,
                                          single_signers, singles_n)
+        if big_bodies:
+            progress(f"{big_bodies} large batch requests at once...")
+            result.bodies = bodies.run(api, procs[0].pid, body_signers)
         if sync_txs > n_txs:
             progress(f"growing the chain to {sync_txs} transfers...")
             confirm(api, txs[n_txs:], tally)
