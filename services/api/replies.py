@@ -251,7 +251,8 @@ STATUS_OUT = Shape("StatusOut", [
           src=None),
     Field("version", STR, src=None),
     Field("consensus", Choice(("poa", "pow")), src=_consensus),
-    Field("difficulty", INT),
+    Field("difficulty", INT, "HashCash bits the next block needs (a genesis file's "
+                             "`difficulty` counts hex digits: 4 bits each)"),
     Field("authorities", ListOf(HEX), src="miners"),
     Field("recent_signers", ListOf(HEX)),
     Field("mempool", MEMPOOL_STATUS, src=lambda status: status),
@@ -276,7 +277,7 @@ HEADER_OUT = Shape("HeaderOut", [
     Field("coinbase", HEX),
     Field("tx_root", HEX),
     Field("state_root", HEX),
-    Field("difficulty", INT),
+    Field("difficulty", INT, "HashCash bits: leading zero bits the seal hash has at least"),
     Field("nonce", INT),
     Field("extra", HEX),
     Field("signer", HEX),
