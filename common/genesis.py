@@ -42,7 +42,7 @@ class GenesisError(Malformed):
 
 BITS_PER_DIGIT = 4  # a hex digit of the proof: the seed's unit of `difficulty`
 MAX_DIFFICULTY_BITS = 32  # block_mining: a PoA seal or a PoW start beyond it takes hours
-MAX_GENESIS_BITS = 24  # genesis_block: `genesis init` mines it in seconds, not hours
+MAX_GENESIS_BITS = 24  # genesis_block: `genesis init` mines it in minutes at most
 
 
 @dataclass(frozen=True, slots=True)

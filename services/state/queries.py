@@ -73,7 +73,8 @@ def block_changes(chain: Chain, block: Block) -> tuple[AccountChange, ...] | Non
         return None
     if block.height == 0:
         created = chain.genesis.initial_accounts()
-        return tuple(AccountChange(a, Account(), acc) for a, acc in created.items())
+        return tuple(AccountChange(a, Account(), acc) for a, acc in created.items()
+                     if not acc.is_empty())
     store = chain.store
     where = f"block {block.height} ({block.hash.hex()[:16]})"
     raw = store.get(schema.undo_key(block.hash))

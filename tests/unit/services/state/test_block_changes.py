@@ -76,7 +76,7 @@ def test_each_block_shows_its_own_before_and_after(tmp_path: Path) -> None:
 
 
 def test_genesis_created_its_accounts(tmp_path: Path) -> None:
-    g = rh.make_genesis(difficulty=0, alloc={A: 1000, B: 50})
+    g = rh.make_genesis(difficulty=0, alloc={A: 1000, B: 50, C: 0})  # C: nothing to show
     svc, _ = service(tmp_path, g)
     reply = ask(svc, 0)
     assert reply.has_changes
