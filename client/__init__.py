@@ -18,6 +18,7 @@ node's own typed errors (`common.errors`), rebuilt from each reply's code.
 from client.events import Event
 from client.http import DEFAULT_API, Client
 from client.results import (
+    AccountChangeInfo,
     AccountInfo,
     BlockInfo,
     BlockPage,
@@ -37,7 +38,8 @@ from client.results import (
 from client.transactions import parse_address, parse_hex, sign_transfer, tx_to_json
 
 __all__ = [
-    "DEFAULT_API", "AccountInfo", "BlockInfo", "BlockPage", "Client", "ConsensusInfo", "Event",
+    "DEFAULT_API", "AccountChangeInfo", "AccountInfo", "BlockInfo", "BlockPage", "Client",
+    "ConsensusInfo", "Event",
     "HistoryItem", "HistoryPage", "MempoolPage", "NodeStatus", "PeerAdded", "PeerInfo",
     "PeersInfo", "SignerHealth", "TipInfo", "TxInfo", "TxProof", "parse_address", "parse_hex",
     "sign_transfer", "tx_to_json",

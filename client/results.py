@@ -165,6 +165,36 @@ class TxInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountChangeInfo:
+    """An account a block changed: balance and nonce before the block and after it."""
+
+    address: str
+    balance_before: int
+    nonce_before: int
+    balance_after: int
+    nonce_after: int
+
+    @classmethod
+    def from_json(cls, value: Any) -> AccountChangeInfo:
+        d = json_object(value, "account change")
+        before = json_object(d.get("before"), "account change's before")
+        after = json_object(d.get("after"), "account change's after")
+        return cls(required(d, "address", str), required(before, "balance", int),
+                   required(before, "nonce", int), required(after, "balance", int),
+                   required(after, "nonce", int))
+
+
+def _changes(doc: Mapping[str, Any]) -> tuple[AccountChangeInfo, ...] | None:
+    """A block's `changes`: None when the node keeps none (a side block) or sent none."""
+    value = doc.get("changes")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise Malformed("the node's reply has no list 'changes'")
+    return tuple(AccountChangeInfo.from_json(item) for item in value)
+
+
+@dataclass(frozen=True, slots=True)
 class BlockInfo:
     hash: str
     height: int
@@ -179,6 +209,8 @@ class BlockInfo:
     confirmations: int = 0
     on_main_chain: bool = True
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the accounts it changed (`Client.block`); None off the main chain and in block pages
+    changes: tuple[AccountChangeInfo, ...] | None = None
 
     @classmethod
     def from_json(cls, value: Any) -> BlockInfo:
@@ -189,7 +221,8 @@ class BlockInfo:
                    _opt(h, "timestamp", int, 0), _opt(h, "coinbase", str, ""),
                    _opt(h, "signer", str, ""), _opt(h, "tx_root", str, ""),
                    _opt(h, "state_root", str, ""), _opt(d, "tx_count", int, len(txs)), txs,
-                   _opt(d, "confirmations", int, 0), _opt(d, "on_main_chain", bool, True), d)
+                   _opt(d, "confirmations", int, 0), _opt(d, "on_main_chain", bool, True), d,
+                   _changes(d))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,16 @@
 """The genesis file (ccoin's shape, `//` and `/* */` comments allowed) and the genesis block.
 
 Unknown or missing fields are errors naming the field; the ccoin seed's `genesis.json`
-example loads unchanged. The genesis block's `extra` is SHA-256 of the canonical encoding
-of every consensus parameter, so two nodes that disagree about the rules (authorities,
-reward, interval...) disagree about the genesis hash and refuse each other at hello.
+example loads unchanged, and means what it meant there: its `difficulty` counts leading
+zero HEX DIGITS of the proof (the seed's difficulty 4 gives `pow_hash=0000b900...`), one
+digit being 4 bits. `difficulty_bits` (ccoin's own, exclusive with `difficulty`) says the
+same in bits, for strengths between whole digits. Past this parser everything counts bits:
+`Genesis.difficulty`, the headers, the consensus parameters (so a chain's identity is its
+real strength, whichever key wrote it).
+
+The genesis block's `extra` is SHA-256 of the canonical encoding of every consensus
+parameter, so two nodes that disagree about the rules (authorities, reward, interval...)
+disagree about the genesis hash and refuse each other at hello.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ from common.types import (
 
 class GenesisError(Malformed):
     """genesis file is invalid"""
+
+
+BITS_PER_DIGIT = 4  # a hex digit of the proof: the seed's unit of `difficulty`
+MAX_DIFFICULTY_BITS = 32  # block_mining: a PoA seal or a PoW start beyond it takes hours
+MAX_GENESIS_BITS = 24  # genesis_block: `genesis init` mines it in minutes at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +168,23 @@ def _address(value: Any, where: str, allow_empty: bool = False) -> bytes:
     return raw
 
 
+def _difficulty(section: dict[str, Any], where: str, max_bits: int, *, required: bool) -> int:
+    """The section's proof strength in bits: `difficulty` in hex digits (the seed's unit),
+    or `difficulty_bits`; one of them, never both (0 when neither and not `required`)."""
+    if "difficulty" in section and "difficulty_bits" in section:
+        raise GenesisError(f"{where}: give difficulty (hex digits) or difficulty_bits, "
+                           "not both")
+    if "difficulty_bits" in section:
+        return _int(section["difficulty_bits"], f"{where}.difficulty_bits", 0, max_bits)
+    if "difficulty" in section:
+        digits = _int(section["difficulty"], f"{where}.difficulty (hex digits)", 0,
+                      max_bits // BITS_PER_DIGIT)
+        return digits * BITS_PER_DIGIT
+    if required:
+        raise GenesisError(f"{where}: missing field(s) difficulty (or difficulty_bits)")
+    return 0
+
+
 def parse_genesis(text: str) -> Genesis:
     try:
         doc = json.loads(strip_comments(text), parse_float=_Float)
@@ -165,12 +194,13 @@ def parse_genesis(text: str) -> Genesis:
     top = _obj(doc, "genesis", {"network_id", "miners", "block_mining", "genesis_block", "alloc"},
                {"max_peers"})
     bm = _obj(top["block_mining"], "block_mining",
-              {"max_bound", "min_bound", "reward", "difficulty"},
-              {"interval", "allow_empty", "placeholder_data", "retarget_blocks", "interval_ms"})
+              {"max_bound", "min_bound", "reward"},
+              {"interval", "allow_empty", "placeholder_data", "retarget_blocks", "interval_ms",
+               "difficulty", "difficulty_bits"})
     if "interval" not in bm and "interval_ms" not in bm:
         raise GenesisError("block_mining: missing field(s) interval")
     gb = _obj(top["genesis_block"], "genesis_block", set(),
-              {"coinbase", "coinbase_reward", "difficulty", "timestamp"})
+              {"coinbase", "coinbase_reward", "difficulty", "difficulty_bits", "timestamp"})
     if not isinstance(top["miners"], list):
         raise GenesisError("miners must be a list of addresses")
     miners = tuple(_address(m, f"miners[{i}]") for i, m in enumerate(top["miners"]))
@@ -206,7 +236,7 @@ def parse_genesis(text: str) -> Genesis:
         max_bound=max_bound,
         min_bound=min_bound,
         reward=_int(bm["reward"], "block_mining.reward"),
-        difficulty=_int(bm["difficulty"], "block_mining.difficulty", 0, 32),
+        difficulty=_difficulty(bm, "block_mining", MAX_DIFFICULTY_BITS, required=True),
         allow_empty=allow_empty,
         placeholder=(placeholder[0], placeholder[1]),
         max_peers=_int(top.get("max_peers", 0), "max_peers", 0, 10_000),
@@ -214,7 +244,7 @@ def parse_genesis(text: str) -> Genesis:
                              100_000),
         genesis_coinbase=_address(gb.get("coinbase", ""), "genesis_block.coinbase", True),
         genesis_reward=_int(gb.get("coinbase_reward", 0), "genesis_block.coinbase_reward"),
-        genesis_difficulty=_int(gb.get("difficulty", 0), "genesis_block.difficulty", 0, 24),
+        genesis_difficulty=_difficulty(gb, "genesis_block", MAX_GENESIS_BITS, required=False),
         genesis_timestamp=_int(gb.get("timestamp", 0), "genesis_block.timestamp"),
         alloc=tuple(sorted(alloc.items())),
     )
@@ -225,7 +255,7 @@ def parse_genesis(text: str) -> Genesis:
 
 def genesis_block(genesis: Genesis) -> Block:
     """The deterministic genesis block: alloc's state root and a HashCash proof at
-    `genesis_block.difficulty`, searched from nonce 0."""
+    `genesis_block.difficulty` (in bits by now), searched from nonce 0."""
     state_root = root_of(from_scratch(genesis.initial_accounts().items()))
     header = BlockHeader(
         height=0, parent=ZERO_HASH, timestamp=genesis.genesis_timestamp,

@@ -7,7 +7,7 @@ the miner's template and the tests compute them with the very same code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from common import errors
@@ -128,3 +128,19 @@ def apply_block(view: AccountView, parent_state_value: int, block: Block, chain_
             f"state root {block.header.state_root.hex()[:16]} != computed "
             f"{changes.state_root.hex()[:16]}")
     return changes
+
+
+def replay_block(before: Mapping[bytes, Account], parent_state_value: int, block: Block,
+                 chain_id: int, reward: int) -> StateChanges:
+    """`block` applied again over `before`, the accounts it touched as they were before it
+    (what the state service keeps as its undo record): the accounts after it, with the very
+    rules that applied it. The state root check proves the pair is the block's own; an
+    account the block touches missing from `before` is `InvalidBlock` too."""
+    def view(address: bytes) -> Account:
+        account = before.get(address)
+        if account is None:
+            raise errors.InvalidBlock(f"account {address.hex()} is touched by the block but "
+                                      "missing from the accounts before it")
+        return account
+
+    return apply_block(view, parent_state_value, block, chain_id, reward)

@@ -31,6 +31,8 @@ class DevChain:
 def genesis_doc(*, network_id: int, miners: list[bytes], alloc: dict[bytes, int],
                 interval_ms: int, max_bound: int, min_bound: int = 0, reward: int = 100,
                 difficulty: int = 4, allow_empty: bool = True) -> dict[str, Any]:
+    """A genesis file (the JSON object) for a local chain; `difficulty` in bits, written as
+    `difficulty_bits` (a file's `difficulty` counts hex digits, as in the seed)."""
     return {
         "network_id": network_id,
         "miners": [m.hex() for m in miners],
@@ -40,12 +42,12 @@ def genesis_doc(*, network_id: int, miners: list[bytes], alloc: dict[bytes, int]
             "max_bound": max_bound,
             "min_bound": min_bound,
             "reward": reward,
-            "difficulty": difficulty,
+            "difficulty_bits": difficulty,
             "allow_empty": allow_empty,
             "placeholder_data": ["rnd", 15],
         },
         "max_peers": 25,
-        "genesis_block": {"coinbase": "", "coinbase_reward": 0, "difficulty": 4},
+        "genesis_block": {"coinbase": "", "coinbase_reward": 0, "difficulty_bits": 4},
         "alloc": {a.hex(): {"balance": b} for a, b in sorted(alloc.items())},
     }
 

@@ -44,6 +44,7 @@ from common.messages.events import (
     TxsRemovedEvent,
 )
 from common.messages.state import (
+    AccountChange,
     AccountReply,
     AccountTxsReply,
     BlockOutcome,
@@ -88,7 +89,8 @@ from common.messages.state import (
 )
 
 __all__ = [
-    "AccountReply", "AccountTxsReply", "AddPeer", "AddPeerReply", "BUS_VERSION", "BlockOutcome",
+    "AccountChange", "AccountReply", "AccountTxsReply", "AddPeer", "AddPeerReply",
+    "BUS_VERSION", "BlockOutcome",
     "BlockRangeReply", "BlockReply", "BlockResult", "CATALOGUE", "ErrorReply", "GetAccount",
     "GetAccountTxs", "GetBlock", "GetBlockRange", "GetBlocksAfter", "GetLocator", "GetMempool",
     "GetMining", "GetPeers", "GetSigners", "GetStatus", "GetTemplate", "GetTips", "GetTx",

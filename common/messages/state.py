@@ -87,18 +87,36 @@ class StatusReply(Message):
 
 @message("get_block")
 class GetBlock(Message):
-    """By height (`hash` empty) or by hash; a negative height is never found."""
+    """By height (`hash` empty) or by hash; a negative height is never found. `changes`:
+    also the accounts the block changed (a main-chain block's; sync never asks)."""
 
     height: int
     hash: OptHash32
+    changes: bool = False
+
+
+@message("account_change")
+class AccountChange(Message):
+    """An account a block changed: its balance and nonce before the block and after it."""
+
+    address: Address20
+    balance_before: U63
+    nonce_before: U63
+    balance_after: U63
+    nonce_after: U63
 
 
 @message("block")
 class BlockReply(Message):
+    """`has_changes`: `changes` lists the accounts the block changed (they were asked for
+    and the block is on the main chain: no other block's state is stored)."""
+
     block: bytes
     total_weight: U64
     confirmations: U63
     on_main_chain: bool
+    has_changes: bool = False
+    changes: tuple[AccountChange, ...] = ()
 
 
 @message("get_blocks")

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from common.messages import PeersReply, StatusReply, TxReply
 from common.status import Direction, PeerDirection, PeerOutcome, TipStatus, TxStatus
-from common.types import Block, Transaction
+from common.types import Account, Block, Transaction
 from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, ListOf, Nullable, Text
 from services.api.schema import KEY_TYPE_NAMES
 from services.api.spec import Field, Rendered, Shape
@@ -251,7 +251,8 @@ STATUS_OUT = Shape("StatusOut", [
           src=None),
     Field("version", STR, src=None),
     Field("consensus", Choice(("poa", "pow")), src=_consensus),
-    Field("difficulty", INT),
+    Field("difficulty", INT, "HashCash bits the next block needs (a genesis file's "
+                             "`difficulty` counts hex digits: 4 bits each)"),
     Field("authorities", ListOf(HEX), src="miners"),
     Field("recent_signers", ListOf(HEX)),
     Field("mempool", MEMPOOL_STATUS, src=lambda status: status),
@@ -276,7 +277,7 @@ HEADER_OUT = Shape("HeaderOut", [
     Field("coinbase", HEX),
     Field("tx_root", HEX),
     Field("state_root", HEX),
-    Field("difficulty", INT),
+    Field("difficulty", INT, "HashCash bits: leading zero bits the seal hash has at least"),
     Field("nonce", INT),
     Field("extra", HEX),
     Field("signer", HEX),
@@ -301,6 +302,15 @@ _BLOCK_SIZES = (
     Field("tx_count", INT, src=lambda b: len(b.txs)),
     Field("size", INT, src=lambda b: len(b.raw)),
 )
+ACCOUNT_STATE_OUT = Shape("AccountStateOut", [Field("balance", INT), Field("nonce", INT)])
+ACCOUNT_CHANGE_OUT = Shape("AccountChangeOut", [
+    Field("address", HEX),
+    Field("before", ACCOUNT_STATE_OUT, "as it was before the block",
+          src=lambda c: Account(c.balance_before, c.nonce_before)),
+    Field("after", ACCOUNT_STATE_OUT, "as the block left it (later blocks may have changed "
+                                      "it again)",
+          src=lambda c: Account(c.balance_after, c.nonce_after)),
+])
 BLOCK_OUT = Shape("BlockOut", [
     *_BLOCK_FIELDS,
     Field("txs", ListOf(TX_OUT)),
@@ -308,9 +318,18 @@ BLOCK_OUT = Shape("BlockOut", [
     Field("total_weight", INT, src=None),
     Field("confirmations", INT, src=None),
     Field("on_main_chain", BOOL, src=None),
+    Field("changes", Nullable(ListOf(ACCOUNT_CHANGE_OUT)),
+          "the accounts the block changed, before -> after, in the order it first touched "
+          "them (the genesis block: its initial accounts, from 0); null for a block off the "
+          "main chain, whose state the node does not keep; absent with changes=false",
+          required=False, src=None),
 ], examples=[{"hash": "5e" * 32, "header": _HEADER_EXAMPLE, "txs": [_TX_EXAMPLE],
               "tx_count": 1, "size": 512, "total_weight": 84, "confirmations": 1,
-              "on_main_chain": True}])
+              "on_main_chain": True, "changes": [
+                  {"address": "3f" * 20, "before": {"balance": 5000, "nonce": 7},
+                   "after": {"balance": 3999, "nonce": 8}},
+                  {"address": "11" * 20, "before": {"balance": 0, "nonce": 0},
+                   "after": {"balance": 1000, "nonce": 0}}]}])
 BLOCK_SUMMARY = Shape("BlockSummary", [
     *_BLOCK_FIELDS,
     Field("txs", ListOf(AnyJSON()), "transaction ids, or whole transactions with full=true",

@@ -1,6 +1,7 @@
 """Read-only questions about the chain, the pool and their indexes, answered as the
-dataclasses of `results`: a transaction's status, an account's history, Merkle proofs,
-branch tips, signer health, and the block locator and ranges that sync uses.
+dataclasses of `results`: a transaction's status, an account's history, what a block
+changed, Merkle proofs, branch tips, signer health, and the block locator and ranges that
+sync uses.
 
 Each is a function of a `Chain` that changes nothing; the state service turns its answer
 into a bus reply, field by field.
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 from common import chainhealth, consensus, errors
 from common.chainhealth import ChainHealth
+from common.ledger import replay_block
 from common.merkle import merkle_proof
 from common.status import TipStatus, TxStatus
-from common.types import BlockHeader
+from common.types import Account, Block, BlockHeader
+from services.state import schema
 from services.state.chain import Chain
 from services.state.results import (
+    AccountChange,
     AccountHistory,
     BranchTip,
     TxInclusion,
@@ -53,6 +57,40 @@ def history(chain: Chain, address: bytes, offset: int, limit: int,
     # one more than asked tells whether older entries follow
     total, records = chain.store.history(address, offset, limit + 1, before)
     return AccountHistory(total, tuple(records[:limit]), len(records) > limit)
+
+
+def block_changes(chain: Chain, block: Block) -> tuple[AccountChange, ...] | None:
+    """The accounts `block` changed, before -> after, in the order it first touched them;
+    None for a block off the main chain (its state was never computed, or was undone).
+
+    "Before" is the block's undo record. "After" is not read from the accounts table,
+    which holds the head's state (a later block may have changed the account again): the
+    block's transactions are replayed over "before" with the ledger's own rules, and the
+    result must give the header's state root from the parent's state, so a damaged undo
+    record is caught here rather than shown. The genesis block created its accounts: each
+    goes from empty to its allocation."""
+    if not chain.is_main(block.header):
+        return None
+    if block.height == 0:
+        created = chain.genesis.initial_accounts()
+        return tuple(AccountChange(a, Account(), acc) for a, acc in created.items()
+                     if not acc.is_empty())
+    store = chain.store
+    where = f"block {block.height} ({block.hash.hex()[:16]})"
+    raw = store.get(schema.undo_key(block.hash))
+    parent = store.meta(block.header.parent)
+    if raw is None or parent is None:
+        raise store.found_damage(f"the undo record or the parent of main-chain {where} is "
+                                 "missing")
+    try:
+        before = schema.decode_undo(raw)
+        after = replay_block(before, parent.state_value, block, chain.genesis.network_id,
+                             chain.genesis.reward).after
+    except (errors.CcoinError, ValueError, TypeError) as exc:  # a record of another shape
+        raise store.found_damage(f"the undo record of main-chain {where} does not give "
+                                 f"its state ({exc})") from None
+    return tuple(AccountChange(a, before[a], acc) for a, acc in after.items()
+                 if acc != before[a])
 
 
 def tx_proof(chain: Chain, txid: bytes) -> TxInclusion:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.status import BlockStatus, Direction, TipStatus, TxStatus
-from common.types import Block
+from common.types import Account, Block
 from services.state.mempool import Removed
 
 
@@ -105,3 +105,12 @@ class BranchTip:
     branch_length: int
     status: TipStatus
 
+
+
+@dataclass(frozen=True, slots=True)
+class AccountChange:
+    """An account a main-chain block changed: as it was before the block and after it."""
+
+    address: bytes
+    before: Account
+    after: Account

@@ -143,7 +143,13 @@ class StateService:
         meta = c.store.meta(block.hash)
         main = c.is_main(block.header)
         conf = c.head.header.height - block.height + 1 if main else 0
-        return m.BlockReply(raw, meta.total_weight if meta else 0, conf, main)
+        changes = queries.block_changes(c, block) if req.changes else None
+        return m.BlockReply(raw, meta.total_weight if meta else 0, conf, main,
+                            has_changes=changes is not None,
+                            changes=tuple(m.AccountChange(ch.address, ch.before.balance,
+                                                          ch.before.nonce, ch.after.balance,
+                                                          ch.after.nonce)
+                                          for ch in changes or ()))
 
     def get_blocks(self, req: m.GetBlockRange) -> m.BlockRangeReply:
         c = self.chain

@@ -223,6 +223,11 @@ class Store:
         what = _reason(exc)
         if not isinstance(exc, plyvel.CorruptionError):
             what = f"a read failed: {what}"
+        return self.found_damage(what)
+
+    def found_damage(self, what: str) -> StoreCorrupt:
+        """Damage a reader found in what it read (`what`): remembered like a read LevelDB
+        calls corrupt, so state writes nothing more on top of it."""
         err = damaged(self.path, what)
         if not self.damage:
             self.damage = err.message

@@ -43,7 +43,8 @@ def genesis_doc(*, miners: Sequence[bytes] = (), difficulty: int = 0, reward: in
                 interval_ms: int = INTERVAL_MS, retarget_blocks: int = 10,
                 max_bound: int = 1000, genesis_difficulty: int = 0,
                 genesis_timestamp: int = GENESIS_TIME) -> dict[str, Any]:
-    """A genesis file (as the JSON object) in ccoin's shape."""
+    """A genesis file (as the JSON object) in ccoin's shape; both difficulties in bits (the
+    file's `difficulty_bits`: its `difficulty` would count hex digits)."""
     if alloc is None:
         alloc = {address(i): 1_000_000 for i in range(1, 4)}
     return {
@@ -52,12 +53,13 @@ def genesis_doc(*, miners: Sequence[bytes] = (), difficulty: int = 0, reward: in
         "block_mining": {
             "interval": max(interval_ms // 1000, 1), "interval_ms": interval_ms,
             "max_bound": max_bound, "min_bound": 0, "reward": reward,
-            "difficulty": difficulty, "allow_empty": True, "placeholder_data": ["rnd", 15],
+            "difficulty_bits": difficulty, "allow_empty": True, "placeholder_data": ["rnd", 15],
             "retarget_blocks": retarget_blocks,
         },
         "max_peers": 0,
         "genesis_block": {"coinbase": "", "coinbase_reward": 0,
-                          "difficulty": genesis_difficulty, "timestamp": genesis_timestamp},
+                          "difficulty_bits": genesis_difficulty,
+                          "timestamp": genesis_timestamp},
         "alloc": {a.hex(): {"balance": b} for a, b in alloc.items()},
     }
 

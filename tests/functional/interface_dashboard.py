@@ -328,6 +328,40 @@ def test_search_box_takes_every_kind_of_key(node: TestNode, desktop: Page) -> No
     desktop.wait_for_selector("main:has-text('no block at height 99999999')", timeout=WAIT)
 
 
+def test_block_page_shows_the_accounts_it_changed(node: TestNode, desktop: Page) -> None:
+    """The seed's "a single block and all its transaction data and state": the block page
+    lists each account the block changed, balance and nonce before -> after, as the
+    block's JSON has them."""
+    to = os.urandom(20).hex()
+    validator = node.chain.validator.address.hex()  # the sender, and the block's coinbase
+    wait_until(lambda: node.api.balance(node.chain.validator.address) >= 200, timeout=20,
+               what="the validator's first rewards")
+    sent = node.http.post("/api/v1/wallet/send", json={"to": to, "amount": 123, "fee": 2})
+    assert sent.status_code == 202, sent.text
+    tx_id = sent.json()["id"]
+    wait_until(lambda: node.http.get(f"/api/v1/txs/{tx_id}").json()["status"] == "confirmed",
+               timeout=20, what="the transfer to be confirmed")
+    height = node.http.get(f"/api/v1/txs/{tx_id}").json()["height"]
+    changes = node.http.get(f"/api/v1/blocks/{height}").json()["changes"]
+    assert {c["address"] for c in changes} == {validator, to}
+    goto(desktop, node.url, f"#/block/{height}")
+    desktop.wait_for_selector("table.changes tbody tr", timeout=WAIT)
+    rows = desktop.evaluate("""() => [...document.querySelectorAll('table.changes tbody tr')]
+        .map((tr) => [tr.querySelector('a').title,
+                      ...[...tr.querySelectorAll('td')].slice(1).map((td) => td.textContent)])""")
+
+    def change(c: dict[str, Any]) -> str:
+        d = c["after"]["balance"] - c["before"]["balance"]
+        return f"{d:+,}" if d > 0 else f"{d:,}"
+
+    assert rows == [[c["address"], f"{c['before']['balance']:,} → {c['after']['balance']:,}",
+                     change(c), f"{c['before']['nonce']:,} → {c['after']['nonce']:,}"]
+                    for c in changes]
+    assert rows[[r[0] for r in rows].index(to)][1:] == ["0 → 123", "+123", "0 → 0"]
+    desktop.locator("section[aria-labelledby='p-accounts-changed']").scroll_into_view_if_needed()
+    br.screenshot(desktop, "block-changes-desktop", full_page=False)
+
+
 # routes of issue 4 (and later) that an older gateway lacks (it answers 404 "no route ...")
 NEWER_ROUTES = re.compile(r"/api/v1/(events|consensus|peers|mempool/history|ready)$|"
                           r"/api/v1/accounts/[0-9a-f]+/txs\?|/api/v1/txs/[0-9a-f]+/proof$")

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from client import Client, Event, TxInfo, parse_address, parse_hex
+from client import BlockInfo, Client, Event, TxInfo, parse_address, parse_hex
 from common.crypto import Signer
 from common.errors import CcoinError
 from common.status import Direction, TxStatus
@@ -224,8 +224,9 @@ def cmd_block(args: argparse.Namespace) -> int:
         return 0
     h = block.doc.get("header", {})
     rows: list[tuple[str, Any]] = [("hash", block.hash)]
-    rows += [(k, h.get(k)) for k in ("height", "parent", "timestamp", "coinbase", "signer",
-                                     "tx_root", "state_root", "difficulty", "nonce", "extra")
+    rows += [(k, h.get(k) if k != "difficulty" else f"{h.get(k)} bits")
+             for k in ("height", "parent", "timestamp", "coinbase", "signer", "tx_root",
+                       "state_root", "difficulty", "nonce", "extra")
              if k in h]
     if "confirmations" in block.doc:
         rows.append(("confirmations", block.confirmations))
@@ -239,7 +240,24 @@ def cmd_block(args: argparse.Namespace) -> int:
                   f"amount {tx.get('amount')} fee {tx.get('fee')}")
         else:
             print(f"  {tx}")
+    print_changes(block)
     return 0
+
+
+def print_changes(block: BlockInfo) -> None:
+    """The accounts the block changed, before -> after (nothing from a node that does not
+    send them)."""
+    if "changes" not in block.doc:
+        return
+    if block.changes is None:
+        print("accounts changed: none stored (the block is off the main chain; its state "
+              "is computed only if it joins it)")
+        return
+    print(f"accounts changed: {len(block.changes)}")
+    if block.changes:
+        table([("  address", "balance before -> after", "nonce before -> after")] + [
+            (f"  {c.address}", f"{c.balance_before} -> {c.balance_after}",
+             f"{c.nonce_before} -> {c.nonce_after}") for c in block.changes])
 
 
 def _tx_rows(tx: TxInfo) -> list[tuple[str, Any]]:

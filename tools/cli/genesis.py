@@ -65,7 +65,7 @@ def init_genesis(loc: Location, genesis_path: Path | None) -> tuple[Block, Genes
                 copy = True  # DATA/genesis.json is ours: replaced below, once stored
     chain_dir = loc.config.chain_dir if loc.config else loc.data_dir / "chain"
     if genesis.genesis_difficulty >= 16:
-        note(f"mining the genesis block at difficulty {genesis.genesis_difficulty}...")
+        note(f"mining the genesis block at {genesis.genesis_difficulty} bits of difficulty...")
     loc.data_dir.mkdir(parents=True, exist_ok=True)
     block = store_genesis(chain_dir, genesis)
     if copy:

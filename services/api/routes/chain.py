@@ -69,12 +69,17 @@ async def blocks(
 
 
 @router.get("/blocks/{ref}", response_model=replies.BLOCK_OUT.model, tags=["chain"])
-async def block(ref: str = schema.BLOCK_REF.path(), gw: Gateway = GW) -> Response:
+async def block(ref: str = schema.BLOCK_REF.path(), gw: Gateway = GW,
+                changes: bool = Query(True, description="list the accounts the block "
+                                                       "changed, before -> after")) -> Response:
+    """One block with all its transactions and, the seed's "state" of a block, the accounts
+    it changed (a main-chain block's: the node keeps no state for a block off it)."""
     height, hash_ = schema.BLOCK_REF.parse(ref)
-    reply = await gw.ask(messages.GetBlock(height, hash_), messages.BlockReply)
+    reply = await gw.ask(messages.GetBlock(height, hash_, changes), messages.BlockReply)
+    extra = {"changes": reply.changes if reply.has_changes else None} if changes else {}
     return JSONResponse(replies.BLOCK_OUT.render(
         decode_block(reply.block), total_weight=reply.total_weight,
-        confirmations=reply.confirmations, on_main_chain=reply.on_main_chain))
+        confirmations=reply.confirmations, on_main_chain=reply.on_main_chain, **extra))
 
 
 @router.get("/chain/tips", response_model=replies.TIPS_OUT.model, tags=["chain"])

@@ -127,8 +127,33 @@ export async function block(main, [ref], ctx) {
       ['Transactions root', hexBlock(hd.tx_root)],
     ])),
     panel('Transactions', txsTable(b.txs.map((t) => (typeof t === 'string' ? { id: t } : t)),
-      { text: `Transactions of block #${height}`, hidden: true }, { empty: 'This block has no transactions.' })));
+      { text: `Transactions of block #${height}`, hidden: true }, { empty: 'This block has no transactions.' })),
+    'changes' in b ? panel('Accounts changed', changesTable(b.changes, height)) : null);
   return null;
+}
+
+/** The accounts a block changed, before → after; `null` from the node: a block off the
+ *  main chain, whose state it does not keep. */
+function changesTable(changes, height) {
+  if (changes === null) {
+    return h('p', { class: 'muted empty', text: 'None stored: this block is not on the main chain, and the node keeps the state of main-chain blocks only (it is computed if the block joins the main chain).' });
+  }
+  const arrow = (before, after) => `${int(before)} → ${int(after)}`;
+  const delta = (before, after) => {
+    const d = BigInt(after) - BigInt(before);
+    return d > 0n ? `+${int(d)}` : int(d);
+  };
+  // short titles and the change column hidden on a phone: the table fits its width
+  return h('div', {},
+    h('p', { class: 'muted', text: 'Each account’s balance and nonce before this block → after it (later blocks may have changed them again).' }),
+    table({ text: `Accounts changed by block #${height}`, hidden: true }, [
+      { title: 'Account' }, { title: 'Balance', cls: 'num' }, { title: 'Change', cls: 'num opt' },
+      { title: 'Nonce', cls: 'num' },
+    ], changes.map((c) => [
+      link('account', c.address),
+      arrow(c.before.balance, c.after.balance), delta(c.before.balance, c.after.balance),
+      arrow(c.before.nonce, c.after.nonce),
+    ]), { empty: 'This block changed no account.', cls: 'changes' }));
 }
 
 // --- one transaction -------------------------------------------------------------------------

@@ -57,11 +57,12 @@ def test_seed_example_loads() -> None:
     assert g.miners == (bytes.fromhex("968414a7573534a414f4f704b51366f536751764"),
                         bytes.fromhex("968414c6a686a74316a615a4d364f4f317164624"))
     assert g.is_poa
+    # the seed counts difficulty in hex digits: 5 digits, 4 digits = 20 and 16 bits
     assert (g.interval_ms, g.max_bound, g.min_bound, g.reward, g.difficulty) == (
-        600_000, 100, 10, 100, 5)
+        600_000, 100, 10, 100, 20)
     assert g.allow_empty is True and g.placeholder == ("rnd", 15) and g.max_peers == 0
     assert g.genesis_coinbase == ZERO_ADDRESS and g.genesis_reward == 100
-    assert g.genesis_difficulty == 4
+    assert g.genesis_difficulty == 16
     assert dict(g.alloc) == {
         bytes.fromhex("968414d67505a526b6b34614d354d34546734584"): 10_000_000,
         bytes.fromhex("968414c6a686a74316a615a4d364f4f317164624"): 100,
@@ -78,11 +79,40 @@ def test_seed_genesis_block() -> None:
     assert h.tx_root == EMPTY_ROOT and h.coinbase == ZERO_ADDRESS
     assert h.state_root == root_of(from_scratch(g.initial_accounts().items()))
     assert h.extra == crypto.sha256(pack(g.consensus_params()))
-    assert h.difficulty == 4 and crypto.leading_zero_bits(h.seal_hash) >= 4
-    # the proof is the first nonce that works
-    for nonce in range(h.nonce):
-        assert crypto.leading_zero_bits(h.replace(nonce=nonce).seal_hash) < 4
+    # the seed's promise for its difficulty 4: `pow_hash=0000...`, four leading hex zeros
+    assert h.difficulty == 16 and h.seal_hash.hex().startswith("0000")
+    # the proof is the first nonce that works (checked on a sample below it: 16 bits take
+    # tens of thousands of tries)
+    for nonce in range(0, h.nonce, max(1, h.nonce // 500)):
+        assert crypto.leading_zero_bits(h.replace(nonce=nonce).seal_hash) < 16
     assert genesis_block(load_genesis(SEED_GENESIS)).hash == block.hash
+
+
+@pytest.mark.parametrize("section, limit", [("block_mining", 8), ("genesis_block", 6)])
+def test_difficulty_counts_hex_digits_and_difficulty_bits_counts_bits(
+        section: str, limit: int) -> None:
+    """The seed's unit (hex digits) and ccoin's (bits) name the same strength in bits; a
+    chain's identity (its consensus parameters, its genesis hash) is that strength."""
+    def with_(**fields: int) -> Any:
+        doc = genesis_doc()
+        doc[section].pop("difficulty_bits", None)
+        doc[section].update(fields)
+        return doc
+
+    by_digits, by_bits = parse(with_(difficulty=3)), parse(with_(difficulty_bits=12))
+    attr = "difficulty" if section == "block_mining" else "genesis_difficulty"
+    assert getattr(by_digits, attr) == getattr(by_bits, attr) == 12
+    assert by_digits.consensus_params() == by_bits.consensus_params()
+    assert genesis_block(by_digits).hash == genesis_block(by_bits).hash
+    assert getattr(parse(with_(difficulty_bits=13)), attr) == 13  # between two digits
+    assert getattr(parse(with_(difficulty=limit)), attr) == 4 * limit
+    assert getattr(parse(with_(difficulty_bits=4 * limit)), attr) == 4 * limit
+    expect_error(with_(difficulty=1, difficulty_bits=4), section, "not both")
+    expect_error(with_(difficulty=limit + 1), f"{section}.difficulty (hex digits)",
+                 f"[0, {limit}]")
+    expect_error(with_(difficulty_bits=4 * limit + 1), f"{section}.difficulty_bits",
+                 f"[0, {4 * limit}]")
+    expect_error(with_(difficulty_bits=-1), f"{section}.difficulty_bits")
 
 
 def test_consensus_params_bind_the_genesis_hash() -> None:
@@ -150,7 +180,7 @@ def test_unknown_field_in_alloc_entry() -> None:
 @pytest.mark.parametrize("path", [
     ("network_id",), ("miners",), ("block_mining",), ("genesis_block",), ("alloc",),
     ("block_mining", "interval"), ("block_mining", "max_bound"), ("block_mining", "min_bound"),
-    ("block_mining", "reward"), ("block_mining", "difficulty"),
+    ("block_mining", "reward"), ("block_mining", "difficulty_bits"),
 ])
 def test_missing_fields(path: tuple[str, ...]) -> None:
     doc = genesis_doc()
@@ -160,7 +190,8 @@ def test_missing_fields(path: tuple[str, ...]) -> None:
     del target[path[-1]]
     if path[-1] == "interval":
         del target["interval_ms"]  # either one gives the interval
-    expect_error(doc, "missing", path[-1])
+    # difficulty_bits is the alternative to the seed's difficulty: the error names the latter
+    expect_error(doc, "missing", path[-1].removesuffix("_bits"))
 
 
 def test_interval_ms_alone_gives_the_interval() -> None:
@@ -180,7 +211,7 @@ def test_missing_alloc_balance() -> None:
     (("network_id",), "1.0"),
     (("block_mining", "interval"), "600.5"),
     (("block_mining", "reward"), "1e2"),
-    (("block_mining", "difficulty"), "5.0"),
+    (("block_mining", "difficulty_bits"), "5.0"),
     (("max_peers",), "0.0"),
     (("genesis_block", "timestamp"), "1.5E3"),
 ])
@@ -240,7 +271,8 @@ def test_addresses_accept_0x_prefix() -> None:
     (lambda d: d["block_mining"].update(interval=0, interval_ms=None) or
      d["block_mining"].pop("interval_ms"), "block_mining.interval"),
     (lambda d: d["block_mining"].__setitem__("interval_ms", 0), "interval_ms"),
-    (lambda d: d["genesis_block"].__setitem__("difficulty", 25), "genesis_block.difficulty"),
+    (lambda d: d["genesis_block"].__setitem__("difficulty_bits", 25),
+     "genesis_block.difficulty_bits"),
     (lambda d: d.__setitem__("alloc", {"ab" * 20: {"balance": 2**62},
                                        "cd" * 20: {"balance": 2**62}}), "2^63"),
 ])

@@ -279,3 +279,23 @@ def test_state_changes_helper_matches_apply_block() -> None:
     block = chain.build(txs, coinbase=address(9))
     got = ledger.apply_block(chain.view, chain.state_value, block, CHAIN_ID, 100)
     assert got == expected and got.state_root == root_of(expected.state_value)
+
+
+def test_replay_over_the_accounts_before_gives_the_accounts_after() -> None:
+    """What a block changed is derived again from its undo record (`before`): the same
+    `after`, the same state root; a `before` missing an account or holding another value
+    does not pass for the block's."""
+    g = make_genesis(difficulty=0)
+    chain = Chain(g)
+    parent_value = chain.state_value
+    block = chain.build_and_apply([transfer(1, BOB, 40, nonce=0, fee=2),
+                                   transfer(2, CAROL, 5, nonce=0)], coinbase=address(20))
+    done = chain.changes[-1]
+    again = ledger.replay_block(done.before, parent_value, block, CHAIN_ID, g.reward)
+    assert again.after == done.after and again.state_root == block.header.state_root
+    short = {a: acc for a, acc in done.before.items() if a != BOB}
+    expect(errors.InvalidBlock, "invalid_block", ledger.replay_block, short, parent_value,
+           block, CHAIN_ID, g.reward)
+    richer = {**done.before, BOB: Account(done.before[BOB].balance + 1)}
+    expect(errors.BadStateRoot, "bad_state_root", ledger.replay_block, richer, parent_value,
+           block, CHAIN_ID, g.reward)
