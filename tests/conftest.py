@@ -63,10 +63,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run `ccoin ARGS` in process, with no password or API from the environment; return
-    (exit status, stdout, stderr). `stdin=` feeds standard input."""
+    """Run `ccoin ARGS` in process, with no password, API or data dir from the
+    environment; return (exit status, stdout, stderr). `stdin=` feeds standard input."""
     monkeypatch.delenv("CCOIN_PASSWORD", raising=False)
     monkeypatch.delenv("CCOIN_API", raising=False)
+    monkeypatch.delenv("CCOIN_DATA", raising=False)
 
     def go(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         capsys.readouterr()

@@ -9,7 +9,8 @@ Layout under the node's data dir (`app.base_path`):
                             to a service's log that fails (a full disk) never stops
                             supervisord (tools/supervisord_main.py)
     run/on-fatal.log        the FATAL listener's own lines
-    run/node.json           the effective node config, when `--port` overrides the api port
+    run/node.json           the effective node config, when `--port`/`--p2p-port` override
+                            the configured api/p2p port
     logs/<service>.log      each service's stdout and stderr
 
     run/fatal.json          the service that went FATAL and why (tools/fatal.py)
@@ -257,11 +258,15 @@ def render_conf(paths: Paths, progs: list[Program], *, directory: Path = PACKAGE
     return "\n".join(lines) + "\n"
 
 
-def effective_config(config: NodeConfig, paths: Paths, api_port: int | None) -> Path:
-    """The config file the services get: the user's own, or, when `api_port` overrides
-    the configured port, a copy in run/ with every relative path made absolute."""
+def effective_config(config: NodeConfig, paths: Paths, api_port: int | None,
+                     p2p_port: int | None = None) -> Path:
+    """The config file the services get: the user's own, or, when `api_port` or `p2p_port`
+    overrides the configured port, a copy in run/ with every relative path made absolute."""
     assert config.config_path is not None
-    if api_port is None or api_port == config.api_port:
+    overrides = {section: port for section, port, configured in
+                 (("api", api_port, config.api_port), ("p2p", p2p_port, config.p2p_port))
+                 if port is not None and port != configured}
+    if not overrides:
         return config.config_path
     doc = json.loads(config.config_path.read_text())
     doc.setdefault("app", {})["base_path"] = str(config.base_path)
@@ -269,7 +274,8 @@ def effective_config(config: NodeConfig, paths: Paths, api_port: int | None) -> 
         doc["genesis"] = str(config.genesis_path)
     if config.password_file is not None:
         doc.setdefault("keystore", {})["password_file"] = str(config.password_file)
-    doc.setdefault("api", {})["port"] = api_port
+    for section, port in overrides.items():
+        doc.setdefault(section, {})["port"] = port
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     out = paths.effective_config
     out.write_text(json.dumps(doc, indent=2) + "\n")

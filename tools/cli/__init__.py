@@ -13,7 +13,8 @@
     ccoin bench                       the benchmark (tools.bench)
 
 Every failure is one line on stderr (`error: ...`) and a non-zero exit status: 1 when the
-command failed, 2 when the command line is wrong, 130 on Ctrl-C. Set CCOIN_DEBUG=1 to see
+command failed, 2 when the command line is wrong, 130 on Ctrl-C. A command group without
+its command (`ccoin`, `ccoin node`) prints its help and exits 2. Set CCOIN_DEBUG=1 to see
 the traceback of an unexpected error.
 """
 
@@ -30,12 +31,17 @@ from common.errors import CcoinError
 from tools.cli.util import UsageError
 
 PROG = "ccoin"
+COMMAND = "COMMAND"  # the metavar of every command group's subcommand
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (plus a hint), not the whole usage text."""
+    """argparse, but a usage error is one line (plus a hint), not the whole usage text;
+    a command group given no command (`ccoin`, `ccoin node`) prints its help instead."""
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith(f"the following arguments are required: {COMMAND}"):
+            self.print_help()
+            raise SystemExit(2)
         sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
 
