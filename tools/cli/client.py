@@ -131,9 +131,10 @@ TOKEN_ENV = "CCOIN_ADMIN_TOKEN"
 
 @contextmanager
 def node_client(args: argparse.Namespace, *, admin: bool = False) -> Iterator[Client]:
-    """The REST client of the node the options name (`choose_node`). When that is not the
-    default local node nor given by --api, one line on stderr says which node and why; a node that cannot be
-    reached is named with how it was chosen, and how to pick another. `admin`: with the
+    """The REST client of the node the options name (`choose_node`). When that is neither
+    the default local node nor given by --api, one line on stderr says which node and why;
+    a node that cannot be reached is named with how it was chosen, and how to pick
+    another. `admin`: with the
     bearer token of $CCOIN_ADMIN_TOKEN, else the `api.admin_token` of the --config/--data
     node config (a node answers admin routes without one only on its own machine)."""
     choice = choose_node(args)
