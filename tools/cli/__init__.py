@@ -2,12 +2,13 @@
 
     ccoin account new|list|import|export   keys in the encrypted keystore
     ccoin genesis init                build and store the genesis block
-    ccoin node start|status|stop|restart|logs
+    ccoin node start|status|stop|restart|logs|url
     ccoin node check|reindex          the chain database checked against its blocks; rebuilt
     ccoin discovery                   the discovery service (HTTP)
     ccoin devnet                      discovery plus N local nodes, in the foreground
     ccoin quickstart                  what `make run` does
     ccoin status|balance|block|tx|send   a node's REST API
+    ccoin sign                        sign a transfer here: the body of POST /api/v1/txs
     ccoin history|mempool|watch       an account's history, the pool, live events
     ccoin peers|sync|mining|consensus   the node's network, miner and PoA health
     ccoin bench                       the benchmark (tools.bench)
@@ -47,7 +48,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tools.cli import account, client, genesis, network, node
+    from tools.cli import account, client, genesis, network, node, sign
     from tools.cli import devnet as devnet_cmd
     from tools.cli import discovery as discovery_cmd
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     genesis.register(sub)
     node.register(sub)
     client.register(sub)
+    sign.register(sub)
     network.register(sub)
     discovery_cmd.register(sub)
     devnet_cmd.register(sub)

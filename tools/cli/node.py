@@ -1,4 +1,4 @@
-"""`ccoin node start|status|stop|restart|logs` (the seed's cnode, under supervisord),
+"""`ccoin node start|status|stop|restart|logs|url` (the seed's cnode, under supervisord),
 `ccoin node check|reindex` (tools/cli/repair.py) and `ccoin quickstart` (what `make run`
 calls)."""
 
@@ -111,6 +111,11 @@ def register(sub: Any) -> None:
     logs.add_argument("--json", action="store_true", help="print the JSON lines themselves")
     logs.set_defaults(func=cmd_logs)
 
+    url = nsub.add_parser("url", help="print the node's API URL (from its node.json), "
+                                      "e.g. for curl")
+    add_config_args(url)
+    url.set_defaults(func=cmd_url)
+
     repair.register(nsub, add_config_args)  # check, reindex
 
     quick = sub.add_parser("quickstart",
@@ -210,6 +215,11 @@ def cmd_start(args: argparse.Namespace) -> int:
     only = tuple(s.strip() for s in args.services.split(",") if s.strip()) \
         if args.services else ()
     return start_node(config, args.node_type, args.port, only, args.dry_run, args.p2p_port)
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    print(api_url_of(require_config(args)))
+    return 0
 
 
 # --- control --------------------------------------------------------------------------------
