@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,10 @@ def quickstart_block() -> str:
     found = re.search(r"```sh\n(.*?)```", section, re.S)
     assert found, "README's quickstart has no ```sh block"
     return found.group(1)
+
+
+def confirmed(api: str, tx_id: str) -> bool:
+    return bool(httpx.get(f"{api}/api/v1/txs/{tx_id}").json()["status"] == "confirmed")
 
 
 def test_readme_quickstart_runs_verbatim_on_other_ports(short_tmp: Path) -> None:
@@ -65,10 +70,9 @@ def test_readme_quickstart_runs_verbatim_on_other_ports(short_tmp: Path) -> None
                                         for line in done.stdout.strip().splitlines()[-3:])
         assert account["balance"] == 1000
         new = account["address"]
-        for tx in (wallet_send, signed):
-            wait_until(lambda tx=tx: httpx.get(f"{api}/api/v1/txs/{tx['id']}"
-                                               ).json()["status"] == "confirmed",
-                       timeout=30, what="the HTTP transactions to be confirmed")
+        for tx_id in (wallet_send["id"], signed["id"]):
+            wait_until(partial(confirmed, api, tx_id), timeout=30,
+                       what="the HTTP transactions to be confirmed")
         assert httpx.get(f"{api}/api/v1/accounts/{new}").json()["balance"] == 1000 + 5 + 7
 
         log_step("ccoin node stop")
