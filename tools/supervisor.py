@@ -28,15 +28,10 @@ Control goes through supervisord's XML-RPC interface on the unix socket, the sam
 
 from __future__ import annotations
 
-import base64
-import configparser
-import http.client
 import json
 import os
 import pwd
-import secrets
 import shlex
-import socket
 import sys
 import time
 import xmlrpc.client
@@ -50,6 +45,7 @@ from runtime.config import NodeConfig
 from tools import fatal
 from tools.procs import leftover_services as leftover_services
 from tools.procs import pid_alive, reaped
+from tools.unixrpc import UnixTransport, new_credentials, read_credentials
 
 PACKAGE_ROOT = Path(services.__file__).resolve().parent.parent
 SERVICES_DIR = Path(services.__file__).resolve().parent
@@ -189,23 +185,6 @@ def _value(text: str, expansions: int = 1) -> str:
 
 def _command(argv: tuple[str, ...]) -> str:
     return _value(" ".join(shlex.quote(a) for a in argv))
-
-
-def new_credentials() -> tuple[str, str]:
-    """A user name and a fresh random password for supervisord's control socket."""
-    return "ccoin", secrets.token_hex(16)
-
-
-def read_credentials(conf: Path) -> tuple[str, str] | None:
-    """The control socket's user name and password from a node's supervisord.conf (none
-    when it has none, or is gone)."""
-    parser = configparser.RawConfigParser(strict=False)
-    try:
-        parser.read_string(conf.read_text())
-        section = parser["unix_http_server"]
-        return section["username"], section["password"]
-    except (OSError, KeyError, configparser.Error):
-        return None
 
 
 def _run_as() -> list[str]:
@@ -363,36 +342,6 @@ def run_supervisord(conf: Path, paths: Paths) -> int:
 # --- control over XML-RPC -----------------------------------------------------------------
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class _UnixTransport(xmlrpc.client.Transport):
-    def __init__(self, path: str, timeout: float,
-                 credentials: tuple[str, str] | None = None) -> None:
-        super().__init__()
-        self.path = path
-        self.timeout = timeout
-        if credentials is not None:
-            token = base64.b64encode(":".join(credentials).encode()).decode()
-            self._extra_headers = [("Authorization", f"Basic {token}")]
-
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        return _UnixConnection(self.path, self.timeout)
-
-
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
     name: str
@@ -416,7 +365,7 @@ class Control:
         self.timeout = timeout
 
     def _proxy(self) -> Any:
-        transport = _UnixTransport(str(self.paths.sock), self.timeout,
+        transport = UnixTransport(str(self.paths.sock), self.timeout,
                                    read_credentials(self.paths.conf))
         return xmlrpc.client.ServerProxy("http://localhost", transport=transport)
 

@@ -27,6 +27,7 @@ from tests.framework.util import kill_leftovers, processes_using, wait_until
 from tools import supervisor as sv
 from tools.cli import node as node_cmd
 from tools.cli.util import CliError
+from tools.unixrpc import UnixTransport
 
 
 def dev_config(short_tmp: Path) -> Path:
@@ -116,7 +117,7 @@ def test_control_status_restart_and_shutdown(supervised: Supervised) -> None:
     assert s.control.pidfile_pid() == s.proc.pid == s.control.supervisord_pid()
     # the control socket asks for the password in run/supervisord.conf
     anonymous = xmlrpc.client.ServerProxy(
-        "http://localhost", transport=sv._UnixTransport(str(s.paths.sock), 5.0))
+        "http://localhost", transport=UnixTransport(str(s.paths.sock), 5.0))
     with pytest.raises(xmlrpc.client.ProtocolError, match="401"):
         anonymous.supervisor.getState()
     first = s.pids()

@@ -15,6 +15,7 @@ import pytest
 from supervisor.options import ServerOptions
 
 from tools import supervisor as sv
+from tools.unixrpc import read_credentials
 
 
 def parse_conf(conf: Path) -> ServerOptions:
@@ -80,13 +81,13 @@ def test_conf_leaves_supervisord_nothing_critical_to_say(short_tmp: Path) -> Non
     assert server["username"] == "ccoin" and len(server["password"]) == 32
     assert server["chmod"] == 0o700
     assert (conf.stat().st_mode & 0o777) == 0o600
-    assert sv.read_credentials(conf) == (server["username"], server["password"])
+    assert read_credentials(conf) == (server["username"], server["password"])
     assert options.uid == (0 if os.geteuid() == 0 else None)
     options.set_uid_or_exit()  # what supervisord does at start: nothing critical to say
     assert options.parse_criticals == []
     again = sv.write_conf(paths, sv.programs(short_tmp / "node.json", ["state"]))
-    assert sv.read_credentials(again) != (server["username"], server["password"])  # per run
-    assert sv.read_credentials(short_tmp / "missing.conf") is None
+    assert read_credentials(again) != (server["username"], server["password"])  # per run
+    assert read_credentials(short_tmp / "missing.conf") is None
 
 
 def test_the_fatal_listener_is_an_event_listener_of_fatal_states(short_tmp: Path) -> None:
