@@ -13,9 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-## run: create (first time) and start a single-validator node in ./$(DATA), in the foreground
+## run: create (first time) and start a single-validator node in ./$(DATA), in the foreground;
+## `make run API_PORT=8100 P2P_PORT=30400` puts its API and p2p socket on other ports (the
+## first time, or to move them; defaults 8000 and 30333)
+API_PORT ?=
+P2P_PORT ?=
 run: $(STAMP)
-	$(BIN)/ccoin quickstart --data $(DATA)
+	$(BIN)/ccoin quickstart --data $(DATA)$(if $(API_PORT), --port $(API_PORT))$(if $(P2P_PORT), --p2p-port $(P2P_PORT))
 
 ## test: install what the suite needs and run it, in TEST_WORKERS processes (pytest-xdist;
 ## one test file per worker at a time, so a module's shared node stays in one process; files

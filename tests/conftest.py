@@ -4,6 +4,7 @@ temporary directory for what puts a unix socket in it."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import signal
 import tempfile
@@ -63,10 +64,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run `ccoin ARGS` in process, with no password or API from the environment; return
-    (exit status, stdout, stderr). `stdin=` feeds standard input."""
+    """Run `ccoin ARGS` in process, with no password, API or data dir from the
+    environment; return (exit status, stdout, stderr). `stdin=` feeds standard input."""
     monkeypatch.delenv("CCOIN_PASSWORD", raising=False)
     monkeypatch.delenv("CCOIN_API", raising=False)
+    monkeypatch.delenv("CCOIN_DATA", raising=False)
 
     def go(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -92,9 +94,13 @@ def short_tmp() -> Iterator[Path]:
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:
-    """A failed `ccoin` run said so in one `error: ...` line (containing each needle)."""
+    """A failed `ccoin` run said so in one `error: ...` line (containing each needle). A
+    client command may first have said which node it talks to (`(node URL from --data
+    DIR)`, tools/cli/client.py): that line is context, not part of the error."""
     assert code != 0
     lines = err.strip().splitlines()
+    if len(lines) == 2 and re.fullmatch(r"\(node \S+ from .+\)", lines[0]):
+        lines = lines[1:]
     assert len(lines) == 1, err
     assert lines[0].startswith("error: "), err
     assert "Traceback" not in err

@@ -58,7 +58,8 @@ def test_a_node_that_cannot_do_its_job_says_so(short_tmp: Path) -> None:
         assert refused.returncode == 1 and time.monotonic() - t0 < 15
         assert refused.stderr.strip() == (
             f"error: p2p cannot listen on 127.0.0.1:{port}: Address already in use (free the "
-            f"port, change p2p.port, or set p2p.outbound_only to only dial out)"), refused.stderr
+            f"port, pick another with --p2p-port or p2p.port, or set p2p.outbound_only to "
+            f"only dial out)"), refused.stderr
 
         log_step("outbound only: it runs, and is ready once its head advances")
         node.edit_config(p2p={"outbound_only": True})

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import xmlrpc.client
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.framework.util import kill_leftovers, processes_using, wait_until
 from tools import supervisor as sv
 from tools.cli import node as node_cmd
 from tools.cli.util import CliError
+from tools.unixrpc import UnixTransport
 
 
 def dev_config(short_tmp: Path) -> Path:
@@ -113,6 +115,11 @@ def test_control_status_restart_and_shutdown(supervised: Supervised) -> None:
     assert [p.name for p in s.control.status()] == ["state", "api"]  # priority order
     assert s.control.is_running()
     assert s.control.pidfile_pid() == s.proc.pid == s.control.supervisord_pid()
+    # the control socket asks for the password in run/supervisord.conf
+    anonymous = xmlrpc.client.ServerProxy(
+        "http://localhost", transport=UnixTransport(str(s.paths.sock), 5.0))
+    with pytest.raises(xmlrpc.client.ProtocolError, match="401"):
+        anonymous.supervisor.getState()
     first = s.pids()
 
     # a killed service comes back with a new pid (autorestart)
@@ -295,5 +302,8 @@ def test_node_start_stops_cleanly(short_tmp: Path, stop: str) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         kill_leftovers(str(short_tmp))
     assert proc.returncode == (-signal.SIGKILL if stop == "node start killed" else 0)
-    assert "error" not in (proc.stderr.read() if proc.stderr else "")
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "error" not in err
+    # nothing critical on a healthy start: the socket has a password, a root run a user
+    assert "CRIT" not in err and "CRIT" not in node.paths.log.read_text(), err
     assert not node.paths.fatal_record.exists()

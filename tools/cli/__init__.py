@@ -2,18 +2,20 @@
 
     ccoin account new|list|import|export   keys in the encrypted keystore
     ccoin genesis init                build and store the genesis block
-    ccoin node start|status|stop|restart|logs
+    ccoin node start|status|stop|restart|logs|url
     ccoin node check|reindex          the chain database checked against its blocks; rebuilt
     ccoin discovery                   the discovery service (HTTP)
     ccoin devnet                      discovery plus N local nodes, in the foreground
     ccoin quickstart                  what `make run` does
     ccoin status|balance|block|tx|send   a node's REST API
+    ccoin sign                        sign a transfer here: the body of POST /api/v1/txs
     ccoin history|mempool|watch       an account's history, the pool, live events
     ccoin peers|sync|mining|consensus   the node's network, miner and PoA health
     ccoin bench                       the benchmark (tools.bench)
 
 Every failure is one line on stderr (`error: ...`) and a non-zero exit status: 1 when the
-command failed, 2 when the command line is wrong, 130 on Ctrl-C. Set CCOIN_DEBUG=1 to see
+command failed, 2 when the command line is wrong, 130 on Ctrl-C. A command group without
+its command (`ccoin`, `ccoin node`) prints its help and exits 2. Set CCOIN_DEBUG=1 to see
 the traceback of an unexpected error.
 """
 
@@ -30,18 +32,23 @@ from common.errors import CcoinError
 from tools.cli.util import UsageError
 
 PROG = "ccoin"
+COMMAND = "COMMAND"  # the metavar of every command group's subcommand
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (plus a hint), not the whole usage text."""
+    """argparse, but a usage error is one line (plus a hint), not the whole usage text;
+    a command group given no command (`ccoin`, `ccoin node`) prints its help instead."""
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith(f"the following arguments are required: {COMMAND}"):
+            self.print_help()
+            raise SystemExit(2)
         sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tools.cli import account, client, genesis, network, node
+    from tools.cli import account, client, genesis, network, node, sign
     from tools.cli import devnet as devnet_cmd
     from tools.cli import discovery as discovery_cmd
 
@@ -52,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     genesis.register(sub)
     node.register(sub)
     client.register(sub)
+    sign.register(sub)
     network.register(sub)
     discovery_cmd.register(sub)
     devnet_cmd.register(sub)

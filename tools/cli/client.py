@@ -7,17 +7,19 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from client import BlockInfo, Client, Event, TxInfo, parse_address, parse_hex
 from common.crypto import Signer
-from common.errors import CcoinError
+from common.errors import CcoinError, Unavailable
 from common.status import Direction, TxStatus
 from runtime.keystore import Keystore
 from tools.cli.util import (
     CliError,
-    api_url,
+    choose_node,
+    data_arg,
     locate,
     note,
     password,
@@ -36,12 +38,14 @@ def add_api_args(p: argparse.ArgumentParser, *, inherited: bool = False) -> None
     own, the subparser does not overwrite what the parent parsed."""
     unset: dict[str, Any] = {"default": argparse.SUPPRESS} if inherited else {}
     p.add_argument("--api", metavar="URL",
-                   help="node API (default: from --config/--data, $CCOIN_API, or "
-                        "http://127.0.0.1:8000)", **unset)
+                   help="node API (default: the node of --config/--data, else $CCOIN_API, "
+                        "else the node in $CCOIN_DATA, else http://127.0.0.1:8000)",
+                   **unset)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--config", metavar="FILE", help="node config (its API and keys)",
                        **unset)
-    where.add_argument("--data", metavar="DIR", help="node data dir (its API and keys)",
+    where.add_argument("--data", metavar="DIR",
+                       help="node data dir (its API and keys; default $CCOIN_DATA)",
                        **unset)
     p.add_argument("--json", action="store_true", help="print JSON", **unset)
 
@@ -125,17 +129,30 @@ def register(sub: Any) -> None:
 TOKEN_ENV = "CCOIN_ADMIN_TOKEN"
 
 
-def node_client(args: argparse.Namespace, *, admin: bool = False) -> Client:
-    """The REST client of the node the options name. `admin`: with the bearer token of
-    $CCOIN_ADMIN_TOKEN, else the `api.admin_token` of the --config/--data node config (a
-    node answers admin routes without one only on its own machine)."""
+@contextmanager
+def node_client(args: argparse.Namespace, *, admin: bool = False) -> Iterator[Client]:
+    """The REST client of the node the options name (`choose_node`). When that is neither
+    the default local node nor given by --api, one line on stderr says which node and why;
+    a node that cannot be reached is named with how it was chosen, and how to pick
+    another. `admin`: with the
+    bearer token of $CCOIN_ADMIN_TOKEN, else the `api.admin_token` of the --config/--data
+    node config (a node answers admin routes without one only on its own machine)."""
+    choice = choose_node(args)
+    if choice.how and choice.how != "--api":  # --api URL names it already
+        note(f"(node {choice.url} from {choice.how})")
     token = ""
     if admin:
         token = os.environ.get(TOKEN_ENV, "")
-        if not token and (getattr(args, "config", None) or getattr(args, "data", None)):
+        if not token and (getattr(args, "config", None) or data_arg(args)):
             config = locate(args).config
             token = config.admin_token if config is not None else ""
-    return Client(api_url(args), token=token)
+    try:
+        with Client(choice.url, token=token) as c:
+            yield c
+    except Unavailable as exc:
+        if exc.remote:  # the node answered: it is the node meant, busy or half up
+            raise
+        raise Unavailable(f"{exc.message} ({choice.hint()})") from None
 
 
 def _address(text: str, what: str = "address") -> str:

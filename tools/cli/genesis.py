@@ -16,7 +16,17 @@ from common.types import Block
 from runtime.config import load_genesis
 from runtime.keystore import Keystore
 from tools.cli.account import add_location_args
-from tools.cli.util import NODE_CONFIG, CliError, Location, locate, note, print_json
+from tools.cli.util import (
+    NODE_CONFIG,
+    CliError,
+    Location,
+    locate,
+    note,
+    port_number,
+    print_json,
+    set_config_port,
+    shell_path,
+)
 
 
 def register(sub: Any) -> None:
@@ -26,6 +36,10 @@ def register(sub: Any) -> None:
     init.add_argument("--genesis", metavar="FILE",
                       help="genesis file (default: the one the node config names)")
     add_location_args(init)
+    init.add_argument("--port", type=port_number,
+                      help="the node's API port, written to its node.json (default 8000)")
+    init.add_argument("--p2p-port", type=port_number, metavar="PORT",
+                      help="the node's p2p port, written to its node.json (default 30333)")
     init.add_argument("--json", action="store_true", help="print JSON")
     init.set_defaults(func=cmd_init)
 
@@ -63,7 +77,7 @@ def init_genesis(loc: Location, genesis_path: Path | None) -> tuple[Block, Genes
                     raise CliError(f"the node config names genesis file {target}, which "
                                    f"differs from {genesis_path}")
                 copy = True  # DATA/genesis.json is ours: replaced below, once stored
-    chain_dir = loc.config.chain_dir if loc.config else loc.data_dir / "chain"
+    chain_dir = chain_dir_of(loc)
     if genesis.genesis_difficulty >= 16:
         note(f"mining the genesis block at {genesis.genesis_difficulty} bits of difficulty...")
     loc.data_dir.mkdir(parents=True, exist_ok=True)
@@ -76,10 +90,10 @@ def init_genesis(loc: Location, genesis_path: Path | None) -> tuple[Block, Genes
     return block, genesis, target.resolve()
 
 
-def write_minimal_config(loc: Location) -> Path | None:
+def write_minimal_config(loc: Location, ports: dict[str, int] | None = None) -> Path | None:
     """For `--data DIR` without a node config: write DIR/node.json so that
     `ccoin node start --config DIR/node.json` works (the node's account is the keystore's
-    only key, when there is exactly one)."""
+    only key, when there is exactly one; `ports`: {"api"|"p2p": port} to set)."""
     path = loc.data_dir / NODE_CONFIG
     if loc.config is not None or path.exists():
         return None
@@ -87,27 +101,50 @@ def write_minimal_config(loc: Location) -> Path | None:
     keys = Keystore(loc.keystore_dir).addresses()
     if len(keys) == 1:
         doc["client"] = {"account_address": keys[0].hex()}
+    for section, port in (ports or {}).items():
+        doc[section] = {"port": port}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
 
+def chain_dir_of(loc: Location) -> Path:
+    return loc.config.chain_dir if loc.config else loc.data_dir / "chain"
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     loc = locate(args)
+    chain_dir = chain_dir_of(loc)
+    existed = (chain_dir / "CURRENT").is_file()  # LevelDB's own file: a database is there
     block, genesis, used = init_genesis(loc, Path(args.genesis) if args.genesis else None)
-    written = write_minimal_config(loc)
+    ports = {section: port for section, port in (("api", args.port), ("p2p", args.p2p_port))
+             if port is not None}
+    written = write_minimal_config(loc, ports)
+    if not written and ports:
+        config_path = loc.config.config_path if loc.config else None
+        assert config_path is not None  # a node config exists when none was written
+        for section, port in ports.items():
+            set_config_port(config_path, section, port)
     h = block.header
     if args.json:
         print_json({"height": h.height, "nonce": h.nonce, "pow_hash": h.seal_hash.hex(),
-                    "hash": block.hash.hex(), "genesis_file": str(used),
-                    "chain_dir": str(loc.config.chain_dir if loc.config
-                                      else loc.data_dir / "chain"),
+                    "hash": block.hash.hex(), "created": not existed,
+                    "genesis_file": str(used), "chain_dir": str(chain_dir),
                     "config": str(written) if written else None})
+    elif existed:
+        # the block was stored by an earlier run: say so rather than mine it again
+        print(f"Genesis block already exists: hash={block.hash.hex()} in {chain_dir}; "
+              "the chain is unchanged")
+        note(f"to start a new chain instead: stop the node, remove {shell_path(chain_dir)} "
+             "(its blocks and accounts; keys stay), and run genesis init again")
     else:
         print(f"Genesis block has been mined: nonce={h.nonce}, pow_hash={h.seal_hash.hex()}, "
               f"hash={block.hash.hex()}")
-        if written:
-            note(f"wrote node config {written}")
+    if written:
+        note(f"wrote node config {written}")
+    elif ports:
+        note(f"set {' and '.join(f'{s}.port' for s in ports)} in "
+             f"{loc.config.config_path if loc.config else ''}")
     advice = authorities_note(len(genesis.miners))  # 2 authorities: neither may fail
-    if advice:
+    if advice and not existed:
         note(advice)
     return 0

@@ -1,11 +1,10 @@
-"""`ccoin node start|status|stop|restart|logs` (the seed's cnode, under supervisord),
+"""`ccoin node start|status|stop|restart|logs|url` (the seed's cnode, under supervisord),
 `ccoin node check|reindex` (tools/cli/repair.py) and `ccoin quickstart` (what `make run`
 calls)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +24,53 @@ from tools.cli.util import (
     Location,
     api_url_of,
     check_port_free,
+    init_command,
     note,
     port_number,
     positive_int,
     print_json,
     require_config,
+    set_config_port,
 )
 
 QUICKSTART_INTERVAL_MS = 2000
 READY_TIMEOUT = 8.0  # the ready route waits up to 3 s for state
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
+def add_config_args(p: argparse.ArgumentParser, short: bool = False) -> None:
+    """--config FILE | --data DIR (default $CCOIN_DATA); `short`: -c for --config too (the
+    seed's cnode)."""
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--config", metavar="FILE", help="node config (node.json)")
-    where.add_argument("--data", metavar="DIR", help="node data dir holding node.json")
+    where.add_argument(*(("-c", "--config") if short else ("--config",)), metavar="FILE",
+                       help="node config (node.json)")
+    where.add_argument("--data", metavar="DIR",
+                       help="node data dir holding node.json (default $CCOIN_DATA)")
+
+
+def add_service_arg(p: argparse.ArgumentParser, verb: str) -> None:
+    """The optional SERVICE of `node status|stop|restart`: one of the node's services (an
+    unknown one is refused with the list)."""
+    names = ", ".join(sv.SERVICE_TABLE)
+    p.add_argument("service", nargs="?", choices=tuple(sv.SERVICE_TABLE), metavar="SERVICE",
+                   help=f"the service to {verb}: one of {names} (default: all)")
 
 
 def register(sub: Any) -> None:
     node = sub.add_parser("node", help="run and control a node (supervisord)")
     nsub = node.add_subparsers(dest="node_cmd", metavar="COMMAND", required=True)
 
-    start = nsub.add_parser("start", help="start the node in the foreground")
-    add_config_args(start)
-    start.add_argument("--type", dest="node_type", choices=sv.NODE_TYPES, default="basic",
-                       help="validator also runs the miner (default basic)")
+    start = nsub.add_parser(
+        "start", help="start the node in the foreground",
+        description="The seed's `cnode -c FILE -t TYPE -p PORT` works as it is: -c is "
+                    "--config, -t is --type, -p is --p2p-port (the seed's node port: where "
+                    "it talks to peers). Ports given here override the config's for this "
+                    "run.")
+    add_config_args(start, short=True)
+    start.add_argument("-t", "--type", "--node_type", dest="node_type", choices=sv.NODE_TYPES,
+                       default="basic", help="validator also runs the miner (default basic)")
     start.add_argument("--port", type=port_number, help="API port (overrides the config)")
+    start.add_argument("-p", "--p2p-port", type=port_number, metavar="PORT",
+                       help="p2p port (overrides the config)")
     start.add_argument("--services", metavar="LIST",
                        help="comma-separated subset to run on this host, e.g. api")
     start.add_argument("--dry-run", action="store_true",
@@ -59,18 +79,18 @@ def register(sub: Any) -> None:
 
     status = nsub.add_parser("status", help="state of each service, and the node's "
                                             "readiness")
-    status.add_argument("service", nargs="?")
+    add_service_arg(status, "show")
     add_config_args(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
 
     stop = nsub.add_parser("stop", help="stop the node (or one service)")
-    stop.add_argument("service", nargs="?")
+    add_service_arg(stop, "stop")
     add_config_args(stop)
     stop.set_defaults(func=cmd_stop)
 
     restart = nsub.add_parser("restart", help="restart one service (or all)")
-    restart.add_argument("service", nargs="?")
+    add_service_arg(restart, "restart")
     add_config_args(restart)
     restart.set_defaults(func=cmd_restart)
 
@@ -90,6 +110,11 @@ def register(sub: Any) -> None:
                       help="only lines of the request with this X-Request-ID")
     logs.add_argument("--json", action="store_true", help="print the JSON lines themselves")
     logs.set_defaults(func=cmd_logs)
+
+    url = nsub.add_parser("url", help="print the node's API URL (from its node.json), "
+                                      "e.g. for curl")
+    add_config_args(url)
+    url.set_defaults(func=cmd_url)
 
     repair.register(nsub, add_config_args)  # check, reindex
 
@@ -131,7 +156,8 @@ def _refuse_running(paths: sv.Paths, base: Path) -> None:
 
 
 def prepare_start(config: NodeConfig, node_type: str, port: int | None,
-                  only: tuple[str, ...] = ()) -> tuple[Path, list[str]]:
+                  only: tuple[str, ...] = (), p2p_port: int | None = None,
+                  ) -> tuple[Path, list[str]]:
     """Every check a start needs, then write run/supervisord.conf; return it and the
     services it runs."""
     names = sv.select_services(node_type, only)
@@ -144,20 +170,24 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
         raise CliError("services of an earlier run of this node are still running ("
                        + ", ".join(f"{name} pid {pid}" for pid, name in left)
                        + "); stop them first")
+    if not config.genesis_file().exists():
+        raise CliError(f"no genesis file {config.genesis_file()}: create the chain first "
+                       f"with `{init_command(config.base_path)}`")
     genesis = load_genesis(config.genesis_file())
     if "miner" in names:
         _check_validator(config, genesis)
     if "api" in names:
         check_port_free(config.api_host, port if port is not None else config.api_port,
                         "serve the API")
-    if "p2p" in names and not config.p2p_outbound_only and config.p2p_port:
+    listen = p2p_port if p2p_port is not None else config.p2p_port
+    if "p2p" in names and not config.p2p_outbound_only and listen:
         # p2p would exit at every start and stop the node (tools.fatal): say so now
-        reason = bind_error(config.p2p_host, config.p2p_port)
+        reason = bind_error(config.p2p_host, listen)
         if reason is not None:
-            raise CliError(f"p2p cannot listen on {config.p2p_host}:{config.p2p_port}: "
-                           f"{reason} (free the port, change p2p.port, or set "
-                           "p2p.outbound_only to only dial out)")
-    effective = sv.effective_config(config, paths, port)
+            raise CliError(f"p2p cannot listen on {config.p2p_host}:{listen}: "
+                           f"{reason} (free the port, pick another with --p2p-port or "
+                           "p2p.port, or set p2p.outbound_only to only dial out)")
+    effective = sv.effective_config(config, paths, port, p2p_port)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override
     progs = sv.programs(effective, names)
@@ -166,8 +196,9 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
 
 
 def start_node(config: NodeConfig, node_type: str, port: int | None,
-               only: tuple[str, ...] = (), dry_run: bool = False) -> int:
-    conf, names = prepare_start(config, node_type, port, only)
+               only: tuple[str, ...] = (), dry_run: bool = False,
+               p2p_port: int | None = None) -> int:
+    conf, names = prepare_start(config, node_type, port, only, p2p_port)
     if dry_run:
         print(conf)
         return 0
@@ -180,10 +211,15 @@ def start_node(config: NodeConfig, node_type: str, port: int | None,
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    config = require_config(args)
+    config = require_config(args, starting=True)
     only = tuple(s.strip() for s in args.services.split(",") if s.strip()) \
         if args.services else ()
-    return start_node(config, args.node_type, args.port, only, args.dry_run)
+    return start_node(config, args.node_type, args.port, only, args.dry_run, args.p2p_port)
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    print(api_url_of(require_config(args)))
+    return 0
 
 
 # --- control --------------------------------------------------------------------------------
@@ -248,12 +284,6 @@ def cmd_restart(args: argparse.Namespace) -> int:
 # --- quickstart ------------------------------------------------------------------------------
 
 
-def _set_config_port(config_path: Path, section: str, port: int) -> None:
-    doc = json.loads(config_path.read_text())
-    doc.setdefault(section, {})["port"] = port
-    config_path.write_text(json.dumps(doc, indent=2) + "\n")
-
-
 def _banner(config: NodeConfig, data_arg: str, developer: str, funds: int | None,
             created: bool) -> None:
     url = api_url_of(config)
@@ -304,9 +334,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     else:
         config = load_config(config_path)
         if args.port is not None and config.api_port != args.port:
-            _set_config_port(config_path, "api", args.port)
+            set_config_port(config_path, "api", args.port)
         if args.p2p_port is not None and config.p2p_port != args.p2p_port:
-            _set_config_port(config_path, "p2p", args.p2p_port)
+            set_config_port(config_path, "p2p", args.p2p_port)
     config = load_config(config_path)
     loc = Location(config.base_path, config, config.keystore_dir)
     try:

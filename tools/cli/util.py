@@ -7,6 +7,7 @@ import argparse
 import getpass
 import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from runtime.ports import bind_error
 
 DEFAULT_DATA = "~/.ccoin"
 DEFAULT_API = "http://127.0.0.1:8000"
+API_ENV = "CCOIN_API"  # the node's API URL, for client commands
+DATA_ENV = "CCOIN_DATA"  # the data dir, for every command that takes --data
 NODE_CONFIG = "node.json"
 
 
@@ -46,16 +49,23 @@ class Location:
     keystore_dir: Path
 
 
+def data_arg(args: argparse.Namespace) -> str | None:
+    """The data dir the command line names: `--data DIR`, else $CCOIN_DATA (unless
+    `--config FILE` names the node instead)."""
+    if getattr(args, "config", None):
+        return None
+    return getattr(args, "data", None) or os.environ.get(DATA_ENV) or None
+
+
 def locate(args: argparse.Namespace) -> Location:
     config_arg = getattr(args, "config", None)
-    data_arg = getattr(args, "data", None)
     keystore_arg = getattr(args, "keystore", None)
     config: NodeConfig | None = None
     if config_arg:
         config = load_config(config_arg)
         data_dir = config.base_path
     else:
-        data_dir = Path(os.path.expanduser(data_arg or DEFAULT_DATA)).resolve()
+        data_dir = Path(os.path.expanduser(data_arg(args) or DEFAULT_DATA)).resolve()
         if (data_dir / NODE_CONFIG).is_file():
             config = load_config(data_dir / NODE_CONFIG)
             data_dir = config.base_path
@@ -66,12 +76,39 @@ def locate(args: argparse.Namespace) -> Location:
     return Location(data_dir, config, keystore_dir)
 
 
-def require_config(args: argparse.Namespace) -> NodeConfig:
+def require_config(args: argparse.Namespace, *, starting: bool = False) -> NodeConfig:
+    """The node config the command line names; without one, an error saying how to make
+    one (`starting`: the node is about to be started, so `genesis init` comes first)."""
     loc = locate(args)
     if loc.config is None:
+        missing = loc.data_dir / NODE_CONFIG
+        if starting:
+            raise CliError(f"no node config {missing}: create the chain first with "
+                           f"`{init_command(loc.data_dir)}` (or pass --config FILE)")
         raise CliError(f"no node config: pass --config FILE (or --data DIR holding "
-                       f"{NODE_CONFIG}); {loc.data_dir / NODE_CONFIG} does not exist")
+                       f"{NODE_CONFIG}); {missing} does not exist")
     return loc.config
+
+
+def init_command(data_dir: Path) -> str:
+    """The exact `genesis init` that sets up `data_dir` (its chain and node.json)."""
+    return f"ccoin genesis init --genesis FILE --data {shell_path(data_dir)}"
+
+
+def shell_path(path: Path) -> str:
+    """`path` as a user would type it: relative to the working directory when inside it."""
+    try:
+        text = str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        text = str(path)
+    return shlex.quote(text)
+
+
+def set_config_port(config_path: Path, section: str, port: int) -> None:
+    """Set `section.port` ("api" or "p2p") in a node config file, keeping the rest."""
+    doc = json.loads(config_path.read_text())
+    doc.setdefault(section, {})["port"] = port
+    config_path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def api_url_of(config: NodeConfig) -> str:
@@ -90,16 +127,47 @@ def api_url_of(config: NodeConfig) -> str:
     return f"http://{host}:{port}"
 
 
-def api_url(args: argparse.Namespace) -> str:
-    """`--api URL`, else the node config's API (from --config or --data), else
-    $CCOIN_API, else http://127.0.0.1:8000."""
+@dataclass(frozen=True, slots=True)
+class NodeChoice:
+    """The node a client command talks to, and how it was chosen: `how` is "" for the
+    default local node, else e.g. "--data data" or "$CCOIN_API"."""
+
+    url: str
+    how: str
+
+    def hint(self) -> str:
+        """Said after a failure to reach the node: which node, why that one, how to pick."""
+        which = f"the node from {self.how}" if self.how else "the default local node"
+        return f"{which}: is it running? Name the node with --data DIR or --api URL"
+
+
+def choose_node(args: argparse.Namespace) -> NodeChoice:
+    """The node a client command means: `--api URL`, else the node config of `--config
+    FILE` or `--data DIR` (its API host and port), else $CCOIN_API, else the node config
+    in $CCOIN_DATA, else http://127.0.0.1:8000."""
     if getattr(args, "api", None):
-        return str(args.api)
-    if getattr(args, "config", None) or getattr(args, "data", None):
-        loc = locate(args)
-        if loc.config is not None:
-            return api_url_of(loc.config)
-    return os.environ.get("CCOIN_API") or DEFAULT_API
+        return NodeChoice(str(args.api).rstrip("/"), "--api")
+    config_arg = getattr(args, "config", None)
+    flag_data = getattr(args, "data", None)
+    if config_arg or flag_data:
+        how = f"--config {config_arg}" if config_arg else f"--data {flag_data}"
+        config = locate(args).config
+        if config is not None:
+            return NodeChoice(api_url_of(config), how)
+    if os.environ.get(API_ENV):
+        return NodeChoice(os.environ[API_ENV].rstrip("/"), f"${API_ENV}")
+    env_data = os.environ.get(DATA_ENV)
+    if env_data and not config_arg:
+        config_file = Path(os.path.expanduser(env_data)) / NODE_CONFIG
+        if config_file.is_file():
+            return NodeChoice(api_url_of(load_config(config_file)),
+                              f"${DATA_ENV}={env_data}")
+    return NodeChoice(DEFAULT_API, "")
+
+
+def api_url(args: argparse.Namespace) -> str:
+    """The URL of the node the command line means (`choose_node`)."""
+    return choose_node(args).url
 
 
 # --- passwords -------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The supervisord side of a node (tools/supervisor.py): which services a node type runs, and
 the generated supervisord.conf as supervisord's own parser reads it back (priorities, the
-exact command, restart and stop policy, log files, paths with spaces and `%`). (A real
+exact command, restart and stop policy, log files, paths with spaces and `%`, a control
+socket with a password and, as root, a user: no CRIT line at start). (A real
 supervisord controlling stand-in programs: functional/interface_supervisor.py.)"""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from supervisor.options import ServerOptions
 
 from tools import supervisor as sv
+from tools.unixrpc import read_credentials
 
 
 def parse_conf(conf: Path) -> ServerOptions:
@@ -65,6 +68,26 @@ def test_conf_as_supervisord_reads_it(short_tmp: Path) -> None:
         assert p.stopsignal == signal.SIGTERM and p.stopwaitsecs == 10
         assert p.stopasgroup and p.killasgroup and p.redirect_stderr
         assert p.stdout_logfile == str(paths.log_dir / f"{name}.log")
+
+
+def test_conf_leaves_supervisord_nothing_critical_to_say(short_tmp: Path) -> None:
+    """supervisord logs CRIT at every start for a control socket without a password and,
+    as root, for a config naming no user: the conf has both (the socket stays 0700), the
+    file is the user's alone, and Control reads the password back."""
+    paths = sv.Paths(short_tmp / "run", short_tmp / "logs")
+    conf = sv.write_conf(paths, sv.programs(short_tmp / "node.json", ["state"]))
+    options = parse_conf(conf)
+    (server,) = options.server_configs
+    assert server["username"] == "ccoin" and len(server["password"]) == 32
+    assert server["chmod"] == 0o700
+    assert (conf.stat().st_mode & 0o777) == 0o600
+    assert read_credentials(conf) == (server["username"], server["password"])
+    assert options.uid == (0 if os.geteuid() == 0 else None)
+    options.set_uid_or_exit()  # what supervisord does at start: nothing critical to say
+    assert options.parse_criticals == []
+    again = sv.write_conf(paths, sv.programs(short_tmp / "node.json", ["state"]))
+    assert read_credentials(again) != (server["username"], server["password"])  # per run
+    assert read_credentials(short_tmp / "missing.conf") is None
 
 
 def test_the_fatal_listener_is_an_event_listener_of_fatal_states(short_tmp: Path) -> None:

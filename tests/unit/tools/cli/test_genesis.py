@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.config import load_genesis
 from tests.conftest import Run, one_line_error
 from tests.framework.rules import address, genesis_doc
 
@@ -70,16 +71,20 @@ def test_genesis_init_seed_example(run: Run, tmp_path: Path) -> None:
     (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
     assert warning.startswith("warning: 2 authorities tolerate no failure")
 
-    # idempotent: the same genesis again gives the same block
+    # idempotent: the same genesis again gives the same block, and says it was there
     code, out2, err = run("genesis", "init", "--genesis", str(gfile), "--data", str(data),
                           "--json")
     assert code == 0, err
     again = json.loads(out2)
     assert again["hash"] == fields["hash"] and again["pow_hash"] == fields["pow_hash"]
-    # and from the node config alone
+    assert again["created"] is False
+    # and from the node config alone: no second "has been mined", but how to start over
     code, out3, err = run("genesis", "init", "--config", str(data / "node.json"))
     assert code == 0, err
-    assert out3 == out
+    assert out3 == (f"Genesis block already exists: hash={fields['hash']} in {data / 'chain'}; "
+                    "the chain is unchanged\n")
+    assert "to start a new chain instead: stop the node, remove" in err
+    assert "warning" not in err  # said once, when the chain was made
 
 
 def test_genesis_init_refuses_another_chain(run: Run, tmp_path: Path) -> None:
@@ -131,3 +136,44 @@ def test_genesis_init_says_how_many_authorities_may_fail(run: Run, tmp_path: Pat
     assert code == 0 and out.startswith("Genesis block has been mined"), err
     assert "warning" not in err
     assert (line in err.splitlines()) if line else "authorit" not in err
+
+
+def test_genesis_init_writes_the_ports(run: Run, tmp_path: Path) -> None:
+    """--port and --p2p-port go into the node.json genesis init writes, and into an
+    existing one on a later run."""
+    gfile = tmp_path / "genesis.json"
+    gfile.write_text(json.dumps(genesis_doc()))
+    data = tmp_path / "data"
+    code, _, err = run("genesis", "init", "--genesis", str(gfile), "--data", str(data),
+                       "--port", "8123", "--p2p-port", "30444")
+    assert code == 0, err
+    doc = json.loads((data / "node.json").read_text())
+    assert (doc["api"]["port"], doc["p2p"]["port"]) == (8123, 30444)
+    code, _, err = run("genesis", "init", "--data", str(data), "--p2p-port", "30555")
+    assert code == 0, err
+    assert "set p2p.port in" in err
+    doc = json.loads((data / "node.json").read_text())
+    assert (doc["api"]["port"], doc["p2p"]["port"]) == (8123, 30555)
+    code, _, err = run("genesis", "init", "--data", str(data), "--p2p-port", "70000")
+    assert code == 2 and "not a port number" in err
+
+
+def test_genesis_max_peers_is_optional_and_other_fields_required(run: Run,
+                                                                 tmp_path: Path) -> None:
+    """README: `max_peers` may be left out (0: the node's default); a required field left
+    out is an error naming it."""
+    doc = genesis_doc()
+    doc.pop("max_peers", None)
+    gfile = tmp_path / "genesis.json"
+    gfile.write_text(json.dumps(doc))
+    code, out, err = run("genesis", "init", "--genesis", str(gfile), "--data",
+                         str(tmp_path / "a"))
+    assert code == 0 and out.startswith("Genesis block has been mined"), err
+    assert load_genesis(gfile).max_peers == 0
+    for field in ("network_id", "miners", "block_mining", "genesis_block", "alloc"):
+        broken = dict(doc)
+        broken.pop(field)
+        gfile.write_text(json.dumps(broken))
+        code, _, err = run("genesis", "init", "--genesis", str(gfile), "--data",
+                           str(tmp_path / field))
+        one_line_error(code, err, "missing field", field)

@@ -104,8 +104,53 @@ def test_start_preflight_errors(short_tmp: Path) -> None:
 
     # no genesis file
     config.genesis_file().unlink()
-    with pytest.raises(Exception, match="cannot read genesis file"):
+    with pytest.raises(CliError, match="^no genesis file .*: create the chain first with "
+                                       "`ccoin genesis init --genesis FILE --data "):
         node_cmd.prepare_start(load_config(config_path), "basic", None)
+
+
+def test_start_before_genesis_init_says_to_run_it(run: Run, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed's order is create-account, initc, cnode: a `node start` that skips initc
+    gets the exact command to run."""
+    monkeypatch.chdir(tmp_path)
+    Keystore(tmp_path / "mine" / "keystore").save(PrivateKey.generate(), "pw", 2**10)
+    code, _, err = run("node", "start", "--data", "mine", "--type", "validator")
+    one_line_error(code, err, "no node config", "create the chain first with "
+                   "`ccoin genesis init --genesis FILE --data mine`")
+    monkeypatch.setenv("CCOIN_DATA", "mine")  # the same from the environment
+    code, _, err = run("node", "start")
+    one_line_error(code, err, "`ccoin genesis init --genesis FILE --data mine`")
+
+
+def test_start_takes_the_seeds_cnode_flags(run: Run, short_tmp: Path) -> None:
+    """`cnode -c FILE -t TYPE -p PORT`: -c the node config, -t the node type, -p the p2p
+    port (for this run: an effective config in run/, like --port for the API)."""
+    config_path = dev_config(short_tmp)
+    config = load_config(config_path)
+    p2p, api = free_port(), free_port()
+    code, out, err = run("node", "start", "-c", str(config_path), "-t", "validator",
+                         "-p", str(p2p), "--port", str(api), "--dry-run")
+    assert code == 0, err
+    groups = {g.name: g for g in parse_conf(Path(out.strip())).process_group_configs}
+    assert set(groups) == {"state", "api", "p2p", "miner", "on-fatal"}
+    effective = load_config(config.run_dir / "node.json")
+    assert (effective.p2p_port, effective.api_port) == (p2p, api)
+    assert str(config.run_dir / "node.json") in groups["p2p"].process_configs[0].command
+    # the long spellings, and the seed's own --node_type
+    code, out, err = run("node", "start", "--config", str(config_path), "--node_type",
+                         "basic", "--p2p-port", str(p2p), "--dry-run")
+    assert code == 0, err
+    assert "miner" not in {g.name for g in parse_conf(Path(out.strip())).process_group_configs}
+    assert load_config(config.run_dir / "node.json").p2p_port == p2p
+    # a p2p port that is taken is refused before anything starts
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        code, _, err = run("node", "start", "-c", str(config_path), "-p", str(taken),
+                           "--dry-run")
+        one_line_error(code, err, f"p2p cannot listen on 127.0.0.1:{taken}", "--p2p-port")
 
 
 
