@@ -1,6 +1,7 @@
 """The genesis file (ccoin's shape, `//` and `/* */` comments allowed) and the genesis block.
 
-Unknown or missing fields are errors naming the field; the ccoin seed's `genesis.json`
+Unknown fields, and missing required ones, are errors naming the field (the optional ones,
+such as `max_peers`, have the defaults the README lists); the ccoin seed's `genesis.json`
 example loads unchanged, and means what it meant there: its `difficulty` counts leading
 zero HEX DIGITS of the proof (the seed's difficulty 4 gives `pow_hash=0000b900...`), one
 digit being 4 bits. `difficulty_bits` (ccoin's own, exclusive with `difficulty`) says the
