@@ -2,10 +2,10 @@
 
 FastAPI's default `/docs` loads Swagger UI's script and style from a CDN, so on a machine
 without internet (where nodes often run) the page stays blank. Here its assets come from the
-`swagger-ui-bundle` package (Swagger UI's release files, shipped on PyPI), under
+`fastapi-offline` package (Swagger UI 5's release files, shipped on PyPI; the older
+`swagger-ui-bundle` package holds Swagger UI 4, which cannot read OpenAPI 3.1), under
 `/docs/assets/`, read once per process and answered with an ETag. Only the three files the
-page loads are served, by name. ReDoc (`/redoc`) is not served: it too comes from a CDN,
-and it shows the same document.
+page loads are served, by name. ReDoc (`/redoc`) is not served: it shows the same document.
 """
 
 from __future__ import annotations
@@ -13,21 +13,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
-from swagger_ui_bundle import swagger_ui_path
 
 from common.errors import NotFound
 
+ASSETS_PACKAGE = "fastapi_offline"
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
 # what the page loads, and its content type
 ASSET_TYPES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
-    "favicon-32x32.png": "image/png",
+    "favicon.png": "image/png",
 }
 
 
@@ -44,7 +45,7 @@ def docs_asset(name: str) -> DocsAsset | None:
     content_type = ASSET_TYPES.get(name)
     if content_type is None:
         return None
-    body = swagger_ui_path.joinpath(name).read_bytes()
+    body = resources.files(ASSETS_PACKAGE).joinpath("static", name).read_bytes()
     return DocsAsset(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
@@ -58,7 +59,7 @@ async def docs(request: Request) -> HTMLResponse:
         openapi_url=app.openapi_url, title=f"{app.title} · docs",
         swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-        swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png")
+        swagger_favicon_url=f"{ASSETS_PATH}/favicon.png")
 
 
 @router.get(ASSETS_PATH + "/{name}", include_in_schema=False)
