@@ -55,20 +55,20 @@ def _send(node: TestNode, amount: int, fee: int, to: str = "ab" * 20) -> str:
 def test_docs_render_with_no_internet(node: TestNode, browser: Browser) -> None:
     """/docs loads Swagger UI from the node itself: with every request that leaves this
     machine aborted, the page still lists the operations."""
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
     for viewport, label in ((br.DESKTOP, "desktop"), (br.PHONE, "phone")):
         context = browser.new_context(viewport=viewport)
         page = context.new_page()
         errors = br.PageErrors(page)
-        outside: list[str] = []
-
-        def only_local(route: Any) -> None:
-            host = urlsplit(route.request.url).hostname
-            if host in ("127.0.0.1", "localhost"):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort("internetdisconnected")
-
         page.route("**/*", only_local)
         try:
             page.goto(f"{node.url}/docs")
@@ -138,7 +138,7 @@ def test_wallet_available_key_and_pool_chart(node: TestNode, browser: Browser) -
         page.click("#send-form button[type=submit]")
         assert "exceeds what is available" in page.inner_text("#send-amount-error")
         assert f"{wallet['available']:,}" in page.inner_text("#send-amount-error")
-        br.screenshot(page, "first-hour-wallet-desktop")
+        br.screenshot(page, "first-hour-wallet-pending-desktop")
         errors.check()
     finally:
         node.client.set_mining(True)
