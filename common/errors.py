@@ -175,6 +175,26 @@ class PeerIsSelf(PeerRefused):
     code = "peer_is_self"
 
 
+class PeerNoP2P(PeerRefused):
+    """the node at the page URL given as a peer runs no p2p service: it has no endpoint"""
+
+    code = "peer_no_p2p"
+
+
+class PeerUrlUnreachable(CcoinError):
+    """nothing answered at the page URL given as a peer (no node there, or too slowly)"""
+
+    code = "peer_url_unreachable"
+    http_status = 422
+
+
+class PeerUrlNotCcoin(CcoinError):
+    """the page URL given as a peer answered, but not with a ccoin node's status"""
+
+    code = "peer_url_not_ccoin"
+    http_status = 422
+
+
 class PeerUnreachable(CcoinError):
     """no handshake with the peer within the wait: nothing answers there, or too slowly
     (the address stays in the book and is retried)"""

@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
 from common.errors import Forbidden
@@ -55,27 +56,48 @@ def _hostname(url: str) -> str | None:
         return None
 
 
+NO_TOKEN = ("this node has no admin token: set api.admin_token in its config file "
+            "(node.json) and restart it to admit a bearer token")
+
+
 def check_admin(conn: HTTPConnection, token: str, cors_origins: Iterable[str] = ()) -> None:
-    """Raise `Forbidden` unless the request may use admin routes."""
+    """Raise `Forbidden` unless the request may use admin routes. Each refusal says what
+    would be admitted instead, and, when the node has no token, how to give it one."""
     headers = conn.headers
     auth = headers.get("authorization")
     if auth is not None and token:
         scheme, _, presented = auth.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(),
-                                                              token.encode()):
+        if scheme.lower() != "bearer":
+            raise Forbidden("the Authorization header must be `Bearer <api.admin_token>`")
+        if hmac.compare_digest(presented.strip().encode(), token.encode()):
             return
-        raise Forbidden("invalid bearer token")
-    peer = conn.client.host if conn.client else None
+        raise Forbidden("the bearer token does not match this node's api.admin_token")
+    try:
+        _check_loopback(headers, conn.client.host if conn.client else None, cors_origins)
+    except Forbidden as exc:
+        if token:
+            raise
+        if auth is not None:  # a token was sent to a node that has none to compare it with
+            raise Forbidden(f"a bearer token was sent, but {NO_TOKEN}; until then admin "
+                            "routes answer only this machine's own requests to "
+                            "localhost") from None
+        raise Forbidden(f"{exc.message} ({NO_TOKEN})") from None
+
+
+def _check_loopback(headers: Headers, peer: str | None, cors_origins: Iterable[str]) -> None:
+    """Raise `Forbidden` unless the request comes from this machine, to this node, directly."""
     if not is_loopback_ip(peer):
         raise Forbidden("admin routes answer loopback clients or a bearer token only")
     for name in FORWARDING_HEADERS:
         if name in headers:
             raise Forbidden(f"admin request came through a proxy ({name} header); "
                             "use the bearer token")
-    if not is_loopback_name(_hostname("//" + headers.get("host", ""))):
+    host = headers.get("host", "")
+    if not is_loopback_name(_hostname("//" + host)):
         raise Forbidden("admin requests from loopback must address the node as localhost "
-                        "or a loopback IP")
+                        f"or a loopback IP (this one named {host[:80]!r}), or use the bearer "
+                        "token")
     origin = headers.get("origin")
     if origin is not None and origin not in cors_origins \
             and not is_loopback_name(_hostname(origin) if "://" in origin else None):
-        raise Forbidden(f"admin request from a page of another site ({origin})")
+        raise Forbidden(f"admin request from a page of another site ({origin[:80]})")

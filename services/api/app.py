@@ -1,10 +1,10 @@
 """The REST gateway (DESIGN §6) assembled: one FastAPI app per gateway process.
 
 What goes into it, each in its own module: the bus links (`gateway`), the routes by area
-(`routes/`), the one error shape (`errors`), the OpenAPI document (`openapi`), the dashboard
-(`dashboard`), and at the edge, outermost first: request id, rate limit, metrics and access
-log (`edge`), the body size limit (`runtime.http_edge`), the budget of large bodies
-handled at once (`bodybudget`), CORS when configured.
+(`routes/`), the one error shape (`errors`), the OpenAPI document (`openapi`) and its page
+(`docs`), the dashboard (`dashboard`), and at the edge, outermost first: request id, rate
+limit, metrics and access log (`edge`), the body size limit (`runtime.http_edge`), the
+budget of large bodies handled at once (`bodybudget`), CORS when configured.
 
 The gateway is stateless: it does the stateless half of every submission itself (strict
 JSON validation, chain id, signature) so that state only ever sees verified transactions,
@@ -29,7 +29,7 @@ from common.genesis import Genesis
 from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.http_edge import BodyLimit
 from runtime.service import log_request_ids, setup_logging
-from services.api import dashboard, errors, metrics, openapi, routes
+from services.api import dashboard, docs, errors, metrics, openapi, routes
 from services.api.bodybudget import BodyBudget
 from services.api.edge import Edge
 from services.api.gateway import Gateway
@@ -61,13 +61,16 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY,
             metrics.worker_exit(os.getpid())
 
     log_request_ids()
+    # /docs is served by `docs` from packaged assets (FastAPI's own loads them from a CDN)
     app = FastAPI(title="ccoin node API", version=__version__, lifespan=lifespan,
-                  description=openapi.DESCRIPTION, openapi_tags=openapi.TAGS)
+                  description=openapi.DESCRIPTION, openapi_tags=openapi.TAGS,
+                  docs_url=None, redoc_url=None)
     app.state.gateway = gw
     app.include_router(dashboard.router)  # the web dashboard at `/`
     routes.include(app)
     errors.install(app)
     openapi.install(app)
+    docs.install(app)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"])

@@ -4,8 +4,8 @@ replies every route may give, and the two patches FastAPI's generated document n
 The routes read their bodies themselves (for speed, `services.api.schema`), so FastAPI
 cannot see the request models: `install` adds the declared request shapes to the
 components, where each route's `requestBody` refers to them. And invalid parameters are
-answered 400 `malformed` (`services.api.errors`), not FastAPI's 422, so the 422 responses
-and their schemas are dropped.
+answered 400 `malformed` (`services.api.errors`), not FastAPI's 422, so FastAPI's 422
+responses and their schemas are dropped (a route's own 422, e.g. POST /peers, stays).
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def install(app: FastAPI) -> None:
                               tags=app.openapi_tags)
             for ops in doc.get("paths", {}).values():
                 for op in ops.values():
-                    op.get("responses", {}).pop("422", None)
+                    responses = op.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422", "")):
+                        del responses["422"]  # FastAPI's, not a route's own 422
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)

@@ -376,11 +376,18 @@ ACCOUNT_OUT = Shape("AccountOut", [
 ], examples=[{"address": "3f" * 20, "balance": 1000, "nonce": 7, "pending_nonce": 9}])
 
 WALLET_OUT = ACCOUNT_OUT.extend("WalletOut", [
-    Field("key_type", Nullable(STR), src=None),
-    Field("public_key", MAYBE_HEX, src=None),
+    Field("pending_out", INT, "amount + fee of the account's transactions in the pool",
+          src=None),
+    Field("available", INT, "balance − pending_out: what a new send may still spend",
+          src=None),
+    Field("key_type", Nullable(STR), "ed25519 or rsa; null when the key is not loaded",
+          src=None),
+    Field("public_key", MAYBE_HEX, "the key's public half (the private key is never served)",
+          src=None),
     Field("can_sign", BOOL, src=None),
 ], examples=[{"address": "3f" * 20, "balance": 1000, "nonce": 7, "pending_nonce": 9,
-              "key_type": "ed25519", "public_key": "ab" * 32, "can_sign": True}])
+              "pending_out": 202, "available": 798, "key_type": "ed25519",
+              "public_key": "ab" * 32, "can_sign": True}])
 
 _TX_DETAIL = "only when the node still serves the transaction"
 HISTORY_ITEM_OUT = Shape("HistoryItemOut", [

@@ -137,10 +137,13 @@ AMOUNT = Int(0, MAX_AMOUNT)
 HASH = Hex(length=crypto.HASH_LEN)
 ADDRESS = Hex(length=crypto.ADDRESS_LEN)
 # tcp://host:port, optionally #<the peer's CurveZMQ server key, 64 hex>
-ENDPOINT = Text(max_length=256, pattern=r"tcp://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}"
-                                        r"(#[0-9a-fA-F]{64})?",
+TCP_ENDPOINT = (r"tcp://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}"
+                r"(#[0-9a-fA-F]{64})?")
+ENDPOINT_PATTERN = re.compile(TCP_ENDPOINT)
+# or the other node's page URL (sosocoin's way): its status names the p2p endpoint
+ENDPOINT = Text(max_length=256, pattern=rf"(?:{TCP_ENDPOINT}|https?://\S+)",
                 hint="endpoint must look like tcp://host:port (or tcp://host:port#<curve key, "
-                     "64 hex>)")
+                     "64 hex>), or be the other node's page URL, http://host:port/")
 
 
 # --- the documented examples: real transactions ------------------------------------------------
@@ -213,12 +216,15 @@ SEND_IN = Shape("SendIn", [
 ADD_PEER_WAIT_MS = 5000  # how long p2p waits for the handshake unless told otherwise
 PEER_IN = Shape("PeerIn", [
     Field("endpoint", ENDPOINT, "tcp://host:port, with #<its CurveZMQ server key> when the "
-                                "peer uses CurveZMQ and its key is not known",
+                                "peer uses CurveZMQ and its key is not known; or the other "
+                                "node's page URL (http://host:port/): this node reads its "
+                                "GET /api/v1/status and dials its `p2p_endpoint`",
           example="tcp://10.0.0.7:30333"),
     Field("wait_ms", Int(1, MAX_ADD_PEER_WAIT_MS), "how long to wait for the handshake "
                                                    "before answering `peer_unreachable`",
           default=ADD_PEER_WAIT_MS),
-], examples=[{"endpoint": "tcp://10.0.0.7:30333"}], what="peer")
+], examples=[{"endpoint": "tcp://10.0.0.7:30333"}, {"endpoint": "http://10.0.0.7:8000/"}],
+   what="peer")
 
 REQUEST_SHAPES: tuple[Shape, ...] = (TX_IN, RAW_TX_IN, BATCH_IN, SEND_IN, PEER_IN)
 
@@ -323,6 +329,7 @@ def parse_send(value: Any) -> SendRequest:
 
 
 def parse_add_peer(value: Any) -> tuple[str, int]:
-    """Body of POST /peers: `{"endpoint": "tcp://host:port", "wait_ms": 5000}`."""
+    """Body of POST /peers: `{"endpoint": "tcp://host:port", "wait_ms": 5000}` (or the
+    other node's page URL as `endpoint`: `services.api.peer_page` resolves it)."""
     doc = PEER_IN.parse(value)
     return doc["endpoint"], doc["wait_ms"]

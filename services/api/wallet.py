@@ -1,5 +1,5 @@
-"""The node's own account (sosocoin's wallet): its key, loaded once from the keystore, and
-the sends the node signs with it (`POST /wallet/send`).
+"""The node's own account (sosocoin's wallet): its key, loaded once from the keystore, what
+its pending sends will spend, and the sends the node signs with it (`POST /wallet/send`).
 
 The key stays in this process: no route returns it, it is never logged, and this class's
 repr names only the address. A node whose key cannot be loaded (no account configured, no
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ccoin.api.wallet")
 
+POOL_PAGE = 1000  # transactions per pool read (state's largest page)
 # what state answers when another gateway process took the nonce a send was signed with
 NONCE_TAKEN = (NonceTooLow, Duplicate, Underpriced)
 
@@ -92,6 +93,19 @@ class NodeWallet:
         if self._signer is None:
             raise WalletUnavailable(f"the node cannot sign: {self.problem}")
         return self._signer
+
+    async def pending_out(self, gw: Gateway) -> int:
+        """What the account's transactions in the pool will spend: their amounts and fees
+        (queued ones too). The balance minus this is what a new send may still use."""
+        address = self.require_address()
+        total, offset = 0, 0
+        while True:  # the pool's pages of one sender, in nonce order
+            page = await gw.ask(messages.GetMempool(offset, POOL_PAGE, address),
+                                messages.MempoolReply)
+            total += sum(tx.cost for tx in map(Transaction.decode, page.txs))
+            if len(page.txs) < POOL_PAGE:
+                return total
+            offset += len(page.txs)
 
     async def send(self, req: SendRequest, gw: Gateway) -> tuple[Transaction, float]:
         """Sign a transfer from the node account at its pending nonce and submit it; the

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-DESKTOP: ViewportSize = {"width": 1280, "height": 860}
+DESKTOP: ViewportSize = {"width": 1366, "height": 768}  # the most common laptop screen
 PHONE: ViewportSize = {"width": 390, "height": 844}  # a common phone, in CSS pixels
 VISITOR_HOST = "ccoin-visitor.test"  # mapped to 127.0.0.1 inside Chromium only
 WAIT = 20_000  # ms, for the page to show something

@@ -198,4 +198,4 @@ def test_a_bare_pow_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         # ... and a wrong one in the environment, which wins, is refused in one line
         monkeypatch.setenv("CCOIN_ADMIN_TOKEN", "wrong")
         code, _, err = run("sync", "--config", config)
-        one_line_error(code, err, "forbidden: invalid bearer token", "CCOIN_ADMIN_TOKEN")
+        one_line_error(code, err, "forbidden: the bearer token does not match", "CCOIN_ADMIN_TOKEN")

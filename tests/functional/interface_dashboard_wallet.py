@@ -2,8 +2,8 @@
 flows 1, 3 and 4), in headless Chromium through the page only: send from the wallet form and
 follow the transaction from the pool into a block and the recipient's balance; an account
 history longer than a page; and, on a second node sharing the chain (a basic node: it says it
-has no miner, and that a sync has no peer to ask until it has one), add a peer and sync a
-node that was behind. (The page itself: interface_dashboard.py.)"""
+has no miner, and that a sync has no peer to ask until it has one), add a peer by its page
+URL and sync a node that was behind. (The page itself: interface_dashboard.py.)"""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_send_from_the_wallet_form(node: TestNode, desktop: Page) -> None:
     desktop.fill("#send-amount", "99999999999999")
     desktop.fill("#send-data", "")
     desktop.click("#send-form button[type=submit]")
-    assert "exceeds the balance" in desktop.inner_text("#send-amount-error")
+    assert "exceeds what is available" in desktop.inner_text("#send-amount-error")
     br.screenshot(desktop, "wallet-invalid-desktop")
     # a refusal by the node shows its code and message (simulated: a full pool)
     desktop.route("**/api/v1/wallet/send", lambda route: route.fulfill(
@@ -152,7 +152,8 @@ def test_account_history_turns_pages(node: TestNode, desktop: Page) -> None:
 def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Browser) -> None:
     """Node A seals blocks alone; node B shares its genesis, starts later and is behind.
     On B's page (a basic node: no miner): "Sync now" with no peer says there is no one to
-    sync from; add A as a peer (flow 1), see it in both peer tables, press "Sync now"
+    sync from; add A as a peer by its page URL (flow 1), see it in both peer tables (and on
+a phone), press "Sync now"
     (flow 4) and watch B's height reach A's, with the same blocks."""
     with TestNode.create(tmp_path / "a", name="A", interval_ms=200) as a, \
             TestNode.sharing_chain(a, tmp_path / "b", name="B") as b:
@@ -172,7 +173,9 @@ def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Bro
         page.wait_for_selector("#mining:has-text('No miner on this node')", timeout=WAIT)
         page.click("#sync-now")
         page.wait_for_selector("#network-result:has-text('No peer to sync from')", timeout=WAIT)
-        page.fill("#peer-endpoint", a.p2p_endpoint)
+        # as sosocoin's users do: by the other node's page URL (B reads A's status for its
+        # p2p endpoint)
+        page.fill("#peer-endpoint", f"{a.url}/")
         page.click("#peer-form button[type=submit]")
         page.wait_for_selector("#network-result .notice.ok", timeout=WAIT)
         # the answer waited for the handshake: it names the node now linked
@@ -189,6 +192,16 @@ def test_add_a_peer_and_sync_a_node_that_was_behind(tmp_path: Path, browser: Bro
         br.screenshot(page, "peers-b-desktop")
         wait_until(lambda: peer_rows(a.url) >= 1, timeout=30, what="A to list B as a peer")
         br.screenshot(page, "peers-a-desktop")
+        # on a phone, the peers table is one card per peer, nothing cut off
+        phone = browser.new_context(viewport=br.PHONE, is_mobile=True, has_touch=True)
+        small = phone.new_page()
+        goto(small, a.url, "#/operate")
+        small.wait_for_selector("#peer-list tbody tr", timeout=WAIT)
+        assert small.evaluate("() => [...document.querySelectorAll('#peer-list .table-wrap')]"
+                              ".every((w) => w.scrollWidth <= w.clientWidth + 1)")
+        assert small.locator("#peer-list td[data-label='Height']").is_visible()
+        br.screenshot(small, "peers-a-phone")
+        phone.close()
         target = a.api.height()
         goto(page, b.url, "#/operate")
         page.wait_for_selector("#sync-now", timeout=WAIT)

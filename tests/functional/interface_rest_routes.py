@@ -142,8 +142,11 @@ def test_peers_and_sync_without_p2p(node: TestNode) -> None:
     body = assert_error(r, 503, "p2p_unavailable")
     assert "p2p" in body["error"]["message"] and r.headers["retry-after"] == "1"
     assert_error(node.http.post("/api/v1/sync"), 503, "p2p_unavailable")
-    for bad in ({"endpoint": "http://x:1"}, {"endpoint": 5}, {}, {"endpoint": "tcp://h:1",
-                                                                   "x": 1}, [1]):
+    # a peer's page URL is not even read when there is no p2p to dial what it names
+    assert_error(node.http.post("/api/v1/peers", json={"endpoint": "http://x:1/"}), 503,
+                 "p2p_unavailable")
+    for bad in ({"endpoint": "udp://x:1"}, {"endpoint": 5}, {}, {"endpoint": "tcp://h:1",
+                                                                  "x": 1}, [1]):
         assert_error(node.http.post("/api/v1/peers", json=bad), 400, "malformed")
     proxied = {"X-Forwarded-For": "203.0.113.9"}
     assert_error(node.http.post("/api/v1/sync", headers=proxied), 403, "forbidden")

@@ -34,7 +34,8 @@ def register(sub: Any) -> None:
                           description=ADMIN_NOTE)
     add.add_argument("endpoint", metavar="ENDPOINT",
                      help="the peer's p2p address: tcp://host:port[#curve key] (`ccoin "
-                          "status` on that node shows it)")
+                          "status` on that node shows it), or that node's page URL, "
+                          "http://host:port/ (the node reads its status for the address)")
     add.add_argument("--timeout", type=seconds, default=5.0, metavar="S",
                      help="how long the node waits for the handshake (default 5, at most 60)")
     add_api_args(add, inherited=True)

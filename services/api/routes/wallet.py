@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import Request
@@ -21,11 +22,15 @@ ROUTERS = (admin,)
 
 @admin.get("/wallet", response_model=replies.WALLET_OUT.model, tags=["wallet"])
 async def wallet(gw: Gateway = GW) -> Response:
+    """The node's account: its balance, what its pending sends will spend and so what is
+    still available to send, and its key's type and public half (never the private key)."""
     address = gw.wallet.require_address()
-    reply = await gw.ask(messages.GetAccount(address), messages.AccountReply)
+    reply, pending_out = await asyncio.gather(
+        gw.ask(messages.GetAccount(address), messages.AccountReply), gw.wallet.pending_out(gw))
     return JSONResponse(replies.WALLET_OUT.render(
         reply, key_type=gw.wallet.key_type, public_key=gw.wallet.public_key,
-        can_sign=gw.wallet.can_sign))
+        can_sign=gw.wallet.can_sign, pending_out=pending_out,
+        available=max(0, reply.balance - pending_out)))
 
 
 @admin.post("/wallet/send", status_code=202, response_model=replies.SEND_OUT.model,

@@ -61,8 +61,12 @@ function drawLive() {
 function drawFooter() {
   const st = live.status;
   const about = document.getElementById('about');
-  clear(about, st ? [`ccoin ${st.version} · network #${st.network_id} · genesis `,
-    link('block', 0, short(st.genesis, 8, 4))] : 'ccoin');
+  // each token kept whole (a hash never breaks mid-way); the link's title has the full hash
+  const genesis = link('block', 0, short(st?.genesis, 8, 4));
+  if (st) genesis.title = `genesis ${st.genesis}`;
+  clear(about, st ? [h('span', { class: 'nowrap', text: `ccoin ${st.version}` }), ' · ',
+    h('span', { class: 'nowrap', text: `network #${st.network_id}` }), ' · ',
+    h('span', { class: 'nowrap', id: 'genesis' }, 'genesis ', genesis)] : 'ccoin');
   const who = document.getElementById('who');
   who.textContent = ctx.admin ? 'You are this node’s operator: wallet and operate panels are on.'
     : 'Read-only visitor: the wallet and operate panels need the operator.';

@@ -40,6 +40,12 @@ export function int(value) {
   return Number.isFinite(n) ? INT.format(n) : String(value);
 }
 
+/** A number that names something (a height, a chain id, a port): its digits, ungrouped. */
+export function plain(value) {
+  if (value === undefined || value === null || value === '') return '—';
+  return String(value);
+}
+
 export function short(hex, head = 8, tail = 6) {
   if (!hex) return '—';
   const s = String(hex);
@@ -126,7 +132,8 @@ export function table(caption, columns, rows, { empty = 'Nothing yet.', cls = ''
     h('table', { class: cls },
       h('caption', { class: caption.hidden ? 'visually-hidden' : '', text: caption.text ?? caption }),
       h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.cls, text: c.title })))),
-      h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((c, i) => h('td', { class: c.cls }, row[i])))))));
+      // each cell names its column, for the stacked rows a phone shows (table.stack)
+      h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((c, i) => h('td', { class: c.cls, 'data-label': c.title }, row[i])))))));
 }
 
 export function panel(title, ...children) {

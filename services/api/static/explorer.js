@@ -3,7 +3,7 @@
 
 import { get, isMissing, isNotFound } from './api.js';
 import {
-  badge, bytes, clear, fields, h, hexBlock, int, link, notice, panel, printable, table, timeAgo, yesNo,
+  badge, bytes, clear, fields, h, hexBlock, int, link, notice, panel, plain, printable, table, timeAgo, yesNo,
 } from './dom.js';
 import { blocksTable, errorText, failed, heading, stat, strip0x, txsTable } from './ui.js';
 
@@ -302,7 +302,7 @@ export async function tx(main, [id], ctx) {
         ['Nonce', int(t.nonce)],
         ['Block', t.block ? link('block', t.block, t.block) : null],
         ['Height', t.height !== null && t.height !== undefined ? link('block', t.height, `#${t.height}`) : null],
-        ['Chain id', int(t.chain_id)],
+        ['Chain id', plain(t.chain_id)],
         ['Size', bytes(t.size)],
         ['Data', t.data ? h('span', {}, hexBlock(t.data), text ? h('span', { class: 'muted', text: ` “${text}”` }) : null) : 'none'],
       ])),
@@ -386,7 +386,7 @@ export async function account(main, [raw], ctx) {
           hgt !== null && hgt !== undefined ? link('block', hgt, `#${hgt}`) : '—',
           dir, link('account', out ? t.to : t.from),
           dir === 'self' ? int(t.amount) : `${out ? '−' : '+'}${int(t.amount)}`, dir === 'in' ? '—' : int(t.fee)];
-      }), { empty: 'No transactions yet.' }));
+      }), { empty: 'No transactions yet.', cls: 'stack' }));
     } catch (err) {
       if (!ctx.alive()) return;
       historyMissing = isMissing(err);

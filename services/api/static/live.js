@@ -7,11 +7,13 @@
 // page is visible (a quiet chain still shows the truth within seconds), later while the
 // node does not answer, and never while the tab is hidden. Without a stream (an older node
 // answers 404, or it broke) that read is all there is, and the stream is tried again now
-// and then.
+// and then. Every status read is also a sample of the pool's size, over time: a pool that
+// fills while no block comes (mining stopped) shows on its chart.
 
 import { get, isMissing } from './api.js';
 
 export const WINDOW = 50; // blocks kept for the charts and the live list
+export const POOL_SAMPLES = 150; // pool size samples kept (one per status read, >= 1 s apart)
 const MIN_GAP_MS = 1000;
 export const POLL_MS = 2000;
 const BACKOFF_MS = 10000; // the longest wait between reads while the node does not answer
@@ -23,7 +25,7 @@ export class Live extends EventTarget {
     super();
     this.status = null;
     this.blocks = []; // block summaries, newest first
-    this.mempool = []; // [{x: height, y: pool count}] samples, oldest first
+    this.mempool = []; // [{x: time in ms, y: pool count}] samples, oldest first
     this.mode = 'connecting';
     this.error = null;
     this.lastSeq = null;
@@ -164,10 +166,9 @@ export class Live extends EventTarget {
     if (reload || !prev) await this.loadPoolHistory(status);
     this.status = status;
     const count = Number(status.mempool?.count ?? 0);
-    const last = this.mempool.at(-1);
-    if (last && last.x === status.height) last.y = count;
-    else this.mempool.push({ x: status.height, y: count });
-    if (this.mempool.length > WINDOW) this.mempool.splice(0, this.mempool.length - WINDOW);
+    const now = Math.max(Date.now(), (this.mempool.at(-1)?.x ?? 0) + 1);
+    this.mempool.push({ x: now, y: count });
+    if (this.mempool.length > POOL_SAMPLES) this.mempool.splice(0, this.mempool.length - POOL_SAMPLES);
     const poolChanged = headChanged || !prev || prev.mempool?.count !== status.mempool?.count;
     // what no event announces: the miner, p2p and its peers
     const nodeChanged = !prev || ['mining', 'validator', 'p2p', 'peers', 'syncing']
@@ -175,7 +176,8 @@ export class Live extends EventTarget {
     return { headChanged, poolChanged, nodeChanged };
   }
 
-  /** The pool's size after each recent head, as the node saw it: the chart starts filled. */
+  /** The pool's size after each recent head, as the node saw it, at the time of that
+   *  block: the chart starts filled. */
   async loadPoolHistory(status) {
     let samples;
     try {
@@ -184,10 +186,13 @@ export class Live extends EventTarget {
       if (isMissing(err)) return; // an older node: sample from now on
       throw err;
     }
-    this.mempool = samples
-      .filter((s) => s.height <= status.height)
-      .map((s) => ({ x: s.height, y: s.count }))
-      .slice(-WINDOW);
+    const sealed = new Map(this.blocks.map((b) => [b.header.height, b.header.timestamp]));
+    const since = this.mempool.length ? this.mempool[0].x : Infinity;
+    const earlier = samples
+      .filter((s) => s.height <= status.height && sealed.has(s.height))
+      .map((s) => ({ x: Number(sealed.get(s.height)), y: s.count }))
+      .filter((p) => p.x < since);
+    this.mempool = [...earlier, ...this.mempool].slice(-POOL_SAMPLES);
   }
 
   async loadBlocks(status, reload) {

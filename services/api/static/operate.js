@@ -3,14 +3,14 @@
 
 import { get, isMissing, post } from './api.js';
 import {
-  badge, clear, fields, h, int, link, notice, panel, short, table, timeAgo, yesNo,
+  badge, clear, fields, h, hexBlock, int, link, notice, panel, plain, short, table, timeAgo, yesNo,
 } from './dom.js';
 import { throttle } from './live.js';
 import { HEX, adminOnly, errorText, field, heading, setError, stat, strip0x } from './ui.js';
 
 const MAX_AMOUNT = 2n ** 63n - 1n;
 const MAX_DATA_BYTES = 1024;
-export function validateSend({ to, amount, fee, data }, balance) {
+export function validateSend({ to, amount, fee, data }, available) {
   const errors = {};
   const addr = strip0x(to.trim());
   if (!addr) errors.to = 'Enter the recipient’s address.';
@@ -24,9 +24,9 @@ export function validateSend({ to, amount, fee, data }, balance) {
   const d = strip0x(data.trim());
   if (d && (d.length % 2 || !HEX.test(d))) errors.data = 'Data is hex: an even number of 0-9, a-f.';
   else if (d.length / 2 > MAX_DATA_BYTES) errors.data = `Data is at most ${MAX_DATA_BYTES} bytes.`;
-  if (!errors.amount && !errors.fee && balance !== undefined && balance !== null
-      && BigInt(amt) + BigInt(f) > BigInt(balance)) {
-    errors.amount = `Amount plus fee exceeds the balance (${int(balance)}).`;
+  if (!errors.amount && !errors.fee && available !== undefined && available !== null
+      && BigInt(amt) + BigInt(f) > BigInt(available)) {
+    errors.amount = `Amount plus fee exceeds what is available (${int(available)}: the balance less pending sends).`;
   }
   const body = `{"to":"${addr.toLowerCase()}","amount":${errors.amount ? 0 : BigInt(amt)},"fee":${errors.fee ? 0 : BigInt(f)}`
     + `${d ? `,"data":"${d.toLowerCase()}"` : ''}}`;
@@ -47,17 +47,24 @@ export async function wallet(main, _params, ctx) {
   clear(main, heading('Wallet'),
     h('p', { class: 'muted', text: 'The node’s own account. The node signs with its key; the key never leaves the node.' }),
     panel('Account', info), panel('Send coins', form, result));
-  let balance = null;
+  let available = null;
 
   async function load() {
     try {
       const w = await get('/api/v1/wallet');
       if (!ctx.alive()) return;
-      balance = w.balance;
+      // an older node says no `available`: its balance is all the page can check against
+      available = w.available ?? w.balance;
+      const pending = w.pending_out !== undefined && w.pending_out !== null;
       clear(info, h('dl', { class: 'stats compact', id: 'wallet-stats' },
-        stat('Balance', int(w.balance)), stat('Nonce', int(w.nonce)), stat('Next nonce', int(w.pending_nonce))),
+        stat('Balance', int(w.balance)),
+        pending ? stat('Pending out', int(w.pending_out), 'sends in the pool') : null,
+        pending ? stat('Available', int(w.available), 'balance − pending') : null,
+        stat('Nonce', int(w.nonce)), stat('Next nonce', int(w.pending_nonce))),
       fields([['Address', link('account', w.address, w.address)], ['Key type', w.key_type || '—'],
-        ['Can sign', yesNo(w.can_sign)]]));
+        ['Public key', w.public_key ? hexBlock(w.public_key) : 'not loaded (the node cannot sign)'],
+        ['Can sign', yesNo(w.can_sign)]]),
+      h('p', { class: 'muted small', text: 'The private key stays in the node’s encrypted keystore: no page or route shows it.' }));
       button.disabled = !w.can_sign;
       if (!w.can_sign) clear(result, notice('The node cannot sign: its key is not loaded (check the keystore password).', 'warn'));
     } catch (err) {
@@ -70,7 +77,7 @@ export async function wallet(main, _params, ctx) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const { errors, body } = validateSend({ to: to.input.value, amount: amount.input.value,
-      fee: fee.input.value, data: data.input.value }, balance);
+      fee: fee.input.value, data: data.input.value }, available);
     const all = [['to', to], ['amount', amount], ['fee', fee], ['data', data]];
     for (const [name, f] of all) setError(f, errors[name]);
     const bad = all.find(([name]) => errors[name]);
@@ -138,6 +145,7 @@ export async function operate(main, _params, ctx) {
 
   async function act(button, resultEl, path, body, done, explain = {}) {
     button.disabled = true;
+    button.dataset.busy = '1';
     try {
       const reply = await post(path, body);
       clear(resultEl, notice(done(reply), 'ok'));
@@ -147,6 +155,7 @@ export async function operate(main, _params, ctx) {
         : h('p', { class: 'notice bad' }, h('strong', { class: 'code', text: err.code }), ` — ${err.message}`));
       return null;
     } finally {
+      delete button.dataset.busy;
       button.disabled = false;
     }
   }
@@ -162,6 +171,38 @@ export async function operate(main, _params, ctx) {
     if (ctx.alive()) drawMining(m);
   }
 
+  // the miner panel is built once and updated in place at each poll: its buttons keep their
+  // identity (and focus) while the operator reaches for them
+  const start = h('button', { type: 'button', id: 'mining-start', text: 'Start mining' });
+  const stop = h('button', { type: 'button', id: 'mining-stop', class: 'secondary', text: 'Stop mining' });
+  start.addEventListener('click', async () => {
+    const reply = await act(start, miningResult, '/api/v1/mining/start', {}, () => 'Mining started.');
+    if (reply && ctx.alive()) drawMining(reply);
+  });
+  stop.addEventListener('click', async () => {
+    const reply = await act(stop, miningResult, '/api/v1/mining/stop', {}, () => 'Mining stopped.');
+    if (reply && ctx.alive()) drawMining(reply);
+  });
+  const miningState = h('dd', {});
+  const sealedCount = h('dd', {});
+  const lastSealed = h('dd', {});
+  const sealerAccount = h('dd', {});
+  const lastBlock = h('dd', {});
+  const miningPanel = [
+    h('dl', { class: 'stats compact', id: 'mining-stats' },
+      h('div', { class: 'stat' }, h('dt', { text: 'Mining' }), miningState),
+      h('div', { class: 'stat' }, h('dt', { text: 'Blocks sealed' }), sealedCount),
+      h('div', { class: 'stat' }, h('dt', { text: 'Last sealed' }), lastSealed)),
+    h('dl', { class: 'fields' }, h('dt', { text: 'Sealer account' }), sealerAccount,
+      h('dt', { text: 'Last block' }), lastBlock),
+    h('div', { class: 'actions' }, start, stop)];
+  const shown = new WeakMap(); // element -> the value it shows, so an unchanged one is left be
+  const show = (el, key, make) => {
+    if (shown.get(el) === key) return;
+    shown.set(el, key);
+    clear(el, make());
+  };
+
   /** The miner panel from a status (GET /mining, or the reply of start/stop). */
   function drawMining(m) {
     if (!m.validator) {
@@ -169,30 +210,21 @@ export async function operate(main, _params, ctx) {
         + '(a basic node runs none; on a validator, its miner service is not answering).', 'info'));
       return;
     }
-    const start = h('button', { type: 'button', id: 'mining-start', text: 'Start mining', disabled: m.mining });
-    const stop = h('button', { type: 'button', id: 'mining-stop', class: 'secondary', text: 'Stop mining', disabled: !m.mining });
-    start.addEventListener('click', async () => {
-      const reply = await act(start, miningResult, '/api/v1/mining/start', {}, () => 'Mining started.');
-      if (reply && ctx.alive()) drawMining(reply);
-    });
-    stop.addEventListener('click', async () => {
-      const reply = await act(stop, miningResult, '/api/v1/mining/stop', {}, () => 'Mining stopped.');
-      if (reply && ctx.alive()) drawMining(reply);
-    });
-    clear(mining,
-      h('dl', { class: 'stats compact', id: 'mining-stats' },
-        stat('Mining', m.mining ? badge('mining', 'ok') : badge('stopped', 'warn')),
-        stat('Blocks sealed', int(m.blocks_sealed)),
-        stat('Last sealed', m.last_sealed_ms ? timeAgo(m.last_sealed_ms) : '—')),
-      fields([['Sealer account', link('account', m.address, m.address)],
-        ['Last block', m.last_block ? link('block', m.last_block, m.last_block) : null]]),
-      h('div', { class: 'actions' }, start, stop));
+    show(miningState, m.mining, () => (m.mining ? badge('mining', 'ok') : badge('stopped', 'warn')));
+    show(sealedCount, String(m.blocks_sealed), () => int(m.blocks_sealed));
+    show(lastSealed, String(m.last_sealed_ms), () => (m.last_sealed_ms ? timeAgo(m.last_sealed_ms) : '—'));
+    show(sealerAccount, m.address, () => link('account', m.address, m.address));
+    show(lastBlock, m.last_block, () => (m.last_block ? link('block', m.last_block, m.last_block) : '—'));
+    // not while a start or stop is on its way (act() disabled the button)
+    if (!start.dataset.busy) start.disabled = Boolean(m.mining);
+    if (!stop.dataset.busy) stop.disabled = !m.mining;
+    if (!mining.contains(start)) clear(mining, ...miningPanel);
   }
 
   // the add-peer form and the buttons are built once, so a live refresh of the table never
   // wipes what the operator is typing
   const endpoint = h('input', { id: 'peer-endpoint', name: 'endpoint', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'tcp://127.0.0.1:30333', 'aria-describedby': 'peer-endpoint-hint' });
+    placeholder: 'tcp://host:port or http://host:port/', 'aria-describedby': 'peer-endpoint-hint' });
   // POST /peers answers once the handshake is done: say what it achieved
   const added = (r) => `${r.outcome === 'already_connected' ? 'Already connected' : 'Connected'} to node `
     + `${short(r.node_id)} at ${r.endpoint} (${r.direction}).`;
@@ -200,15 +232,17 @@ export async function operate(main, _params, ctx) {
   const form = h('form', { id: 'peer-form', class: 'inline', novalidate: true },
     h('div', { class: 'field' }, h('label', { for: 'peer-endpoint', text: 'Peer endpoint' }), endpoint,
       h('p', { class: 'hint', id: 'peer-endpoint-hint',
-        text: 'The other node’s p2p address, e.g. tcp://host:30333 (with #<key> when it uses CurveZMQ): its Operate page shows it' })),
+        text: 'The other node’s p2p address, e.g. tcp://host:30333 (with #<key> when it uses CurveZMQ; its Operate page shows it), or the address of its page, e.g. http://host:8001/' })),
     h('div', { class: 'actions' }, add));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const typed = endpoint.value.trim();
-    const value = /^tcp:\/\//.test(typed) ? typed : `tcp://${typed}`;
-    if (!/^tcp:\/\/[^\s/#]+:\d{1,5}(#[0-9a-fA-F]{64})?$/.test(value)) {
+    const page = /^https?:\/\//i.test(typed); // the node reads that page's status for the p2p address
+    const value = page || /^tcp:\/\//.test(typed) ? typed : `tcp://${typed}`;
+    if (page ? !/^https?:\/\/[^\s/?#]+(\/\S*)?$/i.test(value)
+      : !/^tcp:\/\/[^\s/#]+:\d{1,5}(#[0-9a-fA-F]{64})?$/.test(value)) {
       endpoint.setAttribute('aria-invalid', 'true');
-      clear(networkResult, notice('Give the endpoint as tcp://host:port (or tcp://host:port#<64 hex key>).', 'bad'));
+      clear(networkResult, notice('Give the endpoint as tcp://host:port (or tcp://host:port#<64 hex key>), or the other node’s page address, http://host:port/.', 'bad'));
       endpoint.focus();
       return;
     }
@@ -255,9 +289,9 @@ export async function operate(main, _params, ctx) {
         { title: 'Endpoint' }, { title: 'Direction' }, { title: 'Height', cls: 'num' }, { title: 'Head' },
         { title: 'Score', cls: 'num' }, { title: 'Latency', cls: 'num' },
       ], peers.map((p) => [h('span', { class: 'mono', text: p.endpoint || p.address || '—' }), p.direction || '—',
-        int(p.height), p.head ? link('block', p.head) : '—', int(p.score),
+        plain(p.height), p.head ? link('block', p.head) : '—', int(p.score),
         Number(p.latency_ms) >= 0 && p.latency_ms !== null ? `${int(p.latency_ms)} ms` : '—']),
-      { empty: 'No peers connected.', cls: 'peers' }));
+      { empty: 'No peers connected.', cls: 'peers stack' }));
     if (!network.contains(controls)) clear(network, peerList, controls);
   }
 

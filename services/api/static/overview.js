@@ -3,7 +3,7 @@
 
 import { get, isMissing } from './api.js';
 import { chart } from './charts.js';
-import { badge, bytes, clear, h, int, link, notice, panel, table, timeAgo, yesNo } from './dom.js';
+import { badge, bytes, clear, h, int, link, notice, panel, plain, table, timeAgo, yesNo } from './dom.js';
 import { throttle } from './live.js';
 import { blocksTable, count, errorText, heading, stat } from './ui.js';
 
@@ -11,6 +11,8 @@ const CONSENSUS_POLL_MS = 3000;
 const PACE_NOTICE = { sealing: 'ok', idle: 'info', late: 'warn', waiting: 'bad' };
 const AUTHORITY_BADGE = { live: 'ok', offline: 'bad' };
 const CONSENSUS_QUIET_MS = 10000; // the consensus record is re-read this often without blocks
+const CLOCK = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const clock = (ms) => CLOCK.format(new Date(Number(ms)));
 
 function nodeStats(st) {
   const p2p = st.p2p !== false;
@@ -70,7 +72,7 @@ export function overview(main, _params, ctx) {
       + 'showing what it said last.', 'warn') : null);
     clear(stats,
       stat('Network', `#${st.network_id}`, st.consensus === 'pow' ? 'proof of work' : 'proof of authority'),
-      stat('Height', int(st.height)),
+      stat('Height', plain(st.height)),
       stat('Head', link('block', st.head), timeAgo(st.head_timestamp)),
       ...nodeStats(st),
       stat('Pool', `${int(mempool.count)} txs`, `${int(mempool.ready)} ready · ${bytes(mempool.bytes)}`),
@@ -120,7 +122,7 @@ export function overview(main, _params, ctx) {
       h('p', {}, `Proof of authority, ${authorities.length} authorit${authorities.length === 1 ? 'y' : 'ies'}`,
         consensus && consensus.needed_online ? ` (at least ${consensus.needed_online} must be online)` : '', '. ',
         'Whose turn for block ', h('strong', { text: `#${nextHeight}` }), ': ', link('account', inTurn), '.'),
-      table({ text: 'Authorities and whose turn it is', hidden: true }, columns, rows),
+      table({ text: 'Authorities and whose turn it is', hidden: true }, columns, rows, { cls: 'stack' }),
       consensusMissing ? h('p', { class: 'muted small', text: 'Per-signer statistics are not available on this node yet.' }) : null);
   }
 
@@ -130,7 +132,8 @@ export function overview(main, _params, ctx) {
       chart({ id: 'chart-interval', title: 'Block interval', points: s.intervals, format: (v) => `${v.toFixed(2)} s` }),
       chart({ id: 'chart-txs', title: 'Transactions per block', points: s.txs, kind: 'bars', format: count }),
       chart({ id: 'chart-mempool', title: 'Pool size', points: s.mempool, format: (v) => `${count(v)} txs`,
-        empty: 'Sampled at each new block…' }));
+        empty: 'Sampled every few seconds…', xLabel: clock,
+        over: s.mempool.length ? `time, ${clock(s.mempool[0].x)} to ${clock(s.mempool.at(-1).x)}` : null }));
   }
 
   function draw() {

@@ -51,7 +51,7 @@ export function txsTable(txs, caption, { empty = 'No transactions.' } = {}) {
   ], txs.map((t) => [
     link('tx', t.id), link('account', t.from), link('account', t.to),
     int(t.amount), int(t.fee), int(t.nonce),
-  ]), { empty, cls: 'txs' });
+  ]), { empty, cls: 'txs stack' });
 }
 
 // --- overview ------------------------------------------------------------------------------

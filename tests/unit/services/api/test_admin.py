@@ -64,3 +64,31 @@ def test_admin_token() -> None:
     # with no token configured, a presented one means nothing
     with pytest.raises(Forbidden):
         check_admin(conn("10.1.2.3", authorization="Bearer "), "")
+
+
+def refusal(c: HTTPConnection, token: str) -> str:
+    with pytest.raises(Forbidden) as info:
+        check_admin(c, token)
+    return info.value.message
+
+
+def test_each_refusal_says_what_would_be_admitted() -> None:
+    """A token sent to a node without one is told so, with the key that sets it, not the
+    loopback rule it did not try to pass; a node without a token says so in every refusal
+    (a token is the only way in from elsewhere); with one, its refusals name it."""
+    sent = refusal(conn("10.1.2.3", authorization="Bearer abc"), "")
+    assert sent.startswith("a bearer token was sent, but this node has no admin token")
+    assert "api.admin_token" in sent and "loopback IP" not in sent
+    # the dashboard's visitor by another name, with a token, on such a node
+    sent = refusal(conn(host="ccoin-visitor.test:8000", authorization="Bearer abc"), "")
+    assert "has no admin token" in sent and "must address the node" not in sent
+    for c in (conn("10.1.2.3"), conn(x_forwarded_for="10.0.0.1"), conn(host="evil.com:8000"),
+              conn(origin="https://evil.com")):
+        assert "has no admin token: set api.admin_token" in refusal(c, "")
+    assert "'evil.com:8000'" in refusal(conn(host="evil.com:8000"), "")
+    assert refusal(conn("10.1.2.3", authorization="Bearer wrong"), "tok") == \
+        "the bearer token does not match this node's api.admin_token"
+    assert "Bearer <api.admin_token>" in refusal(conn("10.1.2.3", authorization="tok"), "tok")
+    assert "has no admin token" not in refusal(conn("10.1.2.3"), "tok")
+    # loopback with a stray header still passes on a node without a token
+    check_admin(conn(authorization="Bearer whatever"), "")

@@ -21,6 +21,7 @@ from services.api.schema import SendRequest
 from services.api.wallet import NodeWallet
 from tests.unit.services.api.support import (
     CHAIN,
+    FUNDS,
     TO,
     code_of,
     gateway_over,
@@ -79,6 +80,12 @@ def test_send_signs_at_the_pending_nonce(tmp_path: Path) -> None:
             assert {s["from"] for s in sent} == {key.address.hex()}
             status = (await node.http.get(f"/api/v1/txs/{sent[1]['id']}")).json()
             assert (status["status"], status["amount"], status["fee"]) == ("pending", 5, 2)
+            # what the pending sends will spend is not available to the next one
+            assert wallet["pending_out"] == 0 and wallet["available"] == FUNDS
+            after = (await node.http.get("/api/v1/wallet")).json()
+            replies.WALLET_OUT.model.model_validate(after)
+            assert (after["balance"], after["pending_out"], after["available"]) == (
+                FUNDS, 2 * (5 + 2), FUNDS - 14)
 
     run(scenario)
 
