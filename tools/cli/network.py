@@ -227,7 +227,7 @@ def cmd_consensus(args: argparse.Namespace) -> int:
         print(cons.summary)
     if cons.consensus != "poa":
         print(f"proof of work: no authorities, any miner may seal block {cons.next_height} "
-              f"(difficulty {doc.get('difficulty', '-')})")
+              f"(difficulty {doc.get('difficulty', '-')} bits)")
         return 0
     n = len(cons.authorities)
     head = cons.next_height - 1

@@ -100,10 +100,10 @@ export async function block(main, [ref], ctx) {
     h('a', { href: `#/block/${height + 1}`, text: `#${height + 1} →` }));
   const sealed = hd.signer && !/^0+$/.test(hd.signer);
   clear(main,
-    heading(`Block #${int(height)}`, nav),
+    heading(`Block #${plain(height)}`, nav),
     panel('Header', fields([
       ['Hash', hexBlock(b.hash)],
-      ['Height', int(height)],
+      ['Height', plain(height)],
       ['Time', h('span', {}, new Date(hd.timestamp).toLocaleString(), ' (', timeAgo(hd.timestamp), ')')],
       ['Parent', height > 0 ? link('block', hd.parent, hd.parent) : hexBlock(hd.parent)],
       ['Confirmations', b.confirmations !== undefined ? int(b.confirmations) : null],
@@ -119,7 +119,7 @@ export async function block(main, [ref], ctx) {
       ['Signature', sealed ? hexBlock(hd.signature) : null],
       ['Seal hash', hexBlock(hd.seal_hash)],
       ['Difficulty', `${int(hd.difficulty)} bits`],
-      ['Nonce', int(hd.nonce)],
+      ['Nonce', plain(hd.nonce)],
       ['Extra data', h('span', {}, hexBlock(hd.extra), extraText ? h('span', { class: 'muted', text: ` “${extraText}”` }) : null)],
     ])),
     panel('Roots', fields([
@@ -259,7 +259,7 @@ async function proofPanel(t, ctx) {
     clear(body,
       h('p', { class: 'muted' }, 'Leaves are SHA-256(0x00 ‖ id), inner nodes SHA-256(0x01 ‖ left ‖ right); each step names the sibling hash and its side.'),
       fields([['Block', link('block', doc.block ?? doc.block_hash ?? t.block, doc.block ?? doc.block_hash ?? t.block)],
-        ['Transactions root', hexBlock(root)], ['Index', int(doc.index ?? t.index)]]),
+        ['Transactions root', hexBlock(root)], ['Index', plain(doc.index ?? t.index)]]),
       table({ text: 'Proof steps from the leaf up', hidden: true }, [{ title: 'Level', cls: 'num' }, { title: 'Sibling side' }, { title: 'Sibling hash' }],
         steps.map((s, i) => [String(i), s.left ? 'left' : 'right', hexBlock(s.hash)]),
         { empty: 'The block holds only this transaction: its leaf is the root.' }),
@@ -299,7 +299,7 @@ export async function tx(main, [id], ctx) {
         ['To', link('account', t.to, t.to)],
         ['Amount', int(t.amount)],
         ['Fee', int(t.fee)],
-        ['Nonce', int(t.nonce)],
+        ['Nonce', plain(t.nonce)],
         ['Block', t.block ? link('block', t.block, t.block) : null],
         ['Height', t.height !== null && t.height !== undefined ? link('block', t.height, `#${t.height}`) : null],
         ['Chain id', plain(t.chain_id)],
@@ -355,7 +355,7 @@ export async function account(main, [raw], ctx) {
       const acc = await get(`/api/v1/accounts/${address}`);
       if (!ctx.alive()) return;
       clear(summary, h('dl', { class: 'stats compact', id: 'account-stats' },
-        stat('Balance', int(acc.balance)), stat('Nonce', int(acc.nonce)),
+        stat('Balance', int(acc.balance)), stat('Nonce', plain(acc.nonce)),
         stat('Next nonce', int(acc.pending_nonce), acc.pending_nonce > acc.nonce
           ? `${int(acc.pending_nonce - acc.nonce)} pending` : null)));
     } catch (err) {

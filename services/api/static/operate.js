@@ -60,7 +60,7 @@ export async function wallet(main, _params, ctx) {
         stat('Balance', int(w.balance)),
         pending ? stat('Pending out', int(w.pending_out), 'sends in the pool') : null,
         pending ? stat('Available', int(w.available), 'balance − pending') : null,
-        stat('Nonce', int(w.nonce)), stat('Next nonce', int(w.pending_nonce))),
+        stat('Nonce', plain(w.nonce)), stat('Next nonce', plain(w.pending_nonce))),
       fields([['Address', link('account', w.address, w.address)], ['Key type', w.key_type || '—'],
         ['Public key', w.public_key ? hexBlock(w.public_key) : 'not loaded (the node cannot sign)'],
         ['Can sign', yesNo(w.can_sign)]]),

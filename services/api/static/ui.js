@@ -2,7 +2,7 @@
 // transactions, stats and form fields.
 
 import { ApiError, isNotFound } from './api.js';
-import { bytes, clear, h, int, link, notice, table, timeAgo } from './dom.js';
+import { bytes, clear, h, int, link, notice, plain, table, timeAgo } from './dom.js';
 
 export const HEX = /^[0-9a-fA-F]*$/;
 export function strip0x(text) {
@@ -50,7 +50,7 @@ export function txsTable(txs, caption, { empty = 'No transactions.' } = {}) {
     { title: 'Amount', cls: 'num' }, { title: 'Fee', cls: 'num' }, { title: 'Nonce', cls: 'num opt' },
   ], txs.map((t) => [
     link('tx', t.id), link('account', t.from), link('account', t.to),
-    int(t.amount), int(t.fee), int(t.nonce),
+    int(t.amount), int(t.fee), plain(t.nonce),
   ]), { empty, cls: 'txs stack' });
 }
 
