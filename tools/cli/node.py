@@ -284,6 +284,12 @@ def cmd_restart(args: argparse.Namespace) -> int:
 # --- quickstart ------------------------------------------------------------------------------
 
 
+def _clean_data(data_arg: str) -> str:
+    """The Makefile's command that forgets this data dir (its DATA defaults to `data`)."""
+    return "make clean-data" if data_arg.rstrip("/") == "data" else \
+        f"make clean-data DATA={data_arg}"
+
+
 def _banner(config: NodeConfig, data_arg: str, developer: str, funds: int | None,
             created: bool) -> None:
     url = api_url_of(config)
@@ -308,7 +314,7 @@ def _banner(config: NodeConfig, data_arg: str, developer: str, funds: int | None
         ]
     lines += [
         f"  Node status:   ccoin node status --data {d}",
-        "  Stop: Ctrl-C.  Forget this chain: make clean-data",
+        f"  Stop: Ctrl-C.  Forget this chain: {_clean_data(d)}",
         "",
     ]
     print("\n".join(lines), flush=True)
@@ -343,7 +349,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         block, genesis, _ = init_genesis(loc, None)
     except CcoinError:
         if created:
-            note(f"(the new chain's files are in {data}; `make clean-data` removes them)")
+            note(f"(the new chain's files are in {data}; `{_clean_data(args.data)}` removes "
+                 "them)")
         raise
     if created:
         h = block.header

@@ -176,7 +176,7 @@ def test_quickstart_creates_then_resumes(run: Run) -> None:
         assert "Genesis block has been mined: nonce=" in err
         developer = (data / "developer.txt").read_text().strip()
         assert f"developer account {developer} (genesis balance 1000000000)" in out
-        assert f"http://127.0.0.1:{port}/" in out and "make clean-data" in out
+        assert f"http://127.0.0.1:{port}/" in out and f"make clean-data DATA={data}" in out
         assert f"ccoin send --data {data} --from {developer}" in out
         assert out.strip().endswith("run/supervisord.conf")
         genesis = (data / "genesis.json").read_text()
