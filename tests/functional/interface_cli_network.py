@@ -189,7 +189,8 @@ def test_a_bare_pow_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         summary, about = ok("consensus", "--api", url).strip().splitlines()
         assert summary.startswith("late: block 1 is ") and "(no block since the genesis); " \
             "no miner has found its proof of work yet" in summary, summary
-        assert about == "proof of work: no authorities, any miner may seal block 1 (difficulty 4 bits)"
+        assert about == ("proof of work: no authorities, any miner may seal block 1 "
+                         "(difficulty 4 bits)")
         assert ok("peers", "--api", url).strip() == ("no p2p service answers on this node: "
                                                      "it has no peers")
         # the config's token gets through (to a node that has no p2p to ask) ...
