@@ -39,4 +39,6 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     # every service found under `ccoin node start` (its supervisord is a child of its own)
     assert re.search(r"\| node peak RSS \(sum of VmHWM\) \| \d+ MiB \(api \d+, miner \d+, "
                      r"p2p \d+, state \d+ MiB\) \|", report), report
+    # the end-to-end stage's CPU by process and per transfer
+    assert re.search(r"\| api \| [\d.]+ s \| \d+ µs \|", report), report
     assert "**NO**" not in report

@@ -46,6 +46,7 @@ class Result:
     verify_2: float
     replay_ok: bool
     wall: float
+    cpu: dict[str, float] = field(default_factory=dict)  # end to end: CPU s per service
     sync_txs: int = 0
     sync_blocks: int = 0
     sync_seconds: float = 0.0

@@ -192,8 +192,11 @@ def confirm(api: str, txs: list[Transaction], tally: Tally) -> int:
 
 def single_node(api: str, node_pid: int, txs: list[Transaction], tally: Tally, *,
                 n_accounts: int, verify_1: float, verify_2: float) -> Result:
+    cpu_before = process_tree_cpu(node_pid)
     t0 = time.monotonic()
     blocks = confirm(api, txs, tally)
+    cpu = {name: used - cpu_before.get(name, 0.0)
+           for name, used in process_tree_cpu(node_pid).items()}
     want = {t.id for t in txs}
     confirmed_at, sent_at = tally.confirmed_at, tally.sent_at
     t_end = max((confirmed_at[i] for i in want if i in confirmed_at), default=time.monotonic())
@@ -206,7 +209,7 @@ def single_node(api: str, node_pid: int, txs: list[Transaction], tally: Tally, *
         n_txs=len(txs), n_accounts=n_accounts, tps=len(confirmed_at.keys() & want) / wall,
         submit_tps=len(want & sent_at.keys()) / max(t_submitted - t0, 1e-9),
         p50=median(lat), p99=p99(lat), blocks=blocks, peak_kib=peak, verify_1=verify_1,
-        verify_2=verify_2, replay_ok=False, wall=wall)
+        verify_2=verify_2, replay_ok=False, wall=wall, cpu=cpu)
 
 
 def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result,
