@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from client import BlockInfo, Client, Event, TxInfo, parse_address, parse_hex
@@ -18,6 +19,7 @@ from common.status import Direction, TxStatus
 from runtime.keystore import Keystore
 from tools.cli.util import (
     CliError,
+    Location,
     choose_node,
     data_arg,
     locate,
@@ -426,7 +428,18 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def cmd_send(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class Transfer:
+    """What `send` and `sign` read from their arguments: the signer (its key loaded from
+    the keystore), the recipient and the data, and where the node is."""
+
+    signer: Signer
+    to: bytes
+    payload: bytes
+    loc: Location
+
+
+def transfer_args(args: argparse.Namespace) -> Transfer:
     if args.amount < 1:
         raise CliError("--amount must be at least 1")
     to = parse_address(args.to, "--to")
@@ -436,9 +449,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     sender = _sender(args, store, loc.config.account_address if loc.config else b"")
     if not store.path_of(sender).is_file():
         raise CliError(f"no key for {sender.hex()} in {store.dir}")
-    key = store.load(sender, password(args, loc))
+    return Transfer(Signer(store.load(sender, password(args, loc))), to, payload, loc)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    t = transfer_args(args)
+    to, payload = t.to, t.payload
     with node_client(args) as c:
-        tx = c.send(Signer(key), to=to, amount=args.amount, fee=args.fee, data=payload,
+        tx = c.send(t.signer, to=to, amount=args.amount, fee=args.fee, data=payload,
                     nonce=args.nonce)
         tx_id = tx.id.hex()
         if not args.wait:

@@ -8,13 +8,11 @@ import argparse
 import json
 from typing import Any
 
-from client import parse_address, parse_hex, sign_transfer, tx_to_json
-from common.crypto import Signer
+from client import sign_transfer, tx_to_json
 from common.errors import CcoinError
 from runtime.config import load_genesis
-from runtime.keystore import Keystore
-from tools.cli.client import _sender, add_api_args, node_client
-from tools.cli.util import CliError, locate, note, password, positive_int
+from tools.cli.client import add_api_args, node_client, transfer_args
+from tools.cli.util import note, positive_int
 
 
 def register(sub: Any) -> None:
@@ -46,16 +44,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    if args.amount < 1:
-        raise CliError("--amount must be at least 1")
-    to = parse_address(args.to, "--to")
-    payload = parse_hex(args.payload, "--payload") if args.payload else b""
-    loc = locate(args)
-    store = Keystore(loc.keystore_dir)
-    sender = _sender(args, store, loc.config.account_address if loc.config else b"")
-    if not store.path_of(sender).is_file():
-        raise CliError(f"no key for {sender.hex()} in {store.dir}")
-    signer = Signer(store.load(sender, password(args, loc)))
+    t = transfer_args(args)
+    to, payload, loc, signer = t.to, t.payload, t.loc, t.signer
     chain_id, nonce = args.chain_id, args.nonce
     if chain_id is None and loc.config is not None:
         try:
@@ -67,8 +57,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
             if chain_id is None:
                 chain_id = c.status().network_id
             if nonce is None:
-                nonce = c.account(sender).pending_nonce
-                note(f"nonce {nonce}: the pending nonce of {sender.hex()}")
+                nonce = c.account(signer.address).pending_nonce
+                note(f"nonce {nonce}: the pending nonce of {signer.address.hex()}")
     tx = sign_transfer(signer, chain_id=chain_id, nonce=nonce, to=to, amount=args.amount,
                        fee=args.fee, data=payload)
     print(json.dumps(tx_to_json(tx), indent=2 if args.json else None))
