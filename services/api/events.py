@@ -40,6 +40,7 @@ import zmq.asyncio
 
 from common import messages as m
 from runtime.bus import Subscription
+from runtime.buscurve import BusCurve
 from services.api import metrics
 
 log = logging.getLogger("ccoin.api.events")
@@ -204,9 +205,10 @@ class EventHub:
             if self.seq == before:
                 yield None
 
-    async def run(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+    async def run(self, ctx: zmq.asyncio.Context, endpoint: str,
+                  curve: BusCurve | None = None) -> None:
         """Subscribe to state's events and number them, until cancelled."""
-        events = Subscription(ctx, endpoint)
+        events = Subscription(ctx, endpoint, curve=curve)
         log.info("following node events at %s", endpoint)
         try:
             async for event in events:

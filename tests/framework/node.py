@@ -33,6 +33,7 @@ import httpx
 
 from client import Client
 from common import messages as m
+from runtime import buscurve
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
 from tests.framework.ports import free_port
@@ -351,7 +352,8 @@ class TestNode:
 
     def bus(self, service: str, timeout: float = 5.0) -> SyncBusClient:
         if service not in self._bus:
-            self._bus[service] = SyncBusClient(self.config.endpoint(service), timeout=timeout)
+            self._bus[service] = SyncBusClient(self.config.endpoint(service), timeout=timeout,
+                                               curve=buscurve.for_config(self.config))
         return self._bus[service]
 
     def request(self, service: str, msg: m.Message, expect: type[R]) -> R:
