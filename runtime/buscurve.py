@@ -122,6 +122,15 @@ class BusCurve:
         return mode(endpoint, self.plaintext_loopback)
 
 
+def attachment(endpoint: str, plaintext_loopback: bool) -> str:
+    """How a client reaches a bus endpoint, for status lines: "" for a local one, else the
+    endpoint and whether it is CurveZMQ."""
+    how = mode(endpoint, plaintext_loopback)
+    if how == LOCAL:
+        return ""
+    return f"{endpoint} ({'CurveZMQ' if how == CURVE else 'plaintext, loopback'})"
+
+
 def uses_tcp(config: NodeConfig) -> bool:
     return any(e.startswith("tcp://") for e in config.endpoint_overrides.values())
 

@@ -259,6 +259,12 @@ class Gateway:
             self.ctx.destroy(linger=0)
             self.ctx = None
 
+    @property
+    def attached(self) -> str:
+        """The chain host this gateway reaches over tcp:// ("" when state is local)."""
+        return buscurve.attachment(self.config.endpoint("state"),
+                                   self.config.bus_plaintext_loopback)
+
     def _started(self, link: T | None) -> T:
         if link is None:
             raise Unavailable("gateway is not started")
