@@ -213,7 +213,7 @@ class Gateway:
         self.chain_id = chain_id
         self.genesis = genesis  # its block interval tells readiness what "late" is
         self.wallet = NodeWallet(config.account_address, None, "wallet not loaded yet")
-        self.hub = events.EventHub()
+        self.hub = events.EventHub(start=events.fresh_start())
         self.ctx = ctx
         self._own_ctx = ctx is None
         self._state: BusClient | None = None
