@@ -223,10 +223,9 @@ class Guard:
                 event = parse_monitor_message(await monitor.recv_multipart())
                 self.refused += 1
                 self._once("handshake", endpoint, logging.WARNING,
-                           f"refused a connection to {endpoint}: its handshake failed (a "
-                           "plaintext client, or one that holds the wrong server key; a bus "
-                           f"client needs bus.server_key and an admitted key) "
-                           f"[zmq event {event['event']}, {event['value']}]")
+                           f"refused a connection to {endpoint}: {_failure(event['value'])} "
+                           "(a bus client needs this host's key as bus.server_key, and its "
+                           "own key in bus.allow here)")
         except (asyncio.CancelledError, zmq.ZMQError):
             pass
         finally:
@@ -251,3 +250,11 @@ class Guard:
 def _user_id(req: zap.ZapRequest) -> str:
     return z85.encode(req.curve_key).decode("ascii") if req.curve_key else ""
 
+
+def _failure(value: int) -> str:
+    """What a failed handshake's monitor value says, in words."""
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "a plaintext client (it does not speak CurveZMQ)"
+    if value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return "a client that holds another server key (its hello does not decrypt)"
+    return f"its handshake failed (a plaintext client, or a wrong server key; code {value})"

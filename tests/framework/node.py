@@ -231,13 +231,15 @@ class TestNode:
         return self.base_path.parent / f"{self.base_path.name}-start.log"
 
     def start_supervised(self, node_type: str = "validator", *, prefix: Sequence[str] = (),
-                         wait: bool = True) -> TestNode:
-        """`ccoin node start --config node.json --type TYPE` in the background (supervisord
-        in the foreground of its own session); with `wait`, until the API answers."""
+                         wait: bool = True, services: Sequence[str] = ()) -> TestNode:
+        """`ccoin node start --config node.json --type TYPE [--services LIST]` in the
+        background (supervisord in the foreground of its own session); with `wait`, until
+        the API answers."""
+        only = ["--services", ",".join(services)] if services else []
         with open(self.start_log, "ab") as out:
             self.supervisor = subprocess.Popen(
                 [*prefix, *ccoin_argv("node", "start", "--config", str(self.config_path),
-                                      "--type", node_type)],
+                                      "--type", node_type, *only)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         if wait:
             self.wait_api()
