@@ -10,9 +10,12 @@ the reason otherwise):
                      and A's bus key (`bus.server_key`)
     namespace 3 (C): the same, as a plain api process; and a stranger: a plaintext client
                      and a client whose key A does not admit
+    namespace 4 (D): HAProxy in front of B and C, with deploy/multihost/haproxy.cfg (its
+                     addresses replaced by the lab's; checked by `haproxy -c` first)
 
-The test process reaches each gateway through a unix socket forwarded into its namespace,
-and runs `ccoin node status` and the stranger inside theirs.
+The test process reaches each gateway and the proxy through a unix socket forwarded into
+its namespace, and runs `ccoin node status` and the stranger inside theirs. Without
+`haproxy` (Debian's package; `make test` installs it as root) the proxy's test skips.
 
 Event streams: each gateway numbers its own (services/api/events.py), so a client that
 brings B's `Last-Event-ID` to C is told `resync` by C, then gets C's events gap-free.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -38,13 +42,26 @@ from common.types import Transaction
 from tests.framework import netns
 from tests.framework.node import TestNode
 from tests.framework.ports import free_port
+from tests.framework.rest import RestApi
 from tests.framework.util import ROOT, ccoin, ccoin_argv, wait_until
 
 log = logging.getLogger("test_feature_multihost")
 
 CHAIN = 1337
 SENDER = Signer(PrivateKey.generate(KeyType.ED25519))
-A, B, C = 1, 2, 3  # the hosts' namespaces
+A, B, C, D = 1, 2, 3, 4  # the hosts' namespaces
+PROXY_CONFIG = ROOT / "deploy" / "multihost" / "haproxy.cfg"
+
+
+def proxy_config(lab: netns.Lab, port: int, gateways: list[TestNode]) -> str:
+    """deploy/multihost/haproxy.cfg with the lab's addresses: it listens on `port`, and its
+    two servers are the gateways."""
+    text = PROXY_CONFIG.read_text().replace("bind :8080", f"bind {lab.addr(D)}:{port}")
+    for name, ns, gateway in zip(("b", "c"), (B, C), gateways, strict=True):
+        line = re.search(rf"server gw-{name} (\S+) ", text)
+        assert line is not None, f"{PROXY_CONFIG} names no server gw-{name}"
+        text = text.replace(line.group(1), f"{lab.addr(ns)}:{gateway.config.api_port}")
+    return text
 
 # The stranger, run inside a namespace: a plaintext request, a request under a key A does
 # not admit, and a plaintext subscription to the events. Prints what answered.
@@ -82,7 +99,7 @@ def hosts() -> Iterator[dict[str, Any]]:
         pytest.skip(f"the multi-host test needs network namespaces: {reason}")
     netns.sweep_stale()
     short = Path(tempfile.mkdtemp(prefix="ccmh-", dir="/tmp"))  # short socket paths
-    lab = netns.Lab(3)
+    lab = netns.Lab(4)
     a = TestNode.create(short / "a", name="A", interval_ms=300,
                         extra_alloc={SENDER.address: 10**9})
     ports = {name: free_port() for name in ("state", "events", "miner")}
@@ -90,6 +107,8 @@ def hosts() -> Iterator[dict[str, Any]]:
     gateways = [TestNode.sharing_chain(a, short / name.lower(), name=name,
                                        config={"endpoints": endpoints})
                 for name in ("B", "C")]
+    for g in gateways:  # reachable by the proxy on the lab's network
+        g.edit_config(api={"host": "0.0.0.0"})
     # what operators copy between hosts: each host's `ccoin node keys`
     a_key = json.loads(ccoin("node", "keys", "--config", str(a.config_path), "--json").stdout)
     g_keys = [json.loads(ccoin("node", "keys", "--config", str(g.config_path),
@@ -97,7 +116,8 @@ def hosts() -> Iterator[dict[str, Any]]:
     a.edit_config(endpoints=endpoints, bus={"allow": g_keys})
     for g in gateways:
         g.edit_config(bus={"server_key": a_key["bus_key"]})
-    forwarders: list[subprocess.Popen[bytes]] = []
+    forwarders: list[subprocess.Popen[bytes]] = []  # and the proxy
+    proxy: TestNode | None = None
     try:
         lab.setup()
         a.start_supervised("validator", prefix=lab.argv(A, []), services=("state", "miner"),
@@ -110,15 +130,31 @@ def hosts() -> Iterator[dict[str, Any]]:
         b, c = gateways
         b.start_supervised("basic", prefix=lab.argv(B, []), services=("api",), wait=False)
         c.start("api", prefix=lab.argv(C, []), wait=False)
+        if shutil.which("haproxy"):
+            cfg, port = short / "haproxy.cfg", free_port()
+            cfg.write_text(proxy_config(lab, port, gateways))
+            check = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True,
+                                   text=True, timeout=30)
+            assert check.returncode == 0, check.stdout + check.stderr
+            with open(short / "haproxy.log", "wb") as out:
+                forwarders.append(subprocess.Popen(lab.argv(D, ["haproxy", "-db", "-f",
+                                                                str(cfg)]), stdout=out,
+                                                   stderr=subprocess.STDOUT))
+            proxy = TestNode.at(b.config_path, name="proxy", uds=str(short / "proxy.sock"))
+            forwarders.append(subprocess.Popen(
+                lab.argv(D, [sys.executable, "-m", "tests.framework.netns", "forward",
+                             str(proxy.uds), f"{lab.addr(D)}:{port}"]), cwd=ROOT))
         for g in gateways:
             g.wait_api(timeout=60)
         yield {"lab": lab, "a": a, "b": b, "c": c, "endpoints": endpoints,
-               "a_key": a_key["bus_key"]}
+               "a_key": a_key["bus_key"], "proxy": proxy}
     except BaseException:
         for node in (a, *gateways):
             print(node.tail())
         raise
     finally:
+        if proxy is not None:
+            proxy.close_clients()
         for node in (*gateways, a):
             node.stop(check=False)
         for proc in forwarders:
@@ -128,11 +164,17 @@ def hosts() -> Iterator[dict[str, Any]]:
         shutil.rmtree(short, ignore_errors=True)
 
 
+def _transfers(api: RestApi, to: bytes, count: int) -> list[Transaction]:
+    """SENDER's next `count` transfers (from its pending nonce, as a wallet asks it)."""
+    first = api.pending_nonce(SENDER.address)
+    return [Transaction.create(SENDER, chain_id=CHAIN, nonce=n, to=to, amount=1, fee=1)
+            for n in range(first, first + count)]
+
+
 def test_transfers_through_either_gateway_are_all_confirmed(hosts: dict[str, Any]) -> None:
     b, c = hosts["b"].api, hosts["c"].api
     to = PrivateKey.generate(KeyType.ED25519).address
-    txs = [Transaction.create(SENDER, chain_id=CHAIN, nonce=n, to=to, amount=1, fee=1)
-           for n in range(10)]
+    txs = _transfers(b, to, 10)
     b.submit_all(txs[:5])
     c.submit_all(txs[5:])
     ids = [tx.id.hex() for tx in txs]
@@ -203,3 +245,18 @@ def test_an_event_client_moved_to_another_gateway_gets_resync(hosts: dict[str, A
     # then C's own events, gap-free from where the resync said it resumes
     assert [e["seq"] for e in moved] == [moved[0]["seq"], moved[0]["seq"] + 1,
                                          moved[0]["seq"] + 2]
+
+
+def test_transfers_through_the_proxy_are_all_confirmed(hosts: dict[str, Any]) -> None:
+    proxy = hosts["proxy"]
+    if proxy is None:
+        pytest.skip("the proxy test needs haproxy (Debian's package; `make test` installs it "
+                    "as root)")
+    to = PrivateKey.generate(KeyType.ED25519).address
+    txs = _transfers(proxy.api, to, 12)
+    for i in range(0, 12, 3):  # four requests: both gateways take some (leastconn)
+        proxy.api.submit_all(txs[i:i + 3])
+    ids = [tx.id.hex() for tx in txs]
+    wait_until(lambda: all(proxy.api.confirmed(i) for i in ids), timeout=20,
+               what="every transfer through the proxy confirmed")
+    assert proxy.api.balance(to) == hosts["b"].api.balance(to) == 12
