@@ -4,8 +4,8 @@ B and C, the bus between them over tcp:// with CurveZMQ.
 Network namespaces stand in for the hosts (tests/framework/netns.py: root only, skipped with
 the reason otherwise):
 
-    namespace 1 (A): state and miner, `ccoin node start --services state,miner`, its bus on
-                     tcp://A:port, admitting B's and C's bus keys (`bus.allow`)
+    namespace 1 (A): state, miner and p2p, `ccoin node start --services state,miner,p2p`,
+                     its bus on tcp://A:port, admitting B's and C's bus keys (`bus.allow`)
     namespace 2 (B): `ccoin node start --services api` with one node.json: A's endpoints
                      and A's bus key (`bus.server_key`)
     namespace 3 (C): the same, as a plain api process; and a stranger: a plaintext client
@@ -102,7 +102,7 @@ def hosts() -> Iterator[dict[str, Any]]:
     lab = netns.Lab(4)
     a = TestNode.create(short / "a", name="A", interval_ms=300,
                         extra_alloc={SENDER.address: 10**9})
-    ports = {name: free_port() for name in ("state", "events", "miner")}
+    ports = {name: free_port() for name in ("state", "events", "miner", "p2p")}
     endpoints = {name: f"tcp://{lab.addr(A)}:{port}" for name, port in ports.items()}
     gateways = [TestNode.sharing_chain(a, short / name.lower(), name=name,
                                        config={"endpoints": endpoints})
@@ -120,8 +120,8 @@ def hosts() -> Iterator[dict[str, Any]]:
     proxy: TestNode | None = None
     try:
         lab.setup()
-        a.start_supervised("validator", prefix=lab.argv(A, []), services=("state", "miner"),
-                           wait=False)
+        a.start_supervised("validator", prefix=lab.argv(A, []),
+                           services=("state", "miner", "p2p"), wait=False)
         for g, ns in zip(gateways, (B, C), strict=True):
             g.uds = str(short / f"{g.name}.sock")
             forwarders.append(subprocess.Popen(
@@ -185,7 +185,8 @@ def test_transfers_through_either_gateway_are_all_confirmed(hosts: dict[str, Any
     # each gateway says which chain host it is attached to, and that it reaches it
     attached = f"{hosts['endpoints']['state']} (CurveZMQ)"
     assert b.status()["chain_host"] == c.status()["chain_host"] == attached
-    assert b.status()["validator"]  # A's miner over tcp:// too
+    status = b.status()
+    assert status["validator"] and status["p2p"]  # A's miner and p2p over tcp:// too
     ready = b.get("/api/v1/ready")
     assert ready["ready"] and attached in ready["checks"]["state"]["detail"]
     lab, gw = hosts["lab"], hosts["b"]
