@@ -179,6 +179,7 @@ class Guard:
         self.curve = curve
         self.keeper: zap.Gatekeeper | None = None
         self.watches: list[asyncio.Task[None]] = []
+        self.monitors: list[tuple[zmq.asyncio.Socket, zmq.asyncio.Socket]] = []
         self._logged: set[tuple[str, str]] = set()
         self.refused = 0  # connections refused (ZAP and failed handshakes)
 
@@ -202,6 +203,7 @@ class Guard:
         sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
         monitor = sock.get_monitor_socket(_FAILED)
+        self.monitors.append((sock, monitor))
         self.watches.append(asyncio.get_running_loop().create_task(
             self._watch(monitor, endpoint), name="bus-handshakes"))
 
@@ -228,8 +230,6 @@ class Guard:
                            "own key in bus.allow here)")
         except (asyncio.CancelledError, zmq.ZMQError):
             pass
-        finally:
-            monitor.close(0)
 
     def _once(self, cause: str, who: str, level: int, text: str) -> None:
         if (cause, who) in self._logged:
@@ -240,8 +240,16 @@ class Guard:
         log.log(level, "%s", text)
 
     def close(self) -> None:
+        """Stop watching and answering. Every socket is closed here, not by the tasks as
+        they end: a service's `ctx.term()` right after this would otherwise wait for ever
+        on a monitor socket still open."""
         for task in self.watches:
             task.cancel()
+        for sock, monitor in self.monitors:
+            if not sock.closed:
+                sock.disable_monitor()
+            monitor.close(0)
+        self.monitors.clear()
         if self.keeper is not None:
             self.keeper.stop()
             self.keeper = None

@@ -8,8 +8,8 @@ the reason otherwise):
                      its bus on tcp://A:port, admitting B's and C's bus keys (`bus.allow`)
     namespace 2 (B): `ccoin node start --services api` with one node.json: A's endpoints
                      and A's bus key (`bus.server_key`)
-    namespace 3 (C): the same, as a plain api process; and a stranger: a plaintext client
-                     and a client whose key A does not admit
+    namespace 3 (C): the same; and a stranger: a plaintext client and a client whose key A
+                     does not admit
     namespace 4 (D): HAProxy in front of B and C, with deploy/multihost/haproxy.cfg (its
                      addresses replaced by the lab's; checked by `haproxy -c` first)
 
@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,13 +36,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from client.events import parse_sse
 from common.crypto import KeyType, PrivateKey, Signer
 from common.types import Transaction
 from tests.framework import netns
-from tests.framework.node import TestNode
+from tests.framework.node import TestNode, stop_together
 from tests.framework.ports import free_port
 from tests.framework.rest import RestApi
 from tests.framework.util import ROOT, ccoin, ccoin_argv, wait_until
@@ -78,7 +81,7 @@ def ask(keys):
         sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = keys
     sock.connect(state)
     sock.send_multipart([os.urandom(12), m.encode(m.ServicePing())])
-    answered = bool(sock.poll(2000))
+    answered = bool(sock.poll(1000))
     sock.close()
     return answered
 public, secret = zmq.curve_keypair()
@@ -128,8 +131,8 @@ def hosts() -> Iterator[dict[str, Any]]:
                 lab.argv(ns, [sys.executable, "-m", "tests.framework.netns", "forward", g.uds,
                               f"127.0.0.1:{g.config.api_port}"]), cwd=ROOT))
         b, c = gateways
-        b.start_supervised("basic", prefix=lab.argv(B, []), services=("api",), wait=False)
-        c.start("api", prefix=lab.argv(C, []), wait=False)
+        for g, ns in zip(gateways, (B, C), strict=True):
+            g.start_supervised("basic", prefix=lab.argv(ns, []), services=("api",), wait=False)
         if shutil.which("haproxy"):
             cfg, port = short / "haproxy.cfg", free_port()
             cfg.write_text(proxy_config(lab, port, gateways))
@@ -155,8 +158,7 @@ def hosts() -> Iterator[dict[str, Any]]:
     finally:
         if proxy is not None:
             proxy.close_clients()
-        for node in (*gateways, a):
-            node.stop(check=False)
+        stop_together([*gateways, a], check=False)
         for proc in forwarders:
             proc.terminate()
             proc.wait(10)
@@ -248,11 +250,16 @@ def test_an_event_client_moved_to_another_gateway_gets_resync(hosts: dict[str, A
                                          moved[0]["seq"] + 2]
 
 
-def test_transfers_through_the_proxy_are_all_confirmed(hosts: dict[str, Any]) -> None:
-    proxy = hosts["proxy"]
-    if proxy is None:
-        pytest.skip("the proxy test needs haproxy (Debian's package; `make test` installs it "
+def _proxy(hosts: dict[str, Any]) -> TestNode:
+    if hosts["proxy"] is None:
+        pytest.skip("the proxy tests need haproxy (Debian's package; `make test` installs it "
                     "as root)")
+    proxy: TestNode = hosts["proxy"]
+    return proxy
+
+
+def test_transfers_through_the_proxy_are_all_confirmed(hosts: dict[str, Any]) -> None:
+    proxy = _proxy(hosts)
     to = PrivateKey.generate(KeyType.ED25519).address
     txs = _transfers(proxy.api, to, 12)
     for i in range(0, 12, 3):  # four requests: both gateways take some (leastconn)
@@ -261,3 +268,48 @@ def test_transfers_through_the_proxy_are_all_confirmed(hosts: dict[str, Any]) ->
     wait_until(lambda: all(proxy.api.confirmed(i) for i in ids), timeout=20,
                what="every transfer through the proxy confirmed")
     assert proxy.api.balance(to) == hosts["b"].api.balance(to) == 12
+
+
+def test_a_gateway_or_state_killed_loses_no_acknowledged_transfer(
+        hosts: dict[str, Any]) -> None:
+    """Through the proxy: B's gateway killed (the proxy sends on to C), then A's state killed
+    right after a transfer was acknowledged (the gateways answer 503 until supervisord has
+    it back). Every acknowledged transfer is confirmed, and both gateways serve again by
+    themselves."""
+    proxy, a, b, c = _proxy(hosts), hosts["a"], hosts["b"], hosts["c"]
+    to = PrivateKey.generate(KeyType.ED25519).address
+    txs = iter(_transfers(proxy.api, to, 6))
+    acked: list[str] = []
+
+    def acknowledge() -> None:
+        tx = next(txs)
+
+        def taken() -> bool:  # the same transaction again until one answer acknowledges it
+            r = proxy.http.post("/api/v1/txs/batch", json={"txs": [{"raw": tx.raw.hex()}]})
+            if r.status_code != 200:
+                return False
+            result = r.json()["results"][0]
+            return bool(result.get("status") == "accepted"
+                        or (result.get("error") or {}).get("code") == "duplicate")
+
+        wait_until(taken, timeout=30, what="a transfer acknowledged through the proxy",
+                   interval=0.2, ignore=(httpx.HTTPError,))
+        acked.append(tx.id.hex())
+
+    acknowledge()
+    for node, service in ((b, "api"), (a, "state")):
+        before = node.supervised_status()[service]["pid"]
+        acknowledge()
+        os.kill(before, signal.SIGKILL)
+        log.info("killed %s's %s (pid %d)", node.name, service, before)
+        acknowledge()
+
+        def back() -> bool:
+            now = node.supervised_status()[service]  # noqa: B023 - used at once
+            return bool(now["state"] == "RUNNING" and now["pid"] != before)  # noqa: B023
+
+        wait_until(back, timeout=30, what=f"{node.name}'s {service} restarted by supervisord")
+    wait_until(lambda: b.api.up() and c.api.up(), timeout=30, what="both gateways serving")
+    wait_until(lambda: all(c.api.confirmed(i) and b.api.confirmed(i) for i in acked),
+               timeout=30, what="every acknowledged transfer confirmed")
+    assert proxy.api.balance(to) == len(acked) == 5
