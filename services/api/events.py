@@ -22,10 +22,11 @@ number means something only to the process that issued it. For a client that mov
 another worker, a restarted gateway, or another gateway host behind a proxy) to be told so
 rather than silently replayed the wrong events, every process starts its numbering at a
 random point of [1, 2^52) (`fresh_start`; still a safe integer in JavaScript): another
-process's number is then, but for a chance of about one in a million even after billions of
-events, either below this process's first or above its last, and both answer `resync`.
-Such a client re-reads the state and carries on from the live end; it sees every later
-event, none twice. (Resuming on another gateway without that re-read would need one
+process's number then lies below this process's first or above its last, and both answer
+`resync`, but for a chance of (events this process issued) in 2^52: one in four million
+after a billion events. Such a client re-reads the state and carries on from the live end;
+it sees every later event, none twice. `?since=0` still means "from the first event kept",
+on any process. (Resuming on another gateway without that re-read would need one
 numbering that every gateway shares: state's events numbered as one stream, not per topic,
 with an epoch for its restarts. Not so today.)
 
@@ -184,6 +185,8 @@ class EventHub:
     def read(self, after: int) -> tuple[list[tuple[int, str, bytes]], int, str]:
         """Kept events after `after`: (events, cursor, resync reason). The cursor is the
         last number covered; the reason is non-empty when some could not be replayed."""
+        if after == 0:
+            after = self.start  # a client that has seen nothing yet: every kept event
         if after > self.seq or after < self.start:
             return [], self.seq, (f"sequence {after} was not issued by this gateway process "
                                   f"(it restarted, or this is another worker or gateway); "

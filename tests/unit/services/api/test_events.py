@@ -122,6 +122,7 @@ def test_another_gateways_number_is_a_resync_never_a_replay() -> None:
     small.on_bus(b"head", 1, head(1))
     assert small.read(10**9)[0][0][0] == 10**9 + 1  # a client from the first event on
     assert "not issued" in small.read(3)[2]
+    assert [s for s, _, _ in small.read(0)[0]] == [10**9 + 1]  # since=0: every kept event
 
 
 def test_resume_point_and_sse_parsing() -> None:
