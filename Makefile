@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean-data browser
+.PHONY: run test bench lint clean-data browser haproxy
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(STAMP)
 ## one test file per worker at a time, so a module's shared node stays in one process; files
 ## in collection order, the long functional ones first, not reordered by their test count)
 TEST_WORKERS ?= 2
-test: $(STAMP) browser
+test: $(STAMP) browser haproxy
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	  --durations=10
 
@@ -37,6 +37,15 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "note: /usr/bin/chromium is missing and we are not root: the browser tests will skip"; fi
+
+## haproxy: Debian's HAProxy for the multi-host test's proxy in front of two gateways (its
+## config is deploy/multihost/haproxy.cfg); installed when root, else that test skips.
+haproxy:
+	@if command -v haproxy >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's haproxy for the multi-host test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy; \
+	else echo "note: haproxy is missing and we are not root: the multi-host proxy test will skip"; fi
 
 ## bench: run the benchmark and write docs/benchmarks.md
 bench: $(STAMP)

@@ -28,6 +28,10 @@ answered with a typed `VersionMismatch` error in the one form every version read
 server goes on serving; an event of another version is reported once in the log as an error
 (`VersionMismatch`, not `malformed`) and ignored. So a service restarted from another
 installation says what is wrong instead of failing obscurely.
+
+A tcp:// endpoint is CurveZMQ (runtime/buscurve.py): servers and publishers take the
+process's `Guard`, clients and subscribers its `BusCurve` keys; ipc:// and inproc:// ones
+need neither.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from common import messages
 from common.encoding import unpack
 from common.errors import CcoinError, Malformed, Unavailable, VersionMismatch
 from common.messages import ErrorReply, Message
+from runtime.buscurve import BusCurve, Guard, check_client, secure_client
 
 log = logging.getLogger("ccoin.bus")
 
@@ -117,7 +122,8 @@ class Server:
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, name: str,
                  handlers: dict[type[Message], Handler],
-                 concurrent: frozenset[type[Message]] = frozenset()) -> None:
+                 concurrent: frozenset[type[Message]] = frozenset(),
+                 guard: Guard | None = None) -> None:
         self.name = name
         self.handlers: dict[type[Message], Handler] = {messages.ServicePing: self._ping, **handlers}
         self.concurrent = concurrent
@@ -125,6 +131,7 @@ class Server:
         self.sock = ctx.socket(zmq.ROUTER)
         _tune(self.sock)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        (guard or Guard(ctx, None)).serve(self.sock, endpoint)
         prepare_endpoint(endpoint)
         self.sock.bind(endpoint)
         self.replies: OrderedDict[bytes, bytes] = OrderedDict()
@@ -220,8 +227,11 @@ class BusClient:
     """asyncio client for one service; any number of concurrent requests."""
 
     def __init__(self, endpoint: str, ctx: zmq.asyncio.Context | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 curve: BusCurve | None = None) -> None:
+        check_client(endpoint, curve)
         self.endpoint = endpoint
+        self.curve = curve
         self.ctx = ctx or zmq.asyncio.Context.instance()
         self.timeout = timeout
         self.retries = retries
@@ -234,6 +244,7 @@ class BusClient:
         if self.sock is None:
             sock = self.ctx.socket(zmq.DEALER)
             _tune(sock)
+            secure_client(sock, self.endpoint, self.curve)
             sock.connect(self.endpoint)
             self.sock = sock
             self.reader = asyncio.get_running_loop().create_task(self._read(sock))
@@ -314,8 +325,10 @@ class SyncBusClient:
     """Blocking client for the CLI and tests; same framing, retries and typed errors."""
 
     def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES) -> None:
+                 retries: int = DEFAULT_RETRIES, curve: BusCurve | None = None) -> None:
+        check_client(endpoint, curve)
         self.endpoint = endpoint
+        self.curve = curve
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.timeout = timeout
         self.retries = retries
@@ -330,6 +343,7 @@ class SyncBusClient:
             if self.sock is None:
                 self.sock = self.ctx.socket(zmq.DEALER)
                 _tune(self.sock)
+                secure_client(self.sock, self.endpoint, self.curve)
                 self.sock.connect(self.endpoint)
             self.sock.send_multipart([request_id, payload, *trace])
             deadline = time.monotonic() + wait_ms / 1000
@@ -352,10 +366,12 @@ class SyncBusClient:
 class Publisher:
     """PUB socket that numbers each topic's events; publish only after the commit."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str,
+                 guard: Guard | None = None) -> None:
         self.sock = ctx.socket(zmq.PUB)
         _tune(self.sock)
         self.sock.setsockopt(zmq.SNDHWM, 100_000)
+        (guard or Guard(ctx, None)).serve(self.sock, endpoint)
         prepare_endpoint(endpoint)
         self.sock.bind(endpoint)
         self.seq: dict[bytes, int] = {}
@@ -373,9 +389,10 @@ class Publisher:
 
 
 def subscriber(ctx: zmq.asyncio.Context, endpoint: str, topics: tuple[bytes, ...] = (b"",),
-               *, connect: bool = True) -> zmq.asyncio.Socket:
+               *, connect: bool = True, curve: BusCurve | None = None) -> zmq.asyncio.Socket:
     sock = ctx.socket(zmq.SUB)
     _tune(sock)
+    secure_client(sock, endpoint, curve)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
@@ -428,9 +445,9 @@ class Subscription:
     logged and skipped."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str,
-                 topics: tuple[bytes, ...] = (b"",)) -> None:
+                 topics: tuple[bytes, ...] = (b"",), curve: BusCurve | None = None) -> None:
         self.endpoint = endpoint
-        self.sock = subscriber(ctx, endpoint, topics, connect=False)
+        self.sock = subscriber(ctx, endpoint, topics, connect=False, curve=curve)
         # watched from before the connect, so the first handshake is seen too
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self.sock.connect(endpoint)

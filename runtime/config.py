@@ -20,7 +20,10 @@
   "mempool": {"max_count": 200000, "max_future": 64},   # pool size; nonces held past a gap
   "chain": {"max_reorg": 1000,                           # deepest reorg applied
             "min_free_mb": 100},   # below this much free disk, txs and blocks are refused
-  "endpoints": {"state": "...", "events": "...", "miner": "..."}   # default ipc:// in run/
+  "endpoints": {"state": "...", "events": "...", "miner": "..."},  # default ipc:// in run/
+  "bus": {"allow": ["<64 hex>", ...],   # gateway keys admitted to this node's tcp:// bus
+          "server_key": "<64 hex>",     # the chain host's bus key (default: this node's)
+          "plaintext_loopback": false}  # true: tcp://127.0.0.1 endpoints without Curve
 }
 ```
 Unknown sections or fields are errors; everything but `app.base_path` has a default.
@@ -33,6 +36,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from zmq.utils import z85
 
 from common.crypto import address_from_hex
 from common.errors import Malformed
@@ -58,6 +63,7 @@ _SECTIONS: dict[str, set[str]] = {
     "mempool": {"max_count", "max_future"},
     "chain": {"max_reorg", "min_free_mb"},
     "endpoints": {"state", "events", "miner", "p2p"},
+    "bus": {"allow", "server_key", "plaintext_loopback"},
 }
 
 
@@ -95,6 +101,11 @@ class NodeConfig:
     max_reorg: int = 1000
     min_free_mb: int = 100  # free disk space state keeps; 0: no free-space guard
     endpoint_overrides: dict[str, str] = field(default_factory=dict)
+    # CurveZMQ on tcp:// bus endpoints (runtime/buscurve.py): the client keys admitted
+    # besides this node's own, the key of the host that binds them, plaintext on loopback
+    bus_allow: tuple[bytes, ...] = ()
+    bus_server_key: bytes = b""
+    bus_plaintext_loopback: bool = False
     config_path: Path | None = None
 
     @property
@@ -141,6 +152,22 @@ def _hex_address(value: Any, where: str) -> bytes:
     if raw is None:
         raise ConfigError(f"{where}: {value!r} is not a 40-hex-character address")
     return raw
+
+
+def curve_key(value: Any, where: str) -> bytes:
+    """A CurveZMQ public key as an operator writes it: 64 hex characters (what `ccoin node
+    keys` prints) or the 40-character z85 form; raw 32 bytes."""
+    key = b""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            key = bytes.fromhex(text) if len(text) == 64 else z85.decode(text.encode("ascii"))
+        except (ValueError, KeyError, TypeError, UnicodeEncodeError):
+            key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{where}: {value!r} is not a CurveZMQ public key (64 hex "
+                          "characters, as `ccoin node keys` prints)")
+    return key
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -197,6 +224,10 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
     if type(autostart) is not bool:
         raise ConfigError("mining.autostart must be true or false")
     pool, chain = doc.get("mempool", {}), doc.get("chain", {})
+    bus = doc.get("bus", {})
+    allow = bus.get("allow", [])
+    if not isinstance(allow, list):
+        raise ConfigError("bus.allow must be a list of gateway bus keys")
     return NodeConfig(
         base_path=path(app["base_path"], "app.base_path"),
         account_address=_hex_address(doc.get("client", {}).get("account_address"),
@@ -236,6 +267,11 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         max_reorg=integer(chain.get("max_reorg", 1000), "chain.max_reorg", 1, 1_000_000),
         min_free_mb=integer(chain.get("min_free_mb", 100), "chain.min_free_mb", 0, 10**7),
         endpoint_overrides=dict(endpoints),
+        bus_allow=tuple(curve_key(k, f"bus.allow[{i}]") for i, k in enumerate(allow)),
+        bus_server_key=curve_key(bus["server_key"], "bus.server_key")
+        if bus.get("server_key") else b"",
+        bus_plaintext_loopback=_flag(bus.get("plaintext_loopback", False),
+                                     "bus.plaintext_loopback"),
         config_path=config_path,
     )
 

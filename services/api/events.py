@@ -13,8 +13,22 @@ Two things cannot be replayed, and both are said out loud with a `resync` event 
   its high-water mark) or went back (state restarted). This `resync` is a numbered event in
   the ring, seen by every client.
 - a client asks for a sequence number the ring no longer holds (it was away too long) or
-  never issued (the gateway restarted, or the reconnect reached another worker process).
-  That `resync` goes to this client only and carries the number the stream resumes after.
+  never issued (the gateway restarted, or the reconnect reached another worker process or
+  another gateway host). That `resync` goes to this client only and carries the number the
+  stream resumes after.
+
+Each gateway process numbers its own stream (it also numbers its own `resync` events), so a
+number means something only to the process that issued it. For a client that moves (to
+another worker, a restarted gateway, or another gateway host behind a proxy) to be told so
+rather than silently replayed the wrong events, every process starts its numbering at a
+random point of [1, 2^52) (`fresh_start`; still a safe integer in JavaScript): another
+process's number then lies below this process's first or above its last, and both answer
+`resync`, but for a chance of (events this process issued) in 2^52: one in four million
+after a billion events. Such a client re-reads the state and carries on from the live end;
+it sees every later event, none twice. `?since=0` still means "from the first event kept",
+on any process. (Resuming on another gateway without that re-read would need one
+numbering that every gateway shares: state's events numbered as one stream, not per topic,
+with an epoch for its restarts. Not so today.)
 
 The JSON of each type (`seq` and `type` in every one):
     head         height, hash, total_weight, tx_count, timestamp (ms), pool_count
@@ -29,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator
@@ -40,10 +55,12 @@ import zmq.asyncio
 
 from common import messages as m
 from runtime.bus import Subscription
+from runtime.buscurve import BusCurve
 from services.api import metrics
 
 log = logging.getLogger("ccoin.api.events")
 
+FIRST_SEQ_SPAN = 2**52  # fresh_start's range: a stream's numbers stay below 2^53
 KEEP_EVENTS = 4096
 POOL_SAMPLES = 120  # (height, pool size) at the last heads, for a chart that starts filled
 KEEP_BYTES = 16 * 1024 * 1024
@@ -71,13 +88,21 @@ def event_fields(msg: m.Message) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-class EventHub:
-    """The numbered stream and its replay ring (one per gateway process)."""
+def fresh_start() -> int:
+    """Where a gateway process starts numbering (the module docstring says why)."""
+    return secrets.randbelow(FIRST_SEQ_SPAN - 1)
 
-    def __init__(self, keep_events: int = KEEP_EVENTS, keep_bytes: int = KEEP_BYTES) -> None:
+
+class EventHub:
+    """The numbered stream and its replay ring (one per gateway process); the first event
+    is `start + 1`."""
+
+    def __init__(self, keep_events: int = KEEP_EVENTS, keep_bytes: int = KEEP_BYTES,
+                 start: int = 0) -> None:
         self.keep_events = keep_events
         self.keep_bytes = keep_bytes
-        self.seq = 0  # the last number issued
+        self.start = start
+        self.seq = start  # the last number issued
         self.ring: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
         self.ring_bytes = 0
         self.topic_seq: dict[bytes, int] = {}  # state's last seq per topic
@@ -160,10 +185,12 @@ class EventHub:
     def read(self, after: int) -> tuple[list[tuple[int, str, bytes]], int, str]:
         """Kept events after `after`: (events, cursor, resync reason). The cursor is the
         last number covered; the reason is non-empty when some could not be replayed."""
-        if after > self.seq:
+        if after == 0:
+            after = self.start  # a client that has seen nothing yet: every kept event
+        if after > self.seq or after < self.start:
             return [], self.seq, (f"sequence {after} was not issued by this gateway process "
-                                  f"(it restarted, or this is another worker); last is "
-                                  f"{self.seq}")
+                                  f"(it restarted, or this is another worker or gateway); "
+                                  f"last is {self.seq}")
         reason = ""
         first = after + 1
         if first < self.oldest:
@@ -204,9 +231,10 @@ class EventHub:
             if self.seq == before:
                 yield None
 
-    async def run(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+    async def run(self, ctx: zmq.asyncio.Context, endpoint: str,
+                  curve: BusCurve | None = None) -> None:
         """Subscribe to state's events and number them, until cancelled."""
-        events = Subscription(ctx, endpoint)
+        events = Subscription(ctx, endpoint, curve=curve)
         log.info("following node events at %s", endpoint)
         try:
             async for event in events:

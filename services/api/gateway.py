@@ -32,7 +32,9 @@ from common.errors import (
 from common.genesis import Genesis
 from common.messages import Message
 from common.types import Transaction
+from runtime import buscurve
 from runtime.bus import BusClient
+from runtime.buscurve import BusCurve
 from runtime.config import NodeConfig
 from services.api import events, metrics
 from services.api.wallet import NodeWallet
@@ -86,10 +88,11 @@ class OptionalService(Generic[R]):
     def __init__(self, name: str, endpoint: str, ctx: zmq.asyncio.Context, *,
                  ask_status: Message, status_type: type[R], missing: type[CcoinError],
                  ttl: float, absent_ttl: float, timeout: float = STATUS_TIMEOUT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 curve: BusCurve | None = None) -> None:
         self.name = name
         self.endpoint = endpoint
-        self.client = BusClient(endpoint, ctx, timeout=timeout, retries=0)
+        self.client = BusClient(endpoint, ctx, timeout=timeout, retries=0, curve=curve)
         self.ask_status = ask_status
         self.status_type = status_type
         self.missing = missing
@@ -210,7 +213,7 @@ class Gateway:
         self.chain_id = chain_id
         self.genesis = genesis  # its block interval tells readiness what "late" is
         self.wallet = NodeWallet(config.account_address, None, "wallet not loaded yet")
-        self.hub = events.EventHub()
+        self.hub = events.EventHub(start=events.fresh_start())
         self.ctx = ctx
         self._own_ctx = ctx is None
         self._state: BusClient | None = None
@@ -218,21 +221,25 @@ class Gateway:
         self._p2p: OptionalService[messages.PeersReply] | None = None
         self._coalescer = Coalescer(self.submit)
         self._follow: asyncio.Task[None] | None = None
+        self.curve: BusCurve | None = None  # the bus keys, when an endpoint is tcp://
 
     async def start(self) -> None:
         if self.ctx is None:
             self.ctx = zmq.asyncio.Context()
         ctx, endpoint = self.ctx, self.config.endpoint
+        curve = self.curve = await asyncio.to_thread(buscurve.for_config, self.config)
         self._state = BusClient(endpoint("state"), ctx, timeout=READ_TIMEOUT,
-                                retries=STATE_RETRIES)
+                                retries=STATE_RETRIES, curve=curve)
         self._miner = OptionalService(
             "miner", endpoint("miner"), ctx, ask_status=messages.GetMining(),
-            status_type=messages.MiningReply, missing=NotAValidator, ttl=1.0, absent_ttl=5.0)
+            status_type=messages.MiningReply, missing=NotAValidator, ttl=1.0, absent_ttl=5.0,
+            curve=curve)
         self._p2p = OptionalService(
             "p2p", endpoint("p2p"), ctx, ask_status=messages.GetPeers(),
-            status_type=messages.PeersReply, missing=P2PUnavailable, ttl=1.0, absent_ttl=2.0)
+            status_type=messages.PeersReply, missing=P2PUnavailable, ttl=1.0, absent_ttl=2.0,
+            curve=curve)
         self._follow = asyncio.get_running_loop().create_task(
-            self.hub.run(ctx, endpoint("events")))
+            self.hub.run(ctx, endpoint("events"), curve))
         self.wallet = await asyncio.to_thread(NodeWallet.load, self.config)
 
     async def close(self) -> None:
@@ -251,6 +258,12 @@ class Gateway:
         if self.ctx is not None and self._own_ctx:
             self.ctx.destroy(linger=0)
             self.ctx = None
+
+    @property
+    def attached(self) -> str:
+        """The chain host this gateway reaches over tcp:// ("" when state is local)."""
+        return buscurve.attachment(self.config.endpoint("state"),
+                                   self.config.bus_plaintext_loopback)
 
     def _started(self, link: T | None) -> T:
         if link is None:

@@ -3,7 +3,8 @@
 `/health` is liveness, Kubernetes' split: the gateway answers and reaches state. Readiness
 asks more of the node, one check each, from what its services answered just now (`Facts`):
 
-- **state**: the state service answered a status read within its timeout;
+- **state**: the state service answered a status read within its timeout; on a gateway
+  attached to a chain host over tcp:// the detail names that endpoint either way;
 - **storage**: state may write: its status says why not (`StatusReply.storage`: the
   database is damaged, a write failed, or free disk space is below `chain.min_free_mb`;
   services/state/storage.py). State still answers then, and serves what it can read;
@@ -93,6 +94,7 @@ class Facts:
     outbound_only: bool
     interval_ms: int
     allow_empty: bool
+    attached: str = ""  # state's tcp:// endpoint and how it is reached; "" when local
 
 
 def stale_after_ms(interval_ms: int) -> int:
@@ -104,9 +106,10 @@ def _seconds(ms: int) -> str:
 
 
 def _state(f: Facts) -> Check:
+    via = f" (chain host {f.attached})" if f.attached else ""
     if f.state is None:
-        return Check(FAIL, f"state did not answer: {f.state_error}")
-    return Check(OK, f"height {f.state.height}")
+        return Check(FAIL, f"state did not answer{via}: {f.state_error}")
+    return Check(OK, f"height {f.state.height}{via}")
 
 
 def _storage(f: Facts) -> Check:

@@ -243,6 +243,8 @@ STATUS_OUT = Shape("StatusOut", [
     Field("p2p_endpoint", Nullable(STR), "where other nodes reach this one, as POST /peers "
                                          "takes it (with `#<curve key>` when CurveZMQ is on); "
                                          "null when it listens nowhere", src=None),
+    Field("chain_host", Nullable(STR), "the state service this gateway reaches over tcp:// "
+                                       "(on another host), and how; null when local", src=None),
     Field("syncing", BOOL, src=None),
     Field("p2p", BOOL, "false when no p2p service answers on this node: `peers` and "
                        "`syncing` are then unknown, not zero", src=None),
@@ -260,7 +262,8 @@ STATUS_OUT = Shape("StatusOut", [
 ], examples=[{
     "network_id": 1337, "genesis": "7c" * 32, "height": 42, "head": "5e" * 32,
     "head_timestamp": 1767225600000, "total_weight": 84, "state_root": "2e" * 32,
-    "peers": 3, "p2p_endpoint": "tcp://10.0.0.7:30333", "syncing": False, "p2p": True,
+    "peers": 3, "p2p_endpoint": "tcp://10.0.0.7:30333", "chain_host": None, "syncing": False,
+    "p2p": True,
     "mining": True, "validator": True,
     "version": "0.1.0", "consensus": "poa",
     "difficulty": 4, "authorities": ["3f" * 20], "recent_signers": ["3f" * 20],

@@ -39,7 +39,7 @@ from common.encoding import pack, unpack_canonical
 from common.errors import CcoinError, StorageUnavailable, Unavailable
 from common.genesis import Genesis
 from common.types import ZERO_ADDRESS, BlockHeader
-from runtime import bus
+from runtime import bus, buscurve
 from runtime.config import NodeConfig, load_genesis
 from runtime.keystore import Keystore
 from runtime.service import now_ms
@@ -144,11 +144,13 @@ class Miner:
         self.last_round_ms = self.clock()
         self.failing_since_ms = 0
         self.last_error = ""
-        self.state = bus.BusClient(config.endpoint("state"), ctx)
+        self.curve = buscurve.for_config(config)  # tcp:// endpoints: CurveZMQ
+        self.guard = buscurve.Guard(ctx, self.curve)
+        self.state = bus.BusClient(config.endpoint("state"), ctx, curve=self.curve)
         self.server = bus.Server(ctx, config.endpoint("miner"), "miner", {
             messages.GetMining: self.get_mining,
             messages.SetMining: self.set_mining,
-        })
+        }, guard=self.guard)
         self._wake = asyncio.Event()
         self._head_events = 0
         self._event_head = b""
@@ -215,13 +217,15 @@ class Miner:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.state.close()
             self.server.close()
+            self.guard.close()
 
     async def _listen(self) -> None:
         """Head events wake the loop; stale work is dropped by comparing heads.
 
         A lost event (PUB drops at its high-water mark) costs at most one status poll, so
         sequence gaps need no handling here."""
-        events = bus.Subscription(self.ctx, self.config.endpoint("events"), (b"head",))
+        events = bus.Subscription(self.ctx, self.config.endpoint("events"), (b"head",),
+                                  curve=self.curve)
         try:
             async for event in events:
                 if isinstance(event.message, messages.HeadEvent):

@@ -19,6 +19,7 @@ from common import consensus, messages
 from common.errors import CcoinError, Malformed
 from common.genesis import Genesis
 from runtime import bus
+from runtime.buscurve import BusCurve
 
 log = logging.getLogger("ccoin.p2p")
 
@@ -102,13 +103,14 @@ class ChainView:
 
     async def follow(self, ctx: zmq.asyncio.Context, endpoint: str,
                      on_head: Callable[[], None],
-                     on_txs: Callable[[tuple[bytes, ...]], None]) -> None:
+                     on_txs: Callable[[tuple[bytes, ...]], None],
+                     curve: BusCurve | None = None) -> None:
         """State's `head` and `txs` events, forever: a new head moves our tip (then
         `on_head`), newly pooled transaction ids go to `on_txs`. Anything missed (a sequence
         gap, a restarted state, a new link) re-reads the status: a lost event may have been
         the last head, and a restarted state may have published its first head before this
         subscription was back."""
-        events = bus.Subscription(ctx, endpoint, (b"head", b"txs"))
+        events = bus.Subscription(ctx, endpoint, (b"head", b"txs"), curve=curve)
         try:
             try:
                 await self.refresh()  # what happened before the subscription took

@@ -2,7 +2,7 @@
 
 The bound ROUTER is a Curve server with the node's key pair; every outbound DEALER is a
 Curve client with the same pair and the server key of the node it dials (from discovery,
-PEX, or a `tcp://host:port#<hex key>` address). The node's ZAP handler (`zap.py`) decides
+PEX, or a `tcp://host:port#<hex key>` address). The node's ZAP handler (runtime/zap.py) decides
 which client keys may connect (`refusal`). The hello then binds the link's Curve key to the
 peer's node id (its signed hello names the key).
 """

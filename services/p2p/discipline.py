@@ -15,7 +15,8 @@ import logging
 import time
 
 from common.wire import ByeCode
-from services.p2p import curve, scoring, zap
+from runtime import zap
+from services.p2p import curve, scoring
 from services.p2p.book import AddressBook
 from services.p2p.peer import Peer
 from services.p2p.peers import PeerTable

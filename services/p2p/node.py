@@ -39,7 +39,7 @@ from common.crypto import Signer
 from common.errors import CcoinError, Malformed
 from common.genesis import Genesis
 from common.wire import ByeCode
-from runtime import bus
+from runtime import bus, buscurve
 from runtime.config import ConfigError, NodeConfig, load_genesis
 from services.p2p import identity, scoring
 from services.p2p.blocks import BlockRelay
@@ -81,7 +81,8 @@ class P2PNode:
         self.ctx = ctx
         timing = settings.timing
         self.me = Identity(node_key, curve_keys[0] if curve_keys else b"")
-        self.state = bus.BusClient(settings.state, ctx, timeout=STATE_TIMEOUT_S)
+        self.state = bus.BusClient(settings.state, ctx, timeout=STATE_TIMEOUT_S,
+                                   curve=settings.bus_curve)
         self.chain = ChainView(self.state, genesis)
         self.book = AddressBook()
         self.peers = PeerTable(self.book, timing.stable_link)
@@ -123,6 +124,12 @@ class P2PNode:
         if unhandled:  # a message added to the catalogue must get its handler here
             raise TypeError(f"no handler for {sorted(c.__name__ for c in unhandled)}")
         self.server: bus.Server | None = None
+        # a Curve control socket needs a ZAP handler, and the transport's owns this context's
+        # ZAP endpoint: the control socket then gets a context of its own (runtime/zap.py)
+        curve = settings.bus_curve
+        self.bus_ctx = (zmq.asyncio.Context() if curve is not None
+                        and curve.mode(settings.control) == buscurve.CURVE else None)
+        self.bus_guard = buscurve.Guard(self.bus_ctx or ctx, curve)
         self.discovery: DiscoveryClient | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -135,9 +142,10 @@ class P2PNode:
     async def start(self) -> None:
         """Serve the control socket, wait for state, listen, and start every loop."""
         # AddPeer waits for a handshake: it must not hold up GetPeers meanwhile
-        self.server = bus.Server(self.ctx, self.settings.control, "p2p",
+        self.server = bus.Server(self.bus_ctx or self.ctx, self.settings.control, "p2p",
                                  self.control.handlers(),
-                                 concurrent=frozenset({messages.AddPeer}))
+                                 concurrent=frozenset({messages.AddPeer}),
+                                 guard=self.bus_guard)
         self._spawn("control", self.server.serve_forever())
         # bound before state is awaited: a port in use fails the process within moments of
         # its start, which is what lets supervisord count it as a failed start (FATAL)
@@ -153,7 +161,8 @@ class P2PNode:
             self.book.add(endpoint, curve_key=key, source="bootnode")
         self._spawn("router", self.transport.read_router(self._on_router))
         self._spawn("events", self.chain.follow(self.ctx, self.settings.events,
-                                                self.syncer.poke, self.txs.pooled_by_state))
+                                                self.syncer.poke, self.txs.pooled_by_state,
+                                                self.settings.bus_curve))
         self._spawn("announce", self.blocks.announce())
         self._spawn("tx-relay", self.txs.relay())
         self._spawn("tx-submit", self.txs.submit())
@@ -188,6 +197,9 @@ class P2PNode:
         self.transport.close()
         if self.server is not None:
             self.server.close()
+        self.bus_guard.close()
+        if self.bus_ctx is not None:
+            self.bus_ctx.destroy(linger=0)
         self.state.close()
 
     async def run(self) -> None:

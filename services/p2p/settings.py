@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.genesis import Genesis
+from runtime import buscurve
+from runtime.buscurve import BusCurve
 from runtime.config import NodeConfig
 
 DEFAULT_MAX_PEERS = 25
@@ -40,7 +42,8 @@ class P2PSettings:
     `advertise_host` (else the bound one), a wildcard replaced by this machine's routable
     address; it advertises nothing for any other. With `outbound_only` it binds nothing and
     advertises nothing: it only dials out (a node behind NAT; Bitcoin Core's -listen=0).
-    `state`, `events` and `control` are its bus endpoints.
+    `state`, `events` and `control` are its bus endpoints, `bus_curve` the node's bus keys
+    when one of them is tcp:// (runtime/buscurve.py).
 
     Peer slots (docs/protocol.md §13.10): `max_peers` is split into `max_outbound` links
     the node dials by itself and `max_inbound` for peers that dial it, so inbound peers can
@@ -63,6 +66,7 @@ class P2PSettings:
     limit_loopback: bool = False
     outbound_only: bool = False
     timing: Timing = field(default_factory=Timing)
+    bus_curve: BusCurve | None = None
 
     @property
     def max_outbound(self) -> int:
@@ -87,4 +91,5 @@ class P2PSettings:
             max_inbound_per_ip=config.p2p_max_inbound_per_ip,
             max_inbound_per_subnet=config.p2p_max_inbound_per_subnet,
             limit_loopback=config.p2p_limit_loopback,
-            outbound_only=config.p2p_outbound_only)
+            outbound_only=config.p2p_outbound_only,
+            bus_curve=buscurve.for_config(config))

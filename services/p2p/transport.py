@@ -10,7 +10,7 @@ A `Link` is one peer's end. Its sends never wait: a frame that does not fit the 
 queue is dropped and counted (the node disconnects a peer that keeps falling behind), and a
 ROUTER send to a routing id whose connection is gone marks the link unreachable.
 
-With an `admit` decision, `start` binds the context's ZAP handler (zap.py) and puts the
+With an `admit` decision, `start` binds the context's ZAP handler (runtime/zap.py) and puts the
 ROUTER in its domain, so every new tcp connection, plain or Curve, is admitted or refused
 during the ZeroMQ handshake. ZeroMQ runs no ZAP on inproc:// (where in-process tests put
 nodes), and a context has only one ZAP endpoint, so an inproc node starts none.
@@ -29,7 +29,8 @@ import zmq.asyncio
 
 from common import wire
 from common.status import PeerDirection
-from services.p2p import curve, zap
+from runtime import zap
+from services.p2p import curve
 
 log = logging.getLogger("ccoin.p2p")
 
@@ -172,7 +173,7 @@ class Transport:
         if guard and self.admit is not None:
             self.gatekeeper = zap.Gatekeeper(self.ctx, self.admit, _zap_user_id)
             self.gatekeeper.start()
-            router.setsockopt(zmq.ZAP_DOMAIN, zap.DOMAIN)
+            router.setsockopt(zmq.ZAP_DOMAIN, zap.P2P_DOMAIN)
         if self.use_curve:
             curve.make_server(router, self.curve_public, self.curve_secret)
         self.router = router

@@ -27,6 +27,7 @@ from common.errors import CcoinError, NotFound, StoreError
 from common.genesis import Genesis
 from common.status import BlockStatus, RemovalReason
 from common.types import Block, Transaction
+from runtime import buscurve
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig, load_genesis
 from runtime.service import now_ms
@@ -343,9 +344,11 @@ async def watch_storage(service: StateService) -> None:
 async def main(config: NodeConfig) -> None:
     chain = open_chain(config)
     ctx = zmq.asyncio.Context()
-    pub = Publisher(ctx, config.endpoint("events"))
+    guard = buscurve.Guard(ctx, buscurve.for_config(config))  # tcp:// endpoints: CurveZMQ
+    pub = Publisher(ctx, config.endpoint("events"), guard)
     service = StateService(chain, pub, StorageGuard(config.chain_dir, config.min_free_mb * MB))
-    server = Server(ctx, config.endpoint("state"), "state", service.handlers())  # type: ignore[arg-type]
+    server = Server(ctx, config.endpoint("state"), "state", service.handlers(),  # type: ignore[arg-type]
+                    guard=guard)
     log.info("state ready: height %d head %s genesis %s", chain.head.header.height,
              chain.head.header.hash.hex()[:16], chain.genesis_hash.hex()[:16])
     service.guard.problem(chain.store)  # a problem at start is said at start
@@ -362,6 +365,7 @@ async def main(config: NodeConfig) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         server.close()
         pub.close()
+        guard.close()
         service.chain.store.close()
         ctx.term()
 

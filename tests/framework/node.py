@@ -33,6 +33,7 @@ import httpx
 
 from client import Client
 from common import messages as m
+from runtime import buscurve
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
 from tests.framework.ports import free_port
@@ -230,13 +231,15 @@ class TestNode:
         return self.base_path.parent / f"{self.base_path.name}-start.log"
 
     def start_supervised(self, node_type: str = "validator", *, prefix: Sequence[str] = (),
-                         wait: bool = True) -> TestNode:
-        """`ccoin node start --config node.json --type TYPE` in the background (supervisord
-        in the foreground of its own session); with `wait`, until the API answers."""
+                         wait: bool = True, services: Sequence[str] = ()) -> TestNode:
+        """`ccoin node start --config node.json --type TYPE [--services LIST]` in the
+        background (supervisord in the foreground of its own session); with `wait`, until
+        the API answers."""
+        only = ["--services", ",".join(services)] if services else []
         with open(self.start_log, "ab") as out:
             self.supervisor = subprocess.Popen(
                 [*prefix, *ccoin_argv("node", "start", "--config", str(self.config_path),
-                                      "--type", node_type)],
+                                      "--type", node_type, *only)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         if wait:
             self.wait_api()
@@ -351,7 +354,8 @@ class TestNode:
 
     def bus(self, service: str, timeout: float = 5.0) -> SyncBusClient:
         if service not in self._bus:
-            self._bus[service] = SyncBusClient(self.config.endpoint(service), timeout=timeout)
+            self._bus[service] = SyncBusClient(self.config.endpoint(service), timeout=timeout,
+                                               curve=buscurve.for_config(self.config))
         return self._bus[service]
 
     def request(self, service: str, msg: m.Message, expect: type[R]) -> R:

@@ -20,6 +20,7 @@ import httpx
 
 from common import messages
 from common.errors import CcoinError
+from runtime import buscurve
 from runtime.bus import SyncBusClient
 from runtime.config import NodeConfig, load_config
 from tests.framework.util import ROOT, wait_until
@@ -75,7 +76,7 @@ class ServiceProcess:
                        ignore=(httpx.HTTPError,))
             return
         client = SyncBusClient(endpoint or self.config.endpoint(self.name), timeout=0.5,
-                               retries=0)
+                               retries=0, curve=buscurve.for_config(self.config))
 
         def pong() -> bool:
             self._check_alive()

@@ -39,6 +39,7 @@ from client import Client
 from common import crypto
 from common import messages as m
 from common.types import Transaction
+from runtime import buscurve
 from runtime.bus import SyncBusClient
 from runtime.config import load_config
 from tools.bench.measure import p99
@@ -148,7 +149,9 @@ def raw(tx: Transaction) -> tuple[str, object]:
 
 def bus_rtt_ms(config_path: Path) -> float:
     """Median round trip of a ping to the node's state service."""
-    client = SyncBusClient(load_config(config_path).endpoint("state"), timeout=5, retries=0)
+    config = load_config(config_path)
+    client = SyncBusClient(config.endpoint("state"), timeout=5, retries=0,
+                           curve=buscurve.for_config(config))
     try:
         times = []
         for _ in range(PROBES):

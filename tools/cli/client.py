@@ -177,6 +177,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     keys = ["network_id", "genesis", "height", "head", "total_weight", "consensus", "peers",
             "p2p_endpoint", "syncing", "mining", "version"]
     rows = [(k, st[k]) for k in keys if k in st]
+    if st.get("chain_host"):  # a gateway attached to state on another host
+        rows.append(("chain_host", st["chain_host"]))
     pool = st.get("mempool")
     if isinstance(pool, dict):
         rows.append(("mempool", f"{pool.get('count', 0)} txs, {pool.get('bytes', 0)} bytes"))

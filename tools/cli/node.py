@@ -1,4 +1,4 @@
-"""`ccoin node start|status|stop|restart|logs|url` (the seed's cnode, under supervisord),
+"""`ccoin node start|status|stop|restart|logs|url|keys` (the seed's cnode, under supervisord),
 `ccoin node check|reindex` (tools/cli/repair.py) and `ccoin quickstart` (what `make run`
 calls)."""
 
@@ -11,6 +11,7 @@ from typing import Any
 from client import Client
 from common.errors import CcoinError
 from common.genesis import Genesis
+from runtime import buscurve
 from runtime.config import NodeConfig, load_config, load_genesis
 from runtime.keystore import SCRYPT_N, Keystore
 from runtime.ports import bind_error
@@ -116,6 +117,16 @@ def register(sub: Any) -> None:
     add_config_args(url)
     url.set_defaults(func=cmd_url)
 
+    keys = nsub.add_parser(
+        "keys", help="print this node's bus key (made the first time), for another host",
+        description="A gateway on another host (`node start --services api`) reaches the "
+                    "chain host's tcp:// bus with CurveZMQ: put the chain host's key in the "
+                    "gateway's bus.server_key, and the gateway's key in the chain host's "
+                    "bus.allow.")
+    add_config_args(keys)
+    keys.add_argument("--json", action="store_true", help="print JSON")
+    keys.set_defaults(func=cmd_keys)
+
     repair.register(nsub, add_config_args)  # check, reindex
 
     quick = sub.add_parser("quickstart",
@@ -187,12 +198,31 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
             raise CliError(f"p2p cannot listen on {config.p2p_host}:{listen}: "
                            f"{reason} (free the port, pick another with --p2p-port or "
                            "p2p.port, or set p2p.outbound_only to only dial out)")
+    _check_bus(config, names)
     effective = sv.effective_config(config, paths, port, p2p_port)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override
     progs = sv.programs(effective, names)
     conf = sv.write_conf(paths, progs, identifier=f"ccoin:{config.base_path}", watch=True)
     return conf, names
+
+
+def _check_bus(config: NodeConfig, names: list[str]) -> None:
+    """The bus keys before any service needs them, and a gateway's one required setting: a
+    host that runs no state service reaches another host's, whose key it must know."""
+    if not buscurve.uses_tcp(config):
+        return
+    try:
+        buscurve.load_keys(config.base_path)
+    except CcoinError as exc:
+        raise CliError(exc.message) from None
+    endpoint = config.endpoint("state")
+    if ("state" not in names and not config.bus_server_key
+            and buscurve.mode(endpoint, config.bus_plaintext_loopback) == buscurve.CURVE):
+        raise CliError(f"this host runs no state service and reaches {endpoint} with "
+                       "CurveZMQ: set bus.server_key to the chain host's bus key (`ccoin "
+                       "node keys` there prints it), and add this host's key to its "
+                       "bus.allow")
 
 
 def start_node(config: NodeConfig, node_type: str, port: int | None,
@@ -259,7 +289,32 @@ def cmd_status(args: argparse.Namespace) -> int:
             detail = i.description
         print(f"{i.name:<{width}}  {i.state:<9} {detail}")
     if args.service is None:
+        attached = buscurve.attachment(config.endpoint("state"), config.bus_plaintext_loopback)
+        if attached:
+            print(f"chain host: {attached}")
         print(f"readiness: {readiness_line(config)}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    config = require_config(args)
+    try:
+        public, _ = buscurve.load_keys(config.base_path)
+    except CcoinError as exc:
+        raise CliError(exc.message) from None
+    server = config.bus_server_key or public
+    if args.json:
+        print_json({"bus_key": public.hex(), "bus_key_file": str(buscurve.key_file(
+            config.base_path)), "bus_server_key": server.hex(),
+            "bus_allow": [k.hex() for k in config.bus_allow]})
+        return 0
+    print(f"bus key         {public.hex()}")
+    if server != public:
+        print(f"bus server key  {server.hex()}  (bus.server_key: the chain host this "
+              "gateway reaches)")
+    note("on a gateway host: add the bus key to the chain host's node.json "
+         '"bus": {"allow": [...]}; on the chain host: give it to each gateway as '
+         '"bus": {"server_key": ...}')
     return 0
 
 

@@ -37,7 +37,8 @@ async def status(gw: Gateway = GW) -> Response:
         st, mining=bool(mining and mining.enabled), validator=mining is not None,
         version=__version__, p2p=peers is not None,
         peers=len(peers.peers) if peers else 0, syncing=bool(peers and peers.syncing),
-        p2p_endpoint=peers.endpoint or None if peers else None))
+        p2p_endpoint=peers.endpoint or None if peers else None,
+        chain_host=gw.attached or None))
 
 
 @router.get("/blocks/count", response_model=replies.COUNT_OUT.model, tags=["chain"])

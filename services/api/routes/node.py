@@ -69,7 +69,7 @@ async def gather(gw: Gateway) -> readiness.Facts:
         has_miner=not gw.miner.absent(), miner=mining, has_p2p=not gw.p2p.absent(),
         peers=peers, outbound_only=gw.config.p2p_outbound_only,
         interval_ms=genesis.interval_ms if genesis else 0,
-        allow_empty=genesis.allow_empty if genesis else True)
+        allow_empty=genesis.allow_empty if genesis else True, attached=gw.attached)
 
 
 @api.get("/ready", response_model=readiness.READY_OUT.model, tags=["node"],

@@ -1,6 +1,7 @@
 // The header's readiness badge: GET /api/v1/ready every POLL_MS while the tab is visible
 // (one request at a time; none while it is hidden). "ready", or "not ready: <checks>" with
-// the failing checks' reasons as its title; hidden on an older gateway without the route.
+// the failing checks' reasons as its title (when ready: the state check, which names a
+// gateway's chain host); hidden on an older gateway without the route.
 
 const POLL_MS = 10000;
 
@@ -15,7 +16,9 @@ function draw(el, doc) {
   const failing = doc.reasons.map((reason) => reason.split(':')[0]);
   el.className = doc.ready ? 'badge ok' : 'badge bad';
   el.textContent = doc.ready ? 'ready' : `not ready: ${failing.join(', ')}`;
-  el.title = doc.ready ? 'every readiness check passes' : doc.reasons.join('\n');
+  // a gateway on another host names its chain host in the state check's detail
+  const state = doc.checks && doc.checks.state ? `\nstate: ${doc.checks.state.detail}` : '';
+  el.title = doc.ready ? `every readiness check passes${state}` : doc.reasons.join('\n');
 }
 
 export function readyBadge(el) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,22 @@ def test_the_readme_config_example_loads() -> None:
 def test_a_genesis_file_that_cannot_be_read_says_so(tmp_path: Path) -> None:
     with pytest.raises(GenesisError, match="cannot read genesis file"):
         load_genesis(tmp_path / "nope.json")
+
+
+def test_the_multi_host_layouts_node_configs_are_valid() -> None:
+    """deploy/multihost/*.json, with its placeholders filled in as the operator does, are
+    node configs: the chain host admits the gateways' keys, each gateway names its key."""
+    root = Path(__file__).resolve().parents[3] / "deploy" / "multihost"
+    fill = {"<this validator's address>": "3f" * 20}
+    configs = {}
+    for name in ("chain", "gateway"):
+        text = (root / f"{name}.json").read_text()
+        for hole in set(re.findall(r"<[^>]*>", text)):
+            text = text.replace(hole, fill.get(hole, "ab" * 32 if "key" in hole else "x"))
+        configs[name] = parse_config(json.loads(text), root / f"{name}.json")
+    chain, gateway = configs["chain"], configs["gateway"]
+    assert len(chain.bus_allow) == 2 and gateway.bus_server_key == bytes.fromhex("ab" * 32)
+    assert {chain.endpoint(n) for n in ("state", "events", "miner", "p2p")} == {
+        gateway.endpoint(n) for n in ("state", "events", "miner", "p2p")}
+    assert all(chain.endpoint(n).startswith("tcp://10.0.0.1:")
+               for n in ("state", "events", "miner", "p2p"))

@@ -105,6 +105,26 @@ def test_follow_replays_filters_notifies_and_beats() -> None:
     assert out[4] is not None and out[4][0] == 7 and out[4][1]["height"] == 6
 
 
+def test_another_gateways_number_is_a_resync_never_a_replay() -> None:
+    """Two gateway processes (hosts B and C) number their streams from random starts: a
+    client that brings B's last number to C is told to resync (C's own later events follow),
+    whichever side of C's numbers it falls on."""
+    b_hub, c_hub = EventHub(start=events.fresh_start()), EventHub(start=events.fresh_start())
+    assert 0 <= b_hub.start < events.FIRST_SEQ_SPAN and b_hub.start != c_hub.start
+    for h in range(1, 6):
+        for hub in (b_hub, c_hub):
+            hub.on_bus(b"head", h, head(h))
+    assert b_hub.read(b_hub.seq - 2)[0][0][0] == b_hub.seq - 1  # at home: a replay
+    for foreign in (c_hub.start - 1, c_hub.seq + 1):  # below C's first, above its last
+        kept, cursor, reason = c_hub.read(foreign)
+        assert (kept, cursor) == ([], c_hub.seq) and "not issued" in reason
+    small = EventHub(start=10**9)
+    small.on_bus(b"head", 1, head(1))
+    assert small.read(10**9)[0][0][0] == 10**9 + 1  # a client from the first event on
+    assert "not issued" in small.read(3)[2]
+    assert [s for s, _, _ in small.read(0)[0]] == [10**9 + 1]  # since=0: every kept event
+
+
 def test_resume_point_and_sse_parsing() -> None:
     assert events.parse_since("12", 3) == 12
     assert events.parse_since(None, 3) == 3

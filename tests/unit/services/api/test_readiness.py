@@ -92,6 +92,13 @@ def test_state_silent_fails_state_alone() -> None:
     assert assess(f).line() == "not ready: state: state did not answer: no reply within 3 s"
 
 
+def test_a_gateway_names_the_chain_host_it_is_attached_to() -> None:
+    host = "tcp://10.0.0.1:7101 (CurveZMQ)"
+    assert assess(facts(attached=host)).checks.state.detail == f"height 42 (chain host {host})"
+    assert assess(facts(state=None, state_error="no reply", attached=host)).line() == (
+        f"not ready: state: state did not answer (chain host {host}): no reply")
+
+
 def test_storage_reports_why_state_may_not_write() -> None:
     f = facts(state=status(storage="disk space low: 3.0 MB free"))
     assert assess(f).reasons == ["storage: disk space low: 3.0 MB free"]

@@ -15,7 +15,8 @@ from zmq.utils.monitor import parse_monitor_message
 from common import wire
 from common.status import PeerDirection
 from common.wire import ByeCode
-from services.p2p import scoring, zap
+from runtime import zap
+from services.p2p import scoring
 from services.p2p.node import P2PNode
 from services.p2p.peer import Peer, Standing
 from services.p2p.transport import Link
@@ -227,12 +228,12 @@ async def test_what_a_ban_covers_and_the_door_it_closes(
         assert discipline.bans.count("node") == 0  # it never proved a node id
         assert "its IP address 192.0.2.7 too" in caplog.text
 
-        req = zap.ZapRequest(b"1", zap.DOMAIN, "192.0.2.7", b"NULL", ())
+        req = zap.ZapRequest(b"1", zap.P2P_DOMAIN, "192.0.2.7", b"NULL", ())
         assert discipline.admit(req) == "banned address"
         assert discipline.admit(req) == "banned address"
         assert discipline.ip_refused == 2
         assert caplog.text.count("refused a new connection from 192.0.2.7") == 1
-        assert discipline.admit(zap.ZapRequest(b"2", zap.DOMAIN, "192.0.2.8", b"NULL", ())) \
+        assert discipline.admit(zap.ZapRequest(b"2", zap.P2P_DOMAIN, "192.0.2.8", b"NULL", ())) \
             is None
         assert not discipline.screen(Link(PeerDirection.INBOUND, routing_id=b"r2",
                                           remote="192.0.2.7"))

@@ -16,7 +16,8 @@ from zmq.utils.monitor import parse_monitor_message
 
 from common import wire
 from common.wire import ByeCode
-from services.p2p import curve, zap
+from runtime import zap
+from services.p2p import curve
 from tests.framework.localnet import LocalNet
 from tests.framework.wire_peer import WirePeer
 
@@ -51,7 +52,7 @@ async def _exchange(admit: zap.Admit, *, use_curve: bool, dealers: int = 1,
     keeper = zap.Gatekeeper(ctx, recording, user)
     keeper.start()
     router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.ZAP_DOMAIN, zap.DOMAIN)
+    router.setsockopt(zmq.ZAP_DOMAIN, zap.P2P_DOMAIN)
     server_public, server_secret = zmq.curve_keypair()
     client_public, client_secret = zmq.curve_keypair()
     if use_curve:

@@ -154,6 +154,32 @@ def test_start_takes_the_seeds_cnode_flags(run: Run, short_tmp: Path) -> None:
 
 
 
+def test_bus_keys_and_a_gateway_host_that_does_not_know_its_chain_host(
+        run: Run, short_tmp: Path) -> None:
+    """`node keys` makes the bus key once and prints it; a gateway host (`--services api`,
+    tcp:// endpoints) must name the chain host's key before anything starts."""
+    config_path = dev_config(short_tmp)
+    code, out, err = run("node", "keys", "--config", str(config_path), "--json")
+    assert code == 0, err
+    keys = json.loads(out)
+    assert len(bytes.fromhex(keys["bus_key"])) == 32 and keys["bus_server_key"] == keys["bus_key"]
+    code, again, _ = run("node", "keys", "--config", str(config_path))
+    assert code == 0 and again.split()[:3] == ["bus", "key", keys["bus_key"]]
+    doc = json.loads(config_path.read_text())
+    doc["endpoints"] = {"state": "tcp://10.0.0.1:7101", "events": "tcp://10.0.0.1:7102"}
+    config_path.write_text(json.dumps(doc))
+    code, _, err = run("node", "start", "-c", str(config_path), "--services", "api",
+                       "--port", str(free_port()), "--dry-run")
+    one_line_error(code, err, "runs no state service", "set bus.server_key")
+    doc["bus"] = {"server_key": "ab" * 32}
+    config_path.write_text(json.dumps(doc))
+    code, out, err = run("node", "start", "-c", str(config_path), "--services", "api",
+                         "--port", str(free_port()), "--dry-run")
+    assert code == 0, err
+    code, out, _ = run("node", "keys", "--config", str(config_path))
+    assert f"bus server key  {'ab' * 32}" in out
+
+
 def test_node_commands_without_a_running_node(run: Run, tmp_path: Path) -> None:
     code, _, err = run("node", "status", "--data", str(tmp_path))
     one_line_error(code, err, "no node config")

@@ -1,13 +1,15 @@
-"""The p2p ROUTER's gatekeeper: a ZAP handler (ZeroMQ RFC 27) that decides, during the
-ZeroMQ handshake, whether a new connection may exist at all.
+"""A gatekeeper: a ZAP handler (ZeroMQ RFC 27) that decides, during the ZeroMQ handshake,
+whether a new connection may exist at all (p2p's ROUTER, and the bus's tcp:// sockets).
 
 libzmq asks the handler bound at `inproc://zeromq.zap.01` of the socket's context about every
 connection to a socket with a ZAP domain, with the peer's IP address and, for CurveZMQ, its
 public key. A refused connection is closed by libzmq before any frame of it reaches the
 node, so a banned host costs a handshake, not a live connection whose frames are read and
-dropped. Plain (NULL) links go through it too, so IP bans work with Curve off.
+dropped. Plain (NULL) links go through it too, so p2p's IP bans work with Curve off.
 
-What to admit is the node's decision (`Admit`); this module only speaks the protocol.
+What to admit is the caller's decision (`Admit`); this module only speaks the protocol. A
+context has one ZAP endpoint, so one gatekeeper per context: the p2p service and the bus
+(runtime/buscurve.py) each run theirs in a context of their own, told apart by domain.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from dataclasses import dataclass
 import zmq
 import zmq.asyncio
 
-log = logging.getLogger("ccoin.p2p.zap")
+log = logging.getLogger("ccoin.zap")
 
 ENDPOINT = "inproc://zeromq.zap.01"  # fixed by RFC 27
-DOMAIN = b"ccoin-p2p"
+P2P_DOMAIN = b"ccoin-p2p"  # p2p's ROUTER (services/p2p/transport.py)
+BUS_DOMAIN = b"ccoin-bus"  # the bus's tcp:// servers (runtime/buscurve.py)
 VERSION = b"1.0"
 
 
@@ -66,7 +69,8 @@ class Gatekeeper:
     """Answers the context's ZAP requests with `admit` until stopped."""
 
     def __init__(self, ctx: zmq.asyncio.Context, admit: Admit,
-                 user_id: Callable[[ZapRequest], str]) -> None:
+                 user_id: Callable[[ZapRequest], str], name: str = "p2p-zap") -> None:
+        self.name = name
         self.admit = admit
         self.user_id = user_id
         self.sock = ctx.socket(zmq.REP)
@@ -77,7 +81,7 @@ class Gatekeeper:
         self.refused = 0
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._serve(), name="p2p-zap")
+        self.task = asyncio.get_running_loop().create_task(self._serve(), name=self.name)
 
     async def _serve(self) -> None:
         while True:
