@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from common import messages
 from common.errors import NoPeers, P2PUnavailable
-from services.api import peer_page, replies, schema
+from services.api import node_replies, peer_page, replies, schema
 from services.api.gateway import COMMAND_TIMEOUT, Gateway
 from services.api.replies import JSONResponse
 from services.api.routes.deps import GW, admin_router, api_router, read_json
@@ -26,11 +26,11 @@ NO_P2P: dict[int | str, dict[str, Any]] = {
           "description": "`p2p_unavailable`: no p2p service answers"}}
 
 
-@router.get("/peers", response_model=replies.PEERS_OUT.model, tags=["network"])
+@router.get("/peers", response_model=node_replies.PEERS_OUT.model, tags=["network"])
 async def peers(gw: Gateway = GW) -> Response:
     """Connected peers and the sync state; `"p2p": false` (and no peers) when no p2p
     service answers on this node."""
-    return JSONResponse(replies.peers_json(await gw.p2p.status(fresh=True)))
+    return JSONResponse(node_replies.peers_json(await gw.p2p.status(fresh=True)))
 
 
 ADD_PEER_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -49,7 +49,7 @@ ADD_PEER_ERRORS: dict[int | str, dict[str, Any]] = {
                          "stays in the node's address book and is retried)"}}
 
 
-@admin.post("/peers", response_model=replies.ADD_PEER_OUT.model, tags=["network"],
+@admin.post("/peers", response_model=node_replies.ADD_PEER_OUT.model, tags=["network"],
             openapi_extra=request_body(schema.PEER_IN), responses=ADD_PEER_ERRORS)
 async def add_peer(request: Request, gw: Gateway = GW) -> Response:
     """Ask p2p to connect to a peer by endpoint (admin), and say what happened: connected
@@ -65,10 +65,10 @@ async def add_peer(request: Request, gw: Gateway = GW) -> Response:
         endpoint = await peer_page.resolve(endpoint, status.network_id, status.genesis)
     reply = await gw.p2p.command(messages.AddPeer(endpoint, wait_ms), messages.AddPeerReply,
                                  timeout=wait_ms / 1000 + COMMAND_TIMEOUT)
-    return JSONResponse(replies.ADD_PEER_OUT.render(reply))
+    return JSONResponse(node_replies.ADD_PEER_OUT.render(reply))
 
 
-@admin.post("/sync", response_model=replies.OK_OUT.model, tags=["network"],
+@admin.post("/sync", response_model=node_replies.OK_OUT.model, tags=["network"],
             responses={**NO_P2P, 409: {"model": replies.ERROR_OUT.model,
                                        "description": "`no_peers`: no peer to sync from"}})
 async def sync_now(gw: Gateway = GW) -> Response:
@@ -78,4 +78,4 @@ async def sync_now(gw: Gateway = GW) -> Response:
     if status is not None and not status.peers:
         raise NoPeers("no peer is connected: there is no one to sync from (add one first)")
     await gw.p2p.command(messages.SyncNow(), messages.Ok)
-    return JSONResponse(replies.OK)
+    return JSONResponse(node_replies.OK)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from common import __version__, messages
 from common.errors import CcoinError, StorageUnavailable, Unavailable
 from runtime.service import now_ms
-from services.api import metrics, readiness, replies
+from services.api import metrics, node_replies, readiness
 from services.api.gateway import READ_TIMEOUT, Gateway
 from services.api.replies import JSONResponse
 from services.api.routes.deps import GW, api_router, gateway_of
@@ -26,8 +26,8 @@ api = api_router()
 ROUTERS = (router, api)
 
 
-@router.get("/health", response_model=replies.HEALTH.model,
-            responses={503: {"model": replies.HEALTH.model}})
+@router.get("/health", response_model=node_replies.HEALTH.model,
+            responses={503: {"model": node_replies.HEALTH.model}})
 async def health(request: Request) -> Response:
     """Liveness: the gateway answers and reaches state. A storage problem is said: one that
     clears by itself (low disk space, a failed write) leaves the node alive, `degraded`;
@@ -37,14 +37,14 @@ async def health(request: Request) -> Response:
         pong = await gw.ask(messages.ServicePing(), messages.ServicePong,
                             timeout=HEALTH_TIMEOUT, retries=0)
     except CcoinError as exc:
-        return JSONResponse(replies.HEALTH.render(
+        return JSONResponse(node_replies.HEALTH.render(
             status="unavailable", gateway="ok", state="unavailable", storage="unknown",
             version=__version__, error=Unavailable(exc.message)),
             status_code=503, headers={"Retry-After": "1"})
     if not pong.problem:
-        return JSONResponse(replies.HEALTH.render(status="ok", gateway="ok", state="ok",
+        return JSONResponse(node_replies.HEALTH.render(status="ok", gateway="ok", state="ok",
                                                   storage="ok", version=__version__))
-    return JSONResponse(replies.HEALTH.render(
+    return JSONResponse(node_replies.HEALTH.render(
         status="unavailable" if pong.fatal else "degraded", gateway="ok", state="ok",
         storage=pong.problem, version=__version__, error=StorageUnavailable(pong.problem)),
         status_code=503 if pong.fatal else 200)

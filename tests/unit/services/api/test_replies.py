@@ -10,11 +10,11 @@ import pytest
 from common import messages
 from common.status import TxStatus
 from common.types import Block, BlockHeader
-from services.api import chainhealth, replies, schema
+from services.api import chainhealth, node_replies, replies, schema
 from services.api.spec import Shape
 from tests.unit.services.api.support import CHAIN, TO, signed
 
-SHAPES = [v for module in (replies, chainhealth) for v in vars(module).values()
+SHAPES = [v for module in (replies, node_replies, chainhealth) for v in vars(module).values()
           if isinstance(v, Shape)]
 
 
@@ -96,12 +96,12 @@ def test_error_body_of_an_error_and_of_a_state_result() -> None:
 
 
 def test_absent_services_render_their_documented_empty_forms() -> None:
-    for doc, shape in ((replies.mining_json(None), replies.MINING_OUT),
-                       (replies.peers_json(None), replies.PEERS_OUT)):
+    for doc, shape in ((node_replies.mining_json(None), node_replies.MINING_OUT),
+                       (node_replies.peers_json(None), node_replies.PEERS_OUT)):
         shape.model.model_validate(doc)
-    assert replies.mining_json(None)["validator"] is False
-    assert replies.peers_json(None)["p2p"] is False
-    mining = replies.mining_json(messages.MiningReply(True, TO, 4, b"", 0, 0, 0, ""))
+    assert node_replies.mining_json(None)["validator"] is False
+    assert node_replies.peers_json(None)["p2p"] is False
+    mining = node_replies.mining_json(messages.MiningReply(True, TO, 4, b"", 0, 0, 0, ""))
     assert mining == {"mining": True, "validator": True, "address": TO.hex(),
                       "blocks_sealed": 4, "last_block": None, "last_sealed_ms": None}
 
@@ -116,4 +116,4 @@ def test_render_refuses_a_name_the_shape_does_not_declare() -> None:
     with pytest.raises(TypeError, match="no field"):
         replies.COUNT_OUT.render(count=1, total=2)
     with pytest.raises(TypeError, match="pass it by name"):
-        replies.HEALTH.render(status="ok")  # `gateway`, `state`... are not given
+        node_replies.HEALTH.render(status="ok")  # `gateway`, `state`... are not given

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from common import messages
-from services.api import chainhealth, dashboard, readiness, replies, schema
+from services.api import chainhealth, dashboard, node_replies, readiness, replies, schema
 from services.api.spec import Shape
 from tests.framework import rules
 from tests.unit.services.api.support import (
@@ -25,7 +25,8 @@ from tests.unit.services.api.support import (
     state_node,
 )
 
-MODELS: dict[str, Any] = {shape.name: shape.model for module in (replies, chainhealth, readiness)
+MODELS: dict[str, Any] = {shape.name: shape.model
+                          for module in (replies, node_replies, chainhealth, readiness)
                           for shape in vars(module).values() if isinstance(shape, Shape)}
 MODELS["WhoamiOut"] = dashboard.WhoamiOut
 
