@@ -272,13 +272,14 @@ def test_transfers_through_the_proxy_are_all_confirmed(hosts: dict[str, Any]) ->
 
 def test_a_gateway_or_state_killed_loses_no_acknowledged_transfer(
         hosts: dict[str, Any]) -> None:
-    """Through the proxy: B's gateway killed (the proxy sends on to C), then A's state killed
+    """Through the proxy: B's gateway killed (the proxy sends on to C), then C's (the proxy
+    sends on to B, back by then), then A's state killed
     right after a transfer was acknowledged (the gateways answer 503 until supervisord has
     it back). Every acknowledged transfer is confirmed, and both gateways serve again by
     themselves."""
     proxy, a, b, c = _proxy(hosts), hosts["a"], hosts["b"], hosts["c"]
     to = PrivateKey.generate(KeyType.ED25519).address
-    txs = iter(_transfers(proxy.api, to, 6))
+    txs = iter(_transfers(proxy.api, to, 7))
     acked: list[str] = []
 
     def acknowledge() -> None:
@@ -297,7 +298,7 @@ def test_a_gateway_or_state_killed_loses_no_acknowledged_transfer(
         acked.append(tx.id.hex())
 
     acknowledge()
-    for node, service in ((b, "api"), (a, "state")):
+    for node, service in ((b, "api"), (c, "api"), (a, "state")):
         before = node.supervised_status()[service]["pid"]
         acknowledge()
         os.kill(before, signal.SIGKILL)
@@ -312,4 +313,4 @@ def test_a_gateway_or_state_killed_loses_no_acknowledged_transfer(
     wait_until(lambda: b.api.up() and c.api.up(), timeout=30, what="both gateways serving")
     wait_until(lambda: all(c.api.confirmed(i) and b.api.confirmed(i) for i in acked),
                timeout=30, what="every acknowledged transfer confirmed")
-    assert proxy.api.balance(to) == len(acked) == 5
+    assert proxy.api.balance(to) == len(acked) == 7
