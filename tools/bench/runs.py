@@ -212,12 +212,26 @@ def single_node(api: str, node_pid: int, txs: list[Transaction], tally: Tally, *
         verify_2=verify_2, replay_ok=False, wall=wall, cpu=cpu)
 
 
-def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result,
-         total_txs: int) -> None:
+def transactions_up_to(api: str, height: int) -> int:
+    """How many transactions the chain holds in blocks 1..height (every stage's, the ones
+    of the single-submission and large-request stages too)."""
+    total, start = 0, 1
+    with Client(api, timeout=30) as node:
+        while start <= height:
+            page = node.blocks(start=start, limit=100, order="asc")
+            total += sum(b.tx_count for b in page.blocks if b.height <= height)
+            if not page.blocks:
+                break
+            start = page.blocks[-1].height + 1
+    return total
+
+
+def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result) -> None:
     """A fresh node, started empty, catches up with the first; timed from its first peer
     link (and from its start) to its height reaching the first node's."""
     target = height_of(net.nodes[0].api_url)
-    progress(f"a fresh node syncs {target} blocks...")
+    total_txs = transactions_up_to(net.nodes[0].api_url, target)
+    progress(f"a fresh node syncs {target} blocks ({total_txs} transactions)...")
     fresh = net.nodes[1]
     t_boot = time.monotonic()
     procs.append(start_node(fresh.config_path, "basic"))
@@ -346,7 +360,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
             progress(f"growing the chain to {sync_txs} transfers...")
             confirm(api, txs[n_txs:], tally)
         if sync_txs:
-            sync(net, procs, result, total)
+            sync(net, procs, result)
         if prop_blocks:
             propagation(net, procs, result, prop_blocks)
     finally:
