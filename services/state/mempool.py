@@ -27,12 +27,14 @@ INCLUDED = "included"  # left by confirmation: not a removal anyone is told abou
 
 @dataclass(slots=True)
 class SenderQueue:
-    """One sender's pending transactions by nonce. `total_cost` and the cached end of the
-    ready run keep the common case (appending the next nonce) O(1)."""
+    """One sender's pending transactions by nonce. `total_cost`, the highest nonce held and
+    the cached end of the ready run keep the common case (appending the next nonce) O(1),
+    however many the sender has pending."""
 
     base_nonce: int
     txs: dict[int, Transaction] = field(default_factory=dict)
     total_cost: int = 0
+    top: int = -1  # the highest nonce held (-1: none)
     _run_end: int | None = None
 
     def ready(self) -> Iterator[Transaction]:
@@ -55,18 +57,21 @@ class SenderQueue:
             self._run_end = None
 
     def cost_before(self, nonce: int) -> int:
-        if not self.txs or nonce > max(self.txs):
+        if nonce > self.top:
             return self.total_cost
         return sum(t.cost for n, t in self.txs.items() if n < nonce)
 
     def put(self, tx: Transaction) -> None:
         self.txs[tx.nonce] = tx
         self.total_cost += tx.cost
+        self.top = max(self.top, tx.nonce)
 
     def pop(self, nonce: int) -> None:
         tx = self.txs.pop(nonce)
         self.total_cost -= tx.cost
         self._run_end = None
+        if nonce == self.top:  # blocks take the lowest nonces: this is the rare case
+            self.top = max(self.txs, default=-1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +177,7 @@ class Mempool:
         for sender, queue in self.senders.items():
             if sender == exclude or not queue.txs:
                 continue
-            tail = queue.txs[max(queue.txs)]
+            tail = queue.txs[queue.top]
             if best is None or tail.fee < best.fee:
                 best = tail
         return best

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+
 import pytest
 
 from common import errors
@@ -137,3 +140,33 @@ def test_pages_in_arrival_order_at_any_offset(offset: int, limit: int, want: lis
         p.add(tx, RICH)
     assert p.page(offset, limit) == [txs[i] for i in want]
     assert p.page(offset, limit, address(1)) == [txs[i] for i in want]
+
+
+def test_each_sender_queue_keeps_its_top_nonce_and_total_cost_under_any_sequence() -> None:
+    """Random adds (gaps, replacements, a full pool evicting), removals and inclusions: after
+    each, every sender's cached highest nonce and total cost equal what its transactions
+    say (they keep adding to a long queue O(1))."""
+    rng = random.Random(16)
+    p = pool(max_count=40)
+    nonces = {s: 0 for s in (1, 2, 3)}  # each sender's confirmed nonce
+    for step in range(600):
+        sender = rng.choice((1, 2, 3))
+        op = rng.random()
+        if op < 0.7:
+            nonce = nonces[sender] + rng.randrange(0, 12)
+            with contextlib.suppress(errors.CcoinError):
+                p.add(transfer(sender, TO, 1 + rng.randrange(3), nonce=nonce,
+                               fee=rng.randrange(5)), RICH)
+        elif op < 0.85:
+            queue = p.senders.get(address(sender))
+            if queue is not None and queue.txs:
+                p.remove(queue.txs[rng.choice(list(queue.txs))])
+        else:
+            queue = p.senders.get(address(sender))
+            ready = list(queue.ready())[:rng.randrange(1, 4)] if queue else []
+            nonces[sender] += len(ready)
+            p.on_accounts_changed({address(sender): Account(RICH.balance, nonces[sender])},
+                                  included={tx.id for tx in ready})
+        for queue in p.senders.values():
+            assert queue.top == max(queue.txs, default=-1), step
+            assert queue.total_cost == sum(tx.cost for tx in queue.txs.values()), step
