@@ -135,10 +135,11 @@ def signers(chain: Chain, window: int, now_ms: int) -> ChainHealth:
     (common/chainhealth.py): the headers of the window, and before them the recency
     window's, which say whether the rule let an authority seal the window's first blocks."""
     head = chain.head.header
-    context = consensus.recency_window(chain.genesis) if chain.genesis.is_poa else 0
+    current = chain.authorities(head.hash).signers
+    context = consensus.recency_window(current) if chain.genesis.is_poa else 0
     headers = [*chain.ancestors(head, window + context - 1), head]
     return chainhealth.assess(chain.genesis, headers, window=window, now_ms=now_ms,
-                              ready=chain.mempool.ready_count())
+                              ready=chain.mempool.ready_count(), signers=current)
 
 
 def locator(chain: Chain) -> list[bytes]:

@@ -127,7 +127,7 @@ class StateService:
             total_weight=c.head.meta.total_weight, state_root=head.state_root,
             mempool_count=len(c.mempool), mempool_bytes=c.mempool.size,
             ready_count=c.mempool.ready_count(), poa=c.genesis.is_poa,
-            miners=c.genesis.miners, recent_signers=tuple(c.recent_signers(head)),
+            miners=c.authorities(head.hash).signers, recent_signers=tuple(c.recent_signers(head)),
             difficulty=c.next_difficulty(head), storage=self.guard.problem(c.store, free),
             disk_free=max(free or 0, 0), min_free=self.guard.min_free)
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import plyvel
 
+from common.authorities import Snapshot, genesis_snapshot
 from common.encoding import pack, unpack
 from common.errors import Malformed, StoreCorrupt, StoreError, StoreLocked, StoreWriteFailed
 from common.genesis import Genesis, genesis_block
@@ -195,22 +196,19 @@ class Store:
         return next(self.scan(b""), None) is None
 
     def _upgrade(self) -> None:
-        """Bring a database written by an older ccoin to `schema.SCHEMA_VERSION`, in one
-        atomic write; refuse one written by a newer ccoin."""
+        """Refuse a database this ccoin cannot read: one written before authority voting
+        (schema 1 or 2: its headers have 12 fields, so every hash differs: another chain)
+        or by a newer ccoin. There is nothing to upgrade in place."""
         version = self.metadata("version")
         if version is None or version == schema.SCHEMA_VERSION:
             return  # new (the genesis commit writes the version) or current
-        if version != b"1":
-            raise StoreError(f"the chain database has schema version {version.decode()!r}; "
-                             f"this ccoin reads {schema.SCHEMA_VERSION.decode()!r} and older")
-        counts: dict[bytes, int] = {}
-        for key, _ in self.scan(schema.HISTORY):
-            address = key[1:1 + 20]
-            counts[address] = counts.get(address, 0) + 1
-        with self.db.write_batch(transaction=True, sync=True) as wb:
-            for address, n in counts.items():
-                wb.put(schema.history_count_key(address), schema.encode_count(n))
-            wb.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)
+        if version in (b"1", b"2"):
+            raise StoreError(f"the chain database was written by a ccoin before authority "
+                             f"voting (schema version {version.decode()}): its block headers "
+                             f"have no vote field; start the chain anew in an empty data "
+                             f"directory (ccoin genesis init)")
+        raise StoreError(f"the chain database has schema version {version.decode()!r}; "
+                         f"this ccoin reads {schema.SCHEMA_VERSION.decode()!r}")
 
     def close(self) -> None:
         self.db.close()
@@ -376,6 +374,10 @@ class Store:
             raise StoreWriteFailed(self.write_failure) from None
         self.accounts.update(batch.accounts)
 
+    def authorities(self, block_hash: bytes) -> Snapshot | None:
+        raw = self.get(schema.authorities_key(block_hash))
+        return Snapshot.decode(raw) if raw is not None else None
+
     def write_block(self, batch: Batch, block: Block, meta: BlockMeta) -> None:
         h = block.hash
         batch.put(schema.header_key(h), block.header.raw)
@@ -410,6 +412,7 @@ def initial_genesis_commit(store: Store, genesis: Genesis, block: Block) -> None
     for address, account in accounts.items():
         batch.put_account(address, account)
     batch.put(schema.undo_key(block.hash), schema.encode_undo({}))
+    batch.put(schema.authorities_key(block.hash), genesis_snapshot(genesis.miners).encode())
     batch.put(schema.metadata_key("genesis"), block.hash)
     batch.put(schema.metadata_key("head"), block.hash)
     batch.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)

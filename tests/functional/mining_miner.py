@@ -68,7 +68,7 @@ def check_chain(genesis: Genesis, chain: list[Block], sealer: bytes) -> None:
         assert h.timestamp > parent.header.timestamp
         assert h.coinbase == sealer
         consensus.check_proof(h)
-        consensus.check_seal(genesis, h)
+        consensus.check_seal(genesis, h, genesis.miners)
         if not block.txs:
             assert len(h.extra) == 2  # ["rnd", 15] placeholder
 
