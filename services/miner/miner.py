@@ -167,7 +167,7 @@ class Miner:
             return "no client.account_address configured"
         # an address outside the current set waits for a vote (`plan` says so), keyed
         if self.genesis.is_poa and self.signer is None:
-            return "no validator key loaded"
+            return f"no validator key for {self.address.hex()} loaded"
         return ""
 
     @property
@@ -385,7 +385,11 @@ def load_signer(config: NodeConfig, genesis: Genesis) -> Signer | None:
     any address's, since a vote may make it an authority later."""
     if not genesis.is_poa or not config.account_address:
         return None
-    key = Keystore(config.keystore_dir).load(config.account_address, config.password())
+    store = Keystore(config.keystore_dir)
+    if (config.account_address not in genesis.miners
+            and not store.path_of(config.account_address).is_file()):
+        return None  # idle, saying why: no key to seal with if a vote adds it
+    key = store.load(config.account_address, config.password())
     return Signer(key)
 
 

@@ -26,7 +26,6 @@ from common import authorities, consensus, errors
 from common.authorities import Snapshot
 from common.genesis import Genesis, genesis_block
 from common.ledger import StateChanges, apply_block
-from common.statehash import root_of
 from common.status import BlockStatus, RemovalReason, TxStatus
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
@@ -84,33 +83,8 @@ class Chain:
     # --- reading ------------------------------------------------------------------------
 
     def _load_head(self) -> Head:
-        """The head, checked before anything is served: its block is stored and decodes,
-        it is the main chain's block at its height, and the stored state is the state its
-        header commits to. Anything else is a damaged database, refused (`StoreCorrupt`)."""
-        path = self.store.path
-        head_hash = self.store.metadata("head")
-        if head_hash is None:
-            raise corrupt(path, "it has no head record")
-        try:
-            header, meta = self.store.header(head_hash), self.store.meta(head_hash)
-            raw = self.store.block_raw(head_hash)
-            block = Block.decode(raw) if raw is not None else None
-        except errors.Malformed as exc:
-            raise corrupt(path, f"the head block {head_hash.hex()[:16]} does not decode "
-                          f"({exc})") from None
-        if header is None or meta is None or block is None:
-            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is missing")
-        if block.hash != head_hash or header.raw != block.header.raw:
-            raise corrupt(path, f"the head block stored under {head_hash.hex()[:16]} is "
-                          "another block")
-        if self.store.hash_at(header.height) != head_hash:
-            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is not the main "
-                          f"chain's block at its height {header.height}")
-        if root_of(meta.state_value) != header.state_root:
-            raise corrupt(path, f"the stored state (root {root_of(meta.state_value).hex()[:16]})"
-                          f" is not the state the head block {header.height} commits to "
-                          f"({header.state_root.hex()[:16]})")
-        return Head(header, meta)
+        """The head, checked before anything is served (`Store.checked_head`)."""
+        return Head(*self.store.checked_head())
 
     def header(self, block_hash: bytes) -> BlockHeader | None:
         header = self._headers.get(block_hash)
@@ -148,15 +122,12 @@ class Chain:
 
     def authorities(self, block_hash: bytes) -> Snapshot:
         """The authorities after a stored block (`common.authorities`), stored with it."""
-        snap = self._snapshots.get(block_hash)
+        snap = self._snapshots.get(block_hash) or self.store.authorities(block_hash)
         if snap is None:
-            snap = self.store.authorities(block_hash)
-            if snap is None:
-                raise corrupt(self.store.path, f"block {block_hash.hex()[:16]} has no "
-                              "authority snapshot")
-            if len(self._snapshots) >= HEADER_CACHE:
-                self._snapshots.clear()
-            self._snapshots[block_hash] = snap
+            raise corrupt(self.store.path, f"block {block_hash.hex()[:16]} has no snapshot")
+        if len(self._snapshots) >= HEADER_CACHE:
+            self._snapshots.clear()
+        self._snapshots[block_hash] = snap
         return snap
 
     def recent_signers(self, parent: BlockHeader) -> list[bytes]:

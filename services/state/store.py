@@ -36,7 +36,7 @@ from common.authorities import Snapshot, genesis_snapshot
 from common.encoding import pack, unpack
 from common.errors import Malformed, StoreCorrupt, StoreError, StoreLocked, StoreWriteFailed
 from common.genesis import Genesis, genesis_block
-from common.statehash import from_scratch
+from common.statehash import from_scratch, root_of
 from common.status import Direction
 from common.types import Account, Block, BlockHeader
 from services.state import schema
@@ -373,6 +373,36 @@ class Store:
                                   f"{_reason(exc)}")
             raise StoreWriteFailed(self.write_failure) from None
         self.accounts.update(batch.accounts)
+
+    def checked_head(self) -> tuple[BlockHeader, BlockMeta]:
+        """The head's header and meta, checked before anything is served: its block is
+        stored and decodes, it is the main chain's block at its height, and the stored state
+        is the state its header commits to. Anything else is a damaged database, refused
+        (`StoreCorrupt`)."""
+        path = self.path
+        head_hash = self.metadata("head")
+        if head_hash is None:
+            raise corrupt(path, "it has no head record")
+        try:
+            header, meta = self.header(head_hash), self.meta(head_hash)
+            raw = self.block_raw(head_hash)
+            block = Block.decode(raw) if raw is not None else None
+        except Malformed as exc:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} does not decode "
+                          f"({exc})") from None
+        if header is None or meta is None or block is None:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is missing")
+        if block.hash != head_hash or header.raw != block.header.raw:
+            raise corrupt(path, f"the head block stored under {head_hash.hex()[:16]} is "
+                          "another block")
+        if self.hash_at(header.height) != head_hash:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is not the main "
+                          f"chain's block at its height {header.height}")
+        if root_of(meta.state_value) != header.state_root:
+            raise corrupt(path, f"the stored state (root {root_of(meta.state_value).hex()[:16]})"
+                          f" is not the state the head block {header.height} commits to "
+                          f"({header.state_root.hex()[:16]})")
+        return header, meta
 
     def authorities(self, block_hash: bytes) -> Snapshot | None:
         raw = self.get(schema.authorities_key(block_hash))
