@@ -326,3 +326,19 @@ def authorities_note(n: int) -> str | None:
         return "1 authority: the chain stops while it is offline"
     return (f"{n} authorities: the chain moves while at least {needed_online(n)} are online "
             f"(it tolerates {fault_tolerance(n)} offline)")
+
+
+def removal_note(authorities: Sequence[AuthorityHealth], subject: bytes) -> str | None:
+    """Before a vote to remove `subject` passes: a warning when the set left would have
+    fewer live authorities than the floor(n/2) + 1 that must take turns (the chain would
+    wait from that block on); None when enough are live, or `subject` is no authority."""
+    if all(a.address != subject for a in authorities):
+        return None
+    left = [a for a in authorities if a.address != subject]
+    live = sum(1 for a in left if a.state == AuthorityState.LIVE)
+    need = needed_online(len(left))
+    if live >= need:
+        return None
+    return (f"removing {short(subject)} leaves {len(left)} authorities of which {live} "
+            f"{'is' if live == 1 else 'are'} live; {need} must be online, so the chain "
+            f"would wait from the block that passes the vote")
