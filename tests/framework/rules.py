@@ -42,9 +42,11 @@ def genesis_doc(*, miners: Sequence[bytes] = (), difficulty: int = 0, reward: in
                 alloc: dict[bytes, int] | None = None, network_id: int = CHAIN_ID,
                 interval_ms: int = INTERVAL_MS, retarget_blocks: int = 10,
                 max_bound: int = 1000, genesis_difficulty: int = 0,
-                genesis_timestamp: int = GENESIS_TIME) -> dict[str, Any]:
+                genesis_timestamp: int = GENESIS_TIME, epoch: int | None = None,
+                ) -> dict[str, Any]:
     """A genesis file (as the JSON object) in ccoin's shape; both difficulties in bits (the
-    file's `difficulty_bits`: its `difficulty` would count hex digits)."""
+    file's `difficulty_bits`: its `difficulty` would count hex digits); `epoch` left out
+    (its default) unless given."""
     if alloc is None:
         alloc = {address(i): 1_000_000 for i in range(1, 4)}
     return {
@@ -55,6 +57,7 @@ def genesis_doc(*, miners: Sequence[bytes] = (), difficulty: int = 0, reward: in
             "max_bound": max_bound, "min_bound": 0, "reward": reward,
             "difficulty_bits": difficulty, "allow_empty": True, "placeholder_data": ["rnd", 15],
             "retarget_blocks": retarget_blocks,
+            **({"epoch": epoch} if epoch is not None else {}),
         },
         "max_peers": 0,
         "genesis_block": {"coinbase": "", "coinbase_reward": 0,
@@ -151,6 +154,15 @@ class Chain:
     def total_supply(self) -> int:
         return sum(acc.balance for acc in self.accounts.values())
 
+    def default_sealer(self, height: int) -> bytes:
+        """The in-turn authority, or when the recency rule forbids it (just after the set
+        changed) the first in turn order that may seal."""
+        signers = self.snapshot.signers
+        window = consensus.recency_window(signers)
+        recent = self.recent_signers()[-window:] if window else []
+        order = [consensus.in_turn_signer(signers, height), *signers]
+        return next((a for a in order if a not in recent), order[0])
+
     # --- building --------------------------------------------------------------------------
 
     def build(self, txs: Sequence[Transaction] = (), *, sealer: crypto.Signer | None = None,
@@ -160,14 +172,13 @@ class Chain:
         """A valid block on the tip (unless `overrides` break it): Merkle root of `txs`, the
         state root after applying them plus `reward` (default: the genesis reward) and fees to
         the coinbase, the required difficulty, a HashCash proof and, in PoA, the seal of
-        `sealer` (default: the in-turn authority), and `vote` (default: none, or the list a
+        `sealer` (default: `default_sealer`), and `vote` (default: none, or the list a
         checkpoint carries)."""
         g = self.genesis
         parent = self.tip
         height = parent.height + 1
         if g.is_poa and sealer is None:
-            sealer = authority_signer(consensus.in_turn_signer(self.snapshot.signers,
-                                                               height))
+            sealer = authority_signer(self.default_sealer(height))
         if coinbase is None:
             coinbase = sealer.address if sealer is not None else address(0)
         if vote is None:

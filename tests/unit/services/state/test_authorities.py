@@ -6,9 +6,12 @@ restart."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common import authorities as au
 from common import errors
@@ -114,3 +117,65 @@ def test_the_nodes_proposals_go_into_its_templates_and_are_kept(tmp_path: Path) 
     chain.propose(D, None)  # discarded: the next one is voted for
     assert au.decode_vote(chain.template(B, NOW - 1, b"").header.vote) == (C, False)
     assert chain.template(D, NOW - 1, b"").header.vote == b""  # D is no authority: no vote
+
+
+# --- any votes, any reorgs: stored = folded along the branch = recomputed from a checkpoint ----
+
+POOL = [rh.address(100 + i) for i in range(5)]
+
+
+def _from_last_checkpoint(chain: Chain, block_hash: bytes, epoch: int) -> au.Snapshot:
+    """The snapshot after a stored block, recomputed from its branch's last checkpoint (or
+    the genesis) with state's own headers."""
+    headers = []
+    header = chain.header(block_hash)
+    while header is not None and header.height > 0 and not au.is_checkpoint(epoch,
+                                                                             header.height):
+        headers.append(header)
+        header = chain.header(header.parent)
+    assert header is not None
+    headers.reverse()
+    if header.height == 0:
+        snap = au.genesis_snapshot(chain.genesis.miners)
+        for h in headers:
+            snap = au.apply_header(True, epoch, snap, h)
+        return snap
+    return au.from_checkpoint(True, epoch, header, headers)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.integers(0, 4), st.sampled_from([0, 0, 0, 0, 1, 2, 3])),
+                    min_size=4, max_size=30))
+def test_snapshots_agree_after_any_votes_and_reorgs(tmp_path: Path,
+                                                    ops: list[tuple[int, int]]) -> None:
+    """Each op extends the reference chain by a block voting to add POOL[subject] (D, E) or
+    remove it (A, B, C), a block without a vote when that vote is invalid now; with
+    `back` > 0 it first takes that many blocks off it (a fork: state keeps the old
+    branch, and the heavier one is its head). Every block state stored has the snapshot the
+    fold along its branch gives, which is also the one recomputed from its last checkpoint;
+    and the head's is its own branch's."""
+    g = rh.poa_genesis(3, difficulty=0, epoch=4)
+    with tempfile.TemporaryDirectory(dir=tmp_path) as path:
+        chain = Chain(Store(Path(path)), g)
+        ref = rh.Chain(g)
+        expected: dict[bytes, au.Snapshot] = {}
+        for subject, back in ops:
+            for _ in range(min(back, len(ref.blocks) - 1)):
+                ref.undo()
+            vote = au.encode_vote(POOL[subject], subject >= 3)  # add D, E; remove A, B, C
+            try:
+                block = ref.build(vote=b"" if au.is_checkpoint(4, ref.tip.height + 1)
+                                  else vote)
+                ref.apply(block)
+            except errors.InvalidBlock:
+                block = ref.build_and_apply()  # the vote was invalid: a block without one
+            chain.import_block(block, NOW)
+            expected[block.hash] = ref.snapshot
+        for block_hash, snapshot in expected.items():
+            assert chain.authorities(block_hash) == snapshot
+            assert (_from_last_checkpoint(chain, block_hash, 4).consensus_part()
+                    == snapshot.consensus_part())
+        head = chain.head.header.hash
+        assert chain.authorities(head) == expected.get(head, au.genesis_snapshot(g.miners))
+        chain.store.close()
