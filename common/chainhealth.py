@@ -33,7 +33,7 @@ neither may fail.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -153,12 +153,14 @@ def _turns_in(first_k: int, passed: int, n: int) -> int:
 
 
 def assess(genesis: Genesis, headers: Sequence[Sealed], *, window: int, now_ms: int,
-           ready: int, signers: Sequence[bytes]) -> ChainHealth:
+           ready: int, signers: Sequence[bytes],
+           joined: Mapping[bytes, int] | None = None) -> ChainHealth:
     """The chain's health at `now_ms`.
 
     `signers`: the authority set at the head (`common.authorities`), in its in-turn order;
     the turns of the whole window are counted as that set's, so a change of the set is
-    counted at once (turns missed before it are approximate for the window it spans).
+    counted at once; `joined`: the height at which an authority was voted in, before which
+    it has no turn to miss (the turns of the others, before a change, are approximate).
 
     `headers`: consecutive main-chain headers, oldest first, ending with the head; the last
     `window` sealed ones (height >= 1) are looked at, any older ones only tell who sealed the
@@ -200,6 +202,8 @@ def assess(genesis: Genesis, headers: Sequence[Sealed], *, window: int, now_ms: 
             last_timestamp[block.coinbase] = block.timestamp
         turn = in_turn_signer(miners, block.height)
         prior = coinbases[max(0, i - rw):i] if rw else []
+        if joined and block.height <= joined.get(turn, -1):
+            continue  # not an authority yet
         if block.coinbase != turn and turn not in prior:
             missed[turn] += 1
             last_missed[turn] = block.height

@@ -136,11 +136,14 @@ def signers(chain: Chain, window: int, now_ms: int) -> ChainHealth:
     (common/chainhealth.py): the headers of the window, and before them the recency
     window's, which say whether the rule let an authority seal the window's first blocks."""
     head = chain.head.header
-    current = chain.authorities(head.hash).signers
+    snapshot = chain.authorities(head.hash)
+    current = snapshot.signers
     context = consensus.recency_window(current) if chain.genesis.is_poa else 0
     headers = [*chain.ancestors(head, window + context - 1), head]
+    joined = {c.subject: c.height for c in snapshot.changes if c.authorize}
     return chainhealth.assess(chain.genesis, headers, window=window, now_ms=now_ms,
-                              ready=chain.mempool.ready_count(), signers=current)
+                              ready=chain.mempool.ready_count(), signers=current,
+                              joined=joined)
 
 
 def locator(chain: Chain) -> list[bytes]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from common import chainhealth as ch
 from common.genesis import Genesis
 from common.status import AuthorityState, ChainPace
-from tests.framework.rules import GENESIS_TIME, poa_genesis
+from tests.framework.rules import GENESIS_TIME, address, poa_genesis
 
 INTERVAL = 1_000
 GENESES = {n: poa_genesis(n, interval_ms=INTERVAL) for n in range(1, 7)}
@@ -309,3 +309,33 @@ def test_a_chain_still_at_its_genesis() -> None:
                        ready=0, signers=g.miners)
     assert health.pace == ChainPace.WAITING and health.next_height == 1
     assert health.summary.endswith("both must be online (no block since the genesis)")
+
+
+# --- a set changed by vote ----------------------------------------------------------------------
+
+
+def test_an_authority_voted_in_missed_no_turn_before_it_joined() -> None:
+    """Three authorities seal 6 blocks in turn; a fourth, voted in at block 6, is counted
+    with the new set at once (in turn for block 7) but missed none of the turns the new
+    order gives it before it joined; removal warnings name what the chain would need."""
+    g = GENESES[3]
+    a, b, c = g.miners
+    d = address(999)
+    headers = chain_of(g, in_turn_history(g, 6))
+    now = headers[-1].timestamp + INTERVAL // 2
+    health = ch.assess(g, headers, window=10, now_ms=now, ready=0, signers=(a, b, c, d),
+                       joined={d: 6})
+    rows = by_address(health)
+    assert rows[d].missed == 0 and rows[d].state == AuthorityState.UNKNOWN
+    assert health.in_turn == d and health.needed == 3  # block 7 is (a, b, c, d)[7 % 4]
+    counted_before = ch.assess(g, headers, window=10, now_ms=now, ready=0,
+                               signers=(a, b, c, d))
+    assert by_address(counted_before)[d].missed > 0  # what `joined` leaves out
+    assert ch.removal_note(health.authorities, a) is None  # b and c live, 2 of 3 needed
+    assert ch.removal_note(health.authorities, address(998)) is None  # no authority
+    # only a and b sealed: c is offline, d unknown; without a, b alone is live of 3
+    two = ch.assess(g, chain_of(g, [0, 1, 0, 1, 0, 1]), window=10, now_ms=now, ready=0,
+                    signers=(a, b, c, d), joined={d: 6})
+    assert ch.removal_note(two.authorities, a) == (
+        f"removing {ch.short(a)} leaves 3 authorities of which 1 is live; 2 must be online, "
+        "so the chain would wait from the block that passes the vote")
