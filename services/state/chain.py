@@ -46,7 +46,6 @@ log = logging.getLogger("ccoin.state.chain")
 HEADER_CACHE = 4096
 FATE_MEMORY = 100_000  # explained statuses are kept in memory, for this many transactions
 DEFAULT_MAX_REORG = 1000
-PROPOSALS = "proposals"  # metadata: this node's proposals (`propose`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +76,7 @@ class Chain:
         self.fates: OrderedDict[bytes, TxFate] = OrderedDict()
         self.removals: list[Removed] = []  # drained by the service into events
         self.head = self._load_head()
-        self.proposals = authorities.decode_proposals(self.store.metadata(PROPOSALS))
+        self.proposals = authorities.decode_proposals(self.store.metadata(schema.PROPOSALS))
         self._restore_journal()
 
     # --- reading ------------------------------------------------------------------------
@@ -467,7 +466,7 @@ class Chain:
         if authorize is not None:
             kept.append((subject, authorize))
         batch = Batch()
-        batch.put(schema.metadata_key(PROPOSALS), authorities.encode_proposals(kept))
+        batch.put(schema.metadata_key(schema.PROPOSALS), authorities.encode_proposals(kept))
         self.store.commit(batch)
         self.proposals = kept
         self.templates.clear()

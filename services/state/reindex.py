@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import consensus, errors
-from common.authorities import Snapshot
+from common.authorities import Snapshot, decode_proposals
 from common.genesis import Genesis, genesis_block
 from common.ledger import apply_block
 from common.types import Account, Block, BlockHeader, Transaction
@@ -380,10 +380,18 @@ class _Builder:
                 self.batch.put(schema.tip_key(h), b"")
 
     def _carry_over(self) -> None:
-        """The known-invalid marks, and the mempool journal's readable entries (the node's
-        journal replay at start keeps those that still apply)."""
+        """The known-invalid marks, this node's authority-vote proposals, and the mempool
+        journal's readable entries (the node's journal replay at start keeps those that
+        still apply)."""
         for h, code in self.found.invalid.items():
             self.batch.put(schema.invalid_key(h), code.encode())
+        try:
+            proposals = self.source.metadata(schema.PROPOSALS)
+            if proposals is not None:
+                decode_proposals(proposals)  # only a readable list is kept
+                self.batch.put(schema.metadata_key(schema.PROPOSALS), proposals)
+        except (errors.StoreCorrupt, errors.Malformed) as exc:
+            self.report.problems.add(f"this node's proposals are not kept: {exc}")
         self.report.journal = self.report.journal_dropped = 0
         try:
             for _, value in self.source.scan(schema.JOURNAL):

@@ -91,6 +91,9 @@ def invalid_key(block_hash: bytes) -> bytes:
     return INVALID + block_hash
 
 
+PROPOSALS = "proposals"  # metadata: this node's authority-vote proposals (Chain.propose)
+
+
 def metadata_key(name: str) -> bytes:
     return METADATA + name.encode()
 

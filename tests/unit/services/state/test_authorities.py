@@ -1,6 +1,6 @@
 """The authority set in state (services/state/chain.py, check.py, reindex.py): stored with each
 block in its own batch, so an import, a reorg across a change, a restart, `node check` and
-`node reindex` all agree; a block sealed by an authority voted out, or carrying an invalid
+`node reindex` all agree (reindex keeps the node's proposals); a block sealed by an authority voted out, or carrying an invalid
 vote, is refused with its code; the node's own proposals go into its templates and survive a
 restart."""
 
@@ -58,11 +58,13 @@ def test_a_reorg_across_a_change_restart_check_and_reindex_agree(tmp_path: Path)
 
     again = Chain(Store(tmp_path), g)  # a restart reads the same snapshots
     assert again.authorities(again.head.header.hash) == head_snapshot
+    again.propose(A, False)
     again.store.close()
     assert check_chain(tmp_path, g).ok
     report = reindex_chain(tmp_path, g)
     assert report.height == 5 and report.side_blocks == 4
     rebuilt = Store(tmp_path)
+    assert au.decode_proposals(rebuilt.metadata(schema.PROPOSALS)) == [(A, False)]
     for block in voting.blocks[1:] + plain.blocks[1:]:
         snapshot = voting.snapshots if block in voting.blocks else plain.snapshots
         assert rebuilt.authorities(block.hash) == snapshot[block.height]
