@@ -1,8 +1,8 @@
 """The authority set in state (services/state/chain.py, check.py, reindex.py): stored with each
 block in its own batch, so an import, a reorg across a change, a restart, `node check` and
-`node reindex` all agree (reindex keeps the node's proposals); a block sealed by an authority voted out, or carrying an invalid
-vote, is refused with its code; the node's own proposals go into its templates and survive a
-restart."""
+`node reindex` all agree (reindex keeps the node's proposals); a block sealed by an
+authority voted out, or carrying an invalid vote, is refused with its code; the node's own
+proposals go into its templates and survive a restart."""
 
 from __future__ import annotations
 
