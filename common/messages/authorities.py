@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from common.authorities import MAX_AUTHORITIES, MAX_CHANGES, MAX_PROPOSALS
+from common.authorities import MAX_AUTHORITIES
 from common.fields import U32, U63, Address20, Len
 from common.messages.envelope import Message, message
 
@@ -60,8 +60,8 @@ class AuthoritiesReply(Message):
     epoch: U63
     next_checkpoint: U63
     proposals: tuple[OpenProposal, ...]
-    changes: Annotated[tuple[AuthorityChange, ...], Len(0, MAX_CHANGES)]
-    own: Annotated[tuple[OwnProposal, ...], Len(0, MAX_PROPOSALS)]
+    changes: tuple[AuthorityChange, ...]  # at most MAX_CHANGES (16)
+    own: tuple[OwnProposal, ...]  # at most MAX_PROPOSALS (64)
 
 
 @message("set_proposal")
