@@ -71,6 +71,8 @@ def test_invalid_votes_have_their_codes() -> None:
     expect("unauthorized_signer", snap, vote(2, E, D, True))
     expect("bad_vote", snap, H(2, B, D + b"\x02"))
     expect("bad_vote", snap, H(2, B, D))  # 20 bytes: no direction
+    two_votes = au.encode_vote(D, True) + au.encode_vote(E, True)
+    expect("bad_vote", snap, H(2, B, two_votes))  # over the limit: one vote per block
     with pytest.raises(errors.BadVote, match="PoW"):
         au.apply_header(False, EPOCH, au.genesis_snapshot([]), vote(1, A, D, True))
     alone = au.genesis_snapshot([A])
