@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from common import errors
 from common.crypto import ADDRESS_LEN
@@ -49,6 +49,19 @@ MAX_CHANGES = 16
 VOTE_LEN = ADDRESS_LEN + 1
 AUTHORIZE, DEAUTHORIZE = 1, 0
 MAX_VOTE_FIELD = ADDRESS_LEN * MAX_AUTHORITIES  # a checkpoint's list, at its longest
+
+
+class Voting(Protocol):
+    """What the tally reads of a header (a `common.types.BlockHeader` is one)."""
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def coinbase(self) -> bytes: ...
+
+    @property
+    def vote(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +202,11 @@ def genesis_snapshot(miners: Iterable[bytes]) -> Snapshot:
     return Snapshot(tuple(miners))
 
 
-def apply_header(poa: bool, epoch: int, parent: Snapshot, header: Any) -> Snapshot:
+def apply_header(poa: bool, epoch: int, parent: Snapshot, header: Voting) -> Snapshot:
     """The snapshot after `header` (a `BlockHeader`: height, coinbase, vote) given the one at
     its parent; raises the `InvalidBlock` its vote field earns. The seal itself (signed by an
     authority of `parent.signers`, whose address is the coinbase) is `consensus.check_seal`'s."""
-    field: bytes = header.vote
+    field = header.vote
     if not poa:
         if field:
             raise errors.BadVote("a PoW block carries no vote")
@@ -241,7 +254,8 @@ def apply_header(poa: bool, epoch: int, parent: Snapshot, header: Any) -> Snapsh
     return Snapshot(new_signers, kept, changes)
 
 
-def from_checkpoint(poa: bool, epoch: int, checkpoint: Any, headers: Iterable[Any]) -> Snapshot:
+def from_checkpoint(poa: bool, epoch: int, checkpoint: Voting,
+                    headers: Iterable[Voting]) -> Snapshot:
     """The snapshot after `headers` (consecutive, the first one the checkpoint's child),
     computed from the checkpoint header alone: its listed set, no open votes, no history."""
     snap = Snapshot(decode_checkpoint(checkpoint.vote))
