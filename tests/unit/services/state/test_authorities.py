@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from common import authorities as au
 from common import errors
 from common.genesis import Genesis
+from common.types import Block
 from services.state import schema
 from services.state.chain import Chain
 from services.state.check import check_chain
@@ -181,3 +182,16 @@ def test_snapshots_agree_after_any_votes_and_reorgs(tmp_path: Path,
         head = chain.head.header.hash
         assert chain.authorities(head) == expected.get(head, au.genesis_snapshot(g.miners))
         chain.store.close()
+
+
+def test_a_template_at_a_checkpoint_lists_the_set_and_imports(tmp_path: Path) -> None:
+    g = rh.poa_genesis(3, difficulty=0, epoch=2)
+    chain = Chain(Store(tmp_path), g)
+    ref = rh.Chain(g)
+    chain.import_block(ref.build_and_apply(vote=au.encode_vote(D, True)), NOW)
+    chain.propose(D, True)  # C, in turn at the checkpoint, votes nothing there
+    template = chain.template(C, ref.tip.timestamp + g.interval_ms, b"")
+    assert template.header.vote == A + B + C
+    sealed = rh.seal(g, template.header, rh.authority_signer(C))
+    chain.import_block(Block(sealed, template.txs), NOW)
+    assert chain.authorities(sealed.hash) == au.Snapshot((A, B, C))  # B's vote cleared
