@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.chainhealth import AuthorityHealth, fault_tolerance, removal_note
-from common.messages import AuthoritiesReply, SignersReply, StatusReply
+from common.messages import (
+    AuthoritiesReply,
+    AuthorityChange,
+    OpenProposal,
+    OwnProposal,
+    SignersReply,
+    StatusReply,
+)
 from common.status import AuthorityState, ChainPace
 from services.api.kinds import Choice, ListOf, Number
 from services.api.replies import BOOL, HEX, INT, MAYBE_HEX, MAYBE_INT, STR
@@ -127,13 +134,17 @@ CONSENSUS_OUT = Shape("ConsensusOut", [
 
 @dataclass(frozen=True, slots=True)
 class Votes:
-    """What `VOTES_OUT` renders: state's reply and the warnings the chain health gives."""
+    """What `VOTES_OUT` renders: state's `AuthoritiesReply` and the warnings the chain
+    health gives."""
 
-    reply: AuthoritiesReply
+    signers: tuple[bytes, ...]
+    needed: int
+    epoch: int
+    next_checkpoint: int
+    proposals: tuple[OpenProposal, ...]
+    changes: tuple[AuthorityChange, ...]
+    own: tuple[OwnProposal, ...]
     warnings: list[str]
-
-    def __getattr__(self, name: str) -> Any:  # the reply's fields, for the renderer
-        return getattr(self.reply, name)
 
 
 def votes_of(votes: AuthoritiesReply, signers: SignersReply) -> Votes:
@@ -145,7 +156,8 @@ def votes_of(votes: AuthoritiesReply, signers: SignersReply) -> Votes:
     removals = dict.fromkeys([p.address for p in votes.proposals if not p.authorize]
                              + [o.address for o in votes.own if not o.authorize and not o.done])
     notes = [removal_note(health, subject) for subject in removals]
-    return Votes(votes, [n for n in notes if n])
+    return Votes(votes.signers, votes.needed, votes.epoch, votes.next_checkpoint,
+                 votes.proposals, votes.changes, votes.own, [n for n in notes if n])
 
 
 def votes_json(votes: AuthoritiesReply, signers: SignersReply) -> dict[str, Any]:
