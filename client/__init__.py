@@ -34,6 +34,7 @@ from client.results import (
     TipInfo,
     TxInfo,
     TxProof,
+    VotesInfo,
 )
 from client.transactions import parse_address, parse_hex, sign_transfer, tx_to_json
 
@@ -42,5 +43,5 @@ __all__ = [
     "ConsensusInfo", "Event",
     "HistoryItem", "HistoryPage", "MempoolPage", "NodeStatus", "PeerAdded", "PeerInfo",
     "PeersInfo", "SignerHealth", "TipInfo", "TxInfo", "TxProof", "parse_address", "parse_hex",
-    "sign_transfer", "tx_to_json",
+    "VotesInfo", "sign_transfer", "tx_to_json",
 ]

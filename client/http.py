@@ -31,6 +31,7 @@ from client.results import (
     TipInfo,
     TxInfo,
     TxProof,
+    VotesInfo,
     json_object,
     required,
 )
@@ -167,6 +168,23 @@ class Client:
     def consensus(self, window: int | None = None) -> ConsensusInfo:
         params = {"window": window} if window is not None else {}
         return ConsensusInfo.from_json(self.request("GET", "/api/v1/consensus", params=params))
+
+    def votes(self) -> VotesInfo:
+        """The authority votes: the set, open proposals, changes, this node's proposals."""
+        doc = json_object(self.request("GET", "/api/v1/consensus", params={"window": 100}),
+                          "consensus")
+        return VotesInfo.from_json(required(doc, "votes", dict))
+
+    def propose(self, address: str | bytes, authorize: bool) -> VotesInfo:
+        """Make the node's miner vote to authorize (or deauthorize) `address` (admin)."""
+        body = {"address": as_hex(address), "authorize": authorize}
+        return VotesInfo.from_json(self.request("POST", "/api/v1/consensus/proposals",
+                                                json=body))
+
+    def discard(self, address: str | bytes) -> VotesInfo:
+        """Stop the node's miner voting about `address` (admin); `NotFound` if it was not."""
+        return VotesInfo.from_json(self.request(
+            "DELETE", f"/api/v1/consensus/proposals/{as_hex(address)}"))
 
     def peers(self) -> PeersInfo:
         return PeersInfo.from_json(self.request("GET", "/api/v1/peers"))

@@ -400,6 +400,32 @@ class ConsensusInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class VotesInfo:
+    """Authority votes (`GET /consensus`'s `votes`, and what POST and DELETE
+    /consensus/proposals answer): the set in turn order, the votes a proposal `needed`,
+    the open `proposals` (address, authorize, votes, voters), the latest `changes`
+    (height, address, authorize), this node's `own` proposals (address, authorize, done,
+    voted) and `warnings`, as the JSON has them."""
+
+    authorities: tuple[str, ...]
+    needed: int
+    next_checkpoint: int
+    proposals: tuple[dict[str, Any], ...]
+    changes: tuple[dict[str, Any], ...]
+    own: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> VotesInfo:
+        d = json_object(value, "votes")
+        return cls(tuple(required(d, "authorities", list)), required(d, "needed", int),
+                   required(d, "next_checkpoint", int), tuple(required(d, "proposals", list)),
+                   tuple(required(d, "changes", list)), tuple(required(d, "own", list)),
+                   tuple(required(d, "warnings", list)), d)
+
+
+@dataclass(frozen=True, slots=True)
 class PeerInfo:
     node_id: str
     endpoint: str

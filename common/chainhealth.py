@@ -14,9 +14,9 @@ on, so a healthy network is never overdue), at least 250 ms for sealing and rela
 intervals (the proof search takes a random time; the retargeting tolerates double).
 
 **Turns, counted from time as well as from blocks.** The k-th slot after the head (k = 1,
-2, ...) belongs to `miners[(H + k) % n]` and passes at due + grace + (k - 1) intervals: a
+2, ...) belongs to `signers[(H + k) % n]` and passes at due + grace + (k - 1) intervals: a
 slot that passed with no block is a turn missed by its authority. In the sealed window, a
-block at height h that `miners[h % n]` did not seal is a turn it missed. Either way a turn
+block at height h that `signers[h % n]` did not seal is a turn it missed. Either way a turn
 counts only for an authority the recency rule let seal (it sealed none of the floor(n/2)
 blocks before): an authority forbidden to seal misses nothing.
 
@@ -33,7 +33,7 @@ neither may fail.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -153,8 +153,14 @@ def _turns_in(first_k: int, passed: int, n: int) -> int:
 
 
 def assess(genesis: Genesis, headers: Sequence[Sealed], *, window: int, now_ms: int,
-           ready: int) -> ChainHealth:
+           ready: int, signers: Sequence[bytes],
+           joined: Mapping[bytes, int] | None = None) -> ChainHealth:
     """The chain's health at `now_ms`.
+
+    `signers`: the authority set at the head (`common.authorities`), in its in-turn order;
+    the turns of the whole window are counted as that set's, so a change of the set is
+    counted at once; `joined`: the height at which an authority was voted in, before which
+    it has no turn to miss (the turns of the others, before a change, are approximate).
 
     `headers`: consecutive main-chain headers, oldest first, ending with the head; the last
     `window` sealed ones (height >= 1) are looked at, any older ones only tell who sealed the
@@ -177,9 +183,9 @@ def assess(genesis: Genesis, headers: Sequence[Sealed], *, window: int, now_ms: 
                              genesis.interval_ms, 0, (), "")
         return replace(health, summary=describe(health, genesis))
 
-    miners = genesis.miners
+    miners = tuple(signers)
     n = len(miners)
-    rw = recency_window(genesis)
+    rw = recency_window(miners)
     sealed_blocks = [h for h in headers if h.height >= 1]
     coinbases = [h.coinbase for h in sealed_blocks]
     looked_at = max(0, len(sealed_blocks) - window)
@@ -194,8 +200,10 @@ def assess(genesis: Genesis, headers: Sequence[Sealed], *, window: int, now_ms: 
             sealed[block.coinbase] += 1
             last_height[block.coinbase] = block.height
             last_timestamp[block.coinbase] = block.timestamp
-        turn = in_turn_signer(genesis, block.height)
+        turn = in_turn_signer(miners, block.height)
         prior = coinbases[max(0, i - rw):i] if rw else []
+        if joined and block.height <= joined.get(turn, -1):
+            continue  # not an authority yet
         if block.coinbase != turn and turn not in prior:
             missed[turn] += 1
             last_missed[turn] = block.height
@@ -222,7 +230,7 @@ def assess(genesis: Genesis, headers: Sequence[Sealed], *, window: int, now_ms: 
         pace = ChainPace.WAITING
     else:
         pace = ChainPace.LATE
-    health = ChainHealth(pace, next_height, in_turn_signer(genesis, next_height),
+    health = ChainHealth(pace, next_height, in_turn_signer(miners, next_height),
                          head.timestamp, since, due, overdue_ms, genesis.interval_ms,
                          needed_online(n), tuple(out), "")
     return replace(health, summary=describe(health, genesis))
@@ -277,7 +285,7 @@ def describe(health: ChainHealth, genesis: Genesis) -> str:
             return (f"late: {block} is {duration(h.overdue_ms)} overdue ({behind}); no miner "
                     f"has found its proof of work yet")
         return f"mining normally: any miner may seal {block}"
-    n = len(genesis.miners)
+    n = len(h.authorities)
     turn = next(a for a in h.authorities if a.address == h.in_turn)
     offline = [a.address for a in h.authorities if a.state == AuthorityState.OFFLINE]
     if h.pace == ChainPace.WAITING:
@@ -322,3 +330,19 @@ def authorities_note(n: int) -> str | None:
         return "1 authority: the chain stops while it is offline"
     return (f"{n} authorities: the chain moves while at least {needed_online(n)} are online "
             f"(it tolerates {fault_tolerance(n)} offline)")
+
+
+def removal_note(authorities: Sequence[AuthorityHealth], subject: bytes) -> str | None:
+    """Before a vote to remove `subject` passes: a warning when the set left would have
+    fewer live authorities than the floor(n/2) + 1 that must take turns (the chain would
+    wait from that block on); None when enough are live, or `subject` is no authority."""
+    if all(a.address != subject for a in authorities):
+        return None
+    left = [a for a in authorities if a.address != subject]
+    live = sum(1 for a in left if a.state == AuthorityState.LIVE)
+    need = needed_online(len(left))
+    if live >= need:
+        return None
+    return (f"removing {short(subject)} leaves {len(left)} authorities of which {live} "
+            f"{'is' if live == 1 else 'are'} live; {need} must be online, so the chain "
+            f"would wait from the block that passes the vote")

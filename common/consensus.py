@@ -1,8 +1,10 @@
 """Consensus rules: who may seal, how heavy a block is, what a valid header and body are.
 
-PoA (genesis `miners` non-empty) follows Clique (EIP-225): the in-turn signer for height h
-is `miners[h % n]` and its blocks weigh 2, out-of-turn blocks weigh 1, and a signer may seal
-at most one of any floor(n/2)+1 consecutive blocks; every block also carries a HashCash
+PoA (genesis `miners` non-empty) follows Clique (EIP-225): `signers` is the authority set
+at a block's parent (`common.authorities`: the genesis `miners`, changed by votes), the
+in-turn signer for height h is `signers[h % n]` and its blocks weigh 2, out-of-turn blocks
+weigh 1, and a signer may seal at most one of any floor(n/2)+1 consecutive blocks; every
+block also carries a HashCash
 proof of `difficulty` leading zero bits over its seal hash. PoW (no `miners`) is open
 mining with sosocoin's retargeting; a block weighs 2^difficulty. Fork choice: the greatest
 total weight, ties to the first seen.
@@ -13,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from common import crypto, errors
+from common import authorities, crypto, errors
+from common.authorities import Snapshot
 from common.encoding import pack
 from common.genesis import Genesis
 from common.merkle import merkle_root
@@ -29,20 +32,23 @@ from common.types import (
 MAX_FUTURE_MS = 5_000
 
 
-def in_turn_signer(genesis: Genesis, height: int) -> bytes:
-    return genesis.miners[height % len(genesis.miners)]
+def in_turn_signer(signers: Sequence[bytes], height: int) -> bytes:
+    """`signers`: the set at the parent of the block at `height`."""
+    return signers[height % len(signers)]
 
 
-def recency_window(genesis: Genesis) -> int:
-    """How many previous blocks a signer must not have sealed: floor(n/2)."""
-    return len(genesis.miners) // 2
+def recency_window(signers: Sequence[bytes]) -> int:
+    """How many previous blocks a signer must not have sealed: floor(n/2) of the set at the
+    parent of the block checked."""
+    return len(signers) // 2
 
 
-def block_weight(genesis: Genesis, header: BlockHeader) -> int:
+def block_weight(genesis: Genesis, header: BlockHeader, signers: Sequence[bytes]) -> int:
+    """`signers`: the set at the header's parent (unused in PoW)."""
     if header.height == 0:
         return 0
     if genesis.is_poa:
-        return 2 if header.coinbase == in_turn_signer(genesis, header.height) else 1
+        return 2 if header.coinbase == in_turn_signer(signers, header.height) else 1
     return 2**header.difficulty
 
 
@@ -100,16 +106,23 @@ def check_proof(header: BlockHeader) -> None:
         raise errors.WeakProof(f"seal hash has fewer than {header.difficulty} leading zero bits")
 
 
-def check_seal(genesis: Genesis, header: BlockHeader) -> None:
-    """PoA: signed by an authority whose address is the coinbase. PoW: no seal."""
+def check_seal(genesis: Genesis, header: BlockHeader, signers: Sequence[bytes]) -> None:
+    """PoA: signed by an authority of `signers` (the set at the parent) whose address is the
+    coinbase. PoW: no seal."""
+    check_seal_signature(genesis, header)
+    if genesis.is_poa and header.signer not in signers:
+        raise errors.UnauthorizedSigner(f"{header.signer.hex()} is not an authority")
+
+
+def check_seal_signature(genesis: Genesis, header: BlockHeader) -> None:
+    """The part of `check_seal` that needs no chain (p2p runs it before state): PoA: sealed,
+    by the coinbase's key, and the signature verifies; PoW: no seal."""
     if not genesis.is_poa:
         if header.signer_key_type or header.signer_public_key or header.signature:
             raise errors.BadSeal("a PoW block carries no seal")
         return
     if not header.signer_public_key or not header.signature:
         raise errors.BadSeal("block is not sealed")
-    if header.signer not in genesis.miners:
-        raise errors.UnauthorizedSigner(f"{header.signer.hex()} is not an authority")
     if header.signer != header.coinbase:
         raise errors.BadSeal("coinbase must be the signer's address")
     if not crypto.verify(header.signer_key_type, header.signer_public_key, header.seal_hash,
@@ -117,16 +130,19 @@ def check_seal(genesis: Genesis, header: BlockHeader) -> None:
         raise errors.BadSeal("seal signature does not verify")
 
 
-def check_recency(genesis: Genesis, header: BlockHeader, recent_signers: Sequence[bytes]) -> None:
+def check_recency(genesis: Genesis, header: BlockHeader, recent_signers: Sequence[bytes],
+                  signers: Sequence[bytes]) -> None:
     """`recent_signers`: coinbases of the `recency_window` blocks before this one."""
-    window = recency_window(genesis)
+    window = recency_window(signers)
     if genesis.is_poa and window and header.coinbase in recent_signers[-window:]:
         raise errors.SignerTooRecent(f"{header.coinbase.hex()} sealed a recent block")
 
 
 def validate_header(genesis: Genesis, parent: BlockHeader, header: BlockHeader, *, now_ms: int,
-                    recent_signers: Sequence[bytes], anchor_timestamp: int | None) -> None:
-    """Everything about a header that needs only its ancestors (not the state)."""
+                    recent_signers: Sequence[bytes], anchor_timestamp: int | None,
+                    snapshot: Snapshot) -> Snapshot:
+    """Everything about a header that needs only its ancestors (not the state).
+    `snapshot`: the authorities at the parent; returns the authorities after `header`."""
     if header.parent != parent.hash:
         raise errors.UnknownParent("parent hash does not match")
     if header.height != parent.height + 1:
@@ -139,10 +155,11 @@ def validate_header(genesis: Genesis, parent: BlockHeader, header: BlockHeader, 
     if header.difficulty != expected:
         raise errors.WrongDifficulty(f"difficulty {header.difficulty}, expected {expected}")
     check_proof(header)
-    check_seal(genesis, header)
-    check_recency(genesis, header, recent_signers)
+    check_seal(genesis, header, snapshot.signers)
+    check_recency(genesis, header, recent_signers, snapshot.signers)
     if not genesis.is_poa and header.coinbase == ZERO_ADDRESS:
         raise errors.BadSeal("coinbase is the zero address")
+    return authorities.apply_header(genesis.is_poa, genesis.epoch, snapshot, header)
 
 
 def verify_transaction_signature(tx: Transaction) -> None:
@@ -189,9 +206,9 @@ def solve_proof(header: BlockHeader, max_tries: int) -> BlockHeader | None:
     packed elements, so everything but the nonce is packed once."""
     fields: list[object] = [HEADER_DOMAIN, *header.fields()[:-1]]
     nonce_at = 8  # domain + 7 fields before the nonce
-    prefix = b"\x9c" + b"".join(pack(f) for f in fields[:nonce_at])
+    prefix = b"\x9d" + b"".join(pack(f) for f in fields[:nonce_at])
     suffix = b"".join(pack(f) for f in fields[nonce_at + 1:])
-    assert fields.__len__() == 12 and prefix[:1] == pack(fields)[:1]
+    assert fields.__len__() == 13 and prefix[:1] == pack(fields)[:1]
     nonce = header.nonce
     bits = header.difficulty
     limit = 1 << (256 - bits)

@@ -425,6 +425,30 @@ class WrongDifficulty(InvalidBlock):
     code = "wrong_difficulty"
 
 
+class BadVote(InvalidBlock):
+    """the block's vote is malformed, or not allowed (PoW, too many open, last authority)"""
+
+    code = "bad_vote"
+
+
+class VoteAlreadyTrue(InvalidBlock):
+    """the block votes to authorize an authority or to deauthorize a non-authority"""
+
+    code = "vote_already_true"
+
+
+class DuplicateVote(InvalidBlock):
+    """the block's sealer already cast this vote and it is still open"""
+
+    code = "duplicate_vote"
+
+
+class BadCheckpoint(InvalidBlock):
+    """a checkpoint block does not list the current authorities in order"""
+
+    code = "bad_checkpoint"
+
+
 class BadTxRoot(InvalidBlock):
     """transactions' Merkle root does not match the header"""
 

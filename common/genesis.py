@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import crypto
+from common.authorities import DEFAULT_EPOCH, MAX_AUTHORITIES
 from common.encoding import pack
 from common.errors import Malformed
 from common.merkle import EMPTY_ROOT
@@ -64,6 +65,7 @@ class Genesis:
     genesis_difficulty: int
     genesis_timestamp: int
     alloc: tuple[tuple[bytes, int], ...]
+    epoch: int = DEFAULT_EPOCH
 
     @property
     def is_poa(self) -> bool:
@@ -74,7 +76,7 @@ class Genesis:
                 self.min_bound, self.reward, self.difficulty, self.allow_empty,
                 self.retarget_blocks, self.genesis_coinbase, self.genesis_reward,
                 self.genesis_difficulty, self.genesis_timestamp,
-                [list(a) for a in self.alloc]]
+                [list(a) for a in self.alloc], self.epoch]
 
     def initial_accounts(self) -> dict[bytes, Account]:
         accounts = {addr: Account(balance) for addr, balance in self.alloc}
@@ -197,7 +199,7 @@ def parse_genesis(text: str) -> Genesis:
     bm = _obj(top["block_mining"], "block_mining",
               {"max_bound", "min_bound", "reward"},
               {"interval", "allow_empty", "placeholder_data", "retarget_blocks", "interval_ms",
-               "difficulty", "difficulty_bits"})
+               "difficulty", "difficulty_bits", "epoch"})
     if "interval" not in bm and "interval_ms" not in bm:
         raise GenesisError("block_mining: missing field(s) interval")
     gb = _obj(top["genesis_block"], "genesis_block", set(),
@@ -207,6 +209,8 @@ def parse_genesis(text: str) -> Genesis:
     miners = tuple(_address(m, f"miners[{i}]") for i, m in enumerate(top["miners"]))
     if len(set(miners)) != len(miners):
         raise GenesisError("miners lists an address twice")
+    if len(miners) > MAX_AUTHORITIES:
+        raise GenesisError(f"miners lists {len(miners)} authorities; at most {MAX_AUTHORITIES}")
     interval_ms = (_int(bm["interval_ms"], "block_mining.interval_ms", 1, 86_400_000)
                    if "interval_ms" in bm
                    else _int(bm["interval"], "block_mining.interval", 1, 86_400) * 1000)
@@ -248,6 +252,7 @@ def parse_genesis(text: str) -> Genesis:
         genesis_difficulty=_difficulty(gb, "genesis_block", MAX_GENESIS_BITS, required=False),
         genesis_timestamp=_int(gb.get("timestamp", 0), "genesis_block.timestamp"),
         alloc=tuple(sorted(alloc.items())),
+        epoch=_int(bm.get("epoch", DEFAULT_EPOCH), "block_mining.epoch", 1, 10_000_000),
     )
     if sum(alloc.values()) + genesis.genesis_reward > MAX_AMOUNT:
         raise GenesisError("alloc total exceeds 2^63 - 1")

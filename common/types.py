@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from common import crypto
+from common.authorities import MAX_VOTE_FIELD
 from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
 from common.fields import U8, U63, U64, Address20, Hash32, Len, Range, compiled, validate
@@ -140,6 +141,7 @@ class BlockHeader:
     difficulty: U8
     nonce: U64
     extra: Annotated[bytes, Len(0, MAX_EXTRA)]
+    vote: Annotated[bytes, Len(0, MAX_VOTE_FIELD)] = b""  # common.authorities
     signer_key_type: U8 = 0
     signer_public_key: PublicKey = b""
     signature: SealSignature = b""
@@ -158,18 +160,18 @@ class BlockHeader:
 
     def fields(self) -> list[Any]:
         return [self.height, self.parent, self.timestamp, self.coinbase, self.tx_root,
-                self.state_root, self.difficulty, self.nonce, self.extra,
+                self.state_root, self.difficulty, self.nonce, self.extra, self.vote,
                 self.signer_key_type, self.signer_public_key, self.signature]
 
     @staticmethod
     def from_fields(value: Any) -> BlockHeader:
-        if type(value) is not tuple or len(value) != 12:
-            raise Malformed("header must be an array of 12 fields")
+        if type(value) is not tuple or len(value) != 13:
+            raise Malformed("header must be an array of 13 fields")
         return BlockHeader(*value)
 
     def replace(self, **changes: Any) -> BlockHeader:
         names = ("height", "parent", "timestamp", "coinbase", "tx_root", "state_root",
-                 "difficulty", "nonce", "extra", "signer_key_type", "signer_public_key",
+                 "difficulty", "nonce", "extra", "vote", "signer_key_type", "signer_public_key",
                  "signature")
         values = dict(zip(names, self.fields(), strict=True))
         values.update(changes)

@@ -2,15 +2,23 @@
 node, all registered in one `CATALOGUE` under a short type name.
 
 The envelope, the version and the codec are in `envelope`; the messages by concern in
-`state` (the state service's requests and replies), `control` (p2p and miner control) and
-`events` (what state publishes). Import them from here: `from common import messages`,
-`messages.GetStatus()`, `messages.decode(raw)`. Each message is a frozen, slotted dataclass
-whose field annotations declare what a valid value is (`common.fields`); docs/protocol.md
-§10-11 describe the envelope and list the catalogue.
+`state` (the state service's requests and replies), `authorities` (votes), `control` (p2p
+and miner control) and `events` (what state publishes). Import them from here: `from common
+import messages`, `messages.GetStatus()`, `messages.decode(raw)`. Each message is a frozen,
+slotted dataclass whose field annotations declare what a valid value is (`common.fields`);
+docs/protocol.md §10-11 describe the envelope and list the catalogue.
 """
 
 from __future__ import annotations
 
+from common.messages.authorities import (
+    AuthoritiesReply,
+    AuthorityChange,
+    GetAuthorities,
+    OpenProposal,
+    OwnProposal,
+    SetProposal,
+)
 from common.messages.control import (
     AddPeer,
     AddPeerReply,
@@ -90,6 +98,8 @@ from common.messages.state import (
 
 __all__ = [
     "AccountChange", "AccountReply", "AccountTxsReply", "AddPeer", "AddPeerReply",
+    "AuthoritiesReply", "AuthorityChange", "GetAuthorities", "OpenProposal", "OwnProposal",
+    "SetProposal",
     "BUS_VERSION", "BlockOutcome",
     "BlockRangeReply", "BlockReply", "BlockResult", "CATALOGUE", "ErrorReply", "GetAccount",
     "GetAccountTxs", "GetBlock", "GetBlockRange", "GetBlocksAfter", "GetLocator", "GetMempool",

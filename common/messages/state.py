@@ -76,7 +76,7 @@ class StatusReply(Message):
     mempool_bytes: U63
     ready_count: U63
     poa: bool
-    miners: tuple[Address20, ...]
+    miners: tuple[Address20, ...]  # the authorities at the head, in turn order (votes change it)
     recent_signers: tuple[Address20, ...]
     difficulty: U8
     # why state writes nothing now ("" while it does): damage, a failed write, low disk space

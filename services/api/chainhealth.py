@@ -1,5 +1,6 @@
 """What `GET /api/v1/consensus` answers: chain health (common/chainhealth.py, computed by the
-state service at the gateway's clock), declared once like every reply (`services.api.spec`).
+state service at the gateway's clock) and the authority votes (common/authorities.py, also
+what the proposal routes answer), declared once like every reply (`services.api.spec`).
 
 Whether an authority's node is connected as a peer is not part of it: a p2p hello names the
 node's key, not the authority's address, so a peer cannot be tied to an authority.
@@ -7,10 +8,18 @@ node's key, not the authority's address, so a peer cannot be tied to an authorit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from common.chainhealth import fault_tolerance
-from common.messages import SignersReply, StatusReply
+from common.chainhealth import AuthorityHealth, fault_tolerance, removal_note
+from common.messages import (
+    AuthoritiesReply,
+    AuthorityChange,
+    OpenProposal,
+    OwnProposal,
+    SignersReply,
+    StatusReply,
+)
 from common.status import AuthorityState, ChainPace
 from services.api.kinds import Choice, ListOf, Number
 from services.api.replies import BOOL, HEX, INT, MAYBE_HEX, MAYBE_INT, STR
@@ -36,6 +45,44 @@ _SIGNER = {"address": "3f" * 20, "state": "live", "may_seal": True, "last_height
            "last_sealed_ms": 1767225599000, "sealed": 21, "missed": 0, "missed_since_head": 0}
 _SIGNER_96 = {**_SIGNER, "address": "96" * 20, "may_seal": False, "last_height": 42,
               "last_sealed_ms": 1767225600000}
+OPEN_PROPOSAL_OUT = Shape("OpenProposalOut", [
+    Field("address", HEX),
+    Field("authorize", BOOL, "true: to add it; false: to remove it"),
+    Field("votes", INT, "authorities that voted so", src=lambda p: len(p.voters)),
+    Field("voters", ListOf(HEX), "who, in the order they voted"),
+])
+CHANGE_OUT = Shape("AuthorityChangeOut", [
+    Field("height", INT, "the block that passed the vote: the set changed there"),
+    Field("address", HEX),
+    Field("authorize", BOOL, "true: added; false: removed"),
+])
+OWN_PROPOSAL_OUT = Shape("OwnProposalOut", [
+    Field("address", HEX),
+    Field("authorize", BOOL),
+    Field("done", BOOL, "already true at the head: nothing to vote"),
+    Field("voted", BOOL, "this node's authority cast the vote, and it is still open"),
+])
+_VOTES = {"authorities": ["3f" * 20, "96" * 20], "needed": 2, "epoch": 30000,
+          "next_checkpoint": 30000,
+          "proposals": [{"address": "11" * 20, "authorize": True, "votes": 1,
+                         "voters": ["3f" * 20]}],
+          "changes": [{"height": 12, "address": "96" * 20, "authorize": True}],
+          "own": [{"address": "11" * 20, "authorize": True, "done": False, "voted": True}],
+          "warnings": []}
+VOTES_OUT = Shape("VotesOut", [
+    Field("authorities", ListOf(HEX), "the set at the head, in turn order", src="signers"),
+    Field("needed", INT, "votes a proposal needs: more than half of the authorities"),
+    Field("epoch", INT, "every this many blocks a checkpoint lists the set and clears the "
+                        "open votes"),
+    Field("next_checkpoint", INT, "the height of the next checkpoint (0 in PoW)"),
+    Field("proposals", ListOf(OPEN_PROPOSAL_OUT), "open proposals and who voted for them"),
+    Field("changes", ListOf(CHANGE_OUT), "the latest changes of the set, oldest first"),
+    Field("own", ListOf(OWN_PROPOSAL_OUT), "what this node's miner votes for, in turn"),
+    Field("warnings", ListOf(STR), "removals that would leave too few live authorities for "
+                                   "the chain to move"),
+], examples=[_VOTES], doc="Authority votes (Clique): the set, the open proposals with their "
+   "voters, the latest changes, and this node's own proposals.")
+
 _CONSENSUS = {
     "consensus": "poa", "state": "sealing", "overdue": False,
     "summary": "sealing normally: block 43 is 3f3f…3f3f's turn", "authorities": ["3f" * 20,
@@ -43,7 +90,7 @@ _CONSENSUS = {
     "needed_online": 2, "tolerates": 0, "head_timestamp": 1767225600000, "since_head_ms": 400,
     "intervals_since_head": 0.4, "interval_ms": 1000, "due_ms": 1767225601000, "overdue_ms": 0,
     "window": 100, "recent_signers": ["96" * 20], "difficulty": 4,
-    "signers": [_SIGNER, _SIGNER_96]}
+    "signers": [_SIGNER, _SIGNER_96], "votes": _VOTES}
 CONSENSUS_OUT = Shape("ConsensusOut", [
     Field("consensus", Choice(("poa", "pow")), src=None),
     Field("state", Choice.of(ChainPace), "sealing: on time; idle: no block due (nothing to "
@@ -74,6 +121,7 @@ CONSENSUS_OUT = Shape("ConsensusOut", [
     Field("recent_signers", ListOf(HEX), src=None),
     Field("difficulty", INT, src=None),
     Field("signers", ListOf(SIGNER_OUT)),
+    Field("votes", VOTES_OUT, src=None),
 ], examples=[_CONSENSUS, {
     **_CONSENSUS, "state": "waiting", "overdue": True, "since_head_ms": 2500,
     "intervals_since_head": 2.5, "overdue_ms": 1500, "summary": "waiting: authority 3f3f…3f3f "
@@ -84,8 +132,43 @@ CONSENSUS_OUT = Shape("ConsensusOut", [
        "next (the recency rule), and why the chain waits.")
 
 
-def consensus_json(status: StatusReply, signers: SignersReply, window: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Votes:
+    """What `VOTES_OUT` renders: state's `AuthoritiesReply` and the warnings the chain
+    health gives."""
+
+    signers: tuple[bytes, ...]
+    needed: int
+    epoch: int
+    next_checkpoint: int
+    proposals: tuple[OpenProposal, ...]
+    changes: tuple[AuthorityChange, ...]
+    own: tuple[OwnProposal, ...]
+    warnings: list[str]
+
+
+def votes_of(votes: AuthoritiesReply, signers: SignersReply) -> Votes:
+    """With the chain health, a warning for each open or own removal that would leave too
+    few live authorities (common/chainhealth.py `removal_note`)."""
+    health = [AuthorityHealth(e.address, e.state, e.may_seal, e.sealed, e.last_height,
+                              e.last_timestamp, e.missed, e.missed_since_head)
+              for e in signers.signers]
+    removals = dict.fromkeys([p.address for p in votes.proposals if not p.authorize]
+                             + [o.address for o in votes.own if not o.authorize and not o.done])
+    notes = [removal_note(health, subject) for subject in removals]
+    return Votes(votes.signers, votes.needed, votes.epoch, votes.next_checkpoint,
+                 votes.proposals, votes.changes, votes.own, [n for n in notes if n])
+
+
+def votes_json(votes: AuthoritiesReply, signers: SignersReply) -> dict[str, Any]:
+    """What POST and DELETE /consensus/proposals answer: `GET /consensus`'s `votes`."""
+    return VOTES_OUT.render(votes_of(votes, signers))
+
+
+def consensus_json(status: StatusReply, signers: SignersReply, window: int,
+                   votes: AuthoritiesReply) -> dict[str, Any]:
     return CONSENSUS_OUT.render(signers, consensus="poa" if status.poa else "pow",
                                 authorities=status.miners, window=window,
                                 recent_signers=status.recent_signers,
-                                difficulty=status.difficulty)
+                                difficulty=status.difficulty,
+                                votes=votes_of(votes, signers))

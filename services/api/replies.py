@@ -284,6 +284,8 @@ HEADER_OUT = Shape("HeaderOut", [
     Field("difficulty", INT, "HashCash bits: leading zero bits the seal hash has at least"),
     Field("nonce", INT),
     Field("extra", HEX),
+    Field("vote", HEX, "the sealer's authority vote: an address and 01 (add) or 00 (remove); "
+                       "a checkpoint's authority list; empty for none (protocol §6.1)"),
     Field("signer", HEX),
     Field("signer_key_type", STR, src=lambda h: KEY_TYPE_NAMES.get(
         h.signer_key_type, str(h.signer_key_type)) if h.signer_public_key else ""),
@@ -294,7 +296,7 @@ HEADER_OUT = Shape("HeaderOut", [
 _HEADER_EXAMPLE: dict[str, Any] = {
     "height": 42, "parent": "4d" * 32, "timestamp": 1767225600000, "coinbase": "3f" * 20,
     "tx_root": "7a" * 32, "state_root": "2e" * 32, "difficulty": 4, "nonce": 17,
-    "extra": "", "signer": "3f" * 20, "signer_key_type": "ed25519",
+    "extra": "", "vote": "", "signer": "3f" * 20, "signer_key_type": "ed25519",
     "signer_public_key": "ab" * 32, "signature": "cd" * 64, "seal_hash": "0e" * 32,
 }
 

@@ -28,7 +28,7 @@ from common.consensus import verify_transaction_signature
 from common.errors import CcoinError, Duplicate, Malformed, WrongChain
 from common.messages.control import MAX_ADD_PEER_WAIT_MS
 from common.types import MAX_AMOUNT, MAX_TX_BYTES, MAX_TX_DATA, Transaction
-from services.api.kinds import AnyJSON, Hex, Int, Kind, ListOf, Parser, Text
+from services.api.kinds import AnyJSON, Bool, Hex, Int, Kind, ListOf, Parser, Text
 from services.api.spec import Field, Param, Shape
 
 MAX_BATCH = 5000
@@ -226,7 +226,13 @@ PEER_IN = Shape("PeerIn", [
 ], examples=[{"endpoint": "tcp://10.0.0.7:30333"}, {"endpoint": "http://10.0.0.7:8000/"}],
    what="peer")
 
-REQUEST_SHAPES: tuple[Shape, ...] = (TX_IN, RAW_TX_IN, BATCH_IN, SEND_IN, PEER_IN)
+PROPOSAL_IN = Shape("ProposalIn", [
+    Field("address", ADDRESS, "the address to vote on (40 hex)"),
+    Field("authorize", Bool(), "true: vote to add it to the authorities; false: to remove it"),
+], examples=[{"address": "11" * 20, "authorize": True}], what="proposal",
+   doc="What this node's miner votes for, in the blocks it seals, until it is discarded.")
+
+REQUEST_SHAPES: tuple[Shape, ...] = (TX_IN, RAW_TX_IN, BATCH_IN, SEND_IN, PEER_IN, PROPOSAL_IN)
 
 
 # --- path and query parameters the routes parse themselves ------------------------------------
@@ -234,6 +240,8 @@ REQUEST_SHAPES: tuple[Shape, ...] = (TX_IN, RAW_TX_IN, BATCH_IN, SEND_IN, PEER_I
 TX_ID = Param(HASH, "transaction id", "transaction id (64 hex)", "9c" * 32)
 ACCOUNT = Param(ADDRESS, "address", "account address (40 hex)", "3f" * 20)
 BLOCK_REF = Param(BlockRefKind(), "block", "a height (decimal) or a block hash (64 hex)", "42")
+PROPOSED = Param(ADDRESS, "address", "the address a proposal of this node is about (40 hex)",
+                 "11" * 20)
 SENDER = Param(ADDRESS, "sender", "only this sender's transactions, in nonce order", "3f" * 20)
 BEFORE = Param(CursorKind(), "before", "only entries older than this position "
                "(`height:index`, the `next` of the previous page)", "42:0")

@@ -2,8 +2,9 @@
 
 Timing policy (`plan`), with `interval` = genesis `interval_ms` and `parent` = the head:
 
-- slot = parent.timestamp + interval. In PoA the in-turn authority (`miners[h % n]` for the
-  new height h) seals at the slot; an out-of-turn authority adds a delay of interval/2 +
+- slot = parent.timestamp + interval. In PoA the in-turn authority (`signers[h % n]` for
+  the new height h, `signers` the set at the head as state's status says: votes change
+  it) seals at the slot; an out-of-turn authority adds a delay of interval/2 +
   random(0, interval/2), drawn once per head (Clique's wiggle), and never seals while its
   address is among the last floor(n/2) coinbases (the recency rule). PoW has no turns.
 - Before the slot, a full pool (ready >= `max_bound`) is sealed at once (out-of-turn: once its
@@ -68,6 +69,9 @@ class Plan:
     reason: str
 
 
+NOT_AUTHORITY = "is not an authority of the current set: it seals once a vote adds it"
+
+
 def plan(genesis: Genesis, status: messages.StatusReply, address: bytes, now: int,
          delay_ms: int) -> Plan:
     """The timing policy of the module docstring, as a pure function.
@@ -80,11 +84,11 @@ def plan(genesis: Genesis, status: messages.StatusReply, address: bytes, now: in
     if status.storage:
         return Plan(False, None, f"{STORAGE_PAUSE}: {status.storage}")
     if genesis.is_poa:
-        if address not in genesis.miners:
-            return Plan(False, None, "not an authority")
+        if address not in status.miners:
+            return Plan(False, None, NOT_AUTHORITY)
         if address in status.recent_signers:
             return Plan(False, None, "sealed one of the last floor(n/2) blocks")
-        if consensus.in_turn_signer(genesis, status.height + 1) != address:
+        if consensus.in_turn_signer(status.miners, status.height + 1) != address:
             extra_delay = delay_ms
     elif address in (b"", ZERO_ADDRESS):
         return Plan(False, None, "no coinbase address")
@@ -163,11 +167,9 @@ class Miner:
         """Why this node can never seal on this chain ("" when it can)."""
         if self.address in (b"", ZERO_ADDRESS):
             return "no client.account_address configured"
-        if self.genesis.is_poa:
-            if self.address not in self.genesis.miners:
-                return f"{self.address.hex()} is not an authority of this chain"
-            if self.signer is None:
-                return "no validator key loaded"
+        # an address outside the current set waits for a vote (`plan` says so), keyed
+        if self.genesis.is_poa and self.signer is None:
+            return f"no validator key for {self.address.hex()} loaded"
         return ""
 
     @property
@@ -318,6 +320,10 @@ class Miner:
                 log.warning("sealing paused: %s", decision.reason)
             elif not paused and self._last_reason.startswith(STORAGE_PAUSE):
                 log.info("sealing resumed: state stores blocks again")
+            if decision.reason == NOT_AUTHORITY:
+                log.info("%s %s", self.address.hex(), NOT_AUTHORITY)
+            elif self._last_reason == NOT_AUTHORITY:
+                log.info("%s is an authority now: sealing in turn", self.address.hex())
             self._last_reason = decision.reason
             log.debug("height %d: %s (ready %d)", status.height + 1, decision.reason,
                       status.ready_count)
@@ -379,10 +385,15 @@ class Miner:
 
 
 def load_signer(config: NodeConfig, genesis: Genesis) -> Signer | None:
-    """The validator key, when this node may seal PoA blocks (PoW needs only the address)."""
-    if not genesis.is_poa or config.account_address not in genesis.miners:
+    """The validator key, when this node may seal PoA blocks (PoW needs only the address):
+    any address's, since a vote may make it an authority later."""
+    if not genesis.is_poa or not config.account_address:
         return None
-    key = Keystore(config.keystore_dir).load(config.account_address, config.password())
+    store = Keystore(config.keystore_dir)
+    if (config.account_address not in genesis.miners
+            and not store.path_of(config.account_address).is_file()):
+        return None  # idle, saying why: no key to seal with if a vote adds it
+    key = store.load(config.account_address, config.password())
     return Signer(key)
 
 

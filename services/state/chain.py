@@ -22,10 +22,10 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from common import consensus, errors
+from common import authorities, consensus, errors
+from common.authorities import Snapshot
 from common.genesis import Genesis, genesis_block
 from common.ledger import StateChanges, apply_block
-from common.statehash import root_of
 from common.status import BlockStatus, RemovalReason, TxStatus
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
@@ -71,42 +71,19 @@ class Chain:
                              f"({gblock.hash.hex()[:16]})")
         self.genesis_hash = gblock.hash
         self._headers: dict[bytes, BlockHeader] = {}
+        self._snapshots: dict[bytes, Snapshot] = {}
         self.templates = TemplateCache()
         self.fates: OrderedDict[bytes, TxFate] = OrderedDict()
         self.removals: list[Removed] = []  # drained by the service into events
         self.head = self._load_head()
+        self.proposals = authorities.decode_proposals(self.store.metadata(schema.PROPOSALS))
         self._restore_journal()
 
     # --- reading ------------------------------------------------------------------------
 
     def _load_head(self) -> Head:
-        """The head, checked before anything is served: its block is stored and decodes,
-        it is the main chain's block at its height, and the stored state is the state its
-        header commits to. Anything else is a damaged database, refused (`StoreCorrupt`)."""
-        path = self.store.path
-        head_hash = self.store.metadata("head")
-        if head_hash is None:
-            raise corrupt(path, "it has no head record")
-        try:
-            header, meta = self.store.header(head_hash), self.store.meta(head_hash)
-            raw = self.store.block_raw(head_hash)
-            block = Block.decode(raw) if raw is not None else None
-        except errors.Malformed as exc:
-            raise corrupt(path, f"the head block {head_hash.hex()[:16]} does not decode "
-                          f"({exc})") from None
-        if header is None or meta is None or block is None:
-            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is missing")
-        if block.hash != head_hash or header.raw != block.header.raw:
-            raise corrupt(path, f"the head block stored under {head_hash.hex()[:16]} is "
-                          "another block")
-        if self.store.hash_at(header.height) != head_hash:
-            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is not the main "
-                          f"chain's block at its height {header.height}")
-        if root_of(meta.state_value) != header.state_root:
-            raise corrupt(path, f"the stored state (root {root_of(meta.state_value).hex()[:16]})"
-                          f" is not the state the head block {header.height} commits to "
-                          f"({header.state_root.hex()[:16]})")
-        return Head(header, meta)
+        """The head, checked before anything is served (`Store.checked_head`)."""
+        return Head(*self.store.checked_head())
 
     def header(self, block_hash: bytes) -> BlockHeader | None:
         header = self._headers.get(block_hash)
@@ -142,9 +119,19 @@ class Chain:
         out.reverse()
         return out
 
+    def authorities(self, block_hash: bytes) -> Snapshot:
+        """The authorities after a stored block (`common.authorities`), stored with it."""
+        snap = self._snapshots.get(block_hash) or self.store.authorities(block_hash)
+        if snap is None:
+            raise corrupt(self.store.path, f"block {block_hash.hex()[:16]} has no snapshot")
+        if len(self._snapshots) >= HEADER_CACHE:
+            self._snapshots.clear()
+        self._snapshots[block_hash] = snap
+        return snap
+
     def recent_signers(self, parent: BlockHeader) -> list[bytes]:
         """Coinbases of the recency window ending at `parent` (for the child's check)."""
-        window = consensus.recency_window(self.genesis)
+        window = consensus.recency_window(self.authorities(parent.hash).signers)
         if not self.genesis.is_poa or window == 0:
             return []
         chain = [*self.ancestors(parent, window - 1), parent]
@@ -169,15 +156,22 @@ class Chain:
 
     # --- importing ----------------------------------------------------------------------
 
-    def validate_header(self, header: BlockHeader, now_ms: int) -> BlockHeader:
+    def validate_header(self, header: BlockHeader, now_ms: int) -> tuple[BlockHeader, Snapshot]:
+        """The parent of a valid `header`, and the authorities after it."""
         parent = self.header(header.parent)
         if parent is None:
             raise errors.UnknownParent(f"unknown parent {header.parent.hex()}")
-        consensus.validate_header(
+        snapshot = consensus.validate_header(
             self.genesis, parent, header, now_ms=now_ms,
             recent_signers=self.recent_signers(parent),
-            anchor_timestamp=self.anchor_timestamp(parent))
-        return parent
+            anchor_timestamp=self.anchor_timestamp(parent),
+            snapshot=self.authorities(parent.hash))
+        return parent, snapshot
+
+    def weight(self, header: BlockHeader) -> int:
+        """The block's own weight: in PoA, in turn or not for the set at its parent."""
+        signers = self.authorities(header.parent).signers if self.genesis.is_poa else ()
+        return consensus.block_weight(self.genesis, header, signers)
 
     def import_block(self, block: Block, now_ms: int) -> ImportResult:
         """Validate and store `block`; make it head (possibly through a reorg) when its
@@ -189,13 +183,13 @@ class Chain:
         reason = self.store.invalid(h)
         if reason is not None:
             raise errors.InvalidBlock(f"block {h.hex()[:16]} is known to be invalid: {reason}")
-        parent = self.validate_header(block.header, now_ms)
+        parent, snapshot = self.validate_header(block.header, now_ms)
         # A body that does not match its header's tx_root may be a mutated copy of a valid
         # block (CVE-2012-2459): reject this copy without condemning the header's hash.
         consensus.validate_body(self.genesis, block, verify_signatures=False)
         parent_meta = self.store.meta(parent.hash)
         assert parent_meta is not None
-        weight = parent_meta.total_weight + consensus.block_weight(self.genesis, block.header)
+        weight = parent_meta.total_weight + self.weight(block.header)
         if parent.hash == self.head.header.hash:
             try:
                 changes = self._changes_for(block, parent_meta)
@@ -204,7 +198,7 @@ class Chain:
                 raise
             meta = BlockMeta(weight, changes.state_value)
             batch = Batch()
-            self._store_new(batch, block, meta)
+            self._store_new(batch, block, meta, snapshot)
             indexes.connect_block(batch, self.store.get, block, changes.before, changes.after)
             removed = self._commit_head(batch, block.header, meta, [block], [])
             return ImportResult(BlockStatus.HEAD, block, (block,), (), tuple(removed))
@@ -212,10 +206,10 @@ class Chain:
                                        self.head.header.hash):
             batch = Batch()
             # side branch: state is computed only if it ever becomes the main chain
-            self._store_new(batch, block, BlockMeta(weight, 0))
+            self._store_new(batch, block, BlockMeta(weight, 0), snapshot)
             self.store.commit(batch)
             return ImportResult(BlockStatus.SIDE, block)
-        return self._reorg(block, weight)
+        return self._reorg(block, weight, snapshot)
 
     def _changes_for(self, block: Block, parent_meta: BlockMeta) -> StateChanges:
         cached = self.templates.take(block.header)
@@ -224,9 +218,12 @@ class Chain:
         return apply_block(self.account, parent_meta.state_value, block,
                            self.genesis.network_id, self.genesis.reward)
 
-    def _store_new(self, batch: Batch, block: Block, meta: BlockMeta) -> None:
-        """A block seen for the first time: stored, and the tip of its branch."""
+    def _store_new(self, batch: Batch, block: Block, meta: BlockMeta,
+                   snapshot: Snapshot) -> None:
+        """A block seen for the first time: stored with the authorities after it, and the
+        tip of its branch."""
         self.store.write_block(batch, block, meta)
+        batch.put(schema.authorities_key(block.hash), snapshot.encode())
         batch.delete(schema.tip_key(block.header.parent))
         batch.put(schema.tip_key(block.hash), b"")
 
@@ -281,7 +278,7 @@ class Chain:
             branch.append(blk)
             cur = parent
 
-    def _reorg(self, tip: Block, weight: int) -> ImportResult:
+    def _reorg(self, tip: Block, weight: int, snapshot: Snapshot) -> ImportResult:
         """Switch to the heavier branch ending at `tip`, atomically: disconnect the main
         chain down to the fork, connect the branch, all in one batch."""
         fork, branch = self._branch_from_main(tip)
@@ -320,10 +317,10 @@ class Chain:
                 log.warning("reorg aborted: block %s invalid: %s", blk.hash.hex()[:16], exc)
                 raise
             state_value = changes.state_value
-            total += consensus.block_weight(self.genesis, blk.header)
+            total += self.weight(blk.header)
             meta = BlockMeta(total, state_value)
             if blk is tip:
-                self._store_new(batch, blk, meta)
+                self._store_new(batch, blk, meta, snapshot)
             else:
                 self.store.write_block(batch, blk, meta)
             indexes.connect_block(batch, read, blk, changes.before, changes.after)
@@ -460,16 +457,35 @@ class Chain:
         out, self.removals = self.removals, []
         return out
 
+    # --- this node's proposals ----------------------------------------------------------
+
+    def propose(self, subject: bytes, authorize: bool | None) -> None:
+        """What this node's miner votes for: `subject` authorized (True) or deauthorized
+        (False), replacing any proposal about it; None discards it. Kept in order, stored."""
+        kept = [(s, a) for s, a in self.proposals if s != subject]
+        if authorize is not None:
+            kept.append((subject, authorize))
+        batch = Batch()
+        batch.put(schema.metadata_key(schema.PROPOSALS), authorities.encode_proposals(kept))
+        self.store.commit(batch)
+        self.proposals = kept
+        self.templates.clear()
+
     # --- templates ----------------------------------------------------------------------
 
     def template(self, coinbase: bytes, timestamp: int, extra: bytes) -> Block:
         """An unsealed block on the head: the best ready transactions that apply, the state
         root after them. Transactions that no longer apply are dropped from the pool."""
         head = self.head
+        vote = b""
+        if self.genesis.is_poa:
+            vote = authorities.next_vote(self.genesis.epoch, self.authorities(head.header.hash),
+                                         head.header.height + 1, coinbase, self.proposals)
         built = build_template(
             self.genesis, head.header, head.meta.state_value, self.account,
             self.mempool.select(self.genesis.max_bound), coinbase=coinbase,
-            timestamp=timestamp, extra=extra, difficulty=self.next_difficulty(head.header))
+            timestamp=timestamp, extra=extra, difficulty=self.next_difficulty(head.header),
+            vote=vote)
         if built.stale:
             batch = Batch()
             for tx in built.stale:

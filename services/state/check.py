@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common import consensus, errors
+from common.authorities import Snapshot, genesis_snapshot
 from common.encoding import pack, unpack
 from common.genesis import Genesis, genesis_block
 from common.statehash import root_of
@@ -38,6 +39,7 @@ KINDS = {
     schema.ACCOUNT: "account", schema.UNDO: "undo", schema.JOURNAL: "mempool journal",
     schema.INVALID: "invalid-block", schema.HISTORY: "history",
     schema.HISTORY_COUNT: "history count", schema.TIP: "tip", schema.METADATA: "metadata",
+    schema.AUTHORITIES: "authority snapshot",
 }
 LISTED_PER_KIND = 5  # accounts or entries named one by one before "and N more"
 
@@ -225,23 +227,40 @@ class _Checker:
                 if header.state_root != root_of(self.replay.state_value):
                     raise errors.BadStateRoot("the genesis alloc gives another state root")
                 changes_before: dict[bytes, Account] = {}
+                snapshot = genesis_snapshot(self.genesis.miners)
             else:
                 assert prev is not None
                 if header.parent != prev.hash:
                     add(f"{where}: its parent is {header.parent.hex()[:16]}, not the block "
                         f"at height {h - 1}")
                     return None
-                self.ancestry.check(header)
-                changes_before = self.replay.apply(block).before
+                snapshot = self.ancestry.check(header)
+                changes_before = self.replay.apply(
+                    block, self.ancestry.signers_at(header.parent)).before
         except errors.CcoinError as exc:
             add(f"{where}: {exc.code}: {exc}")
             return None
-        self.ancestry.add(header)
+        self.ancestry.add(header, snapshot)
+        self._authorities(where, block_hash, snapshot)
         self.main.add(block_hash)
         self.blocks += 1
         self.txs += len(block.txs)
         self._records(where, block, changes_before)
         return block
+
+    def _authorities(self, where: str, block_hash: bytes, snapshot: Snapshot) -> None:
+        """The stored authority snapshot against the one the headers give."""
+        try:
+            stored = self.store.authorities(block_hash)
+        except errors.Malformed:
+            self.problems.add(f"{where}: the authority snapshot does not decode")
+            return
+        if stored is None:
+            self.problems.add(f"{where}: the authority snapshot is missing")
+        elif stored != snapshot:
+            self.problems.add(f"{where}: the authority snapshot differs from the one its "
+                              f"headers give ({len(stored.signers)} authorities stored, "
+                              f"{len(snapshot.signers)} computed)")
 
     def _records(self, where: str, block: Block, before: dict[bytes, Account]) -> None:
         """The records an import wrote for this main-chain block, against the block."""

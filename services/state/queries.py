@@ -10,6 +10,7 @@ into a bus reply, field by field.
 from __future__ import annotations
 
 from common import chainhealth, consensus, errors
+from common import messages as m
 from common.chainhealth import ChainHealth
 from common.ledger import replay_block
 from common.merkle import merkle_proof
@@ -135,10 +136,14 @@ def signers(chain: Chain, window: int, now_ms: int) -> ChainHealth:
     (common/chainhealth.py): the headers of the window, and before them the recency
     window's, which say whether the rule let an authority seal the window's first blocks."""
     head = chain.head.header
-    context = consensus.recency_window(chain.genesis) if chain.genesis.is_poa else 0
+    snapshot = chain.authorities(head.hash)
+    current = snapshot.signers
+    context = consensus.recency_window(current) if chain.genesis.is_poa else 0
     headers = [*chain.ancestors(head, window + context - 1), head]
+    joined = {c.subject: c.height for c in snapshot.changes if c.authorize}
     return chainhealth.assess(chain.genesis, headers, window=window, now_ms=now_ms,
-                              ready=chain.mempool.ready_count())
+                              ready=chain.mempool.ready_count(), signers=current,
+                              joined=joined)
 
 
 def locator(chain: Chain) -> list[bytes]:
@@ -177,3 +182,23 @@ def blocks_after(chain: Chain, known: tuple[bytes, ...], limit: int, max_bytes: 
         out.append(raw)
         size += len(raw)
     return out
+
+
+def authorities(chain: Chain, voter: bytes) -> m.AuthoritiesReply:
+    """The authorities at the head (common/authorities.py): the set, the open proposals with
+    their voters, the latest changes, and this node's own proposals with how they stand
+    (`voter`: this node's account, which casts them)."""
+    head = chain.head.header
+    snap = chain.authorities(head.hash)
+    poa, epoch = chain.genesis.is_poa, chain.genesis.epoch
+    own = tuple(m.OwnProposal(subject, authorize, (subject in snap.signers) == authorize,
+                              snap.has_voted(voter, subject, authorize))
+                for subject, authorize in chain.proposals)
+    return m.AuthoritiesReply(
+        signers=snap.signers, needed=snap.needed() if poa else 0, epoch=epoch,
+        next_checkpoint=(head.height // epoch + 1) * epoch if poa else 0,
+        proposals=tuple(m.OpenProposal(p.subject, p.authorize, p.voters)
+                        for p in snap.proposals()),
+        changes=tuple(m.AuthorityChange(c.height, c.subject, c.authorize)
+                      for c in snap.changes),
+        own=own)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import consensus, errors
+from common.authorities import Snapshot, decode_proposals
 from common.genesis import Genesis, genesis_block
 from common.ledger import apply_block
 from common.types import Account, Block, BlockHeader, Transaction
@@ -159,6 +160,7 @@ class Found:
     weights: dict[bytes, int]
     head: bytes | None  # the recorded head, which keeps a tie (as the first seen would)
     invalid: dict[bytes, str]  # known-invalid marks: carried over, and new ones
+    snapshots: dict[bytes, Snapshot]  # the authorities after each kept block
     dropped: int = 0
     tip: bytes = b""
 
@@ -245,7 +247,7 @@ def _check_headers(genesis: Genesis, gheader: BlockHeader, headers: dict[bytes, 
     for h, header in headers.items():
         children.setdefault(header.parent, []).append(h)
     ancestry = Ancestry(genesis)
-    ancestry.add(gheader)
+    ancestry.add_genesis(gheader)
     weights = {gheader.hash: 0}
     queue = deque([gheader.hash])
     while queue:
@@ -255,19 +257,20 @@ def _check_headers(genesis: Genesis, gheader: BlockHeader, headers: dict[bytes, 
             if h in invalid:
                 continue
             try:
-                ancestry.check(header)
+                snapshot = ancestry.check(header)
             except errors.CcoinError as exc:
                 report.problems.add(f"block {h.hex()[:16]} at height {header.height}: "
                                     f"{exc.code}: {exc}")
                 continue
-            ancestry.add(header)
-            weights[h] = weights[parent] + consensus.block_weight(genesis, header)
+            ancestry.add(header, snapshot)
+            weights[h] = weights[parent] + ancestry.weight(header)
             queue.append(h)
     kept = {h: headers[h] for h in weights if h != gheader.hash}
     kept[gheader.hash] = gheader
     found = Found(genesis, kept, {p: [c for c in cs if c in weights]
                                   for p, cs in children.items()},
-                  weights, head, invalid, dropped=len(headers) - (len(kept) - 1))
+                  weights, head, invalid, ancestry.snapshots,
+                  dropped=len(headers) - (len(kept) - 1))
     found.choose()
     return found
 
@@ -315,7 +318,7 @@ class _Builder:
         meter = Meter(self.progress, "replaying blocks", len(path))
         meta = self.target.meta(gblock.hash)
         assert meta is not None
-        total, value = meta.total_weight, meta.state_value
+        value = meta.state_value
 
         def view(address: bytes) -> Account:
             """Accounts as the batch leaves them (several blocks go in one batch)."""
@@ -335,9 +338,10 @@ class _Builder:
                 if isinstance(exc, errors.InvalidBlock):
                     self.found.invalid[h] = exc.code
                 return h
-            total += consensus.block_weight(self.genesis, block.header)
+            total = self.found.weights[h]
             value = changes.state_value
             self.target.write_block(self.batch, block, BlockMeta(total, value))
+            self.batch.put(schema.authorities_key(h), self.found.snapshots[h].encode())
             indexes.connect_block(self.batch, self.target.get, block, changes.before,
                                   changes.after)
             self.report.head, self.report.height = h, block.height
@@ -368,6 +372,7 @@ class _Builder:
             block = self._body(h)
             assert block is not None, "read once already"
             self.target.write_block(self.batch, block, BlockMeta(found.weights[h], 0))
+            self.batch.put(schema.authorities_key(h), found.snapshots[h].encode())
             self.report.side_blocks += 1
         self.batch.delete(schema.tip_key(genesis_block(self.genesis).hash))
         for h in found.headers:
@@ -375,10 +380,18 @@ class _Builder:
                 self.batch.put(schema.tip_key(h), b"")
 
     def _carry_over(self) -> None:
-        """The known-invalid marks, and the mempool journal's readable entries (the node's
-        journal replay at start keeps those that still apply)."""
+        """The known-invalid marks, this node's authority-vote proposals, and the mempool
+        journal's readable entries (the node's journal replay at start keeps those that
+        still apply)."""
         for h, code in self.found.invalid.items():
             self.batch.put(schema.invalid_key(h), code.encode())
+        try:
+            proposals = self.source.metadata(schema.PROPOSALS)
+            if proposals is not None:
+                decode_proposals(proposals)  # only a readable list is kept
+                self.batch.put(schema.metadata_key(schema.PROPOSALS), proposals)
+        except (errors.StoreCorrupt, errors.Malformed) as exc:
+            self.report.problems.add(f"this node's proposals are not kept: {exc}")
         self.report.journal = self.report.journal_dropped = 0
         try:
             for _, value in self.source.scan(schema.JOURNAL):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common import consensus, errors
+from common.authorities import Snapshot, genesis_snapshot
 from common.genesis import Genesis
 from common.ledger import StateChanges, apply_block
 from common.statehash import from_scratch
@@ -44,16 +45,31 @@ class Problems:
 
 
 class Ancestry:
-    """Headers by hash, so that a header can be checked against the ancestors its rules
-    look back on (the PoA recency window, the PoW retarget anchor), as `Chain` does from
-    the database."""
+    """Headers by hash, with the authorities after each (`common.authorities`), so that a
+    header can be checked against the ancestors its rules look back on (the PoA recency
+    window, the PoW retarget anchor, the set at its parent), as `Chain` does from the
+    database. The genesis header goes in first."""
 
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
         self.headers: dict[bytes, BlockHeader] = {}
+        self.snapshots: dict[bytes, Snapshot] = {}
 
-    def add(self, header: BlockHeader) -> None:
+    def add(self, header: BlockHeader, snapshot: Snapshot) -> None:
         self.headers[header.hash] = header
+        self.snapshots[header.hash] = snapshot
+
+    def add_genesis(self, header: BlockHeader) -> Snapshot:
+        snapshot = genesis_snapshot(self.genesis.miners)
+        self.add(header, snapshot)
+        return snapshot
+
+    def signers_at(self, block_hash: bytes) -> tuple[bytes, ...]:
+        return self.snapshots[block_hash].signers
+
+    def weight(self, header: BlockHeader) -> int:
+        """The block's own weight (its parent added already)."""
+        return consensus.block_weight(self.genesis, header, self.signers_at(header.parent))
 
     def _back(self, header: BlockHeader, to_height: int) -> BlockHeader | None:
         cur: BlockHeader | None = header
@@ -61,15 +77,16 @@ class Ancestry:
             cur = self.headers.get(cur.parent)
         return cur
 
-    def check(self, header: BlockHeader) -> None:
-        """Link, height, timestamp order, difficulty, HashCash proof, seal and recency
+    def check(self, header: BlockHeader) -> Snapshot:
+        """Link, height, timestamp order, difficulty, HashCash proof, seal, recency and vote
         (`consensus.validate_header`); the future-timestamp bound is not re-applied to a
-        block that passed it when it was imported."""
+        block that passed it when it was imported. Returns the authorities after it."""
         g = self.genesis
         parent = self.headers.get(header.parent)
         if parent is None:
             raise errors.UnknownParent(f"parent {header.parent.hex()[:16]} is not stored")
-        window = consensus.recency_window(g)
+        snapshot = self.snapshots[parent.hash]
+        window = consensus.recency_window(snapshot.signers)
         recent: list[bytes] = []
         cur: BlockHeader | None = parent
         while g.is_poa and cur is not None and cur.height > 0 and len(recent) < window:
@@ -78,9 +95,10 @@ class Ancestry:
         recent.reverse()
         anchor_height = consensus.retarget_anchor_height(g, header.height)
         anchor = None if anchor_height is None else self._back(parent, anchor_height)
-        consensus.validate_header(
+        return consensus.validate_header(
             g, parent, header, now_ms=header.timestamp, recent_signers=recent,
-            anchor_timestamp=anchor.timestamp if anchor is not None else None)
+            anchor_timestamp=anchor.timestamp if anchor is not None else None,
+            snapshot=snapshot)
 
 
 class Replay:
@@ -96,9 +114,10 @@ class Replay:
     def view(self, address: bytes) -> Account:
         return self.accounts.get(address) or Account()
 
-    def apply(self, block: Block) -> StateChanges:
+    def apply(self, block: Block, signers: tuple[bytes, ...]) -> StateChanges:
         """Apply `block` (its body checked first, signatures aside: the tx root commits to
-        every transaction's bytes); raises the `InvalidBlock` an import would."""
+        every transaction's bytes); raises the `InvalidBlock` an import would. `signers`:
+        the authorities at its parent (its weight)."""
         consensus.validate_body(self.genesis, block, verify_signatures=False)
         changes = apply_block(self.view, self.state_value, block, self.genesis.network_id,
                               self.genesis.reward)
@@ -108,7 +127,7 @@ class Replay:
             else:
                 self.accounts[address] = account
         self.state_value = changes.state_value
-        self.total_weight += consensus.block_weight(self.genesis, block.header)
+        self.total_weight += consensus.block_weight(self.genesis, block.header, signers)
         return changes
 
 

@@ -1,8 +1,9 @@
 """Every LevelDB key the state service writes, built in one place (py-evm's schema.py).
 
-`n`, `t`, `x`, `c`, `u` and `a` describe the main chain: past the genesis commit (and the
-version-1 upgrade's counts), only `indexes.connect_block` and `indexes.disconnect_block`
-write them.
+`n`, `t`, `x`, `c`, `u` and `a` describe the main chain: past the genesis commit, only
+`indexes.connect_block` and `indexes.disconnect_block` write them. `A` is a function of a
+block's headers alone (its branch, not the main chain), so it is written once, with the
+block, whether the block joins the main chain or a side branch, and never undone.
 
 | prefix | key                         | value                                           |
 |--------|-----------------------------|-------------------------------------------------|
@@ -18,7 +19,8 @@ write them.
 | `x`    | address, height, index      | [txid, direction] of a main-chain transaction   |
 | `c`    | address                     | how many `x` entries it has (8 B big-endian)    |
 | `T`    | block hash                  | (empty) a chain tip: a stored block, no child   |
-| `M`    | name                        | metadata (`head`, `genesis`, `version`)          |
+| `A`    | block hash                  | the authorities after it (`authorities.Snapshot`)|
+| `M`    | name                        | metadata (`head`, `genesis`, `version`, `proposals`)|
 """
 
 from __future__ import annotations
@@ -45,9 +47,12 @@ METADATA = b"M"
 HISTORY = b"x"
 HISTORY_COUNT = b"c"
 TIP = b"T"
+AUTHORITIES = b"A"
 
 # 2: `c` history counts (a version-1 database gets them counted once when it is opened)
-SCHEMA_VERSION = b"2"
+# 3: headers carry `vote` (13 fields) and every stored block its `A` snapshot; an older
+#    database holds another chain (its hashes differ) and is refused
+SCHEMA_VERSION = b"3"
 
 
 def header_key(block_hash: bytes) -> bytes:
@@ -86,6 +91,9 @@ def invalid_key(block_hash: bytes) -> bytes:
     return INVALID + block_hash
 
 
+PROPOSALS = "proposals"  # metadata: this node's authority-vote proposals (Chain.propose)
+
+
 def metadata_key(name: str) -> bytes:
     return METADATA + name.encode()
 
@@ -117,6 +125,10 @@ def decode_count(raw: bytes | None) -> int:
 
 def tip_key(block_hash: bytes) -> bytes:
     return TIP + block_hash
+
+
+def authorities_key(block_hash: bytes) -> bytes:
+    return AUTHORITIES + block_hash
 
 
 def encode_undo(before: Mapping[bytes, Account]) -> bytes:

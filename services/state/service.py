@@ -23,7 +23,8 @@ import zmq.asyncio
 
 from common import __version__
 from common import messages as m
-from common.errors import CcoinError, NotFound, StoreError
+from common.authorities import MAX_PROPOSALS
+from common.errors import CcoinError, NotFound, Refused, StoreError
 from common.genesis import Genesis
 from common.status import BlockStatus, RemovalReason
 from common.types import Block, Transaction
@@ -46,8 +47,9 @@ MAX_PAGE_BYTES = 16 * 1024 * 1024  # well under the bus's MAXMSGSIZE, past which
 
 class StateService:
     def __init__(self, chain: Chain, publisher: Publisher | None = None,
-                 guard: StorageGuard | None = None) -> None:
+                 guard: StorageGuard | None = None, voter: bytes = b"") -> None:
         self.chain = chain
+        self.voter = voter  # this node's account: whose votes its proposals become
         self.pub = publisher
         # without one: no free-space rule, failed writes and damage handled all the same
         self.guard = guard or StorageGuard(chain.store.path, 0)
@@ -58,6 +60,7 @@ class StateService:
             m.GetTemplate: self.get_template,
             m.SubmitBlock: self.submit_block,
             m.SubmitBlocks: self.submit_blocks,
+            m.SetProposal: self.set_proposal,
         }
         return {
             **{kind: self._writing(handler) for kind, handler in writes.items()},
@@ -73,6 +76,7 @@ class StateService:
             m.GetTxProof: self.get_tx_proof,
             m.GetTips: self.get_tips,
             m.GetSigners: self.get_signers,
+            m.GetAuthorities: self.get_authorities,
             m.GetLocator: self.get_locator,
             m.GetBlocksAfter: self.get_blocks_after,
             m.HasBlocks: self.has_blocks,
@@ -128,7 +132,7 @@ class StateService:
             total_weight=c.head.meta.total_weight, state_root=head.state_root,
             mempool_count=len(c.mempool), mempool_bytes=c.mempool.size,
             ready_count=c.mempool.ready_count(), poa=c.genesis.is_poa,
-            miners=c.genesis.miners, recent_signers=tuple(c.recent_signers(head)),
+            miners=c.authorities(head.hash).signers, recent_signers=tuple(c.recent_signers(head)),
             difficulty=c.next_difficulty(head), storage=self.guard.problem(c.store, free),
             disk_free=max(free or 0, 0), min_free=self.guard.min_free)
 
@@ -298,6 +302,24 @@ class StateService:
             due_ms=h.due_ms, overdue_ms=h.overdue_ms, interval_ms=h.interval_ms,
             needed=h.needed, summary=h.summary)
 
+    def get_authorities(self, _: m.GetAuthorities) -> m.AuthoritiesReply:
+        return queries.authorities(self.chain, self.voter)
+
+    def set_proposal(self, req: m.SetProposal) -> m.AuthoritiesReply:
+        c = self.chain
+        if not c.genesis.is_poa:
+            raise Refused("a proof-of-work chain has no authorities to vote on")
+        if req.discard:
+            if all(subject != req.address for subject, _ in c.proposals):
+                raise NotFound(f"this node proposes nothing about {req.address.hex()}")
+            c.propose(req.address, None)
+        else:
+            known = any(subject == req.address for subject, _ in c.proposals)
+            if not known and len(c.proposals) >= MAX_PROPOSALS:
+                raise Refused(f"this node already has {MAX_PROPOSALS} proposals; discard one")
+            c.propose(req.address, req.authorize)
+        return queries.authorities(c, self.voter)
+
     def get_locator(self, _: m.GetLocator) -> m.LocatorReply:
         return m.LocatorReply(tuple(queries.locator(self.chain)))
 
@@ -346,7 +368,8 @@ async def main(config: NodeConfig) -> None:
     ctx = zmq.asyncio.Context()
     guard = buscurve.Guard(ctx, buscurve.for_config(config))  # tcp:// endpoints: CurveZMQ
     pub = Publisher(ctx, config.endpoint("events"), guard)
-    service = StateService(chain, pub, StorageGuard(config.chain_dir, config.min_free_mb * MB))
+    service = StateService(chain, pub, StorageGuard(config.chain_dir, config.min_free_mb * MB),
+                           voter=config.account_address or b"")
     server = Server(ctx, config.endpoint("state"), "state", service.handlers(),  # type: ignore[arg-type]
                     guard=guard)
     log.info("state ready: height %d head %s genesis %s", chain.head.header.height,

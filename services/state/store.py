@@ -32,10 +32,11 @@ from typing import Any
 
 import plyvel
 
+from common.authorities import Snapshot, genesis_snapshot
 from common.encoding import pack, unpack
 from common.errors import Malformed, StoreCorrupt, StoreError, StoreLocked, StoreWriteFailed
 from common.genesis import Genesis, genesis_block
-from common.statehash import from_scratch
+from common.statehash import from_scratch, root_of
 from common.status import Direction
 from common.types import Account, Block, BlockHeader
 from services.state import schema
@@ -195,22 +196,19 @@ class Store:
         return next(self.scan(b""), None) is None
 
     def _upgrade(self) -> None:
-        """Bring a database written by an older ccoin to `schema.SCHEMA_VERSION`, in one
-        atomic write; refuse one written by a newer ccoin."""
+        """Refuse a database this ccoin cannot read: one written before authority voting
+        (schema 1 or 2: its headers have 12 fields, so every hash differs: another chain)
+        or by a newer ccoin. There is nothing to upgrade in place."""
         version = self.metadata("version")
         if version is None or version == schema.SCHEMA_VERSION:
             return  # new (the genesis commit writes the version) or current
-        if version != b"1":
-            raise StoreError(f"the chain database has schema version {version.decode()!r}; "
-                             f"this ccoin reads {schema.SCHEMA_VERSION.decode()!r} and older")
-        counts: dict[bytes, int] = {}
-        for key, _ in self.scan(schema.HISTORY):
-            address = key[1:1 + 20]
-            counts[address] = counts.get(address, 0) + 1
-        with self.db.write_batch(transaction=True, sync=True) as wb:
-            for address, n in counts.items():
-                wb.put(schema.history_count_key(address), schema.encode_count(n))
-            wb.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)
+        if version in (b"1", b"2"):
+            raise StoreError(f"the chain database was written by a ccoin before authority "
+                             f"voting (schema version {version.decode()}): its block headers "
+                             f"have no vote field; start the chain anew in an empty data "
+                             f"directory (ccoin genesis init)")
+        raise StoreError(f"the chain database has schema version {version.decode()!r}; "
+                         f"this ccoin reads {schema.SCHEMA_VERSION.decode()!r}")
 
     def close(self) -> None:
         self.db.close()
@@ -376,6 +374,40 @@ class Store:
             raise StoreWriteFailed(self.write_failure) from None
         self.accounts.update(batch.accounts)
 
+    def checked_head(self) -> tuple[BlockHeader, BlockMeta]:
+        """The head's header and meta, checked before anything is served: its block is
+        stored and decodes, it is the main chain's block at its height, and the stored state
+        is the state its header commits to. Anything else is a damaged database, refused
+        (`StoreCorrupt`)."""
+        path = self.path
+        head_hash = self.metadata("head")
+        if head_hash is None:
+            raise corrupt(path, "it has no head record")
+        try:
+            header, meta = self.header(head_hash), self.meta(head_hash)
+            raw = self.block_raw(head_hash)
+            block = Block.decode(raw) if raw is not None else None
+        except Malformed as exc:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} does not decode "
+                          f"({exc})") from None
+        if header is None or meta is None or block is None:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is missing")
+        if block.hash != head_hash or header.raw != block.header.raw:
+            raise corrupt(path, f"the head block stored under {head_hash.hex()[:16]} is "
+                          "another block")
+        if self.hash_at(header.height) != head_hash:
+            raise corrupt(path, f"the head block {head_hash.hex()[:16]} is not the main "
+                          f"chain's block at its height {header.height}")
+        if root_of(meta.state_value) != header.state_root:
+            raise corrupt(path, f"the stored state (root {root_of(meta.state_value).hex()[:16]})"
+                          f" is not the state the head block {header.height} commits to "
+                          f"({header.state_root.hex()[:16]})")
+        return header, meta
+
+    def authorities(self, block_hash: bytes) -> Snapshot | None:
+        raw = self.get(schema.authorities_key(block_hash))
+        return Snapshot.decode(raw) if raw is not None else None
+
     def write_block(self, batch: Batch, block: Block, meta: BlockMeta) -> None:
         h = block.hash
         batch.put(schema.header_key(h), block.header.raw)
@@ -410,6 +442,7 @@ def initial_genesis_commit(store: Store, genesis: Genesis, block: Block) -> None
     for address, account in accounts.items():
         batch.put_account(address, account)
     batch.put(schema.undo_key(block.hash), schema.encode_undo({}))
+    batch.put(schema.authorities_key(block.hash), genesis_snapshot(genesis.miners).encode())
     batch.put(schema.metadata_key("genesis"), block.hash)
     batch.put(schema.metadata_key("head"), block.hash)
     batch.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)

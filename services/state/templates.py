@@ -42,10 +42,12 @@ class Template:
 
 def build_template(genesis: Genesis, parent: BlockHeader, parent_state_value: int,
                    view: AccountView, candidates: Generator[Transaction, bool | None, None], *,
-                   coinbase: bytes, timestamp: int, extra: bytes, difficulty: int) -> Template:
+                   coinbase: bytes, timestamp: int, extra: bytes, difficulty: int,
+                   vote: bytes = b"") -> Template:
     """A block on `parent` with the candidates that apply, in the order offered; the
     generator is told after each whether it applied (a rejected one ends its sender's run,
-    `Mempool.select`). The coinbase gets the reward and the fees."""
+    `Mempool.select`). The coinbase gets the reward and the fees; `vote` is the header's
+    (`common.authorities.next_vote`)."""
     state = Overlay(view)
     chosen: list[Transaction] = []
     stale: list[Transaction] = []
@@ -75,7 +77,7 @@ def build_template(genesis: Genesis, parent: BlockHeader, parent_state_value: in
         height=parent.height + 1, parent=parent.hash,
         timestamp=max(timestamp, parent.timestamp + 1), coinbase=coinbase,
         tx_root=merkle_root([tx.id for tx in chosen]), state_root=changes.state_root,
-        difficulty=difficulty, nonce=0, extra=extra)
+        difficulty=difficulty, nonce=0, extra=extra, vote=vote)
     return Template(Block(header, tuple(chosen)), changes, tuple(stale))
 
 

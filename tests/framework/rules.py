@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from common import consensus, crypto, ledger
+from common import authorities, consensus, crypto, ledger
 from common.genesis import Genesis, genesis_block, parse_genesis
 from common.merkle import merkle_root
 from common.statehash import from_scratch, root_of
@@ -42,9 +42,11 @@ def genesis_doc(*, miners: Sequence[bytes] = (), difficulty: int = 0, reward: in
                 alloc: dict[bytes, int] | None = None, network_id: int = CHAIN_ID,
                 interval_ms: int = INTERVAL_MS, retarget_blocks: int = 10,
                 max_bound: int = 1000, genesis_difficulty: int = 0,
-                genesis_timestamp: int = GENESIS_TIME) -> dict[str, Any]:
+                genesis_timestamp: int = GENESIS_TIME, epoch: int | None = None,
+                ) -> dict[str, Any]:
     """A genesis file (as the JSON object) in ccoin's shape; both difficulties in bits (the
-    file's `difficulty_bits`: its `difficulty` would count hex digits)."""
+    file's `difficulty_bits`: its `difficulty` would count hex digits); `epoch` left out
+    (its default) unless given."""
     if alloc is None:
         alloc = {address(i): 1_000_000 for i in range(1, 4)}
     return {
@@ -55,6 +57,7 @@ def genesis_doc(*, miners: Sequence[bytes] = (), difficulty: int = 0, reward: in
             "max_bound": max_bound, "min_bound": 0, "reward": reward,
             "difficulty_bits": difficulty, "allow_empty": True, "placeholder_data": ["rnd", 15],
             "retarget_blocks": retarget_blocks,
+            **({"epoch": epoch} if epoch is not None else {}),
         },
         "max_peers": 0,
         "genesis_block": {"coinbase": "", "coinbase_reward": 0,
@@ -92,6 +95,14 @@ def state_changes(view: ledger.AccountView, parent_value: int, txs: Iterable[Tra
     return ledger.finish(state, fees, parent_value)
 
 
+def authority_signer(addr: bytes) -> crypto.Signer:
+    """The key of an authority address: authorities are `signer(100 + i)`."""
+    for n in range(100, 100 + authorities.MAX_AUTHORITIES):
+        if address(n) == addr:
+            return signer(n)
+    raise KeyError(f"{addr.hex()} is not one of the test authorities")
+
+
 def seal(genesis: Genesis, header: BlockHeader, sealer: crypto.Signer | None) -> BlockHeader:
     """HashCash proof, then (PoA) the seal signature over the seal hash."""
     if sealer is not None:
@@ -114,6 +125,9 @@ class Chain:
         self.state_value = from_scratch(self.accounts.items())
         self.values: list[int] = [self.state_value]  # state value after each block
         self.changes: list[ledger.StateChanges] = []
+        # the authorities after each block (common.authorities)
+        self.snapshots: list[authorities.Snapshot] = [
+            authorities.genesis_snapshot(genesis.miners)]
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -123,6 +137,11 @@ class Chain:
     @property
     def tip(self) -> BlockHeader:
         return self.blocks[-1].header
+
+    @property
+    def snapshot(self) -> authorities.Snapshot:
+        """The authorities after the tip."""
+        return self.snapshots[-1]
 
     def recent_signers(self) -> list[bytes]:
         """Coinbases of the blocks after genesis, oldest first (consensus slices the window)."""
@@ -135,24 +154,36 @@ class Chain:
     def total_supply(self) -> int:
         return sum(acc.balance for acc in self.accounts.values())
 
+    def default_sealer(self, height: int) -> bytes:
+        """The in-turn authority, or when the recency rule forbids it (just after the set
+        changed) the first in turn order that may seal."""
+        signers = self.snapshot.signers
+        window = consensus.recency_window(signers)
+        recent = self.recent_signers()[-window:] if window else []
+        order = [consensus.in_turn_signer(signers, height), *signers]
+        return next((a for a in order if a not in recent), order[0])
+
     # --- building --------------------------------------------------------------------------
 
     def build(self, txs: Sequence[Transaction] = (), *, sealer: crypto.Signer | None = None,
               coinbase: bytes | None = None, timestamp: int | None = None, extra: bytes = b"",
-              reward: int | None = None, **overrides: Any) -> Block:
+              reward: int | None = None, vote: bytes | None = None,
+              **overrides: Any) -> Block:
         """A valid block on the tip (unless `overrides` break it): Merkle root of `txs`, the
         state root after applying them plus `reward` (default: the genesis reward) and fees to
         the coinbase, the required difficulty, a HashCash proof and, in PoA, the seal of
-        `sealer` (default: the in-turn authority)."""
+        `sealer` (default: `default_sealer`), and `vote` (default: none, or the list a
+        checkpoint carries)."""
         g = self.genesis
         parent = self.tip
         height = parent.height + 1
         if g.is_poa and sealer is None:
-            in_turn = consensus.in_turn_signer(g, height)
-            sealer = next(signer(100 + i) for i in range(len(g.miners))
-                          if address(100 + i) == in_turn)
+            sealer = authority_signer(self.default_sealer(height))
         if coinbase is None:
             coinbase = sealer.address if sealer is not None else address(0)
+        if vote is None:
+            vote = (authorities.checkpoint_field(self.snapshot)
+                    if g.is_poa and authorities.is_checkpoint(g.epoch, height) else b"")
         changes = state_changes(self.view, self.state_value, txs, coinbase, g.network_id,
                                 g.reward if reward is None else reward)
         header = BlockHeader(
@@ -161,26 +192,29 @@ class Chain:
             coinbase=coinbase, tx_root=merkle_root([tx.id for tx in txs]),
             state_root=changes.state_root,
             difficulty=consensus.next_difficulty(g, parent, self.anchor_timestamp(height)),
-            nonce=0, extra=extra)
+            nonce=0, extra=extra, vote=vote)
         if overrides:
             header = header.replace(**overrides)
         return Block(seal(g, header, sealer), tuple(txs))
 
     # --- checking and applying -------------------------------------------------------------
 
-    def validate(self, block: Block, *, now_ms: int | None = None) -> None:
+    def validate(self, block: Block, *, now_ms: int | None = None) -> authorities.Snapshot:
+        """Check `block` against the tip; the authorities after it."""
         header = block.header
-        consensus.validate_header(
+        snapshot = consensus.validate_header(
             self.genesis, self.tip, header,
             now_ms=header.timestamp if now_ms is None else now_ms,
             recent_signers=self.recent_signers(),
-            anchor_timestamp=self.anchor_timestamp(header.height))
+            anchor_timestamp=self.anchor_timestamp(header.height), snapshot=self.snapshot)
         consensus.validate_body(self.genesis, block)
+        return snapshot
 
     def apply(self, block: Block, *, validate: bool = True) -> ledger.StateChanges:
         """Check `block` against the tip and commit it; nothing changes if it raises."""
-        if validate:
-            self.validate(block)
+        g = self.genesis
+        snapshot = (self.validate(block) if validate else
+                    authorities.apply_header(g.is_poa, g.epoch, self.snapshot, block.header))
         changes = ledger.apply_block(self.view, self.state_value, block, self.genesis.network_id,
                                      self.genesis.reward)
         self._write(changes.after)
@@ -188,6 +222,7 @@ class Chain:
         self.blocks.append(block)
         self.values.append(changes.state_value)
         self.changes.append(changes)
+        self.snapshots.append(snapshot)
         return changes
 
     def build_and_apply(self, txs: Sequence[Transaction] = (), **kwargs: Any) -> Block:
@@ -200,6 +235,7 @@ class Chain:
         block = self.blocks.pop()
         changes = self.changes.pop()
         self.values.pop()
+        self.snapshots.pop()
         self._write(changes.before)
         self.state_value = self.values[-1]
         return block

@@ -192,7 +192,7 @@ class ChainBuilder:
         self.value = changes.state_value
         self.head = block.header
         self.blocks.append(block)
-        self.weight += consensus.block_weight(self.genesis, block.header)
+        self.weight += consensus.block_weight(self.genesis, block.header, self.genesis.miners)
         return block
 
     def extend(self, count: int) -> list[Block]:

@@ -1,8 +1,9 @@
 """feature_network_partition: a real network cut, in network namespaces (root only; skipped
 with the reason otherwise): 3 validators and 1 basic node, each in a namespace of its own,
 are split in two with a conflicting spend on each side (same sender and nonce, different
-recipients); healed, they converge on one chain on which exactly one of the two spends is
-applied, everywhere, and it is the heavier side's."""
+recipients), and the two authorities of the heavier side vote the third out; healed, they
+converge on one chain on which exactly one of the two spends is applied, everywhere, and it
+is the heavier side's, and on one authority set: without the third (issue 14)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,14 @@ def run_partition(ns: NsNet) -> None:
     assert not lab.can_reach(side1[0], lone) and lab.can_reach(lone, 4)
     assert lab.can_reach(side1[0], side1[1])
 
+    # side 1's two authorities vote the lone one out (2 of 3): the set changes on side 1 only
+    out = devnet.node(lone).account.hex()
+    for i in side1:
+        r = ns.nodes[i - 1].http.post("/api/v1/consensus/proposals",  # admin: as localhost
+                                      json={"address": out, "authorize": False},
+                                      headers={"host": "localhost"})
+        assert r.status_code == 200, r.text
+
     x, y, y2 = (PrivateKey.generate().address for _ in range(3))
     spend_a = Transaction.create(dev, chain_id=chain_id, nonce=n0 + 1, to=x, amount=777, fee=1)
     spend_b = Transaction.create(dev, chain_id=chain_id, nonce=n0 + 1, to=y, amount=888, fee=1)
@@ -166,6 +175,9 @@ def run_partition(ns: NsNet) -> None:
                    timeout=60, what=f"side 1 block {k}", interval=0.5, ignore=NET_ERRORS)
     assert not any(a.confirmed(b_id) for a in s1), "spend B crossed the partition"
     assert not any(a.confirmed(a_id) for a in s2), "spend A crossed the partition"
+    kept = [devnet.node(i).account.hex() for i in side1]
+    assert all(authorities(a) == kept for a in s1), "side 1's vote did not pass"
+    assert all(out in authorities(a) for a in s2), "side 1's vote crossed the partition"
     log_step(f"side 1 at {s1[0].height()} with spend A, side 2 at {s2[0].height()} "
              "with spend B; healing")
 
@@ -194,6 +206,13 @@ def run_partition(ns: NsNet) -> None:
     assert nonces == {n0 + 4}
     assert_one_chain(apis)
     log_step(f"spend {winner} applied on all nodes, the other nowhere")
+    assert all(authorities(a) == kept for a in apis), "not one authority set everywhere"
+    log_step(f"one authority set everywhere: side 1's vote removed node{lone}")
+
+
+def authorities(api: RestApi) -> list[str]:
+    found: list[str] = api.get("/api/v1/consensus")["votes"]["authorities"]
+    return found
 
 
 def wait_connected_idle(apis: Sequence[RestApi], dev: Signer, chain_id: int) -> None:

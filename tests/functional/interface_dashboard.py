@@ -294,6 +294,7 @@ def test_mine_and_see_the_reward(node: TestNode, desktop: Page) -> None:
         node.client.set_mining(True)  # whatever happened above, the other tests need blocks
     br.screenshot(desktop, "operate-desktop")
     goto(desktop, node.url, "#/wallet")
+    desktop.wait_for_selector("#wallet-stats dd", timeout=WAIT)  # drawn once /wallet answers
     desktop.wait_for_function(
         "b => Number(document.querySelector('#wallet-stats dd').textContent.replace(/,/g, ''))"
         " >= b + 300", arg=before, timeout=WAIT)  # three more rewards of 100, seen live

@@ -21,7 +21,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from common import consensus, crypto, messages  # noqa: E402
+from common import authorities, consensus, crypto, messages  # noqa: E402
 from common.encoding import pack  # noqa: E402
 from common.genesis import genesis_block  # noqa: E402
 from common.merkle import merkle_proof, merkle_root  # noqa: E402
@@ -92,8 +92,8 @@ def transactions(new_rsa: bool) -> dict[str, Any]:
 # --- headers and blocks -----------------------------------------------------------------------
 
 HEADER_FIELDS = ("height", "parent", "timestamp", "coinbase", "tx_root", "state_root",
-                 "difficulty", "nonce", "extra", "signer_key_type", "signer_public_key",
-                 "signature")
+                 "difficulty", "nonce", "extra", "vote", "signer_key_type",
+                 "signer_public_key", "signature")
 
 
 def header_json(header: BlockHeader) -> dict[str, Any]:
@@ -117,9 +117,15 @@ def header_vectors() -> list[dict[str, Any]]:
     poa = consensus.sign_header(poa, sealer)
     pow_ = consensus.solve_proof(base.replace(coinbase=vector_key(11).address), 1 << 20)
     assert pow_ is not None
+    voting = sealed(base.replace(vote=authorities.encode_vote(vector_key(12).address, True)),
+                    sealer)
+    checkpoint = sealed(base.replace(height=30_000, vote=b"".join(
+        vector_key(n).address for n in (10, 13, 14))), sealer)
     out = []
     for name, header, seal_key in (("poa sealed, difficulty 8", poa, 10),
-                                   ("pow, difficulty 8", pow_, None)):
+                                   ("pow, difficulty 8", pow_, None),
+                                   ("poa voting to authorize key 12", voting, 10),
+                                   ("poa checkpoint listing keys 10, 13, 14", checkpoint, 10)):
         block = Block(header, tuple(txs))
         out.append({
             "name": name, "seal_key": seal_key, "header": header_json(header),
@@ -128,6 +134,48 @@ def header_vectors() -> list[dict[str, Any]]:
             "txs": [h(tx.raw) for tx in txs], "block_raw": h(block.raw),
         })
     return out
+
+
+def sealed(header: BlockHeader, sealer: crypto.Signer) -> BlockHeader:
+    solved = consensus.solve_proof(consensus.with_signer(header, sealer), 1 << 20)
+    assert solved is not None
+    return consensus.sign_header(solved, sealer)
+
+
+# --- authority votes --------------------------------------------------------------------------
+
+# (voter key, subject key or None for no vote, authorize) per block, from height 1 on, over
+# the genesis authorities keys 20, 21, 22 and epoch 8: two votes add key 23 (2 of 3), three
+# remove key 20 (3 of 4; its own open vote for key 24 goes with it), and the checkpoint at
+# height 8 lists the set and clears the vote left open.
+VOTE_STEPS: list[tuple[int, int | None, bool]] = [
+    (20, 23, True), (21, 23, True), (20, 24, True), (21, 20, False), (22, 20, False),
+    (23, 20, False), (21, 24, True), (22, None, True),
+]
+
+
+def authority_vectors() -> dict[str, Any]:
+    from types import SimpleNamespace
+
+    genesis_signers = [vector_key(n).address for n in (20, 21, 22)]
+    snap = authorities.genesis_snapshot(genesis_signers)
+    epoch = 8
+    steps = []
+    for height, (voter, subject, authorize) in enumerate(VOTE_STEPS, start=1):
+        if authorities.is_checkpoint(epoch, height):
+            vote = authorities.checkpoint_field(snap)
+        elif subject is None:
+            vote = b""
+        else:
+            vote = authorities.encode_vote(vector_key(subject).address, authorize)
+        header = SimpleNamespace(height=height, coinbase=vector_key(voter).address, vote=vote)
+        snap = authorities.apply_header(True, epoch, snap, header)
+        steps.append({"height": height, "voter": h(header.coinbase), "vote": h(vote),
+                      "signers": [h(a) for a in snap.signers],
+                      "votes": [[h(v.voter), h(v.subject), v.authorize] for v in snap.votes],
+                      "snapshot": h(snap.encode())})
+    return {"epoch": epoch, "genesis_signers": [h(a) for a in genesis_signers],
+            "steps": steps}
 
 
 # --- Merkle -----------------------------------------------------------------------------------
@@ -207,7 +255,7 @@ def bus_catalogue() -> dict[str, Any]:
 def build_all(new_rsa: bool = False) -> dict[str, Any]:
     return {"transactions.json": transactions(new_rsa), "headers.json": header_vectors(),
             "merkle.json": merkle_vectors(), "muhash.json": muhash_vectors(),
-            "genesis.json": genesis_vectors()}
+            "genesis.json": genesis_vectors(), "authorities.json": authority_vectors()}
 
 
 def dump(value: Any) -> str:

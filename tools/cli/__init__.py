@@ -11,6 +11,7 @@
     ccoin sign                        sign a transfer here: the body of POST /api/v1/txs
     ccoin history|mempool|watch       an account's history, the pool, live events
     ccoin peers|sync|mining|consensus   the node's network, miner and PoA health
+    ccoin authority list|propose|discard   the PoA authorities and the votes that change them
     ccoin bench                       the benchmark (tools.bench)
 
 Every failure is one line on stderr (`error: ...`) and a non-zero exit status: 1 when the
@@ -48,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tools.cli import account, client, genesis, network, node, sign
+    from tools.cli import account, authority, client, genesis, network, node, sign
     from tools.cli import devnet as devnet_cmd
     from tools.cli import discovery as discovery_cmd
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     client.register(sub)
     sign.register(sub)
     network.register(sub)
+    authority.register(sub)
     discovery_cmd.register(sub)
     devnet_cmd.register(sub)
     sub.add_parser("bench", help="run the benchmark (ccoin bench --help)", add_help=False)

@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
 
 
 @contextmanager
-def _admin_call() -> Iterator[None]:
+def admin_call() -> Iterator[None]:
     """A refused admin call says how to get through."""
     try:
         yield
@@ -120,7 +120,7 @@ def cmd_peers_add(args: argparse.Namespace) -> int:
     endpoint = args.endpoint.strip()
     if not 0 < args.timeout <= 60:
         raise CliError("--timeout must be more than 0 and at most 60 seconds")
-    with node_client(args, admin=True) as c, _admin_call():
+    with node_client(args, admin=True) as c, admin_call():
         added = c.add_peer(endpoint, wait=args.timeout)
     if args.json:
         print_json(added.doc)
@@ -135,7 +135,7 @@ def cmd_peers_add(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     with node_client(args, admin=True) as c:
-        with _admin_call():
+        with admin_call():
             c.sync()
         if not args.wait:
             if args.json:
@@ -193,7 +193,7 @@ def cmd_mining(args: argparse.Namespace) -> int:
 
 
 def cmd_mining_switch(args: argparse.Namespace) -> int:
-    with node_client(args, admin=True) as c, _admin_call():
+    with node_client(args, admin=True) as c, admin_call():
         doc = c.set_mining(args.enable)
     if args.json:
         print_json(doc)

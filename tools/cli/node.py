@@ -149,8 +149,7 @@ def _check_validator(config: NodeConfig, genesis: Genesis) -> None:
         raise CliError("a validator needs client.account_address in the node config")
     address = config.account_address.hex()
     if genesis.is_poa:
-        if config.account_address not in genesis.miners:
-            raise CliError(f"{address} is not an authority of this chain (genesis miners)")
+        # an address outside the genesis miners may be voted in later: its miner waits
         store = Keystore(config.keystore_dir)
         if not store.path_of(config.account_address).is_file():
             raise CliError(f"no key for {address} in {config.keystore_dir}")

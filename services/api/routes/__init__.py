@@ -1,6 +1,7 @@
 """The gateway's routes, one module per area of the API (the tags of `/docs`).
 
 - `chain`: status, blocks, forks and consensus health
+- `consensus`: this node's authority-vote proposals (admin)
 - `transactions`: submit (one or a batch), look up, prove; the pool
 - `accounts`: balances, nonces and history
 - `network`: peers and sync, through the p2p service (adding a peer and syncing: admin)
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from services.api.routes import (
     accounts,
     chain,
+    consensus,
     events,
     mining,
     network,
@@ -27,7 +29,7 @@ from services.api.routes import (
     wallet,
 )
 
-MODULES = (node, chain, transactions, accounts, network, events, mining, wallet)
+MODULES = (node, chain, consensus, transactions, accounts, network, events, mining, wallet)
 
 
 def include(app: FastAPI) -> None:

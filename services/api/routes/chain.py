@@ -98,9 +98,12 @@ async def consensus(gw: Gateway = GW,
                     ) -> Response:
     """Chain health: whether the next block is overdue (time since the head against the
     interval), which authorities are live, who may seal next under the recency rule, each
-    authority's turns sealed and missed (missed slots counted from time too), and a sentence
-    saying why the chain waits."""
-    st, signers = await asyncio.gather(
+    authority's turns sealed and missed (missed slots counted from time too), a sentence
+    saying why the chain waits, and the authority votes (`votes`: the set, open proposals
+    with who voted, the latest changes, this node's own proposals, and a warning for a
+    removal that would leave too few live authorities)."""
+    st, signers, votes = await asyncio.gather(
         gw.ask(messages.GetStatus(), messages.StatusReply),
-        gw.ask(messages.GetSigners(window, now_ms()), messages.SignersReply))
-    return JSONResponse(chainhealth.consensus_json(st, signers, window))
+        gw.ask(messages.GetSigners(window, now_ms()), messages.SignersReply),
+        gw.ask(messages.GetAuthorities(), messages.AuthoritiesReply))
+    return JSONResponse(chainhealth.consensus_json(st, signers, window, votes))

@@ -1,5 +1,5 @@
 // The pages that act on the node (admin): the node's wallet and its send form, and the
-// operate page (miner, peers, sync).
+// operate page (miner, peers, sync, authority votes).
 
 import { get, isMissing, post } from './api.js';
 import {
@@ -7,6 +7,7 @@ import {
 } from './dom.js';
 import { throttle } from './live.js';
 import { HEX, adminOnly, errorText, field, heading, setError, stat, strip0x } from './ui.js';
+import { votesPanel } from './votes.js';
 
 const MAX_AMOUNT = 2n ** 63n - 1n;
 const MAX_DATA_BYTES = 1024;
@@ -140,8 +141,10 @@ export async function operate(main, _params, ctx) {
   const miningResult = h('div', { class: 'result', role: 'status', 'aria-live': 'polite', id: 'mining-result' });
   const network = h('div', { id: 'network' }, h('p', { class: 'muted', text: 'Loading…' }));
   const networkResult = h('div', { class: 'result', role: 'status', 'aria-live': 'polite', id: 'network-result' });
+  const votes = votesPanel(ctx);
   clear(main, heading('Operate'),
-    panel('Mining', mining, miningResult), panel('Peers', network, networkResult));
+    panel('Mining', mining, miningResult), panel('Peers', network, networkResult),
+    panel('Authority votes', votes.el, votes.result));
 
   async function act(button, resultEl, path, body, done, explain = {}) {
     button.disabled = true;
@@ -298,8 +301,9 @@ export async function operate(main, _params, ctx) {
   const refreshLive = throttle(() => {
     loadMining();
     if (!peersMissing) loadPeers();
+    votes.load();
   }, 3000);
-  await Promise.all([loadMining(), loadPeers()]);
+  await Promise.all([loadMining(), loadPeers(), votes.load()]);
   return {
     update(detail) {
       if (detail.headChanged || detail.nodeChanged) refreshLive();

@@ -6,6 +6,7 @@ import { chart } from './charts.js';
 import { badge, bytes, clear, h, int, link, notice, panel, plain, table, timeAgo, yesNo } from './dom.js';
 import { throttle } from './live.js';
 import { blocksTable, count, errorText, heading, stat } from './ui.js';
+import { votesBlock } from './votes.js';
 
 const CONSENSUS_POLL_MS = 3000;
 const PACE_NOTICE = { sealing: 'ok', idle: 'info', late: 'warn', waiting: 'bad' };
@@ -90,7 +91,8 @@ export function overview(main, _params, ctx) {
         h('strong', { text: `${int(st.difficulty)} bits` }), ' of difficulty.'));
       return;
     }
-    // whose turn follows the live head (DESIGN §3: block h is miners[h % n]'s); the slower
+    // whose turn follows the live head (DESIGN §3: block h is signers[h % n]'s, the set at
+    // the head as votes left it); the slower
     // consensus route only adds each signer's record
     const authorities = st.authorities;
     const nextHeight = st.height + 1;
@@ -123,7 +125,8 @@ export function overview(main, _params, ctx) {
         consensus && consensus.needed_online ? ` (at least ${consensus.needed_online} must be online)` : '', '. ',
         'Whose turn for block ', h('strong', { text: `#${nextHeight}` }), ': ', link('account', inTurn), '.'),
       table({ text: 'Authorities and whose turn it is', hidden: true }, columns, rows, { cls: 'stack' }),
-      consensusMissing ? h('p', { class: 'muted small', text: 'Per-signer statistics are not available on this node yet.' }) : null);
+      consensusMissing ? h('p', { class: 'muted small', text: 'Per-signer statistics are not available on this node yet.' }) : null,
+      consensus?.votes ? votesBlock(consensus.votes) : null);
   }
 
   function drawCharts() {

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from common import chainhealth as ch
 from common.genesis import Genesis
 from common.status import AuthorityState, ChainPace
-from tests.framework.rules import GENESIS_TIME, poa_genesis
+from tests.framework.rules import GENESIS_TIME, address, poa_genesis
 
 INTERVAL = 1_000
 GENESES = {n: poa_genesis(n, interval_ms=INTERVAL) for n in range(1, 7)}
@@ -94,7 +94,7 @@ def test_turns_recency_and_missed_slots_against_random_histories(
         case: tuple[Genesis, list[Header], int, int]) -> None:
     g, headers, window, now = case
     n, rw = len(g.miners), len(g.miners) // 2
-    health = ch.assess(g, headers, window=window, now_ms=now, ready=0)
+    health = ch.assess(g, headers, window=window, now_ms=now, ready=0, signers=g.miners)
     head = headers[-1]
     sealed = [h for h in headers if h.height >= 1]
     recent = {h.coinbase for h in sealed[-rw:]} if rw else set()
@@ -136,8 +136,8 @@ def test_time_only_makes_things_worse(case: tuple[Genesis, list[Header], int, in
                                       more: int) -> None:
     """With no new block, a later moment never un-misses a turn or un-overdues the chain."""
     g, headers, window, now = case
-    before = ch.assess(g, headers, window=window, now_ms=now, ready=0)
-    after = ch.assess(g, headers, window=window, now_ms=now + more, ready=0)
+    before = ch.assess(g, headers, window=window, now_ms=now, ready=0, signers=g.miners)
+    after = ch.assess(g, headers, window=window, now_ms=now + more, ready=0, signers=g.miners)
     assert after.overdue >= before.overdue and after.overdue_ms >= before.overdue_ms
     old = by_address(before)
     for a in after.authorities:
@@ -160,11 +160,12 @@ def test_one_of_two_authorities_stopped_is_named_within_two_intervals() -> None:
     g = GENESES[2]
     headers = chain_of(g, in_turn_history(g, 6))  # block 6 by miners[0]: miners[1]'s turn
     head = headers[-1]
-    on_time = ch.assess(g, headers, window=100, now_ms=head.timestamp + INTERVAL, ready=0)
+    on_time = ch.assess(g, headers, window=100, now_ms=head.timestamp + INTERVAL, ready=0,
+                        signers=g.miners)
     assert on_time.pace == ChainPace.SEALING and not on_time.overdue
     assert on_time.summary == f"sealing normally: block 7 is {ch.short(g.miners[1])}'s turn"
     stalled = ch.assess(g, headers, window=100, now_ms=head.timestamp + 2 * INTERVAL - 1,
-                        ready=0)
+                        ready=0, signers=g.miners)
     assert stalled.pace == ChainPace.WAITING and stalled.overdue
     assert stalled.summary == (f"waiting: authority {ch.short(g.miners[1])} is offline; with 2 "
                                f"authorities both must be online (no block for 2.0 intervals)")
@@ -181,7 +182,7 @@ def test_missed_turns_are_counted_from_time() -> None:
     headers = chain_of(g, in_turn_history(g, 4))
     head = headers[-1]
     ten_intervals = ch.assess(g, headers, window=100, now_ms=head.timestamp + 10 * INTERVAL,
-                              ready=0)
+                              ready=0, signers=g.miners)
     states = by_address(ten_intervals)
     # slots 1, 3, 5, 7, 9 are miners[1]'s; 2, 4, 6, 8 miners[0]'s, who may not seal
     assert states[g.miners[1]].missed_since_head == 5 == states[g.miners[1]].missed
@@ -192,14 +193,16 @@ def test_three_authorities_one_offline_is_late_not_waiting() -> None:
     g = GENESES[3]
     headers = chain_of(g, in_turn_history(g, 5))  # block 6 is miners[0]'s turn
     head = headers[-1]
-    late = ch.assess(g, headers, window=100, now_ms=head.timestamp + 1600, ready=0)
+    late = ch.assess(g, headers, window=100, now_ms=head.timestamp + 1600, ready=0,
+                     signers=g.miners)
     assert late.pace == ChainPace.LATE and late.overdue_ms == 600
     # miners[2] sealed the head; miners[1] may still seal out of turn
     assert late.summary == (f"late: block 6 is 0.6 s overdue; {ch.short(g.miners[0])} (in turn)"
                             f" is offline; {ch.short(g.miners[1])} may seal it out of turn")
     # an out-of-turn block arrives: miners[0]'s missed turn stays in the window
     headers.append(Header(6, head.timestamp + 1800, g.miners[1]))
-    moved = ch.assess(g, headers, window=100, now_ms=head.timestamp + 1900, ready=0)
+    moved = ch.assess(g, headers, window=100, now_ms=head.timestamp + 1900, ready=0,
+                      signers=g.miners)
     states = by_address(moved)
     assert moved.pace == ChainPace.SEALING
     assert (states[g.miners[0]].missed, states[g.miners[0]].state) == (1, AuthorityState.OFFLINE)
@@ -210,7 +213,8 @@ def test_in_turn_authority_held_back_by_the_recency_rule() -> None:
     g = GENESES[3]
     # block 3 (miners[0]'s turn) sealed out of turn by miners[1]; block 4 is miners[1]'s turn
     headers = chain_of(g, [1, 2, 1])
-    health = ch.assess(g, headers, window=100, now_ms=headers[-1].timestamp + 10, ready=0)
+    health = ch.assess(g, headers, window=100, now_ms=headers[-1].timestamp + 10, ready=0,
+                       signers=g.miners)
     assert health.in_turn == g.miners[1] and g.miners[1] not in health.may_seal
     assert health.summary == (
         f"sealing normally: block 4 goes to {ch.short(g.miners[0])} and {ch.short(g.miners[2])}"
@@ -222,7 +226,7 @@ def test_waiting_names_every_offline_authority_and_how_many_are_needed() -> None
     # miners[3] and miners[4] (blocks 3 and 4) seal; 0, 1 and 2 are gone
     headers = chain_of(g, [1, 2, 3, 4])
     health = ch.assess(g, headers, window=100, now_ms=headers[-1].timestamp + 6 * INTERVAL,
-                       ready=0)
+                       ready=0, signers=g.miners)
     assert health.pace == ChainPace.WAITING
     offline = [ch.short(g.miners[i]) for i in (0, 1, 2)]
     assert health.summary.startswith(
@@ -234,7 +238,7 @@ def test_a_single_authority() -> None:
     g = GENESES[1]
     headers = chain_of(g, [0, 0])
     health = ch.assess(g, headers, window=100, now_ms=headers[-1].timestamp + 5 * INTERVAL,
-                       ready=0)
+                       ready=0, signers=g.miners)
     assert health.pace == ChainPace.WAITING
     assert health.summary.startswith(f"waiting: authority {ch.short(g.miners[0])} is offline; "
                                      f"with 1 authority it must be online")
@@ -244,24 +248,29 @@ def test_no_block_is_due_without_transactions_when_empty_blocks_are_not_allowed(
     g = replace(GENESES[2], allow_empty=False, min_bound=5)
     headers = chain_of(g, in_turn_history(g, 3))
     head = headers[-1]
-    idle = ch.assess(g, headers, window=100, now_ms=head.timestamp + 60 * INTERVAL, ready=0)
+    idle = ch.assess(g, headers, window=100, now_ms=head.timestamp + 60 * INTERVAL, ready=0,
+                     signers=g.miners)
     assert idle.pace == ChainPace.IDLE and idle.due_ms == 0 and not idle.overdue
     assert all(a.missed_since_head == 0 for a in idle.authorities)
     assert idle.summary.startswith("idle: no transactions to seal")
     # fewer than min_bound transactions wait one more interval before they are sealed
-    few = ch.assess(g, headers, window=100, now_ms=head.timestamp + 2 * INTERVAL, ready=2)
+    few = ch.assess(g, headers, window=100, now_ms=head.timestamp + 2 * INTERVAL, ready=2,
+                    signers=g.miners)
     assert few.due_ms == head.timestamp + 2 * INTERVAL and not few.overdue
-    enough = ch.assess(g, headers, window=100, now_ms=head.timestamp + 2 * INTERVAL, ready=5)
+    enough = ch.assess(g, headers, window=100, now_ms=head.timestamp + 2 * INTERVAL, ready=5,
+                       signers=g.miners)
     assert enough.due_ms == head.timestamp + INTERVAL and enough.overdue
 
 
 def test_proof_of_work_has_no_authorities_and_a_wider_grace() -> None:
     headers = [genesis_header(), Header(1, GENESIS_TIME + INTERVAL, b"\x11" * 20)]
     head = headers[-1]
-    fine = ch.assess(POW, headers, window=10, now_ms=head.timestamp + 2 * INTERVAL, ready=0)
+    fine = ch.assess(POW, headers, window=10, now_ms=head.timestamp + 2 * INTERVAL, ready=0,
+                     signers=POW.miners)
     assert fine.pace == ChainPace.SEALING and fine.authorities == () and fine.in_turn == b""
     assert fine.summary == "mining normally: any miner may seal block 2"
-    late = ch.assess(POW, headers, window=10, now_ms=head.timestamp + 4 * INTERVAL, ready=0)
+    late = ch.assess(POW, headers, window=10, now_ms=head.timestamp + 4 * INTERVAL, ready=0,
+                     signers=POW.miners)
     assert late.pace == ChainPace.LATE and late.needed == 0
     assert late.summary.startswith("late: block 2 is 3.0 s overdue (no block for 4.0 intervals)")
 
@@ -269,10 +278,10 @@ def test_proof_of_work_has_no_authorities_and_a_wider_grace() -> None:
 def test_headers_must_be_consecutive() -> None:
     g = GENESES[2]
     with pytest.raises(ValueError):
-        ch.assess(g, [], window=1, now_ms=0, ready=0)
+        ch.assess(g, [], window=1, now_ms=0, ready=0, signers=g.miners)
     with pytest.raises(ValueError):
         ch.assess(g, [genesis_header(), Header(2, GENESIS_TIME + 1, g.miners[0])], window=1,
-                  now_ms=0, ready=0)
+                  now_ms=0, ready=0, signers=g.miners)
 
 
 @pytest.mark.parametrize("n, needle", [
@@ -297,6 +306,36 @@ def test_a_chain_still_at_its_genesis() -> None:
     """The genesis timestamp is the file's constant (0 by default), not a sealing time."""
     g = GENESES[2]
     health = ch.assess(g, [genesis_header()], window=100, now_ms=GENESIS_TIME + 10 * INTERVAL,
-                       ready=0)
+                       ready=0, signers=g.miners)
     assert health.pace == ChainPace.WAITING and health.next_height == 1
     assert health.summary.endswith("both must be online (no block since the genesis)")
+
+
+# --- a set changed by vote ----------------------------------------------------------------------
+
+
+def test_an_authority_voted_in_missed_no_turn_before_it_joined() -> None:
+    """Three authorities seal 6 blocks in turn; a fourth, voted in at block 6, is counted
+    with the new set at once (in turn for block 7) but missed none of the turns the new
+    order gives it before it joined; removal warnings name what the chain would need."""
+    g = GENESES[3]
+    a, b, c = g.miners
+    d = address(999)
+    headers = chain_of(g, in_turn_history(g, 6))
+    now = headers[-1].timestamp + INTERVAL // 2
+    health = ch.assess(g, headers, window=10, now_ms=now, ready=0, signers=(a, b, c, d),
+                       joined={d: 6})
+    rows = by_address(health)
+    assert rows[d].missed == 0 and rows[d].state == AuthorityState.UNKNOWN
+    assert health.in_turn == d and health.needed == 3  # block 7 is (a, b, c, d)[7 % 4]
+    counted_before = ch.assess(g, headers, window=10, now_ms=now, ready=0,
+                               signers=(a, b, c, d))
+    assert by_address(counted_before)[d].missed > 0  # what `joined` leaves out
+    assert ch.removal_note(health.authorities, a) is None  # b and c live, 2 of 3 needed
+    assert ch.removal_note(health.authorities, address(998)) is None  # no authority
+    # only a and b sealed: c is offline, d unknown; without a, b alone is live of 3
+    two = ch.assess(g, chain_of(g, [0, 1, 0, 1, 0, 1]), window=10, now_ms=now, ready=0,
+                    signers=(a, b, c, d), joined={d: 6})
+    assert ch.removal_note(two.authorities, a) == (
+        f"removing {ch.short(a)} leaves 3 authorities of which 1 is live; 2 must be online, "
+        "so the chain would wait from the block that passes the vote")

@@ -59,14 +59,14 @@ def with_header(block: Block, header: BlockHeader) -> Block:
 def test_authorities_and_turns(poa: Chain) -> None:
     g = poa.genesis
     assert g.miners == (A0.address, A1.address, A2.address)
-    assert [consensus.in_turn_signer(g, h) for h in range(4)] == [
+    assert [consensus.in_turn_signer(g.miners, h) for h in range(4)] == [
         A0.address, A1.address, A2.address, A0.address]
-    assert consensus.recency_window(g) == 1
+    assert consensus.recency_window(g.miners) == 1
 
 
 @pytest.mark.parametrize("n, window", [(1, 0), (2, 1), (3, 1), (4, 2), (5, 2), (7, 3)])
 def test_recency_window_is_half_the_authorities(n: int, window: int) -> None:
-    assert consensus.recency_window(poa_genesis(n)) == window
+    assert consensus.recency_window(poa_genesis(n).miners) == window
 
 
 def test_valid_poa_chain(poa: Chain) -> None:
@@ -84,19 +84,19 @@ def test_valid_poa_chain(poa: Chain) -> None:
 
 def test_block_weight_poa(poa: Chain) -> None:
     g = poa.genesis
-    assert consensus.block_weight(g, poa.tip) == 0  # genesis
+    assert consensus.block_weight(g, poa.tip, g.miners) == 0  # genesis
     in_turn = poa.build()  # height 1: A1's turn
-    assert consensus.block_weight(g, in_turn.header) == 2
+    assert consensus.block_weight(g, in_turn.header, g.miners) == 2
     out_of_turn = poa.build(sealer=A0)
     poa.validate(out_of_turn)  # out of turn is allowed, just lighter
-    assert consensus.block_weight(g, out_of_turn.header) == 1
+    assert consensus.block_weight(g, out_of_turn.header, g.miners) == 1
 
 
 def test_block_weight_pow(pow_chain: Chain) -> None:
     g = pow_chain.genesis
     for bits in (0, 1, 3, 10):
         h = pow_chain.tip.replace(height=5, difficulty=bits)
-        assert consensus.block_weight(g, h) == 2**bits
+        assert consensus.block_weight(g, h, ()) == 2**bits
 
 
 def test_fork_choice_weight_first_then_ties() -> None:
@@ -177,7 +177,8 @@ def test_bad_merkle_root(poa: Chain) -> None:
     txs = [transfer(1, address(2), 10, nonce=0), transfer(1, address(2), 10, nonce=1)]
     block = poa.build(txs, tx_root=merkle_root([txs[1].id, txs[0].id]))
     consensus.validate_header(poa.genesis, poa.tip, block.header, now_ms=block.header.timestamp,
-                              recent_signers=[], anchor_timestamp=None)
+                              recent_signers=[], anchor_timestamp=None,
+                              snapshot=poa.snapshot)
     expect(errors.BadTxRoot, "bad_tx_root", consensus.validate_body, poa.genesis, block)
     dropped = Block(poa.build(txs).header, (txs[0],))  # body missing a transaction
     expect(errors.BadTxRoot, "bad_tx_root", consensus.validate_body, poa.genesis, dropped)
@@ -407,5 +408,5 @@ def test_seal_helper_produces_a_verifiable_seal() -> None:
     sealed = seal(g, h, A1)
     assert sealed.signer == A1.address
     assert crypto.verify(0, A1.public_key, sealed.seal_hash, sealed.signature)
-    consensus.check_seal(g, sealed)
+    consensus.check_seal(g, sealed, g.miners)
     consensus.check_proof(sealed)

@@ -185,7 +185,7 @@ def test_block_decode_rejects_trailing_bytes(block: Block) -> None:
 def test_block_decode_rejects_non_canonical_header_int(block: Block) -> None:
     header = [pack(f) for f in block.header.fields()]
     header[0] = b"\xce" + block.height.to_bytes(4, "big")  # height as uint32
-    raw = b"\x92" + b"\x9c" + b"".join(header) + pack([tx.raw for tx in block.txs])
+    raw = b"\x92" + b"\x9d" + b"".join(header) + pack([tx.raw for tx in block.txs])
     assert unpack(raw) == unpack(block.raw)
     with pytest.raises(Malformed, match="non-canonical"):
         Block.decode(raw)

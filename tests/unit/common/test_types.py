@@ -166,8 +166,11 @@ def test_header_hash_and_seal_hash() -> None:
 def test_header_replace_and_fields_order() -> None:
     h = header()
     assert h.fields() == [1, bytes(range(32)), 1000, address(3), bytes(32), bytes(32), 4, 9,
-                          b"x", 0, b"", b""]
+                          b"x", b"", 0, b"", b""]
     assert h.replace(height=2).height == 2 and h.replace(height=2).parent == h.parent
+    voting = h.replace(vote=bytes(20) + b"\x01")
+    assert voting.fields()[9] == bytes(20) + b"\x01" and voting.hash != h.hash
+    assert voting.seal_hash != h.seal_hash  # the seal and the proof cover the vote
     assert BlockHeader.from_fields(tuple(h.fields())) == h
     with pytest.raises(Malformed):
         BlockHeader.from_fields(h.fields())  # lists are not what decode produces

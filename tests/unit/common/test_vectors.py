@@ -11,11 +11,12 @@ import hashlib
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from common import consensus, crypto
+from common import authorities, consensus, crypto
 from common.consensus import verify_transaction_signature
 from common.encoding import pack
 from common.genesis import genesis_block
@@ -185,3 +186,21 @@ def test_readme_describes_every_file() -> None:
     readme = (VECTORS / "README.md").read_text()
     for path in VECTORS.glob("*.json"):
         assert path.name in readme, path.name
+
+
+# --- authority votes --------------------------------------------------------------------------
+
+
+def test_authority_votes() -> None:
+    """Each step's vote field, folded over the one before, gives the recorded set, open votes
+    and snapshot bytes."""
+    doc = load("authorities.json")
+    snap = authorities.genesis_snapshot(x(a) for a in doc["genesis_signers"])
+    for step in doc["steps"]:
+        header = SimpleNamespace(height=step["height"], coinbase=x(step["voter"]),
+                                 vote=x(step["vote"]))
+        snap = authorities.apply_header(True, doc["epoch"], snap, header)
+        assert [a.hex() for a in snap.signers] == step["signers"]
+        assert [[v.voter.hex(), v.subject.hex(), v.authorize] for v in snap.votes] == step["votes"]
+        assert snap.encode().hex() == step["snapshot"]
+        assert authorities.Snapshot.decode(x(step["snapshot"])) == snap

@@ -109,7 +109,8 @@ def test_every_route_accepts_its_documented_example_and_refuses_other_fields(
         async with state_node(tmp_path, funded=(schema.EXAMPLE_SIGNER.address,)) as node:
             bodies = request_bodies(node.app.openapi())
             assert {path for _, path, _ in bodies} == {
-                "/api/v1/txs", "/api/v1/txs/batch", "/api/v1/wallet/send", "/api/v1/peers"}
+                "/api/v1/txs", "/api/v1/txs/batch", "/api/v1/wallet/send", "/api/v1/peers",
+                "/api/v1/consensus/proposals"}
             for method, path, shapes in bodies:
                 for shape in shapes:
                     for example in shape.examples:

@@ -165,7 +165,7 @@ class ScriptedState:
             self.rejected += 1
             raise BadTimestamp("scripted rejection")
         consensus.check_proof(block.header)
-        consensus.check_seal(self.genesis, block.header)
+        consensus.check_seal(self.genesis, block.header, self.genesis.miners)
         self.blocks.append(block)
         self.advance(block.hash, block.header.timestamp)
         return messages.BlockResult(BlockStatus.HEAD, block.hash, block.height)

@@ -32,7 +32,8 @@ def _announced(peer: WirePeer) -> list[bytes]:
 
 
 def _weight(net: LocalNet, blocks: list[Block]) -> int:
-    return sum(consensus.block_weight(net.genesis, b.header) for b in blocks)
+    return sum(consensus.block_weight(net.genesis, b.header, net.genesis.miners)
+               for b in blocks)
 
 
 async def test_a_block_from_a_peer_reaches_state_once_and_each_other_peer_once(

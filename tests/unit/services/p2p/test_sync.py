@@ -287,7 +287,8 @@ def _chain(genesis_blocks: rules.Chain, count: int, extra: bytes = b"") -> list[
 
 
 def _weight(net: LocalNet, blocks: list[Block]) -> int:
-    return sum(consensus.block_weight(net.genesis, b.header) for b in blocks)
+    return sum(consensus.block_weight(net.genesis, b.header, net.genesis.miners)
+               for b in blocks)
 
 
 async def test_a_node_syncs_in_locator_batches(tmp_path: Path) -> None:

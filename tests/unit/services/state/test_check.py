@@ -122,7 +122,7 @@ def test_a_block_that_breaks_a_header_rule_is_found_by_the_rule(
     assert header is not None
     forged = Block(header, good.txs)
     with pytest.raises(errors.BadSeal):
-        consensus.check_seal(stored.genesis, forged.header)
+        consensus.check_seal(stored.genesis, forged.header, stored.genesis.miners)
     sc.edit(stored.chain_dir, {schema.height_key(good.height): forged.hash,
                                schema.block_key(forged.hash): forged.raw})
     report = check_chain(stored.chain_dir, stored.genesis)
