@@ -5,9 +5,9 @@ It creates a throwaway single-validator devnet with M funded accounts, starts th
 way a user does (`ccoin node start` under supervisord), pre-signs N transfers among the
 accounts, submits them through the REST batch route, follows new blocks to time each
 transaction's confirmation, then times single submissions (one transaction per request,
-`singles`) and the api's memory under many large requests at once (`bodies`), then
-(optionally) times a fresh node syncing the chain and block propagation on four nodes,
-stops the nodes and replays the chain from genesis to check that the state root agrees.
+`singles`), then (optionally) a fresh node syncing the chain and block propagation on four
+nodes, then the api's memory under many large requests at once (`bodies`), stops the nodes
+and replays the chain from genesis to check that the state root agrees.
 Results go to stdout and, with --out, to a Markdown file.
 
 `workload` signs the transfers, `runs` drives the nodes through `client.Client`, `measure`
