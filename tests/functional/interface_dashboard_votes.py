@@ -21,7 +21,7 @@ from tests.framework.browser import WAIT, goto
 from tests.framework.node import TestNode
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNode]:
         yield n.start("state", "miner", "api")
 
 
-def test_propose_discard_and_see_the_set_change(node: TestNode, desktop: Page) -> None:
+# every table on the page fits its box (no column cut off behind a scroll edge)
+TABLES_FIT = ("() => [...document.querySelectorAll('.table-wrap')]"
+              ".filter((w) => w.scrollWidth > w.clientWidth + 1).length")
+
+
+def test_propose_discard_and_see_the_set_change(node: TestNode, desktop: Page,
+                                                 browser: Browser) -> None:
     outsider, newcomer = os.urandom(20).hex(), os.urandom(20).hex()
     goto(desktop, node.url, "#/operate")
     desktop.wait_for_selector("#proposal-form", timeout=WAIT)
@@ -67,3 +73,17 @@ def test_propose_discard_and_see_the_set_change(node: TestNode, desktop: Page) -
     change = votes["changes"][-1]
     assert desktop.inner_text(added).startswith(f"#{change['height']}")
     br.screenshot(desktop, "overview-votes-desktop")
+
+    context = browser.new_context(viewport=br.PHONE, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    errors = br.PageErrors(phone)
+    try:  # at phone width the panels' tables become cards: nothing cut off
+        for route, ready, name in (("#/", added, "overview-votes-phone"),
+                                   ("#/operate", "#proposal-form", "operate-votes-phone")):
+            goto(phone, node.url, route)
+            phone.wait_for_selector(ready, timeout=WAIT)
+            assert phone.evaluate(TABLES_FIT) == 0, name
+            br.screenshot(phone, name)
+    finally:
+        context.close()
+    errors.check()
