@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from client import Client, NodeStatus
+from client import Client, NodeStatus, VotesInfo
 from common.errors import Forbidden
 from common.status import PeerOutcome
 from tools.cli.client import TOKEN_ENV, add_api_args, node_client, short, table
@@ -254,4 +254,20 @@ def cmd_consensus(args: argparse.Namespace) -> int:
     table(rows)
     note(f"over the {cons.window} newest blocks; * is in turn for block {cons.next_height}; "
          f"missed turns include the slots since the head that passed with no block")
+    if isinstance(doc.get("votes"), dict):
+        _print_votes(VotesInfo.from_json(doc["votes"]))
     return 0
+
+
+def _print_votes(votes: VotesInfo) -> None:
+    """The open proposals, the last change and the warnings (`ccoin authority list` has
+    the whole picture)."""
+    for p in votes.proposals:
+        print(f"proposal: {'add' if p.get('authorize') else 'remove'} {p.get('address')}: "
+              f"{p.get('votes')} of the {votes.needed} vote(s) it needs")
+    if votes.changes:
+        last = votes.changes[-1]
+        print(f"last change: {'added' if last.get('authorize') else 'removed'} "
+              f"{last.get('address')} at block {last.get('height')}")
+    for warning in votes.warnings:
+        print(f"warning: {warning}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
+from common import authorities
 from common.chainhealth import short
 from common.genesis import Genesis
 from runtime.service import now_ms
@@ -117,3 +118,20 @@ def test_consensus_of_a_chain_on_time(run: Run, tmp_path: Path) -> None:
         assert summary == f"sealing normally: block 3 is {short(g.miners[0])}'s turn"
         assert about.startswith("proof of authority: 3 authorities, at least 2 must be online "
                                 "(1 may fail); block 2 was sealed ")
+
+
+def test_consensus_names_open_proposals_and_the_last_change(run: Run, tmp_path: Path) -> None:
+    """Three authorities: two vote a newcomer in (it passes at the second vote), then one
+    votes to remove another (open: 1 of the 3 a 4-authority set needs)."""
+    g = rh.poa_genesis(3, interval_ms=60_000, genesis_timestamp=now_ms() - 3 * 60_000)
+    chain = rh.Chain(g)
+    newcomer, leaving = rh.address(103), g.miners[2]  # authorities are keys 100, 101...
+    chain.build_and_apply([], vote=authorities.encode_vote(newcomer, True))
+    chain.build_and_apply([], vote=authorities.encode_vote(newcomer, True))
+    chain.build_and_apply([], vote=authorities.encode_vote(leaving, False))
+    with serving_chain(tmp_path, g, chain) as url:
+        code, out, err = run("consensus", "--api", url)
+        assert code == 0, err
+        lines = out.strip().splitlines()
+        assert f"proposal: remove {leaving.hex()}: 1 of the 3 vote(s) it needs" in lines
+        assert f"last change: added {newcomer.hex()} at block 2" in lines
