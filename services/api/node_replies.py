@@ -72,10 +72,16 @@ MINING_OUT = Shape("MiningOut", [
     Field("blocks_sealed", INT),
     Field("last_block", MAYBE_HEX, src=lambda s: or_none(s.last_block)),
     Field("last_sealed_ms", MAYBE_INT, src=lambda s: s.last_sealed_ms or None),
+    Field("failing_since_ms", MAYBE_INT, "when its current run of failed rounds began (null: "
+          "its last round went fine)", src=lambda s: s.failing_since_ms or None),
+    Field("last_error", STR, "why its last round failed, in one line (\"\" when it did not): "
+          "state refusing its block, state unavailable, storage...", src="last_error"),
 ], examples=[{"mining": True, "validator": True, "address": "3f" * 20, "blocks_sealed": 42,
-              "last_block": "5e" * 32, "last_sealed_ms": 1767225600000}])
+              "last_block": "5e" * 32, "last_sealed_ms": 1767225600000,
+              "failing_since_ms": None, "last_error": ""}])
 NO_MINER = MINING_OUT.render(mining=False, validator=False, address=None, blocks_sealed=0,
-                             last_block=None, last_sealed_ms=None)
+                             last_block=None, last_sealed_ms=None, failing_since_ms=None,
+                             last_error="")
 
 
 def mining_json(status: Any) -> dict[str, Any]:

@@ -103,7 +103,12 @@ def test_absent_services_render_their_documented_empty_forms() -> None:
     assert node_replies.peers_json(None)["p2p"] is False
     mining = node_replies.mining_json(messages.MiningReply(True, TO, 4, b"", 0, 0, 0, ""))
     assert mining == {"mining": True, "validator": True, "address": TO.hex(),
-                      "blocks_sealed": 4, "last_block": None, "last_sealed_ms": None}
+                      "blocks_sealed": 4, "last_block": None, "last_sealed_ms": None,
+                      "failing_since_ms": None, "last_error": ""}
+    failing = node_replies.mining_json(messages.MiningReply(
+        True, TO, 4, b"", 0, 7, 5, "rejected by state: bad_state_root"))
+    assert (failing["failing_since_ms"], failing["last_error"]) == (
+        5, "rejected by state: bad_state_root")
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
