@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from functools import partial
 
@@ -72,12 +71,18 @@ def test_a_killed_service_of_either_validator_never_strands_the_chain(
 def test_a_frozen_p2p_thaws_into_a_moving_chain(pair: TestNetwork) -> None:
     apis = pair.apis
     for index in (1, 2):
-        pid = pair.node(index).supervised_status()["p2p"]["pid"]
-        log_step(f"SIGSTOP p2p of node{index} for a few intervals")
+        node = pair.node(index)
+        pid = node.supervised_status()["p2p"]["pid"]
+        log_step(f"SIGSTOP p2p of node{index} until its own node sees it silent")
         os.kill(pid, signal.SIGSTOP)
+
+        def p2p_silent() -> bool:  # its gateway's readiness: "p2p did not answer"
+            r = node.http.get("/api/v1/ready")  # noqa: B023 - used at once
+            return bool(r.json()["checks"]["p2p"]["status"] == "fail")
+
         try:
-            # the behaviour under test is the freeze itself: five intervals without p2p
-            time.sleep(5 * INTERVAL_MS / 1000)
+            wait_until(p2p_silent, timeout=TIMEOUT, what=f"node{index} to see its p2p frozen",
+                       ignore=NET_ERRORS)
         finally:
             os.kill(pid, signal.SIGCONT)
         _both_advance(apis, f"node{index}'s p2p was frozen and thawed")

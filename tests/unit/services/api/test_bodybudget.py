@@ -15,6 +15,7 @@ import pytest
 
 from services.api import bodybudget
 from services.api.bodybudget import LARGE_BODY, BodyBudget
+from tests.framework.util import wait_until_async
 from tests.unit.services.api.support import ED, run, signed, state_node
 
 MB = 2**20
@@ -84,8 +85,7 @@ async def call(budget: BodyBudget, name: str, size: int) -> int:
 
 
 async def until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0)
+    await wait_until_async(condition, timeout=10, what="the budget's requests to get there")
 
 
 def test_large_bodies_wait_their_turn_in_order_and_small_ones_never_wait() -> None:

@@ -19,6 +19,7 @@ from common.errors import Internal, NotAValidator, P2PUnavailable, PoolFull, Una
 from common.types import Transaction
 from runtime.config import parse_config
 from services.api.gateway import Gateway, OptionalService, TtlCache
+from tests.framework.util import wait_until_async
 from tests.unit.services.api.support import bus_server, gateway_over, run, signed
 
 MINING = messages.MiningReply(True, b"\x3f" * 20, 7, b"", 0, 0, 0, "")
@@ -234,8 +235,8 @@ def test_submissions_arriving_while_one_is_in_flight_go_together_next(
             first = asyncio.create_task(gw.submit_one(txs[0]))
             await entered.wait()
             rest = [asyncio.create_task(gw.submit_one(tx)) for tx in txs[1:]]
-            while len(gw._coalescer._waiting) < len(rest):
-                await asyncio.sleep(0)  # until each has queued behind the one in flight
+            await wait_until_async(lambda: len(gw._coalescer._waiting) == len(rest),
+                                   timeout=10, what="each queued behind the one in flight")
             assert server.requests_served == 0
             release.set()
             results = await asyncio.gather(first, *rest)

@@ -21,6 +21,7 @@ from common.genesis import Genesis
 from runtime.service import now_ms
 from tests.conftest import Run
 from tests.framework import rules as rh
+from tests.framework.util import wait_until_async
 from tests.unit.services.api.support import state_node
 
 INTERVAL = 1_000
@@ -44,8 +45,8 @@ def serving_chain(tmp_path: Path, genesis: Genesis, chain: rh.Chain) -> Iterator
                                                    log_level="warning"))
             holder.append(server)
             serve = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started and not serve.done():
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: server.started or serve.done(), timeout=30,
+                                   what="uvicorn serving the gateway")
             ready.set()
             await serve
 

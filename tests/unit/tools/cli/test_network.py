@@ -13,6 +13,7 @@ import uvicorn
 
 from common import wire
 from tests.conftest import Run, one_line_error
+from tests.framework.util import wait_until_async
 from tests.framework.wire_peer import WirePeer
 from tests.unit.services.api.support import CHAIN, state_node
 from tests.unit.services.api.support import run as run_async
@@ -36,8 +37,8 @@ def test_peers_add_prints_the_outcome_and_status_the_endpoint(run: Run, tmp_path
             serving = asyncio.create_task(server.serve())
             api = ("--api", f"http://127.0.0.1:{port}")
             try:
-                while not server.started:
-                    await asyncio.sleep(0.01)
+                await wait_until_async(lambda: server.started, timeout=30,
+                                       what="uvicorn serving the gateway")
                 peer = WirePeer(node.p2p.ctx, network_id=CHAIN,
                                 genesis=node.genesis_hash).bind("tcp://127.0.0.1:0")
                 (code, out, err), _ = await asyncio.gather(
