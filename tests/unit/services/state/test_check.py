@@ -6,7 +6,6 @@ and named; a block that breaks a header rule is found by the rule; damaged files
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -18,22 +17,6 @@ from services.state.check import check_chain
 from services.state.store import BlockMeta, Store
 from tests.framework import rules as rh
 from tests.framework import stored_chain as sc
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> sc.StoredChain:
-    return sc.build(tmp_path_factory.mktemp("pristine") / "chain")
-
-
-@pytest.fixture
-def stored(pristine: sc.StoredChain, tmp_path: Path) -> sc.StoredChain:
-    """A fresh copy of the module's chain (building one per test would cost more)."""
-    import shutil
-
-    chain_dir = tmp_path / "chain"
-    shutil.copytree(pristine.chain_dir, chain_dir)
-    return sc.StoredChain(chain_dir, pristine.genesis, pristine.blocks, pristine.side,
-                          pristine.pending)
 
 
 def test_a_whole_chain_is_clean(stored: sc.StoredChain) -> None:

@@ -8,7 +8,6 @@ alone; an interrupted reindex is finished by the next."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,6 @@ from services.state.reindex import reindex_chain
 from services.state.store import OLD_SUFFIX, REINDEX_SUFFIX, BlockMeta, Store
 from tests.framework import rules as rh
 from tests.framework import stored_chain as sc
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> sc.StoredChain:
-    return sc.build(tmp_path_factory.mktemp("pristine") / "chain")
-
-
-@pytest.fixture
-def stored(pristine: sc.StoredChain, tmp_path: Path) -> sc.StoredChain:
-    chain_dir = tmp_path / "chain"
-    shutil.copytree(pristine.chain_dir, chain_dir)
-    return sc.StoredChain(chain_dir, pristine.genesis, pristine.blocks, pristine.side,
-                          pristine.pending)
 
 
 def reopened_head(s: sc.StoredChain) -> int:
