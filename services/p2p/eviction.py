@@ -41,16 +41,26 @@ class Candidate:
     netgroup: str  # its subnet (`netgroup`); "" when it has no IP address
 
 
+def host_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address of a link's remote end, an IPv4-mapped IPv6 one folded to its IPv4
+    form (one host, one key: for slots, bans and subnets alike); None when it is not an IP
+    address (an inproc:// or ipc:// link)."""
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def netgroup(address: str) -> str:
     """The subnet an address belongs to, for the per-subnet limit and for eviction: the
     /24 of an IPv4 address (an IPv4-mapped IPv6 one counts as IPv4), the /64 of an IPv6
     one; the address itself when it is not an IP address ("" for none)."""
-    try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
-    except ValueError:
+    ip = host_ip(address)
+    if ip is None:
         return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 

@@ -11,7 +11,6 @@ state root) bans at once: no honest node relays one.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -27,6 +26,7 @@ from common.errors import (
     Unavailable,
     UnknownParent,
 )
+from services.p2p.eviction import host_ip
 
 BAN_FLOOR = -100
 RECOVERY_S = 10.0
@@ -81,13 +81,8 @@ def bannable_ip(remote: str) -> str | None:
     nodes (Bitcoin Core likewise disconnects but never discourages local peers). Anything
     that is not an IP address (an ipc:// peer, no property) is not banned either. An
     IPv4-mapped IPv6 address folds to its IPv4 form, so one host has one key."""
-    try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(remote)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
+    ip = host_ip(remote)
+    if ip is None or ip.is_loopback:
         return None
     return str(ip)
 

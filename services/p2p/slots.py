@@ -27,13 +27,8 @@ log = logging.getLogger("ccoin.p2p")
 def source_ip(remote: str) -> str | None:
     """The IP address an inbound link came from (an IPv4-mapped IPv6 one as IPv4), None
     when it has none (an inproc:// link)."""
-    try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(remote)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
+    ip = eviction.host_ip(remote)
+    return None if ip is None else str(ip)
 
 
 class Slots:
