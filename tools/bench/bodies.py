@@ -9,18 +9,17 @@ bounded, and the memory should go back near the baseline afterwards.
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 
 from common import crypto
 from common.types import Transaction
 from tools.bench.measure import service_pids
+from tools.bench.singles import Connection
 from tools.bench.workload import CHAIN_ID
 
 PER_BODY = 1550
@@ -49,13 +48,10 @@ def _rss_mb(pid: int) -> float:
 
 def _post(api: str, body: bytes) -> tuple[int, int]:
     """(status, accepted)."""
-    url = urlsplit(api)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=120)
+    conn = Connection(api, timeout=120)
     try:
-        conn.request("POST", "/api/v1/txs/batch", body, {"Content-Type": "application/json"})
-        r = conn.getresponse()
-        data = r.read()
-        return r.status, orjson.loads(data).get("accepted", 0) if r.status == 200 else 0
+        status, data, _ = conn.post("/api/v1/txs/batch", orjson.Fragment(body))
+        return status, orjson.loads(data).get("accepted", 0) if status == 200 else 0
     finally:
         conn.close()
 

@@ -75,10 +75,10 @@ class SinglesResult:
 class Connection:
     """One keep-alive HTTP connection posting JSON."""
 
-    def __init__(self, api: str) -> None:
+    def __init__(self, api: str, timeout: float = 30) -> None:
         url = urlsplit(api)
         self.conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80,
-                                               timeout=30)
+                                               timeout=timeout)
 
     def post(self, path: str, body: object) -> tuple[int, bytes, str]:
         """(status, body, Server-Timing header)."""
