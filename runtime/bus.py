@@ -56,6 +56,7 @@ from common.encoding import unpack
 from common.errors import CcoinError, Malformed, Unavailable, VersionMismatch
 from common.messages import ErrorReply, Message
 from runtime.buscurve import BusCurve, Guard, check_client, secure_client
+from runtime.loopsocket import LoopSocket, plain_socket, wait_any_readable
 
 log = logging.getLogger("ccoin.bus")
 
@@ -128,7 +129,8 @@ class Server:
         self.handlers: dict[type[Message], Handler] = {messages.ServicePing: self._ping, **handlers}
         self.concurrent = concurrent
         self._running: dict[bytes, asyncio.Task[None]] = {}
-        self.sock = ctx.socket(zmq.ROUTER)
+        self.io = LoopSocket(ctx, zmq.ROUTER)
+        self.sock = self.io.sock
         _tune(self.sock)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
         (guard or Guard(ctx, None)).serve(self.sock, endpoint)
@@ -166,7 +168,7 @@ class Server:
     async def serve_forever(self) -> None:
         try:
             while True:
-                frames = await self.sock.recv_multipart(copy=True)
+                frames = await self.io.recv_multipart()
                 if len(frames) not in (3, 4):
                     continue  # not our framing: nothing to answer to
                 identity, request_id, payload = frames[:3]
@@ -213,14 +215,14 @@ class Server:
                 if len(self.replies) > REPLY_MEMORY:
                     self.replies.popitem(last=False)
             self.requests_served += 1
-            await self.sock.send_multipart([identity, request_id, cached])
+            await self.io.send_multipart([identity, request_id, cached])
         finally:
             self._running.pop(request_id, None)
 
     def close(self) -> None:
         for task in self._running.values():
             task.cancel()
-        self.sock.close(0)
+        self.io.close(0)
 
 
 class BusClient:
@@ -236,16 +238,16 @@ class BusClient:
         self.timeout = timeout
         self.retries = retries
         self.pending: dict[bytes, asyncio.Future[bytes]] = {}
-        self.sock: zmq.asyncio.Socket | None = None
+        self.sock: LoopSocket | None = None
         self.reader: asyncio.Task[None] | None = None
         self.last_reply = 0.0  # monotonic time of the last frame received
 
-    def _open(self) -> zmq.asyncio.Socket:
+    def _open(self) -> LoopSocket:
         if self.sock is None:
-            sock = self.ctx.socket(zmq.DEALER)
-            _tune(sock)
-            secure_client(sock, self.endpoint, self.curve)
-            sock.connect(self.endpoint)
+            sock = LoopSocket(self.ctx, zmq.DEALER)
+            _tune(sock.sock)
+            secure_client(sock.sock, self.endpoint, self.curve)
+            sock.sock.connect(self.endpoint)
             self.sock = sock
             self.reader = asyncio.get_running_loop().create_task(self._read(sock))
         return self.sock
@@ -259,7 +261,7 @@ class BusClient:
             self.sock.close(0)
             self.sock = None
 
-    async def _read(self, sock: zmq.asyncio.Socket) -> None:
+    async def _read(self, sock: LoopSocket) -> None:
         try:
             while True:
                 frames = await sock.recv_multipart()
@@ -368,7 +370,9 @@ class Publisher:
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str,
                  guard: Guard | None = None) -> None:
-        self.sock = ctx.socket(zmq.PUB)
+        # a plain socket: PUB never waits (at its high-water mark it drops), so nothing here
+        # needs the event loop, and a send costs a fraction of an asyncio socket's
+        self.sock = plain_socket(ctx, zmq.PUB)
         _tune(self.sock)
         self.sock.setsockopt(zmq.SNDHWM, 100_000)
         (guard or Guard(ctx, None)).serve(self.sock, endpoint)
@@ -390,15 +394,22 @@ class Publisher:
 
 def subscriber(ctx: zmq.asyncio.Context, endpoint: str, topics: tuple[bytes, ...] = (b"",),
                *, connect: bool = True, curve: BusCurve | None = None) -> zmq.asyncio.Socket:
+    """A SUB socket for code that reads with pyzmq's asyncio (tests); `Subscription` is
+    what the services use."""
     sock = ctx.socket(zmq.SUB)
+    _subscribe(sock, endpoint, topics, curve)
+    if connect:
+        sock.connect(endpoint)
+    return sock
+
+
+def _subscribe(sock: zmq.Socket[Any], endpoint: str, topics: tuple[bytes, ...],
+               curve: BusCurve | None) -> None:
     _tune(sock)
     secure_client(sock, endpoint, curve)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
-    if connect:
-        sock.connect(endpoint)
-    return sock
 
 
 def parse_event(frames: list[bytes]) -> tuple[bytes, int, Message]:
@@ -447,24 +458,26 @@ class Subscription:
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str,
                  topics: tuple[bytes, ...] = (b"",), curve: BusCurve | None = None) -> None:
         self.endpoint = endpoint
-        self.sock = subscriber(ctx, endpoint, topics, connect=False, curve=curve)
+        self.io = LoopSocket(ctx, zmq.SUB)
+        _subscribe(self.io.sock, endpoint, topics, curve)
         # watched from before the connect, so the first handshake is seen too
-        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self.sock.connect(endpoint)
-        self.poller = zmq.asyncio.Poller()
-        self.poller.register(self.monitor, zmq.POLLIN)
-        self.poller.register(self.sock, zmq.POLLIN)
+        address = f"inproc://ccoin-monitor-{id(self)}"
+        self.io.sock.monitor(address, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.monitor = LoopSocket(ctx, zmq.PAIR)
+        self.monitor.sock.connect(address)
+        self.io.sock.connect(endpoint)
         self.last: dict[bytes, int] = {}
 
     async def next(self) -> Event:
         """The next event (waits for it): `CONNECTED` after a (re)connection, else the next
         readable event."""
         while True:
-            ready = dict(await self.poller.poll())
-            if self.monitor in ready:  # before the events that came over the new link
-                await self.monitor.recv_multipart()  # it watches for handshakes only
-                return CONNECTED
-            frames = await self.sock.recv_multipart()
+            if self.monitor.recv_nowait() is not None:  # before the events of the new link
+                return CONNECTED  # (it watches for handshakes only)
+            frames = self.io.recv_nowait()
+            if frames is None:
+                await wait_any_readable(self.monitor, self.io)
+                continue
             try:
                 topic, seq, message = parse_event(frames)
             except VersionMismatch:
@@ -478,7 +491,12 @@ class Subscription:
 
     async def poll(self, timeout_ms: int) -> bool:
         """Whether `next` would answer at once, after at most `timeout_ms`."""
-        return bool(await self.poller.poll(timeout_ms))
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                await wait_any_readable(self.monitor, self.io)
+        except TimeoutError:
+            return False
+        return True
 
     def __aiter__(self) -> Subscription:
         return self
@@ -487,6 +505,6 @@ class Subscription:
         return await self.next()
 
     def close(self) -> None:
-        self.sock.disable_monitor()
+        self.io.sock.disable_monitor()
         self.monitor.close(0)
-        self.sock.close(0)
+        self.io.close(0)

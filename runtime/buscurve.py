@@ -27,7 +27,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import zmq
@@ -179,11 +179,11 @@ class Guard:
         self.curve = curve
         self.keeper: zap.Gatekeeper | None = None
         self.watches: list[asyncio.Task[None]] = []
-        self.monitors: list[tuple[zmq.asyncio.Socket, zmq.asyncio.Socket]] = []
+        self.monitors: list[tuple[zmq.Socket[Any], zmq.asyncio.Socket]] = []
         self._logged: set[tuple[str, str]] = set()
         self.refused = 0  # connections refused (ZAP and failed handshakes)
 
-    def serve(self, sock: zmq.asyncio.Socket, endpoint: str) -> None:
+    def serve(self, sock: zmq.Socket[Any], endpoint: str) -> None:
         """Before `sock` binds `endpoint`: secure it as the endpoint requires."""
         curve = self.curve
         how = mode(endpoint, curve.plaintext_loopback if curve else False)
@@ -202,7 +202,8 @@ class Guard:
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
-        monitor = sock.get_monitor_socket(_FAILED)
+        # made by the socket's context, an asyncio one: awaited by `_watch`
+        monitor = cast(zmq.asyncio.Socket, sock.get_monitor_socket(_FAILED))
         self.monitors.append((sock, monitor))
         self.watches.append(asyncio.get_running_loop().create_task(
             self._watch(monitor, endpoint), name="bus-handshakes"))

@@ -250,7 +250,7 @@ def test_a_subscription_notices_lost_events_and_a_restarted_publisher(tmp_path: 
                 (b"head", head, False), (b"txs", txs, False)]
 
             publisher.seq[b"head"] += 3  # three head events lost at the high-water mark
-            await publisher.sock.send_multipart([b"head", b"\x00", b"garbage"])  # unreadable
+            publisher.sock.send_multipart([b"head", b"\x00", b"garbage"])  # unreadable
             publisher.publish(b"head", head)
             publisher.publish(b"txs", txs)
             lost, after = await events.next(), await events.next()
