@@ -33,6 +33,7 @@ from services.api import dashboard, docs, errors, metrics, openapi, routes
 from services.api.bodybudget import BodyBudget
 from services.api.edge import Edge
 from services.api.gateway import Gateway
+from services.api.hotroutes import HotRoutes
 
 log = logging.getLogger("ccoin.api")
 
@@ -71,6 +72,7 @@ def create_app(config: NodeConfig, chain_id: int, *, body_limit: int = MAX_BODY,
     errors.install(app)
     openapi.install(app)
     docs.install(app)
+    app.add_middleware(HotRoutes)  # innermost: every layer below applies to them too
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"])

@@ -52,6 +52,18 @@ def error_response(error: CcoinError, status: int | None = None) -> JSONResponse
     return JSONResponse(error_body(error), status_code=status, headers=headers)
 
 
+def failure_response(exc: Exception) -> JSONResponse:
+    """The reply to what a route raised: a typed error as itself (logged when it is a
+    fault, not a busy node or peer), anything else as a logged 500 `internal`."""
+    if isinstance(exc, CcoinError):
+        if exc.http_status >= 500 and not isinstance(exc, (Unavailable, PoolFull,
+                                                           PeerUnreachable)):
+            log.error("%s: %s", exc.code, exc.message)
+        return error_response(exc)
+    log.error("unhandled %s", exc.__class__.__name__, exc_info=exc)
+    return error_response(Internal("internal error"))
+
+
 def reject(code: str, message: str) -> JSONResponse:
     """`runtime.http_edge.BodyLimit`'s refusal (it names the error by its code)."""
     return error_response(error_from_code(code, message))
@@ -84,10 +96,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CcoinError)
     async def ccoin_error(_: Request, exc: CcoinError) -> Response:
-        if exc.http_status >= 500 and not isinstance(exc, (Unavailable, PoolFull,
-                                                           PeerUnreachable)):
-            log.error("%s: %s", exc.code, exc.message)  # a fault, not a busy node or peer
-        return error_response(exc)
+        return failure_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
@@ -116,5 +125,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.error("unhandled %s", exc.__class__.__name__, exc_info=exc)
-        return error_response(Internal("internal error"))
+        return failure_response(exc)
