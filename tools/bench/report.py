@@ -92,6 +92,11 @@ def _lat(series: Series) -> str:
     return f"{series.p50_ms:.2f} / {series.p99_ms:.2f}"
 
 
+def _cpu(series: Series) -> str:
+    c = series.cpu_us
+    return f"{c.get('api', 0):.0f} / {c.get('state', 0):.0f} / {c.get('client', 0):.0f}"
+
+
 def singles_section(r: Result) -> str:
     """Issue 16: one transaction per request."""
     s = r.singles
@@ -115,6 +120,7 @@ signed by the node (`POST /api/v1/wallet/send`), then {cs.n:,} pre-signed ones (
 | latency p50 / p99 (ms) | {_lat(ns)} | {_lat(cs)} | {_lat(cc)} |
 | steps, medians (ms): HTTP / sign or parse / state / app | {_steps(ns, "sign")} \
 | {_steps(cs, "parse")} | {_steps(cc, "parse")} |
+| CPU per request (µs): api / state / the client | {_cpu(ns)} | {_cpu(cs)} | {_cpu(cc)} |
 
 - **Steps** come from each response's `Server-Timing` header: `sign` (the node signs, with
   its pending nonce known from its last send) or `parse` (JSON, decoding and the signature
@@ -127,6 +133,13 @@ signed by the node (`POST /api/v1/wallet/send`), then {cs.n:,} pre-signed ones (
   accepted/s = **{cc.rate / max(s.batch_rate, 1e-9):.2f}** (goal ≥ 0.5). Single submissions that
   arrive while one is with state go to it together, one journal sync for all (a group
   commit in the gateway).
+- **The machine's ceiling for one request per transaction**: the same {CLIENTS} clients
+  against a server that answers 202 and does nothing (`tools/bench/nullapp.py`, uvicorn
+  with the gateway's settings) reach {s.null_rate:,.0f} requests/s =
+  **{s.null_rate / max(s.batch_rate, 1e-9):.2f}** of the batch route; the node's singles
+  reach **{cc.rate / max(s.null_rate, 1e-9):.2f}** of that ceiling. The client shares the
+  node's {os.cpu_count()} cores and costs {cc.cpu_us.get('client', 0):.0f} µs of CPU per
+  request itself.
 - Every transfer of this stage confirmed: {verdict}.
 """
 

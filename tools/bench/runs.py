@@ -352,7 +352,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
             progress(f"single submissions: {singles_n} node-signed, {singles_n} "
                      f"client-signed, {singles.CLIENTS} concurrent clients...")
             result.singles = singles.run(api, first.config_path, first.account,
-                                         single_signers, singles_n)
+                                         single_signers, singles_n, node_pid=procs[0].pid)
         if sync_txs > n_txs:
             progress(f"growing the chain to {sync_txs} transfers...")
             confirm(api, txs[n_txs:], tally)

@@ -23,7 +23,10 @@ client's own overhead is not the node's, and it is far below httpx's.
 from __future__ import annotations
 
 import http.client
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -42,7 +45,7 @@ from common.types import Transaction
 from runtime import buscurve
 from runtime.bus import SyncBusClient
 from runtime.config import load_config
-from tools.bench.measure import p99
+from tools.bench.measure import p99, process_tree_cpu
 from tools.bench.workload import CHAIN_ID
 
 CLIENTS = 32
@@ -59,6 +62,7 @@ class Series:
     p50_ms: float
     p99_ms: float
     steps_ms: dict[str, float] = field(default_factory=dict)  # Server-Timing medians, + http
+    cpu_us: dict[str, float] = field(default_factory=dict)  # CPU per request, by process
 
 
 @dataclass
@@ -67,6 +71,7 @@ class SinglesResult:
     client_signed: Series
     concurrent: Series
     batch_rate: float  # accepted / s by one POST /txs/batch of as many transfers
+    null_rate: float  # requests / s of the concurrent clients against `nullapp`
     bus_rtt_ms: float
     sync_write_ms: float
     all_confirmed: bool
@@ -131,10 +136,63 @@ def series(times: list[float], steps: list[dict[str, float]], wall: float) -> Se
                   p99(ordered) * 1000, medians)
 
 
-def timed(run: Callable[[], tuple[list[float], list[dict[str, float]]]]) -> Series:
+def timed(run: Callable[[], tuple[list[float], list[dict[str, float]]]],
+          node_pid: int | None = None) -> Series:
+    """Run a series; with `node_pid`, also the CPU each of the node's services and this
+    client used per request."""
+    before = process_tree_cpu(node_pid) if node_pid else {}
+    client = time.process_time()
     t0 = time.perf_counter()
     times, steps = run()
-    return series(times, steps, time.perf_counter() - t0)
+    out = series(times, steps, time.perf_counter() - t0)
+    if node_pid:
+        used = {name: cpu - before.get(name, 0.0)
+                for name, cpu in process_tree_cpu(node_pid).items()}
+        used["client"] = time.process_time() - client
+        out.cpu_us = {name: sec * 1e6 / max(out.n, 1) for name, sec in used.items()
+                      if name in ("api", "state", "client")}
+    return out
+
+
+def concurrently(api: str, work: list[list[tuple[str, object]]],
+                 ) -> tuple[list[float], list[dict[str, float]]]:
+    """Each list of requests posted in turn by a client of its own, all at once."""
+    outcomes: list[tuple[list[float], list[dict[str, float]]]] = []
+    threads = [threading.Thread(target=lambda w=w: outcomes.append(sequence(api, w)))
+               for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(outcomes) != len(work):
+        raise SystemExit("bench: a concurrent client failed")
+    return ([t for times, _ in outcomes for t in times],
+            [s for _, steps in outcomes for s in steps])
+
+
+def null_rate(work: list[list[tuple[str, object]]]) -> float:
+    """Requests / s of the same concurrent clients against `nullapp` (a server that does
+    nothing): this machine's ceiling for any one-request-per-transaction route."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tools.bench.nullapp", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("bench: the null server did not start") from None
+                time.sleep(0.05)
+        api = f"http://127.0.0.1:{port}"
+        return timed(lambda: concurrently(api, work)).rate
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def transfers(signer: crypto.Signer, n: int, first_nonce: int = 0) -> list[Transaction]:
@@ -199,33 +257,21 @@ def confirmed(api: str, sent: dict[bytes, int]) -> bool:
 
 
 def run(api: str, config_path: Path, node_account: bytes, signers: list[crypto.Signer],
-        n: int) -> SinglesResult:
-    """The stage on a running node; `signers`: 2 + CLIENTS funded accounts no one else uses
-    (the first funds the node's account, the second signs the client-signed series)."""
+        n: int, node_pid: int | None = None) -> SinglesResult:
+    """The stage on a running node (`node_pid`: its `ccoin node start`, for the CPU its
+    services use); `signers`: 2 + CLIENTS funded accounts no one else uses (the first funds
+    the node's account, the second signs the client-signed series)."""
     funder, single, many = signers[0], signers[1], signers[2:2 + CLIENTS]
     fund_node_account(api, funder, node_account)
     sends = [("/api/v1/wallet/send", {"to": (2 * 10**6 + i).to_bytes(20, "big").hex(),
                                       "amount": 1, "fee": 1}) for i in range(n)]
-    node_signed = timed(lambda: sequence(api, sends))
-    client_signed = timed(lambda: sequence(api, [raw(tx) for tx in transfers(single, n)]))
+    node_signed = timed(lambda: sequence(api, sends), node_pid)
+    client_signed = timed(lambda: sequence(api, [raw(tx) for tx in transfers(single, n)]),
+                          node_pid)
 
     share = max(1, n // CLIENTS)
     work = [[raw(tx) for tx in transfers(s, share)] for s in many]
-    outcomes: list[tuple[list[float], list[dict[str, float]]]] = []
-
-    def concurrently() -> tuple[list[float], list[dict[str, float]]]:
-        threads = [threading.Thread(target=lambda w=w: outcomes.append(sequence(api, w)))
-                   for w in work]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if len(outcomes) != len(work):
-            raise SystemExit("bench: a concurrent client failed")
-        return ([t for times, _ in outcomes for t in times],
-                [s for _, steps in outcomes for s in steps])
-
-    concurrent = timed(concurrently)
+    concurrent = timed(lambda: concurrently(api, work), node_pid)
     batch = [tx for s in many for tx in transfers(s, share, first_nonce=share)]
     conn = Connection(api)
     try:
@@ -240,6 +286,6 @@ def run(api: str, config_path: Path, node_account: bytes, signers: list[crypto.S
     sent = {node_account: n, single.address: n, funder.address: 1,
             **{s.address: 2 * share for s in many}}
     data_dir = config_path.parent
-    return SinglesResult(node_signed, client_signed, concurrent, batch_rate,
+    return SinglesResult(node_signed, client_signed, concurrent, batch_rate, null_rate(work),
                          bus_rtt_ms(config_path), sync_write_ms(data_dir),
                          confirmed(api, sent))
