@@ -47,6 +47,7 @@ class Result:
     replay_ok: bool
     wall: float
     cpu: dict[str, float] = field(default_factory=dict)  # end to end: CPU s per service
+    profile: dict[str, float] = field(default_factory=dict)  # µs per transfer, by step
     sync_txs: int = 0
     sync_blocks: int = 0
     sync_seconds: float = 0.0

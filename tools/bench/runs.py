@@ -32,7 +32,7 @@ from common.ledger import apply_block
 from common.statehash import from_scratch, root_of
 from common.types import Account, Transaction
 from runtime.config import load_config, load_genesis
-from tools.bench import bodies, singles
+from tools.bench import bodies, profile, singles
 from tools.bench.measure import (
     HeadWatcher,
     Result,
@@ -50,6 +50,7 @@ SUBMITTERS = 2  # client threads, like two busy wallets
 INTERVAL_MS = 1000
 MAX_BOUND = 4000  # transfers per block
 FUNDS = 10**12
+FOLLOW_PAGE = 20  # blocks per read of the confirmation follower
 HEALTH_TIMEOUT = 60.0
 CONFIRM_TIMEOUT = 300.0
 SYNC_TIMEOUT = 600.0
@@ -153,25 +154,26 @@ def submit_all(api: str, txs: list[Transaction], tally: Tally) -> None:
 
 
 def follow_blocks(api: str, want: set[bytes], tally: Tally, timeout: float) -> int:
-    """Fetch each new block until every transfer in `want` is confirmed; returns the
-    number of blocks seen."""
+    """Read each new block's transaction ids until every transfer in `want` is confirmed;
+    returns the number of blocks seen. The ids only (`GET /blocks?order=asc`), as a
+    client following its transfers would: whole blocks with the accounts they changed
+    would have the node render ~1 MB of JSON per block for the bench alone."""
     blocks = 0
     deadline = time.monotonic() + timeout
     with Client(api, timeout=30) as node:
         seen_height = node.block_count() - 1
         while want - tally.confirmed_at.keys() and time.monotonic() < deadline:
-            top = node.block_count() - 1
-            if top <= seen_height:
+            page = node.blocks(start=seen_height + 1, limit=FOLLOW_PAGE, order="asc")
+            if not page.blocks:
                 time.sleep(0.05)
                 continue
-            for h in range(seen_height + 1, top + 1):
-                block = node.block(h)
-                now = time.monotonic()
+            now = time.monotonic()
+            for block in page.blocks:
                 blocks += 1
                 for tx in block.txs:
                     txid = tx["id"] if isinstance(tx, dict) else tx
                     tally.confirmed_at.setdefault(bytes.fromhex(txid), now)
-            seen_height = top
+            seen_height = page.blocks[-1].height
     return blocks
 
 
@@ -335,6 +337,8 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     total = max(n_txs, sync_txs)
     progress(f"pre-signing {total} transfers among {n_accounts} accounts...")
     txs = presign(total, signers)
+    progress("profiling the node's steps in-process...")
+    steps = profile.run(txs[:n_txs], [s.address for s in signers])
     n_nodes = 4 if prop_blocks else 2 if sync_txs else 1
     net = create_devnet(workdir, nodes=n_nodes, validators=1, base_port=free_base_port(n_nodes),
                         interval_ms=INTERVAL_MS, max_bound=MAX_BOUND, network_id=CHAIN_ID,
@@ -348,6 +352,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
         progress(f"node up at {api}; submitting {n_txs}...")
         result = single_node(api, procs[0].pid, txs[:n_txs], tally, n_accounts=n_accounts,
                              verify_1=v1, verify_2=v2)
+        result.profile = steps
         if singles_n:
             progress(f"single submissions: {singles_n} node-signed, {singles_n} "
                      f"client-signed, {singles.CLIENTS} concurrent clients...")

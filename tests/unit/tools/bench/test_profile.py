@@ -1,0 +1,31 @@
+"""The bench's step profile (`tools/bench/profile.py`): every transfer goes through the
+gateway's parsing and state's handlers, into blocks, and each step is timed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.bench import profile
+from tools.bench.workload import accounts, presign
+
+
+def test_every_transfer_is_admitted_and_sealed_and_each_step_is_timed() -> None:
+    signers = accounts(10)
+    txs = presign(60, signers)
+    steps = profile.Steps()
+    profile.gateway_steps(txs, steps)
+    blocks = profile.state_steps(txs, [s.address for s in signers], steps)
+    assert blocks == 1  # 60 transfers fit one block of MAX_BOUND
+    assert list(steps.seconds) == [
+        "api: JSON and hex", "api: decode", "api: signature check",
+        "state: admit (decode, pool, synced journal)", "state: template (apply, state root)",
+        "state: import (checks, indexes, commit)"]
+    assert all(seconds > 0 for seconds in steps.seconds.values())
+
+
+def test_a_transfer_state_refuses_stops_the_profile() -> None:
+    signers = accounts(4)
+    txs = presign(8, signers)
+    unfunded = [s.address for s in signers[:2]]  # the others' transfers are refused
+    with pytest.raises(SystemExit, match="refused"):
+        profile.state_steps(txs, unfunded, profile.Steps())
