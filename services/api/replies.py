@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from common.messages import StatusReply, TxReply
 from common.status import Direction, TipStatus, TxStatus
-from common.types import Account, Block, Transaction
+from common.types import Account, Block, BlockOutline, Transaction
 from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, ListOf, Nullable, Text
 from services.api.schema import KEY_TYPE_NAMES
 from services.api.spec import Field, Rendered, Shape
@@ -305,8 +305,8 @@ _BLOCK_FIELDS = (
     Field("header", HEADER_OUT),
 )
 _BLOCK_SIZES = (
-    Field("tx_count", INT, src=lambda b: len(b.txs)),
-    Field("size", INT, src=lambda b: len(b.raw)),
+    Field("tx_count", INT, src=lambda b: len(b.tx_ids)),
+    Field("size", INT),
 )
 ACCOUNT_STATE_OUT = Shape("AccountStateOut", [Field("balance", INT), Field("nonce", INT)])
 ACCOUNT_CHANGE_OUT = Shape("AccountChangeOut", [
@@ -339,7 +339,7 @@ BLOCK_OUT = Shape("BlockOut", [
 BLOCK_SUMMARY = Shape("BlockSummary", [
     *_BLOCK_FIELDS,
     Field("txs", ListOf(AnyJSON()), "transaction ids, or whole transactions with full=true",
-          src=lambda b: [tx.id.hex() for tx in b.txs]),
+          src=lambda b: [i.hex() for i in b.tx_ids]),
     *_BLOCK_SIZES,
     Field("confirmations", INT, src=None),
 ])
@@ -351,9 +351,9 @@ BLOCKS_OUT = Shape("BlocksOut", [
     "size": 512, "confirmations": 1}]}])
 
 
-def block_summary_json(block: Block, *, full: bool, confirmations: int) -> dict[str, Any]:
-    """A block of a page; `full` lists whole transactions instead of their ids."""
-    if full:
+def block_summary_json(block: Block | BlockOutline, *, confirmations: int) -> dict[str, Any]:
+    """A block of a page: a whole `Block` lists its transactions, an outline their ids."""
+    if isinstance(block, Block):
         return BLOCK_SUMMARY.render(block, confirmations=confirmations,
                                     txs=[TX_OUT.render(tx) for tx in block.txs])
     return BLOCK_SUMMARY.render(block, confirmations=confirmations)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from common import __version__, messages
 from common.errors import CcoinError, Internal
-from common.types import MAX_AMOUNT, Block
+from common.types import MAX_AMOUNT, Block, BlockOutline
 from runtime.service import now_ms
 from services.api import chainhealth, replies, schema
 from services.api.gateway import Gateway
@@ -25,6 +25,13 @@ ROUTERS = (router,)
 def decode_block(raw: bytes) -> Block:
     try:
         return Block.decode(raw)
+    except CcoinError as exc:
+        raise Internal(f"state sent an undecodable block: {exc.message}") from None
+
+
+def outline_block(raw: bytes) -> BlockOutline:
+    try:
+        return BlockOutline.decode(raw)
     except CcoinError as exc:
         raise Internal(f"state sent an undecodable block: {exc.message}") from None
 
@@ -63,8 +70,8 @@ async def blocks(
                          messages.BlockRangeReply)
     out = []
     for raw in reply.blocks:
-        block = decode_block(raw)
-        out.append(replies.block_summary_json(block, full=full,
+        block = decode_block(raw) if full else outline_block(raw)  # ids need no decoding
+        out.append(replies.block_summary_json(block,
                                               confirmations=reply.height - block.height + 1))
     return JSONResponse(replies.BLOCKS_OUT.render(reply, blocks=out))
 

@@ -23,6 +23,7 @@ from common.types import (
     Account,
     Block,
     BlockHeader,
+    BlockOutline,
     Transaction,
 )
 from tests.framework.rules import address, key, signer, transfer
@@ -222,3 +223,17 @@ def test_block_encoding() -> None:
     assert Block.decode(b.raw) == b
     empty = Block(header(), ())
     assert Block.decode(empty.raw).txs == ()
+
+
+def test_a_block_outline_is_the_header_and_the_transaction_ids() -> None:
+    txs = (transfer(1, address(2), 5, nonce=0), transfer(1, address(2), 5, nonce=1))
+    b = Block(header(), txs)
+    outline = BlockOutline.decode(b.raw)
+    assert outline.header == b.header and outline.hash == b.hash
+    assert outline.tx_ids == b.tx_ids == (txs[0].id, txs[1].id)
+    assert outline.size == b.size == len(b.raw) and outline.height == 1
+    assert BlockOutline.decode(Block(header(), ()).raw).tx_ids == ()
+    for bad in (pack([b.header.fields()]), pack([b.header.fields(), [1]]),
+                pack([b.header.fields()[:5], []]), b"\xc1"):
+        with pytest.raises(Malformed):
+            BlockOutline.decode(bad)

@@ -9,7 +9,7 @@ import pytest
 
 from common import messages
 from common.status import TxStatus
-from common.types import Block, BlockHeader
+from common.types import Block, BlockHeader, BlockOutline
 from services.api import chainhealth, node_replies, replies, schema
 from services.api.spec import Shape
 from tests.unit.services.api.support import CHAIN, TO, signed
@@ -43,10 +43,16 @@ def test_block_json() -> None:
     assert doc["header"]["signer_key_type"] == ""  # an unsigned (PoW) header names no key
     assert (doc["tx_count"], doc["size"]) == (1, len(block.raw))
     replies.BLOCK_OUT.model.model_validate(doc)
-    summary = replies.block_summary_json(block, full=False, confirmations=1)
+    outline = BlockOutline.decode(block.raw)  # a page's block: its ids, undecoded txs
+    assert (outline.hash, outline.tx_ids, outline.size) == (block.hash, (tx.id,),
+                                                            len(block.raw))
+    summary = replies.block_summary_json(outline, confirmations=1)
     assert summary["txs"] == [tx.id.hex()]
-    full = replies.block_summary_json(block, full=True, confirmations=1)
+    assert (summary["tx_count"], summary["size"]) == (1, len(block.raw))
+    full = replies.block_summary_json(block, confirmations=1)
     assert full["txs"] == [replies.TX_OUT.render(tx)]
+    assert {k: v for k, v in full.items() if k != "txs"} == \
+        {k: v for k, v in summary.items() if k != "txs"}
     for page in (summary, full):
         replies.BLOCK_SUMMARY.model.model_validate(page)
 
