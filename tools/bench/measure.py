@@ -52,6 +52,9 @@ class Result:
     sync_seconds: float = 0.0
     sync_boot_seconds: float = 0.0
     sync_cpu: dict[str, float] = field(default_factory=dict)
+    av_seconds: float = 0.0  # the same sync with --assume-valid <head>
+    av_cpu: dict[str, float] = field(default_factory=dict)
+    av_skipped: int = 0  # signatures its p2p log says it skipped
     prop_blocks: int = 0
     prop_p50: float = 0.0
     prop_p99: float = 0.0

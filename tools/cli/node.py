@@ -21,10 +21,10 @@ from tools.cli.genesis import init_genesis
 from tools.cli.logs import SOURCES, cmd_logs, level_arg
 from tools.cli.util import (
     NODE_CONFIG,
-    block_hash_arg,
     CliError,
     Location,
     api_url_of,
+    block_hash_arg,
     check_port_free,
     init_command,
     note,
