@@ -237,8 +237,8 @@ class Syncer:
         cursor = b""
         skipped = self.assume.skipped if self.assume is not None else 0
         try:
-            await self._find_assumed(peer)
-            for _ in range(MAX_ROUNDS):
+            rounds = MAX_ROUNDS if await self._find_assumed(peer) else 0
+            for _ in range(rounds):
                 if peer.closed:
                     break
                 locator = await host.locator()
@@ -276,19 +276,20 @@ class Syncer:
 
     # --- assume-valid: the headers phase ----------------------------------------------------
 
-    async def _find_assumed(self, peer: Peer) -> None:
+    async def _find_assumed(self, peer: Peer) -> bool:
         """While our chain lacks the assumed block and no peer has shown its ancestry yet,
-        walk `peer`'s headers from our locator on and learn the ancestry if it is there."""
+        walk `peer`'s headers from our locator on and learn the ancestry if it is there.
+        False when the peer let us down (no answer, a bad header): the round ends."""
         av = self.assume
         if av is None or not av.enabled or av.found:
-            return
+            return True
         if await self.host.has_block(av.target):
             av.reach()
             log.info("assume-valid: block %s is ours: every signature is verified from "
                      "here on", av.target.hex())
-            return
+            return True
         if peer.sync.assume_missing_at == peer.tip.total_weight:
-            return  # its chain did not have it, and has not changed since
+            return True  # its chain did not have it, and has not changed since
         locator = await self.host.locator()
         if len(locator) > wire.MAX_LOCATOR:
             locator = (*locator[:wire.MAX_LOCATOR - 1], locator[-1])
@@ -298,14 +299,15 @@ class Syncer:
             reply = await self._ask(peer, wire.GetHeaders(self._next_seq(), locator,
                                                           HEADERS_BATCH), wire.Headers)
             if reply is None:
-                return  # no answer: the block rounds will find out about this peer
+                return False  # no answer (it has been charged and paused)
             try:
                 headers = [decode_header(raw) for raw in reply.headers]
                 check_run(av.genesis, headers, last, locator)
             except (InvalidBlock, Malformed) as exc:
                 self.host.punish(peer, scoring.block_penalty(exc) if isinstance(
                     exc, InvalidBlock) else scoring.MALFORMED, f"bad header: {exc}")
-                return
+                peer.sync.failed_at = time.monotonic()
+                return False
             except BrokenRun as exc:
                 log.info("assume-valid: headers from %s stopped: %s", peer.label, exc)
                 break
@@ -316,7 +318,7 @@ class Syncer:
                 log.info("assume-valid: block %s found on %s's chain, %d blocks above ours: "
                          "their signatures are not checked", av.target.hex(), peer.label,
                          len(found), extra={"peer": peer.label})
-                return
+                return True
             if len(headers) < HEADERS_BATCH:
                 break  # the peer has nothing more
             last = headers[-1]
@@ -325,6 +327,7 @@ class Syncer:
         log.info("assume-valid: block %s is not on %s's chain (%d headers above ours): "
                  "syncing from it with every signature verified", av.target.hex(),
                  peer.label, len(run), extra={"peer": peer.label})
+        return True
 
     # --- requests -----------------------------------------------------------------------------
 

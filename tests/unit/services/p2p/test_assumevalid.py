@@ -154,3 +154,26 @@ async def test_a_header_with_a_bad_seal_costs_the_peer_and_nothing_is_assumed(
         bye = await peer.expect(wire.Bye)
         assert bye.code == wire.ByeCode.BANNED and "bad header" in bye.reason
         assert node.assume is not None and not node.assume.found
+        assert not any(isinstance(m, wire.GetBlocks) for m in peer.received)  # round over
+
+
+@pytest.mark.anyio
+async def test_a_node_serves_its_main_chain_headers_after_a_locator(tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        await net.node("a")
+        blocks = _chain(rules.Chain(net.genesis), 5)
+        await net.state("a").submit_blocks(blocks)
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake()
+        await peer.send(wire.GetHeaders(7, (net.genesis_hash,), 3))
+        reply = await peer.expect(wire.Headers)
+        assert reply.request == 7
+        assert reply.headers == tuple(b.header.raw for b in blocks[:3])
+        assert (reply.height, reply.head) == (5, blocks[-1].hash)
+        # the first hash it knows on its main chain decides; unknown ones are skipped
+        await peer.send(wire.GetHeaders(8, (bytes(32), blocks[1].hash, net.genesis_hash),
+                                        2000))
+        reply = await peer.expect(wire.Headers)
+        assert reply.headers == tuple(b.header.raw for b in blocks[2:])
+        await peer.send(wire.GetHeaders(9, (blocks[-1].hash,), 2000))
+        assert (await peer.expect(wire.Headers)).headers == ()  # nothing after its head
