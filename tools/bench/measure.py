@@ -53,6 +53,7 @@ class Result:
     sync_boot_seconds: float = 0.0
     sync_cpu: dict[str, float] = field(default_factory=dict)
     av_seconds: float = 0.0  # the same sync with --assume-valid <head>
+    av_boot_seconds: float = 0.0  # from its `ccoin node start` to synced
     av_cpu: dict[str, float] = field(default_factory=dict)
     av_skipped: int = 0  # signatures its p2p log says it skipped
     prop_blocks: int = 0

@@ -268,6 +268,7 @@ def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
         head = node.block(target).hash
     progress(f"a fresh node syncs {target} blocks with --assume-valid {head[:16]}...")
     fresh = net.nodes[-1]
+    t_boot = time.monotonic()
     proc = start_node(fresh.config_path, "basic", "--assume-valid", head)
     try:
         wait_healthy(fresh.api_url)
@@ -279,6 +280,7 @@ def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
             wait_until(lambda: node.status().height >= target, SYNC_TIMEOUT,
                        "assume-valid sync did not finish in 10 minutes", poll=FAST_POLL)
         result.av_seconds = time.monotonic() - t_sync
+        result.av_boot_seconds = time.monotonic() - t_boot
         roles = ("serving", *("peer" for _ in procs[1:]), "syncing")
         for role, p, before in zip(roles, (*procs, proc), cpu0, strict=True):
             for name, used in process_tree_cpu(p.pid).items():
