@@ -48,4 +48,5 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     # the assume-valid node synced the same chain, and its p2p skipped the signatures of
     # every transfer below the head (all of them)
     assert "its p2p log: 1,057\nsignatures skipped, of 1,057 transfers" in report, report
+    assert "Timed by the p2p logs" in report  # both fresh nodes' logs said when they synced
     assert "**NO**" not in report

@@ -18,6 +18,7 @@ the head's state root.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -59,6 +60,7 @@ SYNC_TIMEOUT = 600.0
 PEER_TIMEOUT = 120.0
 FAST_POLL = 0.02  # while timing the sync
 POLL = 0.2
+SYNC_DONE = re.compile(r"done: height \d+ -> (\d+)")
 AV_SKIPPED = re.compile(r"(\d+) signatures skipped under assume-valid")
 
 
@@ -288,10 +290,33 @@ def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
                 result.av_cpu[key] = result.av_cpu.get(key, 0.0) + used - before.get(name, 0.0)
     finally:
         stop_node(proc)
-    # the p2p log says what was skipped: proof that the blocks did skip their signatures
+    # the p2p log says what was skipped (proof that the blocks did skip their signatures),
+    # and when each sync began and ended, closer than the API's cached peer count can
     log = load_config(fresh.config_path).log_dir / "p2p.log"
     text = log.read_text(errors="replace") if log.is_file() else ""
     result.av_skipped = sum(int(n) for n in AV_SKIPPED.findall(text))
+    result.av_log_seconds = logged_sync_seconds(text, target)
+    full = load_config(net.nodes[1].config_path).log_dir / "p2p.log"
+    if full.is_file():
+        result.sync_log_seconds = logged_sync_seconds(full.read_text(errors="replace"),
+                                                      result.sync_blocks)
+
+
+def logged_sync_seconds(p2p_log: str, target: int) -> float:
+    """From a p2p log (JSON lines): the first sync's start to the end of the sync that took
+    the node to `target` or above; 0.0 when the log does not say."""
+    start = None
+    for line in p2p_log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        msg = str(entry.get("msg", ""))
+        if start is None and msg.startswith("syncing from "):
+            start = float(entry["ts"])
+        elif start is not None and (done := SYNC_DONE.search(msg)) and int(done[1]) >= target:
+            return float(entry["ts"]) - start
+    return 0.0
 
 
 def propagation(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result,
