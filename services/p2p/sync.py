@@ -312,7 +312,9 @@ class Syncer:
                 log.info("assume-valid: headers from %s stopped: %s", peer.label, exc)
                 break
             run.extend(h.hash for h in headers)
-            found = ancestry(run, av.target)
+            # only this reply is searched: the run before it did not hold the target
+            found = (ancestry(run, av.target)
+                     if any(h.hash == av.target for h in headers) else None)
             if found is not None:
                 av.learn(found)
                 log.info("assume-valid: block %s found on %s's chain, %d blocks above ours: "

@@ -177,3 +177,21 @@ async def test_a_node_serves_its_main_chain_headers_after_a_locator(tmp_path: Pa
         assert reply.headers == tuple(b.header.raw for b in blocks[2:])
         await peer.send(wire.GetHeaders(9, (blocks[-1].hash,), 2000))
         assert (await peer.expect(wire.Headers)).headers == ()  # nothing after its head
+
+
+@pytest.mark.anyio
+async def test_once_our_chain_holds_the_assumed_block_no_headers_are_walked(
+        tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        blocks = _chain(rules.Chain(net.genesis), 5)
+        node = await net.node("a", assume_valid=blocks[2].hash)
+        await net.state("a").submit_blocks(blocks[:3])
+        peer, server = await _serving(net, blocks)
+        try:
+            await wait_until_async(lambda: node.chain.tip.hash == blocks[-1].hash,
+                                   timeout=10, what="the node synced")
+        finally:
+            server.cancel()
+        assert node.assume is not None and node.assume.reached and node.assume.skipped == 0
+        assert node.verifier.signature_checks == 2 * TXS_PER_BLOCK  # blocks 4 and 5
+        assert not any(isinstance(m, wire.GetHeaders) for m in peer.received)
