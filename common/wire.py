@@ -58,6 +58,9 @@ NONCE_LEN = 32
 
 MAX_TXS_PER_MESSAGE = 1000
 MAX_BLOCKS_PER_MESSAGE = 500
+MAX_HEADERS_PER_MESSAGE = 2000  # as Bitcoin's `headers`
+MAX_HEADER_BYTES = 4096  # a header's encoding (§5) at its longest (RSA seal, a checkpoint's
+                         # vote) is 3,905 bytes
 MAX_LOCATOR = 64
 MAX_PEX = 64
 MAX_ENDPOINT = 255
@@ -101,6 +104,7 @@ Nonce = Annotated[bytes, Len(NONCE_LEN, NONCE_LEN)]
 Signature = Annotated[bytes, Len(crypto.ED25519_SIGNATURE_LEN, crypto.ED25519_SIGNATURE_LEN)]
 TxBytes = Annotated[bytes, Len(1, MAX_TX_BYTES)]  # a transaction's encoding (§3)
 BlockBytes = Annotated[bytes, Len(1, MAX_BLOCK_BYTES)]  # a block's encoding (§5)
+HeaderBytes = Annotated[bytes, Len(1, MAX_HEADER_BYTES)]  # a block header's encoding (§5)
 
 _ENDPOINT_CHECK = converter(spec_of(Endpoint))
 
@@ -316,6 +320,29 @@ class Blocks(WireMessage):
 
     request: U32
     blocks: Annotated[tuple[BlockBytes, ...], Len(0, MAX_BLOCKS_PER_MESSAGE)]
+    height: U63
+    head: Hash32
+    total_weight: U64
+
+
+@wire_message("GHD", 4 + MAX_LOCATOR * (HASH_LEN + 2) + 32)
+class GetHeaders(WireMessage):
+    """Ask for main-chain headers after the first `locator` hash the peer knows (as `GBL`),
+    oldest first, at most `limit`. Sent by a node syncing with assume-valid (§13.5) to learn
+    which blocks are ancestors of the assumed block before it fetches them. `request` is
+    echoed in the `HDS` reply."""
+
+    request: U32
+    locator: Annotated[tuple[Hash32, ...], Len(1, MAX_LOCATOR)]
+    limit: Annotated[int, Range(1, MAX_HEADERS_PER_MESSAGE)]
+
+
+@wire_message("HDS", MAX_HEADERS_PER_MESSAGE * (MAX_HEADER_BYTES + 3) + 128)
+class Headers(WireMessage):
+    """Reply to `GHD`: header encodings oldest first (possibly none), and the sender's tip."""
+
+    request: U32
+    headers: Annotated[tuple[HeaderBytes, ...], Len(0, MAX_HEADERS_PER_MESSAGE)]
     height: U63
     head: Hash32
     total_weight: U64

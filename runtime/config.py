@@ -64,6 +64,7 @@ _SECTIONS: dict[str, set[str]] = {
     "chain": {"max_reorg", "min_free_mb"},
     "endpoints": {"state", "events", "miner", "p2p"},
     "bus": {"allow", "server_key", "plaintext_loopback"},
+    "sync": {"assume_valid"},
 }
 
 
@@ -106,6 +107,9 @@ class NodeConfig:
     bus_allow: tuple[bytes, ...] = ()
     bus_server_key: bytes = b""
     bus_plaintext_loopback: bool = False
+    # a block hash (32 bytes) below which (it and its ancestors) sync skips transaction
+    # signatures (Bitcoin Core's assumevalid; docs/operations.md); empty: verify everything
+    assume_valid: bytes = b""
     config_path: Path | None = None
 
     @property
@@ -168,6 +172,21 @@ def curve_key(value: Any, where: str) -> bytes:
         raise ConfigError(f"{where}: {value!r} is not a CurveZMQ public key (64 hex "
                           "characters, as `ccoin node keys` prints)")
     return key
+
+
+def block_hash(value: Any, where: str) -> bytes:
+    """A block hash as 64 hex characters ("" for none)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a block hash (64 hex characters)")
+    if value == "":
+        return b""
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{where} must be a block hash (64 hex characters), not {value!r}")
+    return raw
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -272,6 +291,8 @@ def parse_config(doc: Any, config_path: Path | None = None) -> NodeConfig:
         if bus.get("server_key") else b"",
         bus_plaintext_loopback=_flag(bus.get("plaintext_loopback", False),
                                      "bus.plaintext_loopback"),
+        assume_valid=block_hash(doc.get("sync", {}).get("assume_valid", ""),
+                                "sync.assume_valid"),
         config_path=config_path,
     )
 

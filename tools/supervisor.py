@@ -280,13 +280,17 @@ def render_conf(paths: Paths, progs: list[Program], *, directory: Path = PACKAGE
 
 
 def effective_config(config: NodeConfig, paths: Paths, api_port: int | None,
-                     p2p_port: int | None = None) -> Path:
+                     p2p_port: int | None = None, assume_valid: bytes | None = None) -> Path:
     """The config file the services get: the user's own, or, when `api_port` or `p2p_port`
-    overrides the configured port, a copy in run/ with every relative path made absolute."""
+    overrides the configured port or `assume_valid` the configured `sync.assume_valid`, a
+    copy in run/ with every relative path made absolute."""
     assert config.config_path is not None
-    overrides = {section: port for section, port, configured in
-                 (("api", api_port, config.api_port), ("p2p", p2p_port, config.p2p_port))
-                 if port is not None and port != configured}
+    overrides: dict[tuple[str, str], Any] = {
+        (section, "port"): port for section, port, configured in
+        (("api", api_port, config.api_port), ("p2p", p2p_port, config.p2p_port))
+        if port is not None and port != configured}
+    if assume_valid is not None and assume_valid != config.assume_valid:
+        overrides["sync", "assume_valid"] = assume_valid.hex()
     if not overrides:
         return config.config_path
     doc = json.loads(config.config_path.read_text())
@@ -295,8 +299,8 @@ def effective_config(config: NodeConfig, paths: Paths, api_port: int | None,
         doc["genesis"] = str(config.genesis_path)
     if config.password_file is not None:
         doc.setdefault("keystore", {})["password_file"] = str(config.password_file)
-    for section, port in overrides.items():
-        doc.setdefault(section, {})["port"] = port
+    for (section, key), value in overrides.items():
+        doc.setdefault(section, {})[key] = value
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     out = paths.effective_config
     out.write_text(json.dumps(doc, indent=2) + "\n")

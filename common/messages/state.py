@@ -394,6 +394,21 @@ class GetBlocksAfter(Message):
     max_bytes: U63
 
 
+@message("get_headers_after")
+class GetHeadersAfter(Message):
+    """Main-chain headers (their encodings) after the first `locator` hash found on the main
+    chain, oldest first, at most `limit` of them (p2p's `GHD`)."""
+
+    locator: Annotated[tuple[Hash32, ...], Len(0, MAX_LOCATOR)]
+    limit: Limit
+
+
+@message("header_range")
+class HeaderRangeReply(Message):
+    headers: tuple[bytes, ...]
+    height: U63
+
+
 @message("has_blocks")
 class HasBlocks(Message):
     hashes: Annotated[tuple[Hash32, ...], Len(0, MAX_IDS)]

@@ -5,7 +5,8 @@
     liveness.py    PNG / PON, timeouts, slow peers             |
     txs.py         TXS in and out                              |  the handlers
     blocks.py      BLK in and out, GBL served, batch import    |  (Bitcoin's P2PInterface
-    sync.py        the sync state machine, BLS                 |   `on_<msgtype>`)
+    sync.py        the sync state machine, BLS, HDS            |
+    assumevalid.py which synced blocks skip signatures          |   `on_<msgtype>`)
     pex.py         GPX / PEX, the address book, dialing        |
     discipline.py  scores, bans, who may connect              /
     slots.py       outbound and inbound budgets, per-address limits, eviction (eviction.py)
@@ -42,6 +43,7 @@ from common.wire import ByeCode
 from runtime import bus, buscurve
 from runtime.config import ConfigError, NodeConfig, load_genesis
 from services.p2p import identity, scoring
+from services.p2p.assumevalid import AssumeValid
 from services.p2p.blocks import BlockRelay
 from services.p2p.book import AddressBook
 from services.p2p.chainview import STATE_TIMEOUT_S, ChainView, Tip
@@ -66,7 +68,8 @@ log = logging.getLogger("ccoin.p2p")
 # a handler takes the peer and the decoded message; those that ask state are coroutines
 Handler = Callable[[Peer, Any], Any]
 # handled by the peer's worker, one at a time, as they need state
-HEAVY: frozenset[type[wire.WireMessage]] = frozenset({wire.Txs, wire.NewBlock, wire.GetBlocks})
+HEAVY: frozenset[type[wire.WireMessage]] = frozenset({wire.Txs, wire.NewBlock, wire.GetBlocks,
+                                                     wire.GetHeaders})
 
 
 class CannotListen(CcoinError):
@@ -92,10 +95,12 @@ class P2PNode:
         self.transport = Transport(ctx, curve_keys=curve_keys, admit=self.discipline.admit)
         self.slots = Slots(settings, self.peers)
         self.verifier = Verifier(genesis)
-        self.syncer = Syncer(self, reply_timeout=timing.sync_reply)
+        self.assume = (AssumeValid(settings.assume_valid, genesis) if settings.assume_valid
+                       else None)
+        self.syncer = Syncer(self, reply_timeout=timing.sync_reply, assume=self.assume)
         self.peers.on_close.append(self.syncer.peer_closed)
         self.blocks = BlockRelay(self.state, self.chain, self.peers, self.discipline,
-                                 self.verifier, self.syncer)
+                                 self.verifier, self.syncer, self.assume)
         self.txs = TxRelay(self.state, genesis.network_id, self.peers, self.discipline,
                            self.verifier)
         self.pex = PeerExchange(self.me, self.chain, self.peers, self.book, self.discipline,
@@ -117,6 +122,8 @@ class P2PNode:
             wire.NewBlock: self.blocks.on_new_block,
             wire.GetBlocks: self.blocks.on_get_blocks,
             wire.Blocks: self.syncer.on_blocks,
+            wire.GetHeaders: self.blocks.on_get_headers,
+            wire.Headers: self.syncer.on_headers,
             wire.GetPeerAddrs: self.pex.on_get_addrs,
             wire.PeerAddrs: self.pex.on_addrs,
         }
@@ -373,6 +380,11 @@ class P2PNode:
 
     async def locator(self) -> tuple[bytes, ...]:
         return await self.chain.locator()
+
+    async def has_block(self, block_hash: bytes) -> bool:
+        reply = await self.state.request(messages.HasBlocks((block_hash,)),
+                                         messages.HasBlocksReply)
+        return reply.known == (True,)
 
     async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
         return await self.blocks.import_blocks(peer, raws)

@@ -76,6 +76,7 @@ class Ending:
 class SyncRecord:
     exhausted_at: int = -1  # its total weight when it last had nothing for us
     failed_at: float = -1e9  # monotonic time it last let a sync round down
+    assume_missing_at: int = -1  # its total weight when its chain lacked the assumed block
 
 
 class Standing:

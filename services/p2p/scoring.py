@@ -105,6 +105,8 @@ RATE_LIMITS: dict[bytes, tuple[float, float]] = {
     b"BLK": (20, 60),
     b"GBL": (5, 20),
     b"BLS": (5, 20),
+    b"GHD": (5, 20),
+    b"HDS": (5, 20),
     b"GPX": (0.2, 3),
     b"PEX": (0.2, 3),
     b"BYE": (1, 3),

@@ -50,7 +50,9 @@ class P2PSettings:
     never take the outbound slots; the operator's own links (`AddPeer`) have `MAX_MANUAL`
     slots of their own. At most `max_inbound_per_ip` inbound links come from one IP address
     and `max_inbound_per_subnet` from one /24 (/64) (0: no limit); loopback peers, every
-    local node among them, are exempt unless `limit_loopback`."""
+    local node among them, are exempt unless `limit_loopback`. `assume_valid`: the block
+    whose ancestors sync imports without their signatures checked (b"": none;
+    services/p2p/assumevalid.py)."""
 
     listen: str
     state: str
@@ -67,6 +69,7 @@ class P2PSettings:
     outbound_only: bool = False
     timing: Timing = field(default_factory=Timing)
     bus_curve: BusCurve | None = None
+    assume_valid: bytes = b""
 
     @property
     def max_outbound(self) -> int:
@@ -92,4 +95,5 @@ class P2PSettings:
             max_inbound_per_subnet=config.p2p_max_inbound_per_subnet,
             limit_loopback=config.p2p_limit_loopback,
             outbound_only=config.p2p_outbound_only,
-            bus_curve=buscurve.for_config(config))
+            bus_curve=buscurve.for_config(config),
+            assume_valid=config.assume_valid)

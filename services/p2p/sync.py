@@ -18,6 +18,11 @@ Everything the machine needs from the node comes through one collaborator, `Sync
 ready peers, our tip and the fork-choice rule, state's locator, the import of a batch, and
 the penalty for a peer that fails us.
 
+With assume-valid (`services/p2p/assumevalid.py`), while our chain lacks the assumed block a
+round first walks the peer's headers (`GHD`/`HDS`) to learn which blocks are its ancestors;
+those skip their signature checks when the batches come (`BlockRelay`). A peer whose chain
+does not reach the hash is said so once and then synced from with every signature verified.
+
 A state that cannot store blocks (`storage_unavailable`: low disk space, a failed write,
 damage; services/state/storage.py) cannot follow: the syncer says so once and asks again
 only every `STORAGE_PAUSE_S`, rather than fetching batches it cannot hand over.
@@ -29,11 +34,20 @@ import asyncio
 import enum
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from common import wire
-from common.errors import CcoinError, StorageUnavailable
+from common.errors import CcoinError, InvalidBlock, Malformed, StorageUnavailable
+from common.types import BlockHeader
 from services.p2p import scoring
+from services.p2p.assumevalid import (
+    MAX_ASSUMED,
+    AssumeValid,
+    BrokenRun,
+    ancestry,
+    check_run,
+    decode_header,
+)
 from services.p2p.chainview import Tip
 from services.p2p.peer import Peer
 
@@ -46,6 +60,9 @@ FAILED_PAUSE_S = 60.0  # a peer that let a round down is not asked again for thi
 IDLE_CHECK_S = 2.0
 STORAGE_PAUSE_S = 10.0
 MAX_ROUNDS = 100_000
+HEADERS_BATCH = wire.MAX_HEADERS_PER_MESSAGE
+
+R = TypeVar("R", wire.Blocks, wire.Headers)
 
 
 class SyncState(enum.Enum):
@@ -64,6 +81,9 @@ class SyncHost(Protocol):
 
     def better(self, candidate: Tip, current: Tip) -> bool:
         """The fork-choice rule: whether `candidate` beats `current`."""
+
+    async def has_block(self, block_hash: bytes) -> bool:
+        """Whether state stores the block."""
 
     async def locator(self) -> tuple[bytes, ...]:
         """State's block locator of our main chain (head first, genesis last)."""
@@ -84,18 +104,21 @@ class PeerGone(Exception):
 
 class Syncer:
     def __init__(self, host: SyncHost, *, reply_timeout: float = REPLY_TIMEOUT_S,
-                 storage_pause: float = STORAGE_PAUSE_S) -> None:
+                 storage_pause: float = STORAGE_PAUSE_S,
+                 assume: AssumeValid | None = None) -> None:
         """`reply_timeout`: how long a round waits for a peer's `BLS` before it gives up on
         that peer (the protocol's 15 s); `storage_pause`: how long it waits before trying
-        again when state could not store what it fetched."""
+        again when state could not store what it fetched; `assume`: the assume-valid block
+        (None: every signature is verified)."""
         self.host = host
+        self.assume = assume
         self.reply_timeout = reply_timeout
         self.storage_pause = storage_pause
         self.state = SyncState.IDLE
         self.target: Peer | None = None
         self.rounds = 0
         self._seq = 0
-        self._pending: tuple[Peer, int, asyncio.Future[wire.Blocks]] | None = None
+        self._pending: tuple[Peer, int, asyncio.Future[Any], type[Any]] | None = None
         self._wake = asyncio.Event()
         self._forced = False
         self._orphan_from: Peer | None = None
@@ -130,9 +153,17 @@ class Syncer:
     def on_blocks(self, peer: Peer, msg: wire.Blocks) -> bool:
         """Hand a `BLS` to the waiting round; one nobody asked for (or asked for too long
         ago) costs the peer points, and False is returned."""
+        return self._answer(peer, msg, "blocks")
+
+    def on_headers(self, peer: Peer, msg: wire.Headers) -> bool:
+        """Hand an `HDS` to the waiting headers phase, as `on_blocks`."""
+        return self._answer(peer, msg, "headers")
+
+    def _answer(self, peer: Peer, msg: wire.Blocks | wire.Headers, what: str) -> bool:
         pending = self._pending
-        if pending is None or pending[0] is not peer or pending[1] != msg.request:
-            self.host.punish(peer, scoring.UNSOLICITED, "blocks we did not ask for")
+        if (pending is None or pending[0] is not peer or pending[1] != msg.request
+                or not isinstance(msg, pending[3])):
+            self.host.punish(peer, scoring.UNSOLICITED, f"{what} we did not ask for")
             return False
         if not pending[2].done():
             pending[2].set_result(msg)
@@ -204,8 +235,10 @@ class Syncer:
                  peer.label, peer.tip.height, peer.tip.total_weight, start.height,
                  start.total_weight, extra={"peer": peer.label})
         cursor = b""
+        skipped = self.assume.skipped if self.assume is not None else 0
         try:
-            for _ in range(MAX_ROUNDS):
+            rounds = MAX_ROUNDS if await self._find_assumed(peer) else 0
+            for _ in range(rounds):
                 if peer.closed:
                     break
                 locator = await host.locator()
@@ -213,7 +246,8 @@ class Syncer:
                     locator = (cursor, *locator)
                 if len(locator) > wire.MAX_LOCATOR:  # keep the genesis hash last
                     locator = (*locator[:wire.MAX_LOCATOR - 1], locator[-1])
-                reply = await self._ask(peer, locator)
+                reply = await self._ask(
+                    peer, wire.GetBlocks(self._next_seq(), locator, BATCH_BLOCKS), wire.Blocks)
                 if reply is None:
                     break
                 self.rounds += 1
@@ -233,16 +267,83 @@ class Syncer:
                     break
         finally:
             self.state, self.target = SyncState.IDLE, None
-            log.info("sync from %s done: height %d -> %d", peer.label, start.height,
-                     host.tip.height, extra={"peer": peer.label})
+            skipped = self.assume.skipped - skipped if self.assume is not None else 0
+            log.info("sync from %s done: height %d -> %d%s", peer.label, start.height,
+                     host.tip.height,
+                     f" ({skipped} signatures skipped under assume-valid)" if skipped else "",
+                     extra={"peer": peer.label})
             self._wake.set()  # another peer may still be ahead
 
-    async def _ask(self, peer: Peer, locator: tuple[bytes, ...]) -> wire.Blocks | None:
+    # --- assume-valid: the headers phase ----------------------------------------------------
+
+    async def _find_assumed(self, peer: Peer) -> bool:
+        """While our chain lacks the assumed block and no peer has shown its ancestry yet,
+        walk `peer`'s headers from our locator on and learn the ancestry if it is there.
+        False when the peer let us down (no answer, a bad header): the round ends."""
+        av = self.assume
+        if av is None or not av.enabled or av.found:
+            return True
+        if await self.host.has_block(av.target):
+            av.reach()
+            log.info("assume-valid: block %s is ours: every signature is verified from "
+                     "here on", av.target.hex())
+            return True
+        if peer.sync.assume_missing_at == peer.tip.total_weight:
+            return True  # its chain did not have it, and has not changed since
+        locator = await self.host.locator()
+        if len(locator) > wire.MAX_LOCATOR:
+            locator = (*locator[:wire.MAX_LOCATOR - 1], locator[-1])
+        run: list[bytes] = []
+        last: BlockHeader | None = None
+        while len(run) < MAX_ASSUMED:
+            reply = await self._ask(peer, wire.GetHeaders(self._next_seq(), locator,
+                                                          HEADERS_BATCH), wire.Headers)
+            if reply is None:
+                return False  # no answer (it has been charged and paused)
+            try:
+                headers = [decode_header(raw) for raw in reply.headers]
+                check_run(av.genesis, headers, last, locator)
+            except (InvalidBlock, Malformed) as exc:
+                self.host.punish(peer, scoring.block_penalty(exc) if isinstance(
+                    exc, InvalidBlock) else scoring.MALFORMED, f"bad header: {exc}")
+                peer.sync.failed_at = time.monotonic()
+                return False
+            except BrokenRun as exc:
+                log.info("assume-valid: headers from %s stopped: %s", peer.label, exc)
+                break
+            run.extend(h.hash for h in headers)
+            # only this reply is searched: the run before it did not hold the target
+            found = (ancestry(run, av.target)
+                     if any(h.hash == av.target for h in headers) else None)
+            if found is not None:
+                av.learn(found)
+                log.info("assume-valid: block %s found on %s's chain, %d blocks above ours: "
+                         "their signatures are not checked", av.target.hex(), peer.label,
+                         len(found), extra={"peer": peer.label})
+                return True
+            if len(headers) < HEADERS_BATCH:
+                break  # the peer has nothing more
+            last = headers[-1]
+            locator = (last.hash,)
+        peer.sync.assume_missing_at = peer.tip.total_weight
+        log.info("assume-valid: block %s is not on %s's chain (%d headers above ours): "
+                 "syncing from it with every signature verified", av.target.hex(),
+                 peer.label, len(run), extra={"peer": peer.label})
+        return True
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
         self._seq = (self._seq + 1) % 2**32
-        fut: asyncio.Future[wire.Blocks] = asyncio.get_running_loop().create_future()
-        self._pending = (peer, self._seq, fut)
+        return self._seq
+
+    async def _ask(self, peer: Peer, request: wire.GetBlocks | wire.GetHeaders,
+                   reply: type[R]) -> R | None:
+        """Send `request` and wait for its `reply` (None: no answer in time, link gone)."""
+        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending = (peer, request.request, fut, reply)
         try:
-            if not peer.send(wire.GetBlocks(self._seq, locator, BATCH_BLOCKS)):
+            if not peer.send(request):
                 # its link is full or gone: pause it, or the next round picks it again at
                 # once, and as nothing in that loop waits the event loop itself would spin
                 peer.sync.failed_at = time.monotonic()
@@ -250,7 +351,8 @@ class Syncer:
             async with asyncio.timeout(self.reply_timeout):
                 return await fut
         except TimeoutError:
-            self.host.punish(peer, scoring.SYNC_TIMEOUT, "no blocks in time")
+            what = "blocks" if reply is wire.Blocks else "headers"
+            self.host.punish(peer, scoring.SYNC_TIMEOUT, f"no {what} in time")
             peer.sync.failed_at = time.monotonic()
             return None
         except PeerGone:

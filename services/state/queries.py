@@ -184,6 +184,26 @@ def blocks_after(chain: Chain, known: tuple[bytes, ...], limit: int, max_bytes: 
     return out
 
 
+def headers_after(chain: Chain, known: tuple[bytes, ...], limit: int) -> list[bytes]:
+    """Main-chain header encodings after the first hash of the peer's locator `known` that
+    is on our main chain, at most `limit` of them (read as stored: no decoding)."""
+    start = 1
+    for h in known:
+        header = chain.header(h)
+        if header is not None and chain.is_main(header):
+            start = header.height + 1
+            break
+    out: list[bytes] = []
+    store = chain.store
+    for height in range(start, min(start + limit, chain.head.header.height + 1)):
+        block_hash = store.hash_at(height)
+        raw = store.get(schema.header_key(block_hash)) if block_hash is not None else None
+        if raw is None:
+            raise store.found_damage(f"main-chain header {height} is missing")
+        out.append(raw)
+    return out
+
+
 def authorities(chain: Chain, voter: bytes) -> m.AuthoritiesReply:
     """The authorities at the head (common/authorities.py): the set, the open proposals with
     their voters, the latest changes, and this node's own proposals with how they stand

@@ -42,6 +42,7 @@ from services.state.store import Store
 log = logging.getLogger("ccoin.state")
 
 MAX_PAGE = 1000
+MAX_HEADERS = 2000  # headers per GetHeadersAfter: p2p's `HDS` holds no more
 MAX_PAGE_BYTES = 16 * 1024 * 1024  # well under the bus's MAXMSGSIZE, past which ZMQ disconnects
 
 
@@ -79,6 +80,7 @@ class StateService:
             m.GetAuthorities: self.get_authorities,
             m.GetLocator: self.get_locator,
             m.GetBlocksAfter: self.get_blocks_after,
+            m.GetHeadersAfter: self.get_headers_after,
             m.HasBlocks: self.has_blocks,
         }
 
@@ -327,6 +329,10 @@ class StateService:
         blocks = queries.blocks_after(self.chain, req.locator, min(req.limit, MAX_PAGE),
                                       min(req.max_bytes, MAX_PAGE_BYTES))
         return m.BlockRangeReply(tuple(blocks), self.chain.head.header.height)
+
+    def get_headers_after(self, req: m.GetHeadersAfter) -> m.HeaderRangeReply:
+        headers = queries.headers_after(self.chain, req.locator, min(req.limit, MAX_HEADERS))
+        return m.HeaderRangeReply(tuple(headers), self.chain.head.header.height)
 
     def has_blocks(self, req: m.HasBlocks) -> m.HasBlocksReply:
         return m.HasBlocksReply(tuple(self.chain.store.meta(h) is not None

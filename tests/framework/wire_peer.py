@@ -60,6 +60,19 @@ def blocks_reply(request: wire.GetBlocks, genesis_hash: bytes, blocks: Sequence[
                        total_weight)
 
 
+def headers_reply(request: wire.GetHeaders, genesis_hash: bytes, blocks: Sequence[Block],
+                  total_weight: int) -> wire.Headers:
+    """An honest answer to `request` from the chain of `blocks`, as `blocks_reply`."""
+    index = {genesis_hash: 0}
+    index.update({b.hash: i + 1 for i, b in enumerate(blocks)})
+    start = next((index[h] for h in request.locator if h in index), 0)
+    head = blocks[-1].header if blocks else None
+    return wire.Headers(request.request,
+                        tuple(b.header.raw for b in blocks[start:start + request.limit]),
+                        head.height if head else 0, head.hash if head else genesis_hash,
+                        total_weight)
+
+
 class WirePeer:
     """One scripted peer on one socket of the test's context."""
 
@@ -241,13 +254,15 @@ class WirePeer:
 
     async def serve_forever(self, blocks: Sequence[Block], total_weight: int,
                             limit: int | None = None) -> None:
-        """Answer every GBL from `blocks`, and every PNG with their tip (run it as a task;
-        what arrives is still recorded in `received`)."""
+        """Answer every GBL and GHD from `blocks`, and every PNG with their tip (run it as a
+        task; what arrives is still recorded in `received`)."""
         head = blocks[-1].header if blocks else None
         while True:
             msg = await self.recv(3600)
             if isinstance(msg, wire.GetBlocks):
                 await self.serve(msg, blocks, total_weight, limit)
+            elif isinstance(msg, wire.GetHeaders):
+                await self.send(headers_reply(msg, self.genesis, blocks, total_weight))
             elif isinstance(msg, wire.Ping):
                 await self.send(wire.Pong(msg.nonce, head.height if head else 0,
                                           head.hash if head else self.genesis, total_weight))

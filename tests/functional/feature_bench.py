@@ -27,7 +27,8 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     assert "400 pre-signed Ed25519 transfers among 40 accounts" in report
     for heading in ("## Single node, end to end", "## Against the machine's own verification",
                     "## Single submissions, one transaction per request",
-                    "## Many large requests at once", "## Network"):
+                    "## Many large requests at once", "## Network",
+                    "### Assume-valid sync"):
         assert heading in report
     # every transaction the chain holds is counted: 800 grown to, 64 + 64 single sends, 64
     # from the concurrent clients and 64 in their batch, 1 funding the node (the large
@@ -44,4 +45,8 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
                      r"p2p \d+, state \d+ MiB\) \|", report), report
     # the end-to-end stage's CPU by process and per transfer
     assert re.search(r"\| api \| [\d.]+ s \| \d+ µs \|", report), report
+    # the assume-valid node synced the same chain, and its p2p skipped the signatures of
+    # every transfer below the head (all of them)
+    assert "its p2p log: 1,057\nsignatures skipped, of 1,057 transfers" in report, report
+    assert "Timed by the p2p logs" in report  # both fresh nodes' logs said when they synced
     assert "**NO**" not in report

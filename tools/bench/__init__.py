@@ -5,9 +5,10 @@ It creates a throwaway single-validator devnet with M funded accounts, starts th
 way a user does (`ccoin node start` under supervisord), pre-signs N transfers among the
 accounts, submits them through the REST batch route, follows new blocks to time each
 transaction's confirmation, then times single submissions (one transaction per request,
-`singles`), then (optionally) a fresh node syncing the chain and block propagation on four
-nodes, then the api's memory under many large requests at once (`bodies`), stops the nodes
-and replays the chain from genesis to check that the state root agrees.
+`singles`), then (optionally) a fresh node syncing the chain, another doing so with
+`--assume-valid` its head, and block propagation on four nodes, then the api's memory
+under many large requests at once (`bodies`), stops the nodes and replays the chain from
+genesis to check that the state root agrees.
 Results go to stdout and, with --out, to a Markdown file.
 
 `workload` signs the transfers, `runs` drives the nodes through `client.Client`, `measure`
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--sync-txs", type=int, default=50_000,
                         help="grow the chain to this many transfers, then time a fresh node "
-                             "syncing it (0: skip)")
+                             "syncing it, and another with --assume-valid (0: skip)")
     parser.add_argument("--propagation-blocks", type=int, default=15,
                         help="measure propagation on 4 nodes over this many blocks (0: skip)")
     parser.add_argument("--singles", type=int, default=2_000,

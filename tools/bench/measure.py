@@ -53,6 +53,13 @@ class Result:
     sync_seconds: float = 0.0
     sync_boot_seconds: float = 0.0
     sync_cpu: dict[str, float] = field(default_factory=dict)
+    av_seconds: float = 0.0  # the same sync with --assume-valid <head>
+    av_boot_seconds: float = 0.0  # from its `ccoin node start` to synced
+    av_cpu: dict[str, float] = field(default_factory=dict)
+    # from each fresh node's p2p log: its first sync's start to being synced
+    sync_log_seconds: float = 0.0
+    av_log_seconds: float = 0.0
+    av_skipped: int = 0  # signatures its p2p log says it skipped
     prop_blocks: int = 0
     prop_p50: float = 0.0
     prop_p99: float = 0.0

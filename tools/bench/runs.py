@@ -8,6 +8,8 @@ start`, supervisord in the foreground), then the stages run in order on the same
    confirmed it;
 2. sync: the chain grows to the sync size, then a fresh node starts empty with the first
    as bootnode and is timed from its first peer link to reaching the first node's height;
+   then a third node does the same with `--assume-valid <the head's hash>` (no transaction
+   signature checked below it; everything else is);
 3. propagation: four nodes; when each node's state service published each new head.
 
 Last, with the nodes stopped, the chain is replayed from the genesis alloc and must reach
@@ -16,7 +18,9 @@ the head's state root.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +61,8 @@ SYNC_TIMEOUT = 600.0
 PEER_TIMEOUT = 120.0
 FAST_POLL = 0.02  # while timing the sync
 POLL = 0.2
+SYNC_DONE = re.compile(r"done: height \d+ -> (\d+)")
+AV_SKIPPED = re.compile(r"(\d+) signatures skipped under assume-valid")
 
 
 def progress(text: str) -> None:
@@ -77,10 +83,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, failure: str,
 # --- nodes ------------------------------------------------------------------------------
 
 
-def start_node(config: Path, node_type: str) -> subprocess.Popen[bytes]:
-    """`ccoin node start`, the way a user starts a node (supervisord in the foreground)."""
+def start_node(config: Path, node_type: str, *extra: str) -> subprocess.Popen[bytes]:
+    """`ccoin node start`, the way a user starts a node (supervisord in the foreground);
+    `extra`: more of its options."""
     cmd = [sys.executable, "-c", "from tools.cli import main; main()", "node", "start",
-           "--config", str(config), "--type", node_type]
+           "--config", str(config), "--type", node_type, *extra]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
@@ -254,20 +261,82 @@ def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result) -> N
     result.sync_blocks, result.sync_txs = target, total_txs
 
 
+def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
+                      result: Result) -> None:
+    """As `sync`, the same chain, by another fresh node (the devnet's last) started with
+    `--assume-valid <the first node's head>`: it checks seals, Merkle roots, state roots and
+    balances, not signatures. Stopped afterwards, so that propagation runs on 4 nodes."""
+    api = net.nodes[0].api_url
+    target = height_of(api)
+    with Client(api, timeout=10) as node:
+        head = node.block(target).hash
+    progress(f"a fresh node syncs {target} blocks with --assume-valid {head[:16]}...")
+    fresh = net.nodes[-1]
+    t_boot = time.monotonic()
+    proc = start_node(fresh.config_path, "basic", "--assume-valid", head)
+    try:
+        wait_healthy(fresh.api_url)
+        with Client(fresh.api_url, timeout=10) as node:
+            wait_until(lambda: node.status().peers > 0, PEER_TIMEOUT,
+                       "the assume-valid node found no peer", poll=FAST_POLL)
+            cpu0 = [process_tree_cpu(p.pid) for p in (*procs, proc)]
+            t_sync = time.monotonic()
+            wait_until(lambda: node.status().height >= target, SYNC_TIMEOUT,
+                       "assume-valid sync did not finish in 10 minutes", poll=FAST_POLL)
+        result.av_seconds = time.monotonic() - t_sync
+        result.av_boot_seconds = time.monotonic() - t_boot
+        roles = ("serving", *("peer" for _ in procs[1:]), "syncing")
+        for role, p, before in zip(roles, (*procs, proc), cpu0, strict=True):
+            for name, used in process_tree_cpu(p.pid).items():
+                key = f"{role} {name}"
+                result.av_cpu[key] = result.av_cpu.get(key, 0.0) + used - before.get(name, 0.0)
+    finally:
+        stop_node(proc)
+    # the p2p log says what was skipped (proof that the blocks did skip their signatures),
+    # and when each sync began and ended, closer than the API's cached peer count can
+    log = load_config(fresh.config_path).log_dir / "p2p.log"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    result.av_skipped = sum(int(n) for n in AV_SKIPPED.findall(text))
+    result.av_log_seconds = logged_sync_seconds(text, target)
+    full = load_config(net.nodes[1].config_path).log_dir / "p2p.log"
+    if full.is_file():
+        result.sync_log_seconds = logged_sync_seconds(full.read_text(errors="replace"),
+                                                      result.sync_blocks)
+
+
+def logged_sync_seconds(p2p_log: str, target: int) -> float:
+    """From a p2p log (JSON lines): the first sync's start to the end of the sync that took
+    the node to `target` or above; 0.0 when the log does not say."""
+    start = None
+    for line in p2p_log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        msg = str(entry.get("msg", ""))
+        if start is None and msg.startswith("syncing from "):
+            start = float(entry["ts"])
+        elif start is not None and (done := SYNC_DONE.search(msg)) and int(done[1]) >= target:
+            return float(entry["ts"]) - start
+    return 0.0
+
+
 def propagation(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result,
                 n_blocks: int) -> None:
     """Four nodes: from each block's seal (its header's timestamp) to the last node's state
     publishing it as head, and the spread from the first node to the last."""
     progress(f"propagation over {n_blocks} blocks on 4 nodes...")
     api = net.nodes[0].api_url
-    for member in net.nodes[2:]:
+    members = net.nodes[2:4]  # a fifth node, the assume-valid sync's, stays stopped
+    for member in members:
         procs.append(start_node(member.config_path, "basic"))
-    for member in net.nodes[2:]:
+    for member in members:
         wait_healthy(member.api_url)
     top = height_of(api)
-    wait_until(lambda: min(height_of(n.api_url) for n in net.nodes) >= top, SYNC_TIMEOUT,
+    wait_until(lambda: min(height_of(n.api_url) for n in net.nodes[:4]) >= top, SYNC_TIMEOUT,
                "the nodes did not catch up")
-    watcher = HeadWatcher([load_config(n.config_path).endpoint("events") for n in net.nodes])
+    watcher = HeadWatcher([load_config(n.config_path).endpoint("events")
+                           for n in net.nodes[:4]])
     try:
         last = height_of(api) + n_blocks + 1
         blocks_due = 60.0 + 2 * (n_blocks + 1) * INTERVAL_MS / 1000
@@ -340,6 +409,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     progress("profiling the node's steps in-process...")
     steps = profile.run(txs[:n_txs], [s.address for s in signers])
     n_nodes = 4 if prop_blocks else 2 if sync_txs else 1
+    n_nodes += 1 if sync_txs else 0  # the last: the assume-valid sync's
     net = create_devnet(workdir, nodes=n_nodes, validators=1, base_port=free_base_port(n_nodes),
                         interval_ms=INTERVAL_MS, max_bound=MAX_BOUND, network_id=CHAIN_ID,
                         extra_alloc={s.address: FUNDS for s in funded})
@@ -363,6 +433,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
             confirm(api, txs[n_txs:], tally)
         if sync_txs:
             sync(net, procs, result)
+            sync_assume_valid(net, procs, result)
         if prop_blocks:
             propagation(net, procs, result, prop_blocks)
         if big_bodies:  # last: its 1 KB transfers would change what the sync stage syncs

@@ -24,6 +24,7 @@ from tools.cli.util import (
     CliError,
     Location,
     api_url_of,
+    block_hash_arg,
     check_port_free,
     init_command,
     note,
@@ -72,6 +73,9 @@ def register(sub: Any) -> None:
     start.add_argument("--port", type=port_number, help="API port (overrides the config)")
     start.add_argument("-p", "--p2p-port", type=port_number, metavar="PORT",
                        help="p2p port (overrides the config)")
+    start.add_argument("--assume-valid", type=block_hash_arg, metavar="HASH",
+                       help="skip transaction signatures of this block and its ancestors "
+                            "while syncing (overrides sync.assume_valid; \"\" turns it off)")
     start.add_argument("--services", metavar="LIST",
                        help="comma-separated subset to run on this host, e.g. api")
     start.add_argument("--dry-run", action="store_true",
@@ -167,7 +171,7 @@ def _refuse_running(paths: sv.Paths, base: Path) -> None:
 
 def prepare_start(config: NodeConfig, node_type: str, port: int | None,
                   only: tuple[str, ...] = (), p2p_port: int | None = None,
-                  ) -> tuple[Path, list[str]]:
+                  assume_valid: bytes | None = None) -> tuple[Path, list[str]]:
     """Every check a start needs, then write run/supervisord.conf; return it and the
     services it runs."""
     names = sv.select_services(node_type, only)
@@ -198,7 +202,7 @@ def prepare_start(config: NodeConfig, node_type: str, port: int | None,
                            f"{reason} (free the port, pick another with --p2p-port or "
                            "p2p.port, or set p2p.outbound_only to only dial out)")
     _check_bus(config, names)
-    effective = sv.effective_config(config, paths, port, p2p_port)
+    effective = sv.effective_config(config, paths, port, p2p_port, assume_valid)
     if effective == config.config_path:
         paths.effective_config.unlink(missing_ok=True)  # a stale --port override
     progs = sv.programs(effective, names)
@@ -226,8 +230,8 @@ def _check_bus(config: NodeConfig, names: list[str]) -> None:
 
 def start_node(config: NodeConfig, node_type: str, port: int | None,
                only: tuple[str, ...] = (), dry_run: bool = False,
-               p2p_port: int | None = None) -> int:
-    conf, names = prepare_start(config, node_type, port, only, p2p_port)
+               p2p_port: int | None = None, assume_valid: bytes | None = None) -> int:
+    conf, names = prepare_start(config, node_type, port, only, p2p_port, assume_valid)
     if dry_run:
         print(conf)
         return 0
@@ -243,7 +247,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = require_config(args, starting=True)
     only = tuple(s.strip() for s in args.services.split(",") if s.strip()) \
         if args.services else ()
-    return start_node(config, args.node_type, args.port, only, args.dry_run, args.p2p_port)
+    return start_node(config, args.node_type, args.port, only, args.dry_run, args.p2p_port,
+                      args.assume_valid)
 
 
 def cmd_url(args: argparse.Namespace) -> int:

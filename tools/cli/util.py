@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import CcoinError
-from runtime.config import NodeConfig, load_config
+from runtime.config import ConfigError, NodeConfig, block_hash, load_config
 from runtime.ports import bind_error
 
 DEFAULT_DATA = "~/.ccoin"
@@ -251,6 +251,15 @@ def port_number(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number")
     return value
+
+
+def block_hash_arg(text: str) -> bytes:
+    """A block hash given on the command line: 64 hex characters, or "" for none."""
+    try:
+        return block_hash(text, "it")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a block hash (64 hex characters)") from None
 
 
 def check_port_free(host: str, port: int, what: str) -> None:

@@ -29,6 +29,9 @@ SAMPLES: list[wire.WireMessage] = [
     wire.GetBlocks(7, (H, H[::-1]), 500),
     wire.Blocks(7, (b"\x92\x90\x90",), 3, H, 6),
     wire.Blocks(8, (), 0, H, 0),
+    wire.GetHeaders(9, (H,), wire.MAX_HEADERS_PER_MESSAGE),
+    wire.Headers(9, (b"\x9d" + b"x" * 40, b"y" * wire.MAX_HEADER_BYTES), 3, H, 6),
+    wire.Headers(10, (), 0, H, 0),
     wire.GetPeerAddrs(),
     wire.PeerAddrs((ADDR, wire.PeerAddr(b"\x09" * 32, "tcp://[::1]:1", b""))),
     wire.PeerAddrs(()),
@@ -96,6 +99,15 @@ def _frame(header: bytes, fields: list[object]) -> bytes:
     (_frame(b"GBL", [1, [H] * (wire.MAX_LOCATOR + 1), 10]), TooLarge),
     (_frame(b"GBL", [1, [H], 0]), Malformed),
     (_frame(b"GBL", [1, [H], wire.MAX_BLOCKS_PER_MESSAGE + 1]), Malformed),
+    (_frame(b"GHD", [1, [], 10]), Malformed),  # an empty locator
+    (_frame(b"GHD", [1, [H] * (wire.MAX_LOCATOR + 1), 10]), TooLarge),
+    (_frame(b"GHD", [1, [H], 0]), Malformed),
+    (_frame(b"GHD", [1, [H], wire.MAX_HEADERS_PER_MESSAGE + 1]), Malformed),
+    (_frame(b"HDS", [1, [b""], 0, H, 0]), Malformed),  # an empty header
+    (_frame(b"HDS", [1, [b"x" * (wire.MAX_HEADER_BYTES + 1)], 0, H, 0]), TooLarge),
+    (_frame(b"HDS", [1, [b"x"] * (wire.MAX_HEADERS_PER_MESSAGE + 1), 0, H, 0]), TooLarge),
+    (_frame(b"HDS", [1, [b"x"], 0, bytes(31), 0]), Malformed),  # a head of 31 bytes
+    (_frame(b"HDS", [1, [b"x"], -1, H, 0]), Malformed),
     (_frame(b"PEX", [[[H, "tcp://h:1"]]]), Malformed),  # a peer address of two fields
     (_frame(b"PEX", [[[H, "tcp://h:0", b""]]]), Malformed),  # port 0
     (_frame(b"PEX", [[[H, "tcp://h:1", b""]] * (wire.MAX_PEX + 1)]), TooLarge),
@@ -113,6 +125,7 @@ def test_bad_frames_are_refused_with_a_typed_error(frame: bytes, error: type[Exc
     (_frame(b"TXS", [[b"\x90", b"x" * (MAX_TX_BYTES + 1)]]), "TXS.txs[1] longer than 2048 bytes"),
     (_frame(b"PEX", [[[H, "tcp://h:0", b""]]]), "PEX.peers[0].endpoint must be tcp://host:port"),
     (_frame(b"GBL", [1, [H], 0]), "GBL.limit out of range [1, 500]"),
+    (_frame(b"GHD", [1, [H], 2001]), "GHD.limit out of range [1, 2000]"),
     (_frame(b"PNG", [1, 2, bytes(32)]), "PNG must be an array of 4 fields"),
 ])
 def test_a_refusal_names_the_message_and_the_field(frame: bytes, text: str) -> None:

@@ -29,6 +29,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (cfg.p2p_max_inbound_per_ip, cfg.p2p_max_inbound_per_subnet,
             cfg.p2p_limit_loopback) == (4, 8, False)
     assert cfg.mining_autostart is True and cfg.password_file is None
+    assert cfg.assume_valid == b""  # off: every signature verified
     assert cfg.chain_dir == cfg.base_path / "chain"
     assert cfg.keystore_dir == cfg.base_path / "keystore"
     assert cfg.genesis_file() == cfg.base_path / "genesis.json"
@@ -48,8 +49,10 @@ def test_full_config(tmp_path: Path) -> None:
         "keystore": {"password_file": "pw.txt"},
         "mining": {"autostart": False},
         "endpoints": {"state": "tcp://127.0.0.1:5555"},
+        "sync": {"assume_valid": "0f" * 32},
     }
     cfg = load_config(write(tmp_path, doc))
+    assert cfg.assume_valid == bytes.fromhex("0f" * 32)
     assert cfg.base_path == Path("/var/ccoin")
     assert cfg.account_address == bytes.fromhex("ab" * 20)
     assert cfg.discovery == "http://10.0.0.1:4444"
@@ -103,6 +106,9 @@ def test_unknown_sections_and_fields(doc: dict[str, Any], needle: str) -> None:
     ({"app": {"base_path": "/d"}, "discovery_service": {"port": 0}}, "discovery_service.port"),
     ({"app": {"base_path": "/d"}, "chain": {"min_free_mb": -1}}, "chain.min_free_mb"),
     ({"app": {"base_path": "/d"}, "chain": {"min_free_mb": "1G"}}, "chain.min_free_mb"),
+    ({"app": {"base_path": "/d"}, "sync": {"assume_valid": "ab" * 31}}, "sync.assume_valid"),
+    ({"app": {"base_path": "/d"}, "sync": {"assume_valid": "zz" * 32}}, "sync.assume_valid"),
+    ({"app": {"base_path": "/d"}, "sync": {"assume_valid": 7}}, "sync.assume_valid"),
 ])
 def test_bad_values(doc: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

@@ -71,6 +71,9 @@ class Host:
     async def refresh_tip(self) -> None:
         return None
 
+    async def has_block(self, block_hash: bytes) -> bool:
+        return False
+
     def punish(self, peer: Peer, points: int, why: str) -> None:
         self.punished.append((peer, points, time.monotonic()))
 

@@ -61,6 +61,21 @@ def test_port_override_writes_an_effective_config(short_tmp: Path) -> None:
 
 
 
+def test_start_takes_an_assume_valid_hash_for_this_run(run: Run, short_tmp: Path) -> None:
+    """`--assume-valid HASH` overrides `sync.assume_valid` in the effective config; a
+    malformed hash is one line, before anything is written."""
+    config_path = dev_config(short_tmp)
+    config = load_config(config_path)
+    code, _, err = run("node", "start", "-c", str(config_path), "--assume-valid", "ab" * 31,
+                       "--dry-run")
+    one_line_error(code, err, "--assume-valid", "is not a block hash (64 hex characters)")
+    assert not (config.run_dir / "node.json").exists()
+    code, _, err = run("node", "start", "-c", str(config_path), "--assume-valid", "ab" * 32,
+                       "--dry-run")
+    assert code == 0, err
+    assert load_config(config.run_dir / "node.json").assume_valid == bytes.fromhex("ab" * 32)
+
+
 def test_start_preflight_errors(short_tmp: Path) -> None:
     config_path = dev_config(short_tmp)
     config = load_config(config_path)
