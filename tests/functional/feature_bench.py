@@ -49,4 +49,14 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     # every transfer below the head (all of them)
     assert "its p2p log: 1,057\nsignatures skipped, of 1,057 transfers" in report, report
     assert "Timed by the p2p logs" in report  # both fresh nodes' logs said when they synced
+    # where a transfer's microseconds go: every step of the in-process profile measured
+    profile = report.split("| step | per transfer |\n|---|---|\n")[1].split("\n\n")[0]
+    names = [row.split(" | ")[0].strip("| ") for row in profile.splitlines()]
+    assert names[:3] == ["api: JSON and hex", "api: decode", "api: signature check"]
+    assert re.search(r"\| all steps \| \*\*[\d.]+ µs\*\* \|", profile), profile
+    # the single submissions' CPU by process, and the null server's ceiling beside them
+    assert re.search(r"\| CPU per request \(µs\): api / state / the client \| \d+ / \d+ / \d+ ",
+                     report), report
+    assert re.search(r"does nothing \(`tools/bench/nullapp.py`.*\n.*reach [\d,]+ requests/s",
+                     report), report
     assert "**NO**" not in report
