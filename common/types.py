@@ -185,8 +185,23 @@ class BlockHeader:
         return crypto.address_of(self.signer_key_type, self.signer_public_key)
 
 
+class _Headed:
+    """What a block tells by its header alone."""
+
+    __slots__ = ()
+    header: BlockHeader
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+
 @dataclass(frozen=True, slots=True)
-class Block:
+class Block(_Headed):
     header: BlockHeader
     txs: tuple[Transaction, ...]
     raw: bytes = field(init=False, repr=False, compare=False)
@@ -198,14 +213,6 @@ class Block:
         if len(raw) > MAX_BLOCK_BYTES:  # decode() refuses it: peers could not read it
             raise TooLarge(f"block encodes to {len(raw)} bytes > {MAX_BLOCK_BYTES}")
         object.__setattr__(self, "raw", raw)
-
-    @property
-    def hash(self) -> bytes:
-        return self.header.hash
-
-    @property
-    def height(self) -> int:
-        return self.header.height
 
     @property
     def tx_ids(self) -> tuple[bytes, ...]:
@@ -239,7 +246,7 @@ class Block:
 
 
 @dataclass(frozen=True, slots=True)
-class BlockOutline:
+class BlockOutline(_Headed):
     """A block as a page of blocks shows it: its header, its transactions' ids and its size,
     read without decoding the transactions (a tenth of the work for a full block). For a
     block state has stored; checking a block is `Block.decode`'s."""
@@ -247,14 +254,6 @@ class BlockOutline:
     header: BlockHeader
     tx_ids: tuple[bytes, ...]
     size: int
-
-    @property
-    def hash(self) -> bytes:
-        return self.header.hash
-
-    @property
-    def height(self) -> int:
-        return self.header.height
 
     @staticmethod
     def decode(raw: bytes) -> BlockOutline:

@@ -162,16 +162,20 @@ def locator(chain: Chain) -> list[bytes]:
     return hashes
 
 
+def _after_locator(chain: Chain, known: tuple[bytes, ...]) -> int:
+    """The height after the first hash of `known` on our main chain (1 when none is)."""
+    for h in known:
+        header = chain.header(h)
+        if header is not None and chain.is_main(header):
+            return header.height + 1
+    return 1
+
+
 def blocks_after(chain: Chain, known: tuple[bytes, ...], limit: int, max_bytes: int,
                  ) -> list[bytes]:
     """Main-chain blocks (raw) after the first hash of the peer's locator `known` that is on
     our main chain; at most `limit` of them and, past the first, `max_bytes` in all."""
-    start = 1
-    for h in known:
-        header = chain.header(h)
-        if header is not None and chain.is_main(header):
-            start = header.height + 1
-            break
+    start = _after_locator(chain, known)
     out: list[bytes] = []
     size = 0
     for height in range(start, min(start + limit, chain.head.header.height + 1)):
@@ -187,12 +191,7 @@ def blocks_after(chain: Chain, known: tuple[bytes, ...], limit: int, max_bytes: 
 def headers_after(chain: Chain, known: tuple[bytes, ...], limit: int) -> list[bytes]:
     """Main-chain header encodings after the first hash of the peer's locator `known` that
     is on our main chain, at most `limit` of them (read as stored: no decoding)."""
-    start = 1
-    for h in known:
-        header = chain.header(h)
-        if header is not None and chain.is_main(header):
-            start = header.height + 1
-            break
+    start = _after_locator(chain, known)
     out: list[bytes] = []
     store = chain.store
     for height in range(start, min(start + limit, chain.head.header.height + 1)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,3 +238,9 @@ class CorruptReads:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def free_space_as_n(message: str) -> str:
+    """A storage message with its free-space figure replaced by N: other writers on the
+    test's disk change the figure between two reads."""
+    return re.sub(r"[0-9.]+ MB free", "N MB free", message)

@@ -6,22 +6,15 @@ says `degraded` while the problem can clear by itself, and is 503 for damage."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.framework.stored_chain import ENOSPC, CorruptReads, FailingWrites
+from tests.framework.stored_chain import ENOSPC, CorruptReads, FailingWrites, free_space_as_n
 from tests.unit.services.api.support import ED, as_json, run, signed, state_node
 
 HUGE_MB = 10**7  # 10 TB: more than any test disk has free
-
-
-def _free_space_as_n(message: str) -> str:
-    """The message with its free-space figure replaced: other writers on the test's disk
-    change it between two reads."""
-    return re.sub(r"[0-9.]+ MB free", "N MB free", message)
 
 
 async def _json(http: httpx.AsyncClient, path: str, status: int) -> Any:
@@ -45,15 +38,15 @@ def test_low_disk_space_is_503_and_named_by_readiness_status_and_metrics(
         async with state_node(tmp_path, funded=(ED.address,),
                               config={"chain": {"min_free_mb": HUGE_MB}}) as node:
             http = node.http
-            message = _free_space_as_n(await _refused(http, as_json(signed(0))))
+            message = free_space_as_n(await _refused(http, as_json(signed(0))))
             assert message.startswith("disk space low: N MB free ")
             assert "chain.min_free_mb" in message
             ready = await _json(http, "/api/v1/ready", 503)
             assert ready["checks"]["storage"]["status"] == "fail"
-            assert _free_space_as_n(ready["checks"]["storage"]["detail"]) == message
-            assert f"storage: {message}" in map(_free_space_as_n, ready["reasons"])
+            assert free_space_as_n(ready["checks"]["storage"]["detail"]) == message
+            assert f"storage: {message}" in map(free_space_as_n, ready["reasons"])
             storage = (await _json(http, "/api/v1/status", 200))["storage"]
-            assert storage["ok"] is False and _free_space_as_n(storage["problem"]) == message
+            assert storage["ok"] is False and free_space_as_n(storage["problem"]) == message
             assert storage["min_free_bytes"] == HUGE_MB * 2**20 > storage["free_bytes"] > 0
             metrics = dict(line.split(" ", 1) for line in (await http.get("/metrics")).text
                            .splitlines() if line.startswith("ccoin_storage_"))
@@ -62,7 +55,7 @@ def test_low_disk_space_is_503_and_named_by_readiness_status_and_metrics(
             assert float(metrics["ccoin_storage_free_bytes"]) > 0
             health = await _json(http, "/health", 200)  # alive: it clears by itself
             assert health["status"] == "degraded"
-            assert _free_space_as_n(health["storage"]) == message
+            assert free_space_as_n(health["storage"]) == message
             assert health["error"]["code"] == "storage_unavailable"
 
     run(scenario)
