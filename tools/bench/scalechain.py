@@ -136,9 +136,12 @@ class Built:
 
 
 def _offer(txs: list[Transaction]) -> Generator[Transaction, bool | None, None]:
-    """The candidates of one block, as `build_template` draws them; every one applies (the
-    plan's nonces and funds are right), and one that did not would fail the import."""
-    yield from txs
+    """The candidates of one block, as `build_template` draws them (it says after each
+    whether it applied); every one applies, the plan's nonces and funds being right."""
+    for tx in txs:
+        applied = yield tx
+        if applied is False:
+            raise RuntimeError(f"a planned transfer did not apply: {tx.id.hex()[:16]}")
 
 
 def build_chain(chain_dir: Path, genesis: Genesis, authority: crypto.Signer,
