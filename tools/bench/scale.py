@@ -1,0 +1,219 @@
+"""`ccoin bench --scale`: the node on a big chain, against the same node on a new one.
+
+For each size (accounts; transfers = `TRANSFERS_PER_ACCOUNT` per account) a throwaway
+devnet is made whose genesis funds the builder's senders and the bench's e2e accounts,
+its chain is built in-process (`scalechain`: the state's own template, seal and import
+code), and then, the way `make bench` does it, a real node is started on that data dir
+(`ccoin node start`) and measured:
+
+- cold start: from `ccoin node start` to /health answering and to /api/v1/ready ready;
+- end to end: the bench's workload (`runs.single_node`: pre-signed transfers through the
+  batch route, timed to their confirming block), while one client queries the account
+  and the history of random accounts of the chain (`QueryLoad`), whose latencies are kept;
+- the node's peak RSS (VmHWM of each service), after all that;
+- with the node stopped, the chain directory's disk use per transfer it holds;
+- optionally, a fresh node syncing the whole chain from it (`runs.sync`).
+
+The first point is size 0: a new chain with only the e2e accounts, the small-chain rate
+every other point is compared with, measured in the same run. `scalereport` writes the
+table and the plot.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from client import Client
+from common.errors import CcoinError
+from common.types import Transaction
+from runtime.config import load_genesis
+from tools.bench import runs
+from tools.bench.measure import median, p99, process_tree_peak_kib
+from tools.bench.runs import progress
+from tools.bench.scalechain import ScalePlan, build_chain, receiver, scale_devnet
+from tools.bench.workload import CHAIN_ID, accounts, presign
+from tools.devnet import free_base_port
+
+SIZES = (10_000, 100_000, 1_000_000)
+TRANSFERS_PER_ACCOUNT = 2
+E2E_ACCOUNTS = 1_000
+QUERY_RATE = 200.0  # account + history requests per second, one client, while e2e runs
+QUERY_TIMEOUT = 10.0
+READY_TIMEOUT = 120.0
+BASELINE_ACCOUNTS = 3  # the smallest chain a plan builds: size 0 builds nothing
+
+
+@dataclass
+class Point:
+    """What one size measured."""
+
+    accounts: int  # planned (0: the new chain, only the e2e accounts)
+    transfers: int  # built before the node started
+    blocks: int
+    build_seconds: float
+    cold_health: float = 0.0  # `ccoin node start` to /health answering
+    cold_ready: float = 0.0  # ... to /api/v1/ready saying ready
+    tps: float = 0.0
+    confirm_p50: float = 0.0
+    confirm_p99: float = 0.0
+    peak_kib: dict[str, int] = field(default_factory=dict)
+    account_ms: list[float] = field(default_factory=list)
+    history_ms: list[float] = field(default_factory=list)
+    query_errors: int = 0
+    disk_bytes: int = 0
+    chain_transfers: int = 0  # on the chain when the disk was measured
+    sync_seconds: float = 0.0
+    sync_txs: int = 0
+    sync_blocks: int = 0
+
+    @property
+    def rss_mib(self) -> float:
+        return sum(self.peak_kib.values()) / 1024
+
+    def latency(self, which: str) -> tuple[float, float]:
+        values = sorted(self.account_ms if which == "account" else self.history_ms)
+        return median(values), p99(values)
+
+
+@dataclass
+class ScaleRun:
+    points: list[Point]
+    e2e_txs: int
+    started: float  # wall clock
+    seconds: float
+    sync: bool
+
+
+def disk_bytes(path: Path) -> int:
+    """What `du` counts: the blocks the files under `path` occupy."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(Path(root) / name).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+class QueryLoad:
+    """One client asking, at `QUERY_RATE`, for the account and then the history of random
+    addresses of the chain, on a thread of its own until `stop`; every latency is kept
+    (milliseconds). Paced so it adds the same load on every chain size."""
+
+    def __init__(self, api: str, addresses: list[bytes]) -> None:
+        self.account_ms: list[float] = []
+        self.history_ms: list[float] = []
+        self.errors = 0
+        self._api = api
+        self._addresses = addresses
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-queries", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        rng = random.Random(5)
+        period = 2 / QUERY_RATE  # one account and one history request per period
+        with Client(self._api, timeout=QUERY_TIMEOUT) as node:
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                address = rng.choice(self._addresses)
+                for ask, into in ((node.account, self.account_ms),
+                                  (node.history, self.history_ms)):
+                    t0 = time.perf_counter()
+                    try:
+                        ask(address)
+                    except CcoinError:
+                        self.errors += 1
+                        continue
+                    into.append((time.perf_counter() - t0) * 1000)
+                next_at += period
+                # pacing, not waiting for a condition: the stop event ends it at once
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def ready(api: str) -> bool:
+    try:
+        with Client(api, timeout=1) as node:
+            return node.ready().ready
+    except CcoinError:
+        return False
+
+
+def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: bool) -> Point:
+    """Build a chain of `size` accounts (none for 0), start a node on it, measure."""
+    plan = ScalePlan(max(size, BASELINE_ACCOUNTS), TRANSFERS_PER_ACCOUNT * size)
+    nodes = 2 if sync else 1
+    net, senders, authority = scale_devnet(
+        workdir, plan, nodes=nodes, base_port=free_base_port(nodes),
+        interval_ms=runs.INTERVAL_MS, max_bound=runs.MAX_BOUND, network_id=CHAIN_ID,
+        extra_alloc={s.address: runs.FUNDS for s in accounts(E2E_ACCOUNTS)})
+    first = net.nodes[0]
+    chain_dir = first.base_path / "chain"
+    if plan.n_transfers:
+        progress(f"building {plan.n_accounts:,} accounts, {plan.n_transfers:,} transfers...")
+    built = build_chain(chain_dir, load_genesis(net.genesis_path), authority, plan, senders,
+                        progress=progress)
+    point = Point(size, built.transfers, built.blocks, built.seconds)
+    if size:
+        progress(f"built {built.blocks} blocks in {built.seconds:.0f} s; starting the node")
+        addresses = [*(receiver(i) for i in range(plan.n_receivers)),
+                     *(s.address for s in senders)]
+    else:
+        addresses = [s.address for s in accounts(E2E_ACCOUNTS)]
+    api = first.api_url
+    t0 = time.monotonic()
+    procs = [runs.start_node(first.config_path, "validator")]
+    try:
+        runs.wait_until(lambda: runs.healthy(api), runs.HEALTH_TIMEOUT,
+                        "node did not answer /health", poll=runs.FAST_POLL)
+        point.cold_health = time.monotonic() - t0
+        runs.wait_until(lambda: ready(api), READY_TIMEOUT, "node did not become ready",
+                        poll=runs.FAST_POLL)
+        point.cold_ready = time.monotonic() - t0
+        progress(f"ready in {point.cold_ready:.1f} s; {len(e2e):,} transfers end to end "
+                 "under query load...")
+        queries = QueryLoad(api, addresses)
+        try:
+            result = runs.single_node(api, procs[0].pid, e2e, runs.Tally(),
+                                      n_accounts=E2E_ACCOUNTS, verify_1=0.0, verify_2=0.0)
+        finally:
+            queries.stop()
+        point.tps, point.confirm_p50, point.confirm_p99 = result.tps, result.p50, result.p99
+        point.account_ms, point.history_ms = queries.account_ms, queries.history_ms
+        point.query_errors = queries.errors
+        point.peak_kib = process_tree_peak_kib(procs[0].pid)
+        if sync and size:  # a new chain has nothing to sync
+            runs.sync(net, procs, result)
+            point.sync_seconds, point.sync_txs = result.sync_seconds, result.sync_txs
+            point.sync_blocks = result.sync_blocks
+    finally:
+        for proc in reversed(procs):
+            runs.stop_node(proc)
+    point.disk_bytes = disk_bytes(chain_dir)
+    point.chain_transfers = built.transfers + len(e2e)
+    return point
+
+
+def run(sizes: list[int], e2e_txs: int, workdir: Path, *, sync: bool) -> ScaleRun:
+    """The new chain first, then every size, each in its own devnet (removed after it)."""
+    started_wall, started = time.time(), time.monotonic()
+    progress(f"pre-signing {e2e_txs:,} e2e transfers among {E2E_ACCOUNTS:,} accounts...")
+    e2e = presign(e2e_txs, accounts(E2E_ACCOUNTS))
+    points = []
+    for size in [0, *sizes]:
+        progress(f"--- {size:,} accounts ---")
+        where = workdir / f"size{size}"
+        points.append(measure_point(size, e2e, where, sync=sync))
+        shutil.rmtree(where, ignore_errors=True)
+    return ScaleRun(points, e2e_txs, started_wall, time.monotonic() - started, sync)

@@ -1,0 +1,185 @@
+"""The scale run's report: the Markdown `make bench-scale` writes to docs/scale.md (a table
+of how each figure grows with the chain, the issue's goals checked, the machine and how long
+the run took) and the plot of throughput and RSS against chain size (docs/scale.png).
+
+The plot needs matplotlib, the `bench` extra (`pip install -e '.[bench]'`, which `make
+bench-scale` does); without it the report says so and the run still succeeds."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tools.bench.report import machine
+from tools.bench.scale import TRANSFERS_PER_ACCOUNT, Point, ScaleRun
+from tools.bench.scalechain import SENDER_SHARE
+
+RSS_GOAL_MIB = 400
+COLD_GOAL_S = 10.0
+TPS_GOAL = 0.8  # of the new chain's rate
+
+
+def _size(n: int) -> str:
+    if n == 0:
+        return "new chain"
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M accounts"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k accounts"
+    return f"{n:,} accounts"
+
+
+def _rows(points: list[Point]) -> list[tuple[str, list[str]]]:
+    base = points[0].tps or 1.0
+
+    def lat(p: Point, which: str) -> str:
+        p50, p99 = p.latency(which)
+        return f"{p50:.1f} / {p99:.1f}"
+
+    rows = [
+        ("transfers in the chain when the node started", [f"{p.transfers:,}" for p in points]),
+        ("blocks built / build time (in-process)",
+         [f"{p.blocks} / {p.build_seconds:.0f} s" for p in points]),
+        ("cold start: to /health / to ready", [f"{p.cold_health:.1f} s / {p.cold_ready:.1f} s"
+                                               for p in points]),
+        ("**end to end, confirmed transfers / s**", [f"**{p.tps:,.0f}**" for p in points]),
+        ("end to end / new chain's rate", [f"{p.tps / base:.2f}" for p in points]),
+        ("confirmation latency p50 / p99", [f"{p.confirm_p50 * 1000:.0f} / "
+                                            f"{p.confirm_p99 * 1000:.0f} ms" for p in points]),
+        ("**node peak RSS, total**", [f"**{p.rss_mib:.0f} MiB**" for p in points]),
+        ("RSS by service (MiB)", [", ".join(f"{k} {v / 1024:.0f}"
+                                            for k, v in sorted(p.peak_kib.items()))
+                                  for p in points]),
+        ("GET account p50 / p99 under load (ms)", [lat(p, "account") for p in points]),
+        ("GET history p50 / p99 under load (ms)", [lat(p, "history") for p in points]),
+        ("queries answered (failed)", [f"{len(p.account_ms) + len(p.history_ms):,} "
+                                       f"({p.query_errors})" for p in points]),
+        ("chain dir on disk (du)", [f"{p.disk_bytes / 2**20:,.0f} MiB" for p in points]),
+        ("disk bytes per transfer", [f"{p.disk_bytes / max(p.chain_transfers, 1):,.0f}"
+                                     for p in points]),
+    ]
+    if any(p.sync_seconds for p in points):
+        rows.append(("fresh node sync: transfers / s (blocks)",
+                     [f"{p.sync_txs / p.sync_seconds:,.0f} ({p.sync_blocks})"
+                      if p.sync_seconds else "–" for p in points]))
+    return rows
+
+
+def _goals(points: list[Point]) -> str:
+    base, top = points[0], points[-1]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    ratio = top.tps / base.tps if base.tps else 0.0
+    return f"""| goal (issue 13, at {_size(top.accounts)}) | measured | |
+|---|---|---|
+| end to end ≥ {TPS_GOAL} × the new chain's rate | {ratio:.2f} × \
+({top.tps:,.0f} vs {base.tps:,.0f}/s) | {verdict(ratio >= TPS_GOAL)} |
+| node RSS total < {RSS_GOAL_MIB} MB | {top.rss_mib:.0f} MiB | \
+{verdict(top.rss_mib * 2**20 < RSS_GOAL_MIB * 10**6)} |
+| cold start to ready < {COLD_GOAL_S:.0f} s | {top.cold_ready:.1f} s | \
+{verdict(top.cold_ready < COLD_GOAL_S)} |
+"""
+
+
+def report(run: ScaleRun, plot_note: str) -> str:
+    points = run.points
+    header = "| figure | " + " | ".join(_size(p.accounts) for p in points) + " |"
+    rule = "|---|" + "---|" * len(points)
+    body = "\n".join(f"| {name} | " + " | ".join(cells) + " |" for name, cells in _rows(points))
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started))
+    sync_note = ("a fresh node synced each chain from the first (every signature verified)"
+                 if run.sync else "the sync stage was not run (`--scale-sync` runs it)")
+    return f"""# Scale: ccoin on a million-account chain
+
+Measured by `make bench-scale` (`ccoin bench --scale`) on {when}, in {run.seconds / 60:.1f}
+minutes (chains built, nodes started, measured, removed).
+Machine: {machine()}.
+
+The machine is shared and noisy: compare within one run. Linked from
+[benchmarks.md](benchmarks.md).
+
+## How it was measured
+
+For each size a chain of N accounts and {TRANSFERS_PER_ACCOUNT}·N transfers is built
+in-process with the node's own code (`tools/bench/scalechain.py`: transfers signed with
+`common.crypto`, packed by the state's template builder, sealed as the miner seals, and
+imported by `Chain.import_block`; blocks of 4,000 transfers; one account in {SENDER_SHARE}
+sends, the others receive). A validator node is then started on that data dir with
+`ccoin node start` and measured as `make bench` measures it: {run.e2e_txs:,} pre-signed
+transfers among 1,000 further accounts through the batch route, each timed to its
+confirming block, while one client asks for the account and the history (20 newest) of
+random accounts of the chain, 100 of each per second. "New chain" is the same measurement
+on a chain holding only those 1,000 accounts: the small-chain rate every size is compared
+with. RSS is the sum of each service's VmHWM after all that; disk is `du` of the chain
+directory once the node has stopped, over every transfer it holds; {sync_note}.
+
+![end-to-end rate and node RSS against chain size](scale.png)
+
+{plot_note}
+
+## Figures by chain size
+
+{header}
+{rule}
+{body}
+
+## Against the goals
+
+{_goals(points)}
+"""
+
+
+def plot(run: ScaleRun, path: Path) -> str:
+    """docs/scale.png: end-to-end rate and peak RSS against the number of accounts (the new
+    chain as a dashed line); returns a line for the report."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ("(No plot: matplotlib is missing; `pip install -e '.[bench]'` installs it, "
+                "as `make bench-scale` does.)")
+    base, sized = run.points[0], [p for p in run.points if p.accounts]
+    xs = [p.accounts for p in sized]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(xs, [p.tps for p in sized], "o-", label="chain of N accounts")
+    left.axhline(base.tps, linestyle="--", color="grey", label="new chain")
+    left.axhline(TPS_GOAL * base.tps, linestyle=":", color="red",
+                 label=f"goal: {TPS_GOAL} × new chain")
+    left.set(xscale="log", xlabel="accounts in the chain", ylabel="confirmed transfers / s",
+             title="end to end", ylim=(0, max(base.tps, *(p.tps for p in sized)) * 1.2))
+    left.legend(loc="lower left")
+    right.plot(xs, [p.rss_mib for p in sized], "o-", label="chain of N accounts")
+    right.axhline(base.rss_mib, linestyle="--", color="grey", label="new chain")
+    right.axhline(RSS_GOAL_MIB * 10**6 / 2**20, linestyle=":", color="red",
+                  label=f"goal: < {RSS_GOAL_MIB} MB")
+    right.set(xscale="log", xlabel="accounts in the chain", ylabel="MiB",
+              title="node peak RSS (sum of VmHWM)",
+              ylim=(0, max(RSS_GOAL_MIB * 1.1, *(p.rss_mib for p in sized)) * 1.1))
+    right.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return f"Plot: `{path.name}`, written by the same run."
+
+
+def run_and_report(sizes: list[int], e2e_txs: int, *, sync: bool, out: str | None,
+                   plot_path: str | None) -> None:
+    """`ccoin bench --scale`: every size measured, the report printed (and written to
+    `out`), the plot written to `plot_path` (default: beside `out`, as scale.png)."""
+    import tempfile
+
+    from tools.bench.scale import run
+
+    with tempfile.TemporaryDirectory(prefix="ccoin-scale-") as workdir:
+        result = run(sizes, e2e_txs, Path(workdir), sync=sync)
+    target = Path(plot_path) if plot_path else (
+        Path(out).with_name("scale.png") if out else None)
+    note = plot(result, target) if target else "(No plot: neither --out nor --plot given.)"
+    text = report(result, note)
+    print(text)
+    if out:
+        Path(out).write_text(text)
