@@ -12,6 +12,10 @@ Results go to stdout and, with --out, to a Markdown file.
 
 `workload` signs the transfers, `runs` drives the nodes through `client.Client`, `measure`
 reads the machine and the processes, `report` writes the Markdown.
+
+`--scale` runs instead the scale run (`make bench-scale`, docs/scale.md): chains of up to a
+million accounts built in-process (`scalechain`), a node measured on each (`scale`), the
+table and plot (`scalereport`).
 """
 
 from __future__ import annotations
