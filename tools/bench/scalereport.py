@@ -58,11 +58,25 @@ def _rows(points: list[Point]) -> list[tuple[str, list[str]]]:
         ("disk bytes per transfer", [f"{p.disk_bytes / max(p.chain_transfers, 1):,.0f}"
                                      for p in points]),
     ]
-    if any(p.sync_seconds for p in points):
-        rows.append(("fresh node sync: transfers / s (blocks)",
-                     [f"{p.sync_txs / p.sync_seconds:,.0f} ({p.sync_blocks})"
-                      if p.sync_seconds else "–" for p in points]))
+    if any(p.sync_seconds or p.sync_error for p in points):
+        rows += [
+            ("fresh node sync: transfers / s (blocks, time)", [_sync(p) for p in points]),
+            ("fresh node: status polls unanswered while syncing",
+             [f"{p.sync_misses}" if p.sync_seconds or p.sync_error else "–" for p in points]),
+            ("fresh node peak RSS once synced, total (state)",
+             [f"{sum(p.sync_peak_kib.values()) / 1024:.0f} MiB "
+              f"({p.sync_peak_kib.get('state', 0) / 1024:.0f})" if p.sync_peak_kib else "–"
+              for p in points]),
+        ]
     return rows
+
+
+def _sync(p: Point) -> str:
+    if p.sync_error:
+        return f"failed: {p.sync_error}"
+    if not p.sync_seconds:
+        return "–"
+    return f"{p.sync_txs / p.sync_seconds:,.0f} ({p.sync_blocks}, {p.sync_seconds:.0f} s)"
 
 
 def _goals(points: list[Point]) -> str:
