@@ -96,6 +96,7 @@ class ScaleRun:
     started: float  # wall clock
     seconds: float
     sync: bool
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load, at start and end
 
 
 def disk_bytes(path: Path) -> int:
@@ -251,6 +252,7 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
 def run(sizes: list[int], e2e_txs: int, workdir: Path, *, sync: bool) -> ScaleRun:
     """The new chain first, then every size, each in its own devnet (removed after it)."""
     started_wall, started = time.time(), time.monotonic()
+    load_before = os.getloadavg()[0]
     progress(f"pre-signing {e2e_txs:,} e2e transfers among {E2E_ACCOUNTS:,} accounts...")
     e2e = presign(e2e_txs, accounts(E2E_ACCOUNTS))
     points = []
@@ -259,4 +261,5 @@ def run(sizes: list[int], e2e_txs: int, workdir: Path, *, sync: bool) -> ScaleRu
         where = workdir / f"size{size}"
         points.append(measure_point(size, e2e, where, sync=sync))
         shutil.rmtree(where, ignore_errors=True)
-    return ScaleRun(points, e2e_txs, started_wall, time.monotonic() - started, sync)
+    return ScaleRun(points, e2e_txs, started_wall, time.monotonic() - started, sync,
+                    (load_before, os.getloadavg()[0]))

@@ -111,7 +111,8 @@ Measured by `make bench-scale` (`ccoin bench --scale`) on {when}, in {run.second
 minutes (chains built, nodes started, measured, removed).
 Machine: {machine()}.
 
-The machine is shared and noisy: compare within one run. Linked from
+The machine is shared and noisy (its 1-minute load average was {run.load[0]:.1f} at the start
+and {run.load[1]:.1f} at the end, on 2 cores): compare within one run. Linked from
 [benchmarks.md](benchmarks.md).
 
 ## How it was measured
