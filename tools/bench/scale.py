@@ -39,7 +39,7 @@ from runtime.config import load_genesis
 from tools.bench import runs
 from tools.bench.measure import median, p99, process_tree_peak_kib
 from tools.bench.runs import progress
-from tools.bench.scalechain import ScalePlan, build_chain, receiver, scale_devnet
+from tools.bench.scalechain import Built, ScalePlan, build_chain, receiver, scale_devnet
 from tools.bench.workload import CHAIN_ID, accounts, presign
 from tools.devnet import Devnet, free_base_port
 
@@ -199,10 +199,11 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
         extra_alloc={s.address: runs.FUNDS for s in accounts(E2E_ACCOUNTS)})
     first = net.nodes[0]
     chain_dir = first.base_path / "chain"
-    if plan.n_transfers:
+    built = Built(0, 0, 0, 0.0)  # the new chain: genesis only
+    if size:
         progress(f"building {plan.n_accounts:,} accounts, {plan.n_transfers:,} transfers...")
-    built = build_chain(chain_dir, load_genesis(net.genesis_path), authority, plan, senders,
-                        progress=progress)
+        built = build_chain(chain_dir, load_genesis(net.genesis_path), authority, plan,
+                            senders, progress=progress)
     point = Point(size, built.transfers, built.blocks, built.seconds)
     if size:
         progress(f"built {built.blocks} blocks in {built.seconds:.0f} s; starting the node")

@@ -15,9 +15,12 @@ chain it built itself.
 
 The workload (`ScalePlan`): `n_accounts` accounts, of which one in `SENDER_SHARE` signs
 (keys from `scale_key`) and the rest only receive (addresses derived from a counter, no
-key needed). The senders take turns, so a block holds many senders with one nonce each;
-the first transfers create every receiving account once, the rest go to random ones.
-Deterministic: the same plan gives the same chain.
+key needed). The genesis funds one faucet account, which funds each sender in the first
+blocks (so the genesis file stays small: every service that loads it hashes its alloc,
+and a start would otherwise grow with the plan). Then the senders take turns, so a block
+holds many senders with one nonce each; the first transfers create every receiving
+account once, the rest go to random ones. Deterministic: the same plan gives the same
+transfers.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ def scale_key(i: int) -> crypto.Signer:
     return crypto.Signer(crypto.PrivateKey(crypto.KeyType.ED25519, seed))
 
 
+def faucet_key() -> crypto.Signer:
+    """The one account the genesis funds, which funds the senders."""
+    seed = hashlib.sha256(b"ccoin-scale-faucet").digest()
+    return crypto.Signer(crypto.PrivateKey(crypto.KeyType.ED25519, seed))
+
+
 def receiver(i: int) -> bytes:
     """The i-th receiving account's address (nobody holds its key)."""
     return hashlib.sha256(b"ccoin-scale-account-%d" % i).digest()[:20]
@@ -77,15 +86,20 @@ class ScalePlan:
         return max(MIN_SENDERS, self.n_accounts // SENDER_SHARE)
 
     @property
+    def total_transfers(self) -> int:
+        """The faucet's funding transfers (one per sender), then the plan's."""
+        return self.n_senders + self.n_transfers
+
+    @property
     def n_receivers(self) -> int:
         return self.n_accounts - self.n_senders
 
     def senders(self) -> list[crypto.Signer]:
         return [scale_key(i) for i in range(self.n_senders)]
 
-    def alloc(self, senders: list[crypto.Signer]) -> dict[bytes, int]:
-        """The genesis alloc the chain starts from: every sender funded."""
-        return {s.address: SENDER_FUNDS for s in senders}
+    def alloc(self) -> dict[bytes, int]:
+        """The genesis alloc the chain starts from: the faucet, with every sender's funds."""
+        return {faucet_key().address: self.n_senders * (SENDER_FUNDS + FEE)}
 
     def receivers(self) -> list[bytes]:
         return [receiver(i) for i in range(self.n_receivers)]
@@ -93,11 +107,16 @@ class ScalePlan:
 
 def transfers(plan: ScalePlan, senders: list[crypto.Signer], receivers: list[bytes],
               chain_id: int) -> Iterator[Transaction]:
-    """The plan's transfers in order, signed as they are drawn: transfer i is sent by
-    sender i mod S with its next nonce; the first ones go to each receiver in turn (so each
-    receiving account exists), the rest to random accounts (receivers or senders)."""
+    """The plan's transfers in order, signed as they are drawn: first the faucet funds
+    each sender, then transfer i is sent by sender i mod S with its next nonce; the first
+    ones go to each receiver in turn (so each receiving account exists), the rest to random
+    accounts (receivers or senders)."""
     rng = random.Random(SEED)
     n_senders = len(senders)
+    faucet = faucet_key()
+    for k, sender in enumerate(senders):
+        yield Transaction.create(faucet, chain_id=chain_id, nonce=k, to=sender.address,
+                                 amount=SENDER_FUNDS, fee=FEE)
     everyone = len(receivers) + n_senders
     for i in range(plan.n_transfers):
         signer = senders[i % n_senders]
@@ -114,12 +133,12 @@ def scale_devnet(workdir: Path, plan: ScalePlan, *, nodes: int, base_port: int,
                  interval_ms: int, max_bound: int, network_id: int,
                  extra_alloc: dict[bytes, int]) -> tuple[Devnet, list[crypto.Signer],
                                                          crypto.Signer]:
-    """A single-authority devnet whose genesis funds the plan's senders (and
+    """A single-authority devnet whose genesis funds the plan's faucet (and
     `extra_alloc`); returns it, the senders, and node 1's authority key to seal with."""
     senders = plan.senders()
     net = create_devnet(workdir, nodes=nodes, validators=1, base_port=base_port,
                         interval_ms=interval_ms, max_bound=max_bound, network_id=network_id,
-                        extra_alloc={**extra_alloc, **plan.alloc(senders)})
+                        extra_alloc={**extra_alloc, **plan.alloc()})
     first = net.nodes[0]
     key = Keystore(first.base_path / "keystore").load(first.account, net.password())
     return net, senders, crypto.Signer(key)
@@ -148,10 +167,10 @@ def build_chain(chain_dir: Path, genesis: Genesis, authority: crypto.Signer,
                 plan: ScalePlan, senders: list[crypto.Signer], *, per_block: int | None = None,
                 progress: Callable[[str], None] = lambda _: None) -> Built:
     """Grow the chain in `chain_dir` (created from `genesis` if new) by the plan's
-    transfers, in blocks of `per_block` (default: the genesis's max_bound) sealed by
-    `authority`, which must be the genesis's (first) authority; `senders` are
-    `plan.senders()`, funded by the genesis. Blocks are 1 interval apart
-    from the genesis timestamp: in the past, as a chain synced from the network is."""
+    transfers (`total_transfers`), in blocks of `per_block` (default: the genesis's
+    max_bound) sealed by `authority`, which must be the genesis's (first) authority;
+    `senders` are `plan.senders()`. Blocks are 1 interval apart from the genesis timestamp:
+    in the past, as a chain synced from the network is."""
     per_block = per_block or genesis.max_bound
     started = time.monotonic()
     receivers = plan.receivers()
@@ -161,7 +180,7 @@ def build_chain(chain_dir: Path, genesis: Genesis, authority: crypto.Signer,
     try:
         chain = Chain(store, genesis)
         last_report = started
-        while done < plan.n_transfers:
+        while done < plan.total_transfers:
             txs = [tx for _, tx in zip(range(per_block), source, strict=False)]
             block = _seal_next(chain, genesis, authority, txs)
             result = chain.import_block(block, now_ms=int(time.time() * 1000))
@@ -171,7 +190,7 @@ def build_chain(chain_dir: Path, genesis: Genesis, authority: crypto.Signer,
             done += len(txs)
             if time.monotonic() - last_report > 10:
                 last_report = time.monotonic()
-                progress(f"{done:,} of {plan.n_transfers:,} transfers in {blocks} blocks "
+                progress(f"{done:,} of {plan.total_transfers:,} transfers in {blocks} blocks "
                          f"({done / (last_report - started):,.0f}/s)")
         height = chain.head.header.height
     finally:

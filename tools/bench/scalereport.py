@@ -121,8 +121,9 @@ For each size a chain of N accounts and {TRANSFERS_PER_ACCOUNT}·N transfers is 
 in-process with the node's own code (`tools/bench/scalechain.py`: transfers signed with
 `common.crypto`, packed by the state's template builder, sealed as the miner seals, and
 imported by `Chain.import_block`; blocks of 4,000 transfers; one account in {SENDER_SHARE}
-sends, the others receive). A validator node is then started on that data dir with
-`ccoin node start` and measured as `make bench` measures it: {run.e2e_txs:,} pre-signed
+sends, the others receive; a faucet in the genesis funds the senders first). A validator
+node is then started on that data dir with `ccoin node start` and measured as `make bench`
+measures it: {run.e2e_txs:,} pre-signed
 transfers among 1,000 further accounts through the batch route, each timed to its
 confirming block, while one client asks for the account and the history (20 newest) of
 random accounts of the chain, 100 of each per second. "New chain" is the same measurement

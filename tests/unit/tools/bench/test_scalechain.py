@@ -16,6 +16,7 @@ from tools.bench.runs import replay_from_genesis
 from tools.bench.scalechain import (
     ScalePlan,
     build_chain,
+    faucet_key,
     receiver,
     scale_devnet,
     transfers,
@@ -33,8 +34,8 @@ def build(workdir: Path) -> tuple[Path, Path, int]:
     genesis = load_genesis(net.genesis_path)
     chain_dir = net.nodes[0].base_path / "chain"
     built = build_chain(chain_dir, genesis, authority, PLAN, senders, per_block=PER_BLOCK)
-    assert built.transfers == PLAN.n_transfers
-    assert built.blocks == built.height == -(-PLAN.n_transfers // PER_BLOCK)
+    assert built.transfers == PLAN.total_transfers == PLAN.n_senders + PLAN.n_transfers
+    assert built.blocks == built.height == -(-PLAN.total_transfers // PER_BLOCK)
     return chain_dir, net.genesis_path, built.blocks
 
 
@@ -43,7 +44,7 @@ def test_built_chain_passes_check_and_replay(short_tmp: Path) -> None:
     genesis = load_genesis(genesis_path)
     report = check_chain(chain_dir, genesis)
     assert report.ok, report.problems
-    assert report.height == blocks and report.transactions == PLAN.n_transfers
+    assert report.height == blocks and report.transactions == PLAN.total_transfers
     assert replay_from_genesis(chain_dir, genesis_path)
 
     store = Store(chain_dir)
@@ -51,10 +52,11 @@ def test_built_chain_passes_check_and_replay(short_tmp: Path) -> None:
         accounts = dict(store.all_accounts())
     finally:
         store.close()
-    # every receiver exists, every sender sent its share of the transfers
+    # every receiver exists; every sender sent its share, after the faucet funded each
     assert all(receiver(i) in accounts for i in range(PLAN.n_receivers))
-    nonces = sorted(a.nonce for a in accounts.values() if a.nonce)
-    assert len(nonces) == PLAN.n_senders and sum(nonces) == PLAN.n_transfers
+    nonces = {a: acc.nonce for a, acc in accounts.items() if acc.nonce}
+    assert nonces.pop(faucet_key().address) == PLAN.n_senders
+    assert len(nonces) == PLAN.n_senders and sum(nonces.values()) == PLAN.n_transfers
     # fees went to the coinbase: only the block rewards were added
     assert (sum(a.balance for a in accounts.values())
             == sum(a.balance for a in genesis.initial_accounts().values())
@@ -66,7 +68,7 @@ def test_same_plan_same_transfers() -> None:
         return [tx.id for tx in transfers(PLAN, PLAN.senders(), PLAN.receivers(), 1337)]
 
     first = ids()
-    assert len(first) == len(set(first)) == PLAN.n_transfers
+    assert len(first) == len(set(first)) == PLAN.total_transfers
     assert first == ids()
 
 
