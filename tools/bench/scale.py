@@ -15,9 +15,9 @@ code), and then, the way `make bench` does it, a real node is started on that da
 - optionally, a fresh node syncing the whole chain from it (`sync_fresh_node`), and that
   node's peak RSS once it holds the whole chain.
 
-The first point is size 0: a new chain with only the e2e accounts, the small-chain rate
-every other point is compared with, measured in the same run. `scalereport` writes the
-table and the plot.
+The first and last points are size 0: a new chain with only the e2e accounts, the
+small-chain rate every other point is compared with, measured in the same run.
+`scalereport` writes the table and the plot.
 """
 
 from __future__ import annotations
@@ -251,13 +251,14 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
 
 
 def run(sizes: list[int], e2e_txs: int, workdir: Path, *, sync: bool) -> ScaleRun:
-    """The new chain first, then every size, each in its own devnet (removed after it)."""
+    """The new chain, every size, the new chain again, each in its own devnet (removed
+    after it)."""
     started_wall, started = time.time(), time.monotonic()
     load_before = os.getloadavg()[0]
     progress(f"pre-signing {e2e_txs:,} e2e transfers among {E2E_ACCOUNTS:,} accounts...")
     e2e = presign(e2e_txs, accounts(E2E_ACCOUNTS))
     points = []
-    for size in [0, *sizes]:
+    for size in [0, *sizes, 0]:  # the new chain first and last: see scalereport.base_tps
         progress(f"--- {size:,} accounts ---")
         where = workdir / f"size{size}"
         points.append(measure_point(size, e2e, where, sync=sync))
