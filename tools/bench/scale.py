@@ -9,7 +9,8 @@ code), and then, the way `make bench` does it, a real node is started on that da
 - cold start: from `ccoin node start` to /health answering and to /api/v1/ready ready;
 - end to end: the bench's workload (`runs.single_node`: pre-signed transfers through the
   batch route, timed to their confirming block), while one client queries the account
-  and the history of random accounts of the chain (`QueryLoad`), whose latencies are kept;
+  and the history of random accounts of the chain (`QueryLoad`, `QUERY_CLIENTS` of them),
+  whose latencies are kept;
 - the node's peak RSS (VmHWM of each service), after all that;
 - with the node stopped, the chain directory's disk use per transfer it holds;
 - optionally, a fresh node syncing the whole chain from it (`sync_fresh_node`), and that
@@ -37,7 +38,7 @@ from common.errors import CcoinError
 from common.types import Transaction
 from runtime.config import load_genesis
 from tools.bench import runs
-from tools.bench.measure import median, p99, process_tree_peak_kib
+from tools.bench.measure import median, p99, process_tree_peak_kib, service_pids
 from tools.bench.runs import progress
 from tools.bench.scalechain import Built, ScalePlan, build_chain, receiver, scale_devnet
 from tools.bench.workload import CHAIN_ID, accounts, presign
@@ -46,7 +47,8 @@ from tools.devnet import Devnet, free_base_port
 SIZES = (10_000, 100_000, 1_000_000)
 TRANSFERS_PER_ACCOUNT = 2
 E2E_ACCOUNTS = 1_000
-QUERY_RATE = 200.0  # account + history requests per second, one client, while e2e runs
+QUERY_CLIENTS = 4
+QUERY_RATE = 50.0  # account + history requests per second per client, while e2e runs
 QUERY_TIMEOUT = 10.0
 READY_TIMEOUT = 120.0
 SYNC_TIMEOUT = 1200.0  # 2M transfers at a few thousand a second, on a shared machine
@@ -76,6 +78,9 @@ class Point:
     sync_seconds: float = 0.0
     sync_txs: int = 0
     sync_blocks: int = 0
+    # each service's resident memory after the e2e run, (anonymous, file-backed) KiB: the
+    # file-backed part of state is mostly LevelDB's table files, which it reads through mmap
+    rss_split: dict[str, tuple[int, int]] = field(default_factory=dict)
     sync_peak_kib: dict[str, int] = field(default_factory=dict)  # the syncing node's
     sync_misses: int = 0  # status polls the syncing node did not answer
     sync_error: str = ""
@@ -83,6 +88,10 @@ class Point:
     @property
     def rss_mib(self) -> float:
         return sum(self.peak_kib.values()) / 1024
+
+    @property
+    def anon_mib(self) -> float:
+        return sum(anon for anon, _ in self.rss_split.values()) / 1024
 
     def latency(self, which: str) -> tuple[float, float]:
         values = sorted(self.account_ms if which == "account" else self.history_ms)
@@ -112,16 +121,17 @@ def disk_bytes(path: Path) -> int:
 
 
 class QueryLoad:
-    """One client asking, at `QUERY_RATE`, for the account and then the history of random
+    """One client asking, at up to `QUERY_RATE`, for the account and then the history of random
     addresses of the chain, on a thread of its own until `stop`; every latency is kept
     (milliseconds). Paced so it adds the same load on every chain size."""
 
-    def __init__(self, api: str, addresses: list[bytes]) -> None:
+    def __init__(self, api: str, addresses: list[bytes], seed: int) -> None:
         self.account_ms: list[float] = []
         self.history_ms: list[float] = []
         self.errors = 0
         self._api = api
         self._addresses = addresses
+        self._seed = seed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-queries", daemon=True)
         self._thread.start()
@@ -131,7 +141,7 @@ class QueryLoad:
         self._thread.join()
 
     def _run(self) -> None:
-        rng = random.Random(5)
+        rng = random.Random(self._seed)
         period = 2 / QUERY_RATE  # one account and one history request per period
         with Client(self._api, timeout=QUERY_TIMEOUT) as node:
             next_at = time.monotonic()
@@ -149,6 +159,20 @@ class QueryLoad:
                 next_at += period
                 # pacing, not waiting for a condition: the stop event ends it at once
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def rss_split(root_pid: int) -> dict[str, tuple[int, int]]:
+    """Each service's resident memory now, (anonymous, file-backed) KiB, from /proc."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, pid in service_pids(root_pid).items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out[name] = (int(fields.get("RssAnon", "0 kB").split()[0]),
+                     int(fields.get("RssFile", "0 kB").split()[0]))
+    return out
 
 
 def ready(api: str) -> bool:
@@ -223,16 +247,20 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
         point.cold_ready = time.monotonic() - t0
         progress(f"ready in {point.cold_ready:.1f} s; {len(e2e):,} transfers end to end "
                  "under query load...")
-        queries = QueryLoad(api, addresses)
+        queries = [QueryLoad(api, addresses, seed) for seed in range(QUERY_CLIENTS)]
         try:
             result = runs.single_node(api, procs[0].pid, e2e, runs.Tally(),
                                       n_accounts=E2E_ACCOUNTS, verify_1=0.0, verify_2=0.0)
         finally:
-            queries.stop()
+            for load in queries:
+                load.stop()
         point.tps, point.confirm_p50, point.confirm_p99 = result.tps, result.p50, result.p99
-        point.account_ms, point.history_ms = queries.account_ms, queries.history_ms
-        point.query_errors = queries.errors
+        for load in queries:
+            point.account_ms += load.account_ms
+            point.history_ms += load.history_ms
+            point.query_errors += load.errors
         point.peak_kib = process_tree_peak_kib(procs[0].pid)
+        point.rss_split = rss_split(procs[0].pid)
         if sync and size:  # a new chain has nothing to sync
             try:
                 sync_fresh_node(net, procs, point)
