@@ -8,9 +8,9 @@ code), and then, the way `make bench` does it, a real node is started on that da
 
 - cold start: from `ccoin node start` to /health answering and to /api/v1/ready ready;
 - end to end: the bench's workload (`runs.single_node`: pre-signed transfers through the
-  batch route, timed to their confirming block), while one client queries the account
-  and the history of random accounts of the chain (`QueryLoad`, `QUERY_CLIENTS` of them),
-  whose latencies are kept;
+  batch route, timed to their confirming block), alone; then as many again while clients
+  query the account and the history of random accounts of the chain (`QueryLoad`,
+  `QUERY_CLIENTS` of them), whose latencies are kept;
 - the node's peak RSS (VmHWM of each service), after all that;
 - with the node stopped, the chain directory's disk use per transfer it holds;
 - optionally, a fresh node syncing the whole chain from it (`sync_fresh_node`), and that
@@ -66,7 +66,8 @@ class Point:
     build_seconds: float
     cold_health: float = 0.0  # `ccoin node start` to /health answering
     cold_ready: float = 0.0  # ... to /api/v1/ready saying ready
-    tps: float = 0.0
+    tps: float = 0.0  # end to end, nothing else asked of the node
+    loaded_tps: float = 0.0  # the next as many transfers, under the query load
     confirm_p50: float = 0.0
     confirm_p99: float = 0.0
     peak_kib: dict[str, int] = field(default_factory=dict)
@@ -214,7 +215,8 @@ def sync_fresh_node(net: Devnet, procs: list[subprocess.Popen[bytes]], point: Po
 
 
 def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: bool) -> Point:
-    """Build a chain of `size` accounts (none for 0), start a node on it, measure."""
+    """Build a chain of `size` accounts (none for 0), start a node on it, measure: the
+    first half of `e2e` end to end alone, the second half under the query load."""
     plan = ScalePlan(max(size, BASELINE_ACCOUNTS), TRANSFERS_PER_ACCOUNT * size)
     nodes = 2 if sync else 1
     net, senders, authority = scale_devnet(
@@ -245,16 +247,20 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
         runs.wait_until(lambda: ready(api), READY_TIMEOUT, "node did not become ready",
                         poll=runs.FAST_POLL)
         point.cold_ready = time.monotonic() - t0
-        progress(f"ready in {point.cold_ready:.1f} s; {len(e2e):,} transfers end to end "
-                 "under query load...")
+        alone, loaded = e2e[:len(e2e) // 2], e2e[len(e2e) // 2:]
+        progress(f"ready in {point.cold_ready:.1f} s; {len(alone):,} transfers end to end, "
+                 "then as many under query load...")
+        result = runs.single_node(api, procs[0].pid, alone, runs.Tally(),
+                                  n_accounts=E2E_ACCOUNTS, verify_1=0.0, verify_2=0.0)
+        point.tps, point.confirm_p50, point.confirm_p99 = result.tps, result.p50, result.p99
         queries = [QueryLoad(api, addresses, seed) for seed in range(QUERY_CLIENTS)]
         try:
-            result = runs.single_node(api, procs[0].pid, e2e, runs.Tally(),
-                                      n_accounts=E2E_ACCOUNTS, verify_1=0.0, verify_2=0.0)
+            point.loaded_tps = runs.single_node(
+                api, procs[0].pid, loaded, runs.Tally(), n_accounts=E2E_ACCOUNTS,
+                verify_1=0.0, verify_2=0.0).tps
         finally:
             for load in queries:
                 load.stop()
-        point.tps, point.confirm_p50, point.confirm_p99 = result.tps, result.p50, result.p99
         for load in queries:
             point.account_ms += load.account_ms
             point.history_ms += load.history_ms
@@ -271,7 +277,7 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
         for proc in reversed(procs):
             runs.stop_node(proc)
     point.disk_bytes = disk_bytes(chain_dir)
-    point.chain_transfers = built.transfers + len(e2e)
+    point.chain_transfers = built.transfers + len(e2e)  # both halves
     progress(f"{size:,} accounts: {point.tps:,.0f} transfers/s, RSS {point.rss_mib:.0f} MiB, "
              f"ready in {point.cold_ready:.1f} s, {point.disk_bytes:,} bytes on disk, sync "
              f"{point.sync_seconds:.0f} s {point.sync_error}")
@@ -283,8 +289,9 @@ def run(sizes: list[int], e2e_txs: int, workdir: Path, *, sync: bool) -> ScaleRu
     after it)."""
     started_wall, started = time.time(), time.monotonic()
     load_before = os.getloadavg()[0]
-    progress(f"pre-signing {e2e_txs:,} e2e transfers among {E2E_ACCOUNTS:,} accounts...")
-    e2e = presign(e2e_txs, accounts(E2E_ACCOUNTS))
+    progress(f"pre-signing 2 x {e2e_txs:,} e2e transfers among {E2E_ACCOUNTS:,} accounts...")
+    # the first half holds every account's first nonces: it runs alone, the second after it
+    e2e = presign(2 * e2e_txs, accounts(E2E_ACCOUNTS))
     points = []
     for size in [0, *sizes, 0]:  # the new chain first and last: see scalereport.base_tps
         progress(f"--- {size:,} accounts ---")

@@ -16,7 +16,8 @@ from tools.bench.scalereport import plot, report
 
 def point(accounts: int, tps: float, rss_kib: int, cold: float) -> Point:
     p = Point(accounts, 2 * accounts, accounts // 2000, 1.0, cold_health=cold / 2,
-              cold_ready=cold, tps=tps, confirm_p50=0.5, confirm_p99=0.9,
+              cold_ready=cold, tps=tps, loaded_tps=tps / 2, confirm_p50=0.5,
+              confirm_p99=0.9,
               peak_kib={"state": rss_kib // 2, "api": rss_kib // 2},
               rss_split={"state": (rss_kib // 4, rss_kib // 4), "api": (rss_kib // 4, 0)},
               account_ms=[1.0, 2.0, 30.0], history_ms=[2.0, 4.0, 50.0],
