@@ -68,6 +68,7 @@ class Point:
     cold_ready: float = 0.0  # ... to /api/v1/ready saying ready
     tps: float = 0.0  # end to end, nothing else asked of the node
     loaded_tps: float = 0.0  # the next as many transfers, under the query load
+    cpu_us: dict[str, float] = field(default_factory=dict)  # per e2e transfer, by service
     confirm_p50: float = 0.0
     confirm_p99: float = 0.0
     peak_kib: dict[str, int] = field(default_factory=dict)
@@ -253,6 +254,7 @@ def measure_point(size: int, e2e: list[Transaction], workdir: Path, *, sync: boo
         result = runs.single_node(api, procs[0].pid, alone, runs.Tally(),
                                   n_accounts=E2E_ACCOUNTS, verify_1=0.0, verify_2=0.0)
         point.tps, point.confirm_p50, point.confirm_p99 = result.tps, result.p50, result.p99
+        point.cpu_us = {name: used / len(alone) * 1e6 for name, used in result.cpu.items()}
         queries = [QueryLoad(api, addresses, seed) for seed in range(QUERY_CLIENTS)]
         try:
             point.loaded_tps = runs.single_node(

@@ -87,6 +87,9 @@ def _rows(points: list[Point]) -> list[tuple[str, list[str]]]:
          [f"{p.tps / base:.2f}" for p in points]),
         ("end to end under the query load, transfers / s", [f"{p.loaded_tps:,.0f}"
                                                             for p in points]),
+        ("CPU per e2e transfer: state / api / p2p+miner (µs)",
+         [f"{p.cpu_us.get('state', 0):.0f} / {p.cpu_us.get('api', 0):.0f} / "
+          f"{p.cpu_us.get('p2p', 0) + p.cpu_us.get('miner', 0):.0f}" for p in points]),
         ("confirmation latency p50 / p99", [f"{p.confirm_p50 * 1000:.0f} / "
                                             f"{p.confirm_p99 * 1000:.0f} ms" for p in points]),
         ("**node peak RSS, total**", [f"**{p.rss_mib:.0f} MiB**" for p in points]),
@@ -227,6 +230,7 @@ def plot(run: ScaleRun, path: Path) -> str:
              title="end to end", ylim=(0, max(base, *(p.tps for p in sized)) * 1.2))
     left.legend(loc="lower left")
     right.plot(xs, [p.rss_mib for p in sized], "o-", label="chain of N accounts")
+    right.plot(xs, [p.anon_mib for p in sized], "s--", label="its anonymous memory")
     right.axhline(base_rss, linestyle="--", color="grey", label="new chain")
     right.axhline(RSS_GOAL_MIB * 10**6 / 2**20, linestyle=":", color="red",
                   label=f"goal: < {RSS_GOAL_MIB} MB")

@@ -17,7 +17,7 @@ from tools.bench.scalereport import plot, report
 def point(accounts: int, tps: float, rss_kib: int, cold: float) -> Point:
     p = Point(accounts, 2 * accounts, accounts // 2000, 1.0, cold_health=cold / 2,
               cold_ready=cold, tps=tps, loaded_tps=tps / 2, confirm_p50=0.5,
-              confirm_p99=0.9,
+              confirm_p99=0.9, cpu_us={"state": 60.0, "api": 90.0, "p2p": 10.0, "miner": 5.0},
               peak_kib={"state": rss_kib // 2, "api": rss_kib // 2},
               rss_split={"state": (rss_kib // 4, rss_kib // 4), "api": (rss_kib // 4, 0)},
               account_ms=[1.0, 2.0, 30.0], history_ms=[2.0, 4.0, 50.0],
@@ -40,6 +40,7 @@ def test_report_has_a_column_per_size_and_judges_the_goals() -> None:
     assert ("| end to end / new chain's rate (mean of its runs) | 1.05 | 1.03 | 0.95 | 0.95 |"
             in text)
     assert "| disk bytes per transfer | 400 | 400 | 400 | 400 |" in text
+    assert "| CPU per e2e transfer: state / api / p2p+miner (µs) | 60 / 90 / 15 |" in text
     goals = text.split("## Against the goals")[1]
     assert goals.count("| met |") == 4
 
