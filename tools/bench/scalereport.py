@@ -34,6 +34,22 @@ FINDINGS = """
   plyvel offers no switch for LevelDB's mmap; a smaller `max_open_files` would unmap
   tables sooner at the cost of reopening them (not changed here: state's read path is
   being tuned elsewhere; measure before choosing).
+- **End to end falls to about 0.8 of the new chain's rate at 1M accounts, and the whole
+  difference is state's CPU**: per e2e transfer state used 45 µs on the new chain, ~50 at
+  10k, ~95-105 at 100k and ~120 at 1M accounts, while the api's stayed at ~70 (the CPU
+  row). The e2e transfers touch only their own 1,000 accounts, so this is the cost of the
+  database's size. Ruled out at 100k by measurement: LevelDB Bloom filters (10 bits a key,
+  so a lookup of a key the chain lacks, like each new transaction's location, skips
+  tables: 102 vs 106 µs) and compaction left pending by the build (a full compaction
+  before the start: 103 vs 114 µs). Next: profile state (py-spy) during the e2e run on a
+  1M chain.
+- **Sync slows with the chain for the same reason**: the fresh node's state imports into
+  an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
+  tables.
+- **Query latency under load is the api's queue, not the chain**: the account and history
+  reads wait behind 1,000-transfer batch posts on a 2-core machine, and do no worse at 1M
+  accounts than at 10k; on the new chain they ask for the 1,000 busy e2e accounts, whose
+  histories are the longest, hence its slower history reads and its slower loaded rate.
 - **The state's account cache was bounded at 2,000,000 accounts**, about 220 bytes each
   (420 MiB): a node that synced (or served) a million-account chain kept every account it
   touched. It now holds at most 100,000 (22 MiB; `services/state/store.py`).
