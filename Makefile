@@ -52,7 +52,7 @@ bench: $(STAMP)
 	$(BIN)/ccoin bench --out docs/benchmarks.md
 
 ## bench-scale: build chains of 10k, 100k and 1M accounts in-process, measure a node on each
-## (and a fresh node syncing it); writes docs/scale.md and docs/scale.png (about 15 minutes)
+## (and a fresh node syncing it); writes docs/scale.md and docs/scale.png (about 10 minutes)
 bench-scale: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/ccoin bench --scale --scale-sync --out docs/scale.md --plot docs/scale.png
