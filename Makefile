@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean-data browser haproxy
+.PHONY: run test bench bench-scale lint clean-data browser haproxy
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ haproxy:
 ## bench: run the benchmark and write docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/ccoin bench --out docs/benchmarks.md
+
+## bench-scale: build chains of 10k, 100k and 1M accounts in-process, measure a node on each
+## (and a fresh node syncing it); writes docs/scale.md and docs/scale.png (about 10 minutes)
+bench-scale: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/ccoin bench --scale --scale-sync --out docs/scale.md --plot docs/scale.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check common runtime client services tools tests

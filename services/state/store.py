@@ -43,7 +43,9 @@ from services.state import schema
 from services.state.results import HistoryRecord, TxLocation
 
 STATE_VALUE_BYTES = 384
-ACCOUNT_CACHE_LIMIT = 2_000_000
+# about 220 bytes an account in memory: 22 MiB at most (it was 2M, 420 MiB: a node that had
+# synced a million-account chain held every account in it; LevelDB's own cache backs this)
+ACCOUNT_CACHE_LIMIT = 100_000
 # `ccoin node reindex` builds the new database beside the old one, then swaps them
 REINDEX_SUFFIX = ".reindex"
 OLD_SUFFIX = ".before-reindex"

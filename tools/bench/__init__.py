@@ -13,6 +13,10 @@ Results go to stdout and, with --out, to a Markdown file.
 
 `workload` signs the transfers, `runs` drives the nodes through `client.Client`, `measure`
 reads the machine and the processes, `report` writes the Markdown.
+
+`--scale` runs instead the scale run (`make bench-scale`, docs/scale.md): chains of up to a
+million accounts built in-process (`scalechain`), a node measured on each (`scale`), the
+table and plot (`scalereport`).
 """
 
 from __future__ import annotations
@@ -41,11 +45,31 @@ def main(argv: list[str] | None = None) -> None:
                              "client-signed, and as many from 32 concurrent clients (0: skip)")
     parser.add_argument("--big-bodies", type=int, default=24, metavar="N",
                         help="the api's memory under N large batch requests at once (0: skip)")
+    parser.add_argument("--scale", action="store_true",
+                        help="instead: build chains of --scale-sizes accounts in-process and "
+                             "measure a node on each (tools/bench/scale.py; minutes)")
+    parser.add_argument("--scale-sizes", default="10000,100000,1000000", metavar="N,N,...",
+                        help="with --scale: the chain sizes, in accounts")
+    parser.add_argument("--scale-sync", action="store_true",
+                        help="with --scale: also time a fresh node syncing each chain")
+    parser.add_argument("--plot", help="with --scale: write the PNG plot here "
+                                       "(default: scale.png beside --out)")
     parser.add_argument("--out", help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the bench data dir")
     args = parser.parse_args(argv)
     if args.txs < 1 or args.accounts < 2 or args.singles < 0 or args.big_bodies < 0:
         parser.error("--txs must be >= 1, --accounts >= 2, --singles and --big-bodies >= 0")
+    if args.scale:
+        from tools.bench.scalereport import run_and_report
+
+        try:
+            sizes = [int(n) for n in args.scale_sizes.split(",")]
+        except ValueError:
+            parser.error("--scale-sizes must be accounts separated by commas, e.g. 10000,100000")
+        if not sizes or min(sizes) < 3:
+            parser.error("--scale-sizes: every size must be >= 3 accounts")
+        run_and_report(sizes, args.txs, sync=args.scale_sync, out=args.out, plot_path=args.plot)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="ccoin-bench-"))
     try:
         result = run(args.txs, args.accounts, args.sync_txs, args.propagation_blocks,

@@ -267,7 +267,8 @@ Measured by `make bench` (`ccoin bench`) on {time.strftime("%Y-%m-%d %H:%M UTC",
 Machine: {machine()}.
 
 The machine is shared and noisy: compare the ratios within one run, not absolute numbers
-across runs.
+across runs. The same node on chains of up to a million accounts: [scale.md](scale.md)
+(`make bench-scale`).
 
 ## Single node, end to end (issue 2)
 
