@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@touch $(STAMP)
 
 ## run: create (first time) and start a single-validator node in ./$(DATA), in the foreground;
@@ -54,7 +54,6 @@ bench: $(STAMP)
 ## bench-scale: build chains of 10k, 100k and 1M accounts in-process, measure a node on each
 ## (and a fresh node syncing it); writes docs/scale.md and docs/scale.png (about 10 minutes)
 bench-scale: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/ccoin bench --scale --scale-sync --out docs/scale.md --plot docs/scale.png
 
 lint: $(STAMP)
