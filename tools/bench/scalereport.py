@@ -25,19 +25,21 @@ FINDINGS = """
 ## What grows with the chain, and why
 
 - **Peak RSS is mostly state's, and mostly file-backed.** LevelDB reads its table files
-  through mmap (up to 1,000 of them on 64-bit), so every page a read touches (with the
-  kernel's fault-around, 64 KiB at a time) counts in state's RSS until the table is
-  closed: random account and history reads over a chain of hundreds of MiB map in more of
-  it. Those pages are the OS page cache, shared and dropped under memory pressure, but
-  VmHWM counts them, so the total misses the goal at 1M accounts while the anonymous
-  memory (what the processes themselves allocate) stays far below it (the rows above).
-  plyvel offers no switch for LevelDB's mmap; a smaller `max_open_files` would unmap
-  tables sooner at the cost of reopening them (not changed here: state's read path is
-  being tuned elsewhere; measure before choosing).
-- **End to end falls to about 0.8 of the new chain's rate at 1M accounts, and the whole
-  difference is state's CPU**: per e2e transfer state used 45 µs on the new chain, ~50 at
-  10k, ~95-105 at 100k and ~120 at 1M accounts, while the api's stayed at ~70 (the CPU
-  row). The e2e transfers touch only their own 1,000 accounts, so this is the cost of the
+  through mmap, so every page a read touches (with the kernel's fault-around, 64 KiB at a
+  time) counts in state's RSS until the table is closed: random account and history
+  reads over a chain of hundreds of MiB map in more of it. Those pages are the OS page
+  cache, shared and dropped under memory pressure, but VmHWM counts them, so the total
+  misses the goal at 1M accounts while the anonymous memory (what the processes
+  themselves allocate) stays far below it (the rows above). State keeps at most 128
+  tables open (`MAX_OPEN_FILES`, services/state/store.py; LevelDB's default is 1,000),
+  which bounds the mapped part: at 1M accounts state's peak was 384 MiB with 1,000 open
+  tables, ~250 with 128 at the same end-to-end rate, and 139 with 64, but with 64 the
+  end-to-end rate fell by a third (tables reopened on reads: 162 µs of state CPU a
+  transfer against 110), so 128 it is.
+- **End to end falls to 0.7-0.8 of the new chain's rate at 1M accounts, and the whole
+  difference is state's CPU**: per e2e transfer state used 33-45 µs on the new chain,
+  ~50 at 10k, ~95-105 at 100k and 110-120 at 1M accounts, while the api's stayed at
+  ~60-70 (the CPU row). The e2e transfers touch only their own 1,000 accounts, so this is the cost of the
   database's size. Ruled out at 100k by measurement: LevelDB Bloom filters (10 bits a key,
   so a lookup of a key the chain lacks, like each new transaction's location, skips
   tables: 102 vs 106 µs) and compaction left pending by the build (a full compaction
