@@ -39,12 +39,12 @@ FINDINGS = """
 - **End to end falls to 0.7-0.8 of the new chain's rate at 1M accounts, and the whole
   difference is state's CPU**: per e2e transfer state used 33-45 µs on the new chain,
   ~50 at 10k, ~95-105 at 100k and 110-120 at 1M accounts, while the api's stayed at
-  ~60-70 (the CPU row). The e2e transfers touch only their own 1,000 accounts, so this is the cost of the
-  database's size. Ruled out at 100k by measurement: LevelDB Bloom filters (10 bits a key,
-  so a lookup of a key the chain lacks, like each new transaction's location, skips
-  tables: 102 vs 106 µs) and compaction left pending by the build (a full compaction
-  before the start: 103 vs 114 µs). Next: profile state (py-spy) during the e2e run on a
-  1M chain.
+  ~60-70 (the CPU row). The e2e transfers touch only their own 1,000 accounts, so this
+  is the cost of the database's size. Ruled out at 100k by measurement: LevelDB Bloom
+  filters (10 bits a key, so a lookup of a key the chain lacks, like each new
+  transaction's location, skips tables: 102 vs 106 µs) and compaction left pending by
+  the build (a full compaction before the start: 103 vs 114 µs). Next: profile state
+  (py-spy) during the e2e run on a 1M chain.
 - **Sync slows with the chain for the same reason**: the fresh node's state imports into
   an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
   tables.
