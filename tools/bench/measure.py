@@ -135,17 +135,23 @@ def service_pids(root_pid: int) -> dict[str, int]:
     return {name: pid for pid, name in names.items() if under_root(pid)}
 
 
-def process_tree_peak_kib(root_pid: int) -> dict[str, int]:
-    """VmHWM (peak resident set) of each child of supervisord, by program name."""
-    out: dict[str, int] = {}
+def service_memory_kib(root_pid: int, *keys: str) -> dict[str, tuple[int, ...]]:
+    """The /proc status figures `keys` (e.g. VmHWM, RssAnon), in KiB, of each service under
+    `root_pid`, by program name."""
+    out: dict[str, tuple[int, ...]] = {}
     for name, pid in service_pids(root_pid).items():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        out[name] = int(fields.get("VmHWM", "0 kB").split()[0])
+        out[name] = tuple(int(fields.get(key, "0 kB").split()[0]) for key in keys)
     return out
+
+
+def process_tree_peak_kib(root_pid: int) -> dict[str, int]:
+    """VmHWM (peak resident set) of each child of supervisord, by program name."""
+    return {name: peak for name, (peak,) in service_memory_kib(root_pid, "VmHWM").items()}
 
 
 def process_tree_cpu(root_pid: int) -> dict[str, float]:

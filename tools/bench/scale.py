@@ -38,7 +38,7 @@ from common.errors import CcoinError
 from common.types import Transaction
 from runtime.config import load_genesis
 from tools.bench import runs
-from tools.bench.measure import median, p99, process_tree_peak_kib, service_pids
+from tools.bench.measure import median, p99, process_tree_peak_kib, service_memory_kib
 from tools.bench.runs import progress
 from tools.bench.scalechain import Built, ScalePlan, build_chain, receiver, scale_devnet
 from tools.bench.workload import CHAIN_ID, accounts, presign
@@ -165,16 +165,8 @@ class QueryLoad:
 
 def rss_split(root_pid: int) -> dict[str, tuple[int, int]]:
     """Each service's resident memory now, (anonymous, file-backed) KiB, from /proc."""
-    out: dict[str, tuple[int, int]] = {}
-    for name, pid in service_pids(root_pid).items():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        out[name] = (int(fields.get("RssAnon", "0 kB").split()[0]),
-                     int(fields.get("RssFile", "0 kB").split()[0]))
-    return out
+    return {name: (anon, file) for name, (anon, file)
+            in service_memory_kib(root_pid, "RssAnon", "RssFile").items()}
 
 
 def ready(api: str) -> bool:
