@@ -53,6 +53,9 @@ ACCOUNT_CACHE_LIMIT = 100_000
 # MiB; 128, 247 MiB at the same end-to-end rate; 64, 139 MiB but a third slower (tables
 # reopened on reads)
 MAX_OPEN_FILES = 128
+# and no snappy: what the chain stores (hashes, keys, signatures, amounts) hardly
+# compresses, and on a million-account chain compressing it again at every compaction was
+# a third of state's CPU (perf, docs/scale.md)
 # `ccoin node reindex` builds the new database beside the old one, then swaps them
 REINDEX_SUFFIX = ".reindex"
 OLD_SUFFIX = ".before-reindex"
@@ -101,7 +104,7 @@ def _open(path: Path, inspect: bool) -> plyvel.DB:
                       "database files")
     try:
         return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True,
-                         max_open_files=MAX_OPEN_FILES)
+                         max_open_files=MAX_OPEN_FILES, compression=None)
     except plyvel.IOError as exc:
         reason = _reason(exc)
         if "IO error: lock " in reason:

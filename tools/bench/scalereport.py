@@ -36,15 +36,17 @@ FINDINGS = """
   tables, ~250 with 128 at the same end-to-end rate, and 139 with 64, but with 64 the
   end-to-end rate fell by a third (tables reopened on reads: 162 µs of state CPU a
   transfer against 110), so 128 it is.
-- **End to end falls to 0.7-0.8 of the new chain's rate at 1M accounts, and the whole
-  difference is state's CPU**: per e2e transfer state used 33-45 µs on the new chain,
-  ~50 at 10k, ~95-105 at 100k and 110-120 at 1M accounts, while the api's stayed at
-  ~60-70 (the CPU row). The e2e transfers touch only their own 1,000 accounts, so this
-  is the cost of the database's size. Ruled out at 100k by measurement: LevelDB Bloom
-  filters (10 bits a key, so a lookup of a key the chain lacks, like each new
-  transaction's location, skips tables: 102 vs 106 µs) and compaction left pending by
-  the build (a full compaction before the start: 103 vs 114 µs). Next: profile state
-  (py-spy) during the e2e run on a 1M chain.
+- **End to end slows with the chain, and the whole difference is state's CPU**: per e2e
+  transfer state used ~33 µs on the new chain, ~36 at 10k, ~60 at 100k and ~86 at 1M
+  accounts, while the api's stayed at ~60 (the CPU row). The e2e transfers touch only
+  their own 1,000 accounts, so this is the cost of the database's size: LevelDB compacts
+  each write through more levels. A third of state's CPU at 1M accounts was snappy
+  compressing tables again at every compaction (perf), for data that hardly compresses
+  (hashes, keys, signatures), so state stores its tables uncompressed: 114 -> 86 µs a
+  transfer at 1M (0.72 -> 0.83 of the new chain's rate), for ~5% more disk. Ruled out at
+  100k by measurement: LevelDB Bloom filters (102 vs 106 µs) and compaction left pending
+  by the build (103 vs 114 µs); a 32 MiB write buffer (LevelDB's default is 4) made it
+  slower (135 µs at 1M).
 - **Sync slows with the chain for the same reason**: the fresh node's state imports into
   an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
   tables.
@@ -61,7 +63,7 @@ FINDINGS = """
   funds one faucet in the genesis, not its thousands of senders.
 - **Disk per transfer** is the block body (132 bytes a transfer) plus its indexes: the
   transaction's location, a history entry for each party, the undo record of the accounts
-  it touched, and the accounts themselves; LevelDB compresses none of it well (hashes,
+  it touched, and the accounts themselves; stored uncompressed, as it hardly compresses (hashes,
   keys, signatures).
 """
 
