@@ -6,7 +6,9 @@ wakes for either of two sockets."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import zmq
@@ -15,6 +17,19 @@ import zmq.asyncio
 from runtime.loopsocket import LoopSocket, wait_any_readable
 
 TIMEOUT = 10.0
+T = TypeVar("T")
+
+
+def _started(work: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], asyncio.Event]:
+    """`work` as a task, and an event set as it starts: once the event is seen, the task has
+    run up to its first wait (the event's waiter resumes only after the task suspends)."""
+    started = asyncio.Event()
+
+    async def run() -> T:
+        started.set()
+        return await work
+
+    return asyncio.create_task(run()), started
 
 
 @pytest.mark.parametrize("pause_every", [1, 7, 50])
@@ -45,7 +60,10 @@ def test_a_waiting_receiver_gets_every_reply_while_its_socket_keeps_sending(
             for i in range(n):
                 await client.send_multipart([b"%d" % i])
                 if i % pause_every == 0:
-                    await asyncio.sleep(0)  # let replies arrive between sends
+                    # not a wait for anything: one turn of the loop, so that replies arrive
+                    # between bursts of sends (the interleaving under test; waiting for a
+                    # reply instead lets the reader drain first, and the bug stays hidden)
+                    await asyncio.sleep(0)
 
         try:
             async with asyncio.timeout(TIMEOUT):
@@ -66,8 +84,8 @@ def test_a_send_waits_until_the_socket_can_take_it() -> None:
         server = LoopSocket(ctx, zmq.ROUTER)
         try:
             assert not client.send_nowait([b"now"])
-            sending = asyncio.create_task(client.send_multipart([b"later"]))
-            await asyncio.sleep(0)
+            sending, started = _started(client.send_multipart([b"later"]))
+            await started.wait()  # the sender is waiting on the socket now
             assert not sending.done()
             server.sock.bind("inproc://late")
             client.sock.connect("inproc://late")
@@ -88,8 +106,8 @@ def test_close_cancels_a_waiting_receiver() -> None:
         ctx = zmq.asyncio.Context()
         sock = LoopSocket(ctx, zmq.PULL)
         sock.sock.bind("inproc://quiet")
-        receiving = asyncio.create_task(sock.recv_multipart())
-        await asyncio.sleep(0)
+        receiving, started = _started(sock.recv_multipart())
+        await started.wait()  # the receiver is waiting on the socket now
         sock.close()
         async with asyncio.timeout(TIMEOUT):
             done = await asyncio.gather(receiving, return_exceptions=True)
@@ -108,8 +126,8 @@ def test_wait_any_readable_wakes_for_the_socket_that_has_a_message() -> None:
         push = ctx.socket(zmq.PUSH)
         push.connect("inproc://busy-one")
         try:
-            waiting = asyncio.create_task(wait_any_readable(quiet, busy))
-            await asyncio.sleep(0)
+            waiting, started = _started(wait_any_readable(quiet, busy))
+            await started.wait()  # both sockets are watched now
             assert not waiting.done()
             await push.send(b"hello")
             async with asyncio.timeout(TIMEOUT):
