@@ -199,6 +199,19 @@ def sign_header(header: BlockHeader, signer: crypto.Signer) -> BlockHeader:
     return header.replace(signature=signer.sign(header.seal_hash))
 
 
+def seal(header: BlockHeader, signer: crypto.Signer | None, max_tries: int,
+         ) -> BlockHeader | None:
+    """`header` sealed in one go as the miner seals it: the key named (PoA, when `signer`),
+    the proof found within `max_tries` (None if not), then signed. The miner itself
+    searches in chunks between its staleness checks."""
+    if signer is not None:
+        header = with_signer(header, signer)
+    solved = solve_proof(header, max_tries)
+    if solved is None or signer is None:
+        return solved
+    return sign_header(solved, signer)
+
+
 def solve_proof(header: BlockHeader, max_tries: int) -> BlockHeader | None:
     """Search nonces from `header.nonce` for a HashCash proof; None after `max_tries`.
 

@@ -105,12 +105,8 @@ def authority_signer(addr: bytes) -> crypto.Signer:
 
 def seal(genesis: Genesis, header: BlockHeader, sealer: crypto.Signer | None) -> BlockHeader:
     """HashCash proof, then (PoA) the seal signature over the seal hash."""
-    if sealer is not None:
-        header = consensus.with_signer(header, sealer)
-    solved = consensus.solve_proof(header, 1 << 24)
+    solved = consensus.seal(header, sealer, 1 << 24)
     assert solved is not None
-    if sealer is not None:
-        solved = consensus.sign_header(solved, sealer)
     return solved
 
 

@@ -105,12 +105,11 @@ def state_steps(txs: list[Transaction], funded: list[bytes], steps: Steps) -> in
 
 def seal(template: m.TemplateReply, authority: crypto.Signer) -> bytes:
     """The block of `template`, sealed as the miner seals it (difficulty 0: no search)."""
-    header = consensus.with_signer(
-        BlockHeader.from_fields(unpack_canonical(template.header)), authority)
-    solved = consensus.solve_proof(header, 1)
+    header = BlockHeader.from_fields(unpack_canonical(template.header))
+    solved = consensus.seal(header, authority, 1)
     if solved is None:
         raise SystemExit("bench: profile: the template needs proof of work")
-    return pack([consensus.sign_header(solved, authority).fields(), list(template.txs)])
+    return pack([solved.fields(), list(template.txs)])
 
 
 def run(txs: list[Transaction], funded: list[bytes]) -> dict[str, float]:

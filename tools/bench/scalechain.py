@@ -218,11 +218,7 @@ def _seal_next(chain: Chain, genesis: Genesis, authority: crypto.Signer,
                            f"apply, {len(txs) - len(built.block.txs)} did not fit")
     chain.templates.put(built.block.header, built.changes)
     header = built.block.header
-    if genesis.is_poa:
-        header = consensus.with_signer(header, authority)
-    solved = consensus.solve_proof(header, PROOF_TRIES)
+    solved = consensus.seal(header, authority if genesis.is_poa else None, PROOF_TRIES)
     if solved is None:
         raise RuntimeError(f"no proof for block {header.height} in {PROOF_TRIES} tries")
-    if genesis.is_poa:
-        solved = consensus.sign_header(solved, authority)
     return Block(solved, built.block.txs)

@@ -410,3 +410,16 @@ def test_seal_helper_produces_a_verifiable_seal() -> None:
     assert crypto.verify(0, A1.public_key, sealed.seal_hash, sealed.signature)
     consensus.check_seal(g, sealed, g.miners)
     consensus.check_proof(sealed)
+
+
+def test_seal_names_the_key_proves_and_signs_or_gives_up() -> None:
+    h = parent_at(1, GENESIS_TIME, 4).replace(coinbase=A1.address)
+    poa = consensus.seal(h, A1, 1 << 20)
+    assert poa is not None and poa.signer == A1.address
+    consensus.check_proof(poa)
+    assert crypto.verify(0, A1.public_key, poa.seal_hash, poa.signature)
+    pow_ = consensus.seal(h, None, 1 << 20)  # proof of work: no key, no signature
+    assert pow_ is not None and pow_.signer == b"" and pow_.signature == b""
+    consensus.check_proof(pow_)
+    hard = parent_at(1, GENESIS_TIME, 40)  # 40 bits: not found in 10 tries
+    assert consensus.seal(hard, A1, 10) is None
