@@ -1,7 +1,8 @@
 """Hashing, keys, signatures and addresses.
 
 Ed25519 (key type 0) is the default and is verified through libsodium (PyNaCl); RSA (key
-type 1, the ccoin seed's choice) is accepted as a second key type through `cryptography`.
+type 1, the ccoin seed's choice) is accepted as a second key type through `cryptography`,
+loaded only when an RSA key is met (`common.rsakeys`).
 An address is the first 20 bytes of SHA-256(key_type byte || public key).
 """
 
@@ -13,9 +14,6 @@ from enum import IntEnum
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 ADDRESS_LEN = 20
 HASH_LEN = 32
@@ -79,17 +77,9 @@ def verify(key_type: int, public_key: bytes, message: bytes, signature: bytes) -
             return False
         return True
     if key_type == KeyType.RSA:
-        try:
-            key = serialization.load_der_public_key(public_key)
-        except (ValueError, TypeError):
-            return False
-        if not isinstance(key, rsa.RSAPublicKey) or key.key_size not in RSA_BITS:
-            return False
-        try:
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            return False
-        return True
+        from common import rsakeys
+
+        return rsakeys.verify(public_key, message, signature)
     return False
 
 
@@ -106,23 +96,18 @@ class PrivateKey:
             import os
 
             return PrivateKey(KeyType.ED25519, os.urandom(32))
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        der = key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return PrivateKey(KeyType.RSA, der)
+        from common import rsakeys
+
+        return PrivateKey(KeyType.RSA, rsakeys.generate())
 
     @property
     def public_key(self) -> bytes:
         if self.key_type == KeyType.ED25519:
             pk, _ = nacl.bindings.crypto_sign_seed_keypair(self.secret)
             return bytes(pk)
-        key = serialization.load_der_private_key(self.secret, password=None)
-        return key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        from common import rsakeys
+
+        return rsakeys.public_key_of(self.secret)
 
     @property
     def address(self) -> bytes:
@@ -132,9 +117,9 @@ class PrivateKey:
         if self.key_type == KeyType.ED25519:
             _, sk = nacl.bindings.crypto_sign_seed_keypair(self.secret)
             return bytes(nacl.bindings.crypto_sign(message, sk)[:ED25519_SIGNATURE_LEN])
-        key = serialization.load_der_private_key(self.secret, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        from common import rsakeys
+
+        return rsakeys.sign(self.secret, message)
 
 
 class Signer:

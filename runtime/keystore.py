@@ -10,10 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from common.crypto import KeyType, PrivateKey
 from common.errors import CcoinError, Malformed, WrongPassword
 
@@ -22,11 +18,20 @@ MAX_SCRYPT_N = 2**20  # a key file is input too: an edited `n` must not exhaust 
 
 
 
+# `cryptography` (OpenSSL, ~8 MiB per process) is imported where a key file is opened, not
+# with this module: state, p2p and discovery import the config that names the keystore but
+# never open a key.
+
+
 def _kdf(password: str, salt: bytes, n: int) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(password.encode())
 
 
 def encrypt_key(key: PrivateKey, password: str, n: int = SCRYPT_N) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     salt, nonce = os.urandom(16), os.urandom(12)
     address = key.address.hex()
     aad = f"{address}:{int(key.key_type)}".encode()
@@ -38,6 +43,9 @@ def encrypt_key(key: PrivateKey, password: str, n: int = SCRYPT_N) -> dict[str, 
 
 
 def decrypt_key(doc: dict[str, Any], password: str) -> PrivateKey:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         c = doc["crypto"]
         key_type = KeyType(doc["key_type"])

@@ -15,8 +15,6 @@ import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from common.errors import (
     Malformed,
     PeerNoP2P,
@@ -51,6 +49,8 @@ def status_url(page: str) -> str:
 
 async def fetch_status(url: str) -> dict[str, Any]:
     """The JSON object `url` answers, or the error saying why there is none."""
+    import httpx  # here: an operator adds a peer by URL rarely; httpx costs ~9 MiB to load
+
     try:
         async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client, \
                 client.stream("GET", url, headers={"Accept": "application/json"}) as reply:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from common import wire
 from common.errors import Malformed
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("ccoin.p2p.discovery")
 
@@ -69,6 +70,9 @@ class DiscoveryClient:
         return len(found)
 
     async def run(self) -> None:
+        # imported here: a node without a discovery service (most) is spared httpx's ~9 MiB
+        import httpx
+
         async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
             while True:
                 try:
