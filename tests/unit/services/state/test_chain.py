@@ -134,6 +134,24 @@ def test_accepted_transactions_survive_a_restart(tmp_path: Path) -> None:
     assert resent == [None] and new == []  # idempotent: recognised, not added twice
 
 
+def test_a_confirmed_transaction_sent_again_is_recognised_a_stale_one_refused(
+        tmp_path: Path) -> None:
+    g = rh.poa_genesis(n_miners=1)
+    ref = rh.Chain(g)
+    chain = open_chain(tmp_path, g)
+    confirmed = [rh.transfer(1, rh.address(9), 5, nonce=n) for n in range(2)]
+    for tx in confirmed:
+        assert chain.import_block(ref.build_and_apply([tx]), NOW).status == "head"
+    again, added = chain.add_transactions(confirmed)
+    assert again == [None, None] and added == []  # idempotent, and not pending again
+    assert len(chain.mempool) == 0
+    # the same sender and nonce, another transfer: the chain does not hold it
+    (stale,), added = chain.add_transactions([rh.transfer(1, rh.address(9), 6, nonce=1)])
+    assert isinstance(stale, errors.NonceTooLow) and added == []
+    fresh = rh.transfer(1, rh.address(9), 7, nonce=2)
+    assert chain.add_transactions([fresh]) == ([None], [fresh])
+
+
 def test_unreadable_journal_entries_are_removed_misfiled_ones_refiled(tmp_path: Path) -> None:
     g = rh.poa_genesis(n_miners=1)
     chain = open_chain(tmp_path, g)
