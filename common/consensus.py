@@ -162,8 +162,12 @@ def validate_header(genesis: Genesis, parent: BlockHeader, header: BlockHeader, 
     return authorities.apply_header(genesis.is_poa, genesis.epoch, snapshot, header)
 
 
+def transaction_signature_verifies(tx: Transaction) -> bool:
+    return crypto.verify(tx.key_type, tx.public_key, tx.signing_payload(), tx.signature)
+
+
 def verify_transaction_signature(tx: Transaction) -> None:
-    if not crypto.verify(tx.key_type, tx.public_key, tx.signing_payload(), tx.signature):
+    if not transaction_signature_verifies(tx):
         raise errors.BadSignature("signature does not verify")
 
 

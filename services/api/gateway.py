@@ -7,8 +7,9 @@ none) and p2p (a single node may run none). Both optional links are one `Optiona
 the same "is it there" rule, the same short timeouts, and one `TtlCache` of its status, so
 that the status route, asked on every dashboard refresh, does not wait for a service that is
 not there. Single transaction submissions that arrive together share one bus request
-(`Coalescer`). The node wallet and the event stream hang off the gateway too, so a route
-finds everything through `request.app.state.gateway`.
+(`Coalescer`). The node wallet, the event stream and the threads that check a batch's
+signatures (`SignatureChecker`) hang off the gateway too, so a route finds everything
+through `request.app.state.gateway`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from runtime.bus import BusClient
 from runtime.buscurve import BusCurve
 from runtime.config import NodeConfig
 from services.api import events, metrics
+from services.api.signatures import SignatureChecker
 from services.api.wallet import NodeWallet
 
 READ_TIMEOUT = 3.0  # per attempt, and one retry (Lazy Pirate): a read fails within ~6 s
@@ -214,6 +216,7 @@ class Gateway:
         self.genesis = genesis  # its block interval tells readiness what "late" is
         self.wallet = NodeWallet(config.account_address, None, "wallet not loaded yet")
         self.hub = events.EventHub(start=events.fresh_start())
+        self.signatures = SignatureChecker()
         self.ctx = ctx
         self._own_ctx = ctx is None
         self._state: BusClient | None = None
@@ -255,6 +258,7 @@ class Gateway:
         for link in (self._miner, self._p2p):
             if link is not None:
                 link.close()
+        self.signatures.close()
         if self.ctx is not None and self._own_ctx:
             self.ctx.destroy(linger=0)
             self.ctx = None

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from common import crypto
-from common.consensus import verify_transaction_signature
-from common.errors import CcoinError, Duplicate, Malformed, WrongChain
+from common.consensus import transaction_signature_verifies, verify_transaction_signature
+from common.errors import BadSignature, CcoinError, Duplicate, Malformed, WrongChain
 from common.messages.control import MAX_ADD_PEER_WAIT_MS
 from common.types import MAX_AMOUNT, MAX_TX_BYTES, MAX_TX_DATA, Transaction
 from services.api.kinds import AnyJSON, Bool, Hex, Int, Kind, ListOf, Parser, Text
@@ -267,10 +268,14 @@ def tx_from_json(value: Any) -> Transaction:
     return tx
 
 
-def check_tx(tx: Transaction, chain_id: int) -> None:
-    """The stateless checks that need no account: chain id, then the signature."""
+def check_chain(tx: Transaction, chain_id: int) -> None:
     if tx.chain_id != chain_id:
         raise WrongChain(f"transaction is for chain {tx.chain_id}, this node is {chain_id}")
+
+
+def check_tx(tx: Transaction, chain_id: int) -> None:
+    """The stateless checks that need no account: chain id, then the signature."""
+    check_chain(tx, chain_id)
     verify_transaction_signature(tx)
 
 
@@ -290,14 +295,13 @@ class Rejected:
     id: bytes = b""
 
 
-def parse_batch(body: bytes, chain_id: int) -> list[Transaction | Rejected]:
-    """The batch body `{"txs": [...]}` -> per item a verified transaction or its rejection.
+def read_batch(body: bytes, chain_id: int) -> list[Transaction | Rejected]:
+    """The batch body `{"txs": [...]}` -> per item a well-formed transaction of this chain or
+    its rejection; signatures are not checked yet (`settle_batch`).
 
-    A body that is not that shape fails as a whole; an item fails alone. The second
-    occurrence of one transaction in a batch is a `duplicate` (state never sees it twice)."""
+    A body that is not that shape fails as a whole; an item fails alone."""
     items = BATCH_IN.parse(loads(body))["txs"]
     out: list[Transaction | Rejected] = []
-    seen: set[bytes] = set()
     for item in items:
         try:
             tx = tx_from_json(item)
@@ -305,17 +309,41 @@ def parse_batch(body: bytes, chain_id: int) -> list[Transaction | Rejected]:
             out.append(Rejected(exc))
             continue
         try:
-            check_tx(tx, chain_id)
-        except CcoinError as exc:
+            check_chain(tx, chain_id)
+        except WrongChain as exc:
             out.append(Rejected(exc, tx.id))
             continue
-        if tx.id in seen:
-            out.append(Rejected(Duplicate("same transaction as an earlier item of this batch"),
-                                tx.id))
-            continue
-        seen.add(tx.id)
         out.append(tx)
     return out
+
+
+def settle_batch(items: list[Transaction | Rejected],
+                 verified: Sequence[bool]) -> list[Transaction | Rejected]:
+    """`read_batch`'s items with the signature outcomes of its transactions (`verified`, one
+    per transaction, in order) -> per item a verified transaction or its rejection. The
+    second occurrence of one transaction is a `duplicate` (state never sees it twice)."""
+    outcomes = iter(verified)
+    out: list[Transaction | Rejected] = []
+    seen: set[bytes] = set()
+    for item in items:
+        if isinstance(item, Rejected):
+            out.append(item)
+        elif not next(outcomes):
+            out.append(Rejected(BadSignature("signature does not verify"), item.id))
+        elif item.id in seen:
+            out.append(Rejected(Duplicate("same transaction as an earlier item of this batch"),
+                                item.id))
+        else:
+            seen.add(item.id)
+            out.append(item)
+    return out
+
+
+def parse_batch(body: bytes, chain_id: int) -> list[Transaction | Rejected]:
+    """`read_batch` then `settle_batch`, every signature checked on this thread."""
+    items = read_batch(body, chain_id)
+    return settle_batch(items, [transaction_signature_verifies(tx) for tx in items
+                                if isinstance(tx, Transaction)])
 
 
 # --- other bodies ----------------------------------------------------------------------------

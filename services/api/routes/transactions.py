@@ -21,7 +21,7 @@ from services.api.replies import JSONResponse
 from services.api.routes.deps import GW, api_router, read_json
 from services.api.spec import request_body
 
-THREAD_PARSE_BYTES = 64 * 1024  # batches above this are validated off the event loop
+THREAD_PARSE_BYTES = 64 * 1024  # batches above this are read (JSON, decoding) off the event loop
 
 router = api_router()
 ROUTERS = (router,)
@@ -98,9 +98,11 @@ def _batch_item(outcome: Transaction | schema.Rejected,
 async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
     body = await request.body()
     if len(body) > THREAD_PARSE_BYTES:
-        outcomes = await asyncio.to_thread(schema.parse_batch, body, gw.chain_id)
+        read = await asyncio.to_thread(schema.read_batch, body, gw.chain_id)
     else:
-        outcomes = schema.parse_batch(body, gw.chain_id)
+        read = schema.read_batch(body, gw.chain_id)
+    verified = await gw.signatures.verify([o for o in read if isinstance(o, Transaction)])
+    outcomes = schema.settle_batch(read, verified)
     valid = [o for o in outcomes if isinstance(o, Transaction)]
     metrics.count_submissions(o.error.code for o in outcomes if isinstance(o, schema.Rejected))
     results = iter(await gw.submit(valid))
