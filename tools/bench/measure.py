@@ -47,6 +47,7 @@ class Result:
     replay_ok: bool
     wall: float
     cpu: dict[str, float] = field(default_factory=dict)  # end to end: CPU s per service
+    client_cpu: float = 0.0  # end to end: CPU s of the bench's own client (same cores)
     profile: dict[str, float] = field(default_factory=dict)  # µs per transfer, by step
     sync_txs: int = 0
     sync_blocks: int = 0

@@ -229,6 +229,10 @@ confirmation ({r.wall:.1f} s of wall time on {os.cpu_count()} cores), and per tr
 one Ed25519 verification alone costs {verify_us:.0f} µs here (one process, same run):
 
 {cpu_table(r.cpu, r.n_txs)}
+
+The bench's own client (building the batches' JSON, reading the replies, following the
+blocks) ran on the same cores: {r.client_cpu:.2f} s, {r.client_cpu * 1e6 / r.n_txs:.0f} µs per \
+transfer.
 {profile_section(r)}"""
 
 
@@ -254,6 +258,34 @@ The signature check is {signature / max(steps, 1e-9):.0%} of the steps. The runn
 used {processes:.0f} µs per transfer (the table above): {processes - steps:.0f} µs more
 than its steps, spent around them by the processes (HTTP, the bus messages and their
 decoding, the event stream, answering the bench's confirmation reads).
+{floor_paragraph(r, steps, signature)}"""
+
+
+def floor_paragraph(r: Result, steps: float, signature: float) -> str:
+    """Issue 13, goal 1's premise, checked in each run: the most a node doing these steps
+    could confirm on these cores, with the bench's client beside it, and what the goal of
+    0.5 x the two-process verify rate leaves per transfer."""
+    cores = os.cpu_count() or 1
+    client = r.client_cpu * 1e6 / r.n_txs
+    floor = steps + client
+    best = cores * 1e6 / floor
+    budget = cores * 1e6 / (0.5 * r.verify_2)  # µs of CPU per transfer the goal allows
+    verdict = ("No node doing these steps can meet the goal on this machine, however little "
+               "its processes add around them." if best / r.verify_2 < 0.5 else
+               "The goal is within reach of these steps; the processes' overhead is what "
+               "stands between.")
+    return f"""
+What these steps allow on this machine (issue 13's goal 1, checked in each run):
+
+- CPU per transfer that cannot go: the steps ({steps:.1f} µs) and the bench's client
+  ({client:.0f} µs) make {floor:.0f} µs.
+- {cores} cores doing nothing else would confirm at most {best:,.0f} transfers/s:
+  **{best / r.verify_2:.2f}** of the two-process verify rate.
+- The goal (0.5 of that rate) allows {budget:.0f} µs of CPU per transfer. The signature
+  check takes {signature:.0f} and the client {client:.0f}, which leaves
+  {budget - signature - client:.0f} µs for all the node's other work; its steps alone take
+  {steps - signature:.0f}.
+- {verdict}
 """
 
 

@@ -202,8 +202,10 @@ def confirm(api: str, txs: list[Transaction], tally: Tally) -> int:
 def single_node(api: str, node_pid: int, txs: list[Transaction], tally: Tally, *,
                 n_accounts: int, verify_1: float, verify_2: float) -> Result:
     cpu_before = process_tree_cpu(node_pid)
+    client_before = time.process_time()
     t0 = time.monotonic()
     blocks = confirm(api, txs, tally)
+    client_cpu = time.process_time() - client_before
     cpu = {name: used - cpu_before.get(name, 0.0)
            for name, used in process_tree_cpu(node_pid).items()}
     want = {t.id for t in txs}
@@ -218,7 +220,7 @@ def single_node(api: str, node_pid: int, txs: list[Transaction], tally: Tally, *
         n_txs=len(txs), n_accounts=n_accounts, tps=len(confirmed_at.keys() & want) / wall,
         submit_tps=len(want & sent_at.keys()) / max(t_submitted - t0, 1e-9),
         p50=median(lat), p99=p99(lat), blocks=blocks, peak_kib=peak, verify_1=verify_1,
-        verify_2=verify_2, replay_ok=False, wall=wall, cpu=cpu)
+        verify_2=verify_2, replay_ok=False, wall=wall, cpu=cpu, client_cpu=client_cpu)
 
 
 def transactions_up_to(api: str, height: int) -> int:
