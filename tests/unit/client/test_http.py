@@ -5,10 +5,13 @@ yet, until the deadline. The server side is an httpx transport answering in proc
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
 from client import Client
+from client.http import tls_context
 from common.errors import BadSignature, CcoinError, TxTimeout
 
 
@@ -64,3 +67,9 @@ def test_not_ready_is_an_answer_not_an_error() -> None:
         assert answer.line() == "not ready: state: state did not answer; miner: stuck"
         with pytest.raises(CcoinError, match="down"):  # elsewhere a 503 is still a failure
             c.status()
+
+
+def test_the_shared_tls_context_still_verifies_certificates() -> None:
+    # made once per process for speed; it must stay httpx's verifying default
+    assert tls_context() is tls_context()
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED and tls_context().check_hostname
