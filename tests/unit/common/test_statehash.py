@@ -104,3 +104,13 @@ def test_mulmod_at_the_edges() -> None:
     top = statehash.PRIME - 1
     for a, b in ((top, top), (top, 1), (0, top), (2**3071, 2**3071), (top, 2)):
         assert statehash.mulmod(a, b) == a * b % statehash.PRIME
+
+
+def test_values_leave_as_python_ints() -> None:
+    # the arithmetic is GMP's; what leaves the module (stored, compared, dataclass fields
+    # declared int) is not
+    acc = MuHash(from_scratch(STATE.items()))
+    acc.remove(addr(1), STATE[addr(1)])
+    acc.add(addr(1), Account(7, 7))
+    for value in (acc.value(), MuHash().value(), from_scratch(STATE.items())):
+        assert type(value) is int
