@@ -17,10 +17,11 @@ Timing policy (`plan`), with `interval` = genesis `interval_ms` and `parent` = t
   database, a failed write, low disk space), nothing is sealed: the miner says so once,
   looks at the status as it does while waiting, and says so again when sealing resumes.
 
-The miner never spins: it sleeps until its next decision time, wakes on a `head` event or a
-control request, and while waiting polls `GetStatus` at most every 200 ms (to see the pool
-fill). The HashCash search runs in chunks of `CHUNK` nonces, yielding to the event loop
-between chunks, and is dropped when a new head arrives or mining is switched off.
+The miner never spins: it sleeps until its next decision time, wakes on a `head` event, a
+`txs` event (new transactions may have filled a block; at most one look every 20 ms) or a
+control request, and while waiting polls `GetStatus` at least every 200 ms. The HashCash
+search runs in chunks of `CHUNK` nonces, yielding to the event loop between chunks, and is
+dropped when a new head arrives or mining is switched off.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +51,9 @@ log = logging.getLogger("ccoin.miner")
 
 CHUNK = 20_000  # nonces per proof-search slice: ~20-40 ms of hashing between yields
 POLL_MS = 200  # longest sleep while waiting: how often the pool size is looked at
+# After new transactions the pool is looked at again within this, not at every event:
+# single submissions come by the thousand per second, each a `txs` event.
+TXS_LOOK_MS = 20
 BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 5.0
 STATUS_TIMEOUT_S = 1.0
@@ -156,6 +161,8 @@ class Miner:
             messages.SetMining: self.set_mining,
         }, guard=self.guard)
         self._wake = asyncio.Event()
+        self._last_look = 0.0  # monotonic s: when the loop last asked state for its status
+        self._look_soon: asyncio.TimerHandle | None = None
         self._head_events = 0
         self._event_head = b""
         self._delay: tuple[bytes, int] = (b"", 0)
@@ -222,20 +229,40 @@ class Miner:
             self.guard.close()
 
     async def _listen(self) -> None:
-        """Head events wake the loop; stale work is dropped by comparing heads.
+        """Head events wake the loop; stale work is dropped by comparing heads. New
+        transactions wake it too (`_on_txs`): a pool that fills a block is sealed at once,
+        not at the next poll.
 
         A lost event (PUB drops at its high-water mark) costs at most one status poll, so
         sequence gaps need no handling here."""
-        events = bus.Subscription(self.ctx, self.config.endpoint("events"), (b"head",),
+        events = bus.Subscription(self.ctx, self.config.endpoint("events"), (b"head", b"txs"),
                                   curve=self.curve)
         try:
             async for event in events:
                 if isinstance(event.message, messages.HeadEvent):
                     self._event_head = event.message.hash
                     self._head_events += 1
-                self._wake.set()
+                    self._wake.set()
+                elif isinstance(event.message, messages.TxsEvent):
+                    self._on_txs()
         finally:
+            if self._look_soon is not None:
+                self._look_soon.cancel()
             events.close()
+
+    def _on_txs(self) -> None:
+        """Wake the loop to look at the pool, at most once every `TXS_LOOK_MS`."""
+        if self._look_soon is not None:
+            return  # a look is due already
+        wait = TXS_LOOK_MS / 1000 - (time.monotonic() - self._last_look)
+        if wait <= 0:
+            self._wake.set()
+        else:
+            self._look_soon = asyncio.get_running_loop().call_later(wait, self._look_due)
+
+    def _look_due(self) -> None:
+        self._look_soon = None
+        self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep up to `seconds`; a head event or a control request ends it early."""
@@ -254,6 +281,7 @@ class Miner:
                 await self._wake.wait()
                 continue
             try:
+                self._last_look = time.monotonic()
                 status = await self.state.request(messages.GetStatus(), messages.StatusReply,
                                                   timeout=STATUS_TIMEOUT_S, retries=0)
                 now = self.clock()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq.asyncio
@@ -25,6 +26,7 @@ from common.status import BlockStatus
 from common.types import Block, BlockHeader, Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import load_config, load_genesis
+from services.miner import miner as miner_module
 from services.miner.miner import Miner, block_bytes, out_of_turn_delay, plan
 from tests.framework.util import wait_until_async
 from tools.devchain import DevChain, create_dev_chain
@@ -145,13 +147,14 @@ class ScriptedState:
         self.pub: Publisher | None = None
         self.storage = ""  # a storage problem the status names
         self.status_reads = 0
+        self.ready = 0
 
     def status(self, _: messages.GetStatus) -> messages.StatusReply:
         g = self.genesis
         self.status_reads += 1
         return messages.StatusReply(g.network_id, bytes(32), self.height, self.head,
-                                    self.head_ts, 0, bytes(32), 0, 0, 0, g.is_poa, g.miners, (),
-                                    self.difficulty, self.storage)
+                                    self.head_ts, 0, bytes(32), self.ready, 0, self.ready,
+                                    g.is_poa, g.miners, (), self.difficulty, self.storage)
 
     def template(self, req: messages.GetTemplate) -> messages.TemplateReply:
         header = BlockHeader(self.height + 1, self.head, req.timestamp, req.coinbase, EMPTY_ROOT,
@@ -199,10 +202,10 @@ async def _with_miner(dev: DevChain, state: ScriptedState,
         ctx.destroy(linger=0)
 
 
-def dev_chain(tmp_path: Path) -> DevChain:
+def dev_chain(tmp_path: Path, **genesis: Any) -> DevChain:
     """A dev chain whose bus runs over inproc://: the scripted state and the miner share
     this test's ZeroMQ context."""
-    dev = create_dev_chain(tmp_path, interval_ms=INTERVAL)
+    dev = create_dev_chain(tmp_path, interval_ms=INTERVAL, **genesis)
     doc = json.loads(dev.config_path.read_text())
     doc["endpoints"] = {name: f"inproc://{tmp_path.name}-{name}"
                         for name in ("state", "events", "miner")}
@@ -293,3 +296,26 @@ def test_plan_waits_while_state_cannot_store() -> None:
     decision = plan(g, st, a, 20_000, 0)
     assert not decision.seal and decision.wake_ms is None
     assert decision.reason == "state cannot store blocks: disk space low"
+
+
+def test_new_transactions_that_fill_a_block_are_built_without_waiting_for_a_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dev = dev_chain(tmp_path, allow_empty=False, max_bound=10, difficulty=0)
+    genesis = load_genesis(dev.genesis_path)
+    state = ScriptedState(genesis, difficulty=0)
+    state.head_ts = int(time.time() * 1000) - 10 * INTERVAL  # the slot has passed
+    # an empty pool and no empty blocks: without a txs event nothing would be looked at
+    # again for a minute
+    monkeypatch.setattr(miner_module, "POLL_MS", 60_000)
+
+    async def body(miner: Miner) -> None:
+        await wait_until_async(lambda: state.status_reads >= 1, timeout=5,
+                               what="the miner's first look at the pool")
+        assert state.templates == []
+        state.ready = genesis.max_bound
+        assert state.pub is not None
+        state.pub.publish(b"txs", messages.TxsEvent((b"t" * 32,)))
+        await wait_until_async(lambda: len(state.templates) == 1, timeout=5,
+                               what="a template for the full block after the txs event")
+
+    asyncio.run(_with_miner(dev, state, body))
