@@ -347,6 +347,7 @@ class Compiled:
     specs: tuple[Spec, ...]
     build: Callable[[Any, str], Any]
     check: Callable[[Any, str], None]
+    wire: Callable[[Any], list[Any]]  # `to_wire`, written out for this class
     source: str  # the generated code, for whoever debugs it
 
 
@@ -421,9 +422,15 @@ def _compile(cls: type) -> Compiled:
         check.append(f"    if c{i} is not v{i}: _set(obj, {names[i]!r}, c{i})")
     check.append("    return None")
 
-    source = "\n".join(build) + "\n\n" + "\n".join(check) + "\n"
+    ns["_wire"] = to_wire
+    parts = [f"_wire(obj.{name})" if spec.is_record
+             else f"[_wire(x) for x in obj.{name}]" if spec.item is not None
+             and spec.item.is_record else f"obj.{name}" for name, spec in pairs]
+    wire = ["def wire(obj):", f"    return [{', '.join(parts)}]"]
+
+    source = "\n\n".join("\n".join(f) for f in (build, check, wire)) + "\n"
     exec(compile(source, f"<fields of {cls.__qualname__}>", "exec"), ns)  # noqa: S102
-    return Compiled(names, specs, ns["build"], ns["check"], source)
+    return Compiled(names, specs, ns["build"], ns["check"], ns["wire"], source)
 
 
 # --- what the catalogues and the types call ----------------------------------------------------
@@ -453,14 +460,7 @@ def check_each(cls: type, values: tuple[Any, ...], prefix: str = "") -> None:
 def to_wire(obj: Any) -> list[Any]:
     """A record's field array; nested records become their own arrays (msgpack writes a
     tuple as an array and a StrEnum member as its string, so nothing else changes)."""
-    done = compiled(type(obj))
-    out = [getattr(obj, name) for name in done.names]
-    for i, spec in enumerate(done.specs):
-        if spec.is_record:
-            out[i] = to_wire(out[i])
-        elif spec.item is not None and spec.item.is_record:
-            out[i] = [to_wire(x) for x in out[i]]
-    return out
+    return compiled(type(obj)).wire(obj)
 
 
 def describe(cls: type) -> list[tuple[str, str]]:
