@@ -85,6 +85,17 @@ class PeerDirection(StrEnum):
     OUTBOUND = "outbound"
 
 
+class AssumeValidState(StrEnum):
+    """What assume-valid sync is doing (services/p2p/assumevalid.py; `GET /status`'s
+    `assume_valid`)."""
+
+    OFF = "off"  # no block configured: every signature is verified
+    SEARCHING = "searching"  # no peer's headers have shown the block yet (walked each round)
+    FOUND = "found"  # a peer's headers hold it: synced blocks up to it skip signatures
+    MISSING = "missing"  # the last peer's chain does not hold it: synced in full from it
+    REACHED = "reached"  # our chain holds it: every later block is verified in full
+
+
 class PeerOutcome(StrEnum):
     """What an operator's `AddPeer` achieved (a refusal is an error, not an outcome)."""
 

@@ -20,8 +20,10 @@ from common.messages.authorities import (
     SetProposal,
 )
 from common.messages.control import (
+    ASSUME_VALID_OFF,
     AddPeer,
     AddPeerReply,
+    AssumeValidInfo,
     GetMining,
     GetPeers,
     MiningReply,
@@ -99,7 +101,9 @@ from common.messages.state import (
 )
 
 __all__ = [
+    "ASSUME_VALID_OFF",
     "AccountChange", "AccountReply", "AccountTxsReply", "AddPeer", "AddPeerReply",
+    "AssumeValidInfo",
     "AuthoritiesReply", "AuthorityChange", "GetAuthorities", "OpenProposal", "OwnProposal",
     "SetProposal",
     "BUS_VERSION", "BlockOutcome",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from common.fields import Range
+from common.fields import U63, OptHash32, Range
 from common.messages.envelope import Message, message
-from common.status import PeerDirection, PeerOutcome
+from common.status import AssumeValidState, PeerDirection, PeerOutcome
 
 MAX_ADD_PEER_WAIT_MS = 60_000
 
@@ -32,11 +32,28 @@ class PeerEntry(Message):
     connected_ms: int
 
 
+@message("assume_valid_info")
+class AssumeValidInfo(Message):
+    """Assume-valid sync (services/p2p/assumevalid.py) as p2p sees it: `target` the block
+    the operator vouched for (empty: off); `height` its height once a peer's headers showed
+    it or our chain holds it (0 before); `skipped` the transaction signatures not checked
+    and `blocks` the synced blocks that skipped them, since p2p started."""
+
+    target: OptHash32
+    state: AssumeValidState
+    height: U63
+    skipped: U63
+    blocks: U63
+
+
+ASSUME_VALID_OFF = AssumeValidInfo(b"", AssumeValidState.OFF, 0, 0, 0)
+
+
 @message("peers")
 class PeersReply(Message):
     """`endpoint` is where other nodes reach this one, in the form `AddPeer` takes
     (`tcp://host:port`, with `#<curve key hex>` when CurveZMQ is on); "" while p2p listens
-    nowhere dialable."""
+    nowhere dialable; `assume_valid` what assume-valid sync is doing."""
 
     peers: tuple[PeerEntry, ...]
     syncing: bool
@@ -44,6 +61,7 @@ class PeersReply(Message):
     node_id: bytes
     banned: int
     endpoint: str
+    assume_valid: AssumeValidInfo = ASSUME_VALID_OFF
 
 
 @message("add_peer")

@@ -2,7 +2,8 @@
 
 Two kinds of series:
 - **node-wide figures** (height, total weight, mempool, whether the next block is overdue,
-  offline authorities, peers, syncing, mining, state's event counts per topic) are read
+  offline authorities, peers, syncing, what assume-valid sync skipped, mining, state's
+  event counts per topic) are read
   from the services at scrape time, so every gateway and every worker reports the same
   values and nothing about them is stored here;
 - **gateway figures** are counted as they happen: requests and their latency per route,
@@ -37,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from common import messages as m
-from common.status import AuthorityState, ChainPace
+from common.status import AssumeValidState, AuthorityState, ChainPace
 from services.api.readiness import CHECKS, FAIL, Readiness
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -139,6 +140,8 @@ def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_
     gauge("ccoin_peers", "connected peers", len(peers.peers) if peers else 0)
     gauge("ccoin_syncing", "1 while p2p is syncing", 1 if peers and peers.syncing else 0)
     gauge("ccoin_peers_banned", "peers currently banned", peers.banned if peers else 0)
+    if peers is not None:
+        out.extend(assume_valid_families(peers.assume_valid))
     gauge("ccoin_mining", "1 when this node's miner is sealing",
           1 if mining and mining.enabled else 0)
     if mining is not None:
@@ -153,6 +156,24 @@ def node_families(status: m.StatusReply | None, peers: m.PeersReply | None, p2p_
         published.add_metric([topic.decode("ascii", "replace")], seq)
     out.append(published)
     return out
+
+
+def assume_valid_families(av: m.AssumeValidInfo) -> list[Any]:
+    """Assume-valid sync, from p2p's status (services/p2p/assumevalid.py): whether a block is
+    configured, and what sync skipped for it since p2p started."""
+    configured = GaugeMetricFamily("ccoin_sync_assume_valid", "1 when sync.assume_valid "
+                                   "names a block (GET /api/v1/status `assume_valid`)")
+    configured.add_metric([], 1 if av.target else 0)
+    reached = GaugeMetricFamily("ccoin_sync_assume_valid_reached", "1 once this node's chain "
+                                "holds the assumed block: later blocks are verified in full")
+    reached.add_metric([], 1 if av.state == AssumeValidState.REACHED else 0)
+    skipped = CounterMetricFamily("ccoin_sync_signatures_skipped", "transaction signatures "
+                                  "sync did not check under assume-valid, since p2p started")
+    skipped.add_metric([], av.skipped)
+    blocks = CounterMetricFamily("ccoin_sync_assume_valid_blocks", "synced blocks whose "
+                                 "signatures were not checked, since p2p started")
+    blocks.add_metric([], av.blocks)
+    return [configured, reached, skipped, blocks]
 
 
 def readiness_families(answer: Readiness) -> list[Any]:

@@ -16,7 +16,7 @@ import orjson
 from starlette.responses import Response
 
 from common.messages import StatusReply, TxReply
-from common.status import Direction, TipStatus, TxStatus
+from common.status import AssumeValidState, Direction, TipStatus, TxStatus
 from common.types import Account, Block, BlockOutline, Transaction
 from services.api.kinds import AnyJSON, Bool, Choice, Hex, Int, ListOf, Nullable, Text
 from services.api.schema import KEY_TYPE_NAMES
@@ -228,6 +228,28 @@ STORAGE_STATUS = Shape("Storage", [
 ])
 
 
+_SHOWN = (AssumeValidState.FOUND, AssumeValidState.REACHED)
+
+ASSUME_VALID_STATUS = Shape("AssumeValid", [
+    Field("block", MAYBE_HEX, "the block `sync.assume_valid` (or `ccoin node start "
+                              "--assume-valid`) vouches for; null when assume-valid is off",
+          src=lambda a: or_none(a.target)),
+    Field("state", Choice.of(AssumeValidState),
+          "off; searching: no peer's headers have shown the block yet (each sync round walks "
+          "them first); found: a peer's chain holds it at `height`, and synced blocks up to it "
+          "skip their signatures; missing: the last peer's chain does not hold it, so its "
+          "blocks are synced with every signature verified; reached: our chain holds it, and "
+          "every block after it is verified in full"),
+    Field("height", MAYBE_INT, "the block's height once found or reached (null before)",
+          src=lambda a: a.height if a.state in _SHOWN else None),
+    Field("signatures_skipped", INT, "transaction signatures sync did not check for it, "
+                                     "since p2p started (seals, Merkle roots, state roots and "
+                                     "balances were)", src="skipped"),
+    Field("blocks_skipped", INT, "synced blocks whose signatures were not checked, since p2p "
+                                 "started", src="blocks"),
+], doc="Assume-valid sync (README: Assume-valid sync).")
+
+
 def _consensus(status: StatusReply) -> str:
     return "poa" if status.poa else "pow"
 
@@ -260,6 +282,9 @@ STATUS_OUT = Shape("StatusOut", [
     Field("recent_signers", ListOf(HEX)),
     Field("mempool", MEMPOOL_STATUS, src=lambda status: status),
     Field("storage", STORAGE_STATUS, src=lambda status: status),
+    Field("assume_valid", Nullable(ASSUME_VALID_STATUS), "what assume-valid sync is doing; "
+                                                         "null when no p2p service answers",
+          src=None),
 ], examples=[{
     "network_id": 1337, "genesis": "7c" * 32, "height": 42, "head": "5e" * 32,
     "head_timestamp": 1767225600000, "total_weight": 84, "state_root": "2e" * 32,
@@ -270,7 +295,9 @@ STATUS_OUT = Shape("StatusOut", [
     "difficulty": 4, "authorities": ["3f" * 20], "recent_signers": ["3f" * 20],
     "mempool": {"count": 2, "bytes": 282, "ready": 2},
     "storage": {"ok": True, "problem": "", "free_bytes": 52613349376,
-                "min_free_bytes": 104857600}}])
+                "min_free_bytes": 104857600},
+    "assume_valid": {"block": "6a" * 32, "state": "reached", "height": 40000,
+                     "signatures_skipped": 1250000, "blocks_skipped": 40000}}])
 
 COUNT_OUT = Shape("CountOut", [Field("count", INT)], examples=[{"count": 43}])
 

@@ -16,7 +16,8 @@ reaches the hash, are verified in full.
 
 What a peer can do with this is bounded: it cannot put a block in the set that is not an
 ancestor of the hash the operator configured, so the trust is the operator's, as in Bitcoin.
-The functions here are pure; `AssumeValid` holds what the syncer learnt.
+The functions here are pure; `AssumeValid` holds what the syncer learnt, and `info` says it
+on the bus (p2p's `PeersReply`: `GET /api/v1/status`, `/metrics`, `ccoin status`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from common import consensus, errors, wire
+from common import consensus, errors, messages, wire
 from common.encoding import unpack
 from common.genesis import Genesis
+from common.status import AssumeValidState
 from common.types import BlockHeader
 
 # The most ancestors a headers phase collects (32 bytes and a set slot each: ~100 MB at the
@@ -86,14 +88,19 @@ class AssumeValid:
     """What sync knows about the assumed block `target` (on the chain of `genesis`).
 
     `assumed` holds the hashes whose signatures may be skipped, once a peer's headers showed
-    the target's ancestry; `reached` is set once our chain holds the target (nothing is left
-    to skip, the set is dropped); `skipped` counts the signatures not checked."""
+    the target's ancestry (at `height`); `reached` is set once our chain holds the target
+    (nothing is left to skip, the set is dropped); `missing` while the last headers walk
+    ended without it; `skipped` counts the signatures not checked, `blocks` the blocks that
+    skipped them."""
 
     target: bytes
     genesis: Genesis
     assumed: set[bytes] = field(default_factory=set)
     reached: bool = False
+    missing: bool = False
+    height: int = 0
     skipped: int = 0
+    blocks: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -103,17 +110,38 @@ class AssumeValid:
     def found(self) -> bool:
         return self.target in self.assumed
 
-    def learn(self, ancestors: frozenset[bytes]) -> None:
+    def learn(self, ancestors: frozenset[bytes], height: int) -> None:
+        """A peer's headers showed the target at `height`, with these ancestors."""
         self.assumed |= ancestors
+        self.height, self.missing = height, False
 
-    def skips(self, block_hash: bytes) -> bool:
-        """Whether the block with this hash may skip its signatures (and forget it: each
-        block is imported once; a block fetched again is verified in full)."""
+    def skips(self, block_hash: bytes, signatures: int) -> bool:
+        """Whether the block with this hash may skip its `signatures` (counted when it
+        does; and forget it: each block is imported once, one fetched again is verified in
+        full)."""
         if block_hash in self.assumed:
             self.assumed.discard(block_hash)
+            self.skipped += signatures
+            self.blocks += 1
             return True
         return False
 
-    def reach(self) -> None:
-        self.reached = True
+    def reach(self, height: int) -> None:
+        """Our chain holds the target, at `height`."""
+        self.reached, self.missing, self.height = True, False, height
         self.assumed.clear()
+
+    @property
+    def state(self) -> AssumeValidState:
+        if self.reached:
+            return AssumeValidState.REACHED
+        if self.height:  # shown by a peer (its blocks may still be on their way)
+            return AssumeValidState.FOUND
+        return AssumeValidState.MISSING if self.missing else AssumeValidState.SEARCHING
+
+
+def info(av: AssumeValid | None) -> messages.AssumeValidInfo:
+    """What assume-valid is doing, as p2p's status says it (off when `av` is None)."""
+    if av is None:
+        return messages.ASSUME_VALID_OFF
+    return messages.AssumeValidInfo(av.target, av.state, av.height, av.skipped, av.blocks)

@@ -2,7 +2,8 @@
 (docs/protocol.md §11, §13.9).
 
 - `GetPeers`: the ready links (oldest first), whether a sync round runs and to what height,
-  our node id, how many node ids are banned, and the endpoint other nodes reach us on.
+  our node id, how many node ids are banned, the endpoint other nodes reach us on, and what
+  assume-valid sync is doing (`assumevalid.info`).
 - `AddPeer`: dial a `tcp://host:port[#curve key]` now, keep it in the address book for
   good, and answer with what happened once it is known: linked (`AddPeerReply`: connected,
   or already connected), refused by either side (`PeerRefused` and its kinds: our own
@@ -31,6 +32,7 @@ from common.errors import (
 )
 from common.status import PeerOutcome
 from common.wire import ByeCode
+from services.p2p import assumevalid
 from services.p2p.book import AddressBook
 from services.p2p.discipline import Discipline
 from services.p2p.handshake import Identity
@@ -76,7 +78,7 @@ def refusal(endpoint: str, peer: Peer) -> CcoinError:
 class Control:
     def __init__(self, me: Identity, peers: PeerTable, book: AddressBook,
                  discipline: Discipline, syncer: Syncer, settings: P2PSettings, slots: Slots,
-                 dial: Dial) -> None:
+                 dial: Dial, assume: assumevalid.AssumeValid | None = None) -> None:
         self.me = me
         self.peers = peers
         self.book = book
@@ -85,6 +87,7 @@ class Control:
         self.settings = settings
         self.slots = slots
         self.dial = dial
+        self.assume = assume
 
     def handlers(self) -> dict[type[messages.Message], Any]:
         return {
@@ -97,7 +100,8 @@ class Control:
         peers = sorted(self.peers.ready(), key=lambda p: p.handshake.connected_ms)
         return messages.PeersReply(tuple(p.info() for p in peers), self.syncer.syncing,
                                    self.syncer.sync_target, self.me.node_id,
-                                   self.discipline.bans.count("node"), own_endpoint(self.me))
+                                   self.discipline.bans.count("node"), own_endpoint(self.me),
+                                   assumevalid.info(self.assume))
 
     # --- AddPeer ---------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ import zmq.asyncio
 
 from common import messages, wire
 from common.crypto import Signer
-from common.errors import CcoinError, Malformed
+from common.errors import CcoinError, Malformed, NotFound
 from common.genesis import Genesis
+from common.types import BlockOutline
 from common.wire import ByeCode
 from runtime import bus, buscurve
 from runtime.config import ConfigError, NodeConfig, load_genesis
@@ -111,7 +112,7 @@ class P2PNode:
         self.liveness = Liveness(self.chain, self.peers, self.discipline, timing,
                                  self.syncer.poke)
         self.control = Control(self.me, self.peers, self.book, self.discipline, self.syncer,
-                               settings, self.slots, self.dial)
+                               settings, self.slots, self.dial, self.assume)
         self.handlers: dict[type[wire.WireMessage], Handler] = {
             wire.Hello: self.handshake.on_hello,
             wire.HelloAck: self.handshake.on_ack,
@@ -381,10 +382,13 @@ class P2PNode:
     async def locator(self) -> tuple[bytes, ...]:
         return await self.chain.locator()
 
-    async def has_block(self, block_hash: bytes) -> bool:
-        reply = await self.state.request(messages.HasBlocks((block_hash,)),
-                                         messages.HasBlocksReply)
-        return reply.known == (True,)
+    async def height_of(self, block_hash: bytes) -> int | None:
+        try:
+            reply = await self.state.request(messages.GetBlock(0, block_hash),
+                                             messages.BlockReply)
+        except NotFound:
+            return None
+        return BlockOutline.decode(reply.block).height
 
     async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
         return await self.blocks.import_blocks(peer, raws)

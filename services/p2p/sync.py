@@ -82,8 +82,8 @@ class SyncHost(Protocol):
     def better(self, candidate: Tip, current: Tip) -> bool:
         """The fork-choice rule: whether `candidate` beats `current`."""
 
-    async def has_block(self, block_hash: bytes) -> bool:
-        """Whether state stores the block."""
+    async def height_of(self, block_hash: bytes) -> int | None:
+        """The block's height when state stores it, else None."""
 
     async def locator(self) -> tuple[bytes, ...]:
         """State's block locator of our main chain (head first, genesis last)."""
@@ -198,6 +198,11 @@ class Syncer:
         return self.host.better(peer.tip, self.host.tip)
 
     async def run(self) -> None:
+        try:  # a node restarted after syncing past the assumed block says so at once
+            await self.check_reached()
+        except CcoinError as exc:
+            log.warning("assume-valid: cannot ask state for block %s: %s",
+                        self.assume.target.hex() if self.assume else "", exc)
         while True:
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
@@ -265,6 +270,8 @@ class Syncer:
                 cursor = last
                 if last == reply.head or not self._ahead(peer):
                     break
+            if self.assume is not None and self.assume.height:  # shown by a peer: ours yet?
+                await self.check_reached()
         finally:
             self.state, self.target = SyncState.IDLE, None
             skipped = self.assume.skipped - skipped if self.assume is not None else 0
@@ -276,6 +283,17 @@ class Syncer:
 
     # --- assume-valid: the headers phase ----------------------------------------------------
 
+    async def check_reached(self) -> None:
+        """Whether our chain holds the assumed block now (then nothing more is skipped)."""
+        av = self.assume
+        if av is None or av.reached:
+            return
+        height = await self.host.height_of(av.target)
+        if height is not None:
+            av.reach(height)
+            log.info("assume-valid: block %s is ours (height %d): every signature is "
+                     "verified from here on", av.target.hex(), height)
+
     async def _find_assumed(self, peer: Peer) -> bool:
         """While our chain lacks the assumed block and no peer has shown its ancestry yet,
         walk `peer`'s headers from our locator on and learn the ancestry if it is there.
@@ -283,10 +301,8 @@ class Syncer:
         av = self.assume
         if av is None or not av.enabled or av.found:
             return True
-        if await self.host.has_block(av.target):
-            av.reach()
-            log.info("assume-valid: block %s is ours: every signature is verified from "
-                     "here on", av.target.hex())
+        await self.check_reached()
+        if av.reached:
             return True
         if peer.sync.assume_missing_at == peer.tip.total_weight:
             return True  # its chain did not have it, and has not changed since
@@ -316,7 +332,7 @@ class Syncer:
             found = (ancestry(run, av.target)
                      if any(h.hash == av.target for h in headers) else None)
             if found is not None:
-                av.learn(found)
+                av.learn(found, next(h.height for h in headers if h.hash == av.target))
                 log.info("assume-valid: block %s found on %s's chain, %d blocks above ours: "
                          "their signatures are not checked", av.target.hex(), peer.label,
                          len(found), extra={"peer": peer.label})
@@ -326,6 +342,7 @@ class Syncer:
             last = headers[-1]
             locator = (last.hash,)
         peer.sync.assume_missing_at = peer.tip.total_weight
+        av.missing = True
         log.info("assume-valid: block %s is not on %s's chain (%d headers above ours): "
                  "syncing from it with every signature verified", av.target.hex(),
                  peer.label, len(run), extra={"peer": peer.label})

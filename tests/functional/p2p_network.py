@@ -4,11 +4,13 @@ Whole-network behaviour only; one node's handshake, relay, discipline, sync mach
 control socket are tested in-process (tests/unit/services/p2p/).
 
 One network for the module: node A (state + p2p + miner, a block every 200 ms) starts with
-1,000 blocks already in its chain; node B (state + p2p) starts late with an empty one, so
-it has to catch up by itself. The tests then watch blocks and transactions flow between
-them and reorganise both nodes onto a heavier fork a scripted peer shows B
-(tests/framework/scripted_peer.py). Curve links, discovery and equal-weight forks run on
-pairs of their own.
+1,000 blocks already in its chain, the first 40 with a transfer each; node B (state + p2p +
+api) starts late with an empty one, so it has to catch up by itself, with assume-valid on
+A's block 20 (`sync.assume_valid`): its REST API then says the 20 signatures up to it were
+not checked, and that count stays put while the blocks above it come, by sync or live. The
+tests then watch blocks and transactions flow between them and reorganise both nodes onto a
+heavier fork a scripted peer shows B (tests/framework/scripted_peer.py). Curve links,
+discovery and equal-weight forks run on pairs of their own.
 
 Every wait is `wait_until` with `NOT_YET`: a bus error (a block or transaction not there
 yet, a node still busy) counts as "not yet", and the last one is reported at the deadline.
@@ -47,6 +49,9 @@ from tools.devchain import DevChain
 log = logging.getLogger("test_p2p")
 
 HISTORY = 1000  # blocks A has before B first starts
+PAID = 40  # the first history blocks carry a transfer each
+ASSUMED_AT = 20  # B assumes valid A's history block at this height
+SINK = bytes.fromhex("5a" * 20)  # where the history's transfers go
 NOT_YET = (CcoinError,)  # what `wait_until` takes for "not yet" here (see the docstring)
 
 
@@ -63,11 +68,23 @@ class Net:
     builder: ChainBuilder  # A's first HISTORY blocks
     a: TestNode
     b: TestNode
+    assumed: bytes  # the block B's assume-valid names: A's history block ASSUMED_AT
 
     def start_b(self) -> TestNode:
         if "p2p" not in self.b.procs:
-            self.b.start("state", "p2p")
+            self.b.start("state", "p2p", "api")
         return self.b
+
+    def assume_valid(self) -> dict[str, Any]:
+        """What assume-valid did on B, as its REST API says (GET /api/v1/status)."""
+        doc: dict[str, Any] = self.b.client.status().doc["assume_valid"]
+        return doc
+
+    def assumed_status(self) -> dict[str, Any]:
+        """B's `assume_valid` once it synced past the assumed block: the signatures of the
+        transfers up to it skipped, one a block; none above it."""
+        return {"block": self.assumed.hex(), "state": "reached", "height": ASSUMED_AT,
+                "signatures_skipped": ASSUMED_AT, "blocks_skipped": ASSUMED_AT}
 
     def scripted(self, node: TestNode, **kwargs: object) -> ScriptedPeer:
         status = node.status()
@@ -90,15 +107,21 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     dev = a.chain
     genesis = load_genesis(dev.genesis_path)
     builder = ChainBuilder(genesis, Signer(dev.validator))
-    history = builder.extend(HISTORY)
-    b = TestNode.sharing_chain(a, base / "b", name="b")
+    payer = Signer(dev.developer)
+    history = [builder.next((Transaction.create(payer, chain_id=genesis.network_id,
+                                                nonce=nonce, to=SINK, amount=1, fee=1),))
+               for nonce in range(PAID)]
+    history += builder.extend(HISTORY - PAID)
+    assumed = history[ASSUMED_AT - 1]
+    b = TestNode.sharing_chain(a, base / "b", name="b",
+                               config={"sync": {"assume_valid": assumed.hash.hex()}})
     b.enable_p2p(bootnodes=(f"tcp://127.0.0.1:{port_a}",))
     codes: dict[str, int | None] = {}
     try:
         a.start("state")
         submit_blocks(a, history)
         a.start("p2p", "miner")
-        yield Net(base, dev, genesis, builder, a, b)
+        yield Net(base, dev, genesis, builder, a, b, assumed.hash)
     finally:
         try:
             codes.update({f"a.{s}": code for s, code in a.stop().items()})
@@ -124,6 +147,14 @@ def test_a_late_node_catches_up_by_itself(net: Net) -> None:
     assert not b_peers.syncing and b_peers.banned == 0
     assert "syncing from" in b.log("p2p")
     assert "unreachable" in net.a.log("p2p")  # its discovery is down, and it works anyway
+    # assume-valid, through B's REST API: the transfers up to the assumed block skipped
+    # their signature checks, the 20 above it did not (the count would say 40)
+    wait_until(lambda: net.assume_valid()["state"] == "reached", timeout=10,
+               what="B past the assumed block", ignore=NOT_YET)
+    assert net.assume_valid() == net.assumed_status()
+    metrics = b.http.get("/metrics").text
+    assert f"ccoin_sync_signatures_skipped_total {float(ASSUMED_AT)}" in metrics
+    assert "ccoin_sync_assume_valid 1.0" in metrics
 
 
 def test_blocks_sealed_on_a_reach_b(net: Net) -> None:
@@ -169,6 +200,7 @@ def test_a_transaction_sent_to_b_is_mined_by_a(net: Net) -> None:
     wait_until(lambda: b.request("state", m.GetTx(tx.id), m.TxReply).status == "confirmed",
                timeout=10, what="the block with it on B", ignore=NOT_YET)
     assert b.request("state", m.GetAccount(to), m.AccountReply).balance == 1234
+    assert net.assume_valid() == net.assumed_status()  # its live block was verified
 
 
 def test_a_heavier_fork_from_a_peer_reorganises_both_nodes(net: Net) -> None:
@@ -193,6 +225,7 @@ def test_a_heavier_fork_from_a_peer_reorganises_both_nodes(net: Net) -> None:
     net.in_step()
     assert net.a.status().height >= fork.head.height
     peer.close()
+    assert net.assume_valid() == net.assumed_status()  # the synced branch skipped nothing
 
 
 def test_curve_links_and_the_allow_list(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from runtime.keystore import Keystore
 from tools.cli.util import (
     CliError,
     Location,
+    assume_valid_line,
     choose_node,
     data_arg,
     locate,
@@ -182,6 +183,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     pool = st.get("mempool")
     if isinstance(pool, dict):
         rows.append(("mempool", f"{pool.get('count', 0)} txs, {pool.get('bytes', 0)} bytes"))
+    assumed = assume_valid_line(st)
+    if assumed:
+        rows.append(("assume_valid", assumed))
     print_fields(rows)
     return 0
 

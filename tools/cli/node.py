@@ -24,6 +24,7 @@ from tools.cli.util import (
     CliError,
     Location,
     api_url_of,
+    assume_valid_line,
     block_hash_arg,
     check_port_free,
     init_command,
@@ -269,14 +270,21 @@ def _uptime(seconds: int) -> str:
     return f"{h}:{m:02}:{s:02}"
 
 
-def readiness_line(config: NodeConfig) -> str:
-    """The node's readiness (`GET /api/v1/ready`) in one line, or why it is unknown."""
-    url = api_url_of(config)
+def api_lines(config: NodeConfig) -> list[str]:
+    """What the node's API says of it, a line each: its readiness (`GET /api/v1/ready`, or
+    why it is unknown) and, when assume-valid is on, what sync skipped for it (`GET
+    /api/v1/status`: `node start --assume-valid` is in no config file `node status` reads)."""
+    lines: list[str] = []
     try:
-        with Client(url, timeout=READY_TIMEOUT) as api:
-            return api.ready().line()
+        with Client(api_url_of(config), timeout=READY_TIMEOUT) as api:
+            lines.append(f"readiness: {api.ready().line()}")
+            assumed = assume_valid_line(api.status().doc)
+            if assumed:
+                lines.append(f"assume-valid: {assumed}")
     except CcoinError as exc:
-        return f"unknown ({exc.message})"
+        if not lines:  # a status that fails after the readiness is said by that line
+            lines.append(f"readiness: unknown ({exc.message})")
+    return lines
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -296,7 +304,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         attached = buscurve.attachment(config.endpoint("state"), config.bus_plaintext_loopback)
         if attached:
             print(f"chain host: {attached}")
-        print(f"readiness: {readiness_line(config)}")
+        for line in api_lines(config):
+            print(line)
     return 0
 
 

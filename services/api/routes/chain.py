@@ -45,7 +45,7 @@ async def status(gw: Gateway = GW) -> Response:
         version=__version__, p2p=peers is not None,
         peers=len(peers.peers) if peers else 0, syncing=bool(peers and peers.syncing),
         p2p_endpoint=peers.endpoint or None if peers else None,
-        chain_host=gw.attached or None))
+        chain_host=gw.attached or None, assume_valid=peers.assume_valid if peers else None))
 
 
 @router.get("/blocks/count", response_model=replies.COUNT_OUT.model, tags=["chain"])

@@ -175,12 +175,13 @@ class StateNode:
 @asynccontextmanager
 async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
                      config: dict[str, Any] | None = None, genesis: Genesis | None = None,
-                     p2p: bool = False, **api: Any) -> AsyncIterator[StateNode]:
+                     p2p: bool = False, p2p_settings: Mapping[str, Any] | None = None,
+                     **api: Any) -> AsyncIterator[StateNode]:
     """The gateway app over a real state service (inproc://), accounts `funded`; `config`
     adds sections to the node config (its `endpoints` replace the defaults they name: a
     stand-in miner, say), `api` settings to its `api` section; `genesis` replaces the
     proof-of-work dev chain; `p2p` starts the real p2p node as well (its maintenance tick
-    left to the test)."""
+    left to the test; `p2p_settings` replace its `P2PSettings` fields)."""
     tag = os.urandom(4).hex()
     run_dir = tmp_path / "run"
     p2p_control = f"inproc://p2p-control-{tag}" if p2p else f"ipc://{run_dir}/no-p2p.sock"
@@ -208,7 +209,7 @@ async def state_node(tmp_path: Path, *, funded: tuple[bytes, ...] = (),
     if p2p:
         settings = P2PSettings(listen="tcp://127.0.0.1:0", state=node_config.endpoint("state"),
                                events=node_config.endpoint("events"), control=p2p_control,
-                               timing=Timing(tick=3600.0))
+                               timing=Timing(tick=3600.0), **(p2p_settings or {}))
         node = P2PNode(settings, genesis, ctx, Signer(PrivateKey.generate(KeyType.ED25519)))
         await node.start()
     try:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from common import consensus, errors, wire
+from common import messages as m
+from common.status import AssumeValidState
 from common.types import Block
 from services.p2p.assumevalid import BrokenRun, ancestry, check_run, decode_header
 from tests.framework import rules
@@ -105,6 +107,10 @@ async def test_blocks_below_the_assumed_one_skip_signatures_and_those_above_do_n
         assert f"{6 * TXS_PER_BLOCK} signatures skipped under assume-valid" in caplog.text
         status = await net.state("a").status()
         assert status.height == 10  # state checked every state root and balance meanwhile
+        # p2p's status says it all: the block, where it is, what was skipped for it
+        reply = await net.control("a").request(m.GetPeers(), m.PeersReply)
+        assert reply.assume_valid == m.AssumeValidInfo(
+            assumed.hash, AssumeValidState.REACHED, 6, 6 * TXS_PER_BLOCK, 6)
 
 
 @pytest.mark.anyio
@@ -134,6 +140,9 @@ async def test_a_forged_signature_on_another_branch_below_the_assumed_height_is_
         assert "transaction 1 has a bad signature" in bye.reason
         assert node.assume is not None and node.assume.skipped == 0
         assert "is not on" in caplog.text  # said once: the assumed block is not on its chain
+        reply = await net.control("a").request(m.GetPeers(), m.PeersReply)
+        assert reply.assume_valid == m.AssumeValidInfo(
+            main[5].hash, AssumeValidState.MISSING, 0, 0, 0)
         assert (await net.state("a").status()).height == 3  # the good block before it only
 
 
@@ -155,6 +164,8 @@ async def test_a_header_with_a_bad_seal_costs_the_peer_and_nothing_is_assumed(
         assert bye.code == wire.ByeCode.BANNED and "bad header" in bye.reason
         assert node.assume is not None and not node.assume.found
         assert not any(isinstance(m, wire.GetBlocks) for m in peer.received)  # round over
+        reply = await net.control("a").request(m.GetPeers(), m.PeersReply)
+        assert reply.assume_valid.state == AssumeValidState.SEARCHING  # nothing learnt
 
 
 @pytest.mark.anyio
@@ -195,3 +206,37 @@ async def test_once_our_chain_holds_the_assumed_block_no_headers_are_walked(
         assert node.assume is not None and node.assume.reached and node.assume.skipped == 0
         assert node.verifier.signature_checks == 2 * TXS_PER_BLOCK  # blocks 4 and 5
         assert not any(isinstance(m, wire.GetHeaders) for m in peer.received)
+        reply = await net.control("a").request(m.GetPeers(), m.PeersReply)
+        assert reply.assume_valid == m.AssumeValidInfo(
+            blocks[2].hash, AssumeValidState.REACHED, 3, 0, 0)
+
+
+@pytest.mark.anyio
+async def test_a_node_that_holds_the_assumed_block_when_it_starts_says_so_at_once(
+        tmp_path: Path) -> None:
+    """A node restarted after syncing past the assumed block: no peer, no sync round, and
+    its status says the block is reached (not still searched for)."""
+    async with LocalNet(tmp_path) as net:
+        blocks = _chain(rules.Chain(net.genesis), 3)
+        await net.state("a").submit_blocks(blocks)
+        node = await net.node("a", assume_valid=blocks[1].hash)
+        control = net.control("a")
+
+        async def reached() -> bool:
+            reply = await control.request(m.GetPeers(), m.PeersReply)
+            return reply.assume_valid.state == AssumeValidState.REACHED
+
+        await wait_until_async(reached, timeout=5, what="the assumed block reached")
+        reply = await control.request(m.GetPeers(), m.PeersReply)
+        assert reply.assume_valid == m.AssumeValidInfo(
+            blocks[1].hash, AssumeValidState.REACHED, 2, 0, 0)
+        assert node.syncer.rounds == 0
+
+
+@pytest.mark.anyio
+async def test_without_assume_valid_the_status_says_off(tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        await net.node("a")
+        reply = await net.control("a").request(m.GetPeers(), m.PeersReply)
+        assert reply.assume_valid == m.ASSUME_VALID_OFF
+        assert reply.assume_valid.state == AssumeValidState.OFF and not reply.assume_valid.target

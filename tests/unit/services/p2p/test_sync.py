@@ -71,8 +71,8 @@ class Host:
     async def refresh_tip(self) -> None:
         return None
 
-    async def has_block(self, block_hash: bytes) -> bool:
-        return False
+    async def height_of(self, block_hash: bytes) -> int | None:
+        return None
 
     def punish(self, peer: Peer, points: int, why: str) -> None:
         self.punished.append((peer, points, time.monotonic()))

@@ -1,4 +1,5 @@
-"""`ccoin peers add`, `ccoin peers` and `ccoin status` (tools/cli/network.py, client.py)
+"""`ccoin peers add`, `ccoin peers` and `ccoin status` (tools/cli/network.py, client.py; its
+assume-valid line, and `ccoin node status`'s)
 against a node served in this process: the gateway under uvicorn on a loopback port, over
 the real state and p2p services (tests/unit/services/api/support.py), with a test peer for
 the node to dial. The command runs in a thread while the event loop serves it."""
@@ -12,11 +13,15 @@ from pathlib import Path
 import uvicorn
 
 from common import wire
+from runtime.config import parse_config
 from tests.conftest import Run, one_line_error
 from tests.framework.util import wait_until_async
 from tests.framework.wire_peer import WirePeer
 from tests.unit.services.api.support import CHAIN, state_node
 from tests.unit.services.api.support import run as run_async
+from tools.cli.node import api_lines
+
+ASSUMED = bytes.fromhex("6a" * 32)  # a block the node never finds: assume-valid searching
 
 
 def free_port() -> int:
@@ -29,7 +34,8 @@ def test_peers_add_prints_the_outcome_and_status_the_endpoint(run: Run, tmp_path
     cli = run
 
     async def scenario() -> None:
-        async with state_node(tmp_path, p2p=True) as node:
+        async with state_node(tmp_path, p2p=True, p2p_settings={"assume_valid": ASSUMED}) \
+                as node:
             assert node.p2p is not None
             port = free_port()
             server = uvicorn.Server(uvicorn.Config(node.app, host="127.0.0.1", port=port,
@@ -71,6 +77,15 @@ def test_peers_add_prints_the_outcome_and_status_the_endpoint(run: Run, tmp_path
                 listen = node.p2p.me.listen
                 code, out, _ = await asyncio.to_thread(cli, "status", *api)
                 assert f"p2p_endpoint  {listen}\n" in out
+                assert (f"assume_valid  block {ASSUMED.hex()} not found yet in the peers' "
+                        "headers; 0 signatures skipped in 0 blocks\n") in out
+                # `ccoin node status` asks the same gateway, after its services' states
+                local = parse_config({"app": {"base_path": str(tmp_path / "cli")},
+                                      "api": {"host": "127.0.0.1", "port": port}})
+                lines = await asyncio.to_thread(api_lines, local)
+                assert lines[0].startswith("readiness: ")
+                assert lines[1:] == [f"assume-valid: block {ASSUMED.hex()} not found yet in "
+                                     "the peers' headers; 0 signatures skipped in 0 blocks"]
                 code, out, _ = await asyncio.to_thread(cli, "peers", *api)
                 assert out.rstrip().endswith(f"reachable at {listen}")
                 for p in (peer, stranger):
