@@ -251,9 +251,11 @@ class Client:
         return str(body.get("id", tx.id.hex())) if isinstance(body, dict) else tx.id.hex()
 
     def submit_batch(self, txs: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """POST many signed transactions; return the node's per-item results. The body is
-        encoded with orjson: a bench or a wallet posts thousands at a time."""
-        content = orjson.dumps({"txs": [tx_to_json(tx) for tx in txs]})
+        """POST many signed transactions; return the node's per-item results. Each goes in
+        its raw form (the hex of its canonical encoding), which the node decodes in one step
+        instead of checking nine fields and encoding them again, and the body is encoded
+        with orjson: a bench or a wallet posts thousands at a time."""
+        content = orjson.dumps({"txs": [{"raw": tx.raw.hex()} for tx in txs]})
         body = self.request("POST", "/api/v1/txs/batch", content=content,
                             headers={"content-type": "application/json"})
         results = body.get("results") if isinstance(body, dict) else body

@@ -10,9 +10,11 @@ import ssl
 import httpx
 import pytest
 
-from client import Client
+from client import Client, sign_transfer
 from client.http import tls_context
+from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import BadSignature, CcoinError, TxTimeout
+from services.api import schema
 
 
 def test_client_error_shapes() -> None:
@@ -73,3 +75,17 @@ def test_the_shared_tls_context_still_verifies_certificates() -> None:
     # made once per process for speed; it must stay httpx's verifying default
     assert tls_context() is tls_context()
     assert tls_context().verify_mode == ssl.CERT_REQUIRED and tls_context().check_hostname
+
+
+def test_a_batch_goes_in_a_form_the_gateway_reads_back() -> None:
+    signer = Signer(PrivateKey.generate(KeyType.ED25519))
+    txs = [sign_transfer(signer, chain_id=9, nonce=n, to=b"\x05" * 20, amount=7, fee=1,
+                         data=b"\x00" * n) for n in range(3)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert schema.parse_batch(request.content, 9) == txs
+        return httpx.Response(202, json={"results": [{"id": t.id.hex(), "status": "accepted"}
+                                                     for t in txs], "accepted": len(txs)})
+
+    with Client("http://x", transport=httpx.MockTransport(handler)) as c:
+        assert [r["id"] for r in c.submit_batch(txs)] == [t.id.hex() for t in txs]
