@@ -18,7 +18,7 @@ Timing policy (`plan`), with `interval` = genesis `interval_ms` and `parent` = t
   looks at the status as it does while waiting, and says so again when sealing resumes.
 
 The miner never spins: it sleeps until its next decision time, wakes on a `head` event, a
-`txs` event (new transactions may have filled a block; at most one look every 20 ms) or a
+`txs` event that may have filled a block (at most one look every 20 ms) or a
 control request, and while waiting polls `GetStatus` at least every 200 ms. The HashCash
 search runs in chunks of `CHUNK` nonces, yielding to the event loop between chunks, and is
 dropped when a new head arrives or mining is switched off.
@@ -51,8 +51,8 @@ log = logging.getLogger("ccoin.miner")
 
 CHUNK = 20_000  # nonces per proof-search slice: ~20-40 ms of hashing between yields
 POLL_MS = 200  # longest sleep while waiting: how often the pool size is looked at
-# After new transactions the pool is looked at again within this, not at every event:
-# single submissions come by the thousand per second, each a `txs` event.
+# New transactions that may fill a block get the pool looked at within this, not at every
+# event: batches come by the dozen per second, each a `txs` event.
 TXS_LOOK_MS = 20
 BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 5.0
@@ -163,6 +163,10 @@ class Miner:
         self._wake = asyncio.Event()
         self._last_look = 0.0  # monotonic s: when the loop last asked state for its status
         self._look_soon: asyncio.TimerHandle | None = None
+        # the pool's ready count at the last look, and the transactions announced since: an
+        # upper bound on what is ready now (some may wait for a nonce, some have left)
+        self._ready_seen = 0
+        self._added_since = 0
         self._head_events = 0
         self._event_head = b""
         self._delay: tuple[bytes, int] = (b"", 0)
@@ -230,8 +234,8 @@ class Miner:
 
     async def _listen(self) -> None:
         """Head events wake the loop; stale work is dropped by comparing heads. New
-        transactions wake it too (`_on_txs`): a pool that fills a block is sealed at once,
-        not at the next poll.
+        transactions that may fill a block wake it too (`_on_txs`): a full pool is sealed at
+        once, not at the next poll.
 
         A lost event (PUB drops at its high-water mark) costs at most one status poll, so
         sequence gaps need no handling here."""
@@ -244,14 +248,19 @@ class Miner:
                     self._head_events += 1
                     self._wake.set()
                 elif isinstance(event.message, messages.TxsEvent):
-                    self._on_txs()
+                    self._on_txs(len(event.message.ids))
         finally:
             if self._look_soon is not None:
                 self._look_soon.cancel()
             events.close()
 
-    def _on_txs(self) -> None:
-        """Wake the loop to look at the pool, at most once every `TXS_LOOK_MS`."""
+    def _on_txs(self, added: int) -> None:
+        """`added` transactions entered the pool: if it may now fill a block, wake the loop
+        to look, at most once every `TXS_LOOK_MS`. Below that nothing is asked of state:
+        single submissions come by the thousand per second."""
+        self._added_since += added
+        if self._ready_seen + self._added_since < self.genesis.max_bound:
+            return
         if self._look_soon is not None:
             return  # a look is due already
         wait = TXS_LOOK_MS / 1000 - (time.monotonic() - self._last_look)
@@ -281,9 +290,12 @@ class Miner:
                 await self._wake.wait()
                 continue
             try:
-                self._last_look = time.monotonic()
+                # counted from before the question: what arrives meanwhile may be counted
+                # twice (a needless look), never missed
+                self._last_look, self._added_since = time.monotonic(), 0
                 status = await self.state.request(messages.GetStatus(), messages.StatusReply,
                                                   timeout=STATUS_TIMEOUT_S, retries=0)
+                self._ready_seen = status.ready_count
                 now = self.clock()
                 decision = plan(self.genesis, status, self.address, now, self._delay_for(status))
                 if decision.seal:

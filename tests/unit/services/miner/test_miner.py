@@ -314,7 +314,9 @@ def test_new_transactions_that_fill_a_block_are_built_without_waiting_for_a_poll
         assert state.templates == []
         state.ready = genesis.max_bound
         assert state.pub is not None
-        state.pub.publish(b"txs", messages.TxsEvent((b"t" * 32,)))
+        # the event names enough new transactions to fill a block
+        state.pub.publish(b"txs", messages.TxsEvent(tuple(bytes([i]) * 32
+                                                          for i in range(genesis.max_bound))))
         await wait_until_async(lambda: len(state.templates) == 1, timeout=5,
                                what="a template for the full block after the txs event")
 
