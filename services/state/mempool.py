@@ -125,8 +125,8 @@ class Mempool:
         return queue.next_nonce() if queue is not None else account.nonce
 
     def ready_count(self) -> int:
-        if self._ready_count is None:
-            self._ready_count = sum(sum(1 for _ in q.ready()) for q in self.senders.values())
+        if self._ready_count is None:  # a sender's ready run ends at its next nonce (cached)
+            self._ready_count = sum(q.next_nonce() - q.base_nonce for q in self.senders.values())
         return self._ready_count
 
     def add(self, tx: Transaction, account: Account) -> list[Removed]:
@@ -142,6 +142,7 @@ class Mempool:
         if queue is None:
             queue = SenderQueue(account.nonce)
         queue.rebase(account.nonce)
+        self._ready_count = None  # the rebase may have moved it, even if this add fails
         ready_end = queue.next_nonce()
         if tx.nonce >= ready_end + self.max_future:
             raise errors.NonceGap(f"nonce {tx.nonce} is more than {self.max_future} ahead of "

@@ -144,8 +144,8 @@ def test_pages_in_arrival_order_at_any_offset(offset: int, limit: int, want: lis
 
 def test_each_sender_queue_keeps_its_top_nonce_and_total_cost_under_any_sequence() -> None:
     """Random adds (gaps, replacements, a full pool evicting), removals and inclusions: after
-    each, every sender's cached highest nonce and total cost equal what its transactions
-    say (they keep adding to a long queue O(1))."""
+    each, every sender's cached highest nonce and total cost, and the pool's ready count,
+    equal what its transactions say (they keep adding to a long queue O(1))."""
     rng = random.Random(16)
     p = pool(max_count=40)
     nonces = {s: 0 for s in (1, 2, 3)}  # each sender's confirmed nonce
@@ -170,3 +170,5 @@ def test_each_sender_queue_keeps_its_top_nonce_and_total_cost_under_any_sequence
         for queue in p.senders.values():
             assert queue.top == max(queue.txs, default=-1), step
             assert queue.total_cost == sum(tx.cost for tx in queue.txs.values()), step
+        # the ready count, read from each queue's cached run end, is the ready transactions'
+        assert p.ready_count() == sum(1 for q in p.senders.values() for _ in q.ready()), step
