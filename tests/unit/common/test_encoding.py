@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 import pytest
@@ -39,6 +40,20 @@ def test_pack_rejects_unencodable_values_as_malformed() -> None:
         with pytest.raises(Malformed) as info:
             pack(value)
         assert info.value.code == "malformed"
+
+
+def test_a_failed_pack_leaves_nothing_for_the_next() -> None:
+    # packers are reused: half a value written before the failure must not lead the next
+    with pytest.raises(Malformed):
+        pack([b"\x07" * 300, object()])
+    assert pack([1]) == b"\x91\x01"
+
+
+def test_threads_packing_at_once_each_get_their_own_values() -> None:
+    values = [[bytes([t]) * (50 + i), i] for t in range(4) for i in range(500)]
+    with ThreadPoolExecutor(4) as pool:
+        packed = list(pool.map(pack, values))
+    assert packed == [msgpack.packb(v, use_bin_type=True) for v in values]
 
 
 def test_unpack_returns_tuples_and_round_trips() -> None:
