@@ -237,9 +237,22 @@ def transactions_up_to(api: str, height: int) -> int:
     return total
 
 
+def p2p_log(config: Path) -> str:
+    path = load_config(config).log_dir / "p2p.log"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def wait_sync_start(config: Path, what: str) -> None:
+    """Until the node's p2p log says its first sync began: the start of the window whose
+    CPU is counted (the API's peer count is a status the gateway caches for a second, long
+    next to a sync of a second or two)."""
+    wait_until(lambda: '"syncing from ' in p2p_log(config), PEER_TIMEOUT,
+               f"the {what} node never began to sync", poll=FAST_POLL)
+
+
 def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result) -> None:
-    """A fresh node, started empty, catches up with the first; timed from its first peer
-    link (and from its start) to its height reaching the first node's."""
+    """A fresh node, started empty, catches up with the first; timed from its first sync's
+    start (and from its start) to its height reaching the first node's."""
     target = height_of(net.nodes[0].api_url)
     total_txs = transactions_up_to(net.nodes[0].api_url, target)
     progress(f"a fresh node syncs {target} blocks ({total_txs} transactions)...")
@@ -248,9 +261,7 @@ def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result) -> N
     procs.append(start_node(fresh.config_path, "basic"))
     wait_healthy(fresh.api_url)
     with Client(fresh.api_url, timeout=10) as node:
-        # p2p started and shook hands: the catching up begins
-        wait_until(lambda: node.status().peers > 0, PEER_TIMEOUT,
-                   "the fresh node found no peer", poll=FAST_POLL)
+        wait_sync_start(fresh.config_path, "fresh")
         cpu0 = [process_tree_cpu(p.pid) for p in procs]
         t_sync = time.monotonic()
         wait_until(lambda: node.status().height >= target, SYNC_TIMEOUT,
@@ -261,6 +272,7 @@ def sync(net: Devnet, procs: list[subprocess.Popen[bytes]], result: Result) -> N
             result.sync_cpu[f"{role} {name}"] = used - before.get(name, 0.0)
     result.sync_boot_seconds = time.monotonic() - t_boot
     result.sync_blocks, result.sync_txs = target, total_txs
+    result.sync_log_seconds = logged_sync_seconds(p2p_log(fresh.config_path), target)
 
 
 def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
@@ -279,8 +291,7 @@ def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
     try:
         wait_healthy(fresh.api_url)
         with Client(fresh.api_url, timeout=10) as node:
-            wait_until(lambda: node.status().peers > 0, PEER_TIMEOUT,
-                       "the assume-valid node found no peer", poll=FAST_POLL)
+            wait_sync_start(fresh.config_path, "assume-valid")
             cpu0 = [process_tree_cpu(p.pid) for p in (*procs, proc)]
             t_sync = time.monotonic()
             wait_until(lambda: node.status().height >= target, SYNC_TIMEOUT,
@@ -295,22 +306,17 @@ def sync_assume_valid(net: Devnet, procs: list[subprocess.Popen[bytes]],
     finally:
         stop_node(proc)
     # the p2p log says what was skipped (proof that the blocks did skip their signatures),
-    # and when each sync began and ended, closer than the API's cached peer count can
-    log = load_config(fresh.config_path).log_dir / "p2p.log"
-    text = log.read_text(errors="replace") if log.is_file() else ""
+    # and when the sync began and ended, closer than polling the API can
+    text = p2p_log(fresh.config_path)
     result.av_skipped = sum(int(n) for n in AV_SKIPPED.findall(text))
     result.av_log_seconds = logged_sync_seconds(text, target)
-    full = load_config(net.nodes[1].config_path).log_dir / "p2p.log"
-    if full.is_file():
-        result.sync_log_seconds = logged_sync_seconds(full.read_text(errors="replace"),
-                                                      result.sync_blocks)
 
 
-def logged_sync_seconds(p2p_log: str, target: int) -> float:
+def logged_sync_seconds(text: str, target: int) -> float:
     """From a p2p log (JSON lines): the first sync's start to the end of the sync that took
     the node to `target` or above; 0.0 when the log does not say."""
     start = None
-    for line in p2p_log.splitlines():
+    for line in text.splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
