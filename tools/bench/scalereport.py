@@ -28,25 +28,31 @@ FINDINGS = """
   through mmap, so every page a read touches (with the kernel's fault-around, 64 KiB at a
   time) counts in state's RSS until the table is closed: random account and history
   reads over a chain of hundreds of MiB map in more of it. Those pages are the OS page
-  cache, shared and dropped under memory pressure, but VmHWM counts them, so the total
-  misses the goal at 1M accounts while the anonymous memory (what the processes
-  themselves allocate) stays far below it (the rows above). State keeps at most 128
-  tables open (`MAX_OPEN_FILES`, services/state/store.py; LevelDB's default is 1,000),
-  which bounds the mapped part: at 1M accounts state's peak was 384 MiB with 1,000 open
-  tables, ~250 with 128 at the same end-to-end rate, and 139 with 64, but with 64 the
-  end-to-end rate fell by a third (tables reopened on reads: 162 µs of state CPU a
-  transfer against 110), so 128 it is.
-- **End to end slows with the chain, and the whole difference is state's CPU**: per e2e
-  transfer state used ~33 µs on the new chain, ~36 at 10k, ~60 at 100k and ~86 at 1M
-  accounts, while the api's stayed at ~60 (the CPU row). The e2e transfers touch only
-  their own 1,000 accounts, so this is the cost of the database's size: LevelDB compacts
-  each write through more levels. A third of state's CPU at 1M accounts was snappy
-  compressing tables again at every compaction (perf), for data that hardly compresses
-  (hashes, keys, signatures), so state stores its tables uncompressed: 114 -> 86 µs a
-  transfer at 1M (0.72 -> 0.83 of the new chain's rate), for ~5% more disk. Ruled out at
-  100k by measurement: LevelDB Bloom filters (102 vs 106 µs) and compaction left pending
-  by the build (103 vs 114 µs); a 32 MiB write buffer (LevelDB's default is 4) made it
-  slower (135 µs at 1M).
+  cache, shared and dropped under memory pressure, but VmHWM counts them; the anonymous
+  memory (what the processes themselves allocate) stays far below (the rows above). State
+  keeps at most 128 tables open (`MAX_OPEN_FILES`, services/state/store.py; LevelDB's
+  default is 1,000), which bounds the mapped part: at 1M accounts state's peak was 384 MiB
+  with 1,000 open tables, ~250 with 128 at the same end-to-end rate, and 139 with 64, but
+  with 64 the end-to-end rate fell by a third (tables reopened on reads: 162 µs of state
+  CPU a transfer against 110), so 128 it is. Every service but the api also went down by
+  ~8-9 MiB when `cryptography` and httpx became imports made only when an RSA key, a key
+  file, discovery or a peer URL needs them (the total at 1M: 409 -> 334 MiB over the
+  runs that brought these changes).
+- **End to end slows with the chain, and the difference is state's CPU** (the CPU row).
+  The e2e transfers touch only their own 1,000 accounts, so this is the cost of the
+  database's size. Found on the way, at 1M accounts:
+  - A third of state's CPU was snappy compressing tables again at every compaction (perf),
+    for data that hardly compresses (hashes, keys, signatures), so state stores its tables
+    uncompressed: 114 -> 86 µs a transfer (0.72 -> 0.83 of the new chain's rate), for ~5%
+    more disk. Ruled out at 100k by measurement: LevelDB Bloom filters (102 vs 106 µs) and
+    compaction left pending by the build (103 vs 114 µs); a 32 MiB write buffer (LevelDB's
+    default is 4) made it slower (135 µs).
+  - 86 -> ~33 µs a transfer (0.83 -> 0.90) came with three later changes: a submitted
+    transaction is looked up in the transaction index only when its nonce is below its
+    sender's (only then can the chain hold it; a miss in a large database reads through
+    its levels, reopening tables), the state root's arithmetic moved to GMP, and one
+    msgpack packer is reused. Their shares at 1M were not measured apart; on the bench's
+    1,000 accounts they cut state's work by a few µs each (docs/benchmarks.md).
 - **Sync slows with the chain for the same reason**: the fresh node's state imports into
   an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
   tables.
@@ -63,8 +69,8 @@ FINDINGS = """
   funds one faucet in the genesis, not its thousands of senders.
 - **Disk per transfer** is the block body (132 bytes a transfer) plus its indexes: the
   transaction's location, a history entry for each party, the undo record of the accounts
-  it touched, and the accounts themselves; stored uncompressed, as it hardly compresses (hashes,
-  keys, signatures).
+  it touched, and the accounts themselves; stored uncompressed, as it hardly compresses
+  (hashes, keys, signatures).
 """
 
 RSS_GOAL_MIB = 400
