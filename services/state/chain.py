@@ -244,8 +244,10 @@ class Chain:
         the next start to refuse again)."""
         batch.put(schema.metadata_key("head"), header.hash)
         included = {tx.id for b in connected for tx in b.txs}
-        for txid in included:
-            batch.delete(schema.journal_key(txid))  # confirmed: the journal's job is done
+        # The journal holds what the pool holds: the pool's removals (the included ones
+        # among them) are the entries to delete. A transaction the pool never had (all of
+        # them, in a sync) has none, and a tombstone for each would cost the import a write
+        # apiece.
         removed = self.mempool.on_accounts_changed(batch.accounts, included)
         for r in removed:
             batch.delete(schema.journal_key(r.tx.id))

@@ -152,6 +152,19 @@ def test_a_confirmed_transaction_sent_again_is_recognised_a_stale_one_refused(
     assert chain.add_transactions([fresh]) == ([None], [fresh])
 
 
+def test_after_a_block_the_journal_holds_what_the_pool_holds(tmp_path: Path) -> None:
+    g = rh.poa_genesis(n_miners=1)
+    ref = rh.Chain(g)
+    chain = open_chain(tmp_path, g)
+    pending = [rh.transfer(1, rh.address(9), 1, nonce=n) for n in range(3)]
+    chain.add_transactions(pending)
+    # two of them, and a transfer the pool never had (as every one is in a sync)
+    other = rh.transfer(2, rh.address(9), 1, nonce=0)
+    assert chain.import_block(ref.build_and_apply([*pending[:2], other]), NOW).status == "head"
+    assert [key for key, _ in chain.store.journal()] == [schema.journal_key(pending[2].id)]
+    assert [chain.mempool.get(t.id) for t in pending] == [None, None, pending[2]]
+
+
 def test_unreadable_journal_entries_are_removed_misfiled_ones_refiled(tmp_path: Path) -> None:
     g = rh.poa_genesis(n_miners=1)
     chain = open_chain(tmp_path, g)
