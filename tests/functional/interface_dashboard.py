@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 TOKEN = "dash-token-" + os.urandom(8).hex()
+ASSUMED = "ab" * 32  # a block hash no chain here holds
 STATIC = ROOT / "services" / "api" / "static"
 WINDOW = 50  # blocks the page's charts hold (static/live.js)
 
@@ -45,7 +46,9 @@ WINDOW = 50  # blocks the page's charts hold (static/live.js)
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNode]:
     with TestNode.create(tmp_path_factory.mktemp("dash-node"), interval_ms=500,
-                         config={"api": {"admin_token": TOKEN}}) as n:
+                         config={"api": {"admin_token": TOKEN},
+                                 # a block no peer has: the overview shows assume-valid on
+                                 "sync": {"assume_valid": ASSUMED}}) as n:
         n.enable_p2p()  # no peers: its own p2p, to be stopped and started by a test
         yield n.start("state", "p2p", "miner", "api")
 
@@ -164,6 +167,8 @@ def test_overview_is_live_without_a_polling_storm(node: TestNode, desktop: Page)
     assert re.fullmatch(r"\d+ txs\n\d+ ready · \d+(\.\d)? (B|KiB)", stat(desktop, "Pool")), \
         stat(desktop, "Pool")
     assert stat(desktop, "Network").startswith("#1337") and stat(desktop, "Syncing") == "no"
+    assert stat(desktop, "Assume-valid") == \
+        "searching\n0 signatures skipped · no peer has shown the block yet"
     assert "in turn" in desktop.inner_text("#authorities")
     assert node.chain.validator.address.hex()[:8] in desktop.inner_text("#authorities")
     desktop.wait_for_selector("#chart-interval svg path.line", timeout=WAIT)
@@ -225,6 +230,7 @@ def test_the_overview_follows_mining_and_p2p_within_seconds(node: TestNode,
         _shows(desktop, "Peers", "unknown", timeout=5000)
         assert "no p2p service answers" in stat(desktop, "Peers")
         assert stat(desktop, "Syncing") == "unknown"
+        assert desktop.locator("#stats dt", has_text="Assume-valid").count() == 0  # p2p says it
         br.screenshot(desktop, "overview-stopped-desktop")
         # the Operate page follows them too: its peers panel comes back with p2p, its miner
         # panel sees mining started from elsewhere

@@ -15,12 +15,29 @@ const CONSENSUS_QUIET_MS = 10000; // the consensus record is re-read this often 
 const CLOCK = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 const clock = (ms) => CLOCK.format(new Date(Number(ms)));
 
+// what each assume-valid state means, in the words of GET /api/v1/status's `assume_valid`
+const ASSUME_VALID = {
+  searching: () => 'no peer has shown the block yet',
+  found: (av) => `block at height ${int(av.height)} found in a peer’s chain`,
+  missing: () => 'not on the peer’s chain: every signature verified',
+  reached: (av) => `block at height ${int(av.height)} reached: all verified since`,
+};
+
+/** Assume-valid sync, when the operator turned it on: its state, what it skipped, why. */
+function assumeValidStat(av) {
+  if (!av || av.state === 'off') return null;
+  const says = ASSUME_VALID[av.state];
+  return stat('Assume-valid', badge(av.state, av.state === 'missing' ? 'warn' : 'info'),
+    `${int(av.signatures_skipped)} signatures skipped · ${says ? says(av) : av.state}`);
+}
+
 function nodeStats(st) {
   const p2p = st.p2p !== false;
   return [
     p2p ? stat('Peers', int(st.peers), st.peers === 0 ? 'none connected' : null)
       : stat('Peers', badge('unknown', 'warn'), 'no p2p service answers'),
     stat('Syncing', p2p ? yesNo(st.syncing) : 'unknown'),
+    assumeValidStat(st.assume_valid),
     st.validator === false ? stat('Mining', badge('none'), 'no miner on this node')
       : stat('Mining', st.mining ? badge('mining', 'ok') : badge('stopped', 'warn')),
   ];
