@@ -47,12 +47,20 @@ FINDINGS = """
     more disk. Ruled out at 100k by measurement: LevelDB Bloom filters (102 vs 106 µs) and
     compaction left pending by the build (103 vs 114 µs); a 32 MiB write buffer (LevelDB's
     default is 4) made it slower (135 µs).
-  - 86 -> ~33 µs a transfer (0.83 -> 0.90) came with three later changes: a submitted
+  - Three later changes cut state's work per transfer on every chain: a submitted
     transaction is looked up in the transaction index only when its nonce is below its
     sender's (only then can the chain hold it; a miss in a large database reads through
-    its levels, reopening tables), the state root's arithmetic moved to GMP, and one
-    msgpack packer is reused. Their shares at 1M were not measured apart; on the bench's
-    1,000 accounts they cut state's work by a few µs each (docs/benchmarks.md).
+    its levels), the state root's arithmetic moved to GMP, and one msgpack packer is
+    reused. At 1M accounts state then used 33, 60 and 66 µs a transfer in three runs
+    (86 before): the spread is LevelDB's compactions, which land in a ~1.5 s window or
+    not. The ratio fell all the same (0.90, 0.77, 0.71 against 0.83), because the new
+    chain got faster still (12,905 -> 16,236-18,512 transfers/s): the size's extra cost
+    now weighs on a shorter transfer.
+  - What is left is mostly compaction of randomly keyed writes. A third of the bytes a
+    transfer writes (~200 of ~570, counted in-process) are the pool's journal: its entry
+    on admission and its tombstone on inclusion, both compacted through the levels though
+    the pair cancels out. Keeping the journal out of the chain database is the next thing
+    to measure (not done here: the head switch and the journal share one atomic batch).
 - **Sync slows with the chain for the same reason**: the fresh node's state imports into
   an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
   tables.
