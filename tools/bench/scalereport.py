@@ -58,9 +58,10 @@ FINDINGS = """
     now weighs on a shorter transfer.
   - What is left is mostly compaction of randomly keyed writes. A third of the bytes a
     transfer writes (~200 of ~570, counted in-process) are the pool's journal: its entry
-    on admission and its tombstone on inclusion, both compacted through the levels though
-    the pair cancels out. Keeping the journal out of the chain database is the next thing
-    to measure (not done here: the head switch and the journal share one atomic batch).
+    on admission and its tombstone on inclusion, both written to the log and to level 0
+    and read again by the first compaction before the pair cancels out. Keeping the
+    journal out of the chain database is the next thing to measure (not done here: the
+    head switch and the journal share one atomic batch).
 - **Sync slows with the chain for the same reason**: the fresh node's state imports into
   an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
   tables.
