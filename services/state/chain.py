@@ -29,6 +29,7 @@ from common.ledger import StateChanges, apply_block
 from common.status import BlockStatus, RemovalReason, TxStatus
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
+from services.state.journal import read_journal
 from services.state.mempool import INCLUDED, Mempool, Removed
 from services.state.results import ImportResult, TxFate
 from services.state.store import (
@@ -380,21 +381,8 @@ class Chain:
         self._note([Removed(tx, reason) for tx, _ in failed])
 
     def _restore_journal(self) -> None:
-        txs = []
-        # entries the pool's removals would never delete (they are keyed by id): unreadable
-        # ones, and readable ones filed under another key, which are kept under their own
-        stale_keys: list[bytes] = []
-        refile: list[Transaction] = []
-        for key, raw in self.store.journal():
-            try:
-                tx = Transaction.decode(raw)
-            except errors.CcoinError:
-                stale_keys.append(key)
-                continue
-            if schema.journal_key(tx.id) != key:
-                stale_keys.append(key)
-                refile.append(tx)
-            txs.append(tx)
+        journal = read_journal(self.store.journal())
+        txs, stale_keys, refile = journal.txs, journal.stale_keys, journal.refile
         failed = self.mempool.restore(txs, self.account)
         if failed or stale_keys:
             batch = Batch()
