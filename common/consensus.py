@@ -13,7 +13,7 @@ total weight, ties to the first seen.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from common import authorities, crypto, errors
 from common.authorities import Snapshot
@@ -174,22 +174,26 @@ def verify_transaction_signature(tx: Transaction) -> None:
 def validate_body(genesis: Genesis, block: Block, *, verify_signatures: bool = True) -> None:
     """Stateless checks of the body: size, Merkle root, no duplicates, chain id, signatures."""
     txs = block.txs
-    if len(txs) > min(genesis.max_bound, MAX_BLOCK_TXS):
-        raise errors.BlockTooLarge(f"{len(txs)} transactions > max_bound {genesis.max_bound}")
-    ids = [tx.id for tx in txs]
+    check_body(genesis, block.header, [tx.id for tx in txs], [tx.chain_id for tx in txs])
+    if verify_signatures:
+        for index, tx in enumerate(txs):
+            if not transaction_signature_verifies(tx):
+                raise errors.BlockTransactionInvalid(f"transaction {index} has a bad signature")
+
+
+def check_body(genesis: Genesis, header: BlockHeader, ids: Sequence[bytes],
+               chain_ids: Iterable[int]) -> None:
+    """`validate_body` but the signatures, from the transactions' ids and chain ids alone
+    (p2p reads just these from a block's bytes: `common.signed`)."""
+    if len(ids) > min(genesis.max_bound, MAX_BLOCK_TXS):
+        raise errors.BlockTooLarge(f"{len(ids)} transactions > max_bound {genesis.max_bound}")
     if len(set(ids)) != len(ids):
         raise errors.DuplicateTransaction("a transaction appears twice")
-    if merkle_root(ids) != block.header.tx_root:
+    if merkle_root(ids) != header.tx_root:
         raise errors.BadTxRoot("transactions do not match tx_root")
-    for index, tx in enumerate(txs):
-        if tx.chain_id != genesis.network_id:
+    for index, chain_id in enumerate(chain_ids):
+        if chain_id != genesis.network_id:
             raise errors.BlockTransactionInvalid(f"transaction {index} is for another chain")
-        if verify_signatures:
-            try:
-                verify_transaction_signature(tx)
-            except errors.BadSignature:
-                raise errors.BlockTransactionInvalid(
-                    f"transaction {index} has a bad signature") from None
 
 
 def with_signer(header: BlockHeader, signer: crypto.Signer) -> BlockHeader:

@@ -12,8 +12,9 @@ assumed block, learnt from the peer's headers) skips its transactions' signature
 nothing else; a block announced live never does. `GHD` is answered with the main-chain
 headers after the locator, as `GBL` with blocks.
 
-Sync batches are imported by a two-stage pipeline: while state imports one chunk (its CPU),
-this process verifies the next (ours), so sync uses both cores.
+Sync batches are imported by a pipeline that keeps both cores busy: while the verify threads
+check one block's signatures, the event loop reads the next block, and state imports the
+blocks already verified, each block as soon as it is (a chunk of small ones together).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from common import messages, wire
@@ -33,8 +36,8 @@ from common.errors import (
     UnknownParent,
     error_from_code,
 )
+from common.signed import SignedBlock, SignedTx
 from common.status import BlockStatus
-from common.types import Block
 from runtime import bus
 from services.p2p import scoring
 from services.p2p.assumevalid import AssumeValid
@@ -55,10 +58,38 @@ RECENT_BLOCK_MAX = 4 * 1024 * 1024
 # enough that state answers other clients in between, and that the pipeline's last stage
 # (state importing the final chunk while p2p has nothing left to verify) is short.
 SUBMIT_CHUNK = 100
-SUBMIT_CHUNK_BYTES = 512 * 1024
+SUBMIT_CHUNK_BYTES = 64 * 1024
 SUBMIT_TIMEOUT_S = 30.0
 VERIFY_THREADS = 2
 PARALLEL_VERIFY_MIN = 64  # fewer signatures than this are not worth a thread hand-off
+
+
+class _Checking:
+    """A block read and checked but for its signatures, which the verify threads check."""
+
+    def __init__(self, block: SignedBlock, raw: bytes, todo: list[SignedTx],
+                 parts: list[list[SignedTx]], found: list[asyncio.Future[int | None]]) -> None:
+        self.block = block
+        self.raw = raw
+        self.todo = todo
+        self.parts = parts
+        self.found = found
+
+    async def checked(self, verifier: Verifier) -> None:
+        """Wait for the signature checks; the typed error of the first bad signature."""
+        try:
+            bad_at = await asyncio.gather(*self.found)
+        finally:
+            self.cancel()
+        for part, bad in zip(self.parts, bad_at, strict=True):
+            if bad is not None:
+                raise bad_signature_in(self.block, part[bad])
+        verifier.remember(self.todo)
+
+    def cancel(self) -> None:
+        """Drop the checks not started yet (a bad block before this one ended the batch)."""
+        for future in self.found:
+            future.cancel()
 
 
 def _rejection(outcome: messages.BlockOutcome) -> CcoinError:
@@ -136,19 +167,20 @@ class BlockRelay:
         last = b""
         previous: asyncio.Task[bool] | None = None
         complete = True
-        for raw in raws:
-            block = await self._check_block(peer, raw, sync=True)
-            if block is None:
-                complete = False
-                break
-            chunk.append(raw)
-            size += len(raw)
-            last = block.hash
-            peer.known_blocks.add(block.hash)
-            if len(chunk) >= SUBMIT_CHUNK or size >= SUBMIT_CHUNK_BYTES:
-                previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
-                chunk, size = [], 0
-            await asyncio.sleep(0)  # let the submission go out; keep pings flowing
+        try:
+            async for block, raw in self._verified(raws):
+                chunk.append(raw)
+                size += len(raw)
+                last = block.hash
+                peer.known_blocks.add(block.hash)
+                if len(chunk) >= SUBMIT_CHUNK or size >= SUBMIT_CHUNK_BYTES:
+                    previous = asyncio.create_task(
+                        self._submit_after(peer, tuple(chunk), previous))
+                    chunk, size = [], 0
+                await asyncio.sleep(0)  # let the submission go out; keep pings flowing
+        except (InvalidBlock, Malformed) as exc:
+            self._punish_block(peer, exc)
+            complete = False
         if chunk:
             previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
         accepted = await previous if previous is not None else True
@@ -173,37 +205,65 @@ class BlockRelay:
                 peer.last_new_block = time.monotonic()
         return True
 
-    async def _check_block(self, peer: Peer, raw: bytes, sync: bool = False) -> Block | None:
-        """`sync`: a block of a sync batch, which assume-valid may vouch for."""
+    async def _verified(self, raws: tuple[bytes, ...],
+                        ) -> AsyncIterator[tuple[SignedBlock, bytes]]:
+        """The blocks of a sync batch in order, each once its signatures verified. Reading a
+        block overlaps the signature checks of the one before it; the first bad block raises
+        its typed error, after every good block before it was yielded."""
+        inflight: deque[_Checking] = deque()
+        error: InvalidBlock | Malformed | None = None
         try:
-            return await self._verify_block(raw, sync)
-        except InvalidBlock as exc:
-            self.discipline.punish(peer, scoring.block_penalty(exc),
-                                   f"invalid block: {exc.code}: {exc}")
-        except Malformed as exc:
-            self.discipline.punish(peer, scoring.MALFORMED, f"undecodable block: {exc}")
+            for raw in raws:
+                try:
+                    inflight.append(self._start_check(raw, sync=True))
+                except (InvalidBlock, Malformed) as exc:
+                    error = exc
+                    break
+                if len(inflight) > 1:
+                    await inflight[0].checked(self.verifier)
+                    done = inflight.popleft()
+                    yield done.block, done.raw
+            while inflight:
+                await inflight[0].checked(self.verifier)
+                done = inflight.popleft()
+                yield done.block, done.raw
+            if error is not None:
+                raise error
+        finally:
+            for checking in inflight:
+                checking.cancel()
+
+    async def _check_block(self, peer: Peer, raw: bytes) -> SignedBlock | None:
+        """A block announced live, fully checked; None (the peer punished) when it fails."""
+        try:
+            checking = self._start_check(raw)
+            await checking.checked(self.verifier)
+            return checking.block
+        except (InvalidBlock, Malformed) as exc:
+            self._punish_block(peer, exc)
         return None
 
-    async def _verify_block(self, raw: bytes, sync: bool = False) -> Block:
-        """`Verifier.check_block`, with the signatures split over the verify threads; in a
-        sync batch, without them for a block assume-valid vouches for."""
+    def _punish_block(self, peer: Peer, exc: InvalidBlock | Malformed) -> None:
+        if isinstance(exc, InvalidBlock):
+            self.discipline.punish(peer, scoring.block_penalty(exc),
+                                   f"invalid block: {exc.code}: {exc}")
+        else:
+            self.discipline.punish(peer, scoring.MALFORMED, f"undecodable block: {exc}")
+
+    def _start_check(self, raw: bytes, sync: bool = False) -> _Checking:
+        """`Verifier.check_block_shape` now, and the block's signatures started on the verify
+        threads. In a sync batch, a block assume-valid vouches for has none checked."""
         block, todo = self.verifier.check_block_shape(raw)
         if sync and self.assume is not None and self.assume.skips(block.hash, len(todo)):
-            return block
+            todo = []
         if len(todo) < PARALLEL_VERIFY_MIN:
             parts = [todo] if todo else []
         else:
             step = -(-len(todo) // VERIFY_THREADS)
             parts = [todo[i:i + step] for i in range(0, len(todo), step)]
         loop = asyncio.get_running_loop()
-        found = await asyncio.gather(*(loop.run_in_executor(self.pool, first_bad_signature,
-                                                            part)
-                                       for part in parts))
-        for part, bad in zip(parts, found, strict=True):
-            if bad is not None:
-                raise bad_signature_in(block, part[bad])
-        self.verifier.remember(todo)
-        return block
+        found = [loop.run_in_executor(self.pool, first_bad_signature, part) for part in parts]
+        return _Checking(block, raw, todo, parts, found)
 
     # --- out --------------------------------------------------------------------------------
 

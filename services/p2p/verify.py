@@ -1,20 +1,24 @@
 """Stateless checks of what peers send, before anything reaches state (DESIGN §1, §5).
 
-A transaction is decoded strictly and its signature verified; a block is decoded, its body
-checked (`consensus.validate_body`: size, Merkle root, duplicates, chain id) and its header's
-HashCash proof and PoA seal verified. Signature checks dominate the cost, so the ids of
-transactions already verified are kept in a bounded cache: a transaction is one hash of
-its bytes, so a cached id means exactly these bytes verified. A block full of transactions
-relayed to us earlier therefore costs one seal check, not one check per transaction.
+A relayed transaction is decoded strictly and its signature verified. Of a block, p2p reads
+each transaction's id, chain id, key and signed message (`common.signed`: state decodes the
+transactions in full, once), checks the body (`consensus.check_body`: size, Merkle root,
+duplicates, chain id), the header's HashCash proof and PoA seal, and every signature.
+
+Signature checks dominate the cost, so the ids of transactions already verified are kept in
+a bounded cache: a transaction is one hash of its bytes, so a cached id means exactly these
+bytes verified. A block full of transactions relayed to us earlier therefore costs one seal
+check, not one check per transaction.
 
 Everything stateful (parent known, nonces, balances, state root, recency) is state's job.
 """
 
 from __future__ import annotations
 
-from common import consensus, errors
+from common import consensus, errors, signed
 from common.genesis import Genesis
-from common.types import Block, Transaction
+from common.signed import SignedBlock, SignedTx
+from common.types import Transaction
 from services.p2p.scoring import LruSet
 
 VERIFIED_CACHE = 200_000
@@ -45,8 +49,8 @@ class Verifier:
         self.check_signature(tx)
         return tx
 
-    def check_block(self, raw: bytes) -> Block:
-        """Decode a block and run every check that needs no chain state; raise the typed
+    def check_block(self, raw: bytes) -> SignedBlock:
+        """Read a block and run every check that needs no chain state; raise the typed
         `InvalidBlock` (or `Malformed`) of the first failure."""
         block, unverified = self.check_block_shape(raw)
         bad = first_bad_signature(unverified)
@@ -55,39 +59,38 @@ class Verifier:
         self.remember(unverified)
         return block
 
-    def check_block_shape(self, raw: bytes) -> tuple[Block, list[Transaction]]:
-        """Everything but the signatures: decode, proof, seal, body. Returns the block and
+    def check_block_shape(self, raw: bytes) -> tuple[SignedBlock, list[SignedTx]]:
+        """Everything but the signatures: read, proof, seal, body. Returns the block and
         its transactions whose signatures are not in the cache (still to verify)."""
-        block = Block.decode(raw)
+        block = signed.read_block(raw)
         header = block.header
         if header.height == 0:
             raise errors.BadHeight("a genesis block is never relayed")
         consensus.check_proof(header)
         # membership is state's check: only it knows the set at the parent (votes change it)
         consensus.check_seal_signature(self.genesis, header)
-        consensus.validate_body(self.genesis, block, verify_signatures=False)
-        unverified = [tx for tx in block.txs if tx.id not in self.verified]
+        consensus.check_body(self.genesis, header, block.tx_ids, block.chain_ids())
+        verified = self.verified
+        unverified = [tx for tx in block.txs if tx.id not in verified]
         self.cache_hits += len(block.txs) - len(unverified)
         return block, unverified
 
-    def remember(self, txs: list[Transaction]) -> None:
+    def remember(self, txs: list[SignedTx]) -> None:
         """Record signatures verified elsewhere (a worker thread) as verified."""
         self.signature_checks += len(txs)
         for tx in txs:
             self.verified.add(tx.id)
 
 
-def first_bad_signature(txs: list[Transaction]) -> int | None:
+def first_bad_signature(txs: list[SignedTx]) -> int | None:
     """Index of the first transaction whose signature does not verify. Pure and GIL-free in
     its hot part (libsodium), so several threads can run it on parts of one block."""
     for index, tx in enumerate(txs):
-        try:
-            consensus.verify_transaction_signature(tx)
-        except errors.BadSignature:
+        if not tx.verifies():
             return index
     return None
 
 
-def bad_signature_in(block: Block, tx: Transaction) -> errors.BlockTransactionInvalid:
-    index = next(i for i, t in enumerate(block.txs) if t.id == tx.id)
+def bad_signature_in(block: SignedBlock, tx: SignedTx) -> errors.BlockTransactionInvalid:
+    index = block.txs.index(tx)
     return errors.BlockTransactionInvalid(f"transaction {index} has a bad signature")

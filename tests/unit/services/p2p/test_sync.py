@@ -24,6 +24,7 @@ from common.errors import StorageUnavailable
 from common.status import PeerDirection
 from common.types import Block
 from services.p2p import scoring
+from services.p2p.blocks import PARALLEL_VERIFY_MIN
 from services.p2p.chainview import Tip
 from services.p2p.peer import LinkState, Peer
 from services.p2p.settings import Timing
@@ -439,3 +440,39 @@ async def test_an_equal_weight_tip_is_taken_only_with_a_lower_hash(
             assert node.syncer.choose() is None  # it is not ahead of us
             assert wire.GetBlocks not in peer.message_count
             assert node.chain.tip.hash == ours.hash
+
+
+@pytest.mark.parametrize("bad", ["forged", "undecodable"])
+async def test_a_batch_is_imported_up_to_its_first_bad_block_and_its_sender_charged(
+        tmp_path: Path, bad: str) -> None:
+    # Block 3 is read while block 2's signatures are still on the verify threads: the good
+    # blocks before the bad one are imported all the same, nothing after it is.
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        chain = rules.Chain(net.genesis)
+        per_sender = PARALLEL_VERIFY_MIN // 3 + 2  # enough to go to the verify threads
+        count = 3 * per_sender
+        blocks = []
+        for height in range(5):
+            txs = [rules.transfer(1 + i % 3, bytes(20), 1, nonce=height * per_sender + i // 3)
+                   for i in range(count)]
+            if height == 3:
+                txs[count - 2] = txs[count - 2].with_signature(bytes(64))
+            blocks.append(chain.build(txs))
+            chain.apply(blocks[-1], validate=False)
+        raws = [b.raw for b in blocks]
+        if bad == "undecodable":
+            raws[3] = raws[3][:-1]
+        weight = _weight(net, blocks)
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake(height=5, head=blocks[-1].hash, total_weight=weight)
+        request = await peer.expect(wire.GetBlocks)
+        await peer.send(wire.Blocks(request.request, tuple(raws), 5, blocks[-1].hash, weight))
+        await wait_until_async(lambda: not node.syncer.syncing and node.syncer.rounds == 1,
+                               timeout=10, what="the round over")
+        assert (await net.state("a").status()).head == blocks[2].hash
+        if bad == "forged":
+            bye = await peer.expect(wire.Bye)
+            assert f"transaction {count - 2} has a bad signature" in bye.reason
+        else:
+            assert node.peers.by_id[peer.node_id].standing.score == -scoring.MALFORMED
