@@ -67,22 +67,8 @@ class Transaction:
     sender: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Every transaction of every block is built here (twice on sync: in p2p and in
-        # state): the declared checks run as one compiled conjunction (common.fields),
-        # bound once below, and the key rule that spans two fields is written out (an RSA
-        # key's bounds are the field's own).
         _check_transaction(self, "")
-        key_type, public_key = self.key_type, self.public_key
-        if key_type == crypto.KeyType.ED25519 and len(public_key) != crypto.ED25519_PUBLIC_LEN:
-            raise Malformed("public_key has the wrong length for its key type")
-        raw = pack([self.chain_id, self.nonce, key_type, public_key, self.to, self.amount,
-                    self.fee, self.data, self.signature])
-        if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
-            raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
-        set_ = object.__setattr__
-        set_(self, "raw", raw)
-        set_(self, "id", crypto.sha256(raw))
-        set_(self, "sender", crypto.address_of(key_type, public_key))
+        _derive_transaction(self, pack(self.fields()))
 
     def fields(self) -> list[Any]:
         return [self.chain_id, self.nonce, self.key_type, self.public_key, self.to,
@@ -99,9 +85,13 @@ class Transaction:
         value = unpack(raw, MAX_TX_BYTES)
         if type(value) is not tuple or len(value) != 9:
             raise Malformed("transaction must be an array of 9 fields")
-        tx = Transaction(*value)
-        if tx.raw != raw:  # construction re-encodes: only the canonical form round-trips
+        # every transaction of every block is decoded here (in state, and in the api for
+        # each one submitted): the declared checks run as one compiled conjunction that
+        # also sets the fields (common.fields), without the constructor's second encoding
+        tx: Transaction = _build_transaction(value, "")
+        if pack(value) != raw:  # only the canonical form round-trips
             raise Malformed("non-canonical encoding")
+        _derive_transaction(tx, raw)
         return tx
 
     @staticmethod
@@ -122,6 +112,21 @@ class Transaction:
 
 
 _check_transaction = compiled(Transaction).check
+_build_transaction = compiled(Transaction).build
+_ED25519 = int(crypto.KeyType.ED25519)
+
+
+def _derive_transaction(tx: Transaction, raw: bytes) -> None:
+    """The rule that spans two fields (an RSA key's bounds are the field's own), then `raw`,
+    `id` and `sender`, set once on a transaction whose fields passed their checks."""
+    if tx.key_type == _ED25519 and len(tx.public_key) != crypto.ED25519_PUBLIC_LEN:
+        raise Malformed("public_key has the wrong length for its key type")
+    if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
+        raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
+    set_ = object.__setattr__
+    set_(tx, "raw", raw)
+    set_(tx, "id", crypto.sha256(raw))
+    set_(tx, "sender", crypto.address_of(tx.key_type, tx.public_key))
 
 
 @dataclass(frozen=True, slots=True)
