@@ -80,19 +80,7 @@ class Transaction:
 
     @staticmethod
     def decode(raw: bytes) -> Transaction:
-        if len(raw) > MAX_TX_BYTES:
-            raise TooLarge("transaction too large")
-        value = unpack(raw, MAX_TX_BYTES)
-        if type(value) is not tuple or len(value) != 9:
-            raise Malformed("transaction must be an array of 9 fields")
-        # every transaction of every block is decoded here (in state, and in the api for
-        # each one submitted): the declared checks run as one compiled conjunction that
-        # also sets the fields (common.fields), without the constructor's second encoding
-        tx: Transaction = _build_transaction(value, "")
-        if pack(value) != raw:  # only the canonical form round-trips
-            raise Malformed("non-canonical encoding")
-        _derive_transaction(tx, raw)
-        return tx
+        return _decode_transaction(raw, None)
 
     @staticmethod
     def create(signer: crypto.Signer, *, chain_id: int, nonce: int, to: bytes, amount: int,
@@ -116,7 +104,24 @@ _build_transaction = compiled(Transaction).build
 _ED25519 = int(crypto.KeyType.ED25519)
 
 
-def _derive_transaction(tx: Transaction, raw: bytes) -> None:
+def _decode_transaction(raw: bytes, tx_id: bytes | None) -> Transaction:
+    """`Transaction.decode`; `tx_id`, when given, is `raw`'s hash already computed."""
+    if len(raw) > MAX_TX_BYTES:
+        raise TooLarge("transaction too large")
+    value = unpack(raw, MAX_TX_BYTES)
+    if type(value) is not tuple or len(value) != 9:
+        raise Malformed("transaction must be an array of 9 fields")
+    # every transaction of every block is decoded here (in state, and in the api for each
+    # one submitted): the declared checks run as one compiled conjunction that also sets
+    # the fields (common.fields), without the constructor's second encoding
+    tx: Transaction = _build_transaction(value, "")
+    if pack(value) != raw:  # only the canonical form round-trips
+        raise Malformed("non-canonical encoding")
+    _derive_transaction(tx, raw, tx_id)
+    return tx
+
+
+def _derive_transaction(tx: Transaction, raw: bytes, tx_id: bytes | None = None) -> None:
     """The rule that spans two fields (an RSA key's bounds are the field's own), then `raw`,
     `id` and `sender`, set once on a transaction whose fields passed their checks."""
     if tx.key_type == _ED25519 and len(tx.public_key) != crypto.ED25519_PUBLIC_LEN:
@@ -125,7 +130,7 @@ def _derive_transaction(tx: Transaction, raw: bytes) -> None:
         raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
     set_ = object.__setattr__
     set_(tx, "raw", raw)
-    set_(tx, "id", crypto.sha256(raw))
+    set_(tx, "id", crypto.sha256(raw) if tx_id is None else tx_id)
     set_(tx, "sender", crypto.address_of(tx.key_type, tx.public_key))
 
 
@@ -242,8 +247,13 @@ class Block(_Headed):
         for item in value[1]:
             if type(item) is not bytes:
                 raise Malformed("block transactions must be bin")
-            tx = known(crypto.sha256(item)) if known is not None else None
-            txs.append(tx if tx is not None and tx.raw == item else Transaction.decode(item))
+            if known is None:
+                txs.append(_decode_transaction(item, None))
+                continue
+            tx_id = crypto.sha256(item)
+            tx = known(tx_id)
+            txs.append(tx if tx is not None and tx.raw == item
+                       else _decode_transaction(item, tx_id))
         block = Block(header, tuple(txs))
         if block.raw != raw:
             raise Malformed("non-canonical encoding")
