@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -84,6 +85,23 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# A service allocates small acyclic objects by the hundred thousand (a Transaction for each
+# transaction decoded, a tuple for each msgpack array) and hardly ever a cycle. At CPython's
+# default gen-0 threshold (700) a collection ran every few hundred transactions, walking
+# every young object: 1.5 of state's 12.5 us per transaction imported. A collection every
+# 50,000 allocations costs a few MB of garbage held at most; what start-up built (modules,
+# genesis, config) is frozen out of every collection. Measured by make bench, A/B in one
+# session: sync 0.55-0.59 -> 0.59-0.62 of the verify ceiling, end to end 0.33-0.37 -> 0.35-0.40.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_collector() -> None:
+    """Freeze what exists now and collect young objects in larger rounds (see above)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _start(name: str, argv: list[str] | None) -> tuple[argparse.Namespace, NodeConfig]:
     """`--config FILE [--log-level L]`, JSON logs, and the config read; a config that cannot
     be read ends the process with one line and status 2."""
@@ -93,10 +111,12 @@ def _start(name: str, argv: list[str] | None) -> tuple[argparse.Namespace, NodeC
     args = parser.parse_args(argv)
     setup_logging(name, args.log_level)
     try:
-        return args, load_config(args.config)
+        config = load_config(args.config)
     except CcoinError as exc:
         print(f"ccoin-{name}: {exc}", file=sys.stderr)
         sys.exit(2)
+    tune_collector()
+    return args, config
 
 
 def exit_zero_on_sigterm() -> None:
