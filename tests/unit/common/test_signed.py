@@ -32,6 +32,8 @@ def transactions(draw: st.DrawFn) -> Transaction:
     key_type = draw(st.sampled_from([0, 1]))
     key_len = 32 if key_type == 0 else draw(st.integers(1, crypto.RSA_MAX_PUBLIC_LEN))
     edge = st.sampled_from([0, 1, 127, 128, 255, 256, 2**16, 2**32, U63])
+    signature = draw(st.sampled_from([0, 1, 64, 255, 256, crypto.RSA_MAX_SIGNATURE_LEN]))
+    room = MAX_TX_BYTES - 100 - key_len - signature  # the largest data that still fits
     return Transaction(
         chain_id=draw(st.integers(0, 2**32 - 1)),
         nonce=draw(edge | st.integers(0, U63)),
@@ -40,10 +42,9 @@ def transactions(draw: st.DrawFn) -> Transaction:
         to=draw(st.binary(min_size=20, max_size=20)),
         amount=draw(st.sampled_from([1, 255, 256, MAX_AMOUNT]) | st.integers(1, MAX_AMOUNT)),
         fee=draw(edge | st.integers(0, U63)),
-        data=draw(st.sampled_from([0, 255, 256, MAX_TX_DATA]).map(bytes)
+        data=draw(st.sampled_from([0, 255, 256, min(room, MAX_TX_DATA)]).map(bytes)
                   | st.binary(max_size=40)),
-        signature=draw(st.sampled_from([0, 1, 64, 255, 256, crypto.RSA_MAX_SIGNATURE_LEN])
-                       .map(bytes)))
+        signature=bytes(signature))
 
 
 @given(transactions())
