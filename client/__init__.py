@@ -10,37 +10,41 @@ command line, the tests, the benchmark and any program that talks to a node over
         for event in node.events():                     # live events (server-sent events)
             print(event.seq, event.type, event.data)
 
-`http` holds the `Client`, `results` the frozen dataclasses it returns, `transactions` local
-signing and the JSON body of a transaction, `events` the live event stream. Errors are the
+`http` holds the `Client`, `results` and `network` the frozen dataclasses it returns,
+`transactions` local signing and the JSON body of a transaction, `events` the live event
+stream. Errors are the
 node's own typed errors (`common.errors`), rebuilt from each reply's code.
 """
 
 from client.events import Event
 from client.http import DEFAULT_API, Client
-from client.results import (
-    AccountChangeInfo,
-    AccountInfo,
-    BlockInfo,
-    BlockPage,
+from client.network import (
     ConsensusInfo,
-    HistoryItem,
-    HistoryPage,
-    MempoolPage,
-    NodeStatus,
     PeerAdded,
     PeerInfo,
     PeersInfo,
     SignerHealth,
     TipInfo,
+    VotesInfo,
+)
+from client.results import (
+    AccountChangeInfo,
+    AccountInfo,
+    AssumeValidStatus,
+    BlockInfo,
+    BlockPage,
+    HistoryItem,
+    HistoryPage,
+    MempoolPage,
+    NodeStatus,
     TxInfo,
     TxProof,
-    VotesInfo,
 )
 from client.transactions import parse_address, parse_hex, sign_transfer, tx_to_json
 
 __all__ = [
-    "DEFAULT_API", "AccountChangeInfo", "AccountInfo", "BlockInfo", "BlockPage", "Client",
-    "ConsensusInfo", "Event",
+    "DEFAULT_API", "AccountChangeInfo", "AccountInfo", "AssumeValidStatus", "BlockInfo",
+    "BlockPage", "Client", "ConsensusInfo", "Event",
     "HistoryItem", "HistoryPage", "MempoolPage", "NodeStatus", "PeerAdded", "PeerInfo",
     "PeersInfo", "SignerHealth", "TipInfo", "TxInfo", "TxProof", "parse_address", "parse_hex",
     "VotesInfo", "sign_transfer", "tx_to_json",

@@ -18,22 +18,18 @@ import httpx
 import orjson
 
 from client.events import Event, event_from_json, parse_sse
+from client.network import ConsensusInfo, PeerAdded, PeersInfo, TipInfo, VotesInfo
 from client.results import (
     AccountInfo,
     BlockInfo,
     BlockPage,
-    ConsensusInfo,
     HistoryItem,
     HistoryPage,
     MempoolPage,
     NodeStatus,
-    PeerAdded,
-    PeersInfo,
     ReadyInfo,
-    TipInfo,
     TxInfo,
     TxProof,
-    VotesInfo,
     json_object,
     required,
 )

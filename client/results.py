@@ -15,15 +15,7 @@ from typing import Any, TypeVar
 from client.transactions import as_hex
 from common.errors import Malformed
 from common.merkle import verify_proof
-from common.status import (
-    AuthorityState,
-    ChainPace,
-    Direction,
-    PeerDirection,
-    PeerOutcome,
-    TipStatus,
-    TxStatus,
-)
+from common.status import AssumeValidState, Direction, TxStatus
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
@@ -37,7 +29,8 @@ def required(doc: Mapping[str, Any], key: str, kind: type[T]) -> T:
     return value
 
 
-def _opt(doc: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
+def optional(doc: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
+    """An optional field of the node's JSON; `default` when absent or of another type."""
     value = doc.get(key, default)
     return value if isinstance(value, kind) and not (kind is int and type(value) is bool) \
         else default
@@ -74,18 +67,61 @@ class NodeStatus:
     mempool_count: int = 0
     p2p_endpoint: str | None = None  # where other nodes reach it (None: nowhere)
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    assume_valid: AssumeValidStatus | None = None  # None: no p2p answered, or an older node
 
     @classmethod
     def from_json(cls, value: Any) -> NodeStatus:
         d = json_object(value, "status")
         pool = d.get("mempool")
         pool = pool if isinstance(pool, dict) else {}
+        av = d.get("assume_valid")
         return cls(required(d, "network_id", int), required(d, "genesis", str),
                    required(d, "height", int), required(d, "head", str),
-                   required(d, "total_weight", int), _opt(d, "peers", int, 0),
-                   _opt(d, "syncing", bool, False), _opt(d, "mining", bool, False),
-                   _opt(d, "version", str, ""), _opt(d, "consensus", str, ""),
-                   _opt(pool, "count", int, 0), _opt(d, "p2p_endpoint", str, None), d)
+                   required(d, "total_weight", int), optional(d, "peers", int, 0),
+                   optional(d, "syncing", bool, False), optional(d, "mining", bool, False),
+                   optional(d, "version", str, ""), optional(d, "consensus", str, ""),
+                   optional(pool, "count", int, 0), optional(d, "p2p_endpoint", str, None), d,
+                   AssumeValidStatus.from_json(av) if av is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class AssumeValidStatus:
+    """`GET /status`'s `assume_valid`: the block vouched for (None when off), what sync is
+    doing about it (`state`), its height once found, and what was skipped since p2p
+    started."""
+
+    block: str | None
+    state: AssumeValidState | str
+    height: int | None
+    signatures_skipped: int
+    blocks_skipped: int
+
+    @classmethod
+    def from_json(cls, value: Any) -> AssumeValidStatus:
+        d = json_object(value, "assume_valid")
+        height = d.get("height")
+        return cls(optional(d, "block", str, None),
+                   named(AssumeValidState, required(d, "state", str)),
+                   height if type(height) is int else None,
+                   optional(d, "signatures_skipped", int, 0), optional(d, "blocks_skipped", int, 0))
+
+    def line(self) -> str | None:
+        """In one line, as `ccoin status` shows it; None when assume-valid is off."""
+        if self.state == AssumeValidState.OFF:
+            return None
+        match self.state:
+            case AssumeValidState.SEARCHING:
+                where = "not found yet in the peers' headers"
+            case AssumeValidState.FOUND:
+                where = f"found at height {self.height} on a peer's chain"
+            case AssumeValidState.MISSING:
+                where = "not on the last peer's chain: its blocks are verified in full"
+            case AssumeValidState.REACHED:
+                where = f"reached at height {self.height}: later blocks are verified in full"
+            case other:
+                where = str(other)  # a state a newer node knows and this client does not
+        return (f"block {self.block} {where}; {self.signatures_skipped:,} signatures skipped "
+                f"in {self.blocks_skipped:,} blocks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +189,10 @@ class TxInfo:
         return cls(
             required(d, "id", str), required(d, "from", str), required(d, "to", str),
             required(d, "amount", int), required(d, "fee", int), required(d, "nonce", int),
-            _opt(d, "data", str, ""), named(TxStatus, _opt(d, "status", str, "pending")),
+            optional(d, "data", str, ""), named(TxStatus, optional(d, "status", str, "pending")),
             d.get("block"), d.get("height"), d.get("index"),
-            _opt(d, "confirmations", int, 0), d.get("reason"), d.get("replaced_by"),
-            d.get("expected_nonce"), _opt(d, "explanation", str, ""), d)
+            optional(d, "confirmations", int, 0), d.get("reason"), d.get("replaced_by"),
+            d.get("expected_nonce"), optional(d, "explanation", str, ""), d)
 
     @property
     def final(self) -> bool:
@@ -217,12 +253,13 @@ class BlockInfo:
         d = json_object(value, "block")
         h = json_object(d.get("header"), "block header")
         txs = tuple(d.get("txs") or ())
-        return cls(required(d, "hash", str), required(h, "height", int), _opt(h, "parent", str, ""),
-                   _opt(h, "timestamp", int, 0), _opt(h, "coinbase", str, ""),
-                   _opt(h, "signer", str, ""), _opt(h, "tx_root", str, ""),
-                   _opt(h, "state_root", str, ""), _opt(d, "tx_count", int, len(txs)), txs,
-                   _opt(d, "confirmations", int, 0), _opt(d, "on_main_chain", bool, True), d,
-                   _changes(d))
+        return cls(required(d, "hash", str), required(h, "height", int),
+                   optional(h, "parent", str, ""), optional(h, "timestamp", int, 0),
+                   optional(h, "coinbase", str, ""), optional(h, "signer", str, ""),
+                   optional(h, "tx_root", str, ""), optional(h, "state_root", str, ""),
+                   optional(d, "tx_count", int, len(txs)), txs,
+                   optional(d, "confirmations", int, 0),
+                   optional(d, "on_main_chain", bool, True), d, _changes(d))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +325,9 @@ class HistoryItem:
     def from_json(cls, value: Any) -> HistoryItem:
         d = json_object(value, "history item")
         return cls(required(d, "id", str), required(d, "height", int), required(d, "index", int),
-                   named(Direction, required(d, "direction", str)), _opt(d, "from", str, ""),
-                   _opt(d, "to", str, ""),
-                   _opt(d, "amount", int, 0), _opt(d, "fee", int, 0), _opt(d, "nonce", int, 0))
+                   named(Direction, required(d, "direction", str)), optional(d, "from", str, ""),
+                   optional(d, "to", str, ""), optional(d, "amount", int, 0),
+                   optional(d, "fee", int, 0), optional(d, "nonce", int, 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +344,7 @@ class HistoryPage:
         d = json_object(value, "history")
         more = d.get("next")
         return cls(required(d, "address", str), required(d, "total", int),
-                   _opt(d, "offset", int, 0),
+                   optional(d, "offset", int, 0),
                    tuple(HistoryItem.from_json(i) for i in required(d, "items", list)), d,
                    more if isinstance(more, str) else None)
 
@@ -323,167 +360,6 @@ class MempoolPage:
     @classmethod
     def from_json(cls, value: Any) -> MempoolPage:
         d = json_object(value, "mempool")
-        return cls(required(d, "count", int), required(d, "bytes", int), _opt(d, "offset", int, 0),
+        return cls(required(d, "count", int), required(d, "bytes", int),
+                   optional(d, "offset", int, 0),
                    tuple(TxInfo.from_json(t) for t in required(d, "txs", list)), d)
-
-
-@dataclass(frozen=True, slots=True)
-class TipInfo:
-    """`status`: active (the head) | valid-fork | invalid."""
-
-    hash: str
-    height: int
-    total_weight: int
-    branch_length: int
-    status: TipStatus | str
-
-    @classmethod
-    def from_json(cls, value: Any) -> TipInfo:
-        d = json_object(value, "tip")
-        return cls(required(d, "hash", str), required(d, "height", int),
-                   required(d, "total_weight", int), required(d, "branch_length", int),
-                   named(TipStatus, required(d, "status", str)))
-
-
-@dataclass(frozen=True, slots=True)
-class SignerHealth:
-    """One authority (`GET /consensus`): `state` live | offline | unknown; `may_seal`: the
-    recency rule lets it seal the next block; `missed_since_head`: slots it missed since
-    the head (counted from time)."""
-
-    address: str
-    last_height: int | None
-    sealed: int
-    missed: int
-    state: AuthorityState | str = ""
-    may_seal: bool = False
-    last_sealed_ms: int | None = None
-    missed_since_head: int = 0
-
-    @classmethod
-    def from_json(cls, value: Any) -> SignerHealth:
-        d = json_object(value, "signer")
-        return cls(required(d, "address", str), d.get("last_height"), required(d, "sealed", int),
-                   required(d, "missed", int), named(AuthorityState, d.get("state", "")),
-                   _opt(d, "may_seal", bool, False), d.get("last_sealed_ms"),
-                   _opt(d, "missed_since_head", int, 0))
-
-
-@dataclass(frozen=True, slots=True)
-class ConsensusInfo:
-    """Chain health (`GET /consensus`): `state` sealing | idle | late | waiting, `summary`
-    the sentence saying why; the rest in `doc`."""
-
-    consensus: str
-    authorities: tuple[str, ...]
-    in_turn: str | None
-    next_height: int
-    window: int
-    signers: tuple[SignerHealth, ...]
-    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    state: ChainPace | str = ""
-    overdue: bool = False
-    summary: str = ""
-    may_seal_next: tuple[str, ...] = ()
-    since_head_ms: int = 0
-    overdue_ms: int = 0
-
-    @classmethod
-    def from_json(cls, value: Any) -> ConsensusInfo:
-        d = json_object(value, "consensus")
-        return cls(required(d, "consensus", str), tuple(required(d, "authorities", list)),
-                   d.get("in_turn"), required(d, "next_height", int), required(d, "window", int),
-                   tuple(SignerHealth.from_json(s) for s in required(d, "signers", list)), d,
-                   named(ChainPace, d.get("state", "")), _opt(d, "overdue", bool, False),
-                   _opt(d, "summary", str, ""), tuple(_opt(d, "may_seal_next", list, [])),
-                   _opt(d, "since_head_ms", int, 0), _opt(d, "overdue_ms", int, 0))
-
-
-@dataclass(frozen=True, slots=True)
-class VotesInfo:
-    """Authority votes (`GET /consensus`'s `votes`, and what POST and DELETE
-    /consensus/proposals answer): the set in turn order, the votes a proposal `needed`,
-    the open `proposals` (address, authorize, votes, voters), the latest `changes`
-    (height, address, authorize), this node's `own` proposals (address, authorize, done,
-    voted) and `warnings`, as the JSON has them."""
-
-    authorities: tuple[str, ...]
-    needed: int
-    next_checkpoint: int
-    proposals: tuple[dict[str, Any], ...]
-    changes: tuple[dict[str, Any], ...]
-    own: tuple[dict[str, Any], ...]
-    warnings: tuple[str, ...]
-    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, value: Any) -> VotesInfo:
-        d = json_object(value, "votes")
-        return cls(tuple(required(d, "authorities", list)), required(d, "needed", int),
-                   required(d, "next_checkpoint", int), tuple(required(d, "proposals", list)),
-                   tuple(required(d, "changes", list)), tuple(required(d, "own", list)),
-                   tuple(required(d, "warnings", list)), d)
-
-
-@dataclass(frozen=True, slots=True)
-class PeerInfo:
-    node_id: str
-    endpoint: str
-    direction: PeerDirection | str
-    height: int
-    head: str
-    total_weight: int
-    score: int
-    latency_ms: int
-    connected_ms: int
-
-    @classmethod
-    def from_json(cls, value: Any) -> PeerInfo:
-        d = json_object(value, "peer")
-        return cls(required(d, "node_id", str), required(d, "endpoint", str),
-                   named(PeerDirection, required(d, "direction", str)),
-                   required(d, "height", int),
-                   required(d, "head", str), required(d, "total_weight", int),
-                   required(d, "score", int), required(d, "latency_ms", int),
-                   required(d, "connected_ms", int))
-
-
-@dataclass(frozen=True, slots=True)
-class PeersInfo:
-    """`p2p` is false when no p2p service answers on this node (then `peers` is empty)."""
-
-    p2p: bool
-    peers: tuple[PeerInfo, ...]
-    syncing: bool
-    sync_target: int | None
-    node_id: str | None
-    banned: int
-    endpoint: str | None = None  # this node's, where other nodes reach it
-    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, value: Any) -> PeersInfo:
-        d = json_object(value, "peers")
-        peers = tuple(PeerInfo.from_json(p) for p in required(d, "peers", list))
-        return cls(required(d, "p2p", bool), peers,
-                   _opt(d, "syncing", bool, False), d.get("sync_target"), d.get("node_id"),
-                   _opt(d, "banned", int, 0), _opt(d, "endpoint", str, None), d)
-
-
-@dataclass(frozen=True, slots=True)
-class PeerAdded:
-    """What `POST /peers` achieved (a refusal is raised: `PeerRefused` and its kinds,
-    `PeerUnreachable`)."""
-
-    outcome: PeerOutcome | str
-    node_id: str
-    endpoint: str
-    direction: PeerDirection | str
-    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, value: Any) -> PeerAdded:
-        d = json_object(value, "add peer")
-        return cls(named(PeerOutcome, required(d, "outcome", str)), required(d, "node_id", str),
-                   required(d, "endpoint", str),
-                   named(PeerDirection, required(d, "direction", str)), d)

@@ -20,7 +20,6 @@ from runtime.keystore import Keystore
 from tools.cli.util import (
     CliError,
     Location,
-    assume_valid_line,
     choose_node,
     data_arg,
     locate,
@@ -171,7 +170,8 @@ def short(value: str | None, n: int = 16) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with node_client(args) as c:
-        st = c.status().doc
+        status = c.status()
+    st = status.doc
     if args.json:
         print_json(st)
         return 0
@@ -183,7 +183,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     pool = st.get("mempool")
     if isinstance(pool, dict):
         rows.append(("mempool", f"{pool.get('count', 0)} txs, {pool.get('bytes', 0)} bytes"))
-    assumed = assume_valid_line(st)
+    assumed = status.assume_valid.line() if status.assume_valid else None
     if assumed:
         rows.append(("assume_valid", assumed))
     print_fields(rows)

@@ -24,7 +24,6 @@ from tools.cli.util import (
     CliError,
     Location,
     api_url_of,
-    assume_valid_line,
     block_hash_arg,
     check_port_free,
     init_command,
@@ -278,7 +277,8 @@ def api_lines(config: NodeConfig) -> list[str]:
     try:
         with Client(api_url_of(config), timeout=READY_TIMEOUT) as api:
             lines.append(f"readiness: {api.ready().line()}")
-            assumed = assume_valid_line(api.status().doc)
+            av = api.status().assume_valid
+            assumed = av.line() if av else None
             if assumed:
                 lines.append(f"assume-valid: {assumed}")
     except CcoinError as exc:

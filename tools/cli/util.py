@@ -220,22 +220,6 @@ def print_fields(rows: list[tuple[str, Any]]) -> None:
         print(f"{key:<{width}}  {value}")
 
 
-def assume_valid_line(status: dict[str, Any]) -> str | None:
-    """`GET /status`'s `assume_valid` in one line; None when it is off or unknown (no p2p,
-    an older node)."""
-    av = status.get("assume_valid")
-    if not isinstance(av, dict) or av.get("state", "off") == "off":
-        return None
-    state, height = av.get("state"), av.get("height")
-    where = {"searching": "not found yet in the peers' headers",
-             "found": f"found at height {height} on a peer's chain",
-             "missing": "not on the last peer's chain: its blocks are verified in full",
-             "reached": f"reached at height {height}: later blocks are verified in full",
-             }.get(str(state), str(state))
-    return (f"block {av.get('block')} {where}; {av.get('signatures_skipped', 0):,} "
-            f"signatures skipped in {av.get('blocks_skipped', 0):,} blocks")
-
-
 def note(text: str) -> None:
     """Human progress and hints go to stderr, so stdout stays the command's data."""
     print(text, file=sys.stderr, flush=True)
