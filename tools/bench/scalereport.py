@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tools.bench.report import machine
 from tools.bench.scale import (
+    E2E_RUNS,
     QUERY_CLIENTS,
     QUERY_RATE,
     TRANSFERS_PER_ACCOUNT,
@@ -98,8 +99,8 @@ def _size(n: int) -> str:
 
 
 def base_tps(points: list[Point]) -> float:
-    """The new chain's rate: the mean of its runs (before and after the sizes, so a change
-    in the shared machine's load during the run weighs on both sides)."""
+    """The new chain's rate: the mean of its two medians (before and after the sizes, so a
+    change in the shared machine's load during the run weighs on both sides)."""
     new = [p.tps for p in points if not p.accounts]
     return sum(new) / len(new) if new else 0.0
 
@@ -117,12 +118,14 @@ def _rows(points: list[Point]) -> list[tuple[str, list[str]]]:
          [f"{p.blocks} / {p.build_seconds:.0f} s" for p in points]),
         ("cold start: to /health / to ready", [f"{p.cold_health:.1f} s / {p.cold_ready:.1f} s"
                                                for p in points]),
-        ("**end to end, confirmed transfers / s**", [f"**{p.tps:,.0f}**" for p in points]),
-        ("end to end / new chain's rate (mean of its runs)",
+        (f"**end to end, confirmed transfers / s** (median of {E2E_RUNS} runs)",
+         [f"**{p.tps:,.0f}**" for p in points]),
+        ("the runs, in order", [", ".join(f"{t:,.0f}" for t in p.tps_runs) for p in points]),
+        ("end to end / new chain's rate (mean of its two medians)",
          [f"{p.tps / base:.2f}" for p in points]),
         ("end to end under the query load, transfers / s", [f"{p.loaded_tps:,.0f}"
                                                             for p in points]),
-        ("CPU per e2e transfer: state / api / p2p+miner (µs)",
+        ("CPU per e2e transfer, median run: state / api / p2p+miner (µs)",
          [f"{p.cpu_us.get('state', 0):.0f} / {p.cpu_us.get('api', 0):.0f} / "
           f"{p.cpu_us.get('p2p', 0) + p.cpu_us.get('miner', 0):.0f}" for p in points]),
         ("confirmation latency p50 / p99", [f"{p.confirm_p50 * 1000:.0f} / "
@@ -214,7 +217,9 @@ imported by `Chain.import_block`; blocks of 4,000 transfers; one account in {SEN
 sends, the others receive; a faucet in the genesis funds the senders first). A validator
 node is then started on that data dir with `ccoin node start` and measured as `make bench`
 measures it: {run.e2e_txs:,} pre-signed transfers among 1,000 further accounts through
-the batch route, each timed to its confirming block; then {run.e2e_txs:,} more while
+the batch route, each timed to its confirming block, {E2E_RUNS} times in a row (the median
+run is the figure: a run takes about a second, and a LevelDB compaction lands in it or
+not); then {run.e2e_txs:,} more while
 {QUERY_CLIENTS} clients ask for the account and the history (20 newest) of random accounts
 of the chain, each up to {QUERY_RATE / 2:.0f} of each per second (on the new chain: of the
 1,000 accounts, whose histories are longer and busier). "New chain" is the same measurement
