@@ -38,7 +38,9 @@ FINDINGS = """
   CPU a transfer against 110), so 128 it is. Every service but the api also went down by
   ~8-9 MiB when `cryptography` and httpx became imports made only when an RSA key, a key
   file, discovery or a peer URL needs them (the total at 1M: 409 -> 334 MiB over the
-  runs that brought these changes).
+  runs that brought these changes). Collecting young objects every 50,000 allocations
+  instead of 700 (`runtime/service.py`, for CPU) holds more garbage between rounds: ~10
+  MiB more in the api, ~20 in all.
 - **End to end slows with the chain, and the difference is state's CPU** (the CPU row).
   The e2e transfers touch only their own 1,000 accounts, so this is the cost of the
   database's size. Found on the way, at 1M accounts:
@@ -52,11 +54,16 @@ FINDINGS = """
     transaction is looked up in the transaction index only when its nonce is below its
     sender's (only then can the chain hold it; a miss in a large database reads through
     its levels), the state root's arithmetic moved to GMP, and one msgpack packer is
-    reused. At 1M accounts state then used 33, 60 and 66 µs a transfer in three runs
-    (86 before): the spread is LevelDB's compactions, which land in a ~1.5 s window or
-    not. The ratio fell all the same (0.90, 0.77, 0.71 against 0.83), because the new
-    chain got faster still (12,905 -> 16,236-18,512 transfers/s): the size's extra cost
-    now weighs on a shorter transfer.
+    reused (86 µs a transfer before them).
+  - **One run is not a measurement at 1M accounts.** On one node on a 1M chain, six runs of
+    20,000 transfers in a row cost state 44, 33, 22, 50, 40 and 55 µs a transfer (16,219 to
+    20,770 transfers/s), against 22-26 on the new chain: a run lasts about a second, and
+    one of LevelDB's compactions of the randomly keyed writes (accounts, the transaction
+    index, history, the pool's journal) lands in it or not. Each size's rate is therefore
+    the median of three runs in a row (all three are in the table). Ruled out again, at
+    1M, by measurement: compaction left pending by the build (a full `compact_range` after
+    it took 0.1 s: every level was within its bounds) and Bloom filters with a 16 MiB
+    write buffer (0.70 of the new chain's rate, against 0.81 without, in one pair).
   - What is left is mostly compaction of randomly keyed writes. A third of the bytes a
     transfer writes (~200 of ~570, counted in-process) are the pool's journal: its entry
     on admission and its tombstone on inclusion, both written to the log and to level 0
