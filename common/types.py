@@ -195,8 +195,8 @@ class BlockHeader:
         return crypto.address_of(self.signer_key_type, self.signer_public_key)
 
 
-class _Headed:
-    """What a block tells by its header alone."""
+class Headed:
+    """What a block tells by its header alone (`Block`, `BlockOutline`, `signed.SignedBlock`)."""
 
     __slots__ = ()
     header: BlockHeader
@@ -211,7 +211,7 @@ class _Headed:
 
 
 @dataclass(frozen=True, slots=True)
-class Block(_Headed):
+class Block(Headed):
     header: BlockHeader
     txs: tuple[Transaction, ...]
     raw: bytes = field(init=False, repr=False, compare=False)
@@ -261,7 +261,7 @@ class Block(_Headed):
 
 
 @dataclass(frozen=True, slots=True)
-class BlockOutline(_Headed):
+class BlockOutline(Headed):
     """A block as a page of blocks shows it: its header, its transactions' ids and its size,
     read without decoding the transactions (a tenth of the work for a full block). For a
     block state has stored; checking a block is `Block.decode`'s."""
