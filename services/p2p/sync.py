@@ -34,11 +34,13 @@ import asyncio
 import enum
 import logging
 import time
+from collections import deque
 from typing import Any, Protocol, TypeVar
 
 from common import wire
+from common.encoding import unpack
 from common.errors import CcoinError, InvalidBlock, Malformed, StorageUnavailable
-from common.types import BlockHeader
+from common.types import MAX_BLOCK_BYTES, BlockHeader
 from services.p2p import scoring
 from services.p2p.assumevalid import (
     MAX_ASSUMED,
@@ -54,6 +56,9 @@ from services.p2p.peer import Peer
 log = logging.getLogger("ccoin.p2p.sync")
 
 BATCH_BLOCKS = 500
+# A sync's first batch is small, so verifying starts after a short fetch; the next (full)
+# batch is asked for as soon as it is in, and arrives while it is verified.
+FIRST_BATCH_BLOCKS = 4
 BATCH_BYTES = 8 * 1024 * 1024
 REPLY_TIMEOUT_S = 15.0
 FAILED_PAUSE_S = 60.0  # a peer that let a round down is not asked again for this long
@@ -98,6 +103,18 @@ class SyncHost(Protocol):
     def punish(self, peer: Peer, points: int, why: str) -> None: ...
 
 
+def _last_hash(reply: wire.Blocks) -> bytes | None:
+    """The hash of the batch's last block, read from its header alone; None when it does
+    not decode (the batch's import refuses it, and the peer pays for it there)."""
+    try:
+        value = unpack(reply.blocks[-1], MAX_BLOCK_BYTES)
+        if type(value) is not tuple or not value:
+            return None
+        return BlockHeader.from_fields(value[0]).hash
+    except Malformed:
+        return None
+
+
 class PeerGone(Exception):
     """The link closed while a round waited for its reply."""
 
@@ -119,6 +136,9 @@ class Syncer:
         self.rounds = 0
         self._seq = 0
         self._pending: tuple[Peer, int, asyncio.Future[Any], type[Any]] | None = None
+        # requests asked ahead and then not wanted (the round ended): their replies are
+        # dropped when they come, not charged to the peer as unsolicited
+        self._dropped: deque[tuple[Peer, int]] = deque(maxlen=4)
         self._wake = asyncio.Event()
         self._forced = False
         self._orphan_from: Peer | None = None
@@ -163,6 +183,8 @@ class Syncer:
         pending = self._pending
         if (pending is None or pending[0] is not peer or pending[1] != msg.request
                 or not isinstance(msg, pending[3])):
+            if (peer, msg.request) in self._dropped:
+                return True
             self.host.punish(peer, scoring.UNSOLICITED, f"{what} we did not ask for")
             return False
         if not pending[2].done():
@@ -239,20 +261,20 @@ class Syncer:
         log.info("syncing from %s (its height %d, weight %d; ours %d, weight %d)",
                  peer.label, peer.tip.height, peer.tip.total_weight, start.height,
                  start.total_weight, extra={"peer": peer.label})
-        cursor = b""
         skipped = self.assume.skipped if self.assume is not None else 0
+        ahead: asyncio.Task[wire.Blocks | None] | None = None
         try:
             rounds = MAX_ROUNDS if await self._find_assumed(peer) else 0
+            limit = FIRST_BATCH_BLOCKS
+            reply: wire.Blocks | None = None
             for _ in range(rounds):
                 if peer.closed:
                     break
-                locator = await host.locator()
-                if cursor:
-                    locator = (cursor, *locator)
-                if len(locator) > wire.MAX_LOCATOR:  # keep the genesis hash last
-                    locator = (*locator[:wire.MAX_LOCATOR - 1], locator[-1])
-                reply = await self._ask(
-                    peer, wire.GetBlocks(self._next_seq(), locator, BATCH_BLOCKS), wire.Blocks)
+                if ahead is not None:
+                    reply, ahead = await ahead, None
+                else:
+                    reply = await self._ask(peer, await self._get_blocks(b"", limit),
+                                            wire.Blocks)
                 if reply is None:
                     break
                 self.rounds += 1
@@ -262,17 +284,25 @@ class Syncer:
                         host.punish(peer, scoring.EMPTY_SYNC, "claimed more weight, sent nothing")
                     peer.sync.exhausted_at = peer.tip.total_weight
                     break
+                # Ask for the next batch now, after the last block of this one, so that it
+                # arrives while this one is verified and imported.
+                cursor = _last_hash(reply)
+                if cursor is not None and cursor != reply.head:
+                    ahead = asyncio.create_task(self._ask(
+                        peer, await self._get_blocks(cursor, BATCH_BLOCKS), wire.Blocks))
+                limit = BATCH_BLOCKS
                 last = await host.import_blocks(peer, reply.blocks)
                 await host.refresh_tip()
                 if last is None:
                     peer.sync.failed_at = time.monotonic()
                     break  # a bad batch: the peer has been penalized
-                cursor = last
                 if last == reply.head or not self._ahead(peer):
                     break
             if self.assume is not None and self.assume.height:  # shown by a peer: ours yet?
                 await self.check_reached()
         finally:
+            if ahead is not None:  # the round ended early: the batch asked for is not wanted
+                ahead.cancel()
             self.state, self.target = SyncState.IDLE, None
             skipped = self.assume.skipped - skipped if self.assume is not None else 0
             log.info("sync from %s done: height %d -> %d%s", peer.label, start.height,
@@ -350,6 +380,16 @@ class Syncer:
 
     # --- requests -----------------------------------------------------------------------------
 
+    async def _get_blocks(self, cursor: bytes, limit: int) -> wire.GetBlocks:
+        """The request for the blocks after `cursor` (the last block of the batch before;
+        b"": none yet) or else after our chain's locator."""
+        locator = await self.host.locator()
+        if cursor:
+            locator = (cursor, *locator)
+        if len(locator) > wire.MAX_LOCATOR:  # keep the genesis hash last
+            locator = (*locator[:wire.MAX_LOCATOR - 1], locator[-1])
+        return wire.GetBlocks(self._next_seq(), locator, limit)
+
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) % 2**32
         return self._seq
@@ -374,5 +414,8 @@ class Syncer:
             return None
         except PeerGone:
             return None
+        except asyncio.CancelledError:
+            self._dropped.append((peer, request.request))
+            raise
         finally:
             self._pending = None

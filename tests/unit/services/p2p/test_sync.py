@@ -28,7 +28,13 @@ from services.p2p.blocks import PARALLEL_VERIFY_MIN
 from services.p2p.chainview import Tip
 from services.p2p.peer import LinkState, Peer
 from services.p2p.settings import Timing
-from services.p2p.sync import FAILED_PAUSE_S, Syncer, SyncState
+from services.p2p.sync import (
+    BATCH_BLOCKS,
+    FAILED_PAUSE_S,
+    FIRST_BATCH_BLOCKS,
+    Syncer,
+    SyncState,
+)
 from services.p2p.transport import Link, Transport
 from tests.framework import rules
 from tests.framework.localnet import LocalNet
@@ -295,26 +301,52 @@ def _weight(net: LocalNet, blocks: list[Block]) -> int:
                for b in blocks)
 
 
-async def test_a_node_syncs_in_locator_batches(tmp_path: Path) -> None:
+async def test_a_node_syncs_in_locator_batches_asking_for_each_while_the_last_is_imported(
+        tmp_path: Path) -> None:
     async with LocalNet(tmp_path) as net:
         node = await net.node("a")
         blocks = _chain(rules.Chain(net.genesis), 25)
         weight = _weight(net, blocks)
         peer = net.peer().connect("inproc://p2p-a")
         await peer.handshake(height=25, head=blocks[-1].hash, total_weight=weight)
-        for first, last in ((0, 10), (10, 20), (20, 25)):
+        # a small first batch, then full ones, each asked for after the last block of the
+        # batch before it (which leads the locator), before that batch is imported
+        for first, last, limit in ((0, FIRST_BATCH_BLOCKS, FIRST_BATCH_BLOCKS),
+                                   (4, 14, BATCH_BLOCKS), (14, 24, BATCH_BLOCKS),
+                                   (24, 25, BATCH_BLOCKS)):
             request = await peer.expect(wire.GetBlocks)
-            # the last block this round received leads the locator, then state's own
             want = blocks[first - 1].hash if first else net.genesis_hash
             assert request.locator[0] == want and request.locator[-1] == net.genesis_hash
-            assert request.limit == 500
+            assert request.limit == limit
             reply = await peer.serve(request, blocks, weight, limit=10)
             assert reply.blocks == tuple(b.raw for b in blocks[first:last])
         await wait_until_async(lambda: node.chain.tip.hash == blocks[-1].hash,
                                timeout=5, what="the node synced")
         await wait_until_async(lambda: not node.syncer.syncing, timeout=5, what="the sync over")
-        assert node.syncer.rounds == 3
+        assert node.syncer.rounds == 4
         assert (await net.state("a").status()).height == 25
+        assert node.peers.by_id[peer.node_id].standing.score == 0
+
+
+async def test_the_answer_to_a_batch_asked_ahead_and_then_not_wanted_costs_nothing(
+        tmp_path: Path) -> None:
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        blocks = _chain(rules.Chain(net.genesis), 10)
+        weight = _weight(net, blocks)
+        peer = net.peer().connect("inproc://p2p-a")
+        await peer.handshake(height=10, head=blocks[-1].hash, total_weight=weight)
+        first = await peer.expect(wire.GetBlocks)
+        raws = [b.raw for b in blocks[:FIRST_BATCH_BLOCKS]]
+        raws[2] = raws[2][:-1]  # undecodable: the round ends at it
+        await peer.send(wire.Blocks(first.request, tuple(raws), 10, blocks[-1].hash, weight))
+        ahead = await peer.expect(wire.GetBlocks)  # asked for before the batch was read
+        assert ahead.locator[0] == blocks[FIRST_BATCH_BLOCKS - 1].hash
+        await wait_until_async(lambda: not node.syncer.syncing, timeout=5, what="round over")
+        assert (await net.state("a").status()).height == 2
+        await peer.serve(ahead, blocks, weight)  # late, and no longer wanted
+        await peer.sync_with_ping()
+        assert node.peers.by_id[peer.node_id].standing.score == -scoring.MALFORMED
 
 
 async def test_a_heavier_fork_from_a_peer_reorganises_the_node(tmp_path: Path) -> None:
