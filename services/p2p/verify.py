@@ -75,11 +75,12 @@ class Verifier:
         self.cache_hits += len(block.txs) - len(unverified)
         return block, unverified
 
-    def remember(self, txs: list[SignedTx]) -> None:
-        """Record signatures verified elsewhere (a worker thread) as verified."""
+    def remember(self, txs: list[SignedTx], *, cache: bool = True) -> None:
+        """Record signatures verified elsewhere (a worker thread) as verified; `cache`:
+        also keep their ids, so the same bytes are not verified again."""
         self.signature_checks += len(txs)
-        for tx in txs:
-            self.verified.add(tx.id)
+        if cache:
+            self.verified.update(tx.id for tx in txs)
 
 
 def first_bad_signature(txs: list[SignedTx]) -> int | None:
