@@ -226,7 +226,8 @@ def test_rejected_block_is_logged_and_replanned(tmp_path: Path,
             what="the miner's status to show its failing rounds")
         assert failing.last_error == "rejected by state: bad_timestamp: scripted rejection"
         assert failing.failing_since_ms <= failing.last_round_ms
-        await wait_until_async(lambda: len(state.blocks) >= 1, timeout=10,
+        # the miner counts the block once state's answer is back, after state took it
+        await wait_until_async(lambda: miner.blocks_sealed >= 1, timeout=10,
                                what="a block the scripted state took")
         assert miner.blocks_sealed == 1 and miner.last_block == state.blocks[0].hash
         recovered = miner.status()
