@@ -49,21 +49,34 @@ def test_a_waiting_receiver_gets_every_reply_while_its_socket_keeps_sending(
         client.sock.connect(f"ipc://{tmp_path}/echo")
         n = 20_000
 
+        echoed = 0
+        echo_caught_up = asyncio.Event()
+        wanted = 0
+
         async def echo() -> None:
+            nonlocal echoed
             for _ in range(n):
                 await server.send_multipart(await server.recv_multipart())
+                echoed += 1
+                if echoed >= wanted:
+                    echo_caught_up.set()
 
         async def read() -> list[bytes]:
             return [(await client.recv_multipart())[0] for _ in range(n)]
 
         async def write() -> None:
+            nonlocal wanted
             for i in range(n):
                 await client.send_multipart([b"%d" % i])
                 if i % pause_every == 0:
-                    # not a wait for anything: one turn of the loop, so that replies arrive
-                    # between bursts of sends (the interleaving under test; waiting for a
-                    # reply instead lets the reader drain first, and the bug stays hidden)
-                    await asyncio.sleep(0)
+                    # Replies must arrive while this socket keeps sending (the interleaving
+                    # under test): wait until the server has sent back what was asked so far,
+                    # not until the reader took it (then the reader drains first, and the
+                    # bug stays hidden).
+                    wanted = i + 1
+                    echo_caught_up.clear()
+                    if echoed < wanted:
+                        await echo_caught_up.wait()
 
         try:
             async with asyncio.timeout(TIMEOUT):
