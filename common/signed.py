@@ -24,14 +24,7 @@ from typing import NamedTuple
 from common import crypto
 from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
-from common.types import (
-    MAX_BLOCK_BYTES,
-    MAX_BLOCK_TXS,
-    MAX_TX_BYTES,
-    TX_DOMAIN,
-    BlockHeader,
-    Headed,
-)
+from common.types import MAX_TX_BYTES, TX_DOMAIN, BlockHeader, Headed, block_parts
 
 _FIELDS = 9
 _ARRAY_9 = b"\x99"  # msgpack fixarray of nine: a transaction and its signing payload alike
@@ -101,18 +94,7 @@ def read_tx(raw: bytes) -> SignedTx:
 def read_block(raw: bytes) -> SignedBlock:
     """The header and each transaction's `read_tx`; `Malformed` (or `TooLarge`) unless `raw`
     is a canonical `[header, [tx...]]` with a well-formed header."""
-    if len(raw) > MAX_BLOCK_BYTES:
-        raise TooLarge("block too large")
-    value = unpack(raw, MAX_BLOCK_BYTES)
-    if type(value) is not tuple or len(value) != 2 or type(value[1]) is not tuple:
-        raise Malformed("block must be [header, [tx...]]")
-    header = BlockHeader.from_fields(value[0])
-    items = value[1]
-    if len(items) > MAX_BLOCK_TXS:
-        raise TooLarge("too many transactions in a block")
-    for item in items:
-        if type(item) is not bytes:
-            raise Malformed("block transactions must be bin")
+    header, items = block_parts(raw)
     txs = tuple(map(read_tx, items))
     if pack((header.fields(), items)) != raw:
         raise Malformed("non-canonical encoding")

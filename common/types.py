@@ -237,16 +237,9 @@ class Block(Headed):
                ) -> Block:
         """Decode a block; `known(txid)` may offer already-decoded transactions (the pool),
         which are used only when their bytes are exactly the block's bytes."""
-        if len(raw) > MAX_BLOCK_BYTES:
-            raise TooLarge("block too large")
-        value = unpack(raw, MAX_BLOCK_BYTES)
-        if type(value) is not tuple or len(value) != 2 or type(value[1]) is not tuple:
-            raise Malformed("block must be [header, [tx...]]")
-        header = BlockHeader.from_fields(value[0])
+        header, items = block_parts(raw)
         txs = []
-        for item in value[1]:
-            if type(item) is not bytes:
-                raise Malformed("block transactions must be bin")
+        for item in items:
             if known is None:
                 txs.append(_decode_transaction(item, None))
                 continue
@@ -272,9 +265,25 @@ class BlockOutline(Headed):
 
     @staticmethod
     def decode(raw: bytes) -> BlockOutline:
-        value = unpack(raw, MAX_BLOCK_BYTES)
-        if type(value) is not tuple or len(value) != 2 or type(value[1]) is not tuple \
-                or not all(type(item) is bytes for item in value[1]):
-            raise Malformed("block must be [header, [tx...]]")
-        return BlockOutline(BlockHeader.from_fields(value[0]),
-                            tuple(crypto.sha256(item) for item in value[1]), len(raw))
+        header, items = block_parts(raw)
+        return BlockOutline(header, tuple(crypto.sha256(item) for item in items), len(raw))
+
+
+def block_parts(raw: bytes) -> tuple[BlockHeader, tuple[bytes, ...]]:
+    """A block's header and its transactions' bytes, undecoded; `Malformed` (or `TooLarge`)
+    unless `raw` is `[header, [bin...]]` with a well-formed header and at most
+    `MAX_BLOCK_TXS` transactions. Whether the encoding is canonical is the caller's check,
+    once it has what re-encodes it."""
+    if len(raw) > MAX_BLOCK_BYTES:
+        raise TooLarge("block too large")
+    value = unpack(raw, MAX_BLOCK_BYTES)
+    if type(value) is not tuple or len(value) != 2 or type(value[1]) is not tuple:
+        raise Malformed("block must be [header, [tx...]]")
+    header = BlockHeader.from_fields(value[0])
+    items: tuple[bytes, ...] = value[1]
+    if len(items) > MAX_BLOCK_TXS:
+        raise TooLarge("too many transactions in a block")
+    for item in items:
+        if type(item) is not bytes:
+            raise Malformed("block transactions must be bin")
+    return header, items

@@ -38,9 +38,8 @@ from collections import deque
 from typing import Any, Protocol, TypeVar
 
 from common import wire
-from common.encoding import unpack
 from common.errors import CcoinError, InvalidBlock, Malformed, StorageUnavailable
-from common.types import MAX_BLOCK_BYTES, BlockHeader
+from common.types import BlockHeader, block_parts
 from services.p2p import scoring
 from services.p2p.assumevalid import (
     MAX_ASSUMED,
@@ -107,10 +106,7 @@ def _last_hash(reply: wire.Blocks) -> bytes | None:
     """The hash of the batch's last block, read from its header alone; None when it does
     not decode (the batch's import refuses it, and the peer pays for it there)."""
     try:
-        value = unpack(reply.blocks[-1], MAX_BLOCK_BYTES)
-        if type(value) is not tuple or not value:
-            return None
-        return BlockHeader.from_fields(value[0]).hash
+        return block_parts(reply.blocks[-1])[0].hash
     except Malformed:
         return None
 
