@@ -292,6 +292,14 @@ async def test_a_state_that_cannot_store_pauses_the_sync_and_says_so_once(
 # --- whole nodes --------------------------------------------------------------------------
 
 
+async def _peer_holding(net: LocalNet, blocks: list[Block]) -> tuple[WirePeer, int]:
+    """A peer past its handshake, whose chain is `blocks` (on the genesis), and its weight."""
+    weight = _weight(net, blocks)
+    peer = net.peer().connect("inproc://p2p-a")
+    await peer.handshake(height=blocks[-1].height, head=blocks[-1].hash, total_weight=weight)
+    return peer, weight
+
+
 def _chain(genesis_blocks: rules.Chain, count: int, extra: bytes = b"") -> list[Block]:
     return [genesis_blocks.build_and_apply(extra=extra) for _ in range(count)]
 
@@ -306,9 +314,7 @@ async def test_a_node_syncs_in_locator_batches_asking_for_each_while_the_last_is
     async with LocalNet(tmp_path) as net:
         node = await net.node("a")
         blocks = _chain(rules.Chain(net.genesis), 25)
-        weight = _weight(net, blocks)
-        peer = net.peer().connect("inproc://p2p-a")
-        await peer.handshake(height=25, head=blocks[-1].hash, total_weight=weight)
+        peer, weight = await _peer_holding(net, blocks)
         # a small first batch, then full ones, each asked for after the last block of the
         # batch before it (which leads the locator), before that batch is imported
         for first, last, limit in ((0, FIRST_BATCH_BLOCKS, FIRST_BATCH_BLOCKS),
@@ -333,9 +339,7 @@ async def test_the_answer_to_a_batch_asked_ahead_and_then_not_wanted_costs_nothi
     async with LocalNet(tmp_path) as net:
         node = await net.node("a")
         blocks = _chain(rules.Chain(net.genesis), 10)
-        weight = _weight(net, blocks)
-        peer = net.peer().connect("inproc://p2p-a")
-        await peer.handshake(height=10, head=blocks[-1].hash, total_weight=weight)
+        peer, weight = await _peer_holding(net, blocks)
         first = await peer.expect(wire.GetBlocks)
         raws = [b.raw for b in blocks[:FIRST_BATCH_BLOCKS]]
         raws[2] = raws[2][:-1]  # undecodable: the round ends at it
@@ -495,9 +499,7 @@ async def test_a_batch_is_imported_up_to_its_first_bad_block_and_its_sender_char
         raws = [b.raw for b in blocks]
         if bad == "undecodable":
             raws[3] = raws[3][:-1]
-        weight = _weight(net, blocks)
-        peer = net.peer().connect("inproc://p2p-a")
-        await peer.handshake(height=5, head=blocks[-1].hash, total_weight=weight)
+        peer, weight = await _peer_holding(net, blocks)
         request = await peer.expect(wire.GetBlocks)
         await peer.send(wire.Blocks(request.request, tuple(raws), 5, blocks[-1].hash, weight))
         await wait_until_async(lambda: not node.syncer.syncing and node.syncer.rounds == 1,
