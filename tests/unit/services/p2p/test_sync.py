@@ -510,3 +510,30 @@ async def test_a_batch_is_imported_up_to_its_first_bad_block_and_its_sender_char
             assert f"transaction {count - 2} has a bad signature" in bye.reason
         else:
             assert node.peers.by_id[peer.node_id].standing.score == -scoring.MALFORMED
+
+
+async def test_a_peer_that_falls_silent_on_a_batch_asked_ahead_keeps_what_it_sent(
+        tmp_path: Path) -> None:
+    # The fault while a batch is asked for ahead: the first batch arrives, the peer then
+    # never answers the next request. What it sent is imported, it pays for the silence
+    # once, and an honest peer brings the rest.
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a", timing=Timing(tick=3600.0, sync_reply=0.3))
+        blocks = _chain(rules.Chain(net.genesis), 12)
+        frozen, weight = await _peer_holding(net, blocks)
+        first = await frozen.expect(wire.GetBlocks)
+        await frozen.serve(first, blocks, weight)
+        ahead = await frozen.expect(wire.GetBlocks)  # left unanswered
+        assert ahead.locator[0] == blocks[FIRST_BATCH_BLOCKS - 1].hash
+        await wait_until_async(lambda: not node.syncer.syncing, timeout=5,
+                               what="the round given up")
+        assert (await net.state("a").status()).height == FIRST_BATCH_BLOCKS
+        assert node.peers.by_id[frozen.node_id].standing.score == -scoring.SYNC_TIMEOUT
+        honest, _ = await _peer_holding(net, blocks)
+        server = asyncio.create_task(honest.serve_forever(blocks, weight))
+        try:
+            await wait_until_async(lambda: node.chain.tip.hash == blocks[-1].hash,
+                                   timeout=5, what="synced from the honest peer")
+        finally:
+            server.cancel()
+        assert node.peers.by_id[honest.node_id].standing.score == 0
