@@ -8,11 +8,8 @@ one msgpack read, one re-encode and one hash per transaction, and the full decod
 once, in state (issue 13: each block decoded once). Every other rule on a transaction's
 fields is state's, which refuses the whole block when one of them fails.
 
-The signed message is a slice of the transaction's own bytes. `Transaction.signing_payload`
-is the same nine-element array with the domain tag first and without the signature, so for
-the canonical encoding (checked here by re-encoding) it is
-`0x99 ‖ pack(TX_DOMAIN) ‖ raw[1 : len(raw) - len(pack(signature))]`; the unit tests hold
-this identity against `signing_payload` for both key types and every field width.
+The signed message is a slice of the transaction's own bytes (`common.types.signed_part`),
+once the encoding is proven canonical here by re-encoding.
 """
 
 from __future__ import annotations
@@ -24,11 +21,9 @@ from typing import NamedTuple
 from common import crypto
 from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
-from common.types import MAX_TX_BYTES, TX_DOMAIN, BlockHeader, Headed, block_parts
+from common.types import MAX_TX_BYTES, BlockHeader, Headed, block_parts, signed_part
 
 _FIELDS = 9
-_ARRAY_9 = b"\x99"  # msgpack fixarray of nine: a transaction and its signing payload alike
-_PAYLOAD_HEAD = _ARRAY_9 + pack(TX_DOMAIN)
 
 
 # A tuple rather than a frozen dataclass: one is made per transaction of every block p2p
@@ -63,15 +58,6 @@ class SignedBlock(Headed):
         return (tx.chain_id for tx in self.txs)
 
 
-def _encoded_bin_len(length: int) -> int:
-    """Length of msgpack's canonical encoding of a byte string of `length` bytes."""
-    if length < 1 << 8:
-        return 2 + length
-    if length < 1 << 16:
-        return 3 + length
-    return 5 + length
-
-
 def read_tx(raw: bytes) -> SignedTx:
     """`raw`'s id, chain id, key, signed message and signature; `Malformed` (or `TooLarge`)
     unless it is a canonical nine-field array whose signature-related fields have their
@@ -87,8 +73,8 @@ def read_tx(raw: bytes) -> SignedTx:
         raise Malformed("transaction fields have the wrong types")
     if pack(value) != raw:
         raise Malformed("non-canonical encoding")
-    message = _PAYLOAD_HEAD + raw[1:len(raw) - _encoded_bin_len(len(signature))]
-    return SignedTx(crypto.sha256(raw), chain_id, key_type, public_key, message, signature)
+    return SignedTx(crypto.sha256(raw), chain_id, key_type, public_key,
+                    signed_part(raw, len(signature)), signature)
 
 
 def read_block(raw: bytes) -> SignedBlock:

@@ -75,8 +75,9 @@ class Transaction:
                 self.amount, self.fee, self.data, self.signature]
 
     def signing_payload(self) -> bytes:
-        """What the sender signs: a domain tag and every field but the signature."""
-        return pack([TX_DOMAIN, *self.fields()[:-1]])
+        """What the sender signs: a domain tag and every field but the signature, as
+        `pack([TX_DOMAIN, *fields[:-1]])` (`signed_part` takes it from `raw`)."""
+        return signed_part(self.raw, len(self.signature))
 
     @staticmethod
     def decode(raw: bytes) -> Transaction:
@@ -97,6 +98,27 @@ class Transaction:
     @property
     def cost(self) -> int:
         return self.amount + self.fee
+
+
+_PAYLOAD_HEAD = b"\x99" + pack(TX_DOMAIN)  # a fixarray of nine, then the domain tag
+
+
+def _encoded_bin_len(length: int) -> int:
+    """Length of msgpack's canonical encoding of a byte string of `length` bytes."""
+    if length < 1 << 8:
+        return 2 + length
+    if length < 1 << 16:
+        return 3 + length
+    return 5 + length
+
+
+def signed_part(raw: bytes, signature_len: int) -> bytes:
+    """The signing payload of the transaction whose canonical encoding is `raw`: the same
+    nine-element array with the domain tag first and without the signature, so
+    `0x99 ‖ pack(TX_DOMAIN) ‖ raw[1 : len(raw) - len(pack(signature))]`. A slice instead
+    of a second encoding: every signature check of a submitted or relayed transaction
+    takes it (the unit tests hold it equal to the encoding for every field width)."""
+    return _PAYLOAD_HEAD + raw[1:len(raw) - _encoded_bin_len(signature_len)]
 
 
 _check_transaction = compiled(Transaction).check
@@ -233,11 +255,18 @@ class Block(Headed):
         return len(self.raw)
 
     @staticmethod
-    def decode(raw: bytes, known: Callable[[bytes], Transaction | None] | None = None,
+    def decode(raw: bytes, known: Callable[[bytes], Transaction | None] | None = None, *,
+               body: Callable[[BlockHeader], tuple[Transaction, ...] | None] | None = None,
                ) -> Block:
         """Decode a block; `known(txid)` may offer already-decoded transactions (the pool),
-        which are used only when their bytes are exactly the block's bytes."""
+        and `body(header)` all of them at once (the template a sealed block was made
+        from): either is used only when its bytes are exactly the block's bytes."""
         header, items = block_parts(raw)
+        offered = body(header) if body is not None else None
+        if offered is not None and len(offered) == len(items):
+            block = Block(header, offered)
+            if block.raw == raw:  # the same bytes throughout: no transaction to decode
+                return block
         txs = []
         for item in items:
             if known is None:

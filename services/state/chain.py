@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from common import authorities, consensus, errors
 from common.authorities import Snapshot
 from common.genesis import Genesis, genesis_block
-from common.ledger import StateChanges, apply_block
+from common.ledger import apply_block
 from common.status import BlockStatus, RemovalReason, TxStatus
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
@@ -185,15 +185,19 @@ class Chain:
         if reason is not None:
             raise errors.InvalidBlock(f"block {h.hex()[:16]} is known to be invalid: {reason}")
         parent, snapshot = self.validate_header(block.header, now_ms)
-        # A body that does not match its header's tx_root may be a mutated copy of a valid
-        # block (CVE-2012-2459): reject this copy without condemning the header's hash.
-        consensus.validate_body(self.genesis, block, verify_signatures=False)
+        own = self.templates.take(block)  # our miner's: the body was checked as it was built
+        if own is None:
+            # A body that does not match its header's tx_root may be a mutated copy of a
+            # valid block (CVE-2012-2459): reject this copy without condemning its hash.
+            consensus.validate_body(self.genesis, block, verify_signatures=False)
         parent_meta = self.store.meta(parent.hash)
         assert parent_meta is not None
         weight = parent_meta.total_weight + self.weight(block.header)
         if parent.hash == self.head.header.hash:
             try:
-                changes = self._changes_for(block, parent_meta)
+                changes = own if own is not None else apply_block(
+                    self.account, parent_meta.state_value, block, self.genesis.network_id,
+                    self.genesis.reward)
             except errors.InvalidBlock as exc:
                 self._mark_invalid(h, exc)
                 raise
@@ -211,13 +215,6 @@ class Chain:
             self.store.commit(batch)
             return ImportResult(BlockStatus.SIDE, block)
         return self._reorg(block, weight, snapshot)
-
-    def _changes_for(self, block: Block, parent_meta: BlockMeta) -> StateChanges:
-        cached = self.templates.take(block.header)
-        if cached is not None:
-            return cached  # our own template: already applied once
-        return apply_block(self.account, parent_meta.state_value, block,
-                           self.genesis.network_id, self.genesis.reward)
 
     def _store_new(self, batch: Batch, block: Block, meta: BlockMeta,
                    snapshot: Snapshot) -> None:
@@ -487,5 +484,5 @@ class Chain:
                 batch.delete(schema.journal_key(tx.id))
             self._note([Removed(tx, RemovalReason.STALE) for tx in built.stale])
             self._tidy(batch)
-        self.templates.put(built.block.header, built.changes)
+        self.templates.put(built.block, built.changes)
         return built.block

@@ -237,7 +237,7 @@ class StateService:
         return m.TemplateReply(block.header.raw, tuple(tx.raw for tx in block.txs))
 
     def submit_block(self, req: m.SubmitBlock) -> m.BlockResult:
-        block = Block.decode(req.block, self.chain.mempool.get)
+        block = Block.decode(req.block, self.chain.mempool.get, body=self.chain.templates.body)
         try:
             result = self.chain.import_block(block, now_ms())
         finally:

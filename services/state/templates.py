@@ -82,26 +82,41 @@ def build_template(genesis: Genesis, parent: BlockHeader, parent_state_value: in
 
 
 class TemplateCache:
-    """The state changes of the templates handed out on the current head, by what a sealed
-    copy keeps of its template: parent, coinbase and transactions (`tx_root`). Sealing
-    changes only the proof fields, so a submitted block that matches one and carries the
-    same state root was built here, and its changes need not be computed again."""
+    """The templates handed out on the current head, by what a sealed copy keeps of its
+    template: parent, coinbase and transactions (`tx_root`). Sealing changes only the proof
+    fields, so a submitted block that matches one, carries the same state root and holds
+    that template's very transactions was built here: its body was checked as it was
+    built, and its changes need not be computed again."""
 
     __slots__ = ("_items", "_limit")
 
     def __init__(self, limit: int = TEMPLATE_CACHE) -> None:
-        self._items: dict[tuple[bytes, bytes, bytes], StateChanges] = {}
+        self._items: dict[tuple[bytes, bytes, bytes], tuple[Block, StateChanges]] = {}
         self._limit = limit
 
-    def put(self, header: BlockHeader, changes: StateChanges) -> None:
+    @staticmethod
+    def _key(header: BlockHeader) -> tuple[bytes, bytes, bytes]:
+        return header.parent, header.coinbase, header.tx_root
+
+    def put(self, block: Block, changes: StateChanges) -> None:
         if len(self._items) >= self._limit:
             self._items.clear()
-        self._items[(header.parent, header.coinbase, header.tx_root)] = changes
+        self._items[self._key(block.header)] = (block, changes)
 
-    def take(self, header: BlockHeader) -> StateChanges | None:
-        """The changes of the template `header` was sealed from, if it was one of ours."""
-        changes = self._items.pop((header.parent, header.coinbase, header.tx_root), None)
-        if changes is not None and changes.state_root == header.state_root:
+    def body(self, header: BlockHeader) -> tuple[Transaction, ...] | None:
+        """The transactions of the template a sealed `header` may have been made from
+        (`Block.decode` uses them only if they are the block's very bytes)."""
+        item = self._items.get(self._key(header))
+        return item[0].txs if item is not None else None
+
+    def take(self, block: Block) -> StateChanges | None:
+        """The changes of the template `block` was sealed from, if it was one of ours and
+        holds that template's transactions (`body`)."""
+        item = self._items.pop(self._key(block.header), None)
+        if item is None:
+            return None
+        template, changes = item
+        if block.txs is template.txs and changes.state_root == block.header.state_root:
             return changes
         return None
 

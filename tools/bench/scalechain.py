@@ -216,7 +216,7 @@ def _seal_next(chain: Chain, genesis: Genesis, authority: crypto.Signer,
     if len(built.block.txs) != len(txs) or built.stale:
         raise RuntimeError(f"block {parent.height + 1}: {len(built.stale)} transfers did not "
                            f"apply, {len(txs) - len(built.block.txs)} did not fit")
-    chain.templates.put(built.block.header, built.changes)
+    chain.templates.put(built.block, built.changes)
     header = built.block.header
     solved = consensus.seal(header, authority if genesis.is_poa else None, PROOF_TRIES)
     if solved is None:

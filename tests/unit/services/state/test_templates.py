@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from common import errors
+from common.encoding import pack
 from common.types import Block
 from services.state.chain import Chain
 from services.state.store import Store
@@ -40,12 +44,36 @@ def test_the_cache_answers_for_a_sealed_copy_of_its_own_template_once(tmp_path: 
     ref = rh.Chain(g)
     changes = ref.apply(ref.build(tpl.txs, timestamp=tpl.header.timestamp), validate=False)
     assert changes.state_root == tpl.header.state_root
-    cache.put(tpl.header, changes)
+    own = Block(sealed, tpl.txs)
+    cache.put(tpl, changes)
+    assert cache.body(sealed) is tpl.txs
     # another state root under the same parent, coinbase and transactions is not ours
-    assert cache.take(sealed.replace(state_root=b"\x00" * 32)) is None
-    cache.put(tpl.header, changes)
-    assert cache.take(sealed) is changes
-    assert cache.take(sealed) is None  # taken: a second copy is applied the normal way
-    cache.put(tpl.header, changes)
+    assert cache.take(Block(sealed.replace(state_root=b"\x00" * 32), tpl.txs)) is None
+    cache.put(tpl, changes)
+    # nor are equal transactions decoded anew: only the template's own were checked
+    assert cache.take(Block.decode(own.raw)) is None
+    cache.put(tpl, changes)
+    assert cache.take(own) is changes
+    assert cache.take(own) is None  # taken: a second copy is applied the normal way
+    cache.put(tpl, changes)
     cache.clear()
-    assert cache.take(sealed) is None
+    assert cache.take(own) is None and cache.body(sealed) is None
+
+
+def test_a_sealed_template_decodes_to_the_template_s_transactions(tmp_path: Path) -> None:
+    g = rh.poa_genesis(n_miners=1)
+    chain = Chain(Store(tmp_path), g)
+    chain.add_transactions([rh.transfer(1, rh.address(9), 3, nonce=n) for n in range(3)])
+    tpl = chain.template(rh.address(100), rh.GENESIS_TIME + 5, b"")
+    sealed = Block(rh.seal(g, tpl.header, rh.signer(100)), tpl.txs)
+    decoded = Block.decode(sealed.raw, body=chain.templates.body)
+    assert decoded == sealed and decoded.txs is tpl.txs
+    # a body that is not the template's (here one transaction short, under the template's
+    # header) is decoded the normal way, and import refuses it for its tx_root
+    short = pack([sealed.header.fields(), [tx.raw for tx in tpl.txs[:2]]])
+    mutated = Block.decode(short, body=chain.templates.body)
+    assert mutated.txs == tpl.txs[:2] and mutated.txs is not tpl.txs
+    with pytest.raises(errors.BadTxRoot):
+        chain.import_block(mutated, NOW)
+    assert chain.import_block(decoded, NOW).status == "head"
+    assert chain.account(rh.address(9)).balance == 9
