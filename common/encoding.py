@@ -16,6 +16,7 @@ import msgpack
 from common.errors import Malformed, TooLarge
 
 MAX_FRAME = 16 * 1024 * 1024
+MEDIA_TYPE = "application/msgpack"  # msgpack over HTTP (the REST batch route's binary form)
 
 # `packb` makes a Packer per call, which costs three times the packing of a small value
 # (every transaction, key and index entry is one); a Packer is reused, one per thread since

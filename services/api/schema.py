@@ -26,13 +26,15 @@ import orjson
 
 from common import crypto
 from common.consensus import transaction_signature_verifies, verify_transaction_signature
-from common.errors import BadSignature, CcoinError, Duplicate, Malformed, WrongChain
+from common.encoding import MEDIA_TYPE, unpack
+from common.errors import BadSignature, CcoinError, Duplicate, Malformed, TooLarge, WrongChain
 from common.messages.control import MAX_ADD_PEER_WAIT_MS
 from common.types import MAX_AMOUNT, MAX_TX_BYTES, MAX_TX_DATA, Transaction
 from services.api.kinds import AnyJSON, Bool, Hex, Int, Kind, ListOf, Parser, Text
 from services.api.spec import Field, Param, Shape
 
 MAX_BATCH = 5000
+MSGPACK = MEDIA_TYPE  # the binary form of a batch (`read_batch`)
 MAX_PAGE = 100
 MAX_MEMPOOL_PAGE = 1000
 MAX_CHAIN_ID = 2**32 - 1
@@ -295,16 +297,40 @@ class Rejected:
     id: bytes = b""
 
 
-def read_batch(body: bytes, chain_id: int) -> list[Transaction | Rejected]:
-    """The batch body `{"txs": [...]}` -> per item a well-formed transaction of this chain or
-    its rejection; signatures are not checked yet (`settle_batch`).
+def is_msgpack(content_type: str) -> bool:
+    """Whether a request's `Content-Type` names the binary batch form (parameters ignored)."""
+    return content_type.partition(";")[0].strip().lower() == MSGPACK
+
+
+def _tx_from_bin(item: Any) -> Transaction:
+    if type(item) is not bytes:
+        raise Malformed("an item must be a bin: a transaction's canonical encoding")
+    return Transaction.decode(item)
+
+
+def read_batch(body: bytes, chain_id: int, *, binary: bool = False
+               ) -> list[Transaction | Rejected]:
+    """A batch body -> per item a well-formed transaction of this chain or its rejection;
+    signatures are not checked yet (`settle_batch`). The body is `{"txs": [...]}` (JSON),
+    or with `binary` a msgpack array of bins, each a transaction's canonical encoding: no
+    JSON and no hex for a client that has the raw transactions (the Python client's bulk
+    send).
 
     A body that is not that shape fails as a whole; an item fails alone."""
-    items = BATCH_IN.parse(loads(body))["txs"]
+    items: Sequence[Any]
+    if binary:
+        items = unpack(body)
+        if type(items) is not tuple:
+            raise Malformed("body must be a msgpack array of transactions")
+        if len(items) > MAX_BATCH:
+            raise TooLarge(f"txs: {len(items)} items exceed {MAX_BATCH}")
+    else:
+        items = BATCH_IN.parse(loads(body))["txs"]
+    parse = _tx_from_bin if binary else tx_from_json
     out: list[Transaction | Rejected] = []
     for item in items:
         try:
-            tx = tx_from_json(item)
+            tx = parse(item)
         except CcoinError as exc:
             out.append(Rejected(exc))
             continue
@@ -339,9 +365,10 @@ def settle_batch(items: list[Transaction | Rejected],
     return out
 
 
-def parse_batch(body: bytes, chain_id: int) -> list[Transaction | Rejected]:
+def parse_batch(body: bytes, chain_id: int, *, binary: bool = False
+                ) -> list[Transaction | Rejected]:
     """`read_batch` then `settle_batch`, every signature checked on this thread."""
-    items = read_batch(body, chain_id)
+    items = read_batch(body, chain_id, binary=binary)
     return settle_batch(items, [transaction_signature_verifies(tx) for tx in items
                                 if isinstance(tx, Transaction)])
 

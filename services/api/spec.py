@@ -298,12 +298,17 @@ class Param:
         return self._parse(value, self.label)
 
 
-def request_body(*shapes: Shape) -> dict[str, Any]:
-    """`openapi_extra` documenting a JSON request body the route reads by itself."""
+def request_body(*shapes: Shape, binary: tuple[str, str] | None = None) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON request body the route reads by itself; `binary`,
+    a (media type, description) of a binary form it also reads."""
     refs = [{"$ref": f"#/components/schemas/{s.name}"} for s in shapes]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
-    return {"requestBody": {"required": True,
-                            "content": {"application/json": {"schema": schema}}}}
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if binary is not None:
+        media_type, description = binary
+        content[media_type] = {"schema": {"type": "string", "format": "binary",
+                                          "description": description}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def components(shapes: Iterable[Shape]) -> Mapping[str, Any]:

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from client import Client
 from common.crypto import KeyType, PrivateKey, Signer
+from common.encoding import pack
 from common.types import Transaction
 from tests.framework.node import TestNode
 from tests.framework.ports import free_port
@@ -235,6 +237,27 @@ def test_batch_of_thousands(node: Node) -> None:
     # state bounds how far ahead of the account nonce it queues; what it refuses is a gap
     assert codes <= {"accepted", "nonce_gap"} and r.json()["accepted"] > 0
     assert r.json()["results"][0] == {"id": txs[0].id.hex(), "status": "accepted"}
+
+
+def test_the_python_client_posts_batches_in_the_binary_form(node: Node) -> None:
+    b = node.batcher
+    base = account(node, b.address)["pending_nonce"]
+    to = os.urandom(20)
+    txs = [Transaction.create(b, chain_id=CHAIN, nonce=base + i, to=to, amount=3, fee=1)
+           for i in range(50)]
+    forged = txs[1].with_signature(bytes(64))
+    with Client(node.url) as client:
+        results = client.submit_batch([txs[0], forged, *txs[1:]])
+    assert [r.get("status") or r["error"]["code"] for r in results] == \
+        ["accepted", "bad_signature"] + ["accepted"] * 49
+    assert [r["id"] for r in results] == [t.id.hex() for t in (txs[0], forged, *txs[1:])]
+    confirmed(node, txs[-1].id.hex())
+    assert account(node, to)["balance"] == 150
+    # a body that is not a msgpack array of transactions fails as a whole
+    for body in (b"\xc1", pack({"txs": []}), pack([txs[0].raw]) + b"\x00"):
+        assert_error(node.http.post("/api/v1/txs/batch", content=body,
+                                    headers={"content-type": "application/msgpack"}),
+                     400, "malformed")
 
 
 def test_concurrent_single_posts(node: Node) -> None:

@@ -22,6 +22,12 @@ from services.api.routes.deps import GW, api_router, read_json
 from services.api.spec import request_body
 
 THREAD_PARSE_BYTES = 64 * 1024  # batches above this are read (JSON, decoding) off the event loop
+BINARY_BATCH = (
+    f"Up to {schema.MAX_BATCH} transactions as a msgpack array of bins, each a transaction's "
+    "canonical encoding (the `raw` of `RawTxIn`, as bytes): no JSON and no hex, for a "
+    "client that holds its transactions signed and encoded (the Python client's "
+    "`submit_batch`). The reply is the same JSON. A body that is not such an array is "
+    "400 `malformed`; an item that is not a bin or not a canonical transaction fails alone.")
 
 router = api_router()
 ROUTERS = (router,)
@@ -94,13 +100,16 @@ def _batch_item(outcome: Transaction | schema.Rejected,
 
 
 @router.post("/txs/batch", response_model=replies.BATCH_OUT.model, tags=["transactions"],
-             openapi_extra=request_body(schema.BATCH_IN))
+             openapi_extra=request_body(schema.BATCH_IN, binary=(schema.MSGPACK, BINARY_BATCH)))
 async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
+    """Submit many transactions: each item is checked alone and gets its result in its
+    place of `results` (`accepted` when it is in the node's synced pool journal)."""
     body = await request.body()
+    binary = schema.is_msgpack(request.headers.get("content-type", ""))
     if len(body) > THREAD_PARSE_BYTES:
-        read = await asyncio.to_thread(schema.read_batch, body, gw.chain_id)
+        read = await asyncio.to_thread(schema.read_batch, body, gw.chain_id, binary=binary)
     else:
-        read = schema.read_batch(body, gw.chain_id)
+        read = schema.read_batch(body, gw.chain_id, binary=binary)
     verified = await gw.signatures.verify([o for o in read if isinstance(o, Transaction)])
     outcomes = schema.settle_batch(read, verified)
     valid = [o for o in outcomes if isinstance(o, Transaction)]

@@ -83,7 +83,8 @@ def test_a_batch_goes_in_a_form_the_gateway_reads_back() -> None:
                          data=b"\x00" * n) for n in range(3)]
 
     def handler(request: httpx.Request) -> httpx.Response:
-        assert schema.parse_batch(request.content, 9) == txs
+        assert request.headers["content-type"] == "application/msgpack"
+        assert schema.parse_batch(request.content, 9, binary=True) == txs
         return httpx.Response(202, json={"results": [{"id": t.id.hex(), "status": "accepted"}
                                                      for t in txs], "accepted": len(txs)})
 

@@ -63,9 +63,9 @@ def as_json(tx: Transaction, **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not DROP}
 
 
-def code_of(fn: Callable[..., Any], *args: Any) -> str:
+def code_of(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
     with pytest.raises(CcoinError) as info:
-        fn(*args)
+        fn(*args, **kwargs)
     return info.value.code
 
 

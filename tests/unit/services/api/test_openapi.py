@@ -62,6 +62,10 @@ def test_openapi_documents_the_routes(tmp_path: Path) -> None:
             body = paths["/api/v1/txs"]["post"]["requestBody"]["content"]["application/json"]
             assert [s["$ref"] for s in body["schema"]["oneOf"]] == [
                 "#/components/schemas/TxIn", "#/components/schemas/RawTxIn"]
+            batch = paths["/api/v1/txs/batch"]["post"]["requestBody"]["content"]
+            assert batch["application/json"]["schema"] == {"$ref": "#/components/schemas/BatchIn"}
+            binary = batch["application/msgpack"]["schema"]
+            assert binary["format"] == "binary" and "msgpack array of bins" in binary["description"]
             assert "admin" in paths["/api/v1/wallet/send"]["post"]["tags"]
             assert set(paths["/api/v1/wallet/send"]["post"]["responses"]) >= {"202", "403"}
             docs = await http.get("/docs")

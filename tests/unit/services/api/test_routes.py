@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgpack
 
 from common import messages
 from services.api import chainhealth, dashboard, node_replies, readiness, replies, schema
@@ -89,9 +90,17 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             codes = [item.get("status") or item["error"]["code"] for item in batch["results"]]
             assert codes == ["accepted", "accepted", "bad_signature", "duplicate", "malformed"]
             assert batch["accepted"] == 2 and "id" not in batch["results"][4]
+            binary = check(node, "POST", "/api/v1/txs/batch", await http.post(
+                "/api/v1/txs/batch", content=msgpack.packb([txs[5].raw, b"\x90", txs[3].raw]),
+                headers={"content-type": "application/msgpack"}))
+            assert [item.get("status") or item["error"]["code"]
+                    for item in binary["results"]] == ["accepted", "malformed", "accepted"]
+            assert binary["results"][0]["id"] == txs[5].id.hex()
+            not_json = await http.post("/api/v1/txs/batch", content=msgpack.packb([]))
+            assert not_json.json()["error"]["code"] == "malformed"  # no media type: JSON
 
             pool = check(node, "GET", "/api/v1/mempool", await http.get("/api/v1/mempool"))
-            assert pool["count"] == 4 and [t["nonce"] for t in pool["txs"]] == [0, 1, 2, 3]
+            assert pool["count"] == 5 and [t["nonce"] for t in pool["txs"]] == [0, 1, 2, 3, 5]
             mine = check(node, "GET", "/api/v1/mempool", await http.get(
                 f"/api/v1/mempool?sender={ED.address.hex()}&limit=2"))
             assert mine["sender"] == ED.address.hex() and len(mine["txs"]) == 2
@@ -108,7 +117,7 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             status = check(node, "GET", "/api/v1/status", await http.get("/api/v1/status"))
             assert (status["height"], status["head"], status["network_id"]) == \
                 (1, block.hash.hex(), CHAIN)
-            assert status["mempool"]["count"] == 2 and status["mining"] is False
+            assert status["mempool"]["count"] == 3 and status["mining"] is False
             count = check(node, "GET", "/api/v1/blocks/count",
                           await http.get("/api/v1/blocks/count"))
             assert count == {"count": 2}

@@ -141,6 +141,42 @@ def test_empty_batch_is_fine() -> None:
     assert schema.parse_batch(b'{"txs": []}', CHAIN) == []
 
 
+def test_binary_batch_gives_the_same_outcomes_as_json() -> None:
+    good = [signed(n) for n in range(3)]
+    forged = signed(3).with_signature(bytes(64))
+    fields = good[2].fields()
+    noncanon = b"\x99" + msgpack.packb(fields[0]) + b"\xcc\x00" + b"".join(
+        msgpack.packb(f, use_bin_type=True) for f in fields[2:])
+    items = [good[0].raw, good[1].raw, forged.raw, signed(4, chain_id=7).raw, good[0].raw,
+             good[0].raw.hex(), 7, good[2].raw[:-1], noncanon, good[2].raw]
+    out = schema.parse_batch(msgpack.packb(items, use_bin_type=True), CHAIN, binary=True)
+    codes = [o.error.code if isinstance(o, schema.Rejected) else "ok" for o in out]
+    assert codes == ["ok", "ok", "bad_signature", "wrong_chain", "duplicate", "malformed",
+                     "malformed", "malformed", "malformed", "ok"]
+    assert [o for o in out if not isinstance(o, schema.Rejected)] == good
+    assert out[2].id == forged.id and out[5].id == b""
+    # the JSON form of the same items reads alike
+    as_raw = [{"raw": t.raw.hex()} for t in (good[0], good[1], forged)]
+    assert schema.parse_batch(orjson.dumps({"txs": as_raw}), CHAIN)[:2] == good[:2]
+
+
+@pytest.mark.parametrize("body,code", [
+    (msgpack.packb({"txs": []}), "malformed"), (msgpack.packb(b"\x99"), "malformed"),
+    (b"", "malformed"), (b"\x92\xc4\x01", "malformed"), (msgpack.packb([]) + b"\x90", "malformed"),
+    (msgpack.packb([b""] * (schema.MAX_BATCH + 1), use_bin_type=True), "too_large"),
+])
+def test_bad_binary_batch_bodies(body: bytes, code: str) -> None:
+    assert code_of(schema.parse_batch, body, CHAIN, binary=True) == code
+
+
+def test_the_binary_form_is_named_by_its_media_type() -> None:
+    for header in ("application/msgpack", "Application/MsgPack", "application/msgpack; x=1"):
+        assert schema.is_msgpack(header)
+    for header in ("", "application/json", "application/x-msgpack", "text/plain"):
+        assert not schema.is_msgpack(header)
+    assert schema.parse_batch(msgpack.packb([]), CHAIN, binary=True) == []
+
+
 # --- other inputs ----------------------------------------------------------------------------
 
 
