@@ -237,7 +237,7 @@ one Ed25519 verification alone costs {verify_us:.0f} µs here (one process, same
 
 {cpu_table(r.cpu, r.n_txs)}
 
-The bench's own client (building the batches' JSON, reading the replies, following the
+The bench's own client (building the batches, reading the replies, following the
 blocks) ran on the same cores: {r.client_cpu:.2f} s, {r.client_cpu * 1e6 / r.n_txs:.0f} µs per \
 transfer.
 {profile_section(r)}"""
@@ -253,7 +253,7 @@ def profile_section(r: Result) -> str:
     processes = sum(r.cpu.values()) * 1e6 / r.n_txs if r.cpu else 0.0
     return f"""
 Where those microseconds go: the same transfers through the node's own code in the bench's
-process (`tools/bench/profile.py`: the batch route's parsing, then state's handlers as the
+process (`tools/bench/profile.py`: the batch route's reading, then state's handlers as the
 bus calls them, on a fresh chain, sealed as the miner seals), CPU per transfer by step:
 
 | step | per transfer |
@@ -312,9 +312,10 @@ across runs. The same node on chains of up to a million accounts: [scale.md](sca
 ## Single node, end to end (issue 2)
 
 {r.n_txs:,} pre-signed Ed25519 transfers among {r.n_accounts:,} accounts, submitted through
-`POST /api/v1/txs/batch` (1,000 per request, two client threads) to one validator node
-started with `ccoin node start` (supervisord: state, api, miner), interval 1 s,
-max_bound 4,000.
+`POST /api/v1/txs/batch` in its binary form (a msgpack array of the raw transactions, as
+`client.Client.submit_batch` sends them; 1,000 per request, two client threads) to one
+validator node started with `ccoin node start` (supervisord: state, api, miner), interval
+1 s, max_bound 4,000.
 
 | figure | value |
 |---|---|

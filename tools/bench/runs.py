@@ -167,9 +167,10 @@ def follow_blocks(api: str, want: set[bytes], tally: Tally, timeout: float) -> i
     would have the node render ~1 MB of JSON per block for the bench alone."""
     blocks = 0
     deadline = time.monotonic() + timeout
+    missing = set(want)  # what is left, kept as blocks come: no pass over `want` per poll
     with Client(api, timeout=30) as node:
         seen_height = node.block_count() - 1
-        while want - tally.confirmed_at.keys() and time.monotonic() < deadline:
+        while missing and time.monotonic() < deadline:
             page = node.blocks(start=seen_height + 1, limit=FOLLOW_PAGE, order="asc")
             if not page.blocks:
                 time.sleep(0.05)
@@ -178,8 +179,9 @@ def follow_blocks(api: str, want: set[bytes], tally: Tally, timeout: float) -> i
             for block in page.blocks:
                 blocks += 1
                 for tx in block.txs:
-                    txid = tx["id"] if isinstance(tx, dict) else tx
-                    tally.confirmed_at.setdefault(bytes.fromhex(txid), now)
+                    txid = bytes.fromhex(tx["id"] if isinstance(tx, dict) else tx)
+                    tally.confirmed_at.setdefault(txid, now)
+                    missing.discard(txid)
             seen_height = page.blocks[-1].height
     return blocks
 

@@ -17,10 +17,18 @@ def test_every_transfer_is_admitted_and_sealed_and_each_step_is_timed() -> None:
     blocks = profile.state_steps(txs, [s.address for s in signers], steps)
     assert blocks == 1  # 60 transfers fit one block of MAX_BOUND
     assert list(steps.seconds) == [
-        "api: JSON and hex", "api: decode", "api: signature check",
+        "api: read the body (msgpack)", "api: decode", "api: signature check",
         "state: admit (decode, pool, synced journal)", "state: template (apply, state root)",
         "state: import (checks, indexes, commit)"]
     assert all(seconds > 0 for seconds in steps.seconds.values())
+
+
+def test_many_blocks_are_sealed_with_timestamps_the_chain_accepts() -> None:
+    signers = accounts(4)
+    txs = presign(40, signers)
+    # one block per 4 transfers: ten blocks, more than MAX_FUTURE_MS allows at 1 s apiece
+    assert profile.state_steps(txs, [s.address for s in signers], profile.Steps(),
+                               max_bound=4) == 10
 
 
 def test_a_transfer_state_refuses_stops_the_profile() -> None:
