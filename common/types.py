@@ -121,6 +121,10 @@ def signed_part(raw: bytes, signature_len: int) -> bytes:
     return _PAYLOAD_HEAD + raw[1:len(raw) - _encoded_bin_len(signature_len)]
 
 
+# the slots' own setters (common.fields says why)
+_set_raw = Transaction.__dict__["raw"].__set__
+_set_id = Transaction.__dict__["id"].__set__
+_set_sender = Transaction.__dict__["sender"].__set__
 _check_transaction = compiled(Transaction).check
 _build_transaction = compiled(Transaction).build
 _ED25519 = int(crypto.KeyType.ED25519)
@@ -150,10 +154,9 @@ def _derive_transaction(tx: Transaction, raw: bytes, tx_id: bytes | None = None)
         raise Malformed("public_key has the wrong length for its key type")
     if len(raw) > MAX_TX_BYTES:  # what decode() would refuse must not be built either
         raise TooLarge(f"transaction encodes to {len(raw)} bytes > {MAX_TX_BYTES}")
-    set_ = object.__setattr__
-    set_(tx, "raw", raw)
-    set_(tx, "id", crypto.sha256(raw) if tx_id is None else tx_id)
-    set_(tx, "sender", crypto.address_of(tx.key_type, tx.public_key))
+    _set_raw(tx, raw)
+    _set_id(tx, crypto.sha256(raw) if tx_id is None else tx_id)
+    _set_sender(tx, crypto.address_of(tx.key_type, tx.public_key))
 
 
 @dataclass(frozen=True, slots=True)

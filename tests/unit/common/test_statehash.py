@@ -114,3 +114,31 @@ def test_values_leave_as_python_ints() -> None:
     acc.add(addr(1), Account(7, 7))
     for value in (acc.value(), MuHash().value(), from_scratch(STATE.items())):
         assert type(value) is int
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 2),
+                          st.booleans()), min_size=1, max_size=40),
+       st.integers(1, 4))
+def test_the_memo_of_recent_elements_never_changes_a_root(
+        steps: list[tuple[int, int, int, bool]], limit: int) -> None:
+    """Account changes folded one by one into the running value, with the memo of recently
+    added elements as small as a few entries (cleared often), equal the set hash of the final
+    state computed from scratch. Some changes are computed and then dropped, as a template
+    that is never sealed: the memo then holds an element of a value the account never took,
+    which the next removal of that account must not use."""
+    old_limit = statehash.RECENT_ELEMENTS
+    statehash.RECENT_ELEMENTS = limit
+    statehash._recent.clear()
+    try:
+        state = dict(STATE)
+        value = from_scratch(state.items())
+        for i, balance, nonce, kept in steps:
+            address = addr(i)
+            new = Account(balance * 7, nonce)
+            after = update(value, [(address, state.get(address, Account()), new)])
+            if kept:
+                value, state[address] = after, new
+    finally:
+        statehash.RECENT_ELEMENTS = old_limit
+        statehash._recent.clear()
+    assert value == from_scratch(state.items())
