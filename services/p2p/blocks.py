@@ -38,6 +38,7 @@ from common.errors import (
 )
 from common.signed import SignedBlock, SignedTx
 from common.status import BlockStatus
+from common.types import BlockHeader, block_parts
 from runtime import bus
 from services.p2p import scoring
 from services.p2p.assumevalid import AssumeValid
@@ -122,13 +123,18 @@ class BlockRelay:
     # --- in ---------------------------------------------------------------------------------
 
     async def on_new_block(self, peer: Peer, msg: wire.NewBlock) -> None:
+        known = _known_header(msg.block, self.seen)
+        if known is not None:
+            # state has it already: its body is not even read, let alone its signatures
+            # checked (a syncing peer may announce every block it imports, each a second of
+            # both cores to verify again)
+            self._note_tip(peer, known, msg.total_weight)
+            return
         block = await self._check_block(peer, msg.block)
         if block is None:
             return
         h = block.hash
-        peer.known_blocks.add(h)
-        if msg.total_weight >= peer.tip.total_weight:
-            peer.tip = Tip(block.height, h, msg.total_weight)
+        self._note_tip(peer, block.header, msg.total_weight)
         if h in self.seen:
             return
         if block.height > self.chain.tip.height + 1:  # cannot connect yet: fetch what lies between
@@ -156,6 +162,12 @@ class BlockRelay:
         else:
             self.discipline.punish(peer, scoring.block_penalty(err),
                                    f"block {block.height} rejected: {err.code}: {err.message}")
+
+    @staticmethod
+    def _note_tip(peer: Peer, header: BlockHeader, total_weight: int) -> None:
+        peer.known_blocks.add(header.hash)
+        if total_weight >= peer.tip.total_weight:
+            peer.tip = Tip(header.height, header.hash, total_weight)
 
     async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
         """Verify a batch from `peer` and import it in order; the last block's hash when the
@@ -284,7 +296,10 @@ class BlockRelay:
 
     async def announce_head(self) -> None:
         tip = self.chain.tip
-        peers = [p for p in self.peers.ready() if tip.hash not in p.known_blocks]
+        # a peer that has our head or a heavier chain has no use for it: no syncing node
+        # sends the blocks it catches up on to peers already past them
+        peers = [p for p in self.peers.ready() if tip.hash not in p.known_blocks
+                 and p.tip.hash != tip.hash and p.tip.total_weight <= tip.total_weight]
         if not peers or tip.height == 0:
             return  # the genesis block is never announced
         raw = self.recent.get(tip.hash)
@@ -318,3 +333,13 @@ class BlockRelay:
         tip = self.chain.tip
         peer.send(wire.Blocks(msg.request, reply.blocks[:wire.MAX_BLOCKS_PER_MESSAGE],
                               tip.height, tip.hash, tip.total_weight))
+
+
+def _known_header(raw: bytes, seen: LruSet[bytes]) -> BlockHeader | None:
+    """The header of the block `raw` when state accepted a block of that hash already
+    (`seen`); None when it did not, or `raw` does not parse (the full check says why)."""
+    try:
+        header, _ = block_parts(raw)
+    except (InvalidBlock, Malformed):
+        return None
+    return header if header.hash in seen else None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from common import consensus, wire
+from common.encoding import pack
 from common.types import Block
 from common.wire import ByeCode
 from services.p2p.blocks import PARALLEL_VERIFY_MIN
@@ -148,3 +149,44 @@ async def test_a_big_block_is_verified_on_the_worker_threads(tmp_path: Path,
             assert bye.code == ByeCode.BANNED
             assert f"transaction {forged_at} has a bad signature" in bye.reason
             assert node.peers.by_id.get(peer.node_id) is None
+
+
+async def test_a_block_state_has_is_not_checked_again_when_another_peer_announces_it(
+        tmp_path: Path) -> None:
+    """A syncing peer may announce every block it imports; a node that has the block
+    already reads only its header: no signature is checked again and nobody is blamed,
+    not even for a body that does not match (the block it has is the one it keeps)."""
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        first, second = await _ready(net), await _ready(net)
+        txs = tuple(rules.transfer(1, bytes(20), 1, nonce=i) for i in range(3))
+        block = rules.Chain(net.genesis).build(txs)
+        await first.send(wire.NewBlock(block.raw, 2))
+        await wait_until_async(lambda: node.chain.tip.hash == block.hash,
+                               timeout=5, what="the block in")
+        assert node.verifier.signature_checks == 3
+        cut = pack([block.header.fields(), [txs[0].raw]])  # the same header, one transaction
+        for raw in (block.raw, cut):
+            await second.send(wire.NewBlock(raw, 5))
+        await second.sync_with_ping()
+        assert node.verifier.signature_checks == 3
+        seen_by = node.peers.by_id[second.node_id]
+        assert block.hash in seen_by.known_blocks and seen_by.standing.score == 0
+        assert (seen_by.tip.height, seen_by.tip.total_weight) == (1, 5)
+
+
+async def test_a_head_is_announced_only_to_peers_not_past_it(tmp_path: Path) -> None:
+    """What a syncing node imports is history to a peer with a heavier chain: only the peer
+    behind hears of the new head."""
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        ahead = net.peer().connect("inproc://p2p-a")
+        await ahead.handshake(height=50, head=b"\x07" * 32, total_weight=100)
+        behind = await _ready(net)
+        block = rules.Chain(net.genesis).build()
+        await net.state("a").submit_blocks([block])  # as the miner does
+        assert (await behind.expect(wire.NewBlock)).block == block.raw
+        await wait_until_async(lambda: node.chain.tip.hash == block.hash,
+                               timeout=5, what="the new head")
+        await ahead.sync_with_ping()
+        assert _announced(ahead) == []
