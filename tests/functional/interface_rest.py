@@ -97,6 +97,15 @@ def confirmed(node: Node, tx_id: str, timeout: float = 30.0) -> dict[str, Any]:
 # --- reads -----------------------------------------------------------------------------------
 
 
+def batcher_transfers(node: Node, count: int, amount: int) -> tuple[bytes, list[Transaction]]:
+    """`count` transfers of `amount` (fee 1) from the batcher, from its pending nonce on, to
+    a new address (returned first)."""
+    base = account(node, node.batcher.address)["pending_nonce"]
+    to = os.urandom(20)
+    return to, [Transaction.create(node.batcher, chain_id=CHAIN, nonce=base + i, to=to,
+                                   amount=amount, fee=1) for i in range(count)]
+
+
 def test_health_and_status_shape(node: Node) -> None:
     health = node.http.get("/health")
     assert health.status_code == 200
@@ -226,11 +235,7 @@ def test_batch_gives_per_item_results(node: Node) -> None:
 
 
 def test_batch_of_thousands(node: Node) -> None:
-    b = node.batcher
-    base = account(node, b.address)["pending_nonce"]
-    to = os.urandom(20)
-    txs = [Transaction.create(b, chain_id=CHAIN, nonce=base + i, to=to, amount=1, fee=1)
-           for i in range(2000)]
+    _, txs = batcher_transfers(node, 2000, amount=1)
     r = node.http.post("/api/v1/txs/batch", json={"txs": [{"raw": t.raw.hex()} for t in txs]})
     assert r.status_code == 200, r.text
     codes = {res.get("status") or res["error"]["code"] for res in r.json()["results"]}
@@ -240,11 +245,7 @@ def test_batch_of_thousands(node: Node) -> None:
 
 
 def test_the_python_client_posts_batches_in_the_binary_form(node: Node) -> None:
-    b = node.batcher
-    base = account(node, b.address)["pending_nonce"]
-    to = os.urandom(20)
-    txs = [Transaction.create(b, chain_id=CHAIN, nonce=base + i, to=to, amount=3, fee=1)
-           for i in range(50)]
+    to, txs = batcher_transfers(node, 50, amount=3)
     forged = txs[1].with_signature(bytes(64))
     with Client(node.url) as client:
         results = client.submit_batch([txs[0], forged, *txs[1:]])
@@ -263,12 +264,8 @@ def test_the_python_client_posts_batches_in_the_binary_form(node: Node) -> None:
 def test_concurrent_single_posts(node: Node) -> None:
     """Single submissions arriving together share bus round trips; each still gets its own
     answer."""
-    b = node.batcher
-    base = account(node, b.address)["pending_nonce"]
-    to = os.urandom(20)
-    txs = [Transaction.create(b, chain_id=CHAIN, nonce=base + i, to=to, amount=2, fee=1)
-           for i in range(40)]
-    bad = {**tx_doc(txs[0]), "nonce": base + 41}  # signature no longer matches
+    to, txs = batcher_transfers(node, 40, amount=2)
+    bad = {**tx_doc(txs[0]), "nonce": txs[0].nonce + 41}  # signature no longer matches
 
     async def post_all() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=node.url, timeout=20.0) as client:
