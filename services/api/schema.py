@@ -323,7 +323,7 @@ def read_batch(body: bytes, chain_id: int, *, binary: bool = False
         if type(items) is not tuple:
             raise Malformed("body must be a msgpack array of transactions")
         if len(items) > MAX_BATCH:
-            raise TooLarge(f"txs: {len(items)} items exceed {MAX_BATCH}")
+            raise TooLarge(f"a batch of {len(items)} transactions exceeds {MAX_BATCH}")
     else:
         items = BATCH_IN.parse(loads(body))["txs"]
     parse = _tx_from_bin if binary else tx_from_json
