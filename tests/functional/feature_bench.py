@@ -49,6 +49,9 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     # every transfer below the head (all of them)
     assert "its p2p log: 1,057\nsignatures skipped, of 1,057 transfers" in report, report
     assert "Timed by the p2p logs" in report  # both fresh nodes' logs said when they synced
+    # the sync's ratio is read beside a ceiling measured just before it, not the run's first
+    ceiling = re.search(r"nothing else \(just before this stage\) \| ([\d,]+)/s \|", report)
+    assert ceiling is not None and int(ceiling.group(1).replace(",", "")) > 0, report
     # where a transfer's microseconds go: every step of the in-process profile measured
     profile = report.split("| step | per transfer |\n|---|---|\n")[1].split("\n\n")[0]
     names = [row.split(" | ")[0].strip("| ") for row in profile.splitlines()]

@@ -50,6 +50,9 @@ class Result:
     client_cpu: float = 0.0  # end to end: CPU s of the bench's own client (same cores)
     profile: dict[str, float] = field(default_factory=dict)  # µs per transfer, by step
     sync_txs: int = 0
+    # the two-process verify rate again, just before the sync stage: the ratio to it is read
+    # beside its own ceiling, not one measured a minute before on a shared machine
+    sync_verify_2: float = 0.0
     sync_blocks: int = 0
     sync_seconds: float = 0.0
     sync_boot_seconds: float = 0.0

@@ -410,14 +410,14 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     signers = funded[:n_accounts]
     single_signers = funded[n_accounts:n_accounts + 2 + singles.CLIENTS]
     body_signers = funded[n_accounts + 2 + singles.CLIENTS:]
-    progress("measuring Ed25519 verification (1 and 2 processes)...")
-    v1 = verify_rate(1)
-    v2 = verify_rate(2)
     total = max(n_txs, sync_txs)
     progress(f"pre-signing {total} transfers among {n_accounts} accounts...")
     txs = presign(total, signers)
     progress("profiling the node's steps in-process...")
     steps = profile.run(txs[:n_txs], [s.address for s in signers])
+    progress("measuring Ed25519 verification (1 and 2 processes)...")
+    v1 = verify_rate(1)
+    v2 = verify_rate(2)
     n_nodes = 4 if prop_blocks else 2 if sync_txs else 1
     n_nodes += 1 if sync_txs else 0  # the last: the assume-valid sync's
     net = create_devnet(workdir, nodes=n_nodes, validators=1, base_port=free_base_port(n_nodes),
@@ -442,6 +442,8 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
             progress(f"growing the chain to {sync_txs} transfers...")
             confirm(api, txs[n_txs:], tally)
         if sync_txs:
+            progress("measuring Ed25519 verification again (2 processes)...")
+            result.sync_verify_2 = verify_rate(2)
             sync(net, procs, result)
             sync_assume_valid(net, procs, result)
         if prop_blocks:
