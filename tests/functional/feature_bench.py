@@ -45,6 +45,7 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
                      r"p2p \d+, state \d+ MiB\) \|", report), report
     # the end-to-end stage's CPU by process and per transfer
     assert re.search(r"\| api \| [\d.]+ s \| \d+ µs \|", report), report
+    assert re.search(r"kept the cores \d+% busy over the run", report), report
     # the assume-valid node synced the same chain, and its p2p skipped the signatures of
     # every transfer below the head (all of them)
     assert "its p2p log: 1,057\nsignatures skipped, of 1,057 transfers" in report, report

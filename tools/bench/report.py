@@ -232,6 +232,7 @@ def e2e_cpu_section(r: Result) -> str:
     if not r.cpu:
         return ""
     verify_us = 1e6 / r.verify_1 if r.verify_1 else 0
+    busy = (sum(r.cpu.values()) + r.client_cpu) / max(r.wall * (os.cpu_count() or 1), 1e-9)
     return f"""
 CPU used by each of the node's processes from the first submission to the last
 confirmation ({r.wall:.1f} s of wall time on {os.cpu_count()} cores), and per transfer;
@@ -241,7 +242,8 @@ one Ed25519 verification alone costs {verify_us:.0f} µs here (one process, same
 
 The bench's own client (building the batches, reading the replies, following the
 blocks) ran on the same cores: {r.client_cpu:.2f} s, {r.client_cpu * 1e6 / r.n_txs:.0f} µs per \
-transfer.
+transfer. Node and client together kept the cores {busy:.0%} busy over the run: the rate
+is that share of the cores divided by the CPU a transfer costs.
 {profile_section(r)}"""
 
 
