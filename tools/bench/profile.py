@@ -36,6 +36,7 @@ from tools.devchain import genesis_doc
 
 BATCH = 1_000
 MAX_BOUND = 4_000
+MAX_TXS = 20_000  # what the bench profiles at most: costs per transfer are steady by then
 
 
 class Steps:

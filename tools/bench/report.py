@@ -10,6 +10,7 @@ import platform
 import time
 from pathlib import Path
 
+from tools.bench import profile
 from tools.bench.bodies import DATA, PER_BODY, SETTLE_S
 from tools.bench.measure import Result
 from tools.bench.singles import CLIENTS, Series
@@ -242,8 +243,9 @@ one Ed25519 verification alone costs {verify_us:.0f} µs here (one process, same
 
 The bench's own client (building the batches, reading the replies, following the
 blocks) ran on the same cores: {r.client_cpu:.2f} s, {r.client_cpu * 1e6 / r.n_txs:.0f} µs per \
-transfer. Node and client together kept the cores {busy:.0%} busy over the run: the rate
-is that share of the cores divided by the CPU a transfer costs.
+transfer.
+Node and client together kept the cores {busy:.0%} busy over the run: the rate is that share
+of the cores divided by the CPU a transfer costs.
 {profile_section(r)}"""
 
 
@@ -256,9 +258,10 @@ def profile_section(r: Result) -> str:
     signature = sum(us for name, us in r.profile.items() if "signature" in name)
     processes = sum(r.cpu.values()) * 1e6 / r.n_txs if r.cpu else 0.0
     return f"""
-Where those microseconds go: the same transfers through the node's own code in the bench's
-process (`tools/bench/profile.py`: the batch route's reading, then state's handlers as the
-bus calls them, on a fresh chain, sealed as the miner seals), CPU per transfer by step:
+Where those microseconds go: the same transfers (the first {profile.MAX_TXS:,} at most)
+through the node's own code in the bench's process (`tools/bench/profile.py`: the batch
+route's reading, then state's handlers as the bus calls them, on a fresh chain, sealed as
+the miner seals), CPU per transfer by step:
 
 | step | per transfer |
 |---|---|

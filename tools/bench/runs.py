@@ -414,7 +414,7 @@ def run(n_txs: int, n_accounts: int, sync_txs: int, prop_blocks: int, workdir: P
     progress(f"pre-signing {total} transfers among {n_accounts} accounts...")
     txs = presign(total, signers)
     progress("profiling the node's steps in-process...")
-    steps = profile.run(txs[:n_txs], [s.address for s in signers])
+    steps = profile.run(txs[:min(n_txs, profile.MAX_TXS)], [s.address for s in signers])
     progress("measuring Ed25519 verification (1 and 2 processes)...")
     v1 = verify_rate(1)
     v2 = verify_rate(2)
