@@ -166,14 +166,12 @@ def follow_blocks(api: str, want: set[bytes], tally: Tally, timeout: float) -> i
     returns the number of blocks seen. The ids only (`GET /blocks?order=asc`), as a
     client following its transfers would: whole blocks with the accounts they changed
     would have the node render ~1 MB of JSON per block for the bench alone. A new head is
-    learnt from the event stream (`GET /events?types=head`), so a block is read as soon as
-    it is the head, not at the next poll."""
+    learnt from the event stream, so a block is read as soon as it is the head, not at the
+    next poll."""
     blocks = 0
     deadline = time.monotonic() + timeout
     missing = set(want)  # what is left, kept as blocks come: no pass over `want` per poll
-    new_head = threading.Event()
-    with Client(api, timeout=30) as node, Client(api, timeout=30) as stream:
-        threading.Thread(target=_listen_for_heads, args=(stream, new_head), daemon=True).start()
+    with Client(api, timeout=30) as node, HeadSignal(api) as new_head:
         seen_height = node.block_count() - 1
         while missing and time.monotonic() < deadline:
             new_head.clear()
@@ -193,13 +191,32 @@ def follow_blocks(api: str, want: set[bytes], tally: Tally, timeout: float) -> i
     return blocks
 
 
-def _listen_for_heads(stream: Client, new_head: threading.Event) -> None:
-    """Set `new_head` at each head event, until the stream's client is closed."""
-    try:
-        for _ in stream.events(types=["head"], reconnect=False):
-            new_head.set()
-    except Exception:  # noqa: BLE001 - closing the client is how the follower ends it
-        return
+class HeadSignal(threading.Event):
+    """Set at each head event of the node's stream (`GET /events?types=head`), by a thread
+    of its own. The thread ends at the first event after the `with` block (the chain has
+    one every block interval), or with the node."""
+
+    def __init__(self, api: str) -> None:
+        super().__init__()
+        self._api = api
+        self._done = threading.Event()
+
+    def __enter__(self) -> HeadSignal:
+        threading.Thread(target=self._listen, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+
+    def _listen(self) -> None:
+        with Client(self._api, timeout=30) as stream:
+            try:
+                for _ in stream.events(types=["head"], reconnect=False):
+                    if self._done.is_set():
+                        return
+                    self.set()
+            except CcoinError:  # the node stopped
+                return
 
 
 def confirm(api: str, txs: list[Transaction], tally: Tally) -> int:
