@@ -27,15 +27,26 @@ import sys
 import tempfile
 from pathlib import Path
 
+E2E_TXS = 60_000
+SCALE_E2E_TXS = 20_000  # each of a size's three runs
+
+
+def e2e_size(txs: int | None, *, scale: bool) -> int:
+    """The end-to-end stage's transfers: `--txs`, else the bench's or the scale run's own."""
+    if txs is not None:
+        return txs
+    return SCALE_E2E_TXS if scale else E2E_TXS
+
 
 def main(argv: list[str] | None = None) -> None:
     from tools.bench.report import report
     from tools.bench.runs import run
 
     parser = argparse.ArgumentParser(prog="ccoin bench")
-    parser.add_argument("--txs", type=int, default=60_000,
-                        help="transfers of the end-to-end stage: about three seconds, so that "
-                             "its start and its last block weigh little in the rate")
+    parser.add_argument("--txs", type=int,
+                        help=f"transfers of the end-to-end stage (default {E2E_TXS:,}: about "
+                             "three seconds, so that its start and its last block weigh "
+                             f"little in the rate; with --scale, {SCALE_E2E_TXS:,} per run)")
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--sync-txs", type=int, default=50_000,
                         help="grow the chain to this many transfers, then time a fresh node "
@@ -59,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the bench data dir")
     args = parser.parse_args(argv)
+    args.txs = e2e_size(args.txs, scale=args.scale)
     if args.txs < 1 or args.accounts < 2 or args.singles < 0 or args.big_bodies < 0:
         parser.error("--txs must be >= 1, --accounts >= 2, --singles and --big-bodies >= 0")
     if args.scale:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench import main
+from tools.bench import E2E_TXS, SCALE_E2E_TXS, e2e_size, main
 from tools.bench.scale import Point, ScaleRun
 from tools.bench.scalereport import plot, report
 
@@ -69,3 +69,9 @@ def test_bad_sizes_are_refused(sizes: str, capsys: pytest.CaptureFixture[str]) -
         main(["--scale", "--scale-sizes", sizes])
     assert exit_.value.code == 2
     assert "--scale-sizes" in capsys.readouterr().err
+
+
+def test_the_scale_run_keeps_its_own_end_to_end_size() -> None:
+    # three runs per size: the bench's longer single run would triple the scale run's time
+    assert e2e_size(None, scale=True) == SCALE_E2E_TXS < e2e_size(None, scale=False) == E2E_TXS
+    assert e2e_size(500, scale=True) == e2e_size(500, scale=False) == 500
