@@ -51,6 +51,23 @@ def unpack(data: bytes, max_size: int = MAX_FRAME) -> Any:
         raise Malformed(f"undecodable msgpack: {exc.__class__.__name__}") from None
 
 
+def unpack_head(data: bytes, max_size: int = MAX_FRAME) -> tuple[int, Any]:
+    """The length of the array `data` encodes and its first element, read without decoding
+    the rest (a block's header, not its transactions); `Malformed` when `data` does not
+    begin with an array. Nothing after the first element is checked."""
+    if len(data) > max_size:
+        raise TooLarge(f"{len(data)} bytes exceeds {max_size}")
+    unpacker = msgpack.Unpacker(raw=False, use_list=False, strict_map_key=True,
+                                max_buffer_size=max(len(data), 1))
+    unpacker.feed(data)
+    try:
+        count = unpacker.read_array_header()
+        return count, unpacker.unpack() if count else None
+    except (ValueError, TypeError, msgpack.OutOfData, msgpack.FormatError,
+            msgpack.StackError, UnicodeDecodeError) as exc:
+        raise Malformed(f"undecodable msgpack: {exc.__class__.__name__}") from None
+
+
 def unpack_canonical(data: bytes, max_size: int = MAX_FRAME) -> Any:
     value = unpack(data, max_size)
     if pack(value) != data:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from common import crypto
 from common.authorities import MAX_VOTE_FIELD
-from common.encoding import pack, unpack
+from common.encoding import pack, unpack, unpack_head
 from common.errors import Malformed, TooLarge
 from common.fields import U8, U63, U64, Address20, Hash32, Len, Range, compiled, validate
 
@@ -299,6 +299,17 @@ class BlockOutline(Headed):
     def decode(raw: bytes) -> BlockOutline:
         header, items = block_parts(raw)
         return BlockOutline(header, tuple(crypto.sha256(item) for item in items), len(raw))
+
+
+def peek_header(raw: bytes) -> BlockHeader | None:
+    """The header of the block `raw`, read without its transactions (to recognise a block,
+    or find where a batch ends); None when that much does not parse: whoever reads the
+    block in full says why."""
+    try:
+        count, fields = unpack_head(raw, MAX_BLOCK_BYTES)
+        return BlockHeader.from_fields(fields) if count == 2 else None
+    except Malformed:
+        return None
 
 
 def block_parts(raw: bytes) -> tuple[BlockHeader, tuple[bytes, ...]]:

@@ -38,7 +38,7 @@ from common.errors import (
 )
 from common.signed import SignedBlock, SignedTx
 from common.status import BlockStatus
-from common.types import BlockHeader, block_parts
+from common.types import BlockHeader, peek_header
 from runtime import bus
 from services.p2p import scoring
 from services.p2p.assumevalid import AssumeValid
@@ -123,8 +123,8 @@ class BlockRelay:
     # --- in ---------------------------------------------------------------------------------
 
     async def on_new_block(self, peer: Peer, msg: wire.NewBlock) -> None:
-        known = _known_header(msg.block, self.seen)
-        if known is not None:
+        known = peek_header(msg.block)
+        if known is not None and known.hash in self.seen:
             # state has it already: its body is not even read, let alone its signatures
             # checked (a syncing peer may announce every block it imports, each a second of
             # both cores to verify again)
@@ -334,12 +334,3 @@ class BlockRelay:
         peer.send(wire.Blocks(msg.request, reply.blocks[:wire.MAX_BLOCKS_PER_MESSAGE],
                               tip.height, tip.hash, tip.total_weight))
 
-
-def _known_header(raw: bytes, seen: LruSet[bytes]) -> BlockHeader | None:
-    """The header of the block `raw` when state accepted a block of that hash already
-    (`seen`); None when it did not, or `raw` does not parse (the full check says why)."""
-    try:
-        header, _ = block_parts(raw)
-    except (InvalidBlock, Malformed):
-        return None
-    return header if header.hash in seen else None

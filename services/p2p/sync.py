@@ -39,7 +39,7 @@ from typing import Any, Protocol, TypeVar
 
 from common import wire
 from common.errors import CcoinError, InvalidBlock, Malformed, StorageUnavailable
-from common.types import BlockHeader, block_parts
+from common.types import BlockHeader, peek_header
 from services.p2p import scoring
 from services.p2p.assumevalid import (
     MAX_ASSUMED,
@@ -100,15 +100,6 @@ class SyncHost(Protocol):
         """Re-read our tip from state."""
 
     def punish(self, peer: Peer, points: int, why: str) -> None: ...
-
-
-def _last_hash(reply: wire.Blocks) -> bytes | None:
-    """The hash of the batch's last block, read from its header alone; None when it does
-    not decode (the batch's import refuses it, and the peer pays for it there)."""
-    try:
-        return block_parts(reply.blocks[-1])[0].hash
-    except Malformed:
-        return None
 
 
 class PeerGone(Exception):
@@ -282,7 +273,9 @@ class Syncer:
                     break
                 # Ask for the next batch now, after the last block of this one, so that it
                 # arrives while this one is verified and imported.
-                cursor = _last_hash(reply)
+                # (a last block that does not parse ends this round when it is imported)
+                last_header = peek_header(reply.blocks[-1])
+                cursor = last_header.hash if last_header is not None else None
                 if cursor is not None and cursor != reply.head:
                     ahead = asyncio.create_task(self._ask(
                         peer, await self._get_blocks(cursor, BATCH_BLOCKS), wire.Blocks))

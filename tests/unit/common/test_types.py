@@ -25,6 +25,7 @@ from common.types import (
     BlockHeader,
     BlockOutline,
     Transaction,
+    peek_header,
 )
 from tests.framework.rules import address, key, signer, transfer
 
@@ -237,3 +238,17 @@ def test_a_block_outline_is_the_header_and_the_transaction_ids() -> None:
                 pack([b.header.fields()[:5], []]), b"\xc1"):
         with pytest.raises(Malformed):
             BlockOutline.decode(bad)
+
+
+def test_a_block_s_header_is_read_without_its_transactions() -> None:
+    txs = (transfer(1, address(2), 5, nonce=0),)
+    b = Block(header(), txs)
+    assert peek_header(b.raw) == b.header
+    # what comes after the header is not read: a body that is no transaction list still
+    # names its block (reading it in full refuses it)
+    assert peek_header(pack([b.header.fields(), 7])) == b.header
+    with pytest.raises(Malformed):
+        Block.decode(pack([b.header.fields(), 7]))
+    for bad in (pack([b.header.fields()]), pack([b.header.fields()[:5], []]),
+                pack({"h": 1}), pack([]), b"", b"\xc1", b"\x92"):
+        assert peek_header(bad) is None
