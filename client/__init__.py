@@ -12,8 +12,8 @@ command line, the tests, the benchmark and any program that talks to a node over
 
 `http` holds the `Client`, `results` and `network` the frozen dataclasses it returns,
 `transactions` local signing and the JSON body of a transaction, `events` the live event
-stream. Errors are the
-node's own typed errors (`common.errors`), rebuilt from each reply's code.
+stream. Errors are the node's own typed errors (`common.errors`), rebuilt from each reply's
+code.
 """
 
 from client.events import Event
