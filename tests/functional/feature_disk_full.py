@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from common.crypto import Signer
+from common.encoding import MEDIA_TYPE, pack
 from common.types import Transaction
 from tests.framework import disk
 from tests.framework.node import TestNode
@@ -45,8 +46,9 @@ LOW = "disk space low"
 
 
 class Load(threading.Thread):
-    """Transfers from the developer account, `BATCH` at a time through the batch route;
-    a batch refused with 503 is sent again as it is, until it is taken."""
+    """Transfers from the developer account, `BATCH` at a time through the batch route
+    (JSON and binary forms in turn); a batch refused with 503 is sent again as it is,
+    until it is taken."""
 
     BATCH = 20
     PAUSE_S = 0.05
@@ -58,6 +60,8 @@ class Load(threading.Thread):
         self.chain_id = json.loads(node.config.genesis_file().read_text())["network_id"]
         self.acked: list[str] = []  # in nonce order
         self.refusals = 0  # 503 storage_unavailable
+        self.refused_forms: set[str] = set()  # the batch forms that got one
+        self.attempts = 0
         self.last_refusal = ""
         self.unexpected: list[str] = []  # anything else but 200 or a 503: must stay empty
         self.stopping = threading.Event()
@@ -70,9 +74,17 @@ class Load(threading.Thread):
     def run(self) -> None:
         batch = self._batch(0)
         while not self.stopping.wait(self.PAUSE_S):
+            # the batch route's two forms in turn, a batch sent again included: a full disk
+            # is refused alike in both
+            self.attempts += 1
+            binary = self.attempts % 2 == 1
             try:
-                r = self.http.post("/api/v1/txs/batch",
-                                   json={"txs": [{"raw": t.raw.hex()} for t in batch]})
+                if binary:
+                    r = self.http.post("/api/v1/txs/batch", content=pack([t.raw for t in batch]),
+                                       headers={"content-type": MEDIA_TYPE})
+                else:
+                    r = self.http.post("/api/v1/txs/batch",
+                                       json={"txs": [{"raw": t.raw.hex()} for t in batch]})
             except httpx.HTTPError as exc:
                 self.unexpected.append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -86,6 +98,7 @@ class Load(threading.Thread):
                     self.unexpected.append(f"refused items: {results[:2]}")
             elif r.status_code == 503 and code == "storage_unavailable":
                 self.refusals += 1
+                self.refused_forms.add("msgpack" if binary else "json")
                 self.last_refusal = r.json()["error"]["message"]
             elif r.status_code == 503 and code == "unavailable":
                 pass  # state is being restarted
@@ -191,6 +204,7 @@ def test_a_full_disk_loses_nothing_acknowledged(short_tmp: Path) -> None:
         wait_until(lambda: node.api.confirmed(last), timeout=TIMEOUT,
                    what="the last acknowledged transfer confirmed")
         check(node, load, seen)
+        assert load.refused_forms == {"json", "msgpack"}, load.refused_forms
         lines = [json.loads(line) for line in node.log("state").splitlines()]
         said = [(line["level"], line["msg"]) for line in lines]
         # each problem said once when it started, once when it ended
