@@ -226,6 +226,12 @@ class BlockRelay:
         its typed error, after every good block before it was yielded."""
         inflight: deque[_Checking] = deque()
         error: InvalidBlock | Malformed | None = None
+
+        async def oldest() -> tuple[SignedBlock, bytes]:
+            await inflight[0].checked(self.verifier)
+            done = inflight.popleft()
+            return done.block, done.raw
+
         try:
             for raw in raws:
                 try:
@@ -234,13 +240,9 @@ class BlockRelay:
                     error = exc
                     break
                 if len(inflight) > 1:
-                    await inflight[0].checked(self.verifier)
-                    done = inflight.popleft()
-                    yield done.block, done.raw
+                    yield await oldest()
             while inflight:
-                await inflight[0].checked(self.verifier)
-                done = inflight.popleft()
-                yield done.block, done.raw
+                yield await oldest()
             if error is not None:
                 raise error
         finally:
