@@ -34,7 +34,6 @@ from services.api.kinds import AnyJSON, Bool, Hex, Int, Kind, ListOf, Parser, Te
 from services.api.spec import Field, Param, Shape
 
 MAX_BATCH = 5000
-MSGPACK = MEDIA_TYPE  # the binary form of a batch (`read_batch`)
 MAX_PAGE = 100
 MAX_MEMPOOL_PAGE = 1000
 MAX_CHAIN_ID = 2**32 - 1
@@ -299,7 +298,7 @@ class Rejected:
 
 def is_msgpack(content_type: str) -> bool:
     """Whether a request's `Content-Type` names the binary batch form (parameters ignored)."""
-    return content_type.partition(";")[0].strip().lower() == MSGPACK
+    return content_type.partition(";")[0].strip().lower() == MEDIA_TYPE
 
 
 def _tx_from_bin(item: Any) -> Transaction:

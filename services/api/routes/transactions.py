@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from common import messages
+from common.encoding import MEDIA_TYPE
 from common.errors import CcoinError, Internal, error_from_code
 from common.types import MAX_AMOUNT, Transaction
 from services.api import metrics, replies, schema
@@ -100,7 +101,7 @@ def _batch_item(outcome: Transaction | schema.Rejected,
 
 
 @router.post("/txs/batch", response_model=replies.BATCH_OUT.model, tags=["transactions"],
-             openapi_extra=request_body(schema.BATCH_IN, binary=(schema.MSGPACK, BINARY_BATCH)))
+             openapi_extra=request_body(schema.BATCH_IN, binary=(MEDIA_TYPE, BINARY_BATCH)))
 async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
     """Submit many transactions: each item is checked alone and gets its result in its
     place of `results` (`accepted` when it is in the node's synced pool journal)."""
