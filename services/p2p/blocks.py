@@ -14,7 +14,9 @@ headers after the locator, as `GBL` with blocks.
 
 Sync batches are imported by a pipeline that keeps both cores busy: while the verify threads
 check one block's signatures, the event loop reads the next block, and state imports the
-blocks already verified, each block as soon as it is (a chunk of small ones together).
+blocks already verified, each block as soon as it is (a chunk of small ones together). The
+pipeline runs on across a batch's end: the next batch is verified while state imports the
+last blocks of this one (`import_blocks` returns its hand-over to state, not state's answer).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from services.p2p.discipline import Discipline
 from services.p2p.peer import Peer
 from services.p2p.peers import PeerTable
 from services.p2p.scoring import LruDict, LruSet
-from services.p2p.sync import BATCH_BLOCKS, BATCH_BYTES, HEADERS_BATCH, Syncer
+from services.p2p.sync import BATCH_BLOCKS, BATCH_BYTES, HEADERS_BATCH, Handover, Syncer
 from services.p2p.verify import Verifier, bad_signature_in, first_bad_signature
 
 log = logging.getLogger("ccoin.p2p")
@@ -169,17 +171,21 @@ class BlockRelay:
         if total_weight >= peer.tip.total_weight:
             peer.tip = Tip(header.height, header.hash, total_weight)
 
-    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
-        """Verify a batch from `peer` and import it in order; the last block's hash when the
-        whole batch was accepted, None when it stopped at a bad block.
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...],
+                            after: Handover | None = None) -> tuple[bytes | None, Handover]:
+        """Verify a batch from `peer` and hand it to state in order, after the batch before
+        it (`after`) was accepted. Returns once every block is verified, with the last
+        block's hash (None when one failed its checks: the peer has been penalized) and the
+        hand-over, which comes true when state accepted the whole batch.
 
         Chunks are submitted strictly in order, each after the previous one was accepted, so
         a block never reaches state before its parent and an honest peer is never blamed for
-        an orphan we made."""
+        an orphan we made. The caller does not wait for state's last import: the next batch
+        is verified meanwhile, or one core would idle at every batch's end."""
         chunk: list[bytes] = []
         size = 0
         last = b""
-        previous: asyncio.Task[bool] | None = None
+        previous = after
         complete = True
         try:
             async for block, raw in self._verified(raws):
@@ -195,15 +201,16 @@ class BlockRelay:
         except (InvalidBlock, Malformed) as exc:
             self._punish_block(peer, exc)
             complete = False
-        if chunk:
+        if chunk or previous is None:
             previous = asyncio.create_task(self._submit_after(peer, tuple(chunk), previous))
-        accepted = await previous if previous is not None else True
-        return last if accepted and complete else None
+        return (last if complete else None), previous
 
     async def _submit_after(self, peer: Peer, chunk: tuple[bytes, ...],
-                            previous: asyncio.Task[bool] | None) -> bool:
+                            previous: Handover | None) -> bool:
         if previous is not None and not await previous:
             return False
+        if not chunk:
+            return True
         result = await self.state.request(messages.SubmitBlocks(chunk),
                                           messages.SubmitBlocksResult,
                                           timeout=SUBMIT_TIMEOUT_S, retries=2)

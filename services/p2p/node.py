@@ -59,7 +59,7 @@ from services.p2p.pex import PeerExchange
 from services.p2p.scoring import BanList
 from services.p2p.settings import P2PSettings
 from services.p2p.slots import Slots
-from services.p2p.sync import Syncer
+from services.p2p.sync import Handover, Syncer
 from services.p2p.transport import Link, Transport, advertised_host, tcp_address
 from services.p2p.txs import TxRelay
 from services.p2p.verify import Verifier
@@ -390,8 +390,9 @@ class P2PNode:
             return None
         return BlockOutline.decode(reply.block).height
 
-    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
-        return await self.blocks.import_blocks(peer, raws)
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...],
+                            after: Handover | None = None) -> tuple[bytes | None, Handover]:
+        return await self.blocks.import_blocks(peer, raws, after)
 
     async def refresh_tip(self) -> None:
         await self.chain.refresh()

@@ -67,6 +67,20 @@ MAX_ROUNDS = 100_000
 HEADERS_BATCH = wire.MAX_HEADERS_PER_MESSAGE
 
 R = TypeVar("R", wire.Blocks, wire.Headers)
+# A batch handed to state: true once state accepted every block of it (see SyncHost).
+Handover = asyncio.Future[bool]
+
+
+def _refused(handed: Handover) -> bool:
+    """Whether state already refused a block of the batch (or could not take it: raises)."""
+    return handed.done() and not handed.result()
+
+
+def _consume(handed: Handover) -> None:
+    """Retrieve a hand-over's outcome nobody waits for any more, so asyncio does not report
+    its exception as never retrieved; the batch's own requests logged what went wrong."""
+    if not handed.cancelled():
+        handed.exception()
 
 
 class SyncState(enum.Enum):
@@ -92,9 +106,13 @@ class SyncHost(Protocol):
     async def locator(self) -> tuple[bytes, ...]:
         """State's block locator of our main chain (head first, genesis last)."""
 
-    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
-        """Verify and import a batch from `peer`: the last block's hash when all of it was
-        accepted, None when it stopped at a bad block (the peer has been penalized)."""
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...],
+                            after: Handover | None = None) -> tuple[bytes | None, Handover]:
+        """Verify a batch from `peer` and hand it to state after the batch before it
+        (`after`). Returns once it is verified: the last block's hash (None when a block
+        failed its checks: the peer has been penalized) and the hand-over, which comes true
+        when state accepted all of it (false when state refused a block: the peer has been
+        penalized) and raises what state's requests raised."""
 
     async def refresh_tip(self) -> None:
         """Re-read our tip from state."""
@@ -250,6 +268,7 @@ class Syncer:
                  start.total_weight, extra={"peer": peer.label})
         skipped = self.assume.skipped if self.assume is not None else 0
         ahead: asyncio.Task[wire.Blocks | None] | None = None
+        handed: Handover | None = None  # the last batch handed to state
         try:
             rounds = MAX_ROUNDS if await self._find_assumed(peer) else 0
             limit = FIRST_BATCH_BLOCKS
@@ -280,18 +299,30 @@ class Syncer:
                     ahead = asyncio.create_task(self._ask(
                         peer, await self._get_blocks(cursor, BATCH_BLOCKS), wire.Blocks))
                 limit = BATCH_BLOCKS
-                last = await host.import_blocks(peer, reply.blocks)
-                await host.refresh_tip()
-                if last is None:
+                # State imports this batch's last blocks while the next one is verified,
+                # but no more than that: the batch before must be in by now. (Memory stays
+                # bounded when state is the slower side, and a refusal is seen a batch late
+                # at most.)
+                previous = handed
+                last, handed = await host.import_blocks(peer, reply.blocks, after=previous)
+                if (last is None or (previous is not None and not await previous)
+                        or _refused(handed)):
                     peer.sync.failed_at = time.monotonic()
                     break  # a bad batch: the peer has been penalized
                 if last == reply.head or not self._ahead(peer):
                     break
+            if handed is not None:
+                accepted, handed = await handed, None
+                await host.refresh_tip()
+                if not accepted:
+                    peer.sync.failed_at = time.monotonic()
             if self.assume is not None and self.assume.height:  # shown by a peer: ours yet?
                 await self.check_reached()
         finally:
             if ahead is not None:  # the round ended early: the batch asked for is not wanted
                 ahead.cancel()
+            if handed is not None:  # left by an error: state still gets what was verified
+                handed.add_done_callback(_consume)
             self.state, self.target = SyncState.IDLE, None
             skipped = self.assume.skipped - skipped if self.assume is not None else 0
             log.info("sync from %s done: height %d -> %d%s", peer.label, start.height,

@@ -32,6 +32,7 @@ from services.p2p.sync import (
     BATCH_BLOCKS,
     FAILED_PAUSE_S,
     FIRST_BATCH_BLOCKS,
+    Handover,
     Syncer,
     SyncState,
 )
@@ -70,10 +71,13 @@ class Host:
         self.locators.append(time.monotonic())
         return (self.tip.hash,)
 
-    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...],
+                            after: Handover | None = None) -> tuple[bytes | None, Handover]:
         self.imported.append((peer, raws))
         self.tip = peer.tip
-        return peer.tip.hash
+        handed: Handover = asyncio.get_running_loop().create_future()
+        handed.set_result(True)
+        return peer.tip.hash, handed
 
     async def refresh_tip(self) -> None:
         return None
@@ -246,11 +250,12 @@ class NoRoom(Host):
         self.room = False
         self.refused = 0
 
-    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...]) -> bytes | None:
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...],
+                            after: Handover | None = None) -> tuple[bytes | None, Handover]:
         if not self.room:
             self.refused += 1
             raise StorageUnavailable("disk space low: 3.0 MB free")
-        return await super().import_blocks(peer, raws)
+        return await super().import_blocks(peer, raws, after)
 
 
 async def test_a_state_that_cannot_store_pauses_the_sync_and_says_so_once(
@@ -287,6 +292,57 @@ async def test_a_state_that_cannot_store_pauses_the_sync_and_says_so_once(
                                                                          "sync resumed"))]
     assert said == ["sync paused: state cannot store blocks: disk space low: 3.0 MB free",
                     "sync resumed: state stores blocks again"], said
+
+
+class Slow(Host):
+    """A chain whose state takes each batch only when the test resolves its hand-over; it
+    records, for each batch, whether the one before was still with state when it came."""
+
+    def __init__(self, peers: list[Peer]) -> None:
+        super().__init__(peers)
+        self.handed: list[Handover] = []
+        self.previous_pending: list[bool] = []
+
+    async def import_blocks(self, peer: Peer, raws: tuple[bytes, ...],
+                            after: Handover | None = None) -> tuple[bytes | None, Handover]:
+        assert after is (self.handed[-1] if self.handed else None)  # chained in order
+        self.previous_pending.append(after is not None and not after.done())
+        self.imported.append((peer, raws))
+        if raws[-1] == peer.tip.hash:
+            self.tip = peer.tip
+        self.handed.append(asyncio.get_running_loop().create_future())
+        return raws[-1], self.handed[-1]
+
+
+async def test_the_next_batch_is_verified_while_state_still_imports_the_last() -> None:
+    """The round goes on to the next batch without waiting for state's import of the one
+    before, and ends only when state took the last batch."""
+    ctx = zmq.asyncio.Context()
+    machine = Machine(ctx)
+    ahead = machine.peer("ahead", 5)
+    host = Slow([ahead])
+    syncer = Syncer(host)
+    remote = machine.remotes["ahead"]
+    try:
+        async with running(syncer):
+            first = await remote.expect(wire.GetBlocks)
+            assert syncer.on_blocks(ahead, wire.Blocks(first.request, (b"block 1",), 5,
+                                                       ahead.tip.hash, 5))
+            second = await remote.expect(wire.GetBlocks)
+            assert not host.handed[0].done()  # asked for while state holds the first batch
+            assert syncer.on_blocks(ahead, wire.Blocks(second.request, (ahead.tip.hash,), 5,
+                                                       ahead.tip.hash, 5))
+            await wait_until_async(lambda: len(host.imported) == 2, timeout=5,
+                                   what="the second batch verified")
+            assert host.previous_pending == [False, True]
+            assert syncer.syncing  # the round waits for state to take its last batch
+            for handed in host.handed:
+                handed.set_result(True)
+            await wait_until_async(lambda: not syncer.syncing, timeout=5, what="round over")
+    finally:
+        machine.close(ahead)
+        ctx.destroy(linger=0)
+    assert host.punished == [] and ahead.sync.failed_at < 0 and syncer.rounds == 2
 
 
 # --- whole nodes --------------------------------------------------------------------------
@@ -510,6 +566,33 @@ async def test_a_batch_is_imported_up_to_its_first_bad_block_and_its_sender_char
             assert f"transaction {count - 2} has a bad signature" in bye.reason
         else:
             assert node.peers.by_id[peer.node_id].standing.score == -scoring.MALFORMED
+
+
+async def test_a_block_state_refuses_ends_the_round_though_the_next_batch_was_verified(
+        tmp_path: Path) -> None:
+    # The last block of the first batch is one only state can refuse (its clock an hour
+    # ahead): the syncer has gone on to the next batch before state answers. The refusal
+    # still ends the round, charges the peer once, and keeps the blocks before it.
+    async with LocalNet(tmp_path) as net:
+        node = await net.node("a")
+        chain = rules.Chain(net.genesis)
+        blocks = _chain(chain, FIRST_BATCH_BLOCKS - 1)
+        blocks.append(chain.build(timestamp=int(time.time() * 1000) + 3_600_000))
+        chain.apply(blocks[-1], validate=False)
+        blocks += _chain(chain, 3 * FIRST_BATCH_BLOCKS)
+        peer, weight = await _peer_holding(net, blocks)
+        server = asyncio.create_task(peer.serve_forever(blocks, weight,
+                                                        limit=FIRST_BATCH_BLOCKS))
+        try:
+            await wait_until_async(lambda: node.syncer.rounds >= 1 and not node.syncer.syncing,
+                                   timeout=10, what="the round over")
+        finally:
+            server.cancel()
+        assert (await net.state("a").status()).head == blocks[FIRST_BATCH_BLOCKS - 2].hash
+        assert node.peers.by_id[peer.node_id].standing.score == -scoring.MINOR_BLOCK
+        # the round stopped at the batch after the refused one (and the one asked ahead)
+        assert peer.message_count[wire.GetBlocks] <= 3
+        assert node.syncer.choose() is None  # paused: not synced from again at once
 
 
 async def test_a_peer_that_falls_silent_on_a_batch_asked_ahead_keeps_what_it_sent(
