@@ -3,8 +3,11 @@ gateway's parsing and state's handlers, into blocks, and each step is timed."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
+from runtime.service import GC_THRESHOLDS
 from tools.bench import profile
 from tools.bench.workload import accounts, presign
 
@@ -37,3 +40,10 @@ def test_a_transfer_state_refuses_stops_the_profile() -> None:
     unfunded = [s.address for s in signers[:2]]  # the others' transfers are refused
     with pytest.raises(SystemExit, match="refused"):
         profile.state_steps(txs, unfunded, profile.Steps())
+
+
+def test_the_profile_collects_garbage_as_the_services_do_and_then_as_before() -> None:
+    before = gc.get_threshold()
+    with profile.collected_as_a_service():
+        assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
