@@ -64,8 +64,9 @@ to synced, process start-up and handshake included: {r.sync_boot_seconds:.1f} s.
 Sync is CPU-bound on this 2-core machine: every transfer of a fresh chain is verified once
 in p2p (two threads) and decoded and applied once in state. p2p reads from a block only what
 its signature checks need (`common/signed.py`), the next block is read while the threads
-check the one before, and each verified block goes to state at once, so both cores stay
-busy. The end-to-end path pays the same signature check per transfer, so the ratio's premise
+check the one before, each verified block goes to state at once, and the next batch is
+verified while state imports the last blocks of the one before, so both cores stay busy.
+The end-to-end path pays the same signature check per transfer, so the ratio's premise
 (sync skips HTTP and mempool work) saves less than the signature costs both.
 """
     if r.sync_cpu:
