@@ -28,8 +28,9 @@ from services.state.store import Batch, StoreError
 
 Reader = Callable[[bytes], bytes | None]  # `Store.get`: a committed value, or None
 
-# plain strings: this loop runs for every transaction of every block imported
-_SELF, _OUT, _IN = Direction.SELF.value, Direction.OUT.value, Direction.IN.value
+# each direction's encoding, the end of a history value (schema.PAIR_OF_HASH says how the
+# values are joined: this loop runs for every transaction of every block imported)
+_SELF, _OUT, _IN = (pack(d.value) for d in (Direction.SELF, Direction.OUT, Direction.IN))
 
 
 def connect_block(batch: Batch, read: Reader, block: Block, before: Mapping[bytes, Account],
@@ -40,15 +41,19 @@ def connect_block(batch: Batch, read: Reader, block: Block, before: Mapping[byte
     height = block.height
     batch.put(schema.height_key(height), h)
     entries: dict[bytes, int] = {}
+    put, position, pair = batch.put, schema.history_position, schema.PAIR_OF_HASH
+    location, tx_index, history = pair + h, schema.TX_INDEX, schema.HISTORY
     for index, tx in enumerate(block.txs):
-        batch.put(schema.tx_key(tx.id), pack([h, index]))
+        txid = tx.id
+        put(tx_index + txid, location + pack(index))  # schema.tx_key: [h, index]
         sender, to = tx.sender, tx.to
+        at = position(height, index)  # schema.history_key: [txid, direction]
         entries[sender] = entries.get(sender, 0) + 1
         if sender == to:
-            batch.put(schema.history_key(sender, height, index), pack([tx.id, _SELF]))
+            put(history + sender + at, pair + txid + _SELF)
         else:
-            batch.put(schema.history_key(sender, height, index), pack([tx.id, _OUT]))
-            batch.put(schema.history_key(to, height, index), pack([tx.id, _IN]))
+            put(history + sender + at, pair + txid + _OUT)
+            put(history + to + at, pair + txid + _IN)
             entries[to] = entries.get(to, 0) + 1
     _count_history(batch, read, entries)
     batch.put(schema.undo_key(h), schema.encode_undo(before))

@@ -104,7 +104,20 @@ def history_prefix(address: bytes) -> bytes:
 
 def history_key(address: bytes, height: int, index: int) -> bytes:
     """Sorted by height then index, so a reverse scan of the prefix is newest first."""
-    return HISTORY + address + _U64.pack(height) + _U32.pack(index)
+    return HISTORY + address + history_position(height, index)
+
+
+def history_position(height: int, index: int) -> bytes:
+    """The end of a history key, after `history_prefix(address)`."""
+    return _U64.pack(height) + _U32.pack(index)
+
+
+# A `t` value, [block hash, index], and an `x` value, [txid, direction], are canonical
+# msgpack: these three bytes (an array of two, then a 32-byte bin), the hash, then the
+# second element's own encoding. The import loop joins the parts, the block's shared ones
+# made once (`indexes.connect_block`: half its cost per transaction); test_schema holds the
+# result equal to `pack`.
+PAIR_OF_HASH = b"\x92\xc4\x20"
 
 
 def parse_history_key(key: bytes) -> tuple[int, int]:
