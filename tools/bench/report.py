@@ -13,6 +13,7 @@ from pathlib import Path
 from tools.bench import profile
 from tools.bench.bodies import DATA, PER_BODY, SETTLE_S
 from tools.bench.measure import Result
+from tools.bench.runs import BATCH, SUBMITTERS
 from tools.bench.singles import CLIENTS, Series
 
 
@@ -321,7 +322,7 @@ across runs. The same node on chains of up to a million accounts: [scale.md](sca
 
 {r.n_txs:,} pre-signed Ed25519 transfers among {r.n_accounts:,} accounts, submitted through
 `POST /api/v1/txs/batch` in its binary form (a msgpack array of the raw transactions, as
-`client.Client.submit_batch` sends them; 1,000 per request, two client threads) to one
+`client.Client.submit_batch` sends them; {BATCH:,} per request, {SUBMITTERS} client threads) to one
 validator node started with `ccoin node start` (supervisord: state, api, miner), interval
 1 s, max_bound 4,000.
 
