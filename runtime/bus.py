@@ -9,7 +9,11 @@ an `internal` error reply and is logged, undecodable input a `malformed` one.
 Clients follow the ZeroMQ guide's Lazy Pirate pattern: a timeout per attempt, a bounded
 number of retries with the same request id, and a fresh socket after a failure. The server
 remembers recent replies by request id, so a retried request is answered from that memory
-instead of being executed twice: every request is idempotent across retries.
+instead of being executed twice: every request is idempotent across retries. A client also
+watches its connection (a ZeroMQ socket monitor): when the server's end drops (its process
+was killed, or restarted by supervisord), what was in flight may never have reached it, so
+it is sent again at once, and waits in the socket until the server is back, rather than
+after a timeout that may be long (a sync's block import waits 30 s).
 
 A request made while serving an HTTP request carries that request's id (`REQUEST_ID`, the
 gateway's `X-Request-ID`) as an optional third frame, `[request_id, message, trace]`; the
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import os
 import re
@@ -50,6 +55,7 @@ from typing import Any, TypeVar
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from common import messages
 from common.encoding import unpack
@@ -225,6 +231,13 @@ class Server:
         self.io.close(0)
 
 
+class _Dropped(Exception):
+    """The connection to the server dropped while the request was in flight."""
+
+
+_monitors = itertools.count()  # a unique inproc:// address for each socket's monitor
+
+
 class BusClient:
     """asyncio client for one service; any number of concurrent requests."""
 
@@ -240,26 +253,55 @@ class BusClient:
         self.pending: dict[bytes, asyncio.Future[bytes]] = {}
         self.sock: LoopSocket | None = None
         self.reader: asyncio.Task[None] | None = None
+        self.monitor: LoopSocket | None = None
+        self.watcher: asyncio.Task[None] | None = None
         self.last_reply = 0.0  # monotonic time of the last frame received
+        self.drops = 0  # how often the server's end of the connection dropped
 
     def _open(self) -> LoopSocket:
         if self.sock is None:
             sock = LoopSocket(self.ctx, zmq.DEALER)
             _tune(sock.sock)
             secure_client(sock.sock, self.endpoint, self.curve)
+            address = f"inproc://bus-client-monitor-{os.getpid()}-{next(_monitors)}"
+            sock.sock.monitor(address, zmq.EVENT_DISCONNECTED)
+            monitor = LoopSocket(self.ctx, zmq.PAIR)
+            monitor.sock.setsockopt(zmq.LINGER, 0)
+            monitor.sock.connect(address)
             sock.sock.connect(self.endpoint)
-            self.sock = sock
-            self.reader = asyncio.get_running_loop().create_task(self._read(sock))
+            self.sock, self.monitor = sock, monitor
+            loop = asyncio.get_running_loop()
+            self.reader = loop.create_task(self._read(sock))
+            self.watcher = loop.create_task(self._watch(monitor))
         return self.sock
 
     def _reset(self) -> None:
         """Lazy Pirate: abandon the socket after a timeout; in-flight requests retry."""
-        if self.reader is not None:
-            self.reader.cancel()
-            self.reader = None
+        for task in (self.reader, self.watcher):
+            if task is not None:
+                task.cancel()
+        self.reader = self.watcher = None
+        if self.monitor is not None:
+            self.monitor.close(0)
+            self.monitor = None
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None
+
+    async def _watch(self, monitor: LoopSocket) -> None:
+        """Send what is in flight again as soon as the server's end drops (see the module
+        docstring): each waiting request gets `_Dropped` and makes its next attempt."""
+        try:
+            while True:
+                frames = await monitor.recv_multipart()
+                if parse_monitor_message(frames)["event"] != zmq.EVENT_DISCONNECTED:
+                    continue
+                self.drops += 1
+                for fut in self.pending.values():
+                    if not fut.done():
+                        fut.set_exception(_Dropped())
+        except (asyncio.CancelledError, zmq.ZMQError):
+            pass
 
     async def _read(self, sock: LoopSocket) -> None:
         try:
@@ -303,6 +345,8 @@ class BusClient:
                     if self.sock is sock and self.last_reply < sent:
                         self._reset()
                     continue
+                except _Dropped:
+                    continue  # the server's end dropped: again now, queued until it is back
                 return _expect(messages.decode(raw), expect)
         finally:
             self.pending.pop(request_id, None)

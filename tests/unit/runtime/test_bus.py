@@ -324,3 +324,48 @@ def test_a_concurrent_request_runs_apart_and_a_retry_of_it_runs_once(tmp_path: P
             ctx.term()
 
     asyncio.run(scenario())
+
+
+def test_a_request_in_flight_when_its_server_dies_goes_again_to_the_one_that_replaces_it(
+        tmp_path: Path) -> None:
+    """A server killed with a request in hand (state, restarted by supervisord): the client
+    sees its connection drop and sends the request again, which the new server answers.
+    The client's timeout is an hour: only the resend can end the wait."""
+    received = asyncio.Event()
+
+    async def hold(_: m.GetStatus) -> m.ServicePong:
+        received.set()
+        await asyncio.Event().wait()  # never answers: the process is about to die
+        raise AssertionError("unreachable")
+
+    async def scenario() -> None:
+        endpoint = f"ipc://{tmp_path}/r.sock"
+        ctx = zmq.asyncio.Context()
+        first = bus.Server(ctx, endpoint, "first", {m.GetStatus: hold},
+                           concurrent=frozenset({m.GetStatus}))
+        serving = asyncio.create_task(first.serve_forever())
+        client = bus.BusClient(endpoint, ctx, timeout=3600, retries=1)
+        second: bus.Server | None = None
+        try:
+            asked = asyncio.create_task(client.request(m.GetStatus(), m.ServicePong))
+            await asyncio.wait_for(received.wait(), 10)
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            first.close()  # its end of the connection drops, the request unanswered
+            second = bus.Server(ctx, endpoint, "second",
+                                {m.GetStatus: lambda _: m.ServicePong("second", "0")})
+            serving = asyncio.create_task(second.serve_forever())
+            reply = await asyncio.wait_for(asked, 30)  # not the hour: it was sent again
+            assert reply.service == "second" and client.drops >= 1
+            # the link to the new server serves on
+            again = await client.request(m.GetStatus(), m.ServicePong, timeout=10)
+            assert again.service == "second"
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            client.close()
+            if second is not None:
+                second.close()
+            ctx.term()
+
+    asyncio.run(scenario())
