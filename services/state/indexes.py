@@ -45,9 +45,9 @@ def connect_block(batch: Batch, read: Reader, block: Block, before: Mapping[byte
     location, tx_index, history = pair + h, schema.TX_INDEX, schema.HISTORY
     for index, tx in enumerate(block.txs):
         txid = tx.id
-        put(tx_index + txid, location + pack(index))  # schema.tx_key: [h, index]
+        put(tx_index + txid, location + pack(index))  # tx_key(txid): [h, index]
         sender, to = tx.sender, tx.to
-        at = position(height, index)  # schema.history_key: [txid, direction]
+        at = position(height, index)  # history_key(address, height, index) ends with it
         entries[sender] = entries.get(sender, 0) + 1
         if sender == to:
             put(history + sender + at, pair + txid + _SELF)
