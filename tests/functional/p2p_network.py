@@ -39,11 +39,12 @@ from common.errors import CcoinError
 from common.genesis import Genesis
 from common.types import Block, Transaction
 from runtime.config import load_genesis
+from services.p2p.blocks import SUBMIT_TIMEOUT_S
 from services.p2p.identity import load_curve_keys
 from tests.framework.node import TestNode
 from tests.framework.ports import free_port
 from tests.framework.scripted_peer import ChainBuilder, ScriptedPeer, submit_blocks
-from tests.framework.util import ROOT, wait_until
+from tests.framework.util import ROOT, ccoin, wait_until
 from tools.devchain import DevChain
 
 log = logging.getLogger("test_p2p")
@@ -52,6 +53,7 @@ HISTORY = 1000  # blocks A has before B first starts
 PAID = 40  # the first history blocks carry a transfer each
 ASSUMED_AT = 20  # B assumes valid A's history block at this height
 SINK = bytes.fromhex("5a" * 20)  # where the history's transfers go
+MID_SYNC_BLOCKS, MID_SYNC_TXS = 60, 500  # the chain a state is killed in the middle of syncing
 NOT_YET = (CcoinError,)  # what `wait_until` takes for "not yet" here (see the docstring)
 
 
@@ -262,6 +264,43 @@ def test_curve_links_and_the_allow_list(tmp_path: Path) -> None:
         stranger.close()
         plain.close()
         assert "not on the allow-list" in a.log("p2p")
+
+
+def test_a_state_killed_mid_sync_costs_its_restart_and_loses_nothing(tmp_path: Path) -> None:
+    """B syncs 30,000 transfers from A; its state is killed (SIGKILL) in the middle, with a
+    block import in flight, and started again. B's p2p sends that import again as soon as
+    its connection to state drops, so the sync goes on when state is back, long before the
+    import's own timeout; B ends on A's chain, and its database checks clean. (B assumes
+    A's head valid: with no signature to check, its p2p always has an import waiting on
+    state, so the kill finds one in flight.)"""
+    a = TestNode.create(tmp_path / "a", name="a", interval_ms=60_000)
+    port_a = a.enable_p2p()
+    genesis = load_genesis(a.chain.genesis_path)
+    builder = ChainBuilder(genesis, Signer(a.chain.validator))
+    payer = Signer(a.chain.developer)
+    blocks = [builder.next(tuple(
+        Transaction.create(payer, chain_id=genesis.network_id, nonce=n * MID_SYNC_TXS + i,
+                           to=SINK, amount=1, fee=1) for i in range(MID_SYNC_TXS)))
+        for n in range(MID_SYNC_BLOCKS)]
+    b = TestNode.sharing_chain(a, tmp_path / "b", name="b",
+                               config={"sync": {"assume_valid": blocks[-1].hash.hex()}})
+    b.enable_p2p(bootnodes=(f"tcp://127.0.0.1:{port_a}",))
+    with a, b:
+        a.start("state", "p2p")
+        submit_blocks(a, blocks, chunk=10)
+        b.start("state")
+        b.start("p2p", wait=False)  # it syncs as soon as it is up: watch from the start
+        # halfway: in the full batch, p2p hands state block after block
+        at = wait_until(lambda: h if (h := b.height()) >= MID_SYNC_BLOCKS // 2 else None,
+                        timeout=30, what="B's sync under way", interval=0.005, ignore=NOT_YET)
+        b.kill("state")
+        assert at < MID_SYNC_BLOCKS, "B synced before its state could be killed"
+        b.restart("state")
+        # well within the 30 s an import waits for its answer before it is sent again
+        wait_until(lambda: b.status().head == blocks[-1].hash, timeout=SUBMIT_TIMEOUT_S / 2,
+                   what="B on A's head after its state's restart", ignore=NOT_YET)
+    result = ccoin("node", "check", "--config", str(b.config_path), check=False)
+    assert result.returncode == 0 and "clean" in result.stdout, result.stdout + result.stderr
 
 
 def _curve_pair() -> tuple[bytes, bytes]:
