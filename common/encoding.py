@@ -35,19 +35,23 @@ def pack(value: Any) -> bytes:
         raise Malformed(f"cannot encode: {exc}") from None
 
 
-def unpack(data: bytes, max_size: int = MAX_FRAME) -> Any:
-    """Decode untrusted bytes (tuples for arrays); any failure is `Malformed`/`TooLarge`."""
+# what msgpack raises on bytes it cannot read (ExtraData is a ValueError; OutOfData, of a
+# truncated value, comes from an Unpacker)
+_UNREADABLE = (ValueError, TypeError, msgpack.OutOfData, msgpack.FormatError,
+               msgpack.StackError, UnicodeDecodeError)
+
+
+def _check_size(data: bytes, max_size: int) -> None:
     if len(data) > max_size:
         raise TooLarge(f"{len(data)} bytes exceeds {max_size}")
+
+
+def unpack(data: bytes, max_size: int = MAX_FRAME) -> Any:
+    """Decode untrusted bytes (tuples for arrays); any failure is `Malformed`/`TooLarge`."""
+    _check_size(data, max_size)
     try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=False,
-            strict_map_key=True,
-        )
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, UnicodeDecodeError) as exc:
+        return msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True)
+    except _UNREADABLE as exc:
         raise Malformed(f"undecodable msgpack: {exc.__class__.__name__}") from None
 
 
@@ -55,16 +59,14 @@ def unpack_head(data: bytes, max_size: int = MAX_FRAME) -> tuple[int, Any]:
     """The length of the array `data` encodes and its first element, read without decoding
     the rest (a block's header, not its transactions); `Malformed` when `data` does not
     begin with an array. Nothing after the first element is checked."""
-    if len(data) > max_size:
-        raise TooLarge(f"{len(data)} bytes exceeds {max_size}")
+    _check_size(data, max_size)
     unpacker = msgpack.Unpacker(raw=False, use_list=False, strict_map_key=True,
                                 max_buffer_size=max(len(data), 1))
     unpacker.feed(data)
     try:
         count = unpacker.read_array_header()
         return count, unpacker.unpack() if count else None
-    except (ValueError, TypeError, msgpack.OutOfData, msgpack.FormatError,
-            msgpack.StackError, UnicodeDecodeError) as exc:
+    except _UNREADABLE as exc:
         raise Malformed(f"undecodable msgpack: {exc.__class__.__name__}") from None
 
 
