@@ -342,4 +342,3 @@ class BlockRelay:
         tip = self.chain.tip
         peer.send(wire.Blocks(msg.request, reply.blocks[:wire.MAX_BLOCKS_PER_MESSAGE],
                               tip.height, tip.hash, tip.total_weight))
-

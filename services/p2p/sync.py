@@ -71,11 +71,6 @@ R = TypeVar("R", wire.Blocks, wire.Headers)
 Handover = asyncio.Future[bool]
 
 
-def _refused(handed: Handover) -> bool:
-    """Whether state already refused a block of the batch (or could not take it: raises)."""
-    return handed.done() and not handed.result()
-
-
 def _consume(handed: Handover) -> None:
     """Retrieve a hand-over's outcome nobody waits for any more, so asyncio does not report
     its exception as never retrieved; the batch's own requests logged what went wrong."""
@@ -302,11 +297,10 @@ class Syncer:
                 # State imports this batch's last blocks while the next one is verified,
                 # but no more than that: the batch before must be in by now. (Memory stays
                 # bounded when state is the slower side, and a refusal is seen a batch late
-                # at most.)
+                # at most; the last batch's, when the round ends.)
                 previous = handed
                 last, handed = await host.import_blocks(peer, reply.blocks, after=previous)
-                if (last is None or (previous is not None and not await previous)
-                        or _refused(handed)):
+                if last is None or (previous is not None and not await previous):
                     peer.sync.failed_at = time.monotonic()
                     break  # a bad batch: the peer has been penalized
                 if last == reply.head or not self._ahead(peer):
