@@ -35,7 +35,7 @@ from client.results import (
 )
 from client.transactions import as_hex, sign_transfer, tx_to_json
 from common.crypto import Signer
-from common.encoding import MEDIA_TYPE, pack
+from common.encoding import MEDIA_TYPE, pack, unpack
 from common.errors import (
     CcoinError,
     Malformed,
@@ -85,7 +85,8 @@ class Client:
 
     def request(self, method: str, path: str, *, answers: tuple[int, ...] = (),
                 **kwargs: Any) -> Any:
-        """Send one request; return the decoded JSON body or raise a `CcoinError`. An error
+        """Send one request; return the decoded JSON (or msgpack) body or raise a
+        `CcoinError`. An error
         status in `answers` is an answer, not a failure: its body is returned."""
         try:
             response = self.http.request(method, path, **kwargs)
@@ -95,13 +96,17 @@ class Client:
             reason = str(exc) or exc.__class__.__name__
             raise Unavailable(f"cannot reach node at {self.base_url}: {reason}") from None
         try:
-            body = orjson.loads(response.content)
-        except ValueError:
+            if response.headers.get("content-type", "").startswith(MEDIA_TYPE):
+                body = unpack(response.content)
+            else:
+                body = orjson.loads(response.content)
+        except (ValueError, CcoinError):  # not JSON, or msgpack that does not read
             body = None
         if response.status_code >= 400 and response.status_code not in answers:
             raise _api_error(response, body)
         if body is None:
-            raise Malformed(f"{method} {path}: the node answered with non-JSON content")
+            raise Malformed(f"{method} {path}: the node answered with content that does not "
+                            "read as JSON or msgpack")
         return body
 
     # --- reads ---------------------------------------------------------------------------
@@ -248,16 +253,20 @@ class Client:
         return str(body.get("id", tx.id.hex())) if isinstance(body, dict) else tx.id.hex()
 
     def submit_batch(self, txs: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """POST many signed transactions; return the node's per-item results. They go in
-        the batch route's binary form, a msgpack array of their canonical encodings: no
-        JSON or hex to build here or to read on the node, for a bench or a wallet that
-        posts thousands at a time."""
+        """POST many signed transactions; return the node's per-item results, as the JSON
+        form has them (ids in hex). They go in the batch route's binary form, a msgpack
+        array of their canonical encodings, and the reply comes in msgpack: no JSON or hex
+        to build or read on the node, for a bench or a wallet that posts thousands at a
+        time."""
         body = self.request("POST", "/api/v1/txs/batch", content=pack([tx.raw for tx in txs]),
-                            headers={"content-type": MEDIA_TYPE})
-        results = body.get("results") if isinstance(body, dict) else body
-        if not isinstance(results, list):
+                            headers={"content-type": MEDIA_TYPE, "accept": MEDIA_TYPE})
+        results = body.get("results") if isinstance(body, dict) else None
+        if isinstance(results, list):  # JSON: a node from before the msgpack reply
+            return results
+        if not isinstance(results, tuple) or not all(
+                isinstance(r, dict) and isinstance(r.get("id", b""), bytes) for r in results):
             raise Malformed("batch reply has no results list")
-        return results
+        return [{**r, "id": r["id"].hex()} if "id" in r else r for r in results]
 
     def send(self, signer: Signer, *, to: bytes, amount: int, fee: int = 0,
              data: bytes = b"", nonce: int | None = None) -> Transaction:

@@ -95,8 +95,8 @@ from common.messages.state import (
     TipEntry,
     TipsReply,
     TxProofReply,
+    TxRefusal,
     TxReply,
-    TxResult,
     TxsReply,
 )
 
@@ -117,6 +117,6 @@ __all__ = [
     "PeersReply", "ProofStep", "ReorgEvent", "ServicePing", "ServicePong", "SetMining",
     "SignerEntry", "SignersReply", "StatusReply", "SubmitBlock", "SubmitBlocks",
     "SubmitBlocksResult", "SubmitResult", "SubmitTxs", "SyncNow", "TemplateReply", "TipEntry",
-    "TipsReply", "TxProofReply", "TxReply", "TxResult", "TxsEvent", "TxsRemovedEvent", "TxsReply",
+    "TipsReply", "TxProofReply", "TxReply", "TxRefusal", "TxsEvent", "TxsRemovedEvent", "TxsReply",
     "catalogue_shape", "decode", "encode", "fingerprint", "message",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from common.errors import Malformed
 from common.fields import (
     MAX_U32,
     MAX_U63,
@@ -191,11 +192,12 @@ class SubmitTxs(Message):
     txs: tuple[bytes, ...]
 
 
-@message("tx_result")
-class TxResult(Message):
-    """`code` empty when accepted (or already known), else the error code; `id` empty when
-    the bytes were not a transaction."""
+@message("tx_refusal")
+class TxRefusal(Message):
+    """A transaction of a `SubmitTxs` that state did not take: its place in the request,
+    its id (empty when the bytes were not a transaction) and the error."""
 
+    index: U32
     id: OptHash32
     code: str
     message: str
@@ -203,7 +205,29 @@ class TxResult(Message):
 
 @message("submit_result")
 class SubmitResult(Message):
-    results: tuple[TxResult, ...]
+    """State's answer to a `SubmitTxs` of `count` transactions: a refusal for each one it
+    did not take, in request order; every other one is in the pool (or was known already).
+    Only refusals are sent: a batch of thousands, all accepted, answers in a few bytes."""
+
+    count: U32
+    refused: tuple[TxRefusal, ...]
+
+    def refusals(self) -> list[TxRefusal | None]:
+        """One entry per submitted transaction, in order: its refusal, or None when it was
+        accepted. `Malformed` when the answer does not fit its own count (a refusal out of
+        place or out of order)."""
+        out: list[TxRefusal | None] = [None] * self.count
+        last = -1
+        for r in self.refused:
+            if not last < r.index < self.count:
+                raise Malformed(f"refusal at {r.index} in a result for {self.count} "
+                                f"transactions (after {last})")
+            out[r.index], last = r, r.index
+        return out
+
+    def codes(self) -> list[str]:
+        """Each submitted transaction's error code, "" when it was accepted."""
+        return [r.code if r is not None else "" for r in self.refusals()]
 
 
 @message("get_mempool")

@@ -26,6 +26,7 @@ from common import messages
 from common.errors import (
     CcoinError,
     Internal,
+    Malformed,
     NotAValidator,
     P2PUnavailable,
     Unavailable,
@@ -146,7 +147,9 @@ class OptionalService(Generic[R]):
         self.client.close()
 
 
-Submit = Callable[[list[Transaction]], Awaitable[Sequence[messages.TxResult]]]
+# each transaction's refusal, None when state took it
+Outcomes = Sequence[messages.TxRefusal | None]
+Submit = Callable[[list[Transaction]], Awaitable[Outcomes]]
 
 
 class Coalescer:
@@ -162,13 +165,13 @@ class Coalescer:
 
     def __init__(self, submit: Submit) -> None:
         self._submit = submit
-        self._waiting: list[tuple[Transaction, asyncio.Future[messages.TxResult]]] = []
+        self._waiting: list[tuple[Transaction, asyncio.Future[messages.TxRefusal | None]]] = []
         self._busy = False  # a group is in flight, or about to be sent
         self._flushes: set[asyncio.Task[None]] = set()
 
-    async def submit_one(self, tx: Transaction) -> messages.TxResult:
+    async def submit_one(self, tx: Transaction) -> messages.TxRefusal | None:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[messages.TxResult] = loop.create_future()
+        fut: asyncio.Future[messages.TxRefusal | None] = loop.create_future()
         self._waiting.append((tx, fut))
         if not self._busy:
             self._busy = True
@@ -291,18 +294,24 @@ class Gateway:
         """A request to state, answered with its typed reply or raising its typed error."""
         return await self.state.request(msg, expect, timeout=timeout, retries=retries)
 
-    async def submit(self, txs: list[Transaction]) -> tuple[messages.TxResult, ...]:
-        """Hand verified transactions to state: one result per transaction, in order."""
+    async def submit(self, txs: list[Transaction]) -> list[messages.TxRefusal | None]:
+        """Hand verified transactions to state: each one's refusal, None when it is in the
+        pool (or was known), in order."""
         if not txs:
-            return ()
+            return []
         reply = await self.ask(messages.SubmitTxs(tuple(tx.raw for tx in txs)),
                                messages.SubmitResult, timeout=SUBMIT_TIMEOUT)
-        if len(reply.results) != len(txs):
-            raise Internal(f"state answered {len(reply.results)} results for {len(txs)} txs")
-        metrics.count_submissions(r.code for r in reply.results)
-        return reply.results
+        if reply.count != len(txs):
+            raise Internal(f"state answered for {reply.count} transactions of {len(txs)}")
+        try:
+            outcomes = reply.refusals()
+        except Malformed as exc:
+            raise Internal(f"state's answer to a submission: {exc.message}") from None
+        metrics.count_submissions((r.code for r in reply.refused),
+                                  accepted=len(txs) - len(reply.refused))
+        return outcomes
 
-    async def submit_one(self, tx: Transaction) -> messages.TxResult:
+    async def submit_one(self, tx: Transaction) -> messages.TxRefusal | None:
         """Submit one transaction, sharing a `SubmitTxs` with the other single submissions
         that arrive while one is in flight (`Coalescer`)."""
         return await self._coalescer.submit_one(tx)

@@ -74,9 +74,10 @@ REORG_DEPTH = Histogram("ccoin_reorg_depth_blocks", "blocks disconnected per reo
                         buckets=(1, 2, 3, 5, 10, 20, 50, 100, 1000))
 
 
-def count_submissions(codes: Iterable[str]) -> None:
-    """Count transaction outcomes: an empty code is an accepted transaction."""
-    tally: dict[str, int] = {}
+def count_submissions(codes: Iterable[str], accepted: int = 0) -> None:
+    """Count transaction outcomes: `accepted` ones, and one per error code (an empty code
+    is an accepted one too)."""
+    tally: dict[str, int] = {"accepted": accepted} if accepted else {}
     for code in codes:
         key = code or "accepted"
         tally[key] = tally.get(key, 0) + 1

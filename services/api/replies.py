@@ -49,7 +49,7 @@ ERROR_OUT = Shape("ErrorOut", [Field("error", ERROR_DETAIL)], examples=[
 
 def error_body(error: Any) -> dict[str, Any]:
     """`{"error": {"code", "message"}}` of anything with a `code` and a `message` (a
-    `CcoinError`, a state `TxResult`)."""
+    `CcoinError`, a state `TxRefusal`)."""
     return ERROR_OUT.render(error=error)
 
 

@@ -301,6 +301,16 @@ def is_msgpack(content_type: str) -> bool:
     return content_type.partition(";")[0].strip().lower() == MEDIA_TYPE
 
 
+def accepts_msgpack(accept: str) -> bool:
+    """Whether a request's `Accept` names the binary form (and not with `q=0`)."""
+    for media_range in accept.split(","):
+        kind, _, params = media_range.partition(";")
+        if kind.strip().lower() == MEDIA_TYPE:
+            return not any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+                           for p in params.split(";"))
+    return False
+
+
 def _tx_from_bin(item: Any) -> Transaction:
     if type(item) is not bytes:
         raise Malformed("an item must be a bin: a transaction's canonical encoding")

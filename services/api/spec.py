@@ -311,6 +311,12 @@ def request_body(*shapes: Shape, binary: tuple[str, str] | None = None) -> dict[
     return {"requestBody": {"required": True, "content": content}}
 
 
+def binary_reply(media_type: str, description: str) -> dict[str, Any]:
+    """`openapi_extra` documenting a binary form of a route's 200 reply, beside its JSON."""
+    return {"responses": {"200": {"content": {media_type: {"schema": {
+        "type": "string", "format": "binary", "description": description}}}}}}
+
+
 def components(shapes: Iterable[Shape]) -> Mapping[str, Any]:
     """The OpenAPI component schemas of `shapes` and of every model they refer to."""
     out: dict[str, Any] = {}

@@ -131,11 +131,11 @@ class NodeWallet:
                 tx = Transaction.create(signer, chain_id=gw.chain_id, nonce=nonce, to=req.to,
                                         amount=req.amount, fee=req.fee, data=req.data)
                 signed = time.perf_counter() - start
-                result = await gw.submit_one(tx)
-                if not result.code:
+                refusal = await gw.submit_one(tx)
+                if refusal is None:
                     self._next = (nonce + 1, seen)
                     return tx, signed
-                error = error_from_code(result.code, result.message)
+                error = error_from_code(refusal.code, refusal.message)
                 if attempt or not isinstance(error, NONCE_TAKEN):
                     raise error
         raise AssertionError("unreachable: the second attempt returns or raises")

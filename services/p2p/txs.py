@@ -106,13 +106,17 @@ class TxRelay:
                 log.warning("state did not take %d relayed transaction(s): %s", len(batch), exc)
                 continue
             now = time.monotonic()
-            for (_, sender), r in zip(batch, result.results, strict=False):
-                if not r.code:
+            try:
+                outcomes = result.refusals()
+            except Malformed as exc:
+                log.warning("state's answer to %d relayed transaction(s): %s", len(batch), exc)
+                continue
+            for (_, sender), refusal in zip(batch, outcomes, strict=False):
+                if refusal is None:
                     sender.last_new_tx = now  # useful work: eviction protects it
-            refused = [r for r in result.results if r.code]
-            if refused:
+            if result.refused:
                 log.debug("state refused %d of %d relayed transactions (first: %s)",
-                          len(refused), len(batch), refused[0].code)
+                          len(result.refused), len(batch), result.refused[0].code)
 
     # --- out --------------------------------------------------------------------------------
 

@@ -203,27 +203,25 @@ class StateService:
     # --- writes -------------------------------------------------------------------------
 
     def submit_txs(self, req: m.SubmitTxs) -> m.SubmitResult:
-        decoded: list[Transaction | CcoinError] = []
-        for raw in req.txs:
+        refused: list[m.TxRefusal] = []
+        txs: list[Transaction] = []
+        places: list[int] = []  # each decoded transaction's index in the request
+        for index, raw in enumerate(req.txs):
             try:
-                decoded.append(Transaction.decode(raw))
+                txs.append(Transaction.decode(raw))
             except CcoinError as exc:
-                decoded.append(exc)
-        txs = [t for t in decoded if isinstance(t, Transaction)]
-        outcomes, accepted = self.chain.add_transactions(txs)
-        it = iter(outcomes)
-        results = []
-        for item in decoded:
-            if isinstance(item, CcoinError):
-                results.append(m.TxResult(b"", item.code, item.message))
+                refused.append(m.TxRefusal(index, b"", exc.code, exc.message))
                 continue
-            err = next(it)
-            results.append(m.TxResult(item.id, "", "") if err is None
-                           else m.TxResult(item.id, err.code, err.message))
+            places.append(index)
+        outcomes, accepted = self.chain.add_transactions(txs)
+        for index, tx, err in zip(places, txs, outcomes, strict=True):
+            if err is not None:
+                refused.append(m.TxRefusal(index, tx.id, err.code, err.message))
         if accepted and self.pub is not None:
             self.pub.publish(b"txs", m.TxsEvent(tuple(tx.id for tx in accepted)))
         self._publish_removals()
-        return m.SubmitResult(tuple(results))
+        refused.sort(key=lambda r: r.index)
+        return m.SubmitResult(len(req.txs), tuple(refused))
 
     def _publish_removals(self) -> None:
         removed = self.chain.drain_removals()

@@ -76,7 +76,7 @@ class LocalState:
         """Submit transactions as a client would; their error codes ("" when accepted)."""
         result = await self.client.request(m.SubmitTxs(tuple(t.raw for t in txs)),
                                            m.SubmitResult)
-        return [r.code for r in result.results]
+        return result.codes()
 
     async def tx_status(self, tx_id: bytes) -> str:
         """What state says of a transaction ("unknown" when it has never seen it)."""

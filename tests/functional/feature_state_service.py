@@ -52,8 +52,8 @@ def test_submit_seal_and_query(node: TestNode) -> None:
     gapped = Transaction.create(sender, chain_id=1337, nonce=9, to=to, amount=10)
     result = client.request(m.SubmitTxs((*[t.raw for t in txs], b"\x93garbage", gapped.raw)),
                             m.SubmitResult)
-    codes = [r.code for r in result.results]
-    assert codes == ["", "", "", "malformed", ""]
+    assert result.codes() == ["", "", "", "malformed", ""]
+    assert result.refused[0].index == 3 and result.refused[0].id == b""
     assert client.request(m.GetTx(gapped.id), m.TxReply).status == "queued"
     assert client.request(m.GetTx(txs[0].id), m.TxReply).status == "pending"
     acct = client.request(m.GetAccount(sender.address), m.AccountReply)

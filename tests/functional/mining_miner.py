@@ -76,8 +76,8 @@ def check_chain(genesis: Genesis, chain: list[Block], sealer: bytes) -> None:
 def send(state: SyncBusClient, dev: DevChain, nonce: int, amount: int = 7) -> Transaction:
     tx = Transaction.create(Signer(dev.developer), chain_id=1337, nonce=nonce,
                             to=dev.validator.address, amount=amount, fee=1)
-    result = state.request(messages.SubmitTxs((tx.raw,)), messages.SubmitResult).results[0]
-    assert result.code == "", result
+    result = state.request(messages.SubmitTxs((tx.raw,)), messages.SubmitResult)
+    assert (result.count, result.refused) == (1, ()), result
     return tx
 
 

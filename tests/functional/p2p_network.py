@@ -193,7 +193,7 @@ def test_a_transaction_sent_to_b_is_mined_by_a(net: Net) -> None:
     tx = Transaction.create(sender, chain_id=net.genesis.network_id, nonce=nonce, to=to,
                             amount=1234, fee=1)
     result = b.request("state", m.SubmitTxs((tx.raw,)), m.SubmitResult)
-    assert result.results[0].code == ""
+    assert result.codes() == [""]
     on_a = wait_until(lambda: net.a.request("state", m.GetTx(tx.id), m.TxReply), timeout=5,
                       what="the transaction in A's pool or chain", ignore=NOT_YET)
     assert on_a.tx == tx.raw

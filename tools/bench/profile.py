@@ -85,7 +85,7 @@ def state_steps(txs: list[Transaction], funded: list[bytes], steps: Steps,
                 request = m.SubmitTxs(tuple(tx.raw for tx in txs[i:i + BATCH]))
                 with steps.timed("state: admit (decode, pool, synced journal)"):
                     result = service.submit_txs(request)
-                if any(r.code for r in result.results):
+                if result.refused:
                     raise SystemExit(f"bench: profile: a transfer was refused: {result}")
             blocks = 0
             # Timestamps only have to rise, and stay within MAX_FUTURE_MS of the clock

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from common import messages
-from common.encoding import MEDIA_TYPE
+from common.encoding import MEDIA_TYPE, pack
 from common.errors import CcoinError, Internal, error_from_code
 from common.types import MAX_AMOUNT, Transaction
 from services.api import metrics, replies, schema
@@ -20,15 +20,19 @@ from services.api.gateway import Gateway
 from services.api.kinds import Int
 from services.api.replies import JSONResponse
 from services.api.routes.deps import GW, api_router, read_json
-from services.api.spec import request_body
+from services.api.spec import binary_reply, request_body
 
 THREAD_PARSE_BYTES = 64 * 1024  # batches above this are read (JSON, decoding) off the event loop
 BINARY_BATCH = (
     f"Up to {schema.MAX_BATCH} transactions as a msgpack array of bins, each a transaction's "
     "canonical encoding (the `raw` of `RawTxIn`, as bytes): no JSON and no hex, for a "
     "client that holds its transactions signed and encoded (the Python client's "
-    "`submit_batch`). The reply is the same JSON. A body that is not such an array is "
+    "`submit_batch`). The reply is the same JSON, or msgpack to a request that accepts it "
+    "(see the 200 response). A body that is not such an array is "
     "400 `malformed`; an item that is not a bin or not a canonical transaction fails alone.")
+BINARY_BATCH_REPLY = (
+    f"`BatchOut` in msgpack, each `id` as 32 bytes, not hex: the answer to a request whose "
+    f"`Accept` names `{MEDIA_TYPE}`. An error of the whole request stays JSON.")
 
 router = api_router()
 ROUTERS = (router,)
@@ -80,28 +84,35 @@ async def submit_tx(request: Request, gw: Gateway = GW) -> Response:
         metrics.count_submissions([exc.code])
         raise
     parsed = time.perf_counter()
-    result = await gw.submit_one(tx)
+    refusal = await gw.submit_one(tx)
     note_timing(request.scope, parse=parsed - start, state=time.perf_counter() - parsed)
-    if result.code:
-        raise error_from_code(result.code, result.message)
+    if refusal is not None:
+        raise error_from_code(refusal.code, refusal.message)
     return JSONResponse(replies.ID_OUT.render(tx), status_code=202)
 
 
-def _batch_item(outcome: Transaction | schema.Rejected,
-                result: messages.TxResult | None) -> dict[str, Any]:
+Refusal = CcoinError | messages.TxRefusal  # anything with a code and a message
+
+
+def _json_item(tx_id: bytes, refusal: Refusal | None) -> dict[str, Any]:
     item = replies.BATCH_ITEM
-    if isinstance(outcome, schema.Rejected):
-        if outcome.id:
-            return item.render(id=outcome.id, error=outcome.error)
-        return item.render(error=outcome.error)
-    assert result is not None
-    if result.code:
-        return item.render(id=outcome.id, error=result)
-    return item.render(id=outcome.id, status="accepted")
+    if refusal is None:
+        return item.render(id=tx_id, status="accepted")
+    if tx_id:
+        return item.render(id=tx_id, error=refusal)
+    return item.render(error=refusal)
+
+
+def _msgpack_item(tx_id: bytes, refusal: Refusal | None) -> dict[str, Any]:
+    if refusal is None:
+        return {"id": tx_id, "status": "accepted"}
+    error = {"code": refusal.code, "message": refusal.message}
+    return {"id": tx_id, "error": error} if tx_id else {"error": error}
 
 
 @router.post("/txs/batch", response_model=replies.BATCH_OUT.model, tags=["transactions"],
-             openapi_extra=request_body(schema.BATCH_IN, binary=(MEDIA_TYPE, BINARY_BATCH)))
+             openapi_extra={**request_body(schema.BATCH_IN, binary=(MEDIA_TYPE, BINARY_BATCH)),
+                            **binary_reply(MEDIA_TYPE, BINARY_BATCH_REPLY)})
 async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
     """Submit many transactions: each item is checked alone and gets its result in its
     place of `results` (`accepted` when it is in the node's synced pool journal)."""
@@ -115,11 +126,15 @@ async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
     outcomes = schema.settle_batch(read, verified)
     valid = [o for o in outcomes if isinstance(o, Transaction)]
     metrics.count_submissions(o.error.code for o in outcomes if isinstance(o, schema.Rejected))
-    results = iter(await gw.submit(valid))
-    items = [_batch_item(o, next(results) if isinstance(o, Transaction) else None)
-             for o in outcomes]
-    accepted = sum(1 for item in items if "status" in item)
-    return JSONResponse(replies.BATCH_OUT.render(results=items, accepted=accepted))
+    refusals = iter(await gw.submit(valid))
+    settled = [(o.id, o.error) if isinstance(o, schema.Rejected) else (o.id, next(refusals))
+               for o in outcomes]
+    accepted = sum(1 for _, refusal in settled if refusal is None)
+    if schema.accepts_msgpack(request.headers.get("accept", "")):
+        return Response(pack({"results": [_msgpack_item(*s) for s in settled],
+                              "accepted": accepted}), media_type=MEDIA_TYPE)
+    return JSONResponse(replies.BATCH_OUT.render(results=[_json_item(*s) for s in settled],
+                                                 accepted=accepted))
 
 
 @router.get("/mempool", response_model=replies.MEMPOOL_OUT.model, tags=["transactions"])

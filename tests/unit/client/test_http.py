@@ -8,12 +8,13 @@ from __future__ import annotations
 import ssl
 
 import httpx
+import msgpack
 import pytest
 
 from client import Client, sign_transfer
 from client.http import tls_context
 from common.crypto import KeyType, PrivateKey, Signer
-from common.errors import BadSignature, CcoinError, TxTimeout
+from common.errors import BadSignature, CcoinError, Malformed, TxTimeout
 from services.api import schema
 
 
@@ -82,11 +83,32 @@ def test_a_batch_goes_in_a_form_the_gateway_reads_back() -> None:
     txs = [sign_transfer(signer, chain_id=9, nonce=n, to=b"\x05" * 20, amount=7, fee=1,
                          data=b"\x00" * n) for n in range(3)]
 
+    refusal = {"code": "nonce_gap", "message": "later"}
+    replies = [
+        # the msgpack reply it asks for: ids as bytes, handed back in hex as JSON has them
+        httpx.Response(200, content=msgpack.packb({"results": [
+            {"id": txs[0].id, "status": "accepted"}, {"id": txs[1].id, "error": refusal},
+            {"error": refusal}], "accepted": 1}), headers={"content-type": "application/msgpack"}),
+        # a node that answers JSON
+        httpx.Response(200, json={"results": [{"id": t.id.hex(), "status": "accepted"}
+                                              for t in txs], "accepted": len(txs)}),
+        # msgpack that is not a batch reply
+        httpx.Response(200, content=msgpack.packb({"results": [{"id": "9c"}]}),
+                       headers={"content-type": "application/msgpack"}),
+        httpx.Response(200, content=b"\xc1", headers={"content-type": "application/msgpack"}),
+    ]
+
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["content-type"] == "application/msgpack"
+        assert request.headers["accept"] == "application/msgpack"
         assert schema.parse_batch(request.content, 9, binary=True) == txs
-        return httpx.Response(202, json={"results": [{"id": t.id.hex(), "status": "accepted"}
-                                                     for t in txs], "accepted": len(txs)})
+        return replies.pop(0)
 
     with Client("http://x", transport=httpx.MockTransport(handler)) as c:
+        assert c.submit_batch(txs) == [{"id": txs[0].id.hex(), "status": "accepted"},
+                                       {"id": txs[1].id.hex(), "error": refusal},
+                                       {"error": refusal}]
         assert [r["id"] for r in c.submit_batch(txs)] == [t.id.hex() for t in txs]
+        for _ in range(2):
+            with pytest.raises(Malformed):
+                c.submit_batch(txs)

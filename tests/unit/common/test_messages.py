@@ -240,3 +240,23 @@ def test_every_bus_message_is_in_the_protocol_spec_with_its_declared_fields() ->
                if f"| `{name}` | {cls.__name__} | {m.catalogue_shape()[name] or '—'} |"
                not in spec]
     assert not missing, "docs/protocol.md §11 should have:\n" + "\n".join(missing)
+
+
+# --- a submission's answer lists its refusals only ---------------------------------------------
+
+
+def test_a_submit_result_places_each_refusal_and_leaves_the_rest_accepted() -> None:
+    refused = (m.TxRefusal(1, H, "nonce_gap", "n"), m.TxRefusal(3, b"", "malformed", "x"))
+    result = m.decode(m.encode(m.SubmitResult(5, refused)))
+    assert isinstance(result, m.SubmitResult)
+    assert result.refusals() == [None, refused[0], None, refused[1], None]
+    assert result.codes() == ["", "nonce_gap", "", "malformed", ""]
+    assert m.SubmitResult(3, ()).codes() == ["", "", ""]
+
+
+@pytest.mark.parametrize("indexes", [(5,), (2, 2), (3, 1), (0, 7)])
+def test_a_submit_result_whose_refusals_do_not_fit_it_is_malformed(
+        indexes: tuple[int, ...]) -> None:
+    result = m.SubmitResult(5, tuple(m.TxRefusal(i, H, "nonce_gap", "") for i in indexes))
+    with pytest.raises(Malformed):
+        result.refusals()

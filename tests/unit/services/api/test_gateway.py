@@ -186,13 +186,16 @@ def test_command_updates_or_drops_the_cached_status() -> None:
 # --- the gateway's link to state -------------------------------------------------------------
 
 
-def accept_all(batches: list[int]) -> Callable[[messages.SubmitTxs], messages.SubmitResult]:
+def refuse_odd(batches: list[int]) -> Callable[[messages.SubmitTxs], messages.SubmitResult]:
+    """A state that takes the even-placed transactions of each request and refuses the
+    others."""
+
     def submit(msg: messages.SubmitTxs) -> messages.SubmitResult:
         batches.append(len(msg.txs))
         ids = [Transaction.decode(raw).id for raw in msg.txs]
-        return messages.SubmitResult(tuple(
-            messages.TxResult(i, "" if n % 2 == 0 else "nonce_gap", f"item {n}")
-            for n, i in enumerate(ids)))
+        return messages.SubmitResult(len(ids), tuple(
+            messages.TxRefusal(n, i, "nonce_gap", f"item {n}")
+            for n, i in enumerate(ids) if n % 2))
 
     return submit
 
@@ -202,12 +205,13 @@ def test_single_submissions_of_one_loop_iteration_share_one_request(tmp_path: Pa
 
     async def scenario() -> None:
         batches: list[int] = []
-        handlers = {messages.SubmitTxs: accept_all(batches)}
+        handlers = {messages.SubmitTxs: refuse_odd(batches)}
         async with gateway_over(tmp_path, handlers) as (gw, server):
             results = await asyncio.gather(*(gw.submit_one(tx) for tx in txs))
             assert batches == [5] and server.requests_served == 1
-            assert [r.id for r in results] == [tx.id for tx in txs]  # each its own result
-            assert [r.code for r in results] == ["", "nonce_gap", "", "nonce_gap", ""]
+            # each its own result: None when accepted, else its refusal
+            assert [r and (r.id, r.code) for r in results] == [
+                None, (txs[1].id, "nonce_gap"), None, (txs[3].id, "nonce_gap"), None]
             # one at a time: one request each
             await gw.submit_one(txs[0])
             await gw.submit_one(txs[1])
@@ -222,7 +226,7 @@ def test_submissions_arriving_while_one_is_in_flight_go_together_next(
 
     async def scenario() -> None:
         batches: list[int] = []
-        accept = accept_all(batches)
+        accept = refuse_odd(batches)
         entered, release = asyncio.Event(), asyncio.Event()
 
         async def slow_first(msg: messages.SubmitTxs) -> messages.SubmitResult:
@@ -241,7 +245,9 @@ def test_submissions_arriving_while_one_is_in_flight_go_together_next(
             release.set()
             results = await asyncio.gather(first, *rest)
             assert batches == [1, 5] and server.requests_served == 2
-            assert [r.id for r in results] == [tx.id for tx in txs]
+            # the second request's odd places: txs[2] and txs[4]
+            assert [r and r.id for r in results] == [
+                None, None, txs[2].id, None, txs[4].id, None]
             await gw.submit_one(txs[0])  # alone again: at once, by itself
             assert batches == [1, 5, 1]
 
@@ -261,15 +267,22 @@ def test_a_failed_shared_request_fails_every_submission(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_state_answering_the_wrong_number_of_results_is_internal(tmp_path: Path) -> None:
-    def short(msg: messages.SubmitTxs) -> messages.SubmitResult:
-        return messages.SubmitResult(())
+@pytest.mark.parametrize(("count", "places", "says"), [
+    (1, (), "for 1 transactions of 2"),
+    (2, (2,), "refusal at 2 in a result for 2"),
+    (2, (1, 0), "refusal at 0 in a result for 2 transactions \\(after 1\\)"),
+])
+def test_state_answering_for_other_transactions_is_internal(
+        tmp_path: Path, count: int, places: tuple[int, ...], says: str) -> None:
+    def wrong(msg: messages.SubmitTxs) -> messages.SubmitResult:
+        return messages.SubmitResult(count, tuple(
+            messages.TxRefusal(i, b"", "nonce_gap", "") for i in places))
 
     async def scenario() -> None:
-        async with gateway_over(tmp_path, {messages.SubmitTxs: short}) as (gw, _):
-            with pytest.raises(Internal, match="0 results for 2"):
+        async with gateway_over(tmp_path, {messages.SubmitTxs: wrong}) as (gw, _):
+            with pytest.raises(Internal, match=says):
                 await gw.submit([signed(0), signed(1)])
-            assert await gw.submit([]) == ()  # nothing to send: no request
+            assert await gw.submit([]) == []  # nothing to send: no request
 
     run(scenario)
 

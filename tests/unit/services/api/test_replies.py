@@ -96,7 +96,7 @@ def test_error_body_of_an_error_and_of_a_state_result() -> None:
 
     assert replies.error_body(NonceGap("nonce 9 is ahead")) == {
         "error": {"code": "nonce_gap", "message": "nonce 9 is ahead"}}
-    result = messages.TxResult(b"\x01" * 32, "underpriced", "pays too little")
+    result = messages.TxRefusal(0, b"\x01" * 32, "underpriced", "pays too little")
     assert replies.error_body(result)["error"] == {"code": "underpriced",
                                                    "message": "pays too little"}
 

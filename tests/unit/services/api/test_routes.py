@@ -13,6 +13,7 @@ import httpx
 import msgpack
 
 from common import messages
+from common.crypto import PrivateKey, Signer
 from services.api import chainhealth, dashboard, node_replies, readiness, replies, schema
 from services.api.spec import Shape
 from tests.framework import rules
@@ -96,6 +97,24 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             assert [item.get("status") or item["error"]["code"]
                     for item in binary["results"]] == ["accepted", "malformed", "accepted"]
             assert binary["results"][0]["id"] == txs[5].id.hex()
+            # asked for in msgpack: the same answer, ids as bytes; a refusal of state's
+            # (an unfunded sender) and one of the gateway's among them
+            poor = signed(0, signer=Signer(PrivateKey.generate()))
+            body = msgpack.packb([txs[5].raw, b"\x90", poor.raw])
+            as_json_reply = check(node, "POST", "/api/v1/txs/batch", await http.post(
+                "/api/v1/txs/batch", content=body,
+                headers={"content-type": "application/msgpack"}))
+            packed = await http.post("/api/v1/txs/batch", content=body, headers={
+                "content-type": "application/msgpack",
+                "accept": "application/json;q=0.5, application/msgpack"})
+            assert packed.status_code == 200
+            assert packed.headers["content-type"] == "application/msgpack"
+            in_msgpack = msgpack.unpackb(packed.content)
+            assert in_msgpack["results"][2]["id"] == poor.id
+            assert in_msgpack["results"][2]["error"]["code"] == "insufficient_funds"
+            assert {**in_msgpack, "results": [
+                {**r, "id": r["id"].hex()} if "id" in r else r
+                for r in in_msgpack["results"]]} == as_json_reply
             not_json = await http.post("/api/v1/txs/batch", content=msgpack.packb([]))
             assert not_json.json()["error"]["code"] == "malformed"  # no media type: JSON
 

@@ -177,6 +177,15 @@ def test_the_binary_form_is_named_by_its_media_type() -> None:
     assert schema.parse_batch(msgpack.packb([]), CHAIN, binary=True) == []
 
 
+def test_a_msgpack_reply_is_given_to_who_accepts_it() -> None:
+    for header in ("application/msgpack", "application/json, Application/MsgPack;q=0.9",
+                   "text/html,application/msgpack ; q=1"):
+        assert schema.accepts_msgpack(header)
+    for header in ("", "*/*", "application/json", "application/msgpack;q=0",
+                   "application/msgpack; q=0.0, application/json", "application/x-msgpack"):
+        assert not schema.accepts_msgpack(header)
+
+
 # --- other inputs ----------------------------------------------------------------------------
 
 

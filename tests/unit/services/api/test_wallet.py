@@ -121,7 +121,8 @@ class FakeAccount:
             self.pending += 1  # another gateway's send took this nonce
         elif not code:
             self.pending = tx.nonce + 1
-        return messages.SubmitResult((messages.TxResult(tx.id, code, code or "ok"),))
+        return messages.SubmitResult(1, (messages.TxRefusal(0, tx.id, code, code),) if code
+                                     else ())
 
 
 def send_with(tmp_path: Path, outcomes: list[str],

@@ -120,7 +120,7 @@ def test_explained_statuses(tmp_path: Path) -> None:
     assert (evicted.status, evicted.reason) == ("dropped", "evicted")
     broke = rh.transfer(30, to, 1, nonce=0)  # address(30) has no funds
     res = svc.submit_txs(m.SubmitTxs((broke.raw,)))
-    assert res.results[0].code == "insufficient_funds"
+    assert res.codes() == ["insufficient_funds"]
     rejected = svc.get_tx(m.GetTx(broke.id))
     assert (rejected.status, rejected.reason) == ("rejected", "insufficient_funds")
     assert svc.get_tx(m.GetTx(rich.id)).status == "pending"

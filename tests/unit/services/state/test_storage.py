@@ -48,7 +48,7 @@ class Served:
     async def submit(self, txs: list[Transaction]) -> list[str]:
         result = await self.client.request(m.SubmitTxs(tuple(t.raw for t in txs)),
                                            m.SubmitResult)
-        return [r.code for r in result.results]
+        return result.codes()
 
     async def template(self) -> m.TemplateReply:
         return await self.client.request(m.GetTemplate(rh.address(0), NOW, b""),
