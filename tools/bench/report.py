@@ -322,7 +322,8 @@ across runs. The same node on chains of up to a million accounts: [scale.md](sca
 
 {r.n_txs:,} pre-signed Ed25519 transfers among {r.n_accounts:,} accounts, submitted through
 `POST /api/v1/txs/batch` in its binary form (a msgpack array of the raw transactions, as
-`client.Client.submit_batch` sends them; {BATCH:,} per request, {SUBMITTERS} client threads) to one
+`client.Client.submit_batch` sends them, the results read back in msgpack; {BATCH:,} per
+request, {SUBMITTERS} client threads) to one
 validator node started with `ccoin node start` (supervisord: state, api, miner), interval
 1 s, max_bound 4,000.
 
