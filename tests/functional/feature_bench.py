@@ -18,7 +18,7 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "bench.md"
     proc = subprocess.run(
         [sys.executable, "-c", "from tools.cli import main; main()", "bench", "--txs", "400",
-         "--accounts", "40", "--sync-txs", "800", "--propagation-blocks", "2",
+         "--rounds", "2", "--accounts", "40", "--sync-txs", "800", "--propagation-blocks", "2",
          "--singles", "64", "--big-bodies", "3", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -30,7 +30,11 @@ def test_bench_runs_every_stage_and_reports(tmp_path: Path) -> None:
                     "## Many large requests at once", "## Network",
                     "### Assume-valid sync"):
         assert heading in report
-    # every transaction the chain holds is counted: 800 grown to, 64 + 64 single sends, 64
+    # two end-to-end rounds of 400, each read beside its own ceiling; the figures the median's
+    rounds = re.search(r"\| each of the 2 rounds: ratio \(confirmed / s\) \| ([\d.]+), ([\d.]+) ",
+                       report)
+    assert rounds is not None and all(float(x) > 0 for x in rounds.groups()), report
+    # every transaction the chain holds is counted: 800 in two rounds, 64 + 64 single sends, 64
     # from the concurrent clients and 64 in their batch, 1 funding the node (the large
     # requests come after the sync)
     assert "after the chain holds 1,057 transfers" in report

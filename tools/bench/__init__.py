@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 E2E_TXS = 60_000
+E2E_ROUNDS = 3
 SCALE_E2E_TXS = 20_000  # each of a size's three runs
 
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"transfers of the end-to-end stage (default {E2E_TXS:,}: about "
                              "three seconds, so that its start and its last block weigh "
                              f"little in the rate; with --scale, {SCALE_E2E_TXS:,} per run)")
+    parser.add_argument("--rounds", type=int, default=E2E_ROUNDS,
+                        help="run the end-to-end stage this many times, each beside its own "
+                             "verify ceiling, and report the median round (default "
+                             f"{E2E_ROUNDS})")
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--sync-txs", type=int, default=50_000,
                         help="grow the chain to this many transfers, then time a fresh node "
@@ -71,8 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the bench data dir")
     args = parser.parse_args(argv)
     args.txs = e2e_size(args.txs, scale=args.scale)
-    if args.txs < 1 or args.accounts < 2 or args.singles < 0 or args.big_bodies < 0:
-        parser.error("--txs must be >= 1, --accounts >= 2, --singles and --big-bodies >= 0")
+    if args.txs < 1 or args.accounts < 2 or args.singles < 0 or args.big_bodies < 0 \
+            or args.rounds < 1:
+        parser.error("--txs and --rounds must be >= 1, --accounts >= 2, --singles and "
+                     "--big-bodies >= 0")
     if args.scale:
         from tools.bench.scalereport import run_and_report
 
@@ -87,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ccoin-bench-"))
     try:
         result = run(args.txs, args.accounts, args.sync_txs, args.propagation_blocks,
-                     workdir / "net", singles_n=args.singles, big_bodies=args.big_bodies)
+                     workdir / "net", singles_n=args.singles, big_bodies=args.big_bodies,
+                     rounds=args.rounds)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

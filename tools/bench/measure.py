@@ -49,6 +49,9 @@ class Result:
     cpu: dict[str, float] = field(default_factory=dict)  # end to end: CPU s per service
     client_cpu: float = 0.0  # end to end: CPU s of the bench's own client (same cores)
     profile: dict[str, float] = field(default_factory=dict)  # µs per transfer, by step
+    # each end-to-end round's (rate, two-process verify rate just before it); this Result
+    # is the round with the median ratio
+    rounds: list[tuple[float, float]] = field(default_factory=list)
     sync_txs: int = 0
     # the two-process verify rate again, just before the sync stage: the ratio to it is read
     # beside its own ceiling, not one measured a minute before on a shared machine

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from tools.bench.measure import Result
-from tools.bench.report import floor_paragraph
+from tools.bench.report import floor_paragraph, rounds_row
 
 
 def result(verify_2: float, client_cpu: float) -> Result:
@@ -36,3 +36,12 @@ def test_steps_that_leave_no_room_for_the_goal_are_said_so() -> None:
 def test_steps_within_the_goal_say_what_stands_between() -> None:
     text = floor_paragraph(result(30_000.0, client_cpu=0.2), steps=70.0, signature=40.0)
     assert "**0.83**" in text and "within reach" in text
+
+
+def test_every_round_is_listed_beside_the_median_one() -> None:
+    r = result(50_000.0, client_cpu=0.2)
+    assert rounds_row(r) == ""  # one round: nothing to list
+    r.rounds = [(24_000.0, 50_000.0), (26_000.0, 52_000.0), (20_000.0, 50_000.0)]
+    assert rounds_row(r).startswith(
+        "| each of the 3 rounds: ratio (confirmed / s) | 0.48, 0.50, 0.40 (24,000, 26,000, "
+        "20,000)")
