@@ -86,8 +86,8 @@ class Client:
     def request(self, method: str, path: str, *, answers: tuple[int, ...] = (),
                 **kwargs: Any) -> Any:
         """Send one request; return the decoded JSON (or msgpack) body or raise a
-        `CcoinError`. An error
-        status in `answers` is an answer, not a failure: its body is returned."""
+        `CcoinError`. An error status in `answers` is an answer, not a failure: its body is
+        returned."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:

@@ -302,12 +302,19 @@ def is_msgpack(content_type: str) -> bool:
 
 
 def accepts_msgpack(accept: str) -> bool:
-    """Whether a request's `Accept` names the binary form (and not with `q=0`)."""
+    """Whether a request's `Accept` names the binary form, with a weight above 0."""
     for media_range in accept.split(","):
-        kind, _, params = media_range.partition(";")
-        if kind.strip().lower() == MEDIA_TYPE:
-            return not any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-                           for p in params.split(";"))
+        kind, *params = media_range.split(";")
+        if kind.strip().lower() != MEDIA_TYPE:
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
     return False
 
 

@@ -182,7 +182,8 @@ def test_a_msgpack_reply_is_given_to_who_accepts_it() -> None:
                    "text/html,application/msgpack ; q=1"):
         assert schema.accepts_msgpack(header)
     for header in ("", "*/*", "application/json", "application/msgpack;q=0",
-                   "application/msgpack; q=0.0, application/json", "application/x-msgpack"):
+                   "application/msgpack; q=0.0, application/json", "application/x-msgpack",
+                   "application/msgpack;q=x"):
         assert not schema.accepts_msgpack(header)
 
 
