@@ -133,7 +133,7 @@ class Spec:
     def describe(self) -> str:
         """A compact, stable rendering for docs/protocol.md and the bus catalogue's
         fingerprint: `u32`, `int[-1..2^63-1]`, `bytes[32]`, `bytes[0|32]`, `str[0..64]
-        printable`, `pending|queued|...`, `[bytes[32]; 0..10000]`, `TxResult`."""
+        printable`, `pending|queued|...`, `[bytes[32]; 0..10000]`, `TxRefusal`."""
         if self.item is not None:
             text = f"[{self.item.describe()}{self._lengths('; ')}]"
         elif self.is_enum:
