@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from common.crypto import Signer
-from common.encoding import MEDIA_TYPE, pack
+from common.encoding import MEDIA_TYPE, pack, unpack
 from common.types import Transaction
 from tests.framework import disk
 from tests.framework.node import TestNode
@@ -43,6 +43,8 @@ MB = 1 << 20
 TIMEOUT = 30
 FULL = "No space left on device"
 LOW = "disk space low"
+# the batch route's forms: JSON; binary; binary asking for the msgpack answer
+FORMS = ("json", "msgpack", "msgpack-reply")
 
 
 class Load(threading.Thread):
@@ -74,23 +76,29 @@ class Load(threading.Thread):
     def run(self) -> None:
         batch = self._batch(0)
         while not self.stopping.wait(self.PAUSE_S):
-            # the batch route's two forms in turn, a batch sent again included: a full disk
-            # is refused alike in both
+            # the batch route's forms in turn (JSON; binary; binary answered in msgpack), a
+            # batch sent again included: a full disk is refused alike in each, in JSON
+            form = FORMS[self.attempts % len(FORMS)]
             self.attempts += 1
-            binary = self.attempts % 2 == 1
             try:
-                if binary:
-                    r = self.http.post("/api/v1/txs/batch", content=pack([t.raw for t in batch]),
-                                       headers={"content-type": MEDIA_TYPE})
-                else:
+                if form == "json":
                     r = self.http.post("/api/v1/txs/batch",
                                        json={"txs": [{"raw": t.raw.hex()} for t in batch]})
+                else:
+                    headers = {"content-type": MEDIA_TYPE}
+                    if form == "msgpack-reply":
+                        headers["accept"] = MEDIA_TYPE
+                    r = self.http.post("/api/v1/txs/batch", content=pack([t.raw for t in batch]),
+                                       headers=headers)
             except httpx.HTTPError as exc:
                 self.unexpected.append(f"{type(exc).__name__}: {exc}")
                 continue
             code = r.json().get("error", {}).get("code") if r.status_code != 200 else ""
             if r.status_code == 200:
-                results = r.json()["results"]
+                in_msgpack = r.headers["content-type"] == MEDIA_TYPE
+                if in_msgpack != (form == "msgpack-reply"):
+                    self.unexpected.append(f"{form} answered as {r.headers['content-type']}")
+                results = unpack(r.content)["results"] if in_msgpack else r.json()["results"]
                 if all(item.get("status") == "accepted" for item in results):
                     self.acked.extend(t.id.hex() for t in batch)
                     batch = self._batch(batch[-1].nonce + 1)
@@ -98,7 +106,7 @@ class Load(threading.Thread):
                     self.unexpected.append(f"refused items: {results[:2]}")
             elif r.status_code == 503 and code == "storage_unavailable":
                 self.refusals += 1
-                self.refused_forms.add("msgpack" if binary else "json")
+                self.refused_forms.add(form)
                 self.last_refusal = r.json()["error"]["message"]
             elif r.status_code == 503 and code == "unavailable":
                 pass  # state is being restarted
@@ -204,7 +212,7 @@ def test_a_full_disk_loses_nothing_acknowledged(short_tmp: Path) -> None:
         wait_until(lambda: node.api.confirmed(last), timeout=TIMEOUT,
                    what="the last acknowledged transfer confirmed")
         check(node, load, seen)
-        assert load.refused_forms == {"json", "msgpack"}, load.refused_forms
+        assert load.refused_forms == set(FORMS), load.refused_forms
         lines = [json.loads(line) for line in node.log("state").splitlines()]
         said = [(line["level"], line["msg"]) for line in lines]
         # each problem said once when it started, once when it ended
