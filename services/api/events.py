@@ -82,10 +82,27 @@ def event_fields(msg: m.Message) -> tuple[str, dict[str, Any]] | None:
                          "connected": [h.hex() for h in msg.connected],
                          "depth": len(msg.disconnected)}
     if isinstance(msg, m.TxsEvent):
-        return "txs_added", {"ids": [i.hex() for i in msg.ids]}
+        return "txs_added", {"ids": msg.ids}  # bytes: rendered in hex (`render_event`)
     if isinstance(msg, m.TxsRemovedEvent):
         return "txs_removed", {"ids": [i.hex() for i in msg.ids], "reasons": list(msg.reasons)}
     return None
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def render_event(seq: int, type_: str, fields: dict[str, Any]) -> bytes:
+    """An event's JSON; bytes in `fields` (ids) are written in hex."""
+    return orjson.dumps({"seq": seq, "type": type_, **fields}, default=_hex)
+
+
+# What a `txs_added` event weighs in the ring before it is rendered: each id is 64 hex
+# digits and its quotes and comma in the JSON, around a short head.
+_ID_JSON = 67
+_HEAD_JSON = 64
 
 
 def fresh_start() -> int:
@@ -103,7 +120,8 @@ class EventHub:
         self.keep_bytes = keep_bytes
         self.start = start
         self.seq = start  # the last number issued
-        self.ring: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        # seq -> (type, its JSON or the fields to render it from, bytes it counts for)
+        self.ring: OrderedDict[int, tuple[str, bytes | dict[str, Any], int]] = OrderedDict()
         self.ring_bytes = 0
         self.topic_seq: dict[bytes, int] = {}  # state's last seq per topic
         self.lost = 0  # state events this gateway knows it missed
@@ -117,17 +135,24 @@ class EventHub:
         """The oldest sequence number still kept (seq + 1 when none is)."""
         return next(iter(self.ring)) if self.ring else self.seq + 1
 
-    def publish(self, type_: str, fields: dict[str, Any]) -> int:
+    def publish(self, type_: str, fields: dict[str, Any], *, size: int | None = None) -> int:
+        """Number an event and keep it. With its `size` told, it is rendered only when
+        someone reads it: an admitted batch's `txs_added` names a thousand ids, and most
+        followers (a wallet waiting for heads, the bench) never ask for them."""
         if type_ in DISTURBING:
             self.disturbances += 1
         self.seq += 1
-        data = orjson.dumps({"seq": self.seq, "type": type_, **fields})
-        self.ring[self.seq] = (type_, data)
-        self.ring_bytes += len(data)
+        if size is None:
+            data = render_event(self.seq, type_, fields)
+            self.ring[self.seq] = (type_, data, len(data))
+            self.ring_bytes += len(data)
+        else:
+            self.ring[self.seq] = (type_, fields, size)
+            self.ring_bytes += size
         while len(self.ring) > 1 and (len(self.ring) > self.keep_events
                                       or self.ring_bytes > self.keep_bytes):
-            _, (_, old) = self.ring.popitem(last=False)
-            self.ring_bytes -= len(old)
+            _, (_, _, old) = self.ring.popitem(last=False)
+            self.ring_bytes -= old
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         return self.seq
@@ -161,6 +186,9 @@ class EventHub:
             return
         type_, fields = converted
         metrics.EVENTS.labels(type_).inc()
+        if isinstance(msg, m.TxsEvent):
+            self.publish(type_, fields, size=_HEAD_JSON + _ID_JSON * len(msg.ids))
+            return
         if isinstance(msg, m.HeadEvent):
             now_ms = time.time() * 1000
             metrics.HEAD_DELAY.observe(max(0.0, now_ms - msg.timestamp) / 1000)
@@ -182,9 +210,11 @@ class EventHub:
             self.pool_samples.pop()
         self.pool_samples.append((height, count))
 
-    def read(self, after: int) -> tuple[list[tuple[int, str, bytes]], int, str]:
-        """Kept events after `after`: (events, cursor, resync reason). The cursor is the
-        last number covered; the reason is non-empty when some could not be replayed."""
+    def read(self, after: int, types: frozenset[str] = frozenset(),
+             ) -> tuple[list[tuple[int, str, bytes]], int, str]:
+        """Kept events after `after`, of `types` (all when empty; a resync always):
+        (events, cursor, resync reason). The cursor is the last number covered; the reason
+        is non-empty when some could not be replayed."""
         if after == 0:
             after = self.start  # a client that has seen nothing yet: every kept event
         if after > self.seq or after < self.start:
@@ -197,7 +227,18 @@ class EventHub:
             reason = (f"events {first}..{self.oldest - 1} are no longer kept; "
                       f"replaying from {self.oldest}")
             first = self.oldest
-        out = [(s, *self.ring[s]) for s in range(first, self.seq + 1) if s in self.ring]
+        out = []
+        for seq in range(first, self.seq + 1):
+            kept = self.ring.get(seq)
+            if kept is None:
+                continue
+            type_, data, size = kept
+            if types and type_ not in types and type_ != "resync":
+                continue
+            if not isinstance(data, bytes):
+                data = render_event(seq, type_, data)
+                self.ring[seq] = (type_, data, size)  # once
+            out.append((seq, type_, data))
         return out, self.seq, reason
 
     async def wait_after(self, after: int, timeout: float) -> None:
@@ -218,13 +259,12 @@ class EventHub:
         cannot be replayed."""
         cursor = after
         while True:
-            events, new_cursor, reason = self.read(cursor)
+            events, new_cursor, reason = self.read(cursor, types)
             if reason:
                 resume = new_cursor if not events else events[0][0] - 1
-                yield resume, orjson.dumps({"seq": resume, "type": "resync", "reason": reason})
-            for seq, type_, data in events:
-                if not types or type_ in types or type_ == "resync":
-                    yield seq, data
+                yield resume, render_event(resume, "resync", {"reason": reason})
+            for seq, _, data in events:
+                yield seq, data
             cursor = new_cursor
             before = self.seq
             await self.wait_after(cursor, heartbeat)

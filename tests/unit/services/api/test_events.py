@@ -39,6 +39,23 @@ def test_hub_numbers_every_event_and_converts_each_kind() -> None:
                        "reasons": ["evicted"]}
 
 
+def test_a_batch_s_ids_weigh_in_the_ring_as_their_json_does_and_read_as_json() -> None:
+    for count in (0, 1, 1000):
+        hub = EventHub()
+        ids = tuple(i.to_bytes(32, "big") for i in range(count))
+        hub.on_bus(b"txs", 1, m.TxsEvent(ids))
+        hub.on_bus(b"head", 1, head(1))
+        counted = hub.ring_bytes
+        # a follower of heads alone gets the head, not the ids
+        assert [t for _, t, _ in hub.read(0, frozenset({"head"}))[0]] == ["head"]
+        (_, _, added), (_, _, first_head) = hub.read(0)[0]
+        assert json.loads(added) == {"seq": 1, "type": "txs_added", "ids": [i.hex() for i in ids]}
+        assert hub.read(0)[0][0][2] is added  # rendered once
+        # the count the ring's byte bound uses is never below the rendered JSON
+        assert len(added) + len(first_head) <= counted == hub.ring_bytes
+        assert counted - len(added) - len(first_head) <= 64
+
+
 def test_hub_turns_a_gap_or_a_restart_of_state_into_resync() -> None:
     hub = EventHub()
     hub.on_bus(b"head", 7, head(1))  # the first seen: no baseline, no gap
