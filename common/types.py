@@ -254,22 +254,28 @@ class Block(Headed):
         return tuple(tx.id for tx in self.txs)
 
     @property
+    def body(self) -> bytes:
+        """The transaction list as the block encodes it: `raw` is `block_raw(header, body)`."""
+        return self.raw[1 + len(self.header.raw):]
+
+    @property
     def size(self) -> int:
         return len(self.raw)
 
     @staticmethod
     def decode(raw: bytes, known: Callable[[bytes], Transaction | None] | None = None, *,
-               body: Callable[[BlockHeader], tuple[Transaction, ...] | None] | None = None,
-               ) -> Block:
+               body: Callable[[BlockHeader], Block | None] | None = None) -> Block:
         """Decode a block; `known(txid)` may offer already-decoded transactions (the pool),
         and `body(header)` all of them at once (the template a sealed block was made
         from): either is used only when its bytes are exactly the block's bytes."""
+        if body is not None:
+            header = peek_header(raw)
+            template = body(header) if header is not None else None
+            # the same bytes throughout: not one transaction to read, nor the list to encode
+            if (template is not None and header is not None
+                    and raw == block_raw(header, template.body)):
+                return _assembled(header, template.txs, raw)
         header, items = block_parts(raw)
-        offered = body(header) if body is not None else None
-        if offered is not None and len(offered) == len(items):
-            block = Block(header, offered)
-            if block.raw == raw:  # the same bytes throughout: no transaction to decode
-                return block
         txs = []
         for item in items:
             if known is None:
@@ -285,6 +291,25 @@ class Block(Headed):
         return block
 
 
+def block_raw(header: BlockHeader, body: bytes) -> bytes:
+    """A block's canonical encoding from its header and its transaction list as encoded
+    (`Block.body`): `pack([header.fields(), txs])` is the array marker, then each part."""
+    return b"\x92" + header.raw + body
+
+
+_set_block = object.__setattr__
+
+
+def _assembled(header: BlockHeader, txs: tuple[Transaction, ...], raw: bytes) -> Block:
+    """The block whose canonical encoding `raw` was just compared equal to `header` and
+    `txs`: built without encoding it a second time."""
+    block = object.__new__(Block)
+    _set_block(block, "header", header)
+    _set_block(block, "txs", txs)
+    _set_block(block, "raw", raw)
+    return block
+
+
 @dataclass(frozen=True, slots=True)
 class BlockOutline(Headed):
     """A block as a page of blocks shows it: its header, its transactions' ids and its size,
@@ -296,7 +321,15 @@ class BlockOutline(Headed):
     size: int
 
     @staticmethod
-    def decode(raw: bytes) -> BlockOutline:
+    def decode(raw: bytes, ids: bytes = b"") -> BlockOutline:
+        """`ids`, when given, are the transactions' ids joined (32 bytes each), known
+        already by whoever stored the block: then only its header is read."""
+        if ids:
+            header = peek_header(raw)
+            if header is None:
+                raise Malformed("block must be [header, [tx...]]")
+            return BlockOutline(header, tuple(ids[i:i + 32] for i in range(0, len(ids), 32)),
+                                len(raw))
         header, items = block_parts(raw)
         return BlockOutline(header, tuple(crypto.sha256(item) for item in items), len(raw))
 

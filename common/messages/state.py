@@ -36,7 +36,7 @@ from common.status import (
     TipStatus,
     TxStatus,
 )
-from common.types import MAX_EXTRA
+from common.types import MAX_BLOCK_BYTES, MAX_EXTRA
 
 MAX_IDS = 10_000  # ids or hashes asked about in one request
 MAX_LOCATOR = 200
@@ -132,6 +132,34 @@ class GetBlockRange(Message):
 @message("blocks")
 class BlockRangeReply(Message):
     blocks: tuple[bytes, ...]
+    height: U63
+
+
+def _is_joined_ids(value: bytes) -> bool:
+    return len(value) % 32 == 0
+
+
+# A block's transaction ids, joined: 32 bytes each.
+JoinedIds = Annotated[bytes, Check(
+    _is_joined_ids, "a multiple of 32 bytes",
+    examples=(b"", bytes(32), bytes(64)), counterexamples=(bytes(31), bytes(33)))]
+
+
+@message("paged_block")
+class PagedBlock(Message):
+    """A block of a page and its transactions' ids, joined, when state has them at hand
+    (the blocks it imported lately), so that a page of ids is not hashed anew; empty when
+    it has not: the reader hashes the block's transactions."""
+
+    raw: bytes
+    ids: JoinedIds
+
+
+@message("block_page")
+class BlockPageReply(Message):
+    """The main-chain blocks a `GetBlockRange` asked for, and the head's height."""
+
+    blocks: tuple[PagedBlock, ...]
     height: U63
 
 
@@ -256,10 +284,14 @@ class GetTemplate(Message):
 
 @message("template")
 class TemplateReply(Message):
-    """An unsealed header (state root computed) and its transactions."""
+    """An unsealed header (state root computed), how many transactions it holds, and
+    those as the block encodes them (`Block.body`): the miner seals the header and sends
+    `block_raw(header, body)` back without reading a transaction, and state recognises
+    the very bytes it handed out."""
 
     header: bytes
-    txs: tuple[bytes, ...]
+    count: U32
+    body: Annotated[bytes, Len(0, MAX_BLOCK_BYTES)]
 
 
 @message("submit_block")

@@ -38,10 +38,10 @@ import zmq.asyncio
 
 from common import consensus, messages
 from common.crypto import Signer
-from common.encoding import pack, unpack_canonical
+from common.encoding import unpack_canonical
 from common.errors import CcoinError, StorageUnavailable, Unavailable
 from common.genesis import Genesis
-from common.types import ZERO_ADDRESS, BlockHeader
+from common.types import ZERO_ADDRESS, BlockHeader, block_raw
 from runtime import bus, buscurve
 from runtime.config import NodeConfig, load_genesis
 from runtime.keystore import Keystore
@@ -122,12 +122,6 @@ def out_of_turn_delay(genesis: Genesis, rng: random.Random) -> int:
     """Clique's wiggle: interval/2 + random(0, interval/2)."""
     half = genesis.interval_ms // 2
     return half + rng.randint(0, half)
-
-
-def block_bytes(header: BlockHeader, raw_txs: tuple[bytes, ...]) -> bytes:
-    """The canonical block encoding (`Block(header, txs).raw`) straight from the template's
-    raw transactions: they came canonical from state, so nothing is decoded again."""
-    return pack([header.fields(), list(raw_txs)])
 
 
 class Miner:
@@ -389,7 +383,7 @@ class Miner:
         if header.parent != status.head or header.height != status.height + 1:
             log.debug("template is not on head %s: re-planning", status.head.hex()[:12])
             return False
-        if not template.txs:
+        if not template.count:
             if not self.genesis.allow_empty:
                 log.debug("pool emptied before the template; waiting")
                 return False
@@ -413,13 +407,13 @@ class Miner:
             log.info("dropping sealed block %d: new head or mining stopped", header.height)
             return False
         result = await self.state.request(
-            messages.SubmitBlock(block_bytes(header, template.txs)), messages.BlockResult,
+            messages.SubmitBlock(block_raw(header, template.body)), messages.BlockResult,
             timeout=SUBMIT_TIMEOUT_S, retries=2)
         self.blocks_sealed += 1
         self.last_block = result.hash
         self.last_sealed_ms = self.clock()
         log.info("sealed block %d (%s, %d txs): %s", result.height, decision.reason,
-                 len(template.txs), result.status,
+                 template.count, result.status,
                  extra={"height": result.height, "hash": result.hash.hex()})
         return True
 

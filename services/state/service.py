@@ -33,6 +33,7 @@ from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig, load_genesis
 from runtime.service import now_ms
 from services.state import queries
+from services.state.blockids import RecentBlockIds
 from services.state.chain import Chain
 from services.state.mempool import Mempool
 from services.state.results import ImportResult
@@ -54,6 +55,7 @@ class StateService:
         self.pub = publisher
         # without one: no free-space rule, failed writes and damage handled all the same
         self.guard = guard or StorageGuard(chain.store.path, 0)
+        self.recent_ids = RecentBlockIds()  # for pages of blocks
 
     def handlers(self) -> dict[type[m.Message], object]:
         writes: dict[type[m.Message], Callable[[Any], m.Message]] = {
@@ -158,7 +160,7 @@ class StateService:
                                                           ch.after.nonce)
                                           for ch in changes or ()))
 
-    def get_blocks(self, req: m.GetBlockRange) -> m.BlockRangeReply:
+    def get_blocks(self, req: m.GetBlockRange) -> m.BlockPageReply:
         c = self.chain
         limit = min(req.limit, MAX_PAGE)
         top = c.head.header.height
@@ -167,17 +169,18 @@ class StateService:
             heights = range(start, max(start - limit, -1), -1)
         else:
             heights = range(max(req.start, 0), min(max(req.start, 0) + limit, top + 1))
-        blocks: list[bytes] = []
+        blocks: list[m.PagedBlock] = []
         size = 0
         for h in heights:
-            raw = c.block_at(h)
-            if raw is None:
+            block_hash = c.store.hash_at(h)
+            raw = c.store.block_raw(block_hash) if block_hash is not None else None
+            if block_hash is None or raw is None:
                 continue
             if blocks and size + len(raw) > MAX_PAGE_BYTES:
                 break  # a shorter page: the caller asks again from where it stopped
-            blocks.append(raw)
+            blocks.append(m.PagedBlock(raw, self.recent_ids.get(block_hash)))
             size += len(raw)
-        return m.BlockRangeReply(tuple(blocks), top)
+        return m.BlockPageReply(tuple(blocks), top)
 
     def get_tx(self, req: m.GetTx) -> m.TxReply:
         s = queries.tx_status(self.chain, req.id)
@@ -232,7 +235,7 @@ class StateService:
     def get_template(self, req: m.GetTemplate) -> m.TemplateReply:
         block = self.chain.template(req.coinbase, req.timestamp, req.extra)
         self._publish_removals()
-        return m.TemplateReply(block.header.raw, tuple(tx.raw for tx in block.txs))
+        return m.TemplateReply(block.header.raw, len(block.txs), block.body)
 
     def submit_block(self, req: m.SubmitBlock) -> m.BlockResult:
         block = Block.decode(req.block, self.chain.mempool.get, body=self.chain.templates.body)
@@ -337,6 +340,7 @@ class StateService:
                                       for h in req.hashes))
 
     def _publish_head(self, result: ImportResult) -> None:
+        self.recent_ids.remember(result.connected)
         head = result.block.header
         log.info("head %d %s txs=%d", head.height, head.hash.hex()[:16], len(result.block.txs))
         if self.pub is None:

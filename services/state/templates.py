@@ -103,11 +103,11 @@ class TemplateCache:
             self._items.clear()
         self._items[self._key(block.header)] = (block, changes)
 
-    def body(self, header: BlockHeader) -> tuple[Transaction, ...] | None:
-        """The transactions of the template a sealed `header` may have been made from
-        (`Block.decode` uses them only if they are the block's very bytes)."""
+    def body(self, header: BlockHeader) -> Block | None:
+        """The template a sealed `header` may have been made from (`Block.decode` takes its
+        transactions only if they are the block's very bytes)."""
         item = self._items.get(self._key(header))
-        return item[0].txs if item is not None else None
+        return item[0] if item is not None else None
 
     def take(self, block: Block) -> StateChanges | None:
         """The changes of the template `block` was sealed from, if it was one of ours and

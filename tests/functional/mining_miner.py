@@ -57,8 +57,8 @@ def settled(state: SyncBusClient, control: SyncBusClient) -> int:
 
 
 def blocks(state: SyncBusClient, start: int = 0) -> list[Block]:
-    reply = state.request(messages.GetBlockRange(start, 1000, False), messages.BlockRangeReply)
-    return [Block.decode(raw) for raw in reply.blocks]
+    reply = state.request(messages.GetBlockRange(start, 1000, False), messages.BlockPageReply)
+    return [Block.decode(paged.raw) for paged in reply.blocks]
 
 
 def check_chain(genesis: Genesis, chain: list[Block], sealer: bytes) -> None:

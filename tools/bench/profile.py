@@ -26,7 +26,7 @@ from common import consensus, crypto
 from common import messages as m
 from common.encoding import pack, unpack, unpack_canonical
 from common.genesis import parse_genesis
-from common.types import BlockHeader, Transaction
+from common.types import BlockHeader, Transaction, block_raw
 from runtime.service import tune_collector
 from services.api import schema
 from services.state.chain import Chain
@@ -113,7 +113,7 @@ def seal(template: m.TemplateReply, authority: crypto.Signer) -> bytes:
     solved = consensus.seal(header, authority, 1)
     if solved is None:
         raise SystemExit("bench: profile: the template needs proof of work")
-    return pack([solved.fields(), list(template.txs)])
+    return block_raw(solved, template.body)
 
 
 @contextmanager

@@ -29,9 +29,9 @@ def decode_block(raw: bytes) -> Block:
         raise Internal(f"state sent an undecodable block: {exc.message}") from None
 
 
-def outline_block(raw: bytes) -> BlockOutline:
+def outline_block(raw: bytes, ids: bytes = b"") -> BlockOutline:
     try:
-        return BlockOutline.decode(raw)
+        return BlockOutline.decode(raw, ids)
     except CcoinError as exc:
         raise Internal(f"state sent an undecodable block: {exc.message}") from None
 
@@ -67,10 +67,11 @@ async def blocks(
     newest_first = order == "desc"
     first = start if start is not None else (-1 if newest_first else 0)
     reply = await gw.ask(messages.GetBlockRange(first, limit, newest_first),
-                         messages.BlockRangeReply)
+                         messages.BlockPageReply)
     out = []
-    for raw in reply.blocks:
-        block = decode_block(raw) if full else outline_block(raw)  # ids need no decoding
+    for paged in reply.blocks:
+        # ids need no decoding, and state has those of the blocks it imported lately
+        block = decode_block(paged.raw) if full else outline_block(paged.raw, paged.ids)
         out.append(replies.block_summary_json(block,
                                               confirmations=reply.height - block.height + 1))
     return JSONResponse(replies.BLOCKS_OUT.render(reply, blocks=out))

@@ -25,6 +25,7 @@ from common.types import (
     BlockHeader,
     BlockOutline,
     Transaction,
+    block_raw,
     peek_header,
 )
 from tests.framework.rules import address, key, signer, transfer
@@ -226,6 +227,36 @@ def test_block_encoding() -> None:
     assert Block.decode(empty.raw).txs == ()
 
 
+def test_a_block_is_its_header_then_its_body() -> None:
+    for txs in ((), tuple(transfer(1, address(2), 5, nonce=n) for n in range(20))):
+        b = Block(header(), txs)
+        assert b.body == pack([tx.raw for tx in txs])
+        assert block_raw(b.header, b.body) == b.raw
+        # another header over the same body: the block it would be
+        other = header(height=7, extra=b"x" * 40)
+        assert block_raw(other, b.body) == Block(other, txs).raw
+
+
+def test_an_offered_body_is_taken_only_for_the_very_bytes() -> None:
+    txs = tuple(transfer(1, address(2), 5, nonce=n) for n in range(3))
+    template = Block(header(), txs)
+    sealed = Block(header(nonce=9), txs)
+    offered = Block.decode(sealed.raw, body=lambda _: template)
+    assert offered == sealed and offered.raw == sealed.raw and offered.txs is txs
+    # a header encoded another way (a height as uint64, not a fixint) before the same body
+    # is not those bytes: decoded in full, and refused as non-canonical
+    fields = sealed.header.fields()
+    wide = b"\x92\x9d\xcf" + (1).to_bytes(8, "big") + pack(fields)[2:] + template.body
+    with pytest.raises(Malformed, match="non-canonical"):
+        Block.decode(wide, body=lambda _: template)
+    # another body under the template's header: its own transactions, read one by one
+    fewer = Block(sealed.header, txs[:2])
+    decoded = Block.decode(fewer.raw, body=lambda _: template)
+    assert decoded.txs == txs[:2] and decoded.txs is not txs
+    with pytest.raises(Malformed):
+        Block.decode(b"\xc1", body=lambda _: template)
+
+
 def test_a_block_outline_is_the_header_and_the_transaction_ids() -> None:
     txs = (transfer(1, address(2), 5, nonce=0), transfer(1, address(2), 5, nonce=1))
     b = Block(header(), txs)
@@ -234,6 +265,11 @@ def test_a_block_outline_is_the_header_and_the_transaction_ids() -> None:
     assert outline.tx_ids == b.tx_ids == (txs[0].id, txs[1].id)
     assert outline.size == b.size == len(b.raw) and outline.height == 1
     assert BlockOutline.decode(Block(header(), ()).raw).tx_ids == ()
+    # with the ids known already, only the header is read
+    known = BlockOutline.decode(b.raw, b"".join(b.tx_ids))
+    assert known == outline
+    with pytest.raises(Malformed):
+        BlockOutline.decode(b"\xc1", b"".join(b.tx_ids))
     for bad in (pack([b.header.fields()]), pack([b.header.fields(), [1]]),
                 pack([b.header.fields()[:5], []]), b"\xc1"):
         with pytest.raises(Malformed):

@@ -13,7 +13,9 @@ from common import errors
 from common import messages as m
 from common.genesis import Genesis
 from common.merkle import verify_proof
+from common.types import BlockOutline
 from services.state import queries, schema
+from services.state.blockids import RecentBlockIds
 from services.state.chain import Chain
 from services.state.mempool import Mempool
 from services.state.service import StateService
@@ -126,6 +128,42 @@ def test_explained_statuses(tmp_path: Path) -> None:
     assert svc.get_tx(m.GetTx(rich.id)).status == "pending"
     removed = chain.drain_removals()
     assert removed == []  # the service published them already
+
+
+def test_a_page_of_blocks_brings_the_ids_state_has_at_hand(tmp_path: Path) -> None:
+    g = rh.make_genesis(difficulty=0)
+    svc, chain = service(tmp_path, g)
+    ref = rh.Chain(g)
+    blocks = [ref.build_and_apply([rh.transfer(1, rh.address(9), 1, nonce=2 * h + i)
+                                   for i in range(2)], coinbase=rh.address(20))
+              for h in range(3)]
+    # the first imported around the service (as before a restart), the others through it
+    chain.import_block(blocks[0], NOW)
+    svc.submit_blocks(m.SubmitBlocks(tuple(b.raw for b in blocks[1:])))
+    page = svc.get_blocks(off_the_bus(m.GetBlockRange(0, 10, False)))
+    assert [p.raw for p in page.blocks] == [ref.blocks[0].raw] + [b.raw for b in blocks]
+    assert [p.ids for p in page.blocks] == [b"", b""] + [b"".join(b.tx_ids) for b in blocks[1:]]
+    assert page.height == 3
+    # a block of ids not kept is shown all the same: the reader hashes its transactions
+    outlines = [BlockOutline.decode(p.raw, p.ids) for p in page.blocks]
+    assert [o.tx_ids for o in outlines] == [()] + [b.tx_ids for b in blocks]
+
+
+def test_recent_block_ids_are_bounded_by_how_many_ids(tmp_path: Path) -> None:
+    g = rh.make_genesis(difficulty=0)
+    ref = rh.Chain(g)
+    blocks = [ref.build_and_apply([rh.transfer(1, rh.address(9), 1, nonce=3 * h + i)
+                                   for i in range(3)], coinbase=rh.address(20))
+              for h in range(4)]
+    kept = RecentBlockIds(limit=7)  # two blocks of three fit, not three
+    kept.remember(blocks[:3])
+    assert [kept.get(b.hash) for b in blocks] == [b"", *(b"".join(b.tx_ids) for b in
+                                                         blocks[1:3]), b""]
+    kept.remember([blocks[1], blocks[3]])  # known already: kept once
+    assert [bool(kept.get(b.hash)) for b in blocks] == [False, False, True, True]
+    big = RecentBlockIds(limit=2)  # a block of more ids than the bound is not kept at all
+    big.remember(blocks[:1])
+    assert big.get(blocks[0].hash) == b""
 
 
 def test_tips_show_forks(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_the_cache_answers_for_a_sealed_copy_of_its_own_template_once(tmp_path: 
     assert changes.state_root == tpl.header.state_root
     own = Block(sealed, tpl.txs)
     cache.put(tpl, changes)
-    assert cache.body(sealed) is tpl.txs
+    assert cache.body(sealed) is tpl
     # another state root under the same parent, coinbase and transactions is not ours
     assert cache.take(Block(sealed.replace(state_root=b"\x00" * 32), tpl.txs)) is None
     cache.put(tpl, changes)
