@@ -8,6 +8,9 @@ one msgpack read, one re-encode and one hash per transaction, and the full decod
 once, in state (issue 13: each block decoded once). Every other rule on a transaction's
 fields is state's, which refuses the whole block when one of them fails.
 
+The api reads a submitted batch's transactions the same way (`services.api.schema`): their
+full decode is state's, which admits none it cannot decode.
+
 The signed message is a slice of the transaction's own bytes (`common.types.signed_part`),
 once the encoding is proven canonical here by re-encoding.
 """
@@ -21,7 +24,14 @@ from typing import NamedTuple
 from common import crypto
 from common.encoding import pack, unpack
 from common.errors import Malformed, TooLarge
-from common.types import MAX_TX_BYTES, BlockHeader, Headed, block_parts, signed_part
+from common.types import (
+    MAX_TX_BYTES,
+    BlockHeader,
+    Headed,
+    Transaction,
+    block_parts,
+    signed_part,
+)
 
 _FIELDS = 9
 
@@ -37,6 +47,13 @@ class SignedTx(NamedTuple):
     public_key: bytes
     message: bytes  # what the sender signed: Transaction.signing_payload()
     signature: bytes
+    raw: bytes  # the canonical encoding all of it was read from
+
+    @staticmethod
+    def of(tx: Transaction) -> SignedTx:
+        """What a decoded transaction's signature check needs."""
+        return SignedTx(tx.id, tx.chain_id, tx.key_type, tx.public_key, tx.signing_payload(),
+                        tx.signature, tx.raw)
 
     def verifies(self) -> bool:
         return crypto.verify(self.key_type, self.public_key, self.message, self.signature)
@@ -74,7 +91,7 @@ def read_tx(raw: bytes) -> SignedTx:
     if pack(value) != raw:
         raise Malformed("non-canonical encoding")
     return SignedTx(crypto.sha256(raw), chain_id, key_type, public_key,
-                    signed_part(raw, len(signature)), signature)
+                    signed_part(raw, len(signature)), signature, raw)
 
 
 def read_block(raw: bytes) -> SignedBlock:

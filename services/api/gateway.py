@@ -149,7 +149,7 @@ class OptionalService(Generic[R]):
 
 # each transaction's refusal, None when state took it
 Outcomes = Sequence[messages.TxRefusal | None]
-Submit = Callable[[list[Transaction]], Awaitable[Outcomes]]
+Submit = Callable[[Sequence[bytes]], Awaitable[Outcomes]]
 
 
 class Coalescer:
@@ -187,7 +187,7 @@ class Coalescer:
 
     async def _send(self, group: list[tuple[Transaction, asyncio.Future[Any]]]) -> None:
         try:
-            results = await self._submit([tx for tx, _ in group])
+            results = await self._submit([tx.raw for tx, _ in group])
         except Exception as exc:
             for _, fut in group:
                 if not fut.done():  # a client that went away cancelled its future
@@ -294,13 +294,13 @@ class Gateway:
         """A request to state, answered with its typed reply or raising its typed error."""
         return await self.state.request(msg, expect, timeout=timeout, retries=retries)
 
-    async def submit(self, txs: list[Transaction]) -> list[messages.TxRefusal | None]:
-        """Hand verified transactions to state: each one's refusal, None when it is in the
-        pool (or was known), in order."""
+    async def submit(self, txs: Sequence[bytes]) -> list[messages.TxRefusal | None]:
+        """Hand verified transactions (their canonical encodings) to state: each one's
+        refusal, None when it is in the pool (or was known), in order."""
         if not txs:
             return []
-        reply = await self.ask(messages.SubmitTxs(tuple(tx.raw for tx in txs)),
-                               messages.SubmitResult, timeout=SUBMIT_TIMEOUT)
+        reply = await self.ask(messages.SubmitTxs(tuple(txs)), messages.SubmitResult,
+                               timeout=SUBMIT_TIMEOUT)
         if reply.count != len(txs):
             raise Internal(f"state answered for {reply.count} transactions of {len(txs)}")
         try:

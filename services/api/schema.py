@@ -25,10 +25,11 @@ from typing import Any, Literal
 import orjson
 
 from common import crypto
-from common.consensus import transaction_signature_verifies, verify_transaction_signature
+from common.consensus import verify_transaction_signature
 from common.encoding import MEDIA_TYPE, unpack
 from common.errors import BadSignature, CcoinError, Duplicate, Malformed, TooLarge, WrongChain
 from common.messages.control import MAX_ADD_PEER_WAIT_MS
+from common.signed import SignedTx, read_tx
 from common.types import MAX_AMOUNT, MAX_TX_BYTES, MAX_TX_DATA, Transaction
 from services.api.kinds import AnyJSON, Bool, Hex, Int, Kind, ListOf, Parser, Text
 from services.api.spec import Field, Param, Shape
@@ -269,7 +270,7 @@ def tx_from_json(value: Any) -> Transaction:
     return tx
 
 
-def check_chain(tx: Transaction, chain_id: int) -> None:
+def check_chain(tx: Transaction | SignedTx, chain_id: int) -> None:
     if tx.chain_id != chain_id:
         raise WrongChain(f"transaction is for chain {tx.chain_id}, this node is {chain_id}")
 
@@ -318,19 +319,29 @@ def accepts_msgpack(accept: str) -> bool:
     return False
 
 
-def _tx_from_bin(item: Any) -> Transaction:
+def _tx_from_bin(item: Any) -> SignedTx:
     if type(item) is not bytes:
         raise Malformed("an item must be a bin: a transaction's canonical encoding")
-    return Transaction.decode(item)
+    return read_tx(item)
+
+
+def _tx_from_json(item: Any) -> SignedTx:
+    return SignedTx.of(tx_from_json(item))
 
 
 def read_batch(body: bytes, chain_id: int, *, binary: bool = False
-               ) -> list[Transaction | Rejected]:
-    """A batch body -> per item a well-formed transaction of this chain or its rejection;
-    signatures are not checked yet (`settle_batch`). The body is `{"txs": [...]}` (JSON),
-    or with `binary` a msgpack array of bins, each a transaction's canonical encoding: no
-    JSON and no hex for a client that has the raw transactions (the Python client's bulk
-    send).
+               ) -> list[SignedTx | Rejected]:
+    """A batch body -> per item a transaction of this chain, as its signature check reads
+    it, or its rejection; signatures are not checked yet (`settle_batch`). The body is
+    `{"txs": [...]}` (JSON), or with `binary` a msgpack array of bins, each a transaction's
+    canonical encoding: no JSON and no hex for a client that has the raw transactions (the
+    Python client's bulk send).
+
+    A binary item is read as p2p reads a block's (`signed.read_tx`: canonical, and the
+    fields its signature check needs), not decoded in full: state decodes every submitted
+    transaction anyway and refuses one whose other fields are out of bounds (`malformed`,
+    `too_large`), the same answer the gateway would give. A JSON item is decoded in full:
+    it has to be built from its fields.
 
     A body that is not that shape fails as a whole; an item fails alone."""
     items: Sequence[Any]
@@ -342,8 +353,8 @@ def read_batch(body: bytes, chain_id: int, *, binary: bool = False
             raise TooLarge(f"a batch of {len(items)} transactions exceeds {MAX_BATCH}")
     else:
         items = BATCH_IN.parse(loads(body))["txs"]
-    parse = _tx_from_bin if binary else tx_from_json
-    out: list[Transaction | Rejected] = []
+    parse = _tx_from_bin if binary else _tx_from_json
+    out: list[SignedTx | Rejected] = []
     for item in items:
         try:
             tx = parse(item)
@@ -359,19 +370,19 @@ def read_batch(body: bytes, chain_id: int, *, binary: bool = False
     return out
 
 
-def settle_batch(items: list[Transaction | Rejected],
-                 verified: Sequence[bool]) -> list[Transaction | Rejected]:
+def settle_batch(items: list[SignedTx | Rejected],
+                 verified: Sequence[bool]) -> list[SignedTx | Rejected]:
     """`read_batch`'s items with the signature outcomes of its transactions (`verified`, one
     per transaction, in order) -> per item a verified transaction or its rejection. The
     second occurrence of one transaction is a `duplicate` (state never sees it twice)."""
     outcomes = iter(verified)
-    out: list[Transaction | Rejected] = []
+    out: list[SignedTx | Rejected] = []
     seen: set[bytes] = set()
     for item in items:
         if isinstance(item, Rejected):
             out.append(item)
         elif not next(outcomes):
-            out.append(Rejected(BadSignature("signature does not verify"), item.id))
+            out.append(_unverified(item))
         elif item.id in seen:
             out.append(Rejected(Duplicate("same transaction as an earlier item of this batch"),
                                 item.id))
@@ -381,12 +392,22 @@ def settle_batch(items: list[Transaction | Rejected],
     return out
 
 
+def _unverified(tx: SignedTx) -> Rejected:
+    """The refusal of a transaction whose signature does not verify: `malformed` (or
+    `too_large`) when one of its fields is out of bounds too, as a full decode would have
+    said before the signature was checked, else `bad_signature`."""
+    try:
+        Transaction.decode(tx.raw)
+    except CcoinError as exc:
+        return Rejected(exc)
+    return Rejected(BadSignature("signature does not verify"), tx.id)
+
+
 def parse_batch(body: bytes, chain_id: int, *, binary: bool = False
-                ) -> list[Transaction | Rejected]:
+                ) -> list[SignedTx | Rejected]:
     """`read_batch` then `settle_batch`, every signature checked on this thread."""
     items = read_batch(body, chain_id, binary=binary)
-    return settle_batch(items, [transaction_signature_verifies(tx) for tx in items
-                                if isinstance(tx, Transaction)])
+    return settle_batch(items, [tx.verifies() for tx in items if isinstance(tx, SignedTx)])
 
 
 # --- other bodies ----------------------------------------------------------------------------

@@ -15,14 +15,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from common.consensus import transaction_signature_verifies
-from common.types import Transaction
+from common.signed import SignedTx
 
 PARALLEL_MIN = 64  # fewer signatures than this (2-3 ms of work) stay on the event loop
 
 
-def verify_part(txs: Sequence[Transaction]) -> list[bool]:
-    return [transaction_signature_verifies(tx) for tx in txs]
+def verify_part(txs: Sequence[SignedTx]) -> list[bool]:
+    return [tx.verifies() for tx in txs]
 
 
 class SignatureChecker:
@@ -32,7 +31,7 @@ class SignatureChecker:
         self.threads = threads or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="verify")
 
-    async def verify(self, txs: Sequence[Transaction]) -> list[bool]:
+    async def verify(self, txs: Sequence[SignedTx]) -> list[bool]:
         """Whether each transaction's signature verifies, in order."""
         if len(txs) < PARALLEL_MIN:
             return verify_part(txs)

@@ -145,7 +145,7 @@ def submit_all(api: str, txs: list[Transaction], tally: Tally) -> None:
             for chunk in mine:
                 t0 = time.monotonic()
                 try:
-                    results = node.submit_batch(chunk)
+                    results = node.submit_batch(chunk, raw_ids=True)
                 except CcoinError as exc:
                     tally.errors.append(f"batch {exc.http_status}: {exc.message[:200]}")
                     continue

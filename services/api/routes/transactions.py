@@ -13,6 +13,7 @@ from starlette.responses import Response
 from common import messages
 from common.encoding import MEDIA_TYPE, pack
 from common.errors import CcoinError, Internal, error_from_code
+from common.signed import SignedTx
 from common.types import MAX_AMOUNT, Transaction
 from services.api import metrics, replies, schema
 from services.api.edge import note_timing
@@ -94,6 +95,13 @@ async def submit_tx(request: Request, gw: Gateway = GW) -> Response:
 Refusal = CcoinError | messages.TxRefusal  # anything with a code and a message
 
 
+def _by_state(tx_id: bytes, refusal: messages.TxRefusal | None,
+              ) -> tuple[bytes, messages.TxRefusal | None]:
+    """A passed-on item's id and outcome: the id state gives a refusal is empty when the
+    bytes, read here for their signature only, are not a transaction after all."""
+    return (tx_id if refusal is None else refusal.id), refusal
+
+
 def _json_item(tx_id: bytes, refusal: Refusal | None) -> dict[str, Any]:
     item = replies.BATCH_ITEM
     if refusal is None:
@@ -122,12 +130,12 @@ async def submit_batch(request: Request, gw: Gateway = GW) -> Response:
         read = await asyncio.to_thread(schema.read_batch, body, gw.chain_id, binary=binary)
     else:
         read = schema.read_batch(body, gw.chain_id, binary=binary)
-    verified = await gw.signatures.verify([o for o in read if isinstance(o, Transaction)])
+    verified = await gw.signatures.verify([o for o in read if isinstance(o, SignedTx)])
     outcomes = schema.settle_batch(read, verified)
-    valid = [o for o in outcomes if isinstance(o, Transaction)]
     metrics.count_submissions(o.error.code for o in outcomes if isinstance(o, schema.Rejected))
-    refusals = iter(await gw.submit(valid))
-    settled = [(o.id, o.error) if isinstance(o, schema.Rejected) else (o.id, next(refusals))
+    refusals = iter(await gw.submit([o.raw for o in outcomes if isinstance(o, SignedTx)]))
+    settled = [(o.id, o.error) if isinstance(o, schema.Rejected) else _by_state(o.id,
+                                                                              next(refusals))
                for o in outcomes]
     accepted = sum(1 for _, refusal in settled if refusal is None)
     if schema.accepts_msgpack(request.headers.get("accept", "")):

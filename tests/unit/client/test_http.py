@@ -15,6 +15,7 @@ from client import Client, sign_transfer
 from client.http import tls_context
 from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import BadSignature, CcoinError, Malformed, TxTimeout
+from common.signed import SignedTx
 from services.api import schema
 
 
@@ -92,6 +93,13 @@ def test_a_batch_goes_in_a_form_the_gateway_reads_back() -> None:
         # a node that answers JSON
         httpx.Response(200, json={"results": [{"id": t.id.hex(), "status": "accepted"}
                                               for t in txs], "accepted": len(txs)}),
+        # the same two, for a caller that keeps ids as bytes
+        httpx.Response(200, content=msgpack.packb({"results": [
+            {"id": txs[0].id, "status": "accepted"}, {"error": refusal}], "accepted": 1}),
+            headers={"content-type": "application/msgpack"}),
+        httpx.Response(200, json={"results": [{"id": t.id.hex(), "status": "accepted"}
+                                              for t in txs], "accepted": len(txs)}),
+        httpx.Response(200, json={"results": [{"id": "9c"}, {"id": "xyz"}]}),
         # msgpack that is not a batch reply
         httpx.Response(200, content=msgpack.packb({"results": [{"id": "9c"}]}),
                        headers={"content-type": "application/msgpack"}),
@@ -101,7 +109,8 @@ def test_a_batch_goes_in_a_form_the_gateway_reads_back() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["content-type"] == "application/msgpack"
         assert request.headers["accept"] == "application/msgpack"
-        assert schema.parse_batch(request.content, 9, binary=True) == txs
+        assert schema.parse_batch(request.content, 9, binary=True) == [SignedTx.of(t)
+                                                                       for t in txs]
         return replies.pop(0)
 
     with Client("http://x", transport=httpx.MockTransport(handler)) as c:
@@ -109,6 +118,11 @@ def test_a_batch_goes_in_a_form_the_gateway_reads_back() -> None:
                                        {"id": txs[1].id.hex(), "error": refusal},
                                        {"error": refusal}]
         assert [r["id"] for r in c.submit_batch(txs)] == [t.id.hex() for t in txs]
+        assert c.submit_batch(txs, raw_ids=True) == [{"id": txs[0].id, "status": "accepted"},
+                                                     {"error": refusal}]
+        assert [r["id"] for r in c.submit_batch(txs, raw_ids=True)] == [t.id for t in txs]
+        with pytest.raises(Malformed, match="not hex"):
+            c.submit_batch(txs, raw_ids=True)
         for _ in range(2):
             with pytest.raises(Malformed):
                 c.submit_batch(txs)

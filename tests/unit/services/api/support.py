@@ -26,9 +26,10 @@ import pytest
 import zmq.asyncio
 
 from common.crypto import KeyType, PrivateKey, Signer
+from common.encoding import pack
 from common.errors import CcoinError
 from common.genesis import Genesis, genesis_block, parse_genesis
-from common.types import Transaction
+from common.types import TX_DOMAIN, Transaction
 from runtime.bus import Publisher, Server
 from runtime.config import NodeConfig, parse_config
 from services.api import schema
@@ -49,6 +50,15 @@ DROP = object()  # `as_json(tx, field=DROP)` leaves the field out
 def signed(nonce: int = 0, chain_id: int = CHAIN, signer: Signer = ED, **kw: Any) -> Transaction:
     return Transaction.create(signer, chain_id=chain_id, nonce=nonce, to=TO,
                               amount=kw.pop("amount", 10), fee=kw.pop("fee", 1), **kw)
+
+
+def signed_anyway(amount: int, signature: bytes | None = None) -> bytes:
+    """A canonical transaction whose amount is out of its bounds, signed all the same."""
+    fields = signed(0).fields()
+    fields[5] = amount
+    fields[-1] = signature if signature is not None else ED.sign(pack([TX_DOMAIN,
+                                                                      *fields[:-1]]))
+    return pack(fields)
 
 
 def as_json(tx: Transaction, **changes: Any) -> dict[str, Any]:

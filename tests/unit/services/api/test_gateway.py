@@ -281,7 +281,7 @@ def test_state_answering_for_other_transactions_is_internal(
     async def scenario() -> None:
         async with gateway_over(tmp_path, {messages.SubmitTxs: wrong}) as (gw, _):
             with pytest.raises(Internal, match=says):
-                await gw.submit([signed(0), signed(1)])
+                await gw.submit([signed(0).raw, signed(1).raw])
             assert await gw.submit([]) == []  # nothing to send: no request
 
     run(scenario)

@@ -24,6 +24,7 @@ from tests.unit.services.api.support import (
     as_json,
     run,
     signed,
+    signed_anyway,
     state_node,
 )
 
@@ -97,10 +98,11 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             assert [item.get("status") or item["error"]["code"]
                     for item in binary["results"]] == ["accepted", "malformed", "accepted"]
             assert binary["results"][0]["id"] == txs[5].id.hex()
-            # asked for in msgpack: the same answer, ids as bytes; a refusal of state's
-            # (an unfunded sender) and one of the gateway's among them
+            # asked for in msgpack: the same answer, ids as bytes; refusals of state's (an
+            # unfunded sender; an amount of 0 signed all the same, which the gateway reads
+            # for its signature only) and one of the gateway's among them
             poor = signed(0, signer=Signer(PrivateKey.generate()))
-            body = msgpack.packb([txs[5].raw, b"\x90", poor.raw])
+            body = msgpack.packb([txs[5].raw, b"\x90", poor.raw, signed_anyway(0)])
             as_json_reply = check(node, "POST", "/api/v1/txs/batch", await http.post(
                 "/api/v1/txs/batch", content=body,
                 headers={"content-type": "application/msgpack"}))
@@ -112,6 +114,9 @@ def test_every_route_answers_what_it_documents(tmp_path: Path) -> None:
             in_msgpack = msgpack.unpackb(packed.content)
             assert in_msgpack["results"][2]["id"] == poor.id
             assert in_msgpack["results"][2]["error"]["code"] == "insufficient_funds"
+            zero = in_msgpack["results"][3]
+            assert "id" not in zero and zero["error"]["code"] == "malformed"
+            assert "amount" in zero["error"]["message"]
             assert {**in_msgpack, "results": [
                 {**r, "id": r["id"].hex()} if "id" in r else r
                 for r in in_msgpack["results"]]} == as_json_reply

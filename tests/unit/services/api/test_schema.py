@@ -11,9 +11,18 @@ import pytest
 
 from common.crypto import KeyType, PrivateKey, Signer
 from common.errors import Malformed
-from common.types import MAX_AMOUNT
+from common.signed import SignedTx, read_tx
+from common.types import MAX_AMOUNT, Transaction
 from services.api import schema
-from tests.unit.services.api.support import CHAIN, DROP, TO, as_json, code_of, signed
+from tests.unit.services.api.support import (
+    CHAIN,
+    DROP,
+    TO,
+    as_json,
+    code_of,
+    signed,
+    signed_anyway,
+)
 
 # --- transactions in -------------------------------------------------------------------------
 
@@ -120,7 +129,7 @@ def test_batch_gives_one_outcome_per_item_in_order() -> None:
              as_json(signed(3), signature="00" * 64), as_json(signed(4, chain_id=7)),
              as_json(good[0]), "nonsense"]
     out = schema.parse_batch(orjson.dumps({"txs": items}), CHAIN)
-    assert out[:2] == good[:2]
+    assert out[:2] == [SignedTx.of(t) for t in good[:2]]
     codes = [o.error.code if isinstance(o, schema.Rejected) else "ok" for o in out]
     assert codes == ["ok", "ok", "malformed", "bad_signature", "wrong_chain", "duplicate",
                      "malformed"]
@@ -153,11 +162,28 @@ def test_binary_batch_gives_the_same_outcomes_as_json() -> None:
     codes = [o.error.code if isinstance(o, schema.Rejected) else "ok" for o in out]
     assert codes == ["ok", "ok", "bad_signature", "wrong_chain", "duplicate", "malformed",
                      "malformed", "malformed", "malformed", "ok"]
-    assert [o for o in out if not isinstance(o, schema.Rejected)] == good
+    assert [o for o in out if not isinstance(o, schema.Rejected)] == [SignedTx.of(t)
+                                                                       for t in good]
     assert out[2].id == forged.id and out[5].id == b""
     # the JSON form of the same items reads alike
     as_raw = [{"raw": t.raw.hex()} for t in (good[0], good[1], forged)]
-    assert schema.parse_batch(orjson.dumps({"txs": as_raw}), CHAIN)[:2] == good[:2]
+    assert schema.parse_batch(orjson.dumps({"txs": as_raw}), CHAIN)[:2] == out[:2]
+
+
+def test_a_binary_item_s_other_fields_are_state_s_to_refuse_unless_its_signature_fails() -> None:
+    # a signature that verifies over an amount of 0: read for its signature only, and
+    # passed on (state decodes it in full and refuses it, `malformed`, in the same place)
+    zero = signed_anyway(0)
+    with pytest.raises(Malformed, match="amount"):
+        Transaction.decode(zero)
+    out = schema.parse_batch(msgpack.packb([zero], use_bin_type=True), CHAIN, binary=True)
+    assert out == [read_tx(zero)]
+    # a signature that does not verify either: refused for the first rule a full decode
+    # breaks, as before the signature was checked
+    forged = signed_anyway(MAX_AMOUNT + 1, signature=bytes(64))
+    out = schema.parse_batch(msgpack.packb([forged], use_bin_type=True), CHAIN, binary=True)
+    assert isinstance(out[0], schema.Rejected) and out[0].error.code == "malformed"
+    assert out[0].id == b""
 
 
 @pytest.mark.parametrize("body,code", [

@@ -7,14 +7,15 @@ import asyncio
 
 import pytest
 
-from common.types import Transaction
+from common.signed import SignedTx
 from services.api.signatures import PARALLEL_MIN, SignatureChecker
 from tests.unit.services.api.support import signed
 
 
-def batch(n: int, bad: set[int]) -> list[Transaction]:
+def batch(n: int, bad: set[int]) -> list[SignedTx]:
     txs = [signed(nonce=i) for i in range(n)]
-    return [tx.with_signature(bytes(64)) if i in bad else tx for i, tx in enumerate(txs)]
+    return [SignedTx.of(tx.with_signature(bytes(64)) if i in bad else tx)
+            for i, tx in enumerate(txs)]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
