@@ -10,10 +10,11 @@ connect the new" with the very code an import uses. Block templates are built in
 Nothing in memory is ever ahead of the disk (DESIGN §11). The head moves only after its
 batch is committed; the pool changes as its batch is built (each admission depends on the
 ones before it), so when a commit fails (`StoreError`) the memory is put back to what the
-store holds (`_forget_unwritten`: the head it has, the pool its journal holds) before the
-error goes on to the caller. The commits that only tidy the journal (transactions a new
-head or a template found stale) may fail without failing what they follow: the journal
-replay at the next open drops those entries again.
+store holds (`_forget_unwritten`: the head it has, the pool its journal holds, and the
+journal's bookkeeping rebuilt from it) before the error goes on to the caller. The commits
+that only tidy the journal (entries whose transactions a new head or a template found
+stale) may fail without failing what they follow: the journal replay at the next open drops
+those entries again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from common.ledger import apply_block
 from common.status import BlockStatus, RemovalReason, TxStatus
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
-from services.state.journal import read_journal
+from services.state.journal import Journal, read_journal
 from services.state.mempool import INCLUDED, Mempool, Removed
 from services.state.results import ImportResult, TxFate
 from services.state.store import (
@@ -76,6 +77,7 @@ class Chain:
         self.templates = TemplateCache()
         self.fates: OrderedDict[bytes, TxFate] = OrderedDict()
         self.removals: list[Removed] = []  # drained by the service into events
+        self.journal = Journal()  # every write of the pool's journal goes through it
         self.head = self._load_head()
         self.proposals = authorities.decode_proposals(self.store.metadata(schema.PROPOSALS))
         self._restore_journal()
@@ -236,22 +238,19 @@ class Chain:
         new head; the pool drops what the new main chain included or made stale, and takes
         back what the disconnected blocks held that the new branch does not.
 
-        Those go into the journal in this very batch, so no crash can lose them between the
-        head switch and a later write; the ones the pool then refuses are dropped from the
-        journal afterwards (a crash before that only leaves them for the journal replay at
-        the next start to refuse again)."""
+        Those go into the journal (one entry) in this very batch, so no crash can lose them
+        between the head switch and a later write; the ones the pool then refuses are
+        released afterwards, the entry deleted if it is left with none (a crash before that
+        only leaves them for the journal replay at the next start to refuse again)."""
         batch.put(schema.metadata_key("head"), header.hash)
         included = {tx.id for b in connected for tx in b.txs}
         # The journal holds what the pool holds: the pool's removals (the included ones
-        # among them) are the entries to delete. A transaction the pool never had (all of
-        # them, in a sync) has none, and a tombstone for each would cost the import a write
-        # apiece.
+        # among them) are released, and an entry left with none is deleted. A transaction
+        # the pool never had (all of them, in a sync) is in no entry: nothing to write.
         removed = self.mempool.on_accounts_changed(batch.accounts, included)
-        for r in removed:
-            batch.delete(schema.journal_key(r.tx.id))
+        self.journal.release(batch, [r.tx.id for r in removed])
         returned = [tx for b in disconnected for tx in b.txs if tx.id not in included]
-        for tx in returned:
-            batch.put(schema.journal_key(tx.id), tx.raw)
+        self.journal.add(batch, returned)
         self._commit_or_forget(batch)
         self.head = Head(header, meta)
         self.templates.clear()
@@ -354,14 +353,17 @@ class Chain:
                 results.append(exc)
                 self._remember(tx.id, TxFate(TxStatus.REJECTED, exc.code, b"", tx.raw))
                 continue
-            for r in displaced:
-                batch.delete(schema.journal_key(r.tx.id))
-            self._note(displaced)
+            if displaced:
+                # (one admitted earlier in this batch is in no entry yet: not released)
+                self.journal.release(batch, [r.tx.id for r in displaced])
+                self._note(displaced)
             self.fates.pop(tx.id, None)
-            batch.put(schema.journal_key(tx.id), tx.raw)
             accepted.append(tx)
             results.append(None)
-        if accepted or batch.deletes:
+        # One entry for the batch: what it admitted and still holds (a later transaction
+        # of the same batch may have displaced an earlier one).
+        self.journal.add(batch, [tx for tx in accepted if tx.id in self.mempool])
+        if batch.puts or batch.deletes:
             self._commit_or_forget(batch)
         return results, accepted
 
@@ -369,32 +371,36 @@ class Chain:
         """Put transactions of disconnected blocks (journalled with the head switch) back
         into the pool; the ones that no longer fit leave the journal, dropped for
         `reason`."""
-        failed = self.mempool.restore(txs, self.account)
-        if failed:
-            drop = Batch()
-            for tx, _ in failed:
-                drop.delete(schema.journal_key(tx.id))
+        displaced: list[Removed] = []
+        failed = self.mempool.restore(txs, self.account, displaced)
+        # what the pool refused, and what the returned ones pushed out of it (a lower fee
+        # at a nonce, the cheapest of a full pool), leave the journal
+        drop = Batch()
+        self.journal.release(drop, [tx.id for tx, _ in failed]
+                             + [r.tx.id for r in displaced])
+        if drop.deletes:
             self._tidy(drop)
-        self._note([Removed(tx, reason) for tx, _ in failed])
+        self._note([*displaced, *(Removed(tx, reason) for tx, _ in failed)])
 
     def _restore_journal(self) -> None:
-        journal = read_journal(self.store.journal())
-        txs, stale_keys, refile = journal.txs, journal.stale_keys, journal.refile
+        """The pool as the journal holds it, and the journal's bookkeeping to match: the
+        entries with nothing pooled, or unreadable, deleted, the old form moved to the new
+        (one synced write)."""
+        read = read_journal(self.store.journal())
+        txs = read.txs
         failed = self.mempool.restore(txs, self.account)
-        if failed or stale_keys:
-            batch = Batch()
-            for key in stale_keys:
-                batch.delete(key)
-            failed_ids = {tx.id for tx, _ in failed}
-            for tx in refile:
-                if tx.id not in failed_ids:
-                    batch.put(schema.journal_key(tx.id), tx.raw)
-            for tx_id in failed_ids:
-                batch.delete(schema.journal_key(tx_id))
+        batch = Batch()
+        emptied = self.journal.rebuild(batch, read, self.mempool.by_id)
+        if batch.puts or batch.deletes:
+            # Failing, it leaves the bookkeeping ahead of the disk (entries it counts
+            # deleted, an old form it counts moved); harmless, as the store refuses every
+            # write after a failed one, and a reopen reads the journal again.
             self._tidy(batch, sync=True)
-        if txs or stale_keys:
-            log.info("mempool journal: %d restored, %d dropped, %d misfiled entries removed",
-                     len(txs) - len(failed), len(failed), len(stale_keys))
+        if txs or batch.deletes:
+            log.info("mempool journal: %d restored, %d dropped, %d unreadable entries "
+                     "removed, %d emptied ones deleted, %d old-form ones moved",
+                     len(txs) - len(failed), len(failed), len(read.stale_keys), emptied,
+                     len(read.legacy_keys))
 
     # --- memory never ahead of the disk -------------------------------------------------
 
@@ -481,8 +487,9 @@ class Chain:
             batch = Batch()
             for tx in built.stale:
                 self.mempool.remove(tx)
-                batch.delete(schema.journal_key(tx.id))
+            self.journal.release(batch, [tx.id for tx in built.stale])
             self._note([Removed(tx, RemovalReason.STALE) for tx in built.stale])
-            self._tidy(batch)
+            if batch.deletes:
+                self._tidy(batch)
         self.templates.put(built.block, built.changes)
         return built.block

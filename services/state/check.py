@@ -37,6 +37,7 @@ KINDS = {
     schema.HEADER: "header", schema.BLOCK: "block", schema.META: "block meta",
     schema.HEIGHT: "height index", schema.TX_INDEX: "transaction index",
     schema.ACCOUNT: "account", schema.UNDO: "undo", schema.JOURNAL: "mempool journal",
+    schema.LEGACY_JOURNAL: "old-form mempool journal",
     schema.INVALID: "invalid-block", schema.HISTORY: "history",
     schema.HISTORY_COUNT: "history count", schema.TIP: "tip", schema.METADATA: "metadata",
     schema.AUTHORITIES: "authority snapshot",
@@ -326,10 +327,19 @@ class _Checker:
             elif prefix == schema.HISTORY_COUNT:
                 found.history_counts[ident] = schema.decode_count(value)
             elif prefix == schema.JOURNAL:
-                tx = Transaction.decode(value)
-                if schema.journal_key(tx.id) != key:
+                if len(key) != schema.JOURNAL_KEY_LEN:
+                    add(f"{kind} entry {ident.hex()[:16]} is not under a sequence number")
+                raws = unpack(value, max_size=max(len(value), 1))  # ours: any size
+                if not isinstance(raws, tuple):
+                    raise errors.Malformed("not an array of transactions")
+                for raw in raws:
+                    tx = Transaction.decode(raw)
+                    consensus.verify_transaction_signature(tx)  # the pool trusts the journal
+            elif prefix == schema.LEGACY_JOURNAL:
+                tx = Transaction.decode(value)  # moved to the new form at the next start
+                if schema.legacy_journal_key(tx.id) != key:
                     add(f"{kind} entry {ident.hex()[:16]} is filed under another id")
-                consensus.verify_transaction_signature(tx)  # the pool trusts the journal
+                consensus.verify_transaction_signature(tx)
             elif ident in self.main:
                 return  # checked on the walk
             elif prefix == schema.BLOCK:

@@ -253,14 +253,19 @@ class Mempool:
                                      min(offset + limit, len(self.by_id))))
 
     def restore(self, txs: list[Transaction], account_of: Callable[[bytes], Account],
+                displaced: list[Removed] | None = None,
                 ) -> list[tuple[Transaction, errors.CcoinError]]:
-        """Re-admit transactions (journal replay, reorged-out blocks) in nonce order."""
+        """Re-admit transactions (journal replay, reorged-out blocks) in nonce order (the
+        order given among equal nonces); what they displace goes to `displaced`."""
         failed: list[tuple[Transaction, errors.CcoinError]] = []
         for tx in sorted(txs, key=lambda t: (t.sender, t.nonce)):
             if tx.id in self.by_id:
                 continue
             try:
-                self.add(tx, account_of(tx.sender))
+                removed = self.add(tx, account_of(tx.sender))
             except errors.CcoinError as exc:
                 failed.append((tx, exc))
+                continue
+            if displaced is not None:
+                displaced.extend(removed)
         return failed

@@ -9,9 +9,10 @@ keeps a tie) is replayed from the genesis alloc with `common.ledger` into a new 
 built beside the old one, with the same `indexes.connect_block` an import uses; the first
 block that does not apply ends the main chain there (the valid prefix: the node fetches
 the rest from its peers). Side blocks, the known-invalid marks and the mempool journal
-are carried over. Then the new database takes the old one's place (two renames; a crash
-between them is finished by the next run, and refused by the node meanwhile); the old one
-is kept beside it if the new chain lost anything.
+(in its current form, an old-form journal moved into it) are carried over. Then the new
+database takes the old one's place (two renames; a crash between them is finished by the
+next run, and refused by the node meanwhile); the old one is kept beside it if the new
+chain lost anything.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from common.genesis import Genesis, genesis_block
 from common.ledger import apply_block
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import indexes, schema
+from services.state.journal import encode_entry, read_journal
 from services.state.replay import Ancestry, Meter, Problems, Progress, no_progress
 from services.state.store import (
     OLD_SUFFIX,
@@ -392,22 +394,33 @@ class _Builder:
                 self.batch.put(schema.metadata_key(schema.PROPOSALS), proposals)
         except (errors.StoreCorrupt, errors.Malformed) as exc:
             self.report.problems.add(f"this node's proposals are not kept: {exc}")
-        self.report.journal = self.report.journal_dropped = 0
+        records: list[tuple[bytes, bytes]] = []
         try:
-            for _, value in self.source.scan(schema.JOURNAL):
-                try:
-                    tx = Transaction.decode(value)
-                    # LevelDB's repair replays log records unchecked: a garbled entry may
-                    # still decode, and the pool takes the journal's word for signatures
-                    consensus.verify_transaction_signature(tx)
-                except errors.CcoinError:
-                    self.report.journal_dropped += 1
-                    continue
-                self.batch.put(schema.journal_key(tx.id), tx.raw)
-                self.report.journal += 1
+            records.extend(self.source.journal())
         except errors.StoreCorrupt as exc:
             self.report.problems.add(f"mempool journal: the rest is unreadable: "
                                      f"{exc.damage}")
+        read = read_journal(records)
+        # in the new form: each entry under its own number (a healthy journal comes
+        # through record for record), the old form's in one entry after them
+        groups = [(e.seq, e.txs) for e in read.entries]
+        if read.legacy:
+            groups.append((read.top + 1, read.legacy))
+        self.report.journal = 0
+        self.report.journal_dropped = read.unreadable + len(read.stale_keys)
+        for seq, txs in groups:
+            kept: list[Transaction] = []
+            for tx in txs:
+                try:
+                    # LevelDB's repair replays log records unchecked: a garbled entry may
+                    # still decode, and the pool takes the journal's word for signatures
+                    consensus.verify_transaction_signature(tx)
+                    kept.append(tx)
+                except errors.CcoinError:
+                    self.report.journal_dropped += 1
+            if kept:
+                self.batch.put(schema.journal_key(seq), encode_entry(kept))
+                self.report.journal += len(kept)
 
 
 def _swap(chain_dir: Path, new_dir: Path, old: Path, keep_old: bool,

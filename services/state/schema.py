@@ -14,7 +14,10 @@ block, whether the block joins the main chain or a side branch, and never undone
 | `t`    | txid                        | [block hash, index] of a main-chain transaction |
 | `a`    | address                     | [balance, nonce] at the head                    |
 | `u`    | main-chain block hash       | undo: [[address, balance, nonce], ...] before    |
-| `p`    | txid                        | mempool journal: raw transaction                |
+| `j`    | sequence (8 B big-endian)   | mempool journal: raw transactions journalled    |
+|        |                             | together, a msgpack array (`journal.Journal`)   |
+| `p`    | txid                        | old-form journal: a raw transaction (read,      |
+|        |                             | moved to `j`, at start; written no more)        |
 | `i`    | block hash                  | known-invalid block: error code                 |
 | `x`    | address, height, index      | [txid, direction] of a main-chain transaction   |
 | `c`    | address                     | how many `x` entries it has (8 B big-endian)    |
@@ -41,7 +44,8 @@ HEIGHT = b"n"
 TX_INDEX = b"t"
 ACCOUNT = b"a"
 UNDO = b"u"
-JOURNAL = b"p"
+JOURNAL = b"j"
+LEGACY_JOURNAL = b"p"  # one entry per transaction, before `j`: only read (and deleted)
 INVALID = b"i"
 METADATA = b"M"
 HISTORY = b"x"
@@ -83,8 +87,20 @@ def undo_key(block_hash: bytes) -> bytes:
     return UNDO + block_hash
 
 
-def journal_key(txid: bytes) -> bytes:
-    return JOURNAL + txid
+def journal_key(seq: int) -> bytes:
+    """Sequence numbers sort as integers, so a scan reads the entries oldest first."""
+    return JOURNAL + _U64.pack(seq)
+
+
+JOURNAL_KEY_LEN = 1 + _U64.size
+
+
+def journal_seq(key: bytes) -> int:
+    return _U64.unpack_from(key, 1)[0]
+
+
+def legacy_journal_key(txid: bytes) -> bytes:
+    return LEGACY_JOURNAL + txid
 
 
 def invalid_key(block_hash: bytes) -> bytes:

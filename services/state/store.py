@@ -310,7 +310,9 @@ class Store:
         return self.get(schema.metadata_key(name))
 
     def journal(self) -> Iterator[tuple[bytes, bytes]]:
-        """(key, raw transaction) of each pool transaction saved in the journal."""
+        """(key, value) of every record of the pool's journal (`journal.read_journal`
+        sorts them): the old form's, then the entries, oldest first."""
+        yield from self.scan(schema.LEGACY_JOURNAL)
         yield from self.scan(schema.JOURNAL)
 
     def all_accounts(self) -> Iterator[tuple[bytes, Account]]:

@@ -31,6 +31,7 @@ from tests.framework import rules as rh
 
 NOW = 2**62  # far future: a built block's timestamp is never "in the future"
 SENDERS = (1, 2, 3)  # funded by rh.genesis_doc's default alloc
+PENDING_ENTRY = 0  # the mempool journal's one entry (`pending`, admitted in one batch)
 
 
 def genesis() -> Genesis:

@@ -76,10 +76,20 @@ DAMAGES: dict[str, Damage] = {
     "side block": lambda s: (
         {schema.block_key(s.side.hash): b"\x92\x01"}, (), "block record"),
     "journal entry": lambda s: (
-        {schema.journal_key(s.pending[0].id): b"\xc1"}, (), "mempool journal record"),
+        {schema.journal_key(sc.PENDING_ENTRY): b"\xc1"}, (), "mempool journal record"),
     "journal signature": lambda s: (
-        {schema.journal_key(s.pending[0].id):
-         s.pending[0].raw[:-8] + bytes(8)}, (), "signature does not verify"),
+        {schema.journal_key(sc.PENDING_ENTRY):
+         pack([s.pending[0].raw[:-8] + bytes(8), s.pending[1].raw])}, (),
+        "signature does not verify"),
+    "journal transaction": lambda s: (
+        {schema.journal_key(7): pack([s.pending[0].raw, b"\xc1"])}, (),
+        "mempool journal record 0000000000000007 does not decode"),
+    "old-form journal signature": lambda s: (
+        {schema.legacy_journal_key(s.pending[0].id): s.pending[0].raw[:-8] + bytes(8)}, (),
+        "signature does not verify"),
+    "old-form journal misfiled": lambda s: (
+        {schema.legacy_journal_key(bytes(32)): s.pending[0].raw}, (),
+        "old-form mempool journal entry 0000000000000000 is filed under another id"),
     "head record": lambda s: ({}, (schema.metadata_key("head"),), "there is no head record"),
 }
 

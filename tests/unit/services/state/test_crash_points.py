@@ -8,7 +8,8 @@ have died there, and the database is opened again as the node opens it: every re
 (head, blocks, indexes, accounts, the mempool journal) must equal those of the untouched
 copy or those of a copy where the operation ran to the end. A reorg's disconnected
 transactions are journalled in the very batch that switches the head, so a crash right
-after it loses none of them."""
+after it loses none of them. The move of an old-form journal to the new form, at open, is
+one write too: a crash in it leaves the old form whole, and the next open moves it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from common.encoding import unpack
 from common.genesis import Genesis
 from common.types import Block, Transaction
 from services.state import schema
@@ -91,6 +93,12 @@ class CrashingDB:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def journalled(records: dict[bytes, bytes | None]) -> dict[bytes, set[bytes]]:
+    """The journal's entries among `records` (written or, None, deleted): key -> txids."""
+    return {k: set() if v is None else {Transaction.decode(raw).id for raw in unpack(v)}
+            for k, v in records.items() if k.startswith(schema.JOURNAL)}
 
 
 def reopened(chain_dir: Path, g: Genesis) -> dict[bytes, bytes]:
@@ -174,16 +182,42 @@ def test_a_crash_at_any_write_of_a_block_import(
     assert outcomes == ["previous"] * whole.points
     writes = whole.commits[0]
     assert writes[schema.metadata_key("head")] == block.hash
-    assert all(writes[schema.journal_key(tx.id)] is None for tx in pending)
+    # the pool's one entry (both were admitted together) goes with the block
+    assert journalled(writes) == {schema.journal_key(0): set()}
 
 
-def reorg_setup(base: Path, g: Genesis, main: rh.Chain) -> tuple[Block, list[Transaction]]:
+def test_a_crash_at_any_write_of_a_block_that_includes_part_of_an_entry(
+        pow_chain: tuple[Path, Genesis, rh.Chain, list[Transaction]], tmp_path: Path) -> None:
+    """The block confirms one of the two transactions admitted together: the entry stays
+    (the other is still pooled), whether the crash comes before the commit or after."""
+    base, g, ref, pending = pow_chain
+    block = ref.build_and_apply(pending[:1], coinbase=rh.address(0))
+
+    def op(chain: Chain) -> object:
+        return chain.import_block(block, NOW)
+
+    whole, outcomes = every_crash_point(base, tmp_path, g, op)
+    assert len(whole.commits) == 1 and outcomes == ["previous"] * whole.points
+    assert journalled(whole.commits[0]) == {}  # nothing written to the journal
+    store = Store(tmp_path / "whole")
+    try:
+        chain = Chain(store, g)
+        assert set(chain.mempool.by_id) == {pending[1].id}
+        assert chain.journal.live() == {0: 1}
+    finally:
+        store.close()
+
+
+def reorg_setup(base: Path, g: Genesis, main: rh.Chain,
+                spend_all: bool = False) -> tuple[Block, list[Transaction]]:
     """A branch from block 1, one longer than the main chain, all stored but its tip: its
-    block 2 spends sender 1's nonce 1 otherwise than main's block 2 did. Returns the tip
-    (whose import is the reorg) and the transactions the reorg takes off the main chain."""
+    block 2 spends sender 1's nonce 1 otherwise than main's block 2 did (with `spend_all`,
+    every nonce main's blocks 2 and 3 spent). Returns the tip (whose import is the reorg)
+    and the transactions the reorg takes off the main chain."""
     branch = rh.Chain(g)
     branch.apply(main.blocks[1])
-    blocks = [branch.build_and_apply([rh.transfer(1, rh.address(7), 1, nonce=1)],
+    others = [rh.transfer(s, rh.address(7), 1, nonce=0) for s in (2, 3)] if spend_all else []
+    blocks = [branch.build_and_apply([rh.transfer(1, rh.address(7), 1, nonce=1), *others],
                                      coinbase=rh.address(5)),
               branch.build_and_apply([], coinbase=rh.address(5)),
               branch.build_and_apply([], coinbase=rh.address(5))]
@@ -204,13 +238,14 @@ def test_a_reorg_journals_the_transactions_it_disconnects_in_its_one_batch(
     clean = run(base, tmp_path / "clean", g, lambda c: c.import_block(tip, NOW), None)
     switch = clean.commits[0]
     assert switch[schema.metadata_key("head")] == tip.hash
-    assert {schema.journal_key(tx.id) for tx in returned} <= switch.keys()
+    # one new entry (after the pool's, 0) with every transaction the reorg returned
+    assert journalled(switch) == {schema.journal_key(1): {tx.id for tx in returned}}
     run(base, tmp_path / "crashed", g, lambda c: c.import_block(tip, NOW),
         len(switch) + 1)  # its writes and its commit went through; the next write dies
     records = sc.records(tmp_path / "crashed")
     assert records[schema.metadata_key("head")] == tip.hash
-    journal = {k for k in records if k.startswith(schema.JOURNAL)}
-    assert {schema.journal_key(tx.id) for tx in returned + pending} <= journal
+    journal = set().union(*journalled(dict(records)).values())
+    assert {tx.id for tx in returned + pending} <= journal
     store = Store(tmp_path / "crashed")
     try:
         chain = Chain(store, g)
@@ -223,16 +258,75 @@ def test_a_reorg_journals_the_transactions_it_disconnects_in_its_one_batch(
         store.close()
 
 
+@pytest.mark.parametrize("spend_all", [False, True], ids=["one refused", "all refused"])
 def test_a_crash_at_any_write_of_a_reorg(
-        pow_chain: tuple[Path, Genesis, rh.Chain, list[Transaction]], tmp_path: Path) -> None:
+        pow_chain: tuple[Path, Genesis, rh.Chain, list[Transaction]], tmp_path: Path,
+        spend_all: bool) -> None:
     base, g, main, _ = pow_chain
-    tip, _ = reorg_setup(base, g, main)
+    tip, returned = reorg_setup(base, g, main, spend_all)
 
     def op(chain: Chain) -> object:
         return chain.import_block(tip, NOW)
 
     whole, outcomes = every_crash_point(base, tmp_path, g, op)
-    # the head switch, then the journal entry the pool refused dropped (unsynced)
-    assert len(whole.commits) == 2
     first = len(whole.commits[0]) + 1  # its puts and deletes, then its commit
+    if not spend_all:
+        # the head switch alone: the returned ones' entry keeps the two the pool took back
+        assert len(whole.commits) == 1 and outcomes == ["previous"] * whole.points
+        return
+    # the head switch, then the entry of the returned ones, all refused, deleted (unsynced)
+    assert len(whole.commits) == 2
+    assert journalled(whole.commits[1]) == {schema.journal_key(1): set()}
     assert outcomes == ["previous"] * first + ["next"] * (whole.points - first)
+    assert not {tx.id for tx in returned} & set().union(
+        *journalled(dict(sc.records(tmp_path / "whole"))).values())
+
+
+@pytest.fixture
+def old_form(pow_chain: tuple[Path, Genesis, rh.Chain, list[Transaction]],
+             ) -> tuple[Path, Genesis, list[Transaction]]:
+    """The pow chain's journal as a ccoin before the batched journal wrote it: one
+    `p` + txid record per pending transaction, and one for a confirmed one."""
+    base, g, main, pending = pow_chain
+    records = sc.records(base)
+    entry = [k for k in records if k.startswith(schema.JOURNAL)]
+    confirmed = main.blocks[1].txs[0]
+    sc.edit(base, {schema.legacy_journal_key(tx.id): tx.raw for tx in [*pending, confirmed]},
+            tuple(entry))
+    return base, g, pending
+
+
+def test_a_crash_at_any_write_of_the_old_forms_move(
+        old_form: tuple[Path, Genesis, list[Transaction]], tmp_path: Path) -> None:
+    """The open moves the old form in one write: a crash anywhere in it leaves the old form
+    whole (nothing of the new), and the next open keeps the pool and moves it."""
+    base, g, pending = old_form
+    before = sc.records(base)
+
+    def move(fail_at: int | None, work: Path) -> Plan:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(base, work)
+        store = Store(work)
+        plan = Plan(fail_at)
+        store.db = CrashingDB(store.db, plan)
+        try:
+            Chain(store, g)  # the crash is a failed write at open: logged, not raised
+        except Crash:
+            pass
+        finally:
+            store.close()
+        return plan
+
+    whole = move(None, tmp_path / "whole")
+    assert len(whole.commits) == 1
+    write = whole.commits[0]
+    assert journalled(write) == {schema.journal_key(0): {tx.id for tx in pending}}
+    old_keys = {k for k in before if k.startswith(schema.LEGACY_JOURNAL)}
+    assert len(old_keys) == 3 and {k: write[k] for k in old_keys} == dict.fromkeys(old_keys)
+    after = sc.records(tmp_path / "whole")
+    for n in range(whole.points):
+        move(n, tmp_path / "crashed")
+        state = sc.records(tmp_path / "crashed")
+        assert state == before, f"a crash at write point {n} left a mix"
+        assert reopened(tmp_path / "crashed", g) == after  # the next open moves it
+

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from common import errors
+from common.encoding import pack
 from services.state import schema
 from services.state.chain import Chain
 from services.state.check import check_chain
+from services.state.journal import encode_entry
 from services.state.reindex import reindex_chain
 from services.state.store import OLD_SUFFIX, REINDEX_SUFFIX, BlockMeta, Store
 from tests.framework import rules as rh
@@ -134,10 +136,29 @@ def test_a_heavier_branch_that_does_not_apply_is_marked_and_the_main_chain_kept(
 
 
 def test_a_garbled_journal_entry_is_dropped(stored: sc.StoredChain) -> None:
-    tx = stored.pending[0]
-    sc.edit(stored.chain_dir, {schema.journal_key(tx.id): tx.raw[:-8] + bytes(8)})
+    tx, *rest = stored.pending
+    sc.edit(stored.chain_dir, {schema.journal_key(sc.PENDING_ENTRY): pack(
+        [tx.raw[:-8] + bytes(8), *(t.raw for t in rest)])})
     report = reindex_chain(stored.chain_dir, stored.genesis)
     assert (report.journal, report.journal_dropped) == (len(stored.pending) - 1, 1)
+    assert check_chain(stored.chain_dir, stored.genesis).ok
+    # the rest of the entry is kept, as it was
+    assert sc.records(stored.chain_dir)[schema.journal_key(sc.PENDING_ENTRY)] == \
+        encode_entry(rest)
+
+
+def test_an_old_form_journal_is_carried_over_in_the_new(stored: sc.StoredChain) -> None:
+    """A database of a ccoin before the batched journal: its `p` + txid entries (one
+    unreadable) go into one new entry, numbered after the entries there are."""
+    old = [rh.transfer(s, rh.address(9), 1, nonce=len(stored.blocks) + 9) for s in (1, 2)]
+    sc.edit(stored.chain_dir, {**{schema.legacy_journal_key(tx.id): tx.raw for tx in old},
+                               schema.legacy_journal_key(bytes(32)): b"\xc1"})
+    report = reindex_chain(stored.chain_dir, stored.genesis)
+    assert (report.journal, report.journal_dropped) == (len(stored.pending) + 2, 1)
+    records = sc.records(stored.chain_dir)
+    assert not [k for k in records if k.startswith(schema.LEGACY_JOURNAL)]
+    assert records[schema.journal_key(sc.PENDING_ENTRY + 1)] == encode_entry(
+        sorted(old, key=lambda tx: schema.legacy_journal_key(tx.id)))
     assert check_chain(stored.chain_dir, stored.genesis).ok
 
 

@@ -18,6 +18,7 @@ from common.genesis import Genesis
 from common.types import Block, Transaction
 from services.state import schema
 from services.state.chain import Chain
+from services.state.journal import encode_entry
 from services.state.storage import reopen
 from services.state.store import Store
 from tests.framework import rules as rh
@@ -41,10 +42,15 @@ class Node:
         self.chain = reopen(self.chain)
         return self.chain
 
-    def snapshot(self) -> tuple[bytes, set[bytes], dict[bytes, bytes]]:
-        """The head, the pool and the journal as they are."""
-        journal = dict(self.chain.store.journal())
-        return self.chain.head.header.hash, set(self.chain.mempool.by_id), journal
+    def snapshot(self) -> tuple[bytes, set[bytes], dict[bytes, bytes], dict[int, int],
+                                dict[bytes, int | None]]:
+        """The head, the pool and the journal as they are, and the journal's bookkeeping:
+        each entry's count of pooled transactions, each pooled transaction's entry."""
+        chain = self.chain
+        journal = dict(chain.store.journal())
+        pool = set(chain.mempool.by_id)
+        return (chain.head.header.hash, pool, journal, chain.journal.live(),
+                {i: chain.journal.entry_of(i) for i in pool})
 
 
 @pytest.fixture
@@ -83,8 +89,10 @@ def test_transactions_whose_journal_write_fails_leave_the_pool(node: Node) -> No
         node.chain.add_transactions(new)
     assert caught.value.code == "storage_unavailable" and caught.value.http_status == 503
     assert "No space left on device" in caught.value.message
-    # the displaced transaction is back, the new ones gone, no removal is announced
+    # the displaced transaction is back, the new ones gone, no removal is announced; the
+    # bookkeeping counts the displaced one in its entry again, the new entry not at all
     assert node.snapshot() == before
+    assert node.chain.journal.live() == {0: 2}
     assert node.chain.drain_removals() == []
     assert node.chain.store.write_failure and not node.chain.store.writable
     refused_without_writing(node, lambda: node.chain.add_transactions(new))
@@ -112,14 +120,17 @@ def test_a_block_whose_write_fails_changes_neither_head_nor_pool(node: Node) -> 
     assert len(chain.mempool) == 0 and chain.head.header.hash == block.hash
 
 
-def branch_overtaking(node: Node) -> tuple[list[Block], list[Transaction]]:
+def branch_overtaking(node: Node, spend_all: bool = False,
+                      ) -> tuple[list[Block], list[Transaction]]:
     """Blocks forking after block 1, one longer than the main chain (its block 2 spends
-    sender 1's nonce 1 otherwise than the main chain did); all but the last imported as
-    side blocks. Returns them and the transactions the reorg takes off the main chain."""
+    sender 1's nonce 1 otherwise than the main chain did; with `spend_all`, every nonce
+    the main chain's blocks 2 and 3 spent); all but the last imported as side blocks.
+    Returns them and the transactions the reorg takes off the main chain."""
     main = node.ref
     branch = rh.Chain(node.g)
     branch.apply(main.blocks[1])
-    blocks = [branch.build_and_apply([rh.transfer(1, rh.address(7), 1, nonce=1)],
+    others = [rh.transfer(s, rh.address(7), 1, nonce=0) for s in (2, 3)] if spend_all else []
+    blocks = [branch.build_and_apply([rh.transfer(1, rh.address(7), 1, nonce=1), *others],
                                      coinbase=rh.address(5)),
               branch.build_and_apply([], coinbase=rh.address(5)),
               branch.build_and_apply([], coinbase=rh.address(5))]
@@ -147,11 +158,11 @@ def test_a_reorg_whose_write_fails_changes_neither_head_nor_pool(node: Node) -> 
 
 
 def test_journal_tidying_that_fails_does_not_fail_the_reorg_it_follows(node: Node) -> None:
-    """After the head switch (written), the pool refuses the reorged-out transaction that
-    spent sender 1's nonce 1: dropping it from the journal fails. The reorg stands and is
-    reported; the store then refuses writes; the reopened database replays the journal to
-    the same pool."""
-    blocks, _ = branch_overtaking(node)
+    """After the head switch (written, with the reorged-out transactions' entry), the pool
+    refuses every one of them (the new branch spent their nonces): deleting their entry
+    fails. The reorg stands and is reported; the store then refuses writes; the reopened
+    database replays the journal to the same pool, and deletes the entry."""
+    blocks, returned = branch_overtaking(node, spend_all=True)
     attempts = node.db.attempts
     node.db.fail(ENOSPC, after=1)  # the head switch is written, the commit after it fails
     result = node.chain.import_block(blocks[-1], NOW)
@@ -159,14 +170,17 @@ def test_journal_tidying_that_fails_does_not_fail_the_reorg_it_follows(node: Nod
     assert node.db.attempts == attempts + 2
     assert node.chain.store.write_failure
     pool = set(node.chain.mempool.by_id)
-    conflicting = [k for k in dict(node.chain.store.journal())
-                   if k not in {schema.journal_key(i) for i in pool}]
-    assert len(conflicting) == 1  # still journalled: the tidying was not written
+    assert not pool & {tx.id for tx in returned}
+    entries = [k for k, _ in node.chain.store.journal()]
+    # still journalled: the tidying was not written
+    assert entries == [schema.journal_key(0), schema.journal_key(1)]
+    assert node.chain.journal.live() == {0: 2}
 
     chain = node.reopened()
     assert chain.head.header.hash == blocks[-1].hash
     assert set(chain.mempool.by_id) == pool
-    assert {k for k, _ in chain.store.journal()} == {schema.journal_key(i) for i in pool}
+    assert [k for k, _ in chain.store.journal()] == [schema.journal_key(0)]
+    assert chain.journal.live() == {0: 2}
 
 
 def test_a_write_that_fails_at_open_leaves_the_node_serving_reads(tmp_path: Path) -> None:
@@ -174,7 +188,7 @@ def test_a_write_that_fails_at_open_leaves_the_node_serving_reads(tmp_path: Path
     chain opens all the same, reads work, writes are refused until it is reopened."""
     stored = sc.build(tmp_path / "chain", n_blocks=3, tail=1)
     stale = rh.transfer(1, rh.address(9), 1, nonce=0)  # nonce 0 of sender 1 is confirmed
-    sc.edit(stored.chain_dir, puts={schema.journal_key(stale.id): stale.raw})
+    sc.edit(stored.chain_dir, puts={schema.journal_key(5): encode_entry([stale])})
     store = Store(stored.chain_dir)
     store.db = FailingWrites(store.db).fail(ENOSPC)
     chain = Chain(store, stored.genesis)
@@ -185,7 +199,6 @@ def test_a_write_that_fails_at_open_leaves_the_node_serving_reads(tmp_path: Path
         with pytest.raises(errors.StoreWriteFailed):
             chain.add_transactions([rh.transfer(3, rh.address(9), 1, nonce=9)])
         chain = reopen(chain)
-        assert {k for k, _ in chain.store.journal()} == {
-            schema.journal_key(tx.id) for tx in stored.pending}
+        assert [k for k, _ in chain.store.journal()] == [schema.journal_key(sc.PENDING_ENTRY)]
     finally:
         chain.store.close()
