@@ -149,7 +149,7 @@ class _Checker:
             add(f"the database holds another chain (genesis {genesis.hex()[:16]}) than the "
                 f"genesis file ({expected.hex()[:16]})")
             return None
-        if version != schema.SCHEMA_VERSION:
+        if version not in schema.READABLE_VERSIONS:
             add(f"schema version {version!r}, expected {schema.SCHEMA_VERSION!r}")
         if head is None:
             add("there is no head record")

@@ -56,7 +56,11 @@ AUTHORITIES = b"A"
 # 2: `c` history counts (a version-1 database gets them counted once when it is opened)
 # 3: headers carry `vote` (13 fields) and every stored block its `A` snapshot; an older
 #    database holds another chain (its hashes differ) and is refused
-SCHEMA_VERSION = b"3"
+# 4: the pool's journal is one `j` entry per admitted batch. A version-3 database reads as
+#    it is (its `p` entries move to `j` at start), and is marked 4 as soon as a node opens
+#    it, so that an older ccoin refuses it instead of starting with an empty pool
+SCHEMA_VERSION = b"4"
+READABLE_VERSIONS = (b"3", SCHEMA_VERSION)
 
 
 def header_key(block_hash: bytes) -> bytes:

@@ -200,7 +200,7 @@ class Store:
                     self.created = True  # new, or its creation was cut short: start afresh
                 elif not inspect:
                     raise corrupt(self.path, "it holds data but no genesis record")
-            self._upgrade()
+            self._upgrade(inspect)
         except BaseException:
             self.db.close()
             raise
@@ -208,13 +208,20 @@ class Store:
     def _empty(self) -> bool:
         return next(self.scan(b""), None) is None
 
-    def _upgrade(self) -> None:
+    def _upgrade(self, inspect: bool) -> None:
         """Refuse a database this ccoin cannot read: one written before authority voting
         (schema 1 or 2: its headers have 12 fields, so every hash differs: another chain)
-        or by a newer ccoin. There is nothing to upgrade in place."""
+        or by a newer ccoin. One of schema 3 is read as it is (`schema` says why) and
+        marked current when a node opens it; the operator tools leave it as they found it."""
         version = self.metadata("version")
         if version is None or version == schema.SCHEMA_VERSION:
             return  # new (the genesis commit writes the version) or current
+        if version in schema.READABLE_VERSIONS:
+            if not inspect:
+                batch = Batch()
+                batch.put(schema.metadata_key("version"), schema.SCHEMA_VERSION)
+                self.commit(batch)
+            return
         if version in (b"1", b"2"):
             raise StoreError(f"the chain database was written by a ccoin before authority "
                              f"voting (schema version {version.decode()}): its block headers "

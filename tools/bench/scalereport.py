@@ -64,12 +64,14 @@ FINDINGS = """
     1M, by measurement: compaction left pending by the build (a full `compact_range` after
     it took 0.1 s: every level was within its bounds) and Bloom filters with a 16 MiB
     write buffer (0.70 of the new chain's rate, against 0.81 without, in one pair).
-  - What is left is mostly compaction of randomly keyed writes. A third of the bytes a
-    transfer writes (~200 of ~570, counted in-process) are the pool's journal: its entry
-    on admission and its tombstone on inclusion, both written to the log and to level 0
-    and read again by the first compaction before the pair cancels out. Keeping the
-    journal out of the chain database is the next thing to measure (not done here: the
-    head switch and the journal share one atomic batch).
+  - What is left is mostly compaction of randomly keyed writes. The pool's journal was a
+    third of the bytes a transfer wrote (~200 of ~570, counted in-process): an entry of
+    its own on admission and a tombstone on inclusion, both written to the log and to
+    level 0 and read again by the first compaction before the pair cancelled out. It is
+    now one entry per admitted batch, deleted when the batch's last transfer leaves the
+    pool: the transfers' bytes are still written once, but not a key and a tombstone
+    each. Keeping the journal out of the chain database is not done: the head switch
+    and the journal share one atomic batch.
 - **Sync slows with the chain for the same reason**: the fresh node's state imports into
   an ever bigger database (the sync row), and its peak RSS is again mostly state's mapped
   tables.

@@ -326,9 +326,15 @@ def test_an_old_form_journal_is_kept_and_moved_to_the_new(tmp_path: Path) -> Non
         batch.put(schema.legacy_journal_key(tx.id), tx.raw)
     batch.put(schema.legacy_journal_key(b"\x01" * 32), pending[1].raw)  # misfiled
     batch.put(schema.legacy_journal_key(b"\x02" * 32), b"\xc1")
+    batch.put(schema.metadata_key("version"), b"3")  # as that ccoin wrote it
     chain.store.commit(batch)
     chain.store.close()
+    inspected = Store(tmp_path, inspect=True)  # the operator tools change nothing
+    assert inspected.metadata("version") == b"3"
+    inspected.close()
     store = Store(tmp_path)
+    # marked current at once: an older ccoin would not see the moved journal
+    assert store.metadata("version") == schema.SCHEMA_VERSION == b"4"
     store.db = counting = CountingWrites(store.db)
     again = Chain(store, g)
     assert set(again.mempool.by_id) == {tx.id for tx in pending}
