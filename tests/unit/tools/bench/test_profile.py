@@ -20,7 +20,8 @@ def test_every_transfer_is_admitted_and_sealed_and_each_step_is_timed() -> None:
     blocks = profile.state_steps(txs, [s.address for s in signers], steps)
     assert blocks == 1  # 60 transfers fit one block of MAX_BOUND
     assert list(steps.seconds) == [
-        "api: read the body (msgpack)", "api: decode", "api: signature check",
+        "api: read the body (msgpack)", "api: read for the signature check",
+        "api: signature check",
         "state: admit (decode, pool, synced journal)", "state: template (apply, state root)",
         "state: import (checks, indexes, commit)"]
     assert all(seconds > 0 for seconds in steps.seconds.values())
