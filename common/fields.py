@@ -85,6 +85,24 @@ class Check:
     counterexamples: tuple[Any, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule across a record's fields, which no one field's declaration can say (a count
+    and the indexes that must stay below it): the class names it `RULE: ClassVar[Rule]`.
+    `test(record)` is true for a valid record; it runs once every field passed its own
+    checks, wherever those run (a record built from a decoded array, a constructed one
+    validated). `what` names a valid record in errors and in the catalogue's shape."""
+
+    test: Callable[[Any], bool]
+    what: str
+
+
+def rule_of(cls: type) -> Rule | None:
+    """The record's `RULE`, if it has one."""
+    rule = getattr(cls, "RULE", None)
+    return rule if isinstance(rule, Rule) else None
+
+
 MAX_U32 = 2**32 - 1
 MAX_U63 = 2**63 - 1
 MAX_U64 = 2**64 - 1
@@ -380,8 +398,16 @@ def _compile(cls: type) -> Compiled:
         what = prefix[:-1] or cls.__name__
         raise Malformed(f"{what} must be an array of {count} fields ({', '.join(names)})")
 
+    rule = rule_of(cls)
+
+    def broken(prefix: str) -> None:
+        assert rule is not None
+        _rule_broken(cls, rule, prefix)
+
     ns: dict[str, Any] = {"_cls": cls, "_new": object.__new__, "_set": object.__setattr__,
-                          "_explain": explain, "_arity": arity, "NoneType": type(None)}
+                          "_explain": explain, "_arity": arity, "NoneType": type(None),
+                          "_rule": rule.test if rule else None, "_broken": broken}
+    holds = ["    if not _rule(obj): _broken(prefix)"] if rule else []
     conds: list[str] = []
     convert_lines: list[tuple[int, list[str]]] = []
     for i, (name, spec) in enumerate(pairs):
@@ -419,7 +445,7 @@ def _compile(cls: type) -> Compiled:
             build.append(f"    _put{i}(obj, {value})")
         else:
             build.append(f"    _set(obj, {name!r}, {value})")
-    build.append("    return obj")
+    build += [*holds, "    return obj"]
 
     check = ["def check(obj, prefix):"]
     check += [f"    v{i} = obj.{name}" for i, name in enumerate(names)]
@@ -429,7 +455,7 @@ def _compile(cls: type) -> Compiled:
     for i, lines in convert_lines:
         check += ["    " + line.replace("ALL", every) for line in lines]
         check.append(f"    if c{i} is not v{i}: _set(obj, {names[i]!r}, c{i})")
-    check.append("    return None")
+    check += [*holds, "    return None"]
 
     ns["_wire"] = to_wire
     parts = [f"_wire(obj.{name})" if spec.is_record
@@ -457,13 +483,21 @@ def validate(obj: Any, prefix: str = "") -> None:
 
 
 def check_each(cls: type, values: tuple[Any, ...], prefix: str = "") -> None:
-    """The field-by-field path alone (the tests hold the compiled conjunction to it)."""
+    """The field-by-field path alone, then the record's rule (the tests hold the compiled
+    conjunction to it)."""
     done = compiled(cls)
     if len(values) != len(done.names):
         raise Malformed(f"{prefix[:-1] or cls.__name__} must be an array of "
                         f"{len(done.names)} fields")
-    for name, spec, value in zip(done.names, done.specs, values, strict=True):
-        converter(spec)(value, prefix + name)
+    converted = [converter(spec)(value, prefix + name)
+                 for name, spec, value in zip(done.names, done.specs, values, strict=True)]
+    rule = rule_of(cls)
+    if rule is not None and not rule.test(cls(*converted)):
+        _rule_broken(cls, rule, prefix)
+
+
+def _rule_broken(cls: type, rule: Rule, prefix: str) -> None:
+    raise Malformed(f"{prefix[:-1] or cls.__name__} must have {rule.what}")
 
 
 def to_wire(obj: Any) -> list[Any]:

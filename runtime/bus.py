@@ -59,7 +59,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from common import messages
 from common.encoding import unpack
-from common.errors import CcoinError, Malformed, Unavailable, VersionMismatch
+from common.errors import CcoinError, Internal, Malformed, Unavailable, VersionMismatch
 from common.messages import ErrorReply, Message
 from runtime.buscurve import BusCurve, Guard, check_client, secure_client
 from runtime.loopsocket import LoopSocket, plain_socket, wait_any_readable
@@ -347,7 +347,7 @@ class BusClient:
                     continue
                 except _Dropped:
                     continue  # the server's end dropped: again now, queued until it is back
-                return _expect(messages.decode(raw), expect)
+                return _expect(_reply(raw, self.endpoint, msg), expect)
         finally:
             self.pending.pop(request_id, None)
         raise Unavailable(f"no reply from {self.endpoint} to {msg.TYPE} "
@@ -359,11 +359,22 @@ class BusClient:
             fut.cancel()
 
 
+def _reply(raw: bytes, endpoint: str, request: Message) -> Message:
+    """A reply decoded. One that does not decode is the server's fault, never the caller's
+    input: `Internal` (a gateway answers 500), not `Malformed` (which it would answer 400).
+    Another version's stays `VersionMismatch`, whose message says what to do."""
+    try:
+        return messages.decode(raw)
+    except Malformed as exc:
+        raise Internal(f"the reply of {endpoint} to {request.TYPE} does not decode: "
+                       f"{exc.message}") from None
+
+
 def _expect(reply: Message, expect: type[R]) -> R:
     if isinstance(reply, ErrorReply):
         raise reply.to_exception()
     if not isinstance(reply, expect):
-        raise Malformed(f"expected {expect.TYPE}, got {reply.TYPE}")
+        raise Internal(f"expected {expect.TYPE}, got {reply.TYPE}")
     return reply
 
 
@@ -398,7 +409,7 @@ class SyncBusClient:
                     break
                 frames = self.sock.recv_multipart()
                 if len(frames) == 2 and frames[0] == request_id:
-                    return _expect(messages.decode(frames[1]), expect)
+                    return _expect(_reply(frames[1], self.endpoint, msg), expect)
             self.sock.close(0)
             self.sock = None
         raise Unavailable(f"no reply from {self.endpoint} to {msg.TYPE}")

@@ -64,9 +64,11 @@ def message(type_name: str) -> typing.Callable[[type[M]], type[M]]:
 
 
 def catalogue_shape() -> dict[str, str]:
-    """Each message type's declared fields, `"name: shape, ..."` (`Spec.describe`): what
-    docs/protocol.md §11 lists and what `BUS_VERSION` versions."""
+    """Each message type's declared fields, `"name: shape, ..."` (`Spec.describe`), and
+    its rule across them (`; rule: ...`): what docs/protocol.md §11 lists and what
+    `BUS_VERSION` versions."""
     return {name: ", ".join(f"{field}: {shape}" for field, shape in fields.describe(cls))
+            + (f"; rule: {rule.what}" if (rule := fields.rule_of(cls)) else "")
             for name, cls in sorted(CATALOGUE.items())}
 
 

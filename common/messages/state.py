@@ -9,9 +9,8 @@ decoded, any other string refused.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
-from common.errors import Malformed
 from common.fields import (
     MAX_U32,
     MAX_U63,
@@ -26,6 +25,7 @@ from common.fields import (
     OptAddress20,
     OptHash32,
     Range,
+    Rule,
 )
 from common.messages.envelope import Message, message
 from common.status import (
@@ -231,26 +231,33 @@ class TxRefusal(Message):
     message: str
 
 
+def _refusals_fit(result: SubmitResult) -> bool:
+    last = -1
+    for r in result.refused:
+        if not last < r.index < result.count:
+            return False
+        last = r.index
+    return True
+
+
 @message("submit_result")
 class SubmitResult(Message):
     """State's answer to a `SubmitTxs` of `count` transactions: a refusal for each one it
     did not take, in request order; every other one is in the pool (or was known already).
-    Only refusals are sent: a batch of thousands, all accepted, answers in a few bytes."""
+    Only refusals are sent: a batch of thousands, all accepted, answers in a few bytes. An
+    answer whose refusals do not fit its count does not decode (its `RULE`)."""
+
+    RULE: ClassVar[Rule] = Rule(_refusals_fit, "each refusal's index below count, rising")
 
     count: U32
     refused: tuple[TxRefusal, ...]
 
     def refusals(self) -> list[TxRefusal | None]:
         """One entry per submitted transaction, in order: its refusal, or None when it was
-        accepted. `Malformed` when the answer does not fit its own count (a refusal out of
-        place or out of order)."""
+        accepted."""
         out: list[TxRefusal | None] = [None] * self.count
-        last = -1
         for r in self.refused:
-            if not last < r.index < self.count:
-                raise Malformed(f"refusal at {r.index} in a result for {self.count} "
-                                f"transactions (after {last})")
-            out[r.index], last = r, r.index
+            out[r.index] = r
         return out
 
     def codes(self) -> list[str]:

@@ -26,7 +26,6 @@ from common import messages
 from common.errors import (
     CcoinError,
     Internal,
-    Malformed,
     NotAValidator,
     P2PUnavailable,
     Unavailable,
@@ -303,10 +302,7 @@ class Gateway:
                                timeout=SUBMIT_TIMEOUT)
         if reply.count != len(txs):
             raise Internal(f"state answered for {reply.count} transactions of {len(txs)}")
-        try:
-            outcomes = reply.refusals()
-        except Malformed as exc:
-            raise Internal(f"state's answer to a submission: {exc.message}") from None
+        outcomes = reply.refusals()  # they fit the count: an answer that does not, no decode
         metrics.count_submissions((r.code for r in reply.refused),
                                   accepted=len(txs) - len(reply.refused))
         return outcomes

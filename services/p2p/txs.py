@@ -106,12 +106,7 @@ class TxRelay:
                 log.warning("state did not take %d relayed transaction(s): %s", len(batch), exc)
                 continue
             now = time.monotonic()
-            try:
-                outcomes = result.refusals()
-            except Malformed as exc:
-                log.warning("state's answer to %d relayed transaction(s): %s", len(batch), exc)
-                continue
-            for (_, sender), refusal in zip(batch, outcomes, strict=False):
+            for (_, sender), refusal in zip(batch, result.refusals(), strict=False):
                 if refusal is None:
                     sender.last_new_tx = now  # useful work: eviction protects it
             if result.refused:

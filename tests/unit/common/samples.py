@@ -58,9 +58,11 @@ def valid(spec: Spec) -> st.SearchStrategy[Any]:
 
 
 def record(cls: type) -> st.SearchStrategy[Any]:
-    """Instances of a record class with every field valid."""
+    """Instances of a record class with every field valid, and its rule across them."""
     specs = [spec for _, spec in fields.record_specs(cls)]
-    return st.tuples(*(valid(s) for s in specs)).map(lambda values: cls(*values))
+    made = st.tuples(*(valid(s) for s in specs)).map(lambda values: cls(*values))
+    rule = fields.rule_of(cls)
+    return made.filter(rule.test) if rule is not None else made
 
 
 def _wrong_types(spec: Spec) -> list[Any]:

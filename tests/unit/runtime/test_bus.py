@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from common import messages as m
 from common.encoding import pack
-from common.errors import Malformed, VersionMismatch
+from common.errors import Internal, Malformed, VersionMismatch
 from runtime import bus
 from runtime.service import log_request_ids
 
@@ -156,6 +156,37 @@ def test_a_reply_of_another_version_is_a_typed_error_at_the_client() -> None:
         try:
             server = asyncio.create_task(answer())
             with pytest.raises(VersionMismatch, match=f"version {m.BUS_VERSION + 1}"):
+                await client.request(m.ServicePing(), m.ServicePong)
+            await server
+        finally:
+            client.close()
+            router.close(0)
+            ctx.term()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("reply", "says"), [
+    (b"\xc1", "does not decode: undecodable msgpack"),
+    (pack([m.BUS_VERSION, "pong", ["test"]]), "does not decode: pong must be an array"),
+    (pack([m.BUS_VERSION, "ok", []]), "expected pong, got ok"),
+])
+def test_a_reply_that_is_not_the_answer_is_the_server_s_fault_not_the_asker_s(
+        reply: bytes, says: str) -> None:
+    """`Internal` (a gateway's 500), never `Malformed` (its 400: the caller's input)."""
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        router = ctx.socket(zmq.ROUTER)
+        router.bind("inproc://broken-service")
+        client = bus.BusClient("inproc://broken-service", ctx, timeout=2, retries=0)
+
+        async def answer() -> None:
+            identity, rid, _ = await router.recv_multipart()
+            await router.send_multipart([identity, rid, reply])
+
+        try:
+            server = asyncio.create_task(answer())
+            with pytest.raises(Internal, match=says):
                 await client.request(m.ServicePing(), m.ServicePong)
             await server
         finally:

@@ -269,8 +269,8 @@ def test_a_failed_shared_request_fails_every_submission(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("count", "places", "says"), [
     (1, (), "for 1 transactions of 2"),
-    (2, (2,), "refusal at 2 in a result for 2"),
-    (2, (1, 0), "refusal at 0 in a result for 2 transactions \\(after 1\\)"),
+    (2, (2,), "does not decode: submit_result must have each refusal's index"),
+    (2, (1, 0), "does not decode: submit_result must have each refusal's index"),
 ])
 def test_state_answering_for_other_transactions_is_internal(
         tmp_path: Path, count: int, places: tuple[int, ...], says: str) -> None:
