@@ -74,6 +74,19 @@ DEFAULT_RETRIES = 3
 MAX_MESSAGE = messages.MAX_SIZE
 REPLY_MEMORY = 4096
 HWM = 10_000
+# ZMTP heartbeats (the ZeroMQ guide's): a link whose far end went silent without closing it
+# (a cable pulled, a host frozen) stays a half-open tcp connection that TCP alone gives up
+# on after minutes; a gateway cut from its chain host streamed no events for ~25 s after the
+# link came back. A PING every second, and a link dropped after HEARTBEAT_TIMEOUT_MS
+# without a word, make the socket connect afresh, which its users watch for (a client
+# resends what was in flight, a subscriber re-reads what it follows). libzmq's own thread
+# answers them, so a busy service still does.
+HEARTBEAT_IVL_MS = 1_000
+HEARTBEAT_TIMEOUT_MS = 5_000
+# A connect made while the link is down waits for TCP's SYN retries, which back off to
+# many seconds: one that has not completed in this long is given up and made again, so
+# that a link back up is used within about that long.
+CONNECT_TIMEOUT_MS = 2_000
 _SEQ = struct.Struct(">Q")
 # the id of the request being handled in this context ("" when none): set by the gateway per
 # HTTP request and by `Server` per bus request; sent along by `BusClient` and `SyncBusClient`
@@ -105,6 +118,9 @@ def _tune(sock: zmq.Socket[Any]) -> None:
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
     sock.setsockopt(zmq.SNDHWM, HWM)
     sock.setsockopt(zmq.RCVHWM, HWM)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
 
 
 def prepare_endpoint(endpoint: str) -> None:
