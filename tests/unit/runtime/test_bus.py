@@ -141,29 +141,35 @@ def test_a_request_of_another_version_gets_version_mismatch_and_the_server_serve
     assert seen == [""]  # no handler ran for the refused requests
 
 
-def test_a_reply_of_another_version_is_a_typed_error_at_the_client() -> None:
+def _ping_answered_with(reply: bytes) -> None:
+    """A ping to a ROUTER that answers it with `reply`: what the client raises, raised."""
     async def scenario() -> None:
         ctx = zmq.asyncio.Context()
         router = ctx.socket(zmq.ROUTER)
-        router.bind("inproc://newer-service")
-        client = bus.BusClient("inproc://newer-service", ctx, timeout=2, retries=0)
+        router.bind("inproc://scripted-service")
+        client = bus.BusClient("inproc://scripted-service", ctx, timeout=2, retries=0)
 
         async def answer() -> None:
             identity, rid, _ = await router.recv_multipart()
-            await router.send_multipart(
-                [identity, rid, pack([m.BUS_VERSION + 1, "pong", ["test", "9"]])])
+            await router.send_multipart([identity, rid, reply])
 
         try:
             server = asyncio.create_task(answer())
-            with pytest.raises(VersionMismatch, match=f"version {m.BUS_VERSION + 1}"):
+            try:
                 await client.request(m.ServicePing(), m.ServicePong)
-            await server
+            finally:
+                await server
         finally:
             client.close()
             router.close(0)
             ctx.term()
 
     asyncio.run(scenario())
+
+
+def test_a_reply_of_another_version_is_a_typed_error_at_the_client() -> None:
+    with pytest.raises(VersionMismatch, match=f"version {m.BUS_VERSION + 1}"):
+        _ping_answered_with(pack([m.BUS_VERSION + 1, "pong", ["test", "9"]]))
 
 
 @pytest.mark.parametrize(("reply", "says"), [
@@ -174,27 +180,8 @@ def test_a_reply_of_another_version_is_a_typed_error_at_the_client() -> None:
 def test_a_reply_that_is_not_the_answer_is_the_server_s_fault_not_the_asker_s(
         reply: bytes, says: str) -> None:
     """`Internal` (a gateway's 500), never `Malformed` (its 400: the caller's input)."""
-    async def scenario() -> None:
-        ctx = zmq.asyncio.Context()
-        router = ctx.socket(zmq.ROUTER)
-        router.bind("inproc://broken-service")
-        client = bus.BusClient("inproc://broken-service", ctx, timeout=2, retries=0)
-
-        async def answer() -> None:
-            identity, rid, _ = await router.recv_multipart()
-            await router.send_multipart([identity, rid, reply])
-
-        try:
-            server = asyncio.create_task(answer())
-            with pytest.raises(Internal, match=says):
-                await client.request(m.ServicePing(), m.ServicePong)
-            await server
-        finally:
-            client.close()
-            router.close(0)
-            ctx.term()
-
-    asyncio.run(scenario())
+    with pytest.raises(Internal, match=says):
+        _ping_answered_with(reply)
 
 
 def test_an_event_of_another_version_is_reported_once_and_not_as_malformed(
