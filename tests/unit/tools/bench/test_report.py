@@ -1,6 +1,6 @@
 """The bench report's reading of goal 1 (tools/bench/report.py): from the steps, the
-client's CPU and the verify rate of the same run, the most the steps allow and whether 0.5 of
-the verify rate is within reach."""
+client's CPU and the verify rate of the same run, the most the steps allow, whether 0.5 of
+the verify rate is within reach, and whether the run reached it."""
 
 from __future__ import annotations
 
@@ -34,8 +34,17 @@ def test_steps_that_leave_no_room_for_the_goal_are_said_so() -> None:
 
 
 def test_steps_within_the_goal_say_what_stands_between() -> None:
-    text = floor_paragraph(result(30_000.0, client_cpu=0.2), steps=70.0, signature=40.0)
-    assert "**0.83**" in text and "within reach" in text
+    short = result(30_000.0, client_cpu=0.2)
+    short.tps = 14_000.0  # 0.47 of the verify rate
+    text = floor_paragraph(short, steps=70.0, signature=40.0)
+    assert "**0.83**" in text and "within reach" in text and "meets" not in text
+
+
+def test_a_run_that_meets_the_goal_says_so() -> None:
+    met = result(30_000.0, client_cpu=0.2)
+    met.tps = 15_300.0  # 0.51 of the verify rate
+    text = " ".join(floor_paragraph(met, steps=70.0, signature=40.0).split())
+    assert "This run meets the goal (0.51)" in text and "within reach" not in text
 
 
 def test_every_round_is_listed_beside_the_median_one() -> None:
