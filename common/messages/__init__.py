@@ -2,9 +2,10 @@
 node, all registered in one `CATALOGUE` under a short type name.
 
 The envelope, the version and the codec are in `envelope`; the messages by concern in
-`state` (the state service's requests and replies), `authorities` (votes), `control` (p2p
-and miner control) and `events` (what state publishes). Import them from here: `from common
-import messages`, `messages.GetStatus()`, `messages.decode(raw)`. Each message is a frozen,
+`state` (the state service's requests and replies), `sync` (those of p2p's sync),
+`authorities` (votes), `control` (p2p and miner control) and `events` (what state
+publishes). Import them from here: `from common import messages`, `messages.GetStatus()`,
+`messages.decode(raw)`. Each message is a frozen,
 slotted dataclass whose field annotations declare what a valid value is (`common.fields`);
 docs/protocol.md §10-11 describe the envelope and list the catalogue.
 """
@@ -57,7 +58,6 @@ from common.messages.state import (
     AccountChange,
     AccountReply,
     AccountTxsReply,
-    BlockOutcome,
     BlockPageReply,
     BlockRangeReply,
     BlockReply,
@@ -66,9 +66,6 @@ from common.messages.state import (
     GetAccountTxs,
     GetBlock,
     GetBlockRange,
-    GetBlocksAfter,
-    GetHeadersAfter,
-    GetLocator,
     GetMempool,
     GetSigners,
     GetStatus,
@@ -77,11 +74,7 @@ from common.messages.state import (
     GetTx,
     GetTxProof,
     GetTxs,
-    HasBlocks,
-    HasBlocksReply,
-    HeaderRangeReply,
     HistoryEntry,
-    LocatorReply,
     MempoolReply,
     PagedBlock,
     ProofStep,
@@ -89,8 +82,6 @@ from common.messages.state import (
     SignersReply,
     StatusReply,
     SubmitBlock,
-    SubmitBlocks,
-    SubmitBlocksResult,
     SubmitResult,
     SubmitTxs,
     TemplateReply,
@@ -100,6 +91,18 @@ from common.messages.state import (
     TxRefusal,
     TxReply,
     TxsReply,
+)
+from common.messages.sync import (
+    BlockOutcome,
+    GetBlocksAfter,
+    GetHeadersAfter,
+    GetLocator,
+    HasBlocks,
+    HasBlocksReply,
+    HeaderRangeReply,
+    LocatorReply,
+    SubmitBlocks,
+    SubmitBlocksResult,
 )
 
 __all__ = [

@@ -39,7 +39,6 @@ from common.status import (
 from common.types import MAX_BLOCK_BYTES, MAX_EXTRA
 
 MAX_IDS = 10_000  # ids or hashes asked about in one request
-MAX_LOCATOR = 200
 MAX_WINDOW = 10_000
 MAX_SUMMARY = 1_000  # characters of the chain-health sentence (it names at most 5)
 
@@ -430,78 +429,3 @@ class SignersReply(Message):
     interval_ms: U32
     needed: U32
     summary: Annotated[str, Len(0, MAX_SUMMARY)]
-
-
-# --- sync support for p2p ---------------------------------------------------------------------
-
-
-@message("get_locator")
-class GetLocator(Message):
-    """Block locator of the main chain: head, then exponentially sparser, then genesis."""
-
-    pass
-
-
-@message("locator")
-class LocatorReply(Message):
-    hashes: tuple[Hash32, ...]
-
-
-@message("get_blocks_after")
-class GetBlocksAfter(Message):
-    """Main-chain blocks after the first `locator` hash found on the main chain, oldest
-    first, at most `limit` of them and about `max_bytes`."""
-
-    locator: Annotated[tuple[Hash32, ...], Len(0, MAX_LOCATOR)]
-    limit: Limit
-    max_bytes: U63
-
-
-@message("get_headers_after")
-class GetHeadersAfter(Message):
-    """Main-chain headers (their encodings) after the first `locator` hash found on the main
-    chain, oldest first, at most `limit` of them (p2p's `GHD`)."""
-
-    locator: Annotated[tuple[Hash32, ...], Len(0, MAX_LOCATOR)]
-    limit: Limit
-
-
-@message("header_range")
-class HeaderRangeReply(Message):
-    headers: tuple[bytes, ...]
-    height: U63
-
-
-@message("has_blocks")
-class HasBlocks(Message):
-    hashes: Annotated[tuple[Hash32, ...], Len(0, MAX_IDS)]
-
-
-@message("has_blocks_reply")
-class HasBlocksReply(Message):
-    known: tuple[bool, ...]
-
-
-@message("submit_blocks")
-class SubmitBlocks(Message):
-    """Blocks whose seals and transaction signatures p2p has verified, parents first."""
-
-    blocks: tuple[bytes, ...]
-
-
-@message("block_outcome")
-class BlockOutcome(Message):
-    """`status`: head | side | known | error (`code`, `message`; `hash` empty and `height`
-    -1 when the bytes were not a block)."""
-
-    hash: OptHash32
-    height: Height
-    status: BlockStatus
-    code: str
-    message: str
-
-
-@message("submit_blocks_result")
-class SubmitBlocksResult(Message):
-    outcomes: tuple[BlockOutcome, ...]
-
