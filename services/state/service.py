@@ -114,7 +114,7 @@ class StateService:
         if fresh.head.header.hash != before:
             block = fresh.store.block(fresh.head.header.hash)
             if block is not None:
-                self._publish_head(ImportResult(BlockStatus.HEAD, block, (block,)))
+                self._new_head(ImportResult(BlockStatus.HEAD, block, (block,)))
 
     # --- reads --------------------------------------------------------------------------
 
@@ -244,7 +244,7 @@ class StateService:
         finally:
             self._publish_removals()
         if result.status == BlockStatus.HEAD:
-            self._publish_head(result)
+            self._new_head(result)
         return m.BlockResult(result.status, block.hash, block.height)
 
     def submit_blocks(self, req: m.SubmitBlocks) -> m.SubmitBlocksResult:
@@ -267,7 +267,7 @@ class StateService:
             finally:
                 self._publish_removals()
             if result.status == BlockStatus.HEAD:
-                self._publish_head(result)
+                self._new_head(result)
             outcomes.append(m.BlockOutcome(block.hash, block.height, result.status,
                                            "", ""))
         return m.SubmitBlocksResult(tuple(outcomes))
@@ -339,7 +339,9 @@ class StateService:
         return m.HasBlocksReply(tuple(self.chain.store.meta(h) is not None
                                       for h in req.hashes))
 
-    def _publish_head(self, result: ImportResult) -> None:
+    def _new_head(self, result: ImportResult) -> None:
+        """A new head: logged, the ids of the blocks that joined the main chain kept for
+        pages of blocks, and announced (after the commit, as every event)."""
         self.recent_ids.remember(result.connected)
         head = result.block.header
         log.info("head %d %s txs=%d", head.height, head.hash.hex()[:16], len(result.block.txs))
