@@ -29,6 +29,7 @@ from common.statehash import root_of
 from common.status import Direction
 from common.types import Account, Block, BlockHeader, Transaction
 from services.state import schema
+from services.state.journal import decode_entry
 from services.state.replay import Ancestry, Meter, Problems, Progress, Replay, no_progress
 from services.state.store import BlockMeta, Store
 
@@ -329,11 +330,10 @@ class _Checker:
             elif prefix == schema.JOURNAL:
                 if len(key) != schema.JOURNAL_KEY_LEN:
                     add(f"{kind} entry {ident.hex()[:16]} is not under a sequence number")
-                raws = unpack(value, max_size=max(len(value), 1))  # ours: any size
-                if not isinstance(raws, tuple):
-                    raise errors.Malformed("not an array of transactions")
-                for raw in raws:
-                    tx = Transaction.decode(raw)
+                txs, unreadable = decode_entry(value)  # as a start reads it
+                if unreadable:
+                    raise errors.Malformed(f"{unreadable} of its transactions do not decode")
+                for tx in txs:
                     consensus.verify_transaction_signature(tx)  # the pool trusts the journal
             elif prefix == schema.LEGACY_JOURNAL:
                 tx = Transaction.decode(value)  # moved to the new form at the next start
